@@ -1,0 +1,27 @@
+"""Checkers, one module per kind, behind one signature: ``async check(prepared, ctx)``.
+
+``REGISTRY`` maps a monitor kind to its ``Checker``: ``prepare(spec)`` turns the validated spec
+into what the hot path needs (built once per monitor change), ``check(prepared, ctx)`` runs one
+check. The caller owns the deadline (see ``core.checkers.base``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+from core.checkers import http, tcp
+from core.checkers.base import CheckContext, Env
+
+__all__ = ["REGISTRY", "CheckContext", "Checker", "Env"]
+
+
+class Checker(NamedTuple):
+    prepare: Callable[[Any], Any]
+    check: Callable[[Any, CheckContext], Awaitable[Any]]
+
+
+REGISTRY: dict[str, Checker] = {
+    "http": Checker(http.prepare, http.check),
+    "tcp": Checker(tcp.prepare, tcp.check),
+}

@@ -1,0 +1,111 @@
+"""What every checker shares: the per-worker environment and the per-check context.
+
+A checker is ``async def check(prepared, ctx) -> CheckResult``. It never sleeps, retries or
+sets its own deadline: the caller wraps it in a timeout and, on expiry, builds the ``timeout``
+result from ``ctx.phase`` and the phase timings recorded so far. On cancellation a checker
+must release its socket (``finally``) and let the CancelledError propagate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.models import CheckResult, ErrorCode
+
+__all__ = ["CheckContext", "Env", "abort_with_reset", "classify_os_error", "fail", "now_us"]
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+def now_us() -> int:
+    return time.perf_counter_ns() // 1000
+
+
+@dataclass
+class Env:
+    """Per-worker state shared by checks: TLS contexts and the keep-alive pool."""
+
+    loop: asyncio.AbstractEventLoop
+    verify_ctx: ssl.SSLContext = field(default_factory=ssl.create_default_context)
+    noverify_ctx: ssl.SSLContext = field(init=False)
+    #: monitor id -> idle (transport, protocol) kept for keep-alive monitors.
+    idle: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+    user_agent: bytes = b"xuptime/0.1"
+
+    def __post_init__(self) -> None:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self.noverify_ctx = ctx
+
+    def drop_idle(self, monitor_id: int) -> None:
+        conn = self.idle.pop(monitor_id, None)
+        if conn is not None:
+            abort_with_reset(conn[0])
+
+    def close(self) -> None:
+        for monitor_id in list(self.idle):
+            self.drop_idle(monitor_id)
+
+
+class CheckContext:
+    """One check's bookkeeping, readable by the caller after a timeout."""
+
+    __slots__ = ("connect_us", "dns_us", "env", "monitor_id", "phase", "started_us", "tls_us", "ttfb_us")
+
+    def __init__(self, env: Env, monitor_id: int) -> None:
+        self.env = env
+        self.monitor_id = monitor_id
+        self.started_us = now_us()
+        self.phase = "start"
+        self.dns_us = -1
+        self.connect_us = -1
+        self.tls_us = -1
+        self.ttfb_us = -1
+
+    def result(self, ok: bool, status_code: int = 0, code: ErrorCode = ErrorCode.OK,
+               error: str | None = None) -> CheckResult:
+        return CheckResult(ok, now_us() - self.started_us, status_code, int(code), error,
+                           self.dns_us, self.connect_us, self.tls_us, self.ttfb_us)
+
+
+def fail(ctx: CheckContext, code: ErrorCode, error: str, status_code: int = 0) -> CheckResult:
+    return ctx.result(False, status_code, code, error[:300])
+
+
+def abort_with_reset(transport: asyncio.BaseTransport | None) -> None:
+    """Close with an RST instead of a FIN so that checks at scale leave no TIME_WAIT."""
+    if transport is None or transport.is_closing():
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        except OSError:
+            pass
+    transport.abort()  # type: ignore[attr-defined]
+
+
+def classify_os_error(exc: BaseException) -> tuple[ErrorCode, str]:
+    """Map a connect/read failure to an error code and a short message."""
+    if isinstance(exc, socket.gaierror):
+        return ErrorCode.DNS, f"DNS: {exc.strerror or exc}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ErrorCode.TLS, f"TLS: {exc.verify_message or exc.reason or exc}"
+    if isinstance(exc, ssl.SSLError):
+        return ErrorCode.TLS, f"TLS: {exc.reason or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return ErrorCode.REFUSED, "connection refused"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return ErrorCode.RESET, "connection reset by peer"
+    if isinstance(exc, OSError) and exc.errno in (101, 113):  # ENETUNREACH, EHOSTUNREACH
+        return ErrorCode.UNREACHABLE, f"unreachable: {exc.strerror}"
+    if isinstance(exc, OSError):
+        return ErrorCode.CONNECT, f"connect: {exc.strerror or exc}"
+    return ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,339 @@
+"""HTTP(S) checker: a raw ``asyncio.Protocol`` on the running loop (uvloop), parsed by
+httptools. HTTP/1.1 over TCP or TLS (verification on by default, SNI from the URL host).
+
+Phases, like blackbox_exporter's ``probe_http_duration_seconds{phase}``: ``dns`` (skipped for
+IP literals), ``connect``, ``tls`` (``start_tls`` on the connected socket, so it is timed
+apart from connect) and ``ttfb`` (request written to first response byte); ``latency`` is
+the whole check including redirects. Phases are those of the last hop.
+
+Connections: by default one per check, closed with an RST (``SO_LINGER`` 0) so that many
+checks per second leave no TIME_WAIT sockets behind. With ``keepAlive`` the connection is kept
+per monitor and reused while the server allows; a reused connection that turns out dead
+before any response byte is replaced once by a fresh one (not counted as a failure).
+
+Limits: response headers 64 KiB in total (``bad_response`` beyond), the body is read up to
+``maxBodyBytes`` and the keyword searched in that prefix; a longer body stops the read there
+and the connection is not reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httptools
+
+from core.checkers.base import CheckContext, abort_with_reset, classify_os_error, fail, now_us
+from core.models import CheckResult, ErrorCode, HttpSpec, is_ip_literal, parse_status_ranges
+
+__all__ = ["PreparedHttp", "check", "prepare"]
+
+MAX_HEADER_BYTES = 64 * 1024
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+
+
+class _Stop(Exception):
+    """Raised inside a parser callback to stop parsing; the reason is in ``proto.error``."""
+
+
+class _Target:
+    """One request target (a URL) with its request bytes prebuilt."""
+
+    __slots__ = ("host", "ip", "method", "port", "request", "sni", "tls", "url")
+
+    def __init__(self, url: str, method: str, headers: dict[str, str], body: str | None,
+                 keep_alive: bool, user_agent: bytes) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"unsupported URL {url!r}")
+        self.url = url
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.tls else 80)
+        self.ip = is_ip_literal(self.host)
+        self.sni = None if self.ip else self.host
+        self.method = method
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        default_port = (self.tls and self.port == 443) or (not self.tls and self.port == 80)
+        host_header = parts.netloc.rsplit("@", 1)[-1] if not default_port else (
+            f"[{self.host}]" if ":" in self.host else self.host)
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}"]
+        names = {k.lower() for k in headers}
+        if "user-agent" not in names:
+            lines.append(f"User-Agent: {user_agent.decode()}")
+        if "accept" not in names:
+            lines.append("Accept: */*")
+        lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
+        lines.extend(f"{k}: {v}" for k, v in headers.items() if k.lower() not in ("connection", "host"))
+        payload = body.encode() if body is not None else b""
+        if payload or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(payload)}")
+        self.request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + payload
+
+
+class PreparedHttp:
+    """An ``HttpSpec`` turned into what the hot path needs, built once per monitor change."""
+
+    __slots__ = ("expected", "expected_text", "first", "follow", "headers", "keep_alive", "keyword",
+                 "max_body", "max_redirects", "spec", "user_agent", "verify")
+
+    def __init__(self, spec: HttpSpec, user_agent: bytes = b"xuptime/0.1") -> None:
+        self.spec = spec
+        self.user_agent = user_agent
+        self.headers = dict(spec.headers)
+        self.keep_alive = spec.keep_alive
+        self.first = _Target(spec.url, spec.method.upper(), self.headers, spec.body, spec.keep_alive, user_agent)
+        self.expected = parse_status_ranges(spec.expected_status)
+        self.expected_text = ",".join(spec.expected_status)
+        self.keyword = spec.keyword.encode() if spec.keyword else None
+        self.follow = spec.follow_redirects
+        self.max_redirects = spec.max_redirects
+        self.max_body = spec.max_body_bytes
+        self.verify = spec.verify_tls
+
+    def redirect(self, current: _Target, location: bytes, status: int) -> _Target:
+        url = urljoin(current.url, location.decode("latin-1").strip())
+        method = current.method
+        if status == 303 or (status in (301, 302) and method == "POST"):
+            method = "GET"
+        body = self.spec.body if method == current.method else None
+        return _Target(url, method, self.headers, body, False, self.user_agent)
+
+
+def prepare(spec: HttpSpec) -> PreparedHttp:
+    return PreparedHttp(spec)
+
+
+class _Response(asyncio.Protocol):
+    """Receives one response at a time; ``begin`` arms it for the next request."""
+
+    def __init__(self) -> None:
+        self.transport: Any = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.lost = False
+        self.lost_exc: BaseException | None = None
+        self.begin(None, 0, False)
+
+    def begin(self, waiter: asyncio.Future[None] | None, max_body: int, keep_body: bool) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter = waiter
+        self.max_body = max_body
+        self.body: bytearray | None = bytearray() if keep_body else None
+        self.body_len = 0
+        self.header_bytes = 0
+        self.status = 0
+        self.location: bytes | None = None
+        self.framed = False  # Content-Length or chunked: the body does not end at EOF
+        self.headers_done = False
+        self.complete = False
+        self.truncated = False
+        self.keep_alive = False
+        self.first_byte_ns = 0
+        self.error: tuple[ErrorCode, str] | None = None
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self.first_byte_ns:
+            self.first_byte_ns = time.perf_counter_ns()
+        if self.waiter is None or self.waiter.done():
+            self.lost = True  # unsolicited bytes on an idle connection: never reuse it
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._finish((ErrorCode.BAD_RESPONSE, "unexpected protocol upgrade"))
+        except httptools.HttpParserCallbackError:
+            if not self.truncated:
+                self._finish(self.error or (ErrorCode.INTERNAL, "parser callback failed"))
+        except httptools.HttpParserError as exc:
+            if self.truncated:
+                self._finish(None)
+            else:
+                self._finish((ErrorCode.BAD_RESPONSE, f"malformed HTTP response: {exc}"))
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = True
+        self.lost_exc = exc
+        if self.waiter is None or self.waiter.done():
+            return
+        if self.headers_done and not self.framed:
+            self.complete = True  # body delimited by EOF
+            self._finish(None)
+        elif isinstance(exc, ConnectionResetError) or (exc is not None and "reset" in str(exc).lower()):
+            self._finish((ErrorCode.RESET, "connection reset by peer"))
+        elif self.headers_done:
+            self._finish((ErrorCode.CLOSED, "connection closed before the body was complete"))
+        elif exc is not None:
+            self._finish(classify_os_error(exc))
+        else:
+            self._finish((ErrorCode.CLOSED, "connection closed before a response"))
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > MAX_HEADER_BYTES:
+            self.error = (ErrorCode.BAD_RESPONSE, "response headers larger than 64 KiB")
+            raise _Stop
+        n = len(name)
+        if n == 8 and name.lower() == b"location":
+            self.location = value
+        elif (n == 14 and name.lower() == b"content-length") or (n == 17 and name.lower() == b"transfer-encoding"):
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()
+        self.headers_done = True
+        if self.status < 200 or self.status in (204, 304):
+            self.framed = True
+
+    def on_body(self, chunk: bytes) -> None:
+        self.body_len += len(chunk)
+        body = self.body
+        if body is not None and len(body) < self.max_body:
+            body += chunk[: self.max_body - len(body)]
+        if self.body_len > self.max_body:
+            self.truncated = True
+            self._finish(None)
+            raise _Stop
+
+    def on_message_complete(self) -> None:
+        if self.status and self.status < 200:
+            self.begin(self.waiter, self.max_body, self.body is not None)  # 1xx: wait for the final one
+            return
+        self.complete = True
+        self._finish(None)
+
+    def _finish(self, error: tuple[ErrorCode, str] | None) -> None:
+        if error is not None and self.error is None:
+            self.error = error
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+async def _open(target: _Target, ctx: CheckContext, prepared: PreparedHttp) -> tuple[Any, _Response]:
+    loop = ctx.env.loop
+    host = target.host
+    family = 0
+    if not target.ip:
+        ctx.phase = "dns"
+        t = now_us()
+        infos = await loop.getaddrinfo(host, target.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        ctx.dns_us = now_us() - t
+        family, _, _, _, sockaddr = infos[0]
+        host = sockaddr[0]
+    else:
+        host = host.strip("[]")
+    ctx.phase = "connect"
+    t = now_us()
+    transport, proto = await loop.create_connection(_Response, host, target.port, family=family)
+    ctx.connect_us = now_us() - t
+    if target.tls:
+        ctx.phase = "tls"
+        t = now_us()
+        sslctx = ctx.env.verify_ctx if prepared.verify else ctx.env.noverify_ctx
+        try:
+            tls_transport = await loop.start_tls(transport, proto, sslctx, server_hostname=target.sni or "",
+                                                 ssl_handshake_timeout=600)
+        except BaseException:
+            abort_with_reset(transport)
+            raise
+        if tls_transport is None:
+            abort_with_reset(transport)
+            raise ConnectionResetError("connection closed during the TLS handshake")
+        transport = tls_transport
+        proto.transport = transport
+        ctx.tls_us = now_us() - t
+    return transport, proto
+
+
+async def _exchange(target: _Target, ctx: CheckContext, prepared: PreparedHttp, reuse: bool) -> _Response:
+    """Send one request and wait for its response; errors are left in ``proto.error``."""
+    env = ctx.env
+    loop = env.loop
+    conn = env.idle.pop(ctx.monitor_id, None) if reuse else None
+    for attempt in (0, 1):
+        if conn is not None and (conn[0].is_closing() or conn[1].lost):
+            abort_with_reset(conn[0])
+            conn = None
+        if conn is None:
+            transport, proto = await _open(target, ctx, prepared)
+            fresh = True
+        else:
+            transport, proto = conn
+            fresh = False
+        try:
+            waiter = loop.create_future()
+            proto.begin(waiter, prepared.max_body, prepared.keyword is not None)
+            ctx.phase = "waiting for the response"
+            sent = time.perf_counter_ns()
+            transport.write(target.request)
+            await waiter
+            if not fresh and attempt == 0 and proto.error is not None and not proto.first_byte_ns:
+                abort_with_reset(transport)
+                transport = None
+                conn = None
+                continue  # a stale keep-alive connection: retry once on a new one
+            if proto.first_byte_ns:
+                ctx.ttfb_us = (proto.first_byte_ns - sent) // 1000
+            if (reuse and proto.error is None and proto.complete and not proto.truncated
+                    and proto.keep_alive and not proto.lost):
+                proto.waiter = None
+                env.idle[ctx.monitor_id] = (transport, proto)
+                transport = None
+            return proto
+        finally:
+            if transport is not None:
+                abort_with_reset(transport)
+    raise AssertionError("unreachable")
+
+
+def _status_ok(status: int, expected: list[tuple[int, int]]) -> bool:
+    for lo, hi in expected:
+        if lo <= status <= hi:
+            return True
+    return False
+
+
+async def check(prepared: PreparedHttp, ctx: CheckContext) -> CheckResult:
+    """Run one HTTP check; every failure is a result, never an exception (but cancellation)."""
+    target = prepared.first
+    hops = 0
+    try:
+        while True:
+            proto = await _exchange(target, ctx, prepared, prepared.keep_alive and hops == 0)
+            if proto.error is not None:
+                code, message = proto.error
+                return fail(ctx, code, message, proto.status)
+            status = proto.status
+            if prepared.follow and status in _REDIRECTS and proto.location:
+                hops += 1
+                if hops > prepared.max_redirects:
+                    return fail(ctx, ErrorCode.REDIRECTS, f"more than {prepared.max_redirects} redirects", status)
+                try:
+                    target = prepared.redirect(target, proto.location, status)
+                except ValueError:
+                    return fail(ctx, ErrorCode.BAD_RESPONSE, "redirect to an unsupported location", status)
+                continue
+            if not _status_ok(status, prepared.expected):
+                return fail(ctx, ErrorCode.STATUS, f"status {status}, expected {prepared.expected_text}", status)
+            if prepared.keyword is not None:
+                body = proto.body or b""
+                if prepared.keyword not in body:
+                    return fail(ctx, ErrorCode.KEYWORD, "keyword not found in the response body", status)
+            return ctx.result(True, status)
+    except (OSError, ValueError) as exc:
+        code, message = classify_os_error(exc)
+        return fail(ctx, code, message)

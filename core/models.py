@@ -1,0 +1,302 @@
+"""Domain models: monitors (one spec Struct per kind), check results, transitions.
+
+Wire names are camelCase (``rename="camel"``); Python attributes are snake_case. A monitor is
+flat on the wire (``{"name": ..., "type": "http", "url": ...}``) and split here into the
+common ``Monitor`` fields and its kind's ``spec`` Struct.
+
+``parse_monitor`` validates field by field so that every bad field is reported at once, each
+named (``url``, ``interval``, ``headers.X-Foo``), and nothing is built from a bad definition.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit
+
+import msgspec
+
+__all__ = [
+    "KINDS",
+    "STATUSES",
+    "CheckResult",
+    "ErrorCode",
+    "FieldError",
+    "HttpSpec",
+    "Monitor",
+    "MonitorValidationError",
+    "TcpSpec",
+    "Transition",
+    "monitor_to_wire",
+    "parse_monitor",
+    "parse_status_ranges",
+]
+
+STATUSES = ("pending", "up", "down", "paused", "maintenance")
+
+
+class ErrorCode(enum.IntEnum):
+    """Why a check failed; stored as a small integer in ``checks.error_code``."""
+
+    OK = 0
+    TIMEOUT = 1
+    DNS = 2
+    REFUSED = 3
+    RESET = 4
+    TLS = 5
+    BAD_RESPONSE = 6
+    STATUS = 7
+    KEYWORD = 8
+    REDIRECTS = 9
+    CONNECT = 10
+    UNREACHABLE = 11
+    CLOSED = 12
+    EXPECT = 13
+    INTERNAL = 14
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class CheckResult(msgspec.Struct, gc=False):
+    """One check's outcome. Times are microseconds; phases are -1 when they did not happen."""
+
+    ok: bool
+    latency_us: int
+    status_code: int = 0
+    error_code: int = 0
+    error: str | None = None
+    dns_us: int = -1
+    connect_us: int = -1
+    tls_us: int = -1
+    ttfb_us: int = -1
+
+
+class Transition(msgspec.Struct, array_like=True, gc=False):
+    """A monitor's status change, produced by ``core.state`` in a worker."""
+
+    monitor_id: int
+    ts_us: int
+    old: str
+    new: str
+    cause: str | None = None
+
+
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=86400)]
+Interval = Annotated[int, msgspec.Meta(ge=1, le=86400)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=100)]
+Threshold = Annotated[int, msgspec.Meta(ge=1, le=100)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    """An HTTP(S) check. ``keepAlive`` reuses one connection per monitor across checks; the
+    default opens a new connection per check and closes it with a reset (no TIME_WAIT)."""
+
+    kind: ClassVar[str] = "http"
+    url: Annotated[str, msgspec.Meta(max_length=4096)]
+    method: str = "GET"
+    headers: dict[str, str] = {}
+    body: Annotated[str, msgspec.Meta(max_length=65536)] | None = None
+    expected_status: list[str] = msgspec.field(default_factory=lambda: ["200-299"])
+    keyword: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)] | None = None
+    follow_redirects: bool = True
+    max_redirects: Annotated[int, msgspec.Meta(ge=0, le=30)] = 10
+    verify_tls: bool = True
+    keep_alive: bool = False
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=0, le=64 * 1024 * 1024)] = 1024 * 1024
+
+    def check_fields(self) -> list[FieldError]:
+        errors: list[FieldError] = []
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https"):
+            errors.append(FieldError("url", "must be an http:// or https:// URL"))
+        elif not parts.hostname:
+            errors.append(FieldError("url", "must include a host"))
+        else:
+            try:
+                _ = parts.port
+            except ValueError:
+                errors.append(FieldError("url", "port must be in 1..65535"))
+        if any(c in self.url for c in " \r\n\t"):
+            errors.append(FieldError("url", "must not contain whitespace"))
+        if self.method.upper() not in _METHODS:
+            errors.append(FieldError("method", f"must be one of {', '.join(_METHODS)}"))
+        for key, value in self.headers.items():
+            if not key or any(c in key for c in ":\r\n \t") or any(c in value for c in "\r\n"):
+                errors.append(FieldError(f"headers.{key}", "invalid header name or value"))
+        try:
+            parse_status_ranges(self.expected_status)
+        except ValueError as exc:
+            errors.append(FieldError("expectedStatus", str(exc)))
+        return errors
+
+
+class TcpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    """A TCP connect check; optionally sends ``send`` and expects ``expect`` in the reply."""
+
+    kind: ClassVar[str] = "tcp"
+    host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+    port: Port
+    send: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
+    expect: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)] | None = None
+
+    def check_fields(self) -> list[FieldError]:
+        if any(c in self.host for c in " /\r\n\t"):
+            return [FieldError("host", "must be a host name or IP address")]
+        return []
+
+
+Spec = HttpSpec | TcpSpec
+KINDS: dict[str, type[HttpSpec] | type[TcpSpec]] = {"http": HttpSpec, "tcp": TcpSpec}
+
+
+class Monitor(msgspec.Struct, kw_only=True, rename="camel"):
+    """A monitor as the engine sees it. ``timeout`` defaults to min(interval * 0.8, 30) s."""
+
+    id: int = 0
+    account_id: int = 1
+    name: Name
+    interval: Interval = 60
+    timeout: Seconds | None = None
+    retries: Count = 0
+    recovery_threshold: Threshold = 1
+    paused: bool = False
+    tags: list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]] = []
+    spec: HttpSpec | TcpSpec | None = None
+    status: str = "pending"
+
+    @property
+    def type(self) -> str:
+        assert self.spec is not None
+        return self.spec.kind
+
+    @property
+    def effective_timeout(self) -> float:
+        if self.timeout is not None:
+            return self.timeout
+        return min(self.interval * 0.8, 30.0)
+
+
+class FieldError(msgspec.Struct):
+    field: str
+    message: str
+
+
+class MonitorValidationError(ValueError):
+    """A monitor definition was refused; ``errors`` names every bad field."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+
+
+_COMMON = {f.encode_name: f for f in msgspec.structs.fields(Monitor) if f.name not in ("spec", "id", "status")}
+_READ_ONLY = {"id", "status", "lastCheckAt", "lastLatencyMs", "createdAt", "updatedAt", "statusSince"}
+
+
+def _convert_fields(cls: type, data: dict[str, Any], names: dict[str, Any], errors: list[FieldError]) -> dict:
+    out: dict[str, Any] = {}
+    for wire, field in names.items():
+        if wire not in data:
+            if field.required:
+                errors.append(FieldError(wire, "is required"))
+            continue
+        try:
+            out[field.name] = msgspec.convert(data[wire], field.type, strict=True)
+        except msgspec.ValidationError as exc:
+            errors.append(FieldError(wire, _clean(str(exc))))
+    return out
+
+
+def _clean(message: str) -> str:
+    # msgspec says "Expected `int`, got `str`" or "... - at `$[0]`"; keep the first part.
+    return message.split(" - at `")[0]
+
+
+def parse_monitor(data: Any, *, partial_of: Monitor | None = None) -> Monitor:
+    """Build a Monitor from flat wire data, or raise MonitorValidationError naming every bad
+    field. With ``partial_of``, ``data`` is a patch: absent fields keep their current values
+    and ``type`` cannot change."""
+    if not isinstance(data, dict):
+        raise MonitorValidationError([FieldError("body", "must be a JSON object")])
+    errors: list[FieldError] = []
+    if partial_of is not None:
+        base = monitor_to_wire(partial_of)
+        if "type" in data and data["type"] != base["type"]:
+            errors.append(FieldError("type", "cannot be changed; create a new monitor"))
+        data = {**base, **{k: v for k, v in data.items() if k not in _READ_ONLY}}
+    else:
+        for key in _READ_ONLY & data.keys():
+            errors.append(FieldError(key, "is read-only"))
+    kind = data.get("type")
+    spec_cls = KINDS.get(kind) if isinstance(kind, str) else None
+    if spec_cls is None:
+        errors.append(FieldError("type", f"must be one of {', '.join(KINDS)}"))
+    common = _convert_fields(Monitor, data, _COMMON, errors)
+    spec_fields = {f.encode_name: f for f in msgspec.structs.fields(spec_cls)} if spec_cls else {}
+    known = set(_COMMON) | set(spec_fields) | {"type"} | (_READ_ONLY if partial_of else set())
+    for key in data:
+        if key not in known and key not in _READ_ONLY:
+            errors.append(FieldError(key, "unknown field"))
+    spec = None
+    if spec_cls is not None:
+        spec_values = _convert_fields(spec_cls, data, spec_fields, errors)
+        if not any(e.field in spec_fields for e in errors):
+            spec = spec_cls(**spec_values)
+            errors.extend(spec.check_fields())
+    timeout, interval = common.get("timeout"), common.get("interval", 60)
+    if timeout is not None and isinstance(interval, int) and timeout > interval:
+        errors.append(FieldError("timeout", "must not exceed interval"))
+    if errors:
+        raise MonitorValidationError(errors)
+    monitor = Monitor(**common, spec=spec)
+    if partial_of is not None:
+        monitor.id = partial_of.id
+        monitor.account_id = partial_of.account_id
+        monitor.status = partial_of.status
+    return monitor
+
+
+def monitor_to_wire(monitor: Monitor) -> dict[str, Any]:
+    """The flat camelCase form of a monitor (common fields, ``type`` and spec fields)."""
+    out = msgspec.to_builtins(monitor)
+    spec = out.pop("spec") or {}
+    out.pop("accountId", None)
+    return {**out, "type": monitor.type, **spec}
+
+
+def parse_status_ranges(items: list[str]) -> list[tuple[int, int]]:
+    """``["200-299", "301", "4xx"]`` -> inclusive ranges; ValueError names the bad item."""
+    if not items:
+        raise ValueError("must list at least one status or range")
+    ranges: list[tuple[int, int]] = []
+    for item in items:
+        text = item.strip().lower()
+        try:
+            if len(text) == 3 and text.endswith("xx") and text[0].isdigit():
+                lo, hi = int(text[0]) * 100, int(text[0]) * 100 + 99
+            elif "-" in text:
+                a, b = text.split("-", 1)
+                lo, hi = int(a), int(b)
+            else:
+                lo = hi = int(text)
+        except ValueError:
+            raise ValueError(f"{item!r} is not a status code, range (200-299) or class (2xx)") from None
+        if not (100 <= lo <= hi <= 599):
+            raise ValueError(f"{item!r} must lie within 100-599, low to high")
+        ranges.append((lo, hi))
+    return ranges
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,51 @@
+"""Builds the Cython extensions of ``ext/``.
+
+Build toggles (environment variables):
+- ``XUPTIME_CYTHON_ANNOTATE=1``: write the HTML annotation next to each ``.pyx``.
+- ``XUPTIME_DEBUG=1``: compile with ``-O0 -g`` and Cython bounds/wraparound checks on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import sysconfig
+
+from setuptools import Extension, setup
+
+
+def _require_compiler() -> None:
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        sys.stderr.write(
+            f"\nxuptime: no C compiler found (looked for {cc!r}).\n"
+            "The timing wheel and result buffer are Cython extensions and need one.\n"
+            "On Debian: apt-get install gcc python3-dev\n\n"
+        )
+        raise SystemExit(1)
+
+
+def _extensions() -> list[Extension]:
+    from Cython.Build import cythonize
+
+    debug = os.environ.get("XUPTIME_DEBUG") == "1"
+    args = ["-O0", "-g"] if debug else ["-O3"]
+    directives: dict[str, object] = {"language_level": 3, "embedsignature": True}
+    if debug:
+        directives.update(boundscheck=True, wraparound=True)
+    modules = [
+        Extension("ext._wheel", ["ext/_wheel.pyx"], extra_compile_args=args),
+        Extension("ext._buffer", ["ext/_buffer.pyx"], extra_compile_args=args),
+    ]
+    return cythonize(
+        modules,
+        compiler_directives=directives,
+        annotate=os.environ.get("XUPTIME_CYTHON_ANNOTATE") == "1",
+    )
+
+
+if any(cmd in sys.argv for cmd in ("build_ext", "build", "bdist_wheel", "develop", "install", "editable_wheel")):
+    _require_compiler()
+
+setup(ext_modules=_extensions())
