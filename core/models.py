@@ -94,7 +94,8 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, tag="http",
+               tag_field="type"):
     """An HTTP(S) check. ``keepAlive`` reuses one connection per monitor across checks; the
     default opens a new connection per check and closes it with a reset (no TIME_WAIT)."""
 
@@ -137,7 +138,8 @@ class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
         return errors
 
 
-class TcpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+class TcpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, tag="tcp",
+              tag_field="type"):
     """A TCP connect check; optionally sends ``send`` and expects ``expect`` in the reply."""
 
     kind: ClassVar[str] = "tcp"

@@ -55,7 +55,7 @@ class ResultBuffer:
             return False
         row = (monitor_id, ts_us, bool(ok), latency_us, status_code, error_code,
                dns_us, connect_us, tls_us, ttfb_us)
-        for name, value in zip(COLUMNS, row):
+        for name, value in zip(COLUMNS, row, strict=False):
             self._arrays[name][i] = value
         if error is not None:
             self._error_rows.append(i)

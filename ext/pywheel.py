@@ -10,7 +10,7 @@ __all__ = ["TimingWheel"]
 
 
 class _Node:
-    __slots__ = ("ident", "deadline", "period", "bucket")
+    __slots__ = ("bucket", "deadline", "ident", "period")
 
     def __init__(self, ident: int, deadline: int, period: int) -> None:
         self.ident = ident

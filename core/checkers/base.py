@@ -9,6 +9,7 @@ must release its socket (``finally``) and let the CancelledError propagate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import struct
@@ -85,10 +86,8 @@ def abort_with_reset(transport: asyncio.BaseTransport | None) -> None:
         return
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-        except OSError:
-            pass
     transport.abort()  # type: ignore[attr-defined]
 
 

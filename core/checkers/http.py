@@ -301,10 +301,7 @@ async def _exchange(target: _Target, ctx: CheckContext, prepared: PreparedHttp, 
 
 
 def _status_ok(status: int, expected: list[tuple[int, int]]) -> bool:
-    for lo, hi in expected:
-        if lo <= status <= hi:
-            return True
-    return False
+    return any(lo <= status <= hi for lo, hi in expected)
 
 
 async def check(prepared: PreparedHttp, ctx: CheckContext) -> CheckResult:

@@ -1,0 +1,282 @@
+"""The ``xuptime`` command.
+
+Every subcommand takes ``--data-dir`` (default ``$XUPTIME_DATA_DIR``, then ``./xuptime-data``).
+Commands that touch the data go through the running server when there is one (its Unix
+socket ``xuptime.sock`` in the data dir answers), and open the DuckDB file directly when
+the server is stopped, so they never fight the server for the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+class ServerNotRunning(Exception):
+    pass
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+def default_data_dir() -> str:
+    return os.environ.get("XUPTIME_DATA_DIR") or "./xuptime-data"
+
+
+def control_request(data_dir: Path, op: str, args: dict[str, Any] | None = None, timeout: float = 60.0) -> Any:
+    """One request to the running server; ServerNotRunning when nobody answers."""
+    from core.server import CONTROL_SOCKET
+
+    path = data_dir / CONTROL_SOCKET
+    if not path.exists():
+        raise ServerNotRunning
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        sock.close()
+        raise ServerNotRunning from None
+    with sock:
+        sock.sendall(json.dumps({"op": op, "args": args or {}}).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    response = json.loads(data)
+    if not response.get("ok"):
+        raise CommandError(response.get("error", "failed"), response.get("errors"))
+    return response["data"]
+
+
+def _run(data_dir: Path, op: str, args: dict[str, Any]) -> Any:
+    """Through the server if it runs, else directly on the data dir."""
+    try:
+        return control_request(data_dir, op, args)
+    except ServerNotRunning:
+        pass
+    from core.models import MonitorValidationError, parse_monitor
+    from core.storage.duckdb import DB_FILE, DuckDBStore, ReadOnlyQueryError, monitor_row
+
+    read_only = op in ("monitors.list", "sql")
+    if read_only and not (data_dir / DB_FILE).exists():
+        if op == "monitors.list":
+            return []
+        raise CommandError(f"no database in {data_dir} yet (start `xuptime serve` or add a monitor first)")
+    import duckdb
+
+    try:
+        store = DuckDBStore(data_dir, read_only=read_only)
+    except duckdb.IOException as exc:
+        raise CommandError(f"cannot open the database (is another process using it?): {exc}") from None
+    try:
+        if op == "monitors.list":
+            return [monitor_row(m) for m in store.list_monitors()]
+        if op == "monitors.add":
+            try:
+                return monitor_row(store.create_monitor(parse_monitor(args["monitor"])))
+            except MonitorValidationError as exc:
+                raise CommandError("invalid monitor", [{"field": e.field, "message": e.message}
+                                                       for e in exc.errors]) from None
+        if op == "monitors.remove":
+            if not store.delete_monitor(int(args["id"])):
+                raise CommandError(f"no monitor {args['id']}")
+            return {"id": int(args["id"]), "deleted": True}
+        if op in ("monitors.pause", "monitors.resume"):
+            monitor = store.set_paused(int(args["id"]), op == "monitors.pause")
+            if monitor is None:
+                raise CommandError(f"no monitor {args['id']}")
+            return monitor_row(monitor)
+        if op == "sql":
+            try:
+                columns, rows = store.query(args["sql"])
+            except (ReadOnlyQueryError, duckdb.Error) as exc:
+                raise CommandError(str(exc)) from None
+            return {"columns": columns, "rows": [list(r) for r in rows]}
+        raise CommandError(f"{op} needs a running server")
+    finally:
+        store.close()
+
+
+def _monitor_from_args(ns: argparse.Namespace) -> dict[str, Any]:
+    if ns.json:
+        try:
+            data = json.loads(ns.json)
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--json is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise CommandError("--json must be a JSON object")
+        return data
+    data: dict[str, Any] = {}
+    if ns.name is not None:
+        data["name"] = ns.name
+    data["type"] = ns.type or ("tcp" if ns.host and not ns.url else "http")
+    for key in ("url", "host", "port", "interval", "timeout", "retries", "keyword", "method"):
+        value = getattr(ns, key)
+        if value is not None:
+            data[key] = value
+    if ns.recovery_threshold is not None:
+        data["recoveryThreshold"] = ns.recovery_threshold
+    if ns.expected_status:
+        data["expectedStatus"] = ns.expected_status
+    if ns.keep_alive:
+        data["keepAlive"] = True
+    if ns.insecure:
+        data["verifyTls"] = False
+    if ns.tag:
+        data["tags"] = ns.tag
+    return data
+
+
+def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
+
+
+def _target(m: dict[str, Any]) -> str:
+    if m.get("type") == "http":
+        return str(m.get("url"))
+    return f"{m.get('host')}:{m.get('port')}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=default_data_dir(),
+                        help="data directory (default: $XUPTIME_DATA_DIR, then ./xuptime-data)")
+    parser = argparse.ArgumentParser(prog="xuptime", description="Self-hosted uptime monitoring at scale.",
+                                     parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the monitor (engine workers + storage)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=0, help="engine worker processes (default: cores)")
+    serve.add_argument("--max-inflight", type=int, default=0,
+                       help="concurrent checks per worker (default: sized from the open-file limit)")
+    serve.add_argument("--demo", action="store_true", help="add demo monitors against a local demo target")
+    serve.add_argument("--log-level", default="INFO")
+
+    monitors = sub.add_parser("monitors", parents=[common], help="add, list, pause or remove monitors")
+    msub = monitors.add_subparsers(dest="action", required=True)
+    add = msub.add_parser("add", parents=[common], help="add a monitor")
+    add.add_argument("name", nargs="?")
+    add.add_argument("--json", help="the whole monitor as JSON (API field names)")
+    add.add_argument("--type", choices=["http", "tcp"])
+    add.add_argument("--url")
+    add.add_argument("--host")
+    add.add_argument("--port", type=int)
+    add.add_argument("--method")
+    add.add_argument("--interval", type=int, help="seconds between checks (1..86400, default 60)")
+    add.add_argument("--timeout", type=float)
+    add.add_argument("--retries", type=int)
+    add.add_argument("--recovery-threshold", type=int)
+    add.add_argument("--keyword")
+    add.add_argument("--expected-status", action="append", help="e.g. 200-299 (repeatable)")
+    add.add_argument("--keep-alive", action="store_true", help="reuse one connection across checks")
+    add.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    add.add_argument("--tag", action="append")
+    lst = msub.add_parser("list", parents=[common], help="list monitors")
+    lst.add_argument("--json", action="store_true")
+    for action in ("remove", "pause", "resume"):
+        p = msub.add_parser(action, parents=[common], help=f"{action} a monitor")
+        p.add_argument("id", type=int)
+
+    sql = sub.add_parser("sql", parents=[common], help="run a read-only SQL query")
+    sql.add_argument("query")
+    sql.add_argument("--json", action="store_true")
+
+    status = sub.add_parser("status", parents=[common], help="engine statistics of the running server")
+    status.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    data_dir = Path(ns.data_dir)
+    try:
+        if ns.command == "serve":
+            return _serve(ns, data_dir)
+        if ns.command == "monitors":
+            return _monitors(ns, data_dir)
+        if ns.command == "sql":
+            result = _run(data_dir, "sql", {"sql": ns.query})
+            if ns.json:
+                print(json.dumps(result, default=str))
+            else:
+                _print_table(result["columns"], result["rows"])
+            return 0
+        if ns.command == "status":
+            try:
+                stats = control_request(data_dir, "stats")
+            except ServerNotRunning:
+                raise CommandError(f"no server is running on {data_dir}") from None
+            print(json.dumps(stats, indent=None if ns.json else 2))
+            return 0
+    except CommandError as exc:
+        print(f"xuptime: {exc}", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error['field']}: {error['message']}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _monitors(ns: argparse.Namespace, data_dir: Path) -> int:
+    if ns.action == "add":
+        row = _run(data_dir, "monitors.add", {"monitor": _monitor_from_args(ns)})
+        print(f"added monitor {row['id']}: {row['name']} ({row['type']} {_target(row)})")
+        return 0
+    if ns.action == "list":
+        rows = _run(data_dir, "monitors.list", {})
+        if ns.json:
+            print(json.dumps(rows))
+        else:
+            _print_table(["id", "name", "type", "target", "interval", "status"],
+                         [[m["id"], m["name"], m["type"], _target(m), m["interval"], m["status"]] for m in rows])
+        return 0
+    result = _run(data_dir, f"monitors.{ns.action}", {"id": ns.id})
+    if ns.action == "remove":
+        print(f"removed monitor {ns.id}")
+    else:
+        print(f"monitor {ns.id} is {result['status']}")
+    return 0
+
+
+def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
+    import uvloop
+
+    from core.server import Server
+
+    logging.basicConfig(level=ns.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        control_request(data_dir, "ping", timeout=2)
+    except ServerNotRunning:
+        pass
+    except Exception:
+        pass
+    else:
+        print(f"xuptime: a server is already running on {data_dir}", file=sys.stderr)
+        return 2
+    server = Server(data_dir, host=ns.host, port=ns.port, workers=ns.workers, demo_monitors=ns.demo,
+                    max_inflight=ns.max_inflight)
+    uvloop.run(server.run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

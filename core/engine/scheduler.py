@@ -1,0 +1,245 @@
+"""Per-worker scheduler: a timing wheel of every monitor's next due time, a bounded set of
+in-flight checks, the state machine, and the result buffer.
+
+- Time is milliseconds from ``clock.monotonic_ms()``; the wheel has a 1 ms tick and is
+  advanced by a ticker every ``tick_s`` (5 ms) on the event loop.
+- A monitor is periodic in the wheel with period ``interval``; its phase is a deterministic
+  offset from its id (``id * 2654435761 mod interval``), so 100k monitors at 60 s spread
+  evenly over the minute instead of firing together, and keep their phase across restarts.
+- At most ``max_inflight`` checks run at once; due monitors beyond that wait in a FIFO
+  (each monitor at most once). A monitor still running or queued when it is due again is
+  skipped and counted in ``skipped_overlap``.
+- Lateness (start minus due time) goes into a per-millisecond histogram.
+- Results go into the ``ResultBuffer``; ``on_flush(batch, transitions)`` is called every
+  ``flush_s`` (250 ms) or as soon as ``flush_rows`` rows are waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from core.checkers import REGISTRY, CheckContext, Checker, Env
+from core.clock import Clock, MonotonicClock
+from core.models import ErrorCode, Monitor, Transition
+from core.state import MonitorState, observe
+from ext import ResultBuffer, TimingWheel
+
+__all__ = ["Scheduler", "phase_offset"]
+
+log = logging.getLogger("xuptime.scheduler")
+LATENESS_BUCKETS = 10_001  # 0..10_000 ms; the last bucket holds everything later
+
+
+def phase_offset(monitor_id: int, interval_ms: int) -> int:
+    """Deterministic, well-spread offset of a monitor inside its interval."""
+    return (monitor_id * 2654435761) % interval_ms
+
+
+class _Entry:
+    __slots__ = ("checker", "monitor", "prepared", "state", "timeout")
+
+    def __init__(self, monitor: Monitor, checker: Checker, prepared: Any) -> None:
+        self.monitor = monitor
+        self.checker = checker
+        self.prepared = prepared
+        self.state = MonitorState(monitor.status)
+        self.timeout = monitor.effective_timeout
+
+
+class Scheduler:
+    def __init__(
+        self,
+        on_flush: Callable[[dict[str, Any], list[Transition]], None],
+        *,
+        clock: Clock | None = None,
+        max_inflight: int = 1024,
+        buffer_rows: int = 65_536,
+        flush_rows: int = 8192,
+        flush_s: float = 0.25,
+        tick_s: float = 0.005,
+    ) -> None:
+        self.clock = clock or MonotonicClock()
+        self.on_flush = on_flush
+        self.max_inflight = max_inflight
+        self.flush_rows = flush_rows
+        self.flush_s = flush_s
+        self.tick_s = tick_s
+        self.wheel = TimingWheel(tick=1, start=self.clock.monotonic_ms())
+        self.buffer = ResultBuffer(buffer_rows)
+        self.entries: dict[int, _Entry] = {}
+        self.inflight: dict[int, asyncio.Task[None]] = {}
+        self.queue: collections.deque[tuple[int, int]] = collections.deque()
+        self.queued: set[int] = set()
+        self.transitions: list[Transition] = []
+        self.lateness = np.zeros(LATENESS_BUCKETS, dtype=np.int64)
+        self.checks = 0
+        self.skipped_overlap = 0
+        self._env: Env | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+        self._last_flush = 0.0
+
+    # monitor set -------------------------------------------------------------------------
+    def upsert(self, monitor: Monitor) -> None:
+        """Add or replace a monitor. A replaced monitor keeps its phase and state counters."""
+        checker = REGISTRY[monitor.type]
+        entry = _Entry(monitor, checker, checker.prepare(monitor.spec))
+        old = self.entries.get(monitor.id)
+        if old is not None and old.monitor.status == monitor.status:
+            entry.state = old.state
+        self.entries[monitor.id] = entry
+        if self._env is not None:
+            self._env.drop_idle(monitor.id)
+        if monitor.paused:
+            self.wheel.cancel(monitor.id)
+            return
+        interval_ms = monitor.interval * 1000
+        old_interval = old.monitor.interval if old is not None and not old.monitor.paused else None
+        if old_interval == monitor.interval and monitor.id in self.wheel:
+            return  # same cadence: keep the pending deadline
+        now = self.clock.monotonic_ms()
+        offset = phase_offset(monitor.id, interval_ms)
+        first = now + (offset - now) % interval_ms
+        self.wheel.schedule(monitor.id, first, interval_ms)
+
+    def remove(self, monitor_id: int) -> None:
+        self.entries.pop(monitor_id, None)
+        self.wheel.cancel(monitor_id)
+        if self._env is not None:
+            self._env.drop_idle(monitor_id)
+        task = self.inflight.get(monitor_id)
+        if task is not None:
+            task.cancel()
+
+    # running -----------------------------------------------------------------------------
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._env = Env(loop)
+        self._last_flush = loop.time()
+        self._ticker = loop.call_soon(self._tick)
+
+    async def stop(self) -> None:
+        """Stop scheduling, cancel running checks, and flush what is buffered."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        tasks = list(self.inflight.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self.queue.clear()
+        self.queued.clear()
+        self.flush()
+        if self._env is not None:
+            self._env.close()
+
+    def _tick(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        try:
+            self.run_due()
+            if len(self.buffer) >= self.flush_rows or loop.time() - self._last_flush >= self.flush_s:
+                self.flush()
+        except Exception:  # the ticker must survive anything
+            log.exception("scheduler tick failed")
+        self._ticker = loop.call_later(self.tick_s, self._tick)
+
+    def run_due(self) -> None:
+        """Advance the wheel to now and start (or queue) every due monitor."""
+        now = self.clock.monotonic_ms()
+        due = self.wheel.advance(now)
+        inflight, queued = self.inflight, self.queued
+        for mid in due:
+            if mid in inflight or mid in queued:
+                self.skipped_overlap += 1
+                continue
+            entry = self.entries.get(mid)
+            if entry is None:
+                continue
+            interval_ms = entry.monitor.interval * 1000
+            due_ms = now - (now - phase_offset(mid, interval_ms)) % interval_ms
+            if len(inflight) < self.max_inflight:
+                self._start(mid, entry, due_ms, now)
+            else:
+                self.queue.append((mid, due_ms))
+                queued.add(mid)
+
+    def _start(self, mid: int, entry: _Entry, due_ms: int, now: int) -> None:
+        late = now - due_ms
+        self.lateness[late if late < LATENESS_BUCKETS else LATENESS_BUCKETS - 1] += 1
+        assert self._loop is not None
+        self.inflight[mid] = self._loop.create_task(self._run(mid, entry))
+
+    def _next_queued(self) -> None:
+        while self.queue and len(self.inflight) < self.max_inflight:
+            mid, due_ms = self.queue.popleft()
+            self.queued.discard(mid)
+            entry = self.entries.get(mid)
+            if entry is not None:
+                self._start(mid, entry, due_ms, self.clock.monotonic_ms())
+
+    async def _run(self, mid: int, entry: _Entry) -> None:
+        assert self._env is not None
+        ctx = CheckContext(self._env, mid)
+        ts_us = self.clock.wall_us()
+        try:
+            try:
+                async with asyncio.timeout(entry.timeout):
+                    result = await entry.checker.check(entry.prepared, ctx)
+            except TimeoutError:
+                result = ctx.result(False, 0, ErrorCode.TIMEOUT,
+                                    f"timed out after {entry.timeout:g} s ({ctx.phase})")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a checker bug must not take the worker down
+                log.exception("checker %s failed for monitor %d", entry.monitor.type, mid)
+                result = ctx.result(False, 0, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
+        finally:
+            self.inflight.pop(mid, None)
+            if self.queue:
+                self._next_queued()
+        if self.entries.get(mid) is not entry:
+            return  # removed or replaced while running: its result no longer applies
+        self.checks += 1
+        self.buffer.append(mid, ts_us, result.ok, result.latency_us, result.status_code, result.error_code,
+                           result.dns_us, result.connect_us, result.tls_us, result.ttfb_us, result.error)
+        m = entry.monitor
+        transition = observe(entry.state, mid, result.ok, ts_us, m.retries, m.recovery_threshold, result.error)
+        if transition is not None:
+            m.status = transition.new
+            self.transitions.append(transition)
+
+    def flush(self) -> None:
+        if self._loop is not None:
+            self._last_flush = self._loop.time()
+        batch = self.buffer.flush()
+        if batch is None and not self.transitions:
+            return
+        transitions, self.transitions = self.transitions, []
+        if batch is None:
+            batch = _empty_batch()
+        self.on_flush(batch, transitions)
+
+    # introspection -----------------------------------------------------------------------
+    def lateness_percentile(self, q: float, hist: np.ndarray | None = None) -> float:
+        h = self.lateness if hist is None else hist
+        total = int(h.sum())
+        if total == 0:
+            return 0.0
+        return float(np.searchsorted(np.cumsum(h), q * total))
+
+
+def _empty_batch() -> dict[str, Any]:
+    from ext import COLUMNS, DTYPES
+
+    batch: dict[str, Any] = {name: np.empty(0, dtype=DTYPES[name]) for name in COLUMNS}
+    batch["error_rows"] = np.empty(0, dtype=np.int32)
+    batch["error_texts"] = []
+    return batch

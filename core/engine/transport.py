@@ -1,0 +1,160 @@
+"""Main <-> worker transport: length-prefixed msgspec msgpack frames.
+
+Every frame is a tagged Struct (``t`` names the kind) with a version ``v``, so a reader can
+refuse what it does not understand. Results travel columnar: each column is the raw bytes of
+a numpy array (dtypes fixed by ``ext.COLUMNS``), never one object per row.
+
+``Channel`` is the interface; ``StreamChannel`` is the local implementation over a Unix
+socket pair. A NATS JetStream channel can carry the same frames between machines later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from typing import Any, Protocol
+
+import msgspec
+import numpy as np
+
+from core.models import Monitor, Transition
+from ext import COLUMNS, DTYPES
+
+__all__ = [
+    "PROTOCOL_VERSION", "Bye", "Channel", "Delete", "Frame", "Hello", "Results", "Shutdown", "Stats",
+    "StreamChannel", "Upsert", "batch_from_frame", "frame_from_batch",
+]
+
+PROTOCOL_VERSION = 1
+MAX_FRAME = 256 * 1024 * 1024
+_HEADER = struct.Struct(">I")
+
+
+class Frame(msgspec.Struct, tag_field="t", kw_only=True):
+    v: int = PROTOCOL_VERSION
+
+
+class Hello(Frame, tag="hello"):
+    shard: int
+    shards: int
+    pid: int
+
+
+class Upsert(Frame, tag="upsert"):
+    monitors: list[Monitor]
+
+
+class Delete(Frame, tag="delete"):
+    ids: list[int]
+
+
+class Results(Frame, tag="results"):
+    rows: int
+    columns: dict[str, bytes]
+    error_rows: bytes
+    error_texts: list[str]
+    transitions: list[Transition] = []
+
+
+class Stats(Frame, tag="stats"):
+    shard: int
+    monitors: int
+    checks: int
+    inflight: int
+    queued: int
+    skipped_overlap: int
+    dropped: int
+    #: cumulative lateness histogram: count per millisecond, last bucket is "or more".
+    lateness_ms: bytes
+    rss_bytes: int
+
+
+class Shutdown(Frame, tag="shutdown"):
+    pass
+
+
+class Bye(Frame, tag="bye"):
+    pass
+
+
+AnyFrame = Hello | Upsert | Delete | Results | Stats | Shutdown | Bye
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyFrame)
+
+
+def frame_from_batch(batch: dict[str, Any], transitions: list[Transition]) -> Results:
+    return Results(
+        rows=len(batch["monitor_id"]),
+        columns={name: batch[name].tobytes() for name in COLUMNS},
+        error_rows=batch["error_rows"].astype(np.int32).tobytes(),
+        error_texts=list(batch["error_texts"]),
+        transitions=transitions,
+    )
+
+
+def batch_from_frame(frame: Results) -> dict[str, Any]:
+    batch: dict[str, Any] = {name: np.frombuffer(frame.columns[name], dtype=DTYPES[name]) for name in COLUMNS}
+    for name in COLUMNS:
+        if len(batch[name]) != frame.rows:
+            raise ValueError(f"column {name} has {len(batch[name])} rows, expected {frame.rows}")
+    batch["error_rows"] = np.frombuffer(frame.error_rows, dtype=np.int32)
+    batch["error_texts"] = frame.error_texts
+    return batch
+
+
+class Channel(Protocol):
+    async def send(self, frame: Frame) -> None: ...
+    async def recv(self) -> Frame | None: ...
+    def buffered(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class StreamChannel:
+    """Frames over an asyncio stream pair; ``recv`` returns None at EOF."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def send(self, frame: Frame) -> None:
+        payload = _encoder.encode(frame)
+        self.writer.write(_HEADER.pack(len(payload)) + payload)
+        await self.writer.drain()
+
+    def send_nowait(self, frame: Frame) -> None:
+        payload = _encoder.encode(frame)
+        self.writer.write(_HEADER.pack(len(payload)) + payload)
+
+    async def recv(self) -> Frame | None:
+        try:
+            header = await self.reader.readexactly(4)
+            (size,) = _HEADER.unpack(header)
+            if size > MAX_FRAME:
+                raise ValueError(f"frame of {size} bytes exceeds the limit")
+            payload = await self.reader.readexactly(size)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+        frame = _decoder.decode(payload)
+        if frame.v != PROTOCOL_VERSION:
+            raise ValueError(f"unsupported frame version {frame.v}")
+        return frame
+
+    def buffered(self) -> int:
+        transport = self.writer.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    def close(self) -> None:
+        self.writer.close()
+
+    async def aclose(self) -> None:
+        """Close after everything written so far has reached the socket (``drain`` alone
+        returns while less than the high-water mark is buffered)."""
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+    @classmethod
+    async def from_socket(cls, sock: Any) -> StreamChannel:
+        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_FRAME)
+        return cls(reader, writer)

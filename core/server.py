@@ -1,0 +1,232 @@
+"""``xuptime serve``: the main process. Owns the DuckDB file, supervises the engine workers,
+ingests their results, and answers the CLI over a Unix socket in the data dir.
+
+Ingest: result frames are queued (bounded: a full queue stops reading the workers, which then
+buffer and, past their own bound, drop and count) and written by one task that coalesces
+queued batches into one Arrow insert. Workers flush every 250 ms and the main process writes
+at once, so a result is in DuckDB's WAL well within 1 s of its check. SIGTERM / Ctrl-C: the
+workers flush and exit, everything queued is written, the database is checkpointed.
+
+All DuckDB calls run on a single-thread executor; the event loop never blocks on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import json
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import numpy as np
+
+from core import demo
+from core.engine.supervisor import Engine
+from core.models import Monitor, MonitorValidationError, Transition, parse_monitor
+from core.storage.duckdb import DuckDBStore, ReadOnlyQueryError, monitor_row
+from ext import COLUMNS
+
+__all__ = ["CONTROL_SOCKET", "Server"]
+
+log = logging.getLogger("xuptime.server")
+CONTROL_SOCKET = "xuptime.sock"
+T = TypeVar("T")
+MAX_COALESCED_ROWS = 200_000
+
+
+def _merge(batches: list[dict[str, Any]]) -> dict[str, Any]:
+    if len(batches) == 1:
+        return batches[0]
+    merged: dict[str, Any] = {name: np.concatenate([b[name] for b in batches]) for name in COLUMNS}
+    rows, texts, offset = [], [], 0
+    for b in batches:
+        rows.append(b["error_rows"] + offset)
+        texts.extend(b["error_texts"])
+        offset += len(b["monitor_id"])
+    merged["error_rows"] = np.concatenate(rows).astype(np.int32)
+    merged["error_texts"] = texts
+    return merged
+
+
+class Server:
+    def __init__(self, data_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 0,
+                 demo_monitors: bool = False, max_inflight: int = 0) -> None:
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self.port = port
+        self.workers = workers or os.cpu_count() or 1
+        self.demo = demo_monitors
+        self.max_inflight = max_inflight
+        self.store: DuckDBStore | None = None
+        self.engine: Engine | None = None
+        self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb")
+        self._ro = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="duckdb-ro")
+        self._queue: asyncio.Queue[tuple[dict[str, Any], list[Transition]] | None] = asyncio.Queue(maxsize=64)
+        self._stop = asyncio.Event()
+        self.rows_written = 0
+        self.ready = asyncio.Event()
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, functools.partial(fn, *args))
+
+    # lifecycle ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await self.db(DuckDBStore, self.data_dir)
+        demo_target = None
+        if self.demo:
+            demo_target = await demo.start_target()
+            await self.db(demo.ensure_monitors, self.store, demo_target.base_url)
+        monitors = await self.db(self.store.list_monitors)
+        self.engine = Engine(self.workers, self._enqueue, max_inflight=self.max_inflight)
+        ingest = loop.create_task(self._ingest_loop())
+        await self.engine.start(monitors)
+        control = await self._start_control()
+        self._banner(len(monitors), demo_target)
+        self.ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("shutting down: flushing workers")
+            control.close()
+            await self.engine.stop()
+            await self._queue.put(None)
+            await ingest
+            if demo_target is not None:
+                await demo_target.close()
+            await self.db(self.store.close)
+            with contextlib.suppress(FileNotFoundError):
+                (self.data_dir / CONTROL_SOCKET).unlink()
+            self._db.shutdown()
+            self._ro.shutdown(wait=False)
+            log.info("stopped; %d results written this run", self.rows_written)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _banner(self, count: int, demo_target: demo.DemoTarget | None) -> None:
+        lines = [
+            f"xuptime serving {count} monitor(s) with {self.workers} engine worker(s)",
+            f"  data dir:  {self.data_dir.resolve()}",
+            f"  control:   {self.data_dir / CONTROL_SOCKET} (used by `xuptime monitors ...`, `xuptime sql ...`)",
+            f"  dashboard: http://{self.host}:{self.port}/ (the web UI and /api/v1 arrive with the API issue)",
+            "  API key:   `xuptime keys create` (arrives with the API issue)",
+            "  try:       xuptime sql \"SELECT monitor_id, count(*), avg(latency_us) FROM checks GROUP BY 1\"",
+        ]
+        if demo_target is not None:
+            lines.insert(1, f"  demo:      monitors tagged 'demo' check a local demo target at {demo_target.base_url}")
+        print("\n".join(lines), flush=True)
+
+    # ingest ------------------------------------------------------------------------------
+    async def _enqueue(self, batch: dict[str, Any], transitions: list[Transition]) -> None:
+        await self._queue.put((batch, transitions))
+
+    async def _ingest_loop(self) -> None:
+        assert self.store is not None
+        done = False
+        while not done:
+            item = await self._queue.get()
+            if item is None:
+                break
+            batches, transitions, rows = [item[0]], list(item[1]), len(item[0]["monitor_id"])
+            while rows < MAX_COALESCED_ROWS and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    done = True
+                    break
+                batches.append(nxt[0])
+                transitions.extend(nxt[1])
+                rows += len(nxt[0]["monitor_id"])
+            try:
+                if rows:
+                    self.rows_written += await self.db(self.store.ingest, _merge(batches))
+                if transitions:
+                    await self.db(self.store.apply_transitions, transitions)
+                    assert self.engine is not None
+                    for t in transitions:
+                        self.engine.set_status(t.monitor_id, t.new)
+            except Exception:
+                log.exception("ingest of %d rows failed", rows)
+
+    # control socket ----------------------------------------------------------------------
+    async def _start_control(self) -> asyncio.AbstractServer:
+        path = self.data_dir / CONTROL_SOCKET
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        server = await asyncio.start_unix_server(self._serve_control, path=str(path), limit=16 * 1024 * 1024)
+        os.chmod(path, 0o600)
+        return server
+
+    async def _serve_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                try:
+                    request = json.loads(line)
+                    response = {"ok": True, "data": await self.handle(request.get("op"), request.get("args") or {})}
+                except MonitorValidationError as exc:
+                    response = {"ok": False, "error": "invalid monitor",
+                                "errors": [{"field": e.field, "message": e.message} for e in exc.errors]}
+                except (ValueError, KeyError, LookupError) as exc:
+                    response = {"ok": False, "error": str(exc)}
+                except Exception as exc:
+                    log.exception("control request failed")
+                    response = {"ok": False, "error": f"internal error: {type(exc).__name__}"}
+                writer.write(json.dumps(response, default=str).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(self, op: str | None, args: dict[str, Any]) -> Any:
+        """One control operation (shared by the CLI; the HTTP API will call the same paths)."""
+        store, engine = self.store, self.engine
+        assert store is not None and engine is not None
+        if op == "ping":
+            return {"pid": os.getpid()}
+        if op == "monitors.list":
+            return [monitor_row(m) for m in await self.db(store.list_monitors)]
+        if op == "monitors.add":
+            monitor = await self.db(store.create_monitor, parse_monitor(args.get("monitor")))
+            await engine.upsert(monitor)
+            return monitor_row(monitor)
+        if op == "monitors.remove":
+            mid = int(args["id"])
+            if not await self.db(store.delete_monitor, mid):
+                raise LookupError(f"no monitor {mid}")
+            await engine.delete(mid)
+            return {"id": mid, "deleted": True}
+        if op in ("monitors.pause", "monitors.resume"):
+            mid = int(args["id"])
+            monitor = await self.db(store.set_paused, mid, op == "monitors.pause")
+            if monitor is None:
+                raise LookupError(f"no monitor {mid}")
+            await engine.upsert(monitor)
+            return monitor_row(monitor)
+        if op == "sql":
+            loop = asyncio.get_running_loop()
+            try:
+                columns, rows = await loop.run_in_executor(self._ro, store.query, str(args["sql"]))
+            except (ReadOnlyQueryError, duckdb.Error) as exc:
+                raise ValueError(str(exc)) from None
+            return {"columns": columns, "rows": rows}
+        if op == "stats":
+            stats = engine.stats()
+            stats.pop("latenessHistogram")
+            stats["rowsWritten"] = self.rows_written
+            return stats
+        raise ValueError(f"unknown operation {op!r}")
+
+
+def add_monitor_direct(store: DuckDBStore, data: Any) -> Monitor:
+    return store.create_monitor(parse_monitor(data))

@@ -1,0 +1,264 @@
+"""The embedded default store: one DuckDB file, owned by exactly one process.
+
+Thread contract: every method is synchronous and must be called from one thread at a time
+(the server runs them on a single-thread executor so the event loop never blocks). ``query``
+opens its own cursor and may run on another thread concurrently.
+
+Ingest is columnar: a flushed ``ResultBuffer`` batch becomes an Arrow table and one
+``INSERT ... SELECT`` (never ``executemany``). Every statement autocommits to DuckDB's WAL, so
+an acknowledged batch survives ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import msgspec
+import numpy as np
+import pyarrow as pa
+
+from core.models import Monitor, Transition, monitor_to_wire, parse_monitor
+from core.storage.schema import LATEST, MIGRATIONS
+
+__all__ = ["DB_FILE", "DuckDBStore", "ReadOnlyQueryError"]
+
+DB_FILE = "xuptime.duckdb"
+_READ_ONLY_TYPES = {"SELECT", "EXPLAIN"}
+
+
+class ReadOnlyQueryError(ValueError):
+    """``query`` was given something other than SELECT/EXPLAIN statements."""
+
+
+def _ts(ts_us: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=ts_us)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class DuckDBStore:
+    def __init__(self, data_dir: str | Path, *, read_only: bool = False) -> None:
+        self.path = Path(data_dir) / DB_FILE
+        self.read_only = read_only
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise FileNotFoundError(f"no xuptime database at {self.path}")
+        self.con = duckdb.connect(str(self.path), read_only=read_only)
+        self._lock = threading.Lock()
+        if not read_only:
+            self.migrate()
+
+    # schema -----------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()
+        if not exists or not exists[0]:
+            return 0
+        row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def migrate(self) -> int:
+        """Apply pending migrations, each atomically; returns the resulting version."""
+        self.con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+        version = self.schema_version()
+        if version > LATEST:
+            raise RuntimeError(f"database schema v{version} is newer than this xuptime (v{LATEST})")
+        for number in range(version, LATEST):
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                for statement in MIGRATIONS[number]:
+                    self.con.execute(statement)
+                self.con.execute("INSERT INTO schema_version VALUES (?, ?)", [number + 1, _utcnow()])
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+        return LATEST
+
+    def close(self) -> None:
+        if not self.read_only:
+            self.con.execute("CHECKPOINT")
+        self.con.close()
+
+    # monitors ---------------------------------------------------------------------------
+    def create_monitor(self, monitor: Monitor) -> Monitor:
+        spec = msgspec.json.encode(monitor.spec).decode()
+        now = _utcnow()
+        row = self.con.execute(
+            """INSERT INTO monitors (account_id, name, type, spec, interval_s, timeout_s, retries,
+                   recovery_threshold, paused, status, tags, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+            [monitor.account_id, monitor.name, monitor.type, spec, monitor.interval, monitor.timeout,
+             monitor.retries, monitor.recovery_threshold, monitor.paused,
+             "paused" if monitor.paused else "pending", monitor.tags, now, now],
+        ).fetchone()
+        assert row is not None
+        return self.get_monitor(int(row[0]))  # type: ignore[return-value]
+
+    def update_monitor(self, monitor: Monitor) -> Monitor | None:
+        spec = msgspec.json.encode(monitor.spec).decode()
+        self.con.execute(
+            """UPDATE monitors SET name = ?, spec = ?, interval_s = ?, timeout_s = ?, retries = ?,
+                   recovery_threshold = ?, tags = ?, updated_at = ? WHERE id = ?""",
+            [monitor.name, spec, monitor.interval, monitor.timeout, monitor.retries,
+             monitor.recovery_threshold, monitor.tags, _utcnow(), monitor.id],
+        )
+        return self.get_monitor(monitor.id)
+
+    def set_paused(self, monitor_id: int, paused: bool) -> Monitor | None:
+        status = "paused" if paused else "pending"
+        self.con.execute(
+            "UPDATE monitors SET paused = ?, status = ?, status_since = ?, updated_at = ? WHERE id = ?",
+            [paused, status, _utcnow(), _utcnow(), monitor_id],
+        )
+        return self.get_monitor(monitor_id)
+
+    def delete_monitor(self, monitor_id: int) -> bool:
+        """Remove a monitor with its results and incidents (one transaction)."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            row = self.con.execute("DELETE FROM monitors WHERE id = ? RETURNING id", [monitor_id]).fetchone()
+            if row is not None:
+                self.con.execute("DELETE FROM checks WHERE monitor_id = ?", [monitor_id])
+                self.con.execute("DELETE FROM incidents WHERE monitor_id = ?", [monitor_id])
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return row is not None
+
+    _MONITOR_COLUMNS = ("id, account_id, name, type, spec, interval_s, timeout_s, retries, recovery_threshold,"
+                        " paused, status, tags")
+
+    def _monitor_from_row(self, row: tuple) -> Monitor:
+        (mid, account_id, name, kind, spec, interval, timeout, retries, recovery, paused, status, tags) = row
+        wire = {**json.loads(spec), "type": kind, "name": name, "interval": interval, "retries": retries,
+                "recoveryThreshold": recovery, "paused": paused, "tags": list(tags)}
+        if timeout is not None:
+            wire["timeout"] = timeout
+        monitor = parse_monitor(wire)
+        monitor.id = int(mid)
+        monitor.account_id = int(account_id)
+        monitor.status = status
+        return monitor
+
+    def get_monitor(self, monitor_id: int) -> Monitor | None:
+        row = self.con.execute(
+            f"SELECT {self._MONITOR_COLUMNS} FROM monitors WHERE id = ?", [monitor_id]
+        ).fetchone()
+        return None if row is None else self._monitor_from_row(row)
+
+    def list_monitors(self, account_id: int | None = None) -> list[Monitor]:
+        sql = f"SELECT {self._MONITOR_COLUMNS} FROM monitors"
+        params: list[Any] = []
+        if account_id is not None:
+            sql += " WHERE account_id = ?"
+            params.append(account_id)
+        rows = self.con.execute(sql + " ORDER BY id", params).fetchall()
+        return [self._monitor_from_row(r) for r in rows]
+
+    # results ----------------------------------------------------------------------------
+    def ingest(self, batch: dict[str, Any], region: str | None = None) -> int:
+        """Append one flushed result batch (columns as numpy arrays); returns rows written."""
+        n = len(batch["monitor_id"])
+        if n == 0:
+            return 0
+        errors = np.full(n, None, dtype=object)
+        if len(batch["error_rows"]):
+            errors[batch["error_rows"]] = batch["error_texts"]
+
+        def phase(name: str) -> pa.Array:
+            values = batch[name]
+            return pa.array(values, type=pa.int64(), mask=values < 0)
+
+        status = batch["status_code"]
+        table = pa.table({
+            "monitor_id": pa.array(batch["monitor_id"], type=pa.int64()),
+            "ts": pa.array(batch["ts_us"], type=pa.int64()).cast(pa.timestamp("us")),
+            "ok": pa.array(batch["ok"].astype(bool)),
+            "latency_us": pa.array(batch["latency_us"], type=pa.int64()),
+            "status_code": pa.array(status, type=pa.int16(), mask=status == 0),
+            "error_code": pa.array(batch["error_code"], type=pa.uint8()),
+            "error": pa.array(errors, type=pa.string()),
+            "dns_us": phase("dns_us"),
+            "connect_us": phase("connect_us"),
+            "tls_us": phase("tls_us"),
+            "ttfb_us": phase("ttfb_us"),
+            "region": pa.nulls(n, pa.string()) if region is None else pa.array([region] * n, pa.string()),
+        })
+        with self._lock:
+            self.con.register("_xuptime_batch", table)
+            try:
+                self.con.execute("INSERT INTO checks SELECT * FROM _xuptime_batch")
+            finally:
+                self.con.unregister("_xuptime_batch")
+        return n
+
+    def apply_transitions(self, transitions: list[Transition]) -> None:
+        """Persist status changes and open/resolve incidents, in one transaction."""
+        if not transitions:
+            return
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for t in transitions:
+                when = _ts(t.ts_us)
+                row = self.con.execute(
+                    "UPDATE monitors SET status = ?, status_since = ? WHERE id = ? AND NOT paused RETURNING account_id",
+                    [t.new, when, t.monitor_id],
+                ).fetchone()
+                if row is None:
+                    continue  # deleted or paused meanwhile
+                if t.new == "down":
+                    self.con.execute(
+                        """INSERT INTO incidents (account_id, monitor_id, started_at, cause)
+                           SELECT ?, ?, ?, ? WHERE NOT EXISTS (
+                               SELECT 1 FROM incidents WHERE monitor_id = ? AND resolved_at IS NULL)""",
+                        [row[0], t.monitor_id, when, t.cause, t.monitor_id],
+                    )
+                elif t.old == "down":
+                    self.con.execute(
+                        "UPDATE incidents SET resolved_at = ? WHERE monitor_id = ? AND resolved_at IS NULL",
+                        [when, t.monitor_id],
+                    )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    # read-only SQL ----------------------------------------------------------------------
+    def query(self, sql: str, limit: int = 10_000) -> tuple[list[str], list[tuple]]:
+        """Run read-only SQL (SELECT / EXPLAIN only) on its own cursor; returns columns, rows."""
+        statements = self.con.extract_statements(sql)
+        if not statements:
+            raise ReadOnlyQueryError("no SQL statement given")
+        for statement in statements:
+            kind = statement.type.name
+            if kind not in _READ_ONLY_TYPES:
+                raise ReadOnlyQueryError(f"only SELECT queries are allowed here, not {kind}")
+        cursor = self.con.cursor()
+        try:
+            result = None
+            for statement in statements:
+                result = cursor.execute(statement)
+            assert result is not None
+            columns = [d[0] for d in result.description or []]
+            rows = result.fetchmany(limit)
+        finally:
+            cursor.close()
+        return columns, rows
+
+
+def monitor_row(monitor: Monitor) -> dict[str, Any]:
+    """The CLI/control-socket view of a monitor."""
+    return {**monitor_to_wire(monitor), "id": monitor.id, "status": monitor.status}

@@ -1,0 +1,80 @@
+"""Versioned schema migrations for the DuckDB store.
+
+``MIGRATIONS[i]`` moves the schema from version ``i`` to ``i + 1``; each runs in one
+transaction together with the ``schema_version`` bump, so a crash leaves either version.
+Append new migrations; never edit a released one.
+
+``checks`` is append-only and huge: no index, no key (DuckDB's min/max zone maps do the
+work once closed windows are rewritten sorted by ``(monitor_id, ts)``). Timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE SEQUENCE accounts_id_seq START 1",
+        """CREATE TABLE accounts (
+            id BIGINT PRIMARY KEY DEFAULT nextval('accounts_id_seq'),
+            name VARCHAR NOT NULL UNIQUE,
+            monthly_request_limit BIGINT NOT NULL DEFAULT 100000,
+            created_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'))""",
+        "INSERT INTO accounts (name) VALUES ('default')",
+        "CREATE SEQUENCE users_id_seq START 1",
+        """CREATE TABLE users (
+            id BIGINT PRIMARY KEY DEFAULT nextval('users_id_seq'),
+            account_id BIGINT NOT NULL,
+            email VARCHAR NOT NULL UNIQUE,
+            password_hash VARCHAR NOT NULL,
+            role VARCHAR NOT NULL DEFAULT 'admin')""",
+        "CREATE SEQUENCE api_keys_id_seq START 1",
+        """CREATE TABLE api_keys (
+            id BIGINT PRIMARY KEY DEFAULT nextval('api_keys_id_seq'),
+            account_id BIGINT NOT NULL,
+            name VARCHAR NOT NULL,
+            prefix VARCHAR NOT NULL,
+            sha256 VARCHAR NOT NULL UNIQUE,
+            created_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
+            last_used_at TIMESTAMP,
+            revoked_at TIMESTAMP)""",
+        "CREATE SEQUENCE monitors_id_seq START 1",
+        """CREATE TABLE monitors (
+            id BIGINT PRIMARY KEY DEFAULT nextval('monitors_id_seq'),
+            account_id BIGINT NOT NULL,
+            name VARCHAR NOT NULL,
+            type VARCHAR NOT NULL,
+            spec JSON NOT NULL,
+            interval_s INTEGER NOT NULL,
+            timeout_s DOUBLE,
+            retries INTEGER NOT NULL DEFAULT 0,
+            recovery_threshold INTEGER NOT NULL DEFAULT 1,
+            paused BOOLEAN NOT NULL DEFAULT false,
+            status VARCHAR NOT NULL DEFAULT 'pending',
+            status_since TIMESTAMP,
+            tags VARCHAR[] NOT NULL DEFAULT [],
+            created_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
+            updated_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'))""",
+        """CREATE TABLE checks (
+            monitor_id BIGINT NOT NULL,
+            ts TIMESTAMP NOT NULL,
+            ok BOOLEAN NOT NULL,
+            latency_us BIGINT NOT NULL,
+            status_code SMALLINT,
+            error_code UTINYINT NOT NULL,
+            error VARCHAR,
+            dns_us BIGINT,
+            connect_us BIGINT,
+            tls_us BIGINT,
+            ttfb_us BIGINT,
+            region VARCHAR)""",
+        "CREATE SEQUENCE incidents_id_seq START 1",
+        """CREATE TABLE incidents (
+            id BIGINT PRIMARY KEY DEFAULT nextval('incidents_id_seq'),
+            account_id BIGINT NOT NULL,
+            monitor_id BIGINT NOT NULL,
+            started_at TIMESTAMP NOT NULL,
+            resolved_at TIMESTAMP,
+            cause VARCHAR)""",
+    ],
+]
+
+LATEST = len(MIGRATIONS)
