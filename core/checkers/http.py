@@ -119,8 +119,10 @@ class _Response(asyncio.Protocol):
         self.lost_exc: BaseException | None = None
         self.begin(None, 0, False)
 
-    def begin(self, waiter: asyncio.Future[None] | None, max_body: int, keep_body: bool) -> None:
+    def begin(self, waiter: asyncio.Future[None] | None, max_body: int, keep_body: bool,
+              head: bool = False) -> None:
         self.parser = httptools.HttpResponseParser(self)
+        self.head = head  # a HEAD response has no body whatever its Content-Length says
         self.waiter = waiter
         self.max_body = max_body
         self.body: bytearray | None = bytearray() if keep_body else None
@@ -132,6 +134,7 @@ class _Response(asyncio.Protocol):
         self.headers_done = False
         self.complete = False
         self.truncated = False
+        self.stopped = False  # parsing stopped on purpose (body cap, HEAD), not an error
         self.keep_alive = False
         self.first_byte_ns = 0
         self.error: tuple[ErrorCode, str] | None = None
@@ -151,10 +154,10 @@ class _Response(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._finish((ErrorCode.BAD_RESPONSE, "unexpected protocol upgrade"))
         except httptools.HttpParserCallbackError:
-            if not self.truncated:
+            if not self.stopped:
                 self._finish(self.error or (ErrorCode.INTERNAL, "parser callback failed"))
         except httptools.HttpParserError as exc:
-            if self.truncated:
+            if self.stopped:
                 self._finish(None)
             else:
                 self._finish((ErrorCode.BAD_RESPONSE, f"malformed HTTP response: {exc}"))
@@ -197,6 +200,10 @@ class _Response(asyncio.Protocol):
         self.headers_done = True
         if self.status < 200 or self.status in (204, 304):
             self.framed = True
+        if self.head and self.status >= 200:
+            self.complete = self.framed = self.stopped = True
+            self._finish(None)
+            raise _Stop
 
     def on_body(self, chunk: bytes) -> None:
         self.body_len += len(chunk)
@@ -204,13 +211,13 @@ class _Response(asyncio.Protocol):
         if body is not None and len(body) < self.max_body:
             body += chunk[: self.max_body - len(body)]
         if self.body_len > self.max_body:
-            self.truncated = True
+            self.truncated = self.stopped = True
             self._finish(None)
             raise _Stop
 
     def on_message_complete(self) -> None:
         if self.status and self.status < 200:
-            self.begin(self.waiter, self.max_body, self.body is not None)  # 1xx: wait for the final one
+            self.begin(self.waiter, self.max_body, self.body is not None, self.head)  # 1xx: wait for the final
             return
         self.complete = True
         self._finish(None)
@@ -276,7 +283,7 @@ async def _exchange(target: _Target, ctx: CheckContext, prepared: PreparedHttp, 
             fresh = False
         try:
             waiter = loop.create_future()
-            proto.begin(waiter, prepared.max_body, prepared.keyword is not None)
+            proto.begin(waiter, prepared.max_body, prepared.keyword is not None, target.method == "HEAD")
             ctx.phase = "waiting for the response"
             sent = time.perf_counter_ns()
             transport.write(target.request)

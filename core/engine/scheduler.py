@@ -26,14 +26,29 @@ import numpy as np
 
 from core.checkers import REGISTRY, CheckContext, Checker, Env
 from core.clock import Clock, MonotonicClock
-from core.models import ErrorCode, Monitor, Transition
+from core.models import CheckResult, ErrorCode, Monitor, Transition
 from core.state import MonitorState, observe
 from ext import ResultBuffer, TimingWheel
 
-__all__ = ["Scheduler", "phase_offset"]
+__all__ = ["Scheduler", "phase_offset", "run_with_deadline"]
 
 log = logging.getLogger("xuptime.scheduler")
 LATENESS_BUCKETS = 10_001  # 0..10_000 ms; the last bucket holds everything later
+
+
+async def run_with_deadline(checker: Checker, prepared: Any, ctx: CheckContext, timeout: float) -> CheckResult:
+    """Run one check under the caller-owned deadline. Always returns a result: a timeout
+    names the phase it hit, and a checker bug becomes an ``internal`` result (logged)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await checker.check(prepared, ctx)
+    except TimeoutError:
+        return ctx.result(False, 0, ErrorCode.TIMEOUT, f"timed out after {timeout:g} s ({ctx.phase})")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a checker bug must not take the worker down
+        log.exception("checker failed for monitor %d", ctx.monitor_id)
+        return ctx.result(False, 0, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
 
 
 def phase_offset(monitor_id: int, interval_ms: int) -> int:
@@ -190,17 +205,7 @@ class Scheduler:
         ctx = CheckContext(self._env, mid)
         ts_us = self.clock.wall_us()
         try:
-            try:
-                async with asyncio.timeout(entry.timeout):
-                    result = await entry.checker.check(entry.prepared, ctx)
-            except TimeoutError:
-                result = ctx.result(False, 0, ErrorCode.TIMEOUT,
-                                    f"timed out after {entry.timeout:g} s ({ctx.phase})")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a checker bug must not take the worker down
-                log.exception("checker %s failed for monitor %d", entry.monitor.type, mid)
-                result = ctx.result(False, 0, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
+            result = await run_with_deadline(entry.checker, entry.prepared, ctx, entry.timeout)
         finally:
             self.inflight.pop(mid, None)
             if self.queue:

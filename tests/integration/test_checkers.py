@@ -1,0 +1,396 @@
+"""HTTP and TCP checkers against real loopback servers, healthy and misbehaving.
+
+Every failure must come back as a result with the right error code, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ssl
+from typing import Any
+
+import pytest
+import trustme
+import uvloop
+
+from core.checkers import REGISTRY, CheckContext, Env
+from core.engine.scheduler import run_with_deadline
+from core.models import CheckResult, ErrorCode, parse_monitor
+from tests.servers import Peer, http_handler, read_request, respond, self_signed_context
+
+
+def run(coro: Any) -> Any:
+    return uvloop.run(coro)
+
+
+async def check(env: Env, data: dict[str, Any], timeout: float = 2.0, monitor_id: int = 1) -> CheckResult:
+    monitor = parse_monitor({"name": "t", **data})
+    checker = REGISTRY[monitor.type]
+    return await run_with_deadline(checker, checker.prepare(monitor.spec), CheckContext(env, monitor_id), timeout)
+
+
+def http(url: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "http", "url": url, **extra}
+
+
+def time_wait_count(port: int) -> int:
+    """Sockets in TIME_WAIT involving ``port`` on this machine (from /proc/net/tcp)."""
+    count = 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote, state = fields[1], fields[2], fields[3]
+            ports = {int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)}
+            if state == "06" and port in ports:
+                count += 1
+    return count
+
+
+# healthy ---------------------------------------------------------------------------------
+
+def test_healthy_server_with_phases_and_keyword() -> None:
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        requests: list[bytes] = []
+        async with Peer(http_handler(body=b"<h1>all systems go</h1>", record=requests)) as peer:
+            r = await check(env, http(peer.url("/health?x=1"), keyword="systems go"))
+            assert r.ok and r.status_code == 200 and r.error_code == ErrorCode.OK
+            assert r.connect_us >= 0 and r.ttfb_us >= 0 and r.latency_us >= r.ttfb_us
+            assert r.dns_us == -1 and r.tls_us == -1  # IP literal, plain HTTP
+            assert requests[0].startswith(b"GET /health?x=1 HTTP/1.1\r\n")
+            assert f"Host: 127.0.0.1:{peer.port}".encode() in requests[0]
+
+            r = await check(env, http(peer.url(), keyword="absent"))
+            assert not r.ok and r.error_code == ErrorCode.KEYWORD and r.status_code == 200
+
+    run(main())
+
+
+def test_post_with_headers_and_body_and_head() -> None:
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        requests: list[bytes] = []
+        async with Peer(http_handler(record=requests)) as peer:
+            r = await check(env, http(peer.url("/hook"), method="POST", body='{"a":1}',
+                                      headers={"X-Token": "abc"}))
+            assert r.ok
+            assert requests[-1].startswith(b"POST /hook HTTP/1.1\r\n")
+            assert b"X-Token: abc\r\n" in requests[-1] and requests[-1].endswith(b'{"a":1}')
+            r = await check(env, http(peer.url(), method="HEAD", keepAlive=True))
+            assert r.ok and r.status_code == 200
+            r = await check(env, http(peer.url(), method="HEAD", keepAlive=True))  # reused after a HEAD
+            assert r.ok
+
+    run(main())
+
+
+def test_expected_status_ranges() -> None:
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(http_handler(status=503, body=b"maintenance")) as peer:
+            r = await check(env, http(peer.url()))
+            assert not r.ok and r.error_code == ErrorCode.STATUS and r.status_code == 503
+            assert "503" in (r.error or "")
+            r = await check(env, http(peer.url(), expectedStatus=["200-299", "5xx"]))
+            assert r.ok and r.status_code == 503
+
+    run(main())
+
+
+def test_chunked_and_eof_delimited_bodies() -> None:
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        await writer.drain()
+
+    async def until_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.0 200 OK\r\n\r\nbody until close")
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(chunked) as a, Peer(until_eof) as b:
+            assert (await check(env, http(a.url(), keyword="hello world"))).ok
+            assert (await check(env, http(b.url(), keyword="until close"))).ok
+
+    run(main())
+
+
+# misbehaving -----------------------------------------------------------------------------
+
+def test_server_that_hangs_times_out_naming_the_phase() -> None:
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(60)
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(hang) as peer:
+            r = await check(env, http(peer.url()), timeout=0.3)
+            assert not r.ok and r.error_code == ErrorCode.TIMEOUT
+            assert "response" in (r.error or "") and r.connect_us >= 0
+
+    run(main())
+
+
+def test_server_that_resets() -> None:
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        sock = writer.get_extra_info("socket")
+        import socket
+        import struct
+
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(reset) as peer:
+            r = await check(env, http(peer.url()))
+            assert not r.ok and r.error_code == ErrorCode.RESET
+
+    run(main())
+
+
+def test_closed_before_response() -> None:
+    async def close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.close()
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(close) as peer:
+            r = await check(env, http(peer.url()))
+            assert not r.ok and r.error_code == ErrorCode.CLOSED
+
+    run(main())
+
+
+@pytest.mark.parametrize("payload", [
+    b"SSH-2.0-OpenSSH_9.2\r\n",
+    b"HTTP/1.1 abc\r\n\r\n",
+    b"\x00\xff\x10garbage\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n",
+])
+def test_garbage_is_bad_response(payload: bytes) -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(payload)
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(garbage) as peer:
+            r = await check(env, http(peer.url()))
+            assert not r.ok and r.error_code == ErrorCode.BAD_RESPONSE, r
+
+    run(main())
+
+
+def test_oversized_headers_are_bad_response() -> None:
+    async def huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        for i in range(200):
+            writer.write(f"X-Filler-{i}: {'a' * 1000}\r\n".encode())
+        writer.write(b"Content-Length: 0\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(huge) as peer:
+            r = await check(env, http(peer.url()))
+            assert not r.ok and r.error_code == ErrorCode.BAD_RESPONSE and "64 KiB" in (r.error or "")
+
+    run(main())
+
+
+def test_slowloris_trickle_times_out() -> None:
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(trickle) as peer:
+            r = await check(env, http(peer.url()), timeout=0.4)
+            assert not r.ok and r.error_code == ErrorCode.TIMEOUT and "response" in (r.error or "")
+
+    run(main())
+
+
+def test_redirects_followed_and_loops_stopped() -> None:
+    async def redirector(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await read_request(reader)
+        path = request.split(b" ")[1]
+        if path == b"/loop":
+            writer.write(respond(302, b"", {"Location": "/loop", "Connection": "close"}, "Found"))
+        elif path == b"/start":
+            writer.write(respond(301, b"", {"Location": "/final", "Connection": "close"}, "Moved"))
+        else:
+            writer.write(respond(200, b"landed", {"Connection": "close"}))
+        await writer.drain()
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(redirector) as peer:
+            r = await check(env, http(peer.url("/start"), keyword="landed"))
+            assert r.ok and r.status_code == 200
+            r = await check(env, http(peer.url("/start"), followRedirects=False))
+            assert not r.ok and r.error_code == ErrorCode.STATUS and r.status_code == 301
+            r = await check(env, http(peer.url("/loop"), maxRedirects=5))
+            assert not r.ok and r.error_code == ErrorCode.REDIRECTS
+
+    run(main())
+
+
+def test_unresolvable_and_refused() -> None:
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        r = await check(env, http("http://no-such-host.invalid/"))
+        assert not r.ok and r.error_code == ErrorCode.DNS
+        async with Peer(http_handler()) as peer:
+            port = peer.port
+        r = await check(env, http(f"http://127.0.0.1:{port}/"))
+        assert not r.ok and r.error_code == ErrorCode.REFUSED
+
+    run(main())
+
+
+def test_body_cap_stops_reading() -> None:
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(http_handler(body=b"x" * 500_000 + b"needle")) as peer:
+            r = await check(env, http(peer.url(), keyword="needle", maxBodyBytes=1000))
+            assert not r.ok and r.error_code == ErrorCode.KEYWORD
+            r = await check(env, http(peer.url(), maxBodyBytes=1000))
+            assert r.ok
+
+    run(main())
+
+
+# TLS -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def _server_ctx(cert: trustme.LeafCert) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    return ctx
+
+
+def test_tls_valid_self_signed_and_expired(ca: trustme.CA) -> None:
+    good = ca.issue_cert("localhost", "127.0.0.1")
+    expired = ca.issue_cert("localhost", not_after=dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
+                            not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(http_handler(), self_signed_context()) as peer:
+            r = await check(env, http(peer.url(scheme="https", host="localhost")))
+            assert not r.ok and r.error_code == ErrorCode.TLS and "self-signed" in (r.error or "").replace(" ", "-")
+            r = await check(env, http(peer.url(scheme="https", host="localhost"), verifyTls=False))
+            assert r.ok and r.tls_us >= 0
+        async with Peer(http_handler(), _server_ctx(good)) as peer:
+            r = await check(env, http(peer.url(scheme="https", host="localhost")))
+            assert not r.ok and r.error_code == ErrorCode.TLS  # issued by a CA nobody trusts
+            ca.configure_trust(env.verify_ctx)
+            r = await check(env, http(peer.url(scheme="https", host="localhost")))
+            assert r.ok and r.tls_us >= 0 and r.dns_us >= 0 and r.connect_us >= 0
+        async with Peer(http_handler(), _server_ctx(expired)) as peer:
+            r = await check(env, http(peer.url(scheme="https", host="localhost")))
+            assert not r.ok and r.error_code == ErrorCode.TLS and "expired" in (r.error or "")
+        async with Peer(http_handler()) as plain:  # TLS to a plain port that waits for a request line
+            r = await check(env, http(plain.url(scheme="https")), timeout=0.5)
+            assert not r.ok and r.error_code == ErrorCode.TIMEOUT and "(tls)" in (r.error or "")
+
+    run(main())
+
+
+# connections -----------------------------------------------------------------------------
+
+def test_keep_alive_reuses_one_connection() -> None:
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(http_handler()) as peer:
+            for _ in range(5):
+                assert (await check(env, http(peer.url(), keepAlive=True))).ok
+            assert peer.connections == 1
+            for _ in range(3):
+                assert (await check(env, http(peer.url()), monitor_id=2)).ok
+            assert peer.connections == 4
+            env.close()
+
+    run(main())
+
+
+def test_new_connection_checks_leave_no_time_wait() -> None:
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(http_handler()) as peer:
+            for _ in range(20):
+                assert (await check(env, http(peer.url()))).ok
+            await asyncio.sleep(0.1)
+            assert time_wait_count(peer.port) == 0
+
+    run(main())
+
+
+def test_stale_keep_alive_connection_is_replaced_once() -> None:
+    async def one_shot(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(respond(200, b"ok", {"Connection": "keep-alive"}))
+        await writer.drain()
+        # and then the server silently drops the idle connection
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(one_shot) as peer:
+            assert (await check(env, http(peer.url(), keepAlive=True))).ok
+            await asyncio.sleep(0.05)
+            assert (await check(env, http(peer.url(), keepAlive=True))).ok
+            assert peer.connections == 2
+
+    run(main())
+
+
+# tcp -------------------------------------------------------------------------------------
+
+def test_tcp_connect_send_expect() -> None:
+    async def banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = await reader.readline()
+        writer.write(b"+PONG\r\n" if line == b"PING\r\n" else b"-ERR\r\n")
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(banner) as peer:
+            tcp = {"type": "tcp", "host": "127.0.0.1", "port": peer.port}
+            assert (await check(env, tcp)).ok
+            r = await check(env, {**tcp, "send": "PING\r\n", "expect": "PONG"})
+            assert r.ok and r.connect_us >= 0
+            r = await check(env, {**tcp, "send": "HELLO\r\n", "expect": "PONG"}, timeout=0.3)
+            assert not r.ok and r.error_code == ErrorCode.TIMEOUT
+            port = peer.port
+        r = await check(env, {"type": "tcp", "host": "127.0.0.1", "port": port})
+        assert not r.ok and r.error_code == ErrorCode.REFUSED
+        r = await check(env, {"type": "tcp", "host": "nothing.invalid", "port": 80})
+        assert not r.ok and r.error_code == ErrorCode.DNS
+
+    run(main())

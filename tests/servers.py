@@ -1,0 +1,126 @@
+"""Real loopback servers for tests: well-behaved and misbehaving HTTP/TCP peers.
+
+Each ``Peer`` is an asyncio server on 127.0.0.1, port 0, running on the test's own loop. It
+counts accepted connections so tests can assert connection reuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Awaitable, Callable
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class Peer:
+    def __init__(self, handler: Handler, ssl_ctx: ssl.SSLContext | None = None) -> None:
+        self.handler = handler
+        self.ssl_ctx = ssl_ctx
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.server: asyncio.AbstractServer | None = None
+        self.port = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Peer:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0, ssl=self.ssl_ctx)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.server.wait_closed(), 2)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self.handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    def url(self, path: str = "/", scheme: str = "http", host: str = "127.0.0.1") -> str:
+        return f"{scheme}://{host}:{self.port}{path}"
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """Read one request head and its Content-Length body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    body = await reader.readexactly(length) if length else b""
+    return head + body
+
+
+def respond(status: int = 200, body: bytes = b"hello", headers: dict[str, str] | None = None,
+            reason: str = "OK") -> bytes:
+    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def http_handler(status: int = 200, body: bytes = b"hello", headers: dict[str, str] | None = None,
+                 record: list[bytes] | None = None) -> Handler:
+    """A keep-alive capable HTTP/1.1 server answering every request the same way."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                request = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            if record is not None:
+                record.append(request)
+            payload = respond(status, body, headers)
+            if request.startswith(b"HEAD "):
+                payload = payload[: payload.index(b"\r\n\r\n") + 4]
+            writer.write(payload)
+            await writer.drain()
+            if b"connection: close" in request.lower():
+                return
+
+    return handle
+
+
+def self_signed_context(host: str = "localhost") -> ssl.SSLContext:
+    """A server context with a genuinely self-signed certificate (subject == issuer)."""
+    import datetime as dt
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    with tempfile.NamedTemporaryFile("wb", suffix=".pem") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+        f.flush()
+        ctx.load_cert_chain(f.name)
+    return ctx

@@ -1,0 +1,72 @@
+"""Monitor validation: every bad field named, nothing built from a bad definition."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from core.models import Monitor, MonitorValidationError, monitor_to_wire, parse_monitor, parse_status_ranges
+
+
+def fields_of(data: object) -> set[str]:
+    with pytest.raises(MonitorValidationError) as info:
+        parse_monitor(data)
+    return {e.field for e in info.value.errors}
+
+
+def test_valid_http_monitor_defaults() -> None:
+    m = parse_monitor({"name": "site", "type": "http", "url": "https://example.com/health"})
+    assert m.type == "http" and m.interval == 60 and m.spec.method == "GET"
+    assert m.spec.expected_status == ["200-299"] and m.spec.verify_tls and not m.spec.keep_alive
+    assert m.effective_timeout == 30.0
+
+
+def test_every_bad_field_is_named_at_once() -> None:
+    bad = {"name": "", "type": "http", "url": "ftp://x", "interval": 0, "timeout": "soon", "retries": -1,
+           "headers": {"Bad Name": "v"}, "expectedStatus": ["abc"], "method": "FETCH", "colour": "red"}
+    assert fields_of(bad) == {"name", "url", "interval", "timeout", "retries", "headers.Bad Name",
+                              "expectedStatus", "method", "colour"}
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({"name": "x", "type": "tcp", "host": "h", "port": 70000}, "port"),
+    ({"name": "x", "type": "tcp", "host": "h", "port": 0}, "port"),
+    ({"name": "x", "type": "tcp", "host": "h"}, "port"),
+    ({"name": "x", "type": "smtp"}, "type"),
+    ({"name": "x"}, "type"),
+    ({"name": "x", "type": "http", "url": "http://h:99999/"}, "url"),
+    ({"name": "x", "type": "http", "url": "http:///nohost"}, "url"),
+    ({"name": "x", "type": "http", "url": "http://h/", "interval": 86401}, "interval"),
+    ({"name": "x", "type": "http", "url": "http://h/", "interval": 10, "timeout": 20}, "timeout"),
+    ({"name": "x", "type": "http", "url": "http://h/", "interval": "60"}, "interval"),
+    ({"name": "x", "type": "http", "url": "http://h/", "id": 5}, "id"),
+])
+def test_single_bad_field(data: dict, field: str) -> None:
+    assert field in fields_of(data)
+
+
+def test_not_an_object() -> None:
+    assert fields_of([1, 2]) == {"body"}
+
+
+def test_wire_round_trip_and_msgpack() -> None:
+    m = parse_monitor({"name": "db", "type": "tcp", "host": "10.0.0.5", "port": 5432, "tags": ["prod"]})
+    again = parse_monitor({k: v for k, v in monitor_to_wire(m).items() if k not in ("id", "status")})
+    assert again == m
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(m), type=Monitor) == m
+
+
+def test_patch_keeps_other_fields_and_type() -> None:
+    m = parse_monitor({"name": "a", "type": "http", "url": "http://h/", "interval": 30})
+    m.id = 9
+    patched = parse_monitor({"interval": 10}, partial_of=m)
+    assert patched.interval == 10 and patched.spec.url == "http://h/" and patched.id == 9
+    with pytest.raises(MonitorValidationError):
+        parse_monitor({"type": "tcp"}, partial_of=m)
+
+
+def test_status_ranges() -> None:
+    assert parse_status_ranges(["200-299", "301", "4xx"]) == [(200, 299), (301, 301), (400, 499)]
+    for bad in (["99"], ["300-200"], ["abc"], []):
+        with pytest.raises(ValueError):
+            parse_status_ranges(bad)

@@ -1,0 +1,61 @@
+"""The pure status machine: retries, recovery threshold, transitions with causes."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.state import MonitorState, observe
+
+
+def feed(state: MonitorState, outcomes: str, retries: int = 0, recovery: int = 1) -> list[tuple[str, str]]:
+    out = []
+    for i, ch in enumerate(outcomes):
+        t = observe(state, 7, ch == "+", i, retries, recovery, None if ch == "+" else f"fail {i}")
+        if t is not None:
+            out.append((t.old, t.new))
+    return out
+
+
+def test_first_success_is_up_first_failure_down_without_retries() -> None:
+    assert feed(MonitorState(), "+") == [("pending", "up")]
+    assert feed(MonitorState(), "-") == [("pending", "down")]
+
+
+def test_retries_delay_down_and_recovery_threshold_delays_up() -> None:
+    s = MonitorState()
+    assert feed(s, "+--", retries=2) == [("pending", "up")]
+    assert s.status == "up"
+    assert feed(s, "-", retries=2) == [("up", "down")]
+    assert feed(s, "++", recovery=3) == []
+    assert feed(s, "+", recovery=3) == [("down", "up")]
+
+
+def test_a_success_resets_the_failure_count() -> None:
+    s = MonitorState("up")
+    assert feed(s, "-+-+-+", retries=1) == []
+    assert s.status == "up"
+
+
+def test_cause_is_the_failing_checks_error() -> None:
+    s = MonitorState("up")
+    t = observe(s, 3, False, 99, 0, 1, "connection refused")
+    assert t is not None and t.monitor_id == 3 and t.ts_us == 99 and t.cause == "connection refused"
+
+
+@given(st.text(alphabet="+-", max_size=60), st.integers(0, 4), st.integers(1, 4))
+def test_transitions_alternate_and_match_the_rules(outcomes: str, retries: int, recovery: int) -> None:
+    s = MonitorState()
+    transitions = feed(s, outcomes, retries, recovery)
+    for (_, new), (old, _) in zip(transitions, transitions[1:]):
+        assert new == old  # each transition starts where the previous ended
+    assert all(old != new for old, new in transitions)
+    # Down is reached only after retries+1 consecutive failures.
+    run = 0
+    status = "pending"
+    for ch in outcomes:
+        run = run + 1 if ch == "-" else 0
+        if ch == "-" and run > retries:
+            status = "down"
+    if "down" in [n for _, n in transitions]:
+        assert "-" * (retries + 1) in outcomes
