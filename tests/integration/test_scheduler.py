@@ -75,7 +75,7 @@ def test_results_transitions_overlap_and_inflight_bound() -> None:
             s.flush()
         rows = sink.rows()
         by_id = {int(mid): (bool(okv), int(code)) for mid, okv, code in
-                 zip(rows["monitor_id"], rows["ok"], rows["status_code"])}
+                 zip(rows["monitor_id"], rows["ok"], rows["status_code"], strict=True)}
         assert by_id[1] == (True, 200) and by_id[2][0] is False and by_id[3][0] is False
         kinds = {(t.monitor_id, t.old, t.new) for t in sink.transitions}
         assert {(1, "pending", "up"), (2, "pending", "down"), (3, "pending", "down")} <= kinds

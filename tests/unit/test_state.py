@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -44,18 +46,24 @@ def test_cause_is_the_failing_checks_error() -> None:
 
 
 @given(st.text(alphabet="+-", max_size=60), st.integers(0, 4), st.integers(1, 4))
-def test_transitions_alternate_and_match_the_rules(outcomes: str, retries: int, recovery: int) -> None:
+def test_transitions_match_a_brute_force_model(outcomes: str, retries: int, recovery: int) -> None:
     s = MonitorState()
     transitions = feed(s, outcomes, retries, recovery)
-    for (_, new), (old, _) in zip(transitions, transitions[1:]):
+    for (_, new), (old, _) in itertools.pairwise(transitions):
         assert new == old  # each transition starts where the previous ended
-    assert all(old != new for old, new in transitions)
-    # Down is reached only after retries+1 consecutive failures.
-    run = 0
-    status = "pending"
-    for ch in outcomes:
-        run = run + 1 if ch == "-" else 0
-        if ch == "-" and run > retries:
-            status = "down"
-    if "down" in [n for _, n in transitions]:
-        assert "-" * (retries + 1) in outcomes
+    # Model: look back over the whole history at every step.
+    status, expected = "pending", []
+    for i in range(1, len(outcomes) + 1):
+        seen = outcomes[:i]
+        fails = len(seen) - len(seen.rstrip("-"))
+        oks = len(seen) - len(seen.rstrip("+"))
+        new = status
+        if seen[-1] == "-" and status != "down" and fails > retries:
+            new = "down"
+        elif seen[-1] == "+" and (status == "pending" or (status == "down" and oks >= recovery)):
+            new = "up"
+        if new != status:
+            expected.append((status, new))
+            status = new
+    assert transitions == expected
+    assert s.status == status
