@@ -1,0 +1,251 @@
+"""``xuptime serve`` as a user runs it: real processes, a real DuckDB file, the CLI.
+
+Covers results landing in DuckDB with the right outcome, a ``kill -9`` of a worker (it is
+restarted with its shard), a ``kill -9`` of the main process (a restart finds monitors and
+results up to the last flush), graceful shutdown (everything flushed), and the CLI against
+a stopped data dir.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def cli(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "core.cli", *args, "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, timeout=60)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"xuptime {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+def sql(data_dir: Path, query: str) -> list[list[Any]]:
+    return json.loads(cli(data_dir, "sql", query, "--json").stdout)["rows"]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class _Target(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        status = 500 if self.path.startswith("/fail") else 200
+        body = b"target says hello" if status == 200 else b"broken"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Target)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Serve:
+    def __init__(self, data_dir: Path, workers: int = 2) -> None:
+        self.data_dir = data_dir
+        self.log = open(data_dir.parent / f"serve-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "serve", "--data-dir", str(data_dir), "--workers", str(workers)],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(self._ready, 30, "the server to answer")
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"serve exited with {self.proc.returncode}: {self.output()}")
+        status = cli(self.data_dir, "status", "--json", check=False)
+        if status.returncode != 0:
+            return False
+        return all(w["ready"] for w in json.loads(status.stdout)["workers"])
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(cli(self.data_dir, "status", "--json").stdout)
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return Path(self.log.name).read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self.log.close()
+        return code
+
+    def kill_everything(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.log.close()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def add(data_dir: Path, *args: str) -> int:
+    out = cli(data_dir, "monitors", "add", *args).stdout
+    return int(out.split()[2].rstrip(":"))
+
+
+def counts(data_dir: Path) -> dict[int, int]:
+    return {int(mid): int(n) for mid, n in sql(data_dir, "SELECT monitor_id, count(*) FROM checks GROUP BY 1")}
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie child of a killed parent is reaped by init shortly; treat zombies as dead
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_results_land_in_duckdb_with_the_right_outcome(data_dir: Path, target: str) -> None:
+    ok = add(data_dir, "ok", "--url", f"{target}/health", "--interval", "1", "--keyword", "hello")
+    server = Serve(data_dir)
+    try:
+        fail = add(data_dir, "fail", "--url", f"{target}/fail", "--interval", "1")  # added while running
+        refused = add(data_dir, "refused", "--url", f"http://127.0.0.1:{closed_port()}/", "--interval", "1")
+        tcp = add(data_dir, "tcp", "--type", "tcp", "--host", "127.0.0.1", "--port", target.rsplit(":", 1)[1],
+                  "--interval", "1")
+        wait_for(lambda: all(counts(data_dir).get(m, 0) >= 2 for m in (ok, fail, refused, tcp)), 20,
+                 "two results per monitor")
+        rows = {int(r[0]): r[1:] for r in sql(
+            data_dir, "SELECT monitor_id, bool_and(ok), bool_or(ok), max(status_code), max(error_code),"
+                      " min(latency_us) FROM checks GROUP BY 1")}
+        assert rows[ok][:3] == [True, True, 200]
+        assert rows[fail][:4] == [False, False, 500, 7]  # status
+        assert rows[refused][:4] == [False, False, None, 3]  # refused
+        assert rows[tcp][:2] == [True, True]
+        assert all(r[4] > 0 for r in rows.values())
+
+        statuses = wait_for(lambda: (lambda s: s if s[fail] == "down" and s[ok] == "up" else None)(
+            {m["id"]: m["status"] for m in json.loads(cli(data_dir, "monitors", "list", "--json").stdout)}),
+            10, "statuses to settle")
+        assert statuses[refused] == "down" and statuses[tcp] == "up"
+        incidents = sql(data_dir, "SELECT monitor_id, resolved_at IS NULL, cause FROM incidents ORDER BY 1")
+        assert [(i[0], i[1]) for i in incidents] == [(fail, True), (refused, True)]
+        assert incidents[0][2] == "status 500, expected 200-299"
+
+        cli(data_dir, "monitors", "remove", str(fail))
+        assert not sql(data_dir, f"SELECT 1 FROM monitors WHERE id = {fail}")
+        stats = server.status()
+        assert stats["dropped"] == 0 and stats["checks"] >= 8
+    finally:
+        assert server.stop() == 0
+
+
+def test_worker_kill9_is_survived(data_dir: Path, target: str) -> None:
+    ids = [add(data_dir, f"m{i}", "--url", f"{target}/m{i}", "--interval", "1") for i in range(4)]
+    server = Serve(data_dir)
+    try:
+        wait_for(lambda: all(counts(data_dir).get(m, 0) >= 1 for m in ids), 15, "first results")
+        victim = server.status()["workers"][1]
+        os.kill(victim["pid"], signal.SIGKILL)
+        wait_for(lambda: server.status()["workers"][1]["restarts"] >= 1 and server.status()["workers"][1]["ready"],
+                 20, "the worker to be restarted")
+        assert server.proc.poll() is None
+        before = counts(data_dir)
+        shard = [m for m in ids if m % 2 == 1]
+        wait_for(lambda: all(counts(data_dir)[m] >= before[m] + 2 for m in shard), 15,
+                 "results from the restarted shard")
+    finally:
+        assert server.stop() == 0
+
+
+def test_main_kill9_then_restart_keeps_monitors_and_results(data_dir: Path, target: str) -> None:
+    ids = [add(data_dir, f"m{i}", "--url", f"{target}/k{i}", "--interval", "1") for i in range(3)]
+    server = Serve(data_dir)
+    workers = [w["pid"] for w in server.status()["workers"]]
+    wait_for(lambda: sum(counts(data_dir).values()) >= 6, 15, "results")
+    seen = sum(counts(data_dir).values())
+    time.sleep(1.5)  # everything counted above is older than the flush interval now
+    server.proc.send_signal(signal.SIGKILL)  # only the main process
+    server.proc.wait(10)
+    wait_for(lambda: not any(pid_alive(p) for p in workers), 10, "orphaned workers to exit")
+    server.log.close()
+
+    listed = json.loads(cli(data_dir, "monitors", "list", "--json").stdout)  # stopped: direct, read-only
+    assert sorted(m["id"] for m in listed) == ids
+    assert sum(counts(data_dir).values()) >= seen
+
+    again = Serve(data_dir)
+    try:
+        after = sum(counts(data_dir).values())
+        wait_for(lambda: sum(counts(data_dir).values()) >= after + 3, 15, "results after the restart")
+    finally:
+        assert again.stop() == 0
+
+
+def test_graceful_shutdown_flushes_every_result(data_dir: Path, target: str) -> None:
+    for i in range(5):
+        add(data_dir, f"g{i}", "--url", f"{target}/g{i}", "--interval", "1")
+    server = Serve(data_dir)
+    wait_for(lambda: server.status()["checks"] >= 10, 15, "checks")
+    checked = server.status()["checks"]
+    assert server.stop(signal.SIGINT) == 0  # Ctrl-C
+    assert "stopped;" in server.output()
+    assert sum(counts(data_dir).values()) >= checked
+
+
+def test_cli_on_a_stopped_data_dir(data_dir: Path) -> None:
+    bad = cli(data_dir, "monitors", "add", "x", "--url", "ftp://nowhere", "--interval", "0", check=False)
+    assert bad.returncode == 2
+    assert "url:" in bad.stderr and "interval:" in bad.stderr
+    assert json.loads(cli(data_dir, "monitors", "list", "--json").stdout) == []
+
+    mid = add(data_dir, "db", "--type", "tcp", "--host", "127.0.0.1", "--port", "5432", "--tag", "prod")
+    listed = json.loads(cli(data_dir, "monitors", "list", "--json").stdout)
+    assert [(m["id"], m["type"], m["port"], m["tags"], m["status"]) for m in listed] == [
+        (mid, "tcp", 5432, ["prod"], "pending")]
+    assert "paused" in cli(data_dir, "monitors", "pause", str(mid)).stdout
+    refused = cli(data_dir, "sql", "DELETE FROM monitors", check=False)
+    assert refused.returncode == 2 and "only SELECT" in refused.stderr
+    assert len(sql(data_dir, "SELECT * FROM monitors")) == 1
+    cli(data_dir, "monitors", "remove", str(mid))
+    assert cli(data_dir, "monitors", "remove", str(mid), check=False).returncode == 2
+    env_dir = subprocess.run([sys.executable, "-m", "core.cli", "monitors", "list", "--json"], capture_output=True,
+                             text=True, env={**os.environ, "XUPTIME_DATA_DIR": str(data_dir)}, timeout=60)
+    assert json.loads(env_dir.stdout) == []
