@@ -11,6 +11,11 @@ cdef struct Node:
     int32_t slot       # bucket index, or -1 when the node is free
 
 
+cdef struct Slot:
+    int64_t key        # the id
+    int32_t node       # -1 = empty
+
+
 cdef struct Fired:
     int64_t deadline
     int64_t ident
@@ -30,7 +35,8 @@ cdef class TimingWheel:
         int32_t _capacity
         int32_t _free           # head of the free-node list (linked through .next)
         Py_ssize_t _size
-        dict _index             # ident -> node index
+        Slot *_table            # ident -> node: open addressing, linear probing
+        int64_t _table_mask     # capacity - 1 (capacity is a power of two)
         Fired *_fired
         Py_ssize_t _fired_len
         Py_ssize_t _fired_cap
@@ -44,4 +50,8 @@ cdef class TimingWheel:
     cdef int _fire_bucket(self, int32_t bucket) except -1
     cdef int _push_fired(self, int64_t deadline, int64_t ident) except -1
     cdef list _collect(self)
+    cdef int32_t _find(self, int64_t ident) noexcept
+    cdef int _insert_key(self, int64_t ident, int32_t node) except -1
+    cdef void _erase_key(self, int64_t ident) noexcept
+    cdef int _grow_table(self) except -1
     cdef int64_t _top_target(self) noexcept

@@ -2,7 +2,7 @@
 """Hierarchical timing wheel (compiled). The design is in ``TimingWheel.__doc__``."""
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport qsort
 
 cdef enum:
@@ -14,6 +14,12 @@ cdef inline int64_t _floordiv(int64_t a, int64_t b) noexcept:
     if (a % b != 0) and ((a < 0) != (b < 0)):
         q -= 1
     return q
+
+
+cdef inline uint64_t _hash(int64_t key) noexcept:
+    """Fibonacci hashing with a final mix, so sequential ids spread over the table."""
+    cdef uint64_t h = <uint64_t>key * <uint64_t>0x9E3779B97F4A7C15
+    return h ^ (h >> 32)
 
 
 cdef int _cmp_fired(const void *a, const void *b) noexcept nogil:
@@ -60,8 +66,9 @@ cdef class TimingWheel:
     (skipping whole periods that are already past, keeping its phase) and fires at most once
     per ``advance``.
 
-    Costs: ``schedule``, re-``schedule`` and ``cancel`` are O(1) (a dict lookup plus linking
-    into an intrusive doubly linked bucket; slot count is a power of two, indexing a mask).
+    Costs: ``schedule``, re-``schedule`` and ``cancel`` are O(1): an id lookup in a C
+    open-addressing table (load <= 1/2, Fibonacci hashing, backward-shift deletion) plus
+    linking into an intrusive doubly linked bucket (slot count a power of two, indexing a mask).
     ``advance`` is O(ticks stepped + entries fired + entries cascaded); runs of ticks with
     nothing in the lower levels are skipped a whole slot at a time, so a long idle jump costs
     O(levels * slots). Each entry cascades at most ``levels - 1`` times per lap.
@@ -101,7 +108,12 @@ cdef class TimingWheel:
             self._nodes[i].slot = -1
         self._free = 0
         self._size = 0
-        self._index = {}
+        self._table_mask = 1023
+        self._table = <Slot *>PyMem_Malloc(1024 * sizeof(Slot))
+        if not self._table:
+            raise MemoryError()
+        for i in range(1024):
+            self._table[i].node = -1
         self._fired_len = 0
         self._rearm_head = -1
 
@@ -110,6 +122,7 @@ cdef class TimingWheel:
         PyMem_Free(self._level_count)
         PyMem_Free(self._nodes)
         PyMem_Free(self._fired)
+        PyMem_Free(self._table)
 
     @property
     def tick(self) -> int:
@@ -124,27 +137,28 @@ cdef class TimingWheel:
         return self._size
 
     def __contains__(self, ident) -> bool:
-        return ident in self._index
+        try:
+            return self._find(ident) != -1
+        except (TypeError, OverflowError):
+            return False
 
     def deadline(self, int64_t ident):
         """The pending deadline of ``ident``, or None when it is not scheduled."""
-        n = self._index.get(ident)
-        if n is None:
+        cdef int32_t n = self._find(ident)
+        if n == -1:
             return None
-        return self._nodes[<int32_t>n].deadline
+        return self._nodes[n].deadline
 
     def schedule(self, int64_t ident, int64_t deadline, int64_t period=0) -> None:
         """Arm ``ident`` at ``deadline``, replacing any pending deadline it has."""
         if period < 0:
             raise ValueError("period must be >= 0")
-        cdef int32_t n
-        found = self._index.get(ident)
-        if found is None:
+        cdef int32_t n = self._find(ident)
+        if n == -1:
             n = self._alloc()
-            self._index[ident] = n
+            self._insert_key(ident, n)
             self._size += 1
         else:
-            n = <int32_t>found
             self._unlink(n)
         self._nodes[n].ident = ident
         self._nodes[n].deadline = deadline
@@ -153,10 +167,10 @@ cdef class TimingWheel:
 
     def cancel(self, int64_t ident) -> bool:
         """Disarm ``ident``; returns whether it was scheduled."""
-        found = self._index.pop(ident, None)
-        if found is None:
+        cdef int32_t n = self._find(ident)
+        if n == -1:
             return False
-        cdef int32_t n = <int32_t>found
+        self._erase_key(ident)
         self._unlink(n)
         self._nodes[n].slot = -1
         self._nodes[n].next = self._free
@@ -166,7 +180,9 @@ cdef class TimingWheel:
 
     def clear(self) -> None:
         """Cancel everything."""
-        for ident in list(self._index):
+        cdef int64_t i
+        idents = [self._table[i].key for i in range(self._table_mask + 1) if self._table[i].node != -1]
+        for ident in idents:
             self.cancel(ident)
 
     def advance(self, int64_t now) -> list:
@@ -237,6 +253,68 @@ cdef class TimingWheel:
         self._fired_len = 0
         return out
 
+    # id table ---------------------------------------------------------------------------
+    cdef inline int32_t _find(self, int64_t ident) noexcept:
+        cdef uint64_t i = _hash(ident) & <uint64_t>self._table_mask
+        while self._table[i].node != -1:
+            if self._table[i].key == ident:
+                return self._table[i].node
+            i = (i + 1) & <uint64_t>self._table_mask
+        return -1
+
+    cdef int _insert_key(self, int64_t ident, int32_t node) except -1:
+        if (self._size + 1) * 2 > self._table_mask + 1:
+            self._grow_table()
+        cdef uint64_t i = _hash(ident) & <uint64_t>self._table_mask
+        while self._table[i].node != -1:
+            i = (i + 1) & <uint64_t>self._table_mask
+        self._table[i].key = ident
+        self._table[i].node = node
+        return 0
+
+    cdef void _erase_key(self, int64_t ident) noexcept:
+        cdef uint64_t mask = <uint64_t>self._table_mask
+        cdef uint64_t i = _hash(ident) & mask
+        cdef uint64_t j, home
+        while self._table[i].node != -1 and self._table[i].key != ident:
+            i = (i + 1) & mask
+        if self._table[i].node == -1:
+            return
+        # Backward-shift deletion: pull later entries of the probe run into the hole.
+        j = i
+        while True:
+            j = (j + 1) & mask
+            if self._table[j].node == -1:
+                break
+            home = _hash(self._table[j].key) & mask
+            if ((j - home) & mask) >= ((j - i) & mask):
+                self._table[i] = self._table[j]
+                i = j
+        self._table[i].node = -1
+
+    cdef int _grow_table(self) except -1:
+        cdef int64_t old_cap = self._table_mask + 1
+        cdef int64_t cap = old_cap * 2
+        cdef Slot *old = self._table
+        cdef Slot *table = <Slot *>PyMem_Malloc(cap * sizeof(Slot))
+        cdef int64_t k
+        cdef uint64_t i
+        if not table:
+            raise MemoryError()
+        for k in range(cap):
+            table[k].node = -1
+        for k in range(old_cap):
+            if old[k].node != -1:
+                i = _hash(old[k].key) & <uint64_t>(cap - 1)
+                while table[i].node != -1:
+                    i = (i + 1) & <uint64_t>(cap - 1)
+                table[i] = old[k]
+        self._table = table
+        self._table_mask = cap - 1
+        PyMem_Free(old)
+        return 0
+
+    # nodes ------------------------------------------------------------------------------
     cdef int32_t _alloc(self) except -1:
         cdef int32_t n, i, old
         cdef Node *grown
@@ -358,7 +436,7 @@ cdef class TimingWheel:
                 self._nodes[n].next = self._rearm_head
                 self._rearm_head = n
             else:
-                del self._index[self._nodes[n].ident]
+                self._erase_key(self._nodes[n].ident)
                 self._nodes[n].slot = -1
                 self._nodes[n].next = self._free
                 self._free = n

@@ -175,3 +175,30 @@ class WheelMachine(RuleBasedStateMachine):
 
 WheelMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=60, deadline=None)
 TestWheelStateful = WheelMachine.TestCase
+
+
+def test_many_ids_grow_and_shrink_the_id_table_like_the_twin() -> None:
+    """Thousands of ids (dense, sparse, negative, huge) through growth and deletion."""
+    import random
+
+    rnd = random.Random(7)
+    pools = [range(5000), [rnd.randrange(-(2**62), 2**62) for _ in range(3000)], [i * 1024 for i in range(3000)]]
+    ids = [i for pool in pools for i in pool]
+    c, p = CompiledWheel(), PyWheel()
+    for step in range(60_000):
+        ident = rnd.choice(ids)
+        op = rnd.random()
+        if op < 0.55:
+            deadline = c.now + rnd.randrange(-10, 200_000)
+            c.schedule(ident, deadline)
+            p.schedule(ident, deadline)
+        elif op < 0.9:
+            assert c.cancel(ident) == p.cancel(ident)
+        else:
+            now = c.now + rnd.randrange(0, 3000)
+            assert c.advance(now) == p.advance(now), step
+        if step % 5000 == 0:
+            assert len(c) == len(p)
+            assert all((i in c) == (i in p) and c.deadline(i) == p.deadline(i) for i in ids[::7])
+    c.clear()
+    assert len(c) == 0 and c.advance(c.now + 10**9) == []
