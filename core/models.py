@@ -96,8 +96,8 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, tag="http",
                tag_field="type"):
-    """An HTTP(S) check. ``keepAlive`` reuses one connection per monitor across checks; the
-    default opens a new connection per check and closes it with a reset (no TIME_WAIT)."""
+    """An HTTP(S) check. ``keepAlive`` reuses pooled connections to the same origin across
+    checks; the default opens a new connection per check and closes it with a reset."""
 
     kind: ClassVar[str] = "http"
     url: Annotated[str, msgspec.Meta(max_length=4096)]

@@ -35,8 +35,11 @@ class Env:
     loop: asyncio.AbstractEventLoop
     verify_ctx: ssl.SSLContext = field(default_factory=ssl.create_default_context)
     noverify_ctx: ssl.SSLContext = field(init=False)
-    #: monitor id -> idle (transport, protocol) kept for keep-alive monitors.
-    idle: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+    #: Idle keep-alive connections per origin ``(host, port, tls, verify)``, most recent
+    #: last. Keep-alive monitors of one origin share them, so open connections scale with
+    #: checks in flight, not with monitors (the open-file limit would cap the latter).
+    idle: dict[tuple[str, int, bool, bool], list[tuple[Any, Any]]] = field(default_factory=dict)
+    max_idle_per_origin: int = 1024
     user_agent: bytes = b"xuptime/0.1"
 
     def __post_init__(self) -> None:
@@ -45,14 +48,31 @@ class Env:
         ctx.verify_mode = ssl.CERT_NONE
         self.noverify_ctx = ctx
 
-    def drop_idle(self, monitor_id: int) -> None:
-        conn = self.idle.pop(monitor_id, None)
-        if conn is not None:
+    def take_idle(self, origin: tuple[str, int, bool, bool]) -> tuple[Any, Any] | None:
+        """The most recently used live idle connection to ``origin``, if any."""
+        pool = self.idle.get(origin)
+        while pool:
+            transport, proto = pool.pop()
+            if not transport.is_closing() and not proto.lost:
+                return transport, proto
+            abort_with_reset(transport)
+        return None
+
+    def give_idle(self, origin: tuple[str, int, bool, bool], conn: tuple[Any, Any]) -> None:
+        pool = self.idle.setdefault(origin, [])
+        if len(pool) >= self.max_idle_per_origin:
             abort_with_reset(conn[0])
+        else:
+            pool.append(conn)
+
+    def idle_count(self) -> int:
+        return sum(len(pool) for pool in self.idle.values())
 
     def close(self) -> None:
-        for monitor_id in list(self.idle):
-            self.drop_idle(monitor_id)
+        for pool in self.idle.values():
+            for transport, _ in pool:
+                abort_with_reset(transport)
+        self.idle.clear()
 
 
 class CheckContext:

@@ -7,8 +7,9 @@ apart from connect) and ``ttfb`` (request written to first response byte); ``lat
 the whole check including redirects. Phases are those of the last hop.
 
 Connections: by default one per check, closed with an RST (``SO_LINGER`` 0) so that many
-checks per second leave no TIME_WAIT sockets behind. With ``keepAlive`` the connection is kept
-per monitor and reused while the server allows; a reused connection that turns out dead
+checks per second leave no TIME_WAIT sockets behind. With ``keepAlive`` the connection goes
+back to a pool per origin (host, port, TLS, verification) shared by that origin's keep-alive
+monitors, and is reused while the server allows; a reused connection that turns out dead
 before any response byte is replaced once by a fresh one (not counted as a failure).
 
 Limits: response headers 64 KiB in total (``bad_response`` beyond), the body is read up to
@@ -270,11 +271,9 @@ async def _exchange(target: _Target, ctx: CheckContext, prepared: PreparedHttp, 
     """Send one request and wait for its response; errors are left in ``proto.error``."""
     env = ctx.env
     loop = env.loop
-    conn = env.idle.pop(ctx.monitor_id, None) if reuse else None
+    origin = (target.host, target.port, target.tls, prepared.verify)
+    conn = env.take_idle(origin) if reuse else None
     for attempt in (0, 1):
-        if conn is not None and (conn[0].is_closing() or conn[1].lost):
-            abort_with_reset(conn[0])
-            conn = None
         if conn is None:
             transport, proto = await _open(target, ctx, prepared)
             fresh = True
@@ -298,7 +297,7 @@ async def _exchange(target: _Target, ctx: CheckContext, prepared: PreparedHttp, 
             if (reuse and proto.error is None and proto.complete and not proto.truncated
                     and proto.keep_alive and not proto.lost):
                 proto.waiter = None
-                env.idle[ctx.monitor_id] = (transport, proto)
+                env.give_idle(origin, (transport, proto))
                 transport = None
             return proto
         finally:

@@ -109,8 +109,6 @@ class Scheduler:
         if old is not None and old.monitor.status == monitor.status:
             entry.state = old.state
         self.entries[monitor.id] = entry
-        if self._env is not None:
-            self._env.drop_idle(monitor.id)
         if monitor.paused:
             self.wheel.cancel(monitor.id)
             return
@@ -126,8 +124,6 @@ class Scheduler:
     def remove(self, monitor_id: int) -> None:
         self.entries.pop(monitor_id, None)
         self.wheel.cancel(monitor_id)
-        if self._env is not None:
-            self._env.drop_idle(monitor_id)
         task = self.inflight.get(monitor_id)
         if task is not None:
             task.cancel()

@@ -328,13 +328,17 @@ def test_keep_alive_reuses_one_connection() -> None:
     async def main() -> None:
         env = Env(asyncio.get_running_loop())
         async with Peer(http_handler()) as peer:
-            for _ in range(5):
-                assert (await check(env, http(peer.url(), keepAlive=True))).ok
+            for monitor_id in range(5):  # five monitors, one origin: one pooled connection
+                assert (await check(env, http(peer.url(), keepAlive=True), monitor_id=monitor_id)).ok
             assert peer.connections == 1
+            # Concurrent checks need concurrent connections; they all go back to the pool.
+            results = await asyncio.gather(*(check(env, http(peer.url(), keepAlive=True)) for _ in range(4)))
+            assert all(r.ok for r in results) and peer.connections == 4 and env.idle_count() == 4
             for _ in range(3):
                 assert (await check(env, http(peer.url()), monitor_id=2)).ok
-            assert peer.connections == 4
+            assert peer.connections == 7
             env.close()
+            assert env.idle_count() == 0
 
     run(main())
 
