@@ -222,7 +222,9 @@ class Server:
             return {"columns": columns, "rows": rows}
         if op == "stats":
             stats = engine.stats()
-            stats.pop("latenessHistogram")
+            histogram = stats.pop("latenessHistogram")
+            if args.get("histogram"):
+                stats["latenessHistogram"] = histogram.tolist()
             stats["rowsWritten"] = self.rows_written
             return stats
         raise ValueError(f"unknown operation {op!r}")

@@ -55,7 +55,7 @@ class _Target:
         self.host = parts.hostname
         self.port = parts.port or (443 if self.tls else 80)
         self.ip = is_ip_literal(self.host)
-        self.sni = None if self.ip else self.host
+        self.sni = self.host  # an IP is verified against IP SANs; ssl then sends no SNI
         self.method = method
         path = parts.path or "/"
         if parts.query:
@@ -253,7 +253,7 @@ async def _open(target: _Target, ctx: CheckContext, prepared: PreparedHttp) -> t
         t = now_us()
         sslctx = ctx.env.verify_ctx if prepared.verify else ctx.env.noverify_ctx
         try:
-            tls_transport = await loop.start_tls(transport, proto, sslctx, server_hostname=target.sni or "",
+            tls_transport = await loop.start_tls(transport, proto, sslctx, server_hostname=target.sni,
                                                  ssl_handshake_timeout=600)
         except BaseException:
             abort_with_reset(transport)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,12 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from core.models import Monitor, Transition, monitor_to_wire, parse_monitor
+from core.models import Monitor, MonitorValidationError, Transition, monitor_to_wire, parse_monitor
 from core.storage.schema import LATEST, MIGRATIONS
 
 __all__ = ["DB_FILE", "DuckDBStore", "ReadOnlyQueryError"]
+
+log = logging.getLogger("xuptime.storage")
 
 DB_FILE = "xuptime.duckdb"
 _READ_ONLY_TYPES = {"SELECT", "EXPLAIN"}
@@ -166,7 +169,14 @@ class DuckDBStore:
             sql += " WHERE account_id = ?"
             params.append(account_id)
         rows = self.con.execute(sql + " ORDER BY id", params).fetchall()
-        return [self._monitor_from_row(r) for r in rows]
+        monitors = []
+        for row in rows:
+            try:
+                monitors.append(self._monitor_from_row(row))
+            except MonitorValidationError as exc:
+                # A row written by an older version (or by hand) must not stop the server.
+                log.error("monitor %s is invalid and is skipped: %s", row[0], exc)
+        return monitors
 
     # results ----------------------------------------------------------------------------
     def ingest(self, batch: dict[str, Any], region: str | None = None) -> int:

@@ -312,6 +312,8 @@ def test_tls_valid_self_signed_and_expired(ca: trustme.CA) -> None:
             ca.configure_trust(env.verify_ctx)
             r = await check(env, http(peer.url(scheme="https", host="localhost")))
             assert r.ok and r.tls_us >= 0 and r.dns_us >= 0 and r.connect_us >= 0
+            r = await check(env, http(peer.url(scheme="https")))  # verified against the IP SAN
+            assert r.ok and r.dns_us == -1
         async with Peer(http_handler(), _server_ctx(expired)) as peer:
             r = await check(env, http(peer.url(scheme="https", host="localhost")))
             assert not r.ok and r.error_code == ErrorCode.TLS and "expired" in (r.error or "")

@@ -249,3 +249,19 @@ def test_cli_on_a_stopped_data_dir(data_dir: Path) -> None:
     env_dir = subprocess.run([sys.executable, "-m", "core.cli", "monitors", "list", "--json"], capture_output=True,
                              text=True, env={**os.environ, "XUPTIME_DATA_DIR": str(data_dir)}, timeout=60)
     assert json.loads(env_dir.stdout) == []
+
+
+def test_an_invalid_stored_monitor_does_not_stop_the_server(data_dir: Path, target: str) -> None:
+    good = add(data_dir, "good", "--url", f"{target}/fine", "--interval", "1")
+    import duckdb
+
+    con = duckdb.connect(str(data_dir / "xuptime.duckdb"))
+    con.execute("""INSERT INTO monitors (account_id, name, type, spec, interval_s, timeout_s)
+                   VALUES (1, 'broken by hand', 'http', '{"type": "http", "url": "ftp://x"}', 1, 1)""")
+    con.close()
+    server = Serve(data_dir)
+    try:
+        wait_for(lambda: counts(data_dir).get(good, 0) >= 1, 15, "the valid monitor to run")
+        assert "is invalid and is skipped" in server.output()
+    finally:
+        assert server.stop() == 0

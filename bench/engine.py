@@ -1,0 +1,486 @@
+"""The checking engine against its ceiling and its peers, in one run, on one target.
+
+Topology (2 cores): nginx with one worker pinned to CPU 0 is the target (HTTP on four ports so
+that pooled and fresh connections never run out of ephemeral ports, HTTPS on a fifth, TLS
+session resumption off). Every contender runs in its own processes pinned to CPU 1:
+
+- ``wrk`` keep-alive and ``Connection: close`` (HTTP and HTTPS): the physical ceiling.
+- a naive aiohttp checker (keep-alive and new connection per check): what a Python user writes.
+- Prometheus ``blackbox_exporter`` (Debian package) probing nginx, driven by wrk at its
+  ``/probe`` endpoint: its maximum probe rate (a new connection per probe). wrk shares CPU 1
+  with it.
+- ``xuptime serve --workers 1`` end to end: monitors bulk-loaded into DuckDB, scheduled by the
+  wheel at a 1 s interval, checked, state machine applied, results ingested; checks per second
+  are counted from DuckDB rows in the measurement window after a graceful stop, never from
+  in-memory counters. More monitors than the engine can check per second saturate it, so the
+  count is its capacity. A separate steady run at 20k monitors/s measures lateness, and a run
+  with 100k monitors at 60 s measures memory.
+
+Needs nginx, wrk and prometheus-blackbox-exporter; installs them with apt-get when missing.
+Usage: ``python -m bench.engine [--quick]``. Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_CPU = "0"
+CONTENDER_CPU = "1"
+
+
+def log(msg: str) -> None:
+    print(f"[bench.engine {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def ensure_tools() -> None:
+    needed = {"nginx": "nginx-light", "wrk": "wrk", "prometheus-blackbox-exporter": "prometheus-blackbox-exporter"}
+    missing = [pkg for tool, pkg in needed.items() if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists()]
+    if not missing:
+        return
+    log(f"installing {', '.join(missing)} from Debian's packages")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    policy = Path("/usr/sbin/policy-rc.d")  # do not let the packages start system services
+    created = not policy.exists()
+    if created:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+    finally:
+        if created:
+            policy.unlink()
+
+
+def pinned(cpu: str, args: list[str]) -> list[str]:
+    return ["taskset", "-c", cpu, *args]
+
+
+def version_of(args: list[str]) -> str:
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    text = (proc.stdout + proc.stderr).strip().splitlines()
+    return text[0] if text else "unknown"
+
+
+# the target --------------------------------------------------------------------------------
+
+class Nginx:
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir / "nginx"
+        self.dir.mkdir()
+        self.http_ports = [free_port() for _ in range(4)]
+        self.https_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import trustme
+
+        ca = trustme.CA()
+        leaf = ca.issue_cert("localhost", "127.0.0.1")
+        leaf.private_key_and_cert_chain_pem.write_to_path(str(self.dir / "server.pem"))
+        ca.cert_pem.write_to_path(str(self.dir / "ca.pem"))
+        listens = "\n".join(f"listen 127.0.0.1:{p} backlog=4096;" for p in self.http_ports)
+        d = self.dir
+        conf = f"""
+worker_processes 1;
+worker_cpu_affinity 01;
+worker_rlimit_nofile 20000;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 19000; multi_accept on; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    server {{
+        {listens}
+        location / {{ return 200 "ok\\n"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{self.https_port} ssl backlog=4096;
+        ssl_certificate {d}/server.pem;
+        ssl_certificate_key {d}/server.pem;
+        ssl_session_cache off;
+        ssl_session_tickets off;
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+        (d / "nginx.conf").write_text(conf)
+        self.proc = subprocess.Popen(["nginx", "-p", str(d), "-c", str(d / "nginx.conf"), "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for port in [*self.http_ports, self.https_port]:
+            wait_port(port)
+
+    def url(self, i: int = 0) -> str:
+        return f"http://127.0.0.1:{self.http_ports[i % len(self.http_ports)]}/"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}/"
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# contenders ----------------------------------------------------------------------------------
+
+def wrk(url: str, seconds: int, connections: int = 64, close: bool = False) -> float:
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if close:
+        args += ["-H", "Connection: close"]
+    out = subprocess.run(pinned(CONTENDER_CPU, [*args, url]), capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise RuntimeError(f"unexpected wrk output: {out}")
+
+
+NAIVE = """
+import asyncio, sys, time, aiohttp
+url, keepalive, seconds, concurrency = sys.argv[1], sys.argv[2] == "1", float(sys.argv[3]), int(sys.argv[4])
+async def main():
+    done = 0
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=not keepalive)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10)) as session:
+        stop = time.monotonic() + seconds
+        async def checker():
+            nonlocal done
+            while time.monotonic() < stop:
+                async with session.get(url) as response:
+                    await response.read()
+                    if response.status == 200:
+                        done += 1
+        start = time.monotonic()
+        await asyncio.gather(*(checker() for _ in range(concurrency)))
+        print(done / (time.monotonic() - start))
+asyncio.run(main())
+"""
+
+
+def aiohttp_naive(url: str, seconds: int, keepalive: bool, concurrency: int = 64) -> float:
+    out = subprocess.run(pinned(CONTENDER_CPU, [sys.executable, "-c", NAIVE, url, "1" if keepalive else "0",
+                                                str(seconds), str(concurrency)]),
+                         capture_output=True, text=True, check=True).stdout
+    return float(out.strip())
+
+
+def blackbox(nginx: Nginx, workdir: Path, seconds: int) -> float:
+    port = free_port()
+    config = workdir / "blackbox.yml"
+    config.write_text("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n"
+                      "    http:\n      preferred_ip_protocol: ip4\n")
+    proc = subprocess.Popen(pinned(CONTENDER_CPU, ["prometheus-blackbox-exporter", f"--config.file={config}",
+                                                   f"--web.listen-address=127.0.0.1:{port}"]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        target = nginx.url().rstrip("/")
+        probe = f"http://127.0.0.1:{port}/probe?target={target}/&module=http_2xx"
+        check = subprocess.run(["curl", "-s", probe], capture_output=True, text=True) if shutil.which("curl") else None
+        if check is not None and "probe_success 1" not in check.stdout:
+            raise RuntimeError(f"blackbox_exporter probe failed: {check.stdout[-500:]}")
+        return wrk(probe, seconds, connections=32)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class Xuptime:
+    """``xuptime serve`` on a bulk-loaded data dir, pinned to the contender CPU."""
+
+    def __init__(self, workdir: Path, name: str) -> None:
+        self.data_dir = workdir / name
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def load(self, urls: list[str], count: int, interval: int, keep_alive: bool, timeout: float = 1.0,
+             verify: bool = True) -> None:
+        from core.storage.duckdb import DuckDBStore
+
+        store = DuckDBStore(self.data_dir)
+        url_list = "[" + ", ".join(f"'{u}'" for u in urls) + "]"
+        store.con.execute(f"""
+            INSERT INTO monitors (account_id, name, type, spec, interval_s, timeout_s, retries, recovery_threshold,
+                                  paused, status, tags)
+            SELECT 1, 'bench-' || i, 'http',
+                   json_object('type', 'http', 'url', {url_list}[(i % {len(urls)}) + 1],
+                               'keepAlive', {str(keep_alive).lower()}, 'verifyTls', {str(verify).lower()}),
+                   {interval}, {timeout}, 0, 1, false, 'pending', []
+            FROM range({count}) t(i)""")
+        store.close()
+
+    def start(self, workers: int = 1, env: dict[str, str] | None = None) -> None:
+        args = [sys.executable, "-m", "core.cli", "serve", "--data-dir", str(self.data_dir),
+                "--workers", str(workers), "--log-level", "WARNING"]
+        self.log = open(self.data_dir / "serve.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(pinned(CONTENDER_CPU, args), stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})}, cwd=ROOT)
+
+    def stats(self) -> dict[str, Any]:
+        from core.cli import control_request
+
+        return control_request(self.data_dir, "stats", {"histogram": True})
+
+    def wait_loaded(self, count: int, timeout: float = 120) -> None:
+        from core.cli import ServerNotRunning
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"xuptime exited: {(self.data_dir / 'serve.log').read_text()[-2000:]}")
+            with contextlib.suppress(ServerNotRunning, OSError, ValueError):
+                s = self.stats()
+                if all(w["ready"] for w in s["workers"]) and sum(w["monitors"] for w in s["workers"]) >= count:
+                    return
+            time.sleep(0.5)
+        raise RuntimeError("monitors did not load in time")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def rows_between(self, t0_us: int, t1_us: int) -> tuple[int, int]:
+        import duckdb
+
+        con = duckdb.connect(str(self.data_dir / "xuptime.duckdb"), read_only=True)
+        try:
+            row = con.execute(
+                "SELECT count(*), count(*) FILTER (WHERE ok) FROM checks WHERE ts >= make_timestamp(?) AND ts < make_timestamp(?)",
+                [t0_us, t1_us]).fetchone()
+        finally:
+            con.close()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+
+def _main_rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def run_engine(workdir: Path, name: str, urls: list[str], monitors: int, seconds: int, keep_alive: bool,
+               warmup: float = 4.0, interval: int = 1, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Load, start, warm up, measure a window, stop gracefully, count rows in DuckDB."""
+    x = Xuptime(workdir, name)
+    x.load(urls, monitors, interval, keep_alive)
+    x.start(env=env)
+    try:
+        x.wait_loaded(monitors)
+        time.sleep(warmup)
+        s0 = x.stats()
+        t0 = time.time_ns() // 1000
+        time.sleep(seconds)
+        t1 = time.time_ns() // 1000
+        s1 = x.stats()
+        assert x.proc is not None
+        main_rss = _main_rss(x.proc.pid)
+    finally:
+        x.stop()
+    rows, ok = x.rows_between(t0, t1)
+    hist = np.array(s1["latenessHistogram"]) - np.array(s0["latenessHistogram"])
+    total = int(hist.sum())
+    cumulative = np.cumsum(hist)
+
+    def pct(q: float) -> float:
+        return float(np.searchsorted(cumulative, q * total)) if total else 0.0
+
+    shutil.rmtree(x.data_dir, ignore_errors=True)
+    return {"cps": rows / ((t1 - t0) / 1e6), "rows": rows, "ok_share": ok / rows if rows else 0.0,
+            "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99),
+            "skipped_overlap": s1["skippedOverlap"] - s0["skippedOverlap"], "dropped": s1["dropped"],
+            "workers_rss_mb": s1["rssBytes"] / 2**20, "main_rss_mb": main_rss / 2**20, "monitors": monitors}
+
+
+def memory_run(workdir: Path, nginx: Nginx, monitors: int, settle: float) -> dict[str, Any]:
+    x = Xuptime(workdir, "memory")
+    x.load([nginx.url(i) for i in range(4)], monitors, 60, False)
+    x.start()
+    try:
+        x.wait_loaded(monitors, timeout=300)
+        time.sleep(settle)
+        s = x.stats()
+        assert x.proc is not None
+        main_rss = _main_rss(x.proc.pid)
+    finally:
+        x.stop()
+    shutil.rmtree(x.data_dir, ignore_errors=True)
+    return {"monitors": monitors, "workers_rss_mb": s["rssBytes"] / 2**20, "main_rss_mb": main_rss / 2**20,
+            "checks": s["checks"]}
+
+
+@contextlib.contextmanager
+def target(workdir: Path) -> Iterator[Nginx]:
+    nginx = Nginx(workdir)
+    nginx.start()
+    try:
+        yield nginx
+    finally:
+        nginx.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="shorter runs, fewer monitors")
+    args = parser.parse_args()
+    if (os.cpu_count() or 1) < 2:
+        raise SystemExit("bench.engine needs 2 CPUs (target on one, contender on the other)")
+    ensure_tools()
+    seconds = 4 if args.quick else 10
+    sizes = {"keepalive": 30_000 if args.quick else 60_000, "newconn": 20_000 if args.quick else 30_000,
+             "tls": 3_000 if args.quick else 5_000, "steady": 20_000, "memory": 100_000}
+    out: dict[str, Any] = {"bench": "engine", "quick": args.quick, "seconds": seconds}
+    with tempfile.TemporaryDirectory(prefix="xuptime-bench-") as tmp, target(Path(tmp)) as nginx:
+        workdir = Path(tmp)
+        urls = [nginx.url(i) for i in range(4)]
+        log("wrk (the ceiling)")
+        out["wrk_keepalive_rps"] = wrk(nginx.url(), seconds)
+        out["wrk_close_rps"] = wrk(nginx.url(), seconds, close=True)
+        out["wrk_https_close_rps"] = wrk(nginx.https_url, seconds, close=True)
+        log("naive aiohttp checker")
+        out["aiohttp_naive_keepalive_cps"] = aiohttp_naive(nginx.url(), seconds, keepalive=True)
+        out["aiohttp_naive_cps"] = aiohttp_naive(nginx.url(), seconds, keepalive=False)
+        log("blackbox_exporter")
+        out["blackbox_cps"] = blackbox(nginx, workdir, seconds)
+        log(f"xuptime keep-alive, {sizes['keepalive']} monitors at 1 s")
+        ka = run_engine(workdir, "ka", urls, sizes["keepalive"], seconds, keep_alive=True)
+        log(f"xuptime new connection per check, {sizes['newconn']} monitors at 1 s")
+        nc = run_engine(workdir, "nc", urls, sizes["newconn"], seconds, keep_alive=False)
+        log(f"xuptime HTTPS new connection per check, {sizes['tls']} monitors at 1 s")
+        ca = str(nginx.dir / "ca.pem")
+        tls = run_engine(workdir, "tls", [nginx.https_url], sizes["tls"], seconds, keep_alive=False,
+                         env={"SSL_CERT_FILE": ca})
+        log(f"xuptime steady load, {sizes['steady']} monitors at 1 s (keep-alive)")
+        steady = run_engine(workdir, "steady", urls, sizes["steady"], seconds, keep_alive=True)
+        log(f"xuptime memory, {sizes['memory']} monitors at 60 s")
+        memory = memory_run(workdir, nginx, sizes["memory"], settle=10 if args.quick else 20)
+
+    out.update({
+        "engine_keepalive_cps": round(ka["cps"]),
+        "engine_newconn_cps": round(nc["cps"]),
+        "engine_https_newconn_cps": round(tls["cps"]),
+        "steady_cps": round(steady["cps"]),
+        "lateness_p50_ms": steady["lateness_p50_ms"],
+        "lateness_p99_ms": steady["lateness_p99_ms"],
+        "engine_rss_mb": round(memory["workers_rss_mb"], 1),
+        "engine_main_rss_mb": round(memory["main_rss_mb"], 1),
+        "keepalive_vs_wrk": round(ka["cps"] / out["wrk_keepalive_rps"], 3),
+        "newconn_vs_wrk_close": round(nc["cps"] / out["wrk_close_rps"], 3),
+        "https_newconn_vs_wrk": round(tls["cps"] / out["wrk_https_close_rps"], 3),
+        "newconn_vs_aiohttp_naive": round(nc["cps"] / out["aiohttp_naive_cps"], 2),
+        "newconn_vs_blackbox": round(nc["cps"] / out["blackbox_cps"], 2),
+        "runs": {"keepalive": ka, "newconn": nc, "https": tls, "steady": steady, "memory": memory},
+    })
+    for key in ("wrk_keepalive_rps", "wrk_close_rps", "wrk_https_close_rps", "aiohttp_naive_keepalive_cps",
+                "aiohttp_naive_cps", "blackbox_cps"):
+        out[key] = round(out[key])
+    out["versions"] = {
+        "python": platform.python_version(), "cpu": _cpu_model(), "cpus": os.cpu_count(),
+        "nginx": version_of(["nginx", "-v"]), "wrk": version_of(["wrk", "-v"]),
+        "blackbox_exporter": version_of(["prometheus-blackbox-exporter", "--version"]),
+        "aiohttp": _dist_version("aiohttp"), "uvloop": _dist_version("uvloop"),
+        "httptools": _dist_version("httptools"), "duckdb": _dist_version("duckdb"),
+    }
+    print_table(out)
+    print(json.dumps(out))
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "missing"
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def print_table(o: dict[str, Any]) -> None:
+    r = o["runs"]
+    rows = [
+        ("wrk keep-alive (ceiling)", f"{o['wrk_keepalive_rps']:,} req/s", ""),
+        ("wrk Connection: close", f"{o['wrk_close_rps']:,} req/s", ""),
+        ("wrk HTTPS Connection: close", f"{o['wrk_https_close_rps']:,} req/s", ""),
+        ("aiohttp naive, keep-alive", f"{o['aiohttp_naive_keepalive_cps']:,} checks/s", ""),
+        ("aiohttp naive, new connection", f"{o['aiohttp_naive_cps']:,} checks/s", ""),
+        ("blackbox_exporter (new conn)", f"{o['blackbox_cps']:,} probes/s", ""),
+        ("xuptime keep-alive", f"{o['engine_keepalive_cps']:,} checks/s",
+         f"{o['keepalive_vs_wrk']:.2f} x wrk keep-alive ({r['keepalive']['monitors']:,} monitors)"),
+        ("xuptime new connection", f"{o['engine_newconn_cps']:,} checks/s",
+         f"{o['newconn_vs_wrk_close']:.2f} x wrk close, {o['newconn_vs_aiohttp_naive']:.1f} x aiohttp, "
+         f"{o['newconn_vs_blackbox']:.1f} x blackbox"),
+        ("xuptime HTTPS new connection", f"{o['engine_https_newconn_cps']:,} checks/s",
+         f"{o['https_newconn_vs_wrk']:.2f} x wrk HTTPS close"),
+        ("xuptime steady 20k monitors/s", f"{o['steady_cps']:,} checks/s",
+         f"lateness p50 {o['lateness_p50_ms']:.0f} ms, p99 {o['lateness_p99_ms']:.0f} ms"),
+        ("xuptime 100k monitors at 60 s", f"{o['engine_rss_mb']:.0f} MB RSS (workers)",
+         f"main process {o['engine_main_rss_mb']:.0f} MB"),
+    ]
+    print(f"{'contender':<32} {'rate':>22}  notes")
+    for name, rate, note in rows:
+        print(f"{name:<32} {rate:>22}  {note}")
+
+
+if __name__ == "__main__":
+    main()
