@@ -6,9 +6,14 @@ in-flight checks, the state machine, and the result buffer.
 - A monitor is periodic in the wheel with period ``interval``; its phase is a deterministic
   offset from its id (``id * 2654435761 mod interval``), so 100k monitors at 60 s spread
   evenly over the minute instead of firing together, and keep their phase across restarts.
-- At most ``max_inflight`` checks run at once; due monitors beyond that wait in a FIFO
-  (each monitor at most once). A monitor still running or queued when it is due again is
-  skipped and counted in ``skipped_overlap``.
+- At most ``limit`` checks run at once; due monitors beyond that wait in a FIFO (each
+  monitor at most once). A monitor still running or queued when it is due again is skipped
+  and counted in ``skipped_overlap``.
+- ``limit`` adapts (AIMD) between ``min_inflight`` and ``max_inflight`` (the open-file bound)
+  to event-loop lag, measured as the ticker's own lateness: above ``LAG_HIGH`` it is cut by a
+  quarter, below ``LAG_LOW`` with checks waiting it grows by an eighth, at most every 100 ms.
+  Without this, an overloaded worker starts so many checks that each waits seconds for CPU,
+  they all hit their timeouts, and goodput collapses instead of levelling off.
 - Lateness (start minus due time) goes into a per-millisecond histogram.
 - Results go into the ``ResultBuffer``; ``on_flush(batch, transitions)`` is called every
   ``flush_s`` (250 ms) or as soon as ``flush_rows`` rows are waiting.
@@ -34,6 +39,9 @@ __all__ = ["Scheduler", "phase_offset", "run_with_deadline"]
 
 log = logging.getLogger("xuptime.scheduler")
 LATENESS_BUCKETS = 10_001  # 0..10_000 ms; the last bucket holds everything later
+LAG_HIGH = 0.025  # s of event-loop lag above which the in-flight limit shrinks
+LAG_LOW = 0.008  # s of lag below which it may grow
+ADAPT_EVERY = 0.1  # s
 
 
 async def run_with_deadline(checker: Checker, prepared: Any, ctx: CheckContext, timeout: float) -> CheckResult:
@@ -74,6 +82,8 @@ class Scheduler:
         *,
         clock: Clock | None = None,
         max_inflight: int = 1024,
+        min_inflight: int = 32,
+        initial_inflight: int = 256,
         buffer_rows: int = 65_536,
         flush_rows: int = 8192,
         flush_s: float = 0.25,
@@ -82,6 +92,11 @@ class Scheduler:
         self.clock = clock or MonotonicClock()
         self.on_flush = on_flush
         self.max_inflight = max_inflight
+        self.min_inflight = min(min_inflight, max_inflight)
+        self.limit = max(self.min_inflight, min(initial_inflight, max_inflight))
+        self.lag_ewma = 0.0
+        self._next_tick_at = 0.0
+        self._next_adapt_at = 0.0
         self.flush_rows = flush_rows
         self.flush_s = flush_s
         self.tick_s = tick_s
@@ -133,6 +148,7 @@ class Scheduler:
         self._loop = loop
         self._env = Env(loop)
         self._last_flush = loop.time()
+        self._next_tick_at = loop.time()
         self._ticker = loop.call_soon(self._tick)
 
     async def stop(self) -> None:
@@ -154,13 +170,27 @@ class Scheduler:
     def _tick(self) -> None:
         loop = self._loop
         assert loop is not None
+        now = loop.time()
+        self.lag_ewma += 0.2 * (max(0.0, now - self._next_tick_at) - self.lag_ewma)
+        if now >= self._next_adapt_at:
+            self._adapt()
+            self._next_adapt_at = now + ADAPT_EVERY
         try:
             self.run_due()
             if len(self.buffer) >= self.flush_rows or loop.time() - self._last_flush >= self.flush_s:
                 self.flush()
         except Exception:  # the ticker must survive anything
             log.exception("scheduler tick failed")
+        self._next_tick_at = loop.time() + self.tick_s
         self._ticker = loop.call_later(self.tick_s, self._tick)
+
+    def _adapt(self) -> None:
+        if self.lag_ewma > LAG_HIGH:
+            self.limit = max(self.min_inflight, self.limit * 3 // 4)
+        elif self.lag_ewma < LAG_LOW and (self.queue or len(self.inflight) >= self.limit):
+            self.limit = min(self.max_inflight, self.limit + max(8, self.limit // 8))
+        if self.queue:
+            self._next_queued()
 
     def run_due(self) -> None:
         """Advance the wheel to now and start (or queue) every due monitor."""
@@ -176,7 +206,7 @@ class Scheduler:
                 continue
             interval_ms = entry.monitor.interval * 1000
             due_ms = now - (now - phase_offset(mid, interval_ms)) % interval_ms
-            if len(inflight) < self.max_inflight:
+            if len(inflight) < self.limit:
                 self._start(mid, entry, due_ms, now)
             else:
                 self.queue.append((mid, due_ms))
@@ -189,7 +219,7 @@ class Scheduler:
         self.inflight[mid] = self._loop.create_task(self._run(mid, entry))
 
     def _next_queued(self) -> None:
-        while self.queue and len(self.inflight) < self.max_inflight:
+        while self.queue and len(self.inflight) < self.limit:
             mid, due_ms = self.queue.popleft()
             self.queued.discard(mid)
             entry = self.entries.get(mid)

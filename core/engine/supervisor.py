@@ -200,7 +200,7 @@ class Engine:
             s = h.stats
             pid = h.proc.pid if h.proc is not None else None
             out["workers"].append({"shard": h.shard, "pid": pid, "ready": h.ready, "restarts": h.restarts,
-                                   "monitors": s.monitors if s else 0})
+                                   "monitors": s.monitors if s else 0, "inflightLimit": s.limit if s else 0})
             if s is None:
                 continue
             lateness += np.frombuffer(s.lateness_ms, dtype=np.int64)

@@ -68,6 +68,7 @@ class Stats(Frame, tag="stats"):
     #: cumulative lateness histogram: count per millisecond, last bucket is "or more".
     lateness_ms: bytes
     rss_bytes: int
+    limit: int = 0  # the adaptive in-flight limit
 
 
 class Shutdown(Frame, tag="shutdown"):

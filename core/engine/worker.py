@@ -84,7 +84,7 @@ class Worker:
         return Stats(shard=self.shard, monitors=len(s.entries), checks=s.checks, inflight=len(s.inflight),
                      queued=len(s.queue), skipped_overlap=s.skipped_overlap,
                      dropped=self.dropped_rows + s.buffer.dropped, lateness_ms=s.lateness.tobytes(),
-                     rss_bytes=rss_bytes())
+                     rss_bytes=rss_bytes(), limit=s.limit)
 
     async def _stats_loop(self) -> None:
         while True:

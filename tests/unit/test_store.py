@@ -1,0 +1,105 @@
+"""DuckDBStore on a real file: migrations, monitors, columnar ingest, set-based transitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.models import Transition, parse_monitor
+from core.storage.duckdb import DuckDBStore, ReadOnlyQueryError
+from core.storage.schema import LATEST
+from ext import ResultBuffer
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DuckDBStore:
+    s = DuckDBStore(tmp_path)
+    yield s
+    s.close()
+
+
+def add(store: DuckDBStore, name: str) -> int:
+    return store.create_monitor(parse_monitor({"name": name, "type": "http", "url": "http://h/"})).id
+
+
+def test_migrations_are_idempotent_and_survive_reopen(tmp_path: Path) -> None:
+    s = DuckDBStore(tmp_path)
+    assert s.schema_version() == LATEST
+    mid = add(s, "a")
+    s.close()
+    again = DuckDBStore(tmp_path)
+    assert again.migrate() == LATEST and again.get_monitor(mid).name == "a"
+    again.close()
+    ro = DuckDBStore(tmp_path, read_only=True)
+    assert [m.id for m in ro.list_monitors()] == [mid]
+    ro.close()
+
+
+def test_ingest_maps_sentinels_to_null(store: DuckDBStore) -> None:
+    buf = ResultBuffer(16)
+    buf.append(1, 1_700_000_000_000_000, True, 1500, 200, 0, 10, 20, -1, 300)
+    buf.append(1, 1_700_000_001_000_000, False, 900, 0, 3, error="connection refused")
+    assert store.ingest(buf.flush()) == 2
+    rows = store.query("SELECT ts, ok, latency_us, status_code, error_code, error, dns_us, tls_us, ttfb_us "
+                       "FROM checks ORDER BY ts")[1]
+    assert str(rows[0][0]) == "2023-11-14 22:13:20"
+    assert rows[0][1:] == (True, 1500, 200, 0, None, 10, None, 300)
+    assert rows[1][1:] == (False, 900, None, 3, "connection refused", None, None, None)
+
+
+def test_transitions_in_bulk_and_in_order(store: DuckDBStore) -> None:
+    ids = [add(store, f"m{i}") for i in range(2000)]
+    down = [Transition(mid, 1_000_000, "pending", "down", "refused") for mid in ids]
+    store.apply_transitions(down)
+    assert store.query("SELECT count(*) FROM incidents WHERE resolved_at IS NULL")[1] == [(2000,)]
+    assert {m.status for m in store.list_monitors()} == {"down"}
+    # Within one batch: monitor 1 recovers and fails again; monitor 2 recovers.
+    store.apply_transitions([
+        Transition(ids[0], 2_000_000, "down", "up"), Transition(ids[1], 2_000_000, "down", "up"),
+        Transition(ids[0], 3_000_000, "up", "down", "timeout"),
+    ])
+    incidents = store.query(f"SELECT monitor_id, resolved_at IS NULL, cause FROM incidents "
+                            f"WHERE monitor_id IN ({ids[0]}, {ids[1]}) ORDER BY monitor_id, id")[1]
+    assert incidents == [(ids[0], False, "refused"), (ids[0], True, "timeout"), (ids[1], False, "refused")]
+    assert store.get_monitor(ids[0]).status == "down" and store.get_monitor(ids[1]).status == "up"
+
+
+def test_paused_and_deleted_monitors_ignore_transitions(store: DuckDBStore) -> None:
+    a, b = add(store, "a"), add(store, "b")
+    store.set_paused(a, True)
+    store.delete_monitor(b)
+    store.apply_transitions([Transition(a, 1, "pending", "down", "x"), Transition(b, 1, "pending", "down", "x")])
+    assert store.get_monitor(a).status == "paused"
+    assert store.query("SELECT count(*) FROM incidents")[1] == [(0,)]
+
+
+def test_delete_removes_results_and_incidents(store: DuckDBStore) -> None:
+    a, b = add(store, "a"), add(store, "b")
+    buf = ResultBuffer(4)
+    for mid in (a, b):
+        buf.append(mid, 1, False, 1, error_code=3)
+    store.ingest(buf.flush())
+    store.apply_transitions([Transition(a, 1, "pending", "down")])
+    assert store.delete_monitor(a) and not store.delete_monitor(a)
+    assert store.query("SELECT DISTINCT monitor_id FROM checks")[1] == [(b,)]
+    assert store.query("SELECT count(*) FROM incidents")[1] == [(0,)]
+
+
+@pytest.mark.parametrize("sql", ["DELETE FROM checks", "INSERT INTO accounts (name) VALUES ('x')",
+                                 "SELECT 1; DROP TABLE checks", "CREATE TABLE t (a INT)", "ATTACH 'x.db'", ""])
+def test_query_is_read_only(store: DuckDBStore, sql: str) -> None:
+    with pytest.raises(ReadOnlyQueryError):
+        store.query(sql)
+    assert store.query("SELECT count(*) FROM checks")[1] == [(0,)]
+
+
+def test_ingest_of_a_large_batch_counts_exactly(store: DuckDBStore) -> None:
+    buf = ResultBuffer(100_000)
+    for i in range(100_000):
+        buf.append(i % 100, i, i % 7 != 0, i)
+    batch = buf.flush()
+    assert store.ingest(batch) == 100_000
+    ok = store.query("SELECT count(*) FILTER (WHERE ok) FROM checks")[1][0][0]
+    assert ok == int(np.count_nonzero(batch["monitor_id"] >= 0) - (100_000 + 6) // 7)
