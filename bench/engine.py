@@ -66,7 +66,8 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 def ensure_tools() -> None:
     needed = {"nginx": "nginx-light", "wrk": "wrk", "prometheus-blackbox-exporter": "prometheus-blackbox-exporter"}
-    missing = [pkg for tool, pkg in needed.items() if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists()]
+    missing = [pkg for tool, pkg in needed.items()
+               if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists()]
     if not missing:
         return
     log(f"installing {', '.join(missing)} from Debian's packages")
@@ -295,8 +296,8 @@ class Xuptime:
         con = duckdb.connect(str(self.data_dir / "xuptime.duckdb"), read_only=True)
         try:
             row = con.execute(
-                "SELECT count(*), count(*) FILTER (WHERE ok) FROM checks WHERE ts >= make_timestamp(?) AND ts < make_timestamp(?)",
-                [t0_us, t1_us]).fetchone()
+                "SELECT count(*), count(*) FILTER (WHERE ok) FROM checks"
+                " WHERE ts >= make_timestamp(?) AND ts < make_timestamp(?)", [t0_us, t1_us]).fetchone()
         finally:
             con.close()
         assert row is not None

@@ -252,8 +252,8 @@ class DuckDBStore:
                         """INSERT INTO incidents (account_id, monitor_id, started_at, cause)
                            SELECT m.account_id, t.monitor_id, t.ts, t.cause
                            FROM _xuptime_transitions t JOIN monitors m ON m.id = t.monitor_id
-                           WHERE t.new = 'down' AND NOT m.paused AND NOT EXISTS (
-                               SELECT 1 FROM incidents i WHERE i.monitor_id = t.monitor_id AND i.resolved_at IS NULL)""")
+                           WHERE t.new = 'down' AND NOT m.paused AND NOT EXISTS (SELECT 1 FROM incidents i
+                               WHERE i.monitor_id = t.monitor_id AND i.resolved_at IS NULL)""")
                     self.con.execute(
                         """UPDATE incidents SET resolved_at = t.ts FROM _xuptime_transitions t
                            WHERE incidents.monitor_id = t.monitor_id AND incidents.resolved_at IS NULL
