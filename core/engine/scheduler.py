@@ -47,16 +47,36 @@ ADAPT_EVERY = 0.1  # s
 async def run_with_deadline(checker: Checker, prepared: Any, ctx: CheckContext, timeout: float) -> CheckResult:
     """Run one check under the caller-owned deadline. Always returns a result: a timeout
     names the phase it hit, and a checker bug becomes an ``internal`` result (logged)."""
+    # One timer handle that cancels the task and marks the expiry: asyncio.timeout() does the
+    # same with several times the bookkeeping, measurable at tens of thousands of checks/s.
+    task = asyncio.current_task()
+    assert task is not None
+    deadline = _Deadline(task)
+    handle = ctx.env.loop.call_later(timeout, deadline.expire)
     try:
-        async with asyncio.timeout(timeout):
-            return await checker.check(prepared, ctx)
-    except TimeoutError:
-        return ctx.result(False, 0, ErrorCode.TIMEOUT, f"timed out after {timeout:g} s ({ctx.phase})")
+        return await checker.check(prepared, ctx)
     except asyncio.CancelledError:
-        raise
+        if not deadline.expired:
+            raise
+        task.uncancel()
+        return ctx.result(False, 0, ErrorCode.TIMEOUT, f"timed out after {timeout:g} s ({ctx.phase})")
     except Exception as exc:  # a checker bug must not take the worker down
         log.exception("checker failed for monitor %d", ctx.monitor_id)
         return ctx.result(False, 0, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
+    finally:
+        handle.cancel()
+
+
+class _Deadline:
+    __slots__ = ("expired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.expired = False
+
+    def expire(self) -> None:
+        self.expired = True
+        self.task.cancel()
 
 
 def phase_offset(monitor_id: int, interval_ms: int) -> int:
