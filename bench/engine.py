@@ -304,6 +304,16 @@ class Xuptime:
         return int(row[0]), int(row[1])
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of processes, from /proc (clock ticks)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _main_rss(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -323,12 +333,15 @@ def run_engine(workdir: Path, name: str, urls: list[str], monitors: int, seconds
     try:
         x.wait_loaded(monitors)
         time.sleep(warmup)
+        assert x.proc is not None
         s0 = x.stats()
+        workers = [w["pid"] for w in s0["workers"]]
+        cpu0 = (cpu_seconds([x.proc.pid]), cpu_seconds(workers))
         t0 = time.time_ns() // 1000
         time.sleep(seconds)
         t1 = time.time_ns() // 1000
+        cpu1 = (cpu_seconds([x.proc.pid]), cpu_seconds(workers))
         s1 = x.stats()
-        assert x.proc is not None
         main_rss = _main_rss(x.proc.pid)
     finally:
         x.stop()
@@ -344,7 +357,10 @@ def run_engine(workdir: Path, name: str, urls: list[str], monitors: int, seconds
     return {"cps": rows / ((t1 - t0) / 1e6), "rows": rows, "ok_share": ok / rows if rows else 0.0,
             "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99),
             "skipped_overlap": s1["skippedOverlap"] - s0["skippedOverlap"], "dropped": s1["dropped"],
-            "workers_rss_mb": s1["rssBytes"] / 2**20, "main_rss_mb": main_rss / 2**20, "monitors": monitors}
+            "workers_rss_mb": s1["rssBytes"] / 2**20, "main_rss_mb": main_rss / 2**20, "monitors": monitors,
+            "main_cpu_share": (cpu1[0] - cpu0[0]) / ((t1 - t0) / 1e6),
+            "workers_cpu_share": (cpu1[1] - cpu0[1]) / ((t1 - t0) / 1e6),
+            "inflight_limit": sum(w.get("inflightLimit", 0) for w in s1["workers"])}
 
 
 def memory_run(workdir: Path, nginx: Nginx, monitors: int, settle: float) -> dict[str, Any]:

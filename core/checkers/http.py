@@ -89,7 +89,9 @@ class PreparedHttp:
         self.headers = dict(spec.headers)
         self.keep_alive = spec.keep_alive
         self.first = _Target(spec.url, spec.method.upper(), self.headers, spec.body, spec.keep_alive, user_agent)
-        self.expected = parse_status_ranges(spec.expected_status)
+        self.expected = bytearray(1000)  # status -> 1 when accepted: one index per check
+        for lo, hi in parse_status_ranges(spec.expected_status):
+            self.expected[lo: hi + 1] = b"\x01" * (hi - lo + 1)
         self.expected_text = ",".join(spec.expected_status)
         self.keyword = spec.keyword.encode() if spec.keyword else None
         self.follow = spec.follow_redirects
@@ -123,12 +125,13 @@ class _Response(asyncio.Protocol):
     def begin(self, waiter: asyncio.Future[None] | None, max_body: int, keep_body: bool,
               head: bool = False) -> None:
         self.parser = httptools.HttpResponseParser(self)
-        self.head = head  # a HEAD response has no body whatever its Content-Length says
+        self.head_only = head  # a HEAD response has no body whatever its Content-Length says
         self.waiter = waiter
         self.max_body = max_body
         self.body: bytearray | None = bytearray() if keep_body else None
         self.body_len = 0
-        self.header_bytes = 0
+        self.head = b""  # raw bytes up to the end of the headers (one scan, no per-header callbacks)
+        self.head_at = 0  # where the current response's headers start in ``head`` (after any 1xx)
         self.status = 0
         self.location: bytes | None = None
         self.framed = False  # Content-Length or chunked: the body does not end at EOF
@@ -150,6 +153,11 @@ class _Response(asyncio.Protocol):
         if self.waiter is None or self.waiter.done():
             self.lost = True  # unsolicited bytes on an idle connection: never reuse it
             return
+        if not self.headers_done:
+            self.head = self.head + data if self.head else data
+            if len(self.head) > MAX_HEADER_BYTES and b"\r\n\r\n" not in self.head[:MAX_HEADER_BYTES]:
+                self._finish((ErrorCode.BAD_RESPONSE, "response headers larger than 64 KiB"))
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -183,25 +191,29 @@ class _Response(asyncio.Protocol):
         else:
             self._finish((ErrorCode.CLOSED, "connection closed before a response"))
 
-    # httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_bytes += len(name) + len(value) + 4
-        if self.header_bytes > MAX_HEADER_BYTES:
-            self.error = (ErrorCode.BAD_RESPONSE, "response headers larger than 64 KiB")
-            raise _Stop
-        n = len(name)
-        if n == 8 and name.lower() == b"location":
-            self.location = value
-        elif (n == 14 and name.lower() == b"content-length") or (n == 17 and name.lower() == b"transfer-encoding"):
-            self.framed = True
-
+    # httptools callbacks (no on_header: a Python call per header costs more than one scan)
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        self.status = status = self.parser.get_status_code()
+        start = self.head_at
+        end = self.head.find(b"\r\n\r\n", start)
+        if end < 0:
+            end = len(self.head)
+        if status < 200:  # interim (1xx): the final response's headers follow
+            self.head_at = end + 4
+            return
         self.keep_alive = self.parser.should_keep_alive()
         self.headers_done = True
-        if self.status < 200 or self.status in (204, 304):
+        raw = self.head[start:end]
+        block = raw.lower()
+        self.head = b""
+        if status in (204, 304) or b"\ncontent-length:" in block or b"\ntransfer-encoding:" in block:
             self.framed = True
-        if self.head and self.status >= 200:
+        if 300 <= status < 400:
+            at = block.find(b"\nlocation:")
+            if at >= 0:
+                stop = block.find(b"\r\n", at + 1)
+                self.location = raw[at + 10: stop if stop >= 0 else len(raw)].strip()
+        if self.head_only:
             self.complete = self.framed = self.stopped = True
             self._finish(None)
             raise _Stop
@@ -217,9 +229,8 @@ class _Response(asyncio.Protocol):
             raise _Stop
 
     def on_message_complete(self) -> None:
-        if self.status and self.status < 200:
-            self.begin(self.waiter, self.max_body, self.body is not None, self.head)  # 1xx: wait for the final
-            return
+        if not self.headers_done:
+            return  # an interim 1xx response ended; the same parser goes on to the final one
         self.complete = True
         self._finish(None)
 
@@ -306,10 +317,6 @@ async def _exchange(target: _Target, ctx: CheckContext, prepared: PreparedHttp, 
     raise AssertionError("unreachable")
 
 
-def _status_ok(status: int, expected: list[tuple[int, int]]) -> bool:
-    return any(lo <= status <= hi for lo, hi in expected)
-
-
 async def check(prepared: PreparedHttp, ctx: CheckContext) -> CheckResult:
     """Run one HTTP check; every failure is a result, never an exception (but cancellation)."""
     target = prepared.first
@@ -330,7 +337,7 @@ async def check(prepared: PreparedHttp, ctx: CheckContext) -> CheckResult:
                 except ValueError:
                     return fail(ctx, ErrorCode.BAD_RESPONSE, "redirect to an unsupported location", status)
                 continue
-            if not _status_ok(status, prepared.expected):
+            if not (0 <= status < 1000 and prepared.expected[status]):
                 return fail(ctx, ErrorCode.STATUS, f"status {status}, expected {prepared.expected_text}", status)
             if prepared.keyword is not None:
                 body = proto.body or b""

@@ -103,6 +103,37 @@ def test_expected_status_ranges() -> None:
     run(main())
 
 
+def test_interim_1xx_responses_are_skipped() -> None:
+    async def early_hints(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the final response arrives in a later segment
+        writer.write(respond(302, b"", {"Location": "/Final?Case=Kept", "Connection": "close"}, "Found"))
+        await writer.drain()
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        requests: list[bytes] = []
+        async with Peer(early_hints) as peer:
+            r = await check(env, http(peer.url(), followRedirects=False))
+            assert not r.ok and r.status_code == 302 and r.error_code == ErrorCode.STATUS
+        async with Peer(http_handler(record=requests)) as final:
+            async def one_chunk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                await read_request(reader)  # 100 Continue and a redirect in one segment
+                location = f"http://127.0.0.1:{final.port}/Final?Case=Kept"
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n"
+                             + respond(301, b"", {"Location": location, "Connection": "close"}))
+                await writer.drain()
+
+            async with Peer(one_chunk) as peer:
+                r = await check(env, http(peer.url()))
+                assert r.ok and r.status_code == 200
+                assert requests[-1].startswith(b"GET /Final?Case=Kept HTTP/1.1")  # Location case kept
+
+    run(main())
+
+
 def test_chunked_and_eof_delimited_bodies() -> None:
     async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
