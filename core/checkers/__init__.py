@@ -19,9 +19,12 @@ __all__ = ["REGISTRY", "CheckContext", "Checker", "Env"]
 class Checker(NamedTuple):
     prepare: Callable[[Any], Any]
     check: Callable[[Any, CheckContext], Awaitable[Any]]
+    #: Optional callback fast path: ``start(prepared, ctx, done, timeout)`` returns a job
+    #: with ``cancel()`` and later calls ``done(result)`` once, or returns None to decline.
+    start: Callable[..., Any] | None = None
 
 
 REGISTRY: dict[str, Checker] = {
-    "http": Checker(http.prepare, http.check),
+    "http": Checker(http.prepare, http.check, http.start),
     "tcp": Checker(tcp.prepare, tcp.check),
 }

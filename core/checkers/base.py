@@ -41,6 +41,24 @@ class Env:
     idle: dict[tuple[str, int, bool, bool], list[tuple[Any, Any]]] = field(default_factory=dict)
     max_idle_per_origin: int = 1024
     user_agent: bytes = b"xuptime/0.1"
+    #: Requests to send at the end of this loop iteration, back to back (see ``send_soon``).
+    pending_sends: list[Any] = field(default_factory=list)
+
+    def send_soon(self, job: Any) -> None:
+        """Queue ``job.send()`` for the end of the current loop iteration.
+
+        Writes from one burst of callbacks then reach the kernel together: on loopback and
+        in VMs a write that wakes a sleeping peer costs several times one to a busy peer
+        (measured here: 10.9 us per write spread out vs a few us back to back).
+        """
+        if not self.pending_sends:
+            self.loop.call_soon(self._send_pending)
+        self.pending_sends.append(job)
+
+    def _send_pending(self) -> None:
+        jobs, self.pending_sends = self.pending_sends, []
+        for job in jobs:
+            job.send()
 
     def __post_init__(self) -> None:
         ctx = ssl.create_default_context()

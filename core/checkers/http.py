@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -30,7 +31,7 @@ import httptools
 from core.checkers.base import CheckContext, abort_with_reset, classify_os_error, fail, now_us
 from core.models import CheckResult, ErrorCode, HttpSpec, is_ip_literal, parse_status_ranges
 
-__all__ = ["PreparedHttp", "check", "prepare"]
+__all__ = ["PreparedHttp", "check", "prepare", "start"]
 
 MAX_HEADER_BYTES = 64 * 1024
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
@@ -123,8 +124,10 @@ class _Response(asyncio.Protocol):
         self.begin(None, 0, False)
 
     def begin(self, waiter: asyncio.Future[None] | None, max_body: int, keep_body: bool,
-              head: bool = False) -> None:
+              head: bool = False, notify: Callable[[], None] | None = None) -> None:
+        """Arm for one response; completion sets ``waiter`` or calls ``notify`` (once)."""
         self.parser = httptools.HttpResponseParser(self)
+        self.notify = notify
         self.head_only = head  # a HEAD response has no body whatever its Content-Length says
         self.waiter = waiter
         self.max_body = max_body
@@ -150,7 +153,7 @@ class _Response(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if not self.first_byte_ns:
             self.first_byte_ns = time.perf_counter_ns()
-        if self.waiter is None or self.waiter.done():
+        if (self.waiter is None or self.waiter.done()) and self.notify is None:
             self.lost = True  # unsolicited bytes on an idle connection: never reuse it
             return
         if not self.headers_done:
@@ -177,7 +180,7 @@ class _Response(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self.lost = True
         self.lost_exc = exc
-        if self.waiter is None or self.waiter.done():
+        if (self.waiter is None or self.waiter.done()) and self.notify is None:
             return
         if self.headers_done and not self.framed:
             self.complete = True  # body delimited by EOF
@@ -240,6 +243,10 @@ class _Response(asyncio.Protocol):
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        notify = self.notify
+        if notify is not None:
+            self.notify = None
+            notify()
 
 
 async def _open(target: _Target, ctx: CheckContext, prepared: PreparedHttp) -> tuple[Any, _Response]:
@@ -317,33 +324,145 @@ async def _exchange(target: _Target, ctx: CheckContext, prepared: PreparedHttp, 
     raise AssertionError("unreachable")
 
 
+def _evaluate(prepared: PreparedHttp, ctx: CheckContext, proto: _Response, target: _Target,
+              hops: int) -> CheckResult | _Target:
+    """The result of a response, or the next target when a redirect is to be followed."""
+    if proto.error is not None:
+        code, message = proto.error
+        return fail(ctx, code, message, proto.status)
+    status = proto.status
+    if prepared.follow and status in _REDIRECTS and proto.location:
+        if hops + 1 > prepared.max_redirects:
+            return fail(ctx, ErrorCode.REDIRECTS, f"more than {prepared.max_redirects} redirects", status)
+        try:
+            return prepared.redirect(target, proto.location, status)
+        except ValueError:
+            return fail(ctx, ErrorCode.BAD_RESPONSE, "redirect to an unsupported location", status)
+    if not (0 <= status < 1000 and prepared.expected[status]):
+        return fail(ctx, ErrorCode.STATUS, f"status {status}, expected {prepared.expected_text}", status)
+    if prepared.keyword is not None and prepared.keyword not in (proto.body or b""):
+        return fail(ctx, ErrorCode.KEYWORD, "keyword not found in the response body", status)
+    return ctx.result(True, status)
+
+
 async def check(prepared: PreparedHttp, ctx: CheckContext) -> CheckResult:
     """Run one HTTP check; every failure is a result, never an exception (but cancellation)."""
-    target = prepared.first
-    hops = 0
+    return await _check_from(prepared, ctx, prepared.first, 0)
+
+
+async def _check_from(prepared: PreparedHttp, ctx: CheckContext, target: _Target, hops: int) -> CheckResult:
     try:
         while True:
             proto = await _exchange(target, ctx, prepared, prepared.keep_alive and hops == 0)
-            if proto.error is not None:
-                code, message = proto.error
-                return fail(ctx, code, message, proto.status)
-            status = proto.status
-            if prepared.follow and status in _REDIRECTS and proto.location:
-                hops += 1
-                if hops > prepared.max_redirects:
-                    return fail(ctx, ErrorCode.REDIRECTS, f"more than {prepared.max_redirects} redirects", status)
-                try:
-                    target = prepared.redirect(target, proto.location, status)
-                except ValueError:
-                    return fail(ctx, ErrorCode.BAD_RESPONSE, "redirect to an unsupported location", status)
-                continue
-            if not (0 <= status < 1000 and prepared.expected[status]):
-                return fail(ctx, ErrorCode.STATUS, f"status {status}, expected {prepared.expected_text}", status)
-            if prepared.keyword is not None:
-                body = proto.body or b""
-                if prepared.keyword not in body:
-                    return fail(ctx, ErrorCode.KEYWORD, "keyword not found in the response body", status)
-            return ctx.result(True, status)
+            outcome = _evaluate(prepared, ctx, proto, target, hops)
+            if isinstance(outcome, CheckResult):
+                return outcome
+            target, hops = outcome, hops + 1
     except (OSError, ValueError) as exc:
         code, message = classify_os_error(exc)
         return fail(ctx, code, message)
+
+
+def start(prepared: PreparedHttp, ctx: CheckContext, done: Callable[[CheckResult], None],
+          timeout: float) -> _FastCheck | None:
+    """Start a keep-alive check on an idle pooled connection without a task or coroutine.
+
+    Returns None when that is not possible (not keep-alive, no idle connection); the caller
+    then runs ``check``. Otherwise ``done(result)`` is called exactly once, within
+    ``timeout`` seconds, unless the returned job is cancelled first. A stale connection or a
+    redirect continues on the ``check`` path inside the job, under the same deadline.
+    """
+    if not prepared.keep_alive:
+        return None
+    target = prepared.first
+    origin = (target.host, target.port, target.tls, prepared.verify)
+    conn = ctx.env.take_idle(origin)
+    if conn is None:
+        return None
+    return _FastCheck(prepared, ctx, done, timeout, origin, conn)
+
+
+class _FastCheck:
+    """One in-flight fast-path check; ``cancel()`` drops it without calling ``done``."""
+
+    __slots__ = ("ctx", "done", "origin", "prepared", "proto", "sent", "task", "timeout", "timer", "transport")
+
+    def __init__(self, prepared: PreparedHttp, ctx: CheckContext, done: Callable[[CheckResult], None],
+                 timeout: float, origin: tuple[str, int, bool, bool], conn: tuple[Any, _Response]) -> None:
+        self.prepared = prepared
+        self.ctx = ctx
+        self.done: Callable[[CheckResult], None] | None = done
+        self.timeout = timeout
+        self.origin = origin
+        self.transport, self.proto = conn
+        self.task: asyncio.Task[CheckResult] | None = None
+        loop = ctx.env.loop
+        self.timer = loop.call_later(timeout, self.expire)
+        target = prepared.first
+        self.proto.begin(None, prepared.max_body, prepared.keyword is not None, target.method == "HEAD",
+                         self._on_response)
+        ctx.phase = "waiting for the response"
+        self.sent = 0
+        ctx.env.send_soon(self)
+
+    def send(self) -> None:
+        transport = self.transport
+        if transport is not None and self.done is not None:
+            self.sent = time.perf_counter_ns()
+            transport.write(self.prepared.first.request)
+
+    def _on_response(self) -> None:
+        proto, ctx, prepared = self.proto, self.ctx, self.prepared
+        transport, self.transport = self.transport, None
+        if proto.error is not None and not proto.first_byte_ns:
+            abort_with_reset(transport)  # a stale pooled connection: go again on a fresh one
+            self._continue(prepared.first, 0)
+            return
+        if self.sent:
+            ctx.ttfb_us = (proto.first_byte_ns - self.sent) // 1000
+        if proto.error is None and proto.complete and not proto.truncated and proto.keep_alive and not proto.lost:
+            ctx.env.give_idle(self.origin, (transport, proto))
+        else:
+            abort_with_reset(transport)
+        outcome = _evaluate(prepared, ctx, proto, prepared.first, 0)
+        if isinstance(outcome, CheckResult):
+            self._deliver(outcome)
+        else:
+            self._continue(outcome, 1)
+
+    def _continue(self, target: _Target, hops: int) -> None:
+        self.task = self.ctx.env.loop.create_task(_check_from(self.prepared, self.ctx, target, hops))
+        self.task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[CheckResult]) -> None:
+        if not task.cancelled() and self.done is not None:
+            exc = task.exception()
+            if exc is None:
+                self._deliver(task.result())
+            else:
+                self._deliver(self.ctx.result(False, 0, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}"))
+
+    def _deliver(self, result: CheckResult) -> None:
+        done, self.done = self.done, None
+        self.timer.cancel()
+        if done is not None:
+            done(result)
+
+    def expire(self) -> None:
+        """The deadline passed: drop the connection and report a timeout."""
+        self._drop()
+        ctx = self.ctx
+        self._deliver(ctx.result(False, 0, ErrorCode.TIMEOUT, f"timed out after {self.timeout:g} s ({ctx.phase})"))
+
+    def cancel(self) -> None:
+        self.done = None
+        self.timer.cancel()
+        self._drop()
+
+    def _drop(self) -> None:
+        self.proto.notify = None
+        if self.transport is not None:
+            abort_with_reset(self.transport)
+            self.transport = None
+        if self.task is not None:
+            self.task.cancel()

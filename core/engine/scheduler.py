@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -127,7 +128,7 @@ class Scheduler:
         self.wheel = TimingWheel(tick=1, start=self.clock.monotonic_ms())
         self.buffer = ResultBuffer(buffer_rows)
         self.entries: dict[int, _Entry] = {}
-        self.inflight: dict[int, asyncio.Task[None]] = {}
+        self.inflight: dict[int, Any] = {}  # monitor id -> Task or fast-path job (both have cancel())
         self.queue: collections.deque[tuple[int, int]] = collections.deque()
         self.queued: set[int] = set()
         self.transitions: list[Transition] = []
@@ -163,9 +164,12 @@ class Scheduler:
     def remove(self, monitor_id: int) -> None:
         self.entries.pop(monitor_id, None)
         self.wheel.cancel(monitor_id)
-        task = self.inflight.get(monitor_id)
-        if task is not None:
-            task.cancel()
+        job = self.inflight.pop(monitor_id, None)
+        if job is not None:
+            job.cancel()
+        if monitor_id in self.queued:
+            self.queued.discard(monitor_id)
+            self.queue = collections.deque(item for item in self.queue if item[0] != monitor_id)
 
     # running -----------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -180,9 +184,11 @@ class Scheduler:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
-        tasks = list(self.inflight.values())
-        for task in tasks:
-            task.cancel()
+        jobs = list(self.inflight.values())
+        self.inflight.clear()
+        for job in jobs:
+            job.cancel()
+        tasks = [job for job in jobs if isinstance(job, asyncio.Task)]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self.queue.clear()
@@ -239,7 +245,15 @@ class Scheduler:
     def _start(self, mid: int, entry: _Entry, due_ms: int, now: int) -> None:
         late = now - due_ms
         self.lateness[late if late < LATENESS_BUCKETS else LATENESS_BUCKETS - 1] += 1
-        assert self._loop is not None
+        assert self._loop is not None and self._env is not None
+        start = entry.checker.start
+        if start is not None:  # the checker's callback fast path, when it can take this check
+            ctx = CheckContext(self._env, mid)
+            ts_us = self.clock.wall_us()
+            job = start(entry.prepared, ctx, functools.partial(self._finished, mid, entry, ts_us), entry.timeout)
+            if job is not None:
+                self.inflight[mid] = job
+                return
         self.inflight[mid] = self._loop.create_task(self._run(mid, entry))
 
     def _next_queued(self) -> None:
@@ -254,12 +268,21 @@ class Scheduler:
         assert self._env is not None
         ctx = CheckContext(self._env, mid)
         ts_us = self.clock.wall_us()
+        task = self.inflight.get(mid)
         try:
-            result = await run_with_deadline(entry.checker, entry.prepared, ctx, entry.timeout, self.inflight[mid])
-        finally:
-            self.inflight.pop(mid, None)
-            if self.queue:
-                self._next_queued()
+            result = await run_with_deadline(entry.checker, entry.prepared, ctx, entry.timeout,
+                                             task if isinstance(task, asyncio.Task) else None)
+        except asyncio.CancelledError:
+            if self.inflight.get(mid) is task:
+                self.inflight.pop(mid, None)
+            raise
+        self._finished(mid, entry, ts_us, result)
+
+    def _finished(self, mid: int, entry: _Entry, ts_us: int, result: CheckResult) -> None:
+        """A check ended (either path): free its slot, start waiting ones, record the result."""
+        self.inflight.pop(mid, None)
+        if self.queue:
+            self._next_queued()
         if self.entries.get(mid) is not entry:
             return  # removed or replaced while running: its result no longer applies
         self.checks += 1

@@ -103,3 +103,76 @@ def test_paused_and_removed_monitors_do_not_run() -> None:
         await s.stop()
 
     uvloop.run(main())
+
+
+def test_keep_alive_fast_path_reuse_timeout_redirect_and_removal() -> None:
+    from tests.servers import read_request, respond
+
+    async def second_request_hangs(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(respond(200, b"first"))
+        await writer.drain()
+        await read_request(reader)
+        await asyncio.sleep(30)  # never answers the second request on this connection
+
+    async def redirects(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            request = await read_request(reader)
+            if request.startswith(b"GET /start "):
+                writer.write(respond(302, b"", {"Location": "/final"}, "Found"))
+            else:
+                writer.write(respond(200, b"landed"))
+            await writer.drain()
+
+    async def main() -> None:
+        clock = FakeClock()
+        sink = Sink()
+        s = Scheduler(sink, clock=clock)
+        s.start(asyncio.get_running_loop())
+
+        async def tick(expect_fast: int | None = None) -> None:
+            clock.advance(1000)
+            s.run_due()
+            if expect_fast is not None:
+                assert type(s.inflight[expect_fast]).__name__ == "_FastCheck"
+            await asyncio.sleep(0.05)  # let writes, responses and timeouts run
+            await settle(s)
+
+        async with Peer(http_handler()) as ok, Peer(second_request_hangs) as hang, Peer(redirects) as redir:
+            s.upsert(monitor(1, ok.url(), interval=1, keepAlive=True))
+            await tick()  # first check opens the connection (task path)
+            for _ in range(3):
+                await tick(expect_fast=1)  # then reuses it without a task
+            assert ok.connections == 1
+            s.remove(1)
+
+            s.upsert(monitor(2, hang.url(), interval=1, timeout=0.2, keepAlive=True))
+            await tick()
+            await tick(expect_fast=2)
+            s.remove(2)
+
+            s.upsert(monitor(3, redir.url("/start"), interval=1, keepAlive=True, keyword="landed"))
+            await tick()
+            await tick(expect_fast=3)
+            s.remove(3)
+
+            s.upsert(monitor(4, ok.url(), interval=1, keepAlive=True))
+            await tick()
+            clock.advance(1000)
+            s.run_due()
+            assert type(s.inflight[4]).__name__ == "_FastCheck"
+            s.remove(4)  # while in flight: no result, slot freed
+            assert 4 not in s.inflight
+            await asyncio.sleep(0.05)
+            s.flush()
+        rows = {}
+        for b in sink.batches:
+            for mid, okv, code, err in zip(b["monitor_id"], b["ok"], b["status_code"], b["error_code"], strict=True):
+                rows.setdefault(int(mid), []).append((bool(okv), int(code), int(err)))
+        assert rows[1] == [(True, 200, 0)] * 4
+        assert rows[2] == [(True, 200, 0), (False, 0, 1)]  # the reused connection hung: timeout
+        assert rows[3] == [(True, 200, 0)] * 2  # redirect followed from the fast path
+        assert rows[4] == [(True, 200, 0)]  # the removed in-flight check left no row
+        await s.stop()
+
+    uvloop.run(main())
