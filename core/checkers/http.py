@@ -348,7 +348,8 @@ def _evaluate(prepared: PreparedHttp, ctx: CheckContext, proto: _Response, targe
         except ValueError:
             return fail(ctx, ErrorCode.BAD_RESPONSE, "redirect to an unsupported location", status)
     if not (0 <= status < 1000 and prepared.expected[status]):
-        return fail(ctx, ErrorCode.STATUS, f"status {status}, expected {','.join(prepared.spec.expected_status)}", status)
+        expected = ",".join(prepared.spec.expected_status)
+        return fail(ctx, ErrorCode.STATUS, f"status {status}, expected {expected}", status)
     if prepared.keyword is not None and prepared.keyword not in (proto.body or b""):
         return fail(ctx, ErrorCode.KEYWORD, "keyword not found in the response body", status)
     return ctx.result(True, status)
