@@ -71,6 +71,34 @@ def target() -> Iterator[str]:
     server.shutdown()
 
 
+@pytest.fixture(scope="module")
+def garbage_port() -> Iterator[int]:
+    """A TCP server that answers every connection with bytes that are not HTTP."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"\x16\x03\x01 this is not HTTP at all\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(2)
+    server.close()
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -142,7 +170,7 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def test_results_land_in_duckdb_with_the_right_outcome(data_dir: Path, target: str) -> None:
+def test_results_land_in_duckdb_with_the_right_outcome(data_dir: Path, target: str, garbage_port: int) -> None:
     ok = add(data_dir, "ok", "--url", f"{target}/health", "--interval", "1", "--keyword", "hello")
     server = Serve(data_dir)
     try:
@@ -150,7 +178,8 @@ def test_results_land_in_duckdb_with_the_right_outcome(data_dir: Path, target: s
         refused = add(data_dir, "refused", "--url", f"http://127.0.0.1:{closed_port()}/", "--interval", "1")
         tcp = add(data_dir, "tcp", "--type", "tcp", "--host", "127.0.0.1", "--port", target.rsplit(":", 1)[1],
                   "--interval", "1")
-        wait_for(lambda: all(counts(data_dir).get(m, 0) >= 2 for m in (ok, fail, refused, tcp)), 20,
+        garbage = add(data_dir, "garbage", "--url", f"http://127.0.0.1:{garbage_port}/", "--interval", "1")
+        wait_for(lambda: all(counts(data_dir).get(m, 0) >= 2 for m in (ok, fail, refused, tcp, garbage)), 20,
                  "two results per monitor")
         rows = {int(r[0]): r[1:] for r in sql(
             data_dir, "SELECT monitor_id, bool_and(ok), bool_or(ok), max(status_code), max(error_code),"
@@ -159,6 +188,8 @@ def test_results_land_in_duckdb_with_the_right_outcome(data_dir: Path, target: s
         assert rows[fail][:4] == [False, False, 500, 7]  # status
         assert rows[refused][:4] == [False, False, None, 3]  # refused
         assert rows[tcp][:2] == [True, True]
+        assert rows[garbage][:2] == [False, False] and rows[garbage][3] == 6  # bad_response
+        assert all(w["restarts"] == 0 for w in server.status()["workers"])  # nothing crashed
         assert all(r[4] > 0 for r in rows.values())
 
         statuses = wait_for(lambda: (lambda s: s if s[fail] == "down" and s[ok] == "up" else None)(
@@ -166,8 +197,9 @@ def test_results_land_in_duckdb_with_the_right_outcome(data_dir: Path, target: s
             10, "statuses to settle")
         assert statuses[refused] == "down" and statuses[tcp] == "up"
         incidents = sql(data_dir, "SELECT monitor_id, resolved_at IS NULL, cause FROM incidents ORDER BY 1")
-        assert [(i[0], i[1]) for i in incidents] == [(fail, True), (refused, True)]
+        assert [(i[0], i[1]) for i in incidents if i[0] != garbage] == [(fail, True), (refused, True)]
         assert incidents[0][2] == "status 500, expected 200-299"
+        assert garbage in {i[0] for i in sql(data_dir, "SELECT monitor_id FROM incidents")}
 
         cli(data_dir, "monitors", "remove", str(fail))
         assert not sql(data_dir, f"SELECT 1 FROM monitors WHERE id = {fail}")
