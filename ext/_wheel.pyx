@@ -8,6 +8,16 @@ from libc.stdlib cimport qsort
 cdef enum:
     _EXPIRED_MARK = -2
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define XUPTIME_PREFETCH(p) __builtin_prefetch((const void *)(p))
+    #else
+    #define XUPTIME_PREFETCH(p) ((void)0)
+    #endif
+    """
+    void XUPTIME_PREFETCH(const void *p) noexcept nogil
+
 
 cdef inline int64_t _floordiv(int64_t a, int64_t b) noexcept:
     cdef int64_t q = a // b
@@ -416,6 +426,8 @@ cdef class TimingWheel:
         self._heads[b] = -1
         while n != -1:
             following = self._nodes[n].next
+            if following != -1:  # bucket order is random in memory: hide the next miss
+                XUPTIME_PREFETCH(&self._nodes[following])
             self._level_count[level] -= 1
             self._place(n)
             n = following
@@ -425,9 +437,19 @@ cdef class TimingWheel:
         cdef int32_t n = self._heads[b]
         cdef int32_t following
         cdef bint counted = b < (self._levels << self._bits)
+        cdef int32_t after
         self._heads[b] = -1
+        if n != -1 and self._nodes[n].next != -1:
+            XUPTIME_PREFETCH(&self._nodes[self._nodes[n].next])
         while n != -1:
             following = self._nodes[n].next
+            if following != -1:
+                # Two-stage pipeline: the node after next, and the id-table slot of the next
+                # node (loaded one step ago) that the erase below will touch.
+                after = self._nodes[following].next
+                if after != -1:
+                    XUPTIME_PREFETCH(&self._nodes[after])
+                XUPTIME_PREFETCH(&self._table[_hash(self._nodes[following].ident) & <uint64_t>self._table_mask])
             if counted:
                 self._level_count[b >> self._bits] -= 1
             self._push_fired(self._nodes[n].deadline, self._nodes[n].ident)
