@@ -126,6 +126,8 @@ class _Response(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: Any = None
+        self.parser: Any = None
+        self.clean = False  # the last response was parsed to its end: the parser can go on
         self.waiter: asyncio.Future[None] | None = None
         self.lost = False
         self.lost_exc: BaseException | None = None
@@ -133,8 +135,12 @@ class _Response(asyncio.Protocol):
 
     def begin(self, waiter: asyncio.Future[None] | None, max_body: int, keep_body: bool,
               head: bool = False, notify: Callable[[], None] | None = None) -> None:
-        """Arm for one response; completion sets ``waiter`` or calls ``notify`` (once)."""
-        self.parser = httptools.HttpResponseParser(self)
+        """Arm for one response; completion sets ``waiter`` or calls ``notify`` (once). On a
+        kept-alive connection whose last response ended cleanly the parser is reused: llhttp
+        goes on to the next message by itself."""
+        if not self.clean or self.parser is None:
+            self.parser = httptools.HttpResponseParser(self)
+        self.clean = False
         self.notify = notify
         self.head_only = head  # a HEAD response has no body whatever its Content-Length says
         self.waiter = waiter
@@ -244,6 +250,7 @@ class _Response(asyncio.Protocol):
         if not self.headers_done:
             return  # an interim 1xx response ended; the same parser goes on to the final one
         self.complete = True
+        self.clean = self.error is None
         self._finish(None)
 
     def _finish(self, error: tuple[ErrorCode, str] | None) -> None:

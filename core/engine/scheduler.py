@@ -90,7 +90,7 @@ def phase_offset(monitor_id: int, interval_ms: int) -> int:
 
 
 class _Entry:
-    __slots__ = ("checker", "monitor", "prepared", "state", "timeout")
+    __slots__ = ("checker", "interval_ms", "monitor", "prepared", "state", "timeout")
 
     def __init__(self, monitor: Monitor, checker: Checker, prepared: Any) -> None:
         self.monitor = monitor
@@ -98,6 +98,7 @@ class _Entry:
         self.prepared = prepared
         self.state = MonitorState(monitor.status)
         self.timeout = monitor.effective_timeout
+        self.interval_ms = monitor.interval * 1000
 
 
 class Scheduler:
@@ -234,8 +235,8 @@ class Scheduler:
             entry = self.entries.get(mid)
             if entry is None:
                 continue
-            interval_ms = entry.monitor.interval * 1000
-            due_ms = now - (now - phase_offset(mid, interval_ms)) % interval_ms
+            interval_ms = entry.interval_ms
+            due_ms = now - (now - mid * 2654435761) % interval_ms  # see phase_offset()
             if len(inflight) < self.limit:
                 self._start(mid, entry, due_ms, now)
             else:
@@ -288,8 +289,12 @@ class Scheduler:
         self.checks += 1
         self.buffer.append(mid, ts_us, result.ok, result.latency_us, result.status_code, result.error_code,
                            result.dns_us, result.connect_us, result.tls_us, result.ttfb_us, result.error)
+        state = entry.state
+        if result.ok and state.status == "up" and not state.failures:
+            state.successes += 1  # the common case, without a call: nothing can change
+            return
         m = entry.monitor
-        transition = observe(entry.state, mid, result.ok, ts_us, m.retries, m.recovery_threshold, result.error)
+        transition = observe(state, mid, result.ok, ts_us, m.retries, m.recovery_threshold, result.error)
         if transition is not None:
             m.status = transition.new
             self.transitions.append(transition)
