@@ -128,6 +128,8 @@ class _Response(asyncio.Protocol):
         self.transport: Any = None
         self.parser: Any = None
         self.clean = False  # the last response was parsed to its end: the parser can go on
+        self.used = False  # a request was sent on this connection
+        self.early = b""  # bytes (or a close) that came before the first request was armed
         self.waiter: asyncio.Future[None] | None = None
         self.lost = False
         self.lost_exc: BaseException | None = None
@@ -141,6 +143,8 @@ class _Response(asyncio.Protocol):
         if not self.clean or self.parser is None:
             self.parser = httptools.HttpResponseParser(self)
         self.clean = False
+        if waiter is not None or notify is not None:
+            self.used = True
         self.notify = notify
         self.head_only = head  # a HEAD response has no body whatever its Content-Length says
         self.waiter = waiter
@@ -168,7 +172,12 @@ class _Response(asyncio.Protocol):
         if not self.first_byte_ns:
             self.first_byte_ns = time.perf_counter_ns()
         if (self.waiter is None or self.waiter.done()) and self.notify is None:
-            self.lost = True  # unsolicited bytes on an idle connection: never reuse it
+            if not self.used and len(self.early) < MAX_HEADER_BYTES:
+                # A peer that speaks first (a banner) can beat the checker's coroutine to the
+                # loop; those bytes are its answer and are replayed by ``arm_early``.
+                self.early += data
+            else:
+                self.lost = True  # unsolicited bytes on an idle connection: never reuse it
             return
         if not self.headers_done:
             self.head = self.head + data if self.head else data
@@ -194,9 +203,25 @@ class _Response(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self.lost = True
         self.lost_exc = exc
-        self.parser = None  # break the parser <-> protocol cycle: freed by refcount, not the GC
         if (self.waiter is None or self.waiter.done()) and self.notify is None:
+            if self.used:
+                self.parser = None  # break the parser <-> protocol cycle: freed by refcount
             return
+        self.parser = None
+        self._on_lost(exc)
+
+    def replay_early(self) -> None:
+        """After ``begin`` on a fresh connection: deliver what arrived before it."""
+        early, self.early = self.early, b""
+        if early:
+            self.data_received(early)
+        if self.lost and not self._settled():
+            self._on_lost(self.lost_exc)
+
+    def _settled(self) -> bool:
+        return (self.waiter is None or self.waiter.done()) and self.notify is None
+
+    def _on_lost(self, exc: BaseException | None) -> None:
         if self.headers_done and not self.framed:
             self.complete = True  # body delimited by EOF
             self._finish(None)
@@ -319,8 +344,11 @@ async def _exchange(target: _Target, ctx: CheckContext, prepared: PreparedHttp, 
             proto.begin(waiter, prepared.max_body, prepared.keyword is not None, target.method == "HEAD")
             ctx.phase = "waiting for the response"
             sent = time.perf_counter_ns()
-            transport.write(target.request)
-            await waiter
+            if fresh:
+                proto.replay_early()
+            if not waiter.done():
+                transport.write(target.request)
+                await waiter
             if not fresh and attempt == 0 and proto.error is not None and not proto.first_byte_ns:
                 abort_with_reset(transport)
                 transport = None

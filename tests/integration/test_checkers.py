@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
 import ssl
+import threading
 from typing import Any
 
 import pytest
@@ -222,6 +224,73 @@ def test_garbage_is_bad_response(payload: bytes) -> None:
         async with Peer(garbage) as peer:
             r = await check(env, http(peer.url()))
             assert not r.ok and r.error_code == ErrorCode.BAD_RESPONSE, r
+
+    run(main())
+
+
+class ThreadedPeer:
+    """A blocking server in its own thread: it can write the instant it accepts, racing the
+    client's event loop (a peer on the same loop never can)."""
+
+    def __init__(self, on_accept: Any) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.on_accept = on_accept
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.on_accept(conn)
+
+    def __enter__(self) -> ThreadedPeer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+def _banner_then_close(conn: socket.socket) -> None:
+    with conn:
+        conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian\r\n")
+
+
+def _close_at_once(conn: socket.socket) -> None:
+    conn.close()
+
+
+def test_server_that_speaks_first_is_bad_response() -> None:
+    """Bytes that arrive before the request is written (a banner) are the answer, not noise."""
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        with ThreadedPeer(_banner_then_close) as peer:
+            for _ in range(50):  # the race is per connection: try it many times
+                r = await check(env, http(f"http://127.0.0.1:{peer.port}/"), timeout=2)
+                assert not r.ok and r.error_code == ErrorCode.BAD_RESPONSE, r
+
+    run(main())
+
+
+def test_server_that_closes_at_once_is_closed_not_timeout() -> None:
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        with ThreadedPeer(_close_at_once) as peer:
+            for _ in range(50):
+                r = await check(env, http(f"http://127.0.0.1:{peer.port}/"), timeout=2)
+                assert not r.ok and r.error_code in (ErrorCode.CLOSED, ErrorCode.RESET), r
 
     run(main())
 
