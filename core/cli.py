@@ -69,9 +69,10 @@ def _run(data_dir: Path, op: str, args: dict[str, Any]) -> Any:
     except ServerNotRunning:
         pass
     from core.models import MonitorValidationError, parse_monitor
+    from core.ops import READ_ONLY_OPS, STORE_OPS, OpError
     from core.storage.duckdb import DB_FILE, DuckDBStore, ReadOnlyQueryError, monitor_row
 
-    read_only = op in ("monitors.list", "sql")
+    read_only = op in ("monitors.list", "sql") or op in READ_ONLY_OPS
     if read_only and not (data_dir / DB_FILE).exists():
         if op == "monitors.list":
             return []
@@ -83,6 +84,11 @@ def _run(data_dir: Path, op: str, args: dict[str, Any]) -> Any:
     except duckdb.IOException as exc:
         raise CommandError(f"cannot open the database (is another process using it?): {exc}") from None
     try:
+        if op in STORE_OPS:
+            try:
+                return STORE_OPS[op](store, args)
+            except OpError as exc:
+                raise CommandError(str(exc)) from None
         if op == "monitors.list":
             return [monitor_row(m) for m in store.list_monitors()]
         if op == "monitors.add":
@@ -201,6 +207,26 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--json", action="store_true")
 
+    accounts = sub.add_parser("accounts", parents=[common], help="create or list accounts")
+    asub = accounts.add_subparsers(dest="action", required=True)
+    acreate = asub.add_parser("create", parents=[common], help="create an account")
+    acreate.add_argument("name")
+    acreate.add_argument("--monthly-limit", type=int, help="API requests per calendar month (default 100000)")
+    alist = asub.add_parser("list", parents=[common], help="list accounts")
+    alist.add_argument("--json", action="store_true")
+
+    keys = sub.add_parser("keys", parents=[common], help="create, list or revoke API keys")
+    ksub = keys.add_subparsers(dest="action", required=True)
+    kcreate = ksub.add_parser("create", parents=[common],
+                              help="create an API key; the secret is the last line of output, shown once")
+    klist = ksub.add_parser("list", parents=[common], help="list an account's keys (prefixes, never secrets)")
+    klist.add_argument("--json", action="store_true")
+    krevoke = ksub.add_parser("revoke", parents=[common], help="revoke a key")
+    krevoke.add_argument("id", type=int)
+    for p in (kcreate, klist, krevoke):
+        p.add_argument("--account", default="default", help="account name (default: default)")
+    kcreate.add_argument("--name", default="default", help="a label for the key")
+
     status = sub.add_parser("status", parents=[common], help="engine statistics of the running server")
     status.add_argument("--json", action="store_true")
     return parser
@@ -214,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(ns, data_dir)
         if ns.command == "monitors":
             return _monitors(ns, data_dir)
+        if ns.command == "accounts":
+            return _accounts(ns, data_dir)
+        if ns.command == "keys":
+            return _keys(ns, data_dir)
         if ns.command == "sql":
             result = _run(data_dir, "sql", {"sql": ns.query})
             if ns.json:
@@ -254,6 +284,42 @@ def _monitors(ns: argparse.Namespace, data_dir: Path) -> int:
         print(f"removed monitor {ns.id}")
     else:
         print(f"monitor {ns.id} is {result['status']}")
+    return 0
+
+
+def _accounts(ns: argparse.Namespace, data_dir: Path) -> int:
+    if ns.action == "create":
+        account = _run(data_dir, "accounts.create", {"name": ns.name, "monthlyLimit": ns.monthly_limit})
+        print(f"created account {account['id']}: {account['name']} "
+              f"(monthly API limit {account['monthlyRequestLimit']:,} requests)")
+        return 0
+    rows = _run(data_dir, "accounts.list", {})
+    if ns.json:
+        print(json.dumps(rows))
+    else:
+        _print_table(["id", "name", "monthly limit", "created"],
+                     [[a["id"], a["name"], a["monthlyRequestLimit"], a["createdAt"]] for a in rows])
+    return 0
+
+
+def _keys(ns: argparse.Namespace, data_dir: Path) -> int:
+    if ns.action == "create":
+        key = _run(data_dir, "keys.create", {"account": ns.account, "name": ns.name})
+        print(f"API key {key['id']} ({key['name']}) for account {ns.account}, prefix {key['prefix']}.")
+        print("Store it now: it is shown only this once. Send it as 'Authorization: Bearer <key>'.")
+        print(key["secret"])
+        return 0
+    if ns.action == "revoke":
+        _run(data_dir, "keys.revoke", {"account": ns.account, "id": ns.id})
+        print(f"revoked key {ns.id}")
+        return 0
+    rows = _run(data_dir, "keys.list", {"account": ns.account})
+    if ns.json:
+        print(json.dumps(rows))
+    else:
+        _print_table(["id", "name", "prefix", "created", "last used", "revoked"],
+                     [[k["id"], k["name"], k["prefix"], k["createdAt"], k["lastUsedAt"], k["revokedAt"]]
+                      for k in rows])
     return 0
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from core import demo
 from core.engine.supervisor import Engine
 from core.models import Monitor, MonitorValidationError, Transition, parse_monitor
+from core.ops import STORE_OPS, OpError
 from core.storage.duckdb import DuckDBStore, ReadOnlyQueryError, monitor_row
 from ext import COLUMNS
 
@@ -119,8 +120,8 @@ class Server:
             f"xuptime serving {count} monitor(s) with {self.workers} engine worker(s)",
             f"  data dir:  {self.data_dir.resolve()}",
             f"  control:   {self.data_dir / CONTROL_SOCKET} (used by `xuptime monitors ...`, `xuptime sql ...`)",
-            f"  dashboard: http://{self.host}:{self.port}/ (the web UI and /api/v1 arrive with the API issue)",
-            "  API key:   `xuptime keys create` (arrives with the API issue)",
+            f"  dashboard: http://{self.host}:{self.port}/ (not served yet: the web UI and /api/v1 come next)",
+            f"  API key:   xuptime keys create --data-dir {self.data_dir} (prints the key once, last line)",
             "  try:       xuptime sql \"SELECT monitor_id, count(*), avg(latency_us) FROM checks GROUP BY 1\"",
         ]
         if demo_target is not None:
@@ -176,6 +177,8 @@ class Server:
                 except MonitorValidationError as exc:
                     response = {"ok": False, "error": "invalid monitor",
                                 "errors": [{"field": e.field, "message": e.message} for e in exc.errors]}
+                except OpError as exc:
+                    response = {"ok": False, "error": str(exc)}
                 except (ValueError, KeyError, LookupError) as exc:
                     response = {"ok": False, "error": str(exc)}
                 except Exception as exc:
@@ -194,6 +197,8 @@ class Server:
         assert store is not None and engine is not None
         if op == "ping":
             return {"pid": os.getpid()}
+        if op in STORE_OPS:
+            return await self.db(STORE_OPS[op], store, args)
         if op == "monitors.list":
             return [monitor_row(m) for m in await self.db(store.list_monitors)]
         if op == "monitors.add":

@@ -12,8 +12,10 @@ an acknowledged batch survives ``kill -9``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
+import secrets
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ import pyarrow as pa
 from core.models import Monitor, MonitorValidationError, Transition, monitor_to_wire, parse_monitor
 from core.storage.schema import LATEST, MIGRATIONS
 
-__all__ = ["DB_FILE", "DuckDBStore", "ReadOnlyQueryError"]
+__all__ = ["API_KEY_PREFIX", "DB_FILE", "DuckDBStore", "DuplicateError", "ReadOnlyQueryError", "hash_api_key"]
 
 log = logging.getLogger("xuptime.storage")
 
@@ -34,8 +36,26 @@ DB_FILE = "xuptime.duckdb"
 _READ_ONLY_TYPES = {"SELECT", "EXPLAIN"}
 
 
+class DuplicateError(ValueError):
+    """A unique name is already taken."""
+
+
 class ReadOnlyQueryError(ValueError):
     """``query`` was given something other than SELECT/EXPLAIN statements."""
+
+
+#: Every key starts with this, so a leaked key is recognisable (and greppable by scanners).
+API_KEY_PREFIX = "xup_"
+
+
+def hash_api_key(secret: str) -> str:
+    """Keys are 192 random bits, so a plain SHA-256 is enough to store them (a slow KDF is
+    for guessable passwords); only the hash and a short visible prefix are kept."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="seconds") + "Z"
 
 
 def _ts(ts_us: int) -> dt.datetime:
@@ -177,6 +197,61 @@ class DuckDBStore:
                 # A row written by an older version (or by hand) must not stop the server.
                 log.error("monitor %s is invalid and is skipped: %s", row[0], exc)
         return monitors
+
+    # accounts and API keys ----------------------------------------------------------------
+    def create_account(self, name: str, monthly_limit: int | None = None) -> dict[str, Any]:
+        if self.get_account(name) is not None:
+            raise DuplicateError(name)
+        if monthly_limit is None:
+            self.con.execute("INSERT INTO accounts (name) VALUES (?)", [name])
+        else:
+            self.con.execute("INSERT INTO accounts (name, monthly_request_limit) VALUES (?, ?)",
+                             [name, monthly_limit])
+        account = self.get_account(name)
+        assert account is not None
+        return account
+
+    def get_account(self, name: str) -> dict[str, Any] | None:
+        row = self.con.execute(
+            "SELECT id, name, monthly_request_limit, created_at FROM accounts WHERE name = ?", [name]).fetchone()
+        if row is None:
+            return None
+        return {"id": int(row[0]), "name": row[1], "monthlyRequestLimit": int(row[2]), "createdAt": _iso(row[3])}
+
+    def list_accounts(self) -> list[dict[str, Any]]:
+        rows = self.con.execute("SELECT name FROM accounts ORDER BY id").fetchall()
+        return [a for (name,) in rows if (a := self.get_account(name)) is not None]
+
+    def create_api_key(self, account_id: int, name: str) -> dict[str, Any]:
+        """A new key for the account; the returned ``secret`` is never stored or shown again."""
+        secret = API_KEY_PREFIX + secrets.token_urlsafe(24)
+        row = self.con.execute(
+            "INSERT INTO api_keys (account_id, name, prefix, sha256, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            [account_id, name, secret[:12], hash_api_key(secret), _utcnow()]).fetchone()
+        assert row is not None
+        key = next(k for k in self.list_api_keys(account_id) if k["id"] == int(row[0]))
+        return {**key, "secret": secret}
+
+    def list_api_keys(self, account_id: int) -> list[dict[str, Any]]:
+        rows = self.con.execute(
+            """SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys
+               WHERE account_id = ? ORDER BY id""", [account_id]).fetchall()
+        return [{"id": int(r[0]), "name": r[1], "prefix": r[2], "createdAt": _iso(r[3]), "lastUsedAt": _iso(r[4]),
+                 "revokedAt": _iso(r[5])} for r in rows]
+
+    def revoke_api_key(self, account_id: int, key_id: int) -> bool:
+        row = self.con.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND account_id = ? AND revoked_at IS NULL RETURNING id",
+            [_utcnow(), key_id, account_id]).fetchone()
+        return row is not None
+
+    def find_api_key(self, secret: str) -> int | None:
+        """The account id of a valid, unrevoked key; None for anything else."""
+        if not secret.startswith(API_KEY_PREFIX):
+            return None
+        row = self.con.execute("SELECT account_id FROM api_keys WHERE sha256 = ? AND revoked_at IS NULL",
+                               [hash_api_key(secret)]).fetchone()
+        return None if row is None else int(row[0])
 
     # results ----------------------------------------------------------------------------
     def ingest(self, batch: dict[str, Any], region: str | None = None) -> int:

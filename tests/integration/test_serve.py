@@ -297,3 +297,23 @@ def test_an_invalid_stored_monitor_does_not_stop_the_server(data_dir: Path, targ
         assert "is invalid and is skipped" in server.output()
     finally:
         assert server.stop() == 0
+
+
+def test_accounts_and_keys_through_a_running_server(data_dir: Path) -> None:
+    server = Serve(data_dir, workers=1)
+    try:
+        assert "created account 2: acme" in cli(data_dir, "accounts", "create", "acme", "--monthly-limit", "50").stdout
+        dup = cli(data_dir, "accounts", "create", "acme", check=False)
+        assert dup.returncode == 2 and "already exists" in dup.stderr
+        out = cli(data_dir, "keys", "create", "--account", "acme", "--name", "ci").stdout.splitlines()
+        secret = out[-1]
+        assert secret.startswith("xup_") and len(secret) == 36
+        keys = json.loads(cli(data_dir, "keys", "list", "--account", "acme", "--json").stdout)
+        assert [(k["name"], k["prefix"], k["revokedAt"]) for k in keys] == [("ci", secret[:12], None)]
+        cli(data_dir, "keys", "revoke", str(keys[0]["id"]), "--account", "acme")
+    finally:
+        assert server.stop() == 0
+    assert secret not in server.output()
+    assert secret.encode() not in (data_dir / "xuptime.duckdb").read_bytes()
+    keys = json.loads(cli(data_dir, "keys", "list", "--account", "acme", "--json").stdout)  # stopped: direct
+    assert keys[0]["revokedAt"] is not None

@@ -103,3 +103,26 @@ def test_ingest_of_a_large_batch_counts_exactly(store: DuckDBStore) -> None:
     assert store.ingest(batch) == 100_000
     ok = store.query("SELECT count(*) FILTER (WHERE ok) FROM checks")[1][0][0]
     assert ok == int(np.count_nonzero(batch["monitor_id"] >= 0) - (100_000 + 6) // 7)
+
+
+def test_accounts_and_api_keys(store: DuckDBStore) -> None:
+    from core.storage.duckdb import DuplicateError, hash_api_key
+
+    assert [a["name"] for a in store.list_accounts()] == ["default"]
+    acme = store.create_account("acme", 100)
+    assert acme["monthlyRequestLimit"] == 100 and store.get_account("acme") == acme
+    with pytest.raises(DuplicateError):
+        store.create_account("acme")
+    key = store.create_api_key(acme["id"], "ci")
+    secret = key["secret"]
+    assert secret.startswith("xup_") and len(secret) == 36 and key["prefix"] == secret[:12]
+    assert store.find_api_key(secret) == acme["id"]
+    assert store.find_api_key(secret + "x") is None and store.find_api_key("Bearer " + secret) is None
+    stored = store.query("SELECT prefix, sha256 FROM api_keys")[1]
+    assert stored == [(secret[:12], hash_api_key(secret))]  # the secret itself is nowhere
+    assert all("secret" not in k for k in store.list_api_keys(acme["id"]))
+    other = store.create_api_key(store.get_account("default")["id"], "x")
+    assert not store.revoke_api_key(acme["id"], other["id"])  # another account's key
+    assert store.revoke_api_key(acme["id"], key["id"]) and not store.revoke_api_key(acme["id"], key["id"])
+    assert store.find_api_key(secret) is None
+    assert store.list_api_keys(acme["id"])[0]["revokedAt"].endswith("Z")
