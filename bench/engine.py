@@ -255,7 +255,7 @@ class Xuptime:
 
     def start(self, workers: int = 1, env: dict[str, str] | None = None) -> None:
         args = [sys.executable, "-m", "core.cli", "serve", "--data-dir", str(self.data_dir),
-                "--workers", str(workers), "--log-level", "WARNING"]
+                "--workers", str(workers), "--log-level", "WARNING", "--port", str(free_port())]
         self.log = open(self.data_dir / "serve.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(pinned(CONTENDER_CPU, args), stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})}, cwd=ROOT)

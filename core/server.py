@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,9 +74,14 @@ class Server:
         self._stop = asyncio.Event()
         self.rows_written = 0
         self.ready = asyncio.Event()
+        #: monitor id -> (ts µs, latency µs) of its newest check, for the API's lastCheckAt.
+        self.last_checks: dict[int, tuple[int, int]] = {}
+        self.app: Any = None
+        self.http: Any = None
+        self.http_url = ""
 
-    async def db(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db, functools.partial(fn, *args))
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, functools.partial(fn, *args, **kwargs))
 
     # lifecycle ---------------------------------------------------------------------------
     async def run(self) -> None:
@@ -83,7 +89,9 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        listener = self._bind_http()  # first, so a busy port fails before anything starts
         self.store = await self.db(DuckDBStore, self.data_dir)
+        self.last_checks = await self.db(self.store.last_checks)
         demo_target = None
         if self.demo:
             demo_target = await demo.start_target()
@@ -93,6 +101,7 @@ class Server:
         ingest = loop.create_task(self._ingest_loop())
         await self.engine.start(monitors)
         control = await self._start_control()
+        http_task = await self._start_http(listener)
         self._banner(len(monitors), demo_target)
         self.ready.set()
         try:
@@ -100,6 +109,8 @@ class Server:
         finally:
             log.info("shutting down: flushing workers")
             control.close()
+            self.http.should_exit = True
+            await http_task
             await self.engine.stop()
             await self._queue.put(None)
             await ingest
@@ -120,13 +131,50 @@ class Server:
             f"xuptime serving {count} monitor(s) with {self.workers} engine worker(s)",
             f"  data dir:  {self.data_dir.resolve()}",
             f"  control:   {self.data_dir / CONTROL_SOCKET} (used by `xuptime monitors ...`, `xuptime sql ...`)",
-            f"  dashboard: http://{self.host}:{self.port}/ (not served yet: the web UI and /api/v1 come next)",
+            f"  API:       {self.http_url}/api/v1/monitors?limit=25 (Authorization: Bearer <key>)",
+            f"  health:    {self.http_url}/healthz (the web dashboard comes later)",
             f"  API key:   xuptime keys create --data-dir {self.data_dir} (prints the key once, last line)",
             "  try:       xuptime sql \"SELECT monitor_id, count(*), avg(latency_us) FROM checks GROUP BY 1\"",
         ]
         if demo_target is not None:
             lines.insert(1, f"  demo:      monitors tagged 'demo' check a local demo target at {demo_target.base_url}")
         print("\n".join(lines), flush=True)
+
+    # HTTP --------------------------------------------------------------------------------
+    def _bind_http(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise SystemExit(f"xuptime: cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+        sock.listen(1024)
+        sock.setblocking(False)
+        host, port = sock.getsockname()[:2]
+        self.http_url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        return sock
+
+    async def _start_http(self, listener: socket.socket) -> asyncio.Task[None]:
+        import uvicorn
+
+        from api.app import create_app
+
+        class _Embedded(uvicorn.Server):
+            def capture_signals(self) -> contextlib.AbstractContextManager[None]:
+                return contextlib.nullcontext()  # the server's own SIGTERM/SIGINT handling stays
+
+        self.app = create_app(self)
+        await self.reload_api_keys()
+        config = uvicorn.Config(self.app, lifespan="on", log_level="warning", access_log=False,
+                                server_header=False, date_header=True)
+        self.http = _Embedded(config)
+        return asyncio.get_running_loop().create_task(self.http.serve(sockets=[listener]))
+
+    async def reload_api_keys(self) -> None:
+        assert self.store is not None and self.app is not None
+        self.app.state.api_keys = await self.db(self.store.api_key_map)
 
     # ingest ------------------------------------------------------------------------------
     async def _enqueue(self, batch: dict[str, Any], transitions: list[Transition]) -> None:
@@ -150,7 +198,9 @@ class Server:
                 rows += len(nxt[0]["monitor_id"])
             try:
                 if rows:
-                    self.rows_written += await self.db(self.store.ingest, _merge(batches))
+                    merged = _merge(batches)
+                    self.rows_written += await self.db(self.store.ingest, merged)
+                    self._note_last_checks(merged)
                 if transitions:
                     await self.db(self.store.apply_transitions, transitions)
                     assert self.engine is not None
@@ -158,6 +208,19 @@ class Server:
                         self.engine.set_status(t.monitor_id, t.new)
             except Exception:
                 log.exception("ingest of %d rows failed", rows)
+
+    def _note_last_checks(self, batch: dict[str, Any]) -> None:
+        ids = batch["monitor_id"]
+        rev = ids[::-1]
+        unique, first_in_rev = np.unique(rev, return_index=True)
+        last = len(ids) - 1 - first_in_rev
+        ts, lat = batch["ts_us"], batch["latency_us"]
+        known = self.last_checks
+        for mid, i in zip(unique.tolist(), last.tolist(), strict=True):
+            t = int(ts[i])
+            prev = known.get(mid)
+            if prev is None or t >= prev[0]:
+                known[mid] = (t, int(lat[i]))
 
     # control socket ----------------------------------------------------------------------
     async def _start_control(self) -> asyncio.AbstractServer:
@@ -198,7 +261,10 @@ class Server:
         if op == "ping":
             return {"pid": os.getpid()}
         if op in STORE_OPS:
-            return await self.db(STORE_OPS[op], store, args)
+            result = await self.db(STORE_OPS[op], store, args)
+            if op.startswith("keys."):
+                await self.reload_api_keys()
+            return result
         if op == "monitors.list":
             return [monitor_row(m) for m in await self.db(store.list_monitors)]
         if op == "monitors.add":

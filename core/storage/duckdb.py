@@ -198,6 +198,50 @@ class DuckDBStore:
                 log.error("monitor %s is invalid and is skipped: %s", row[0], exc)
         return monitors
 
+    def monitor_page(self, account_id: int, after_id: int, limit: int, *, status: str | None = None,
+                     kind: str | None = None, tag: str | None = None, q: str | None = None
+                     ) -> tuple[list[tuple[Monitor, dict[str, Any]]], int, bool]:
+        """One keyset page of an account's monitors by id (stable while others are added or
+        deleted): ``(monitors with their timestamps, total matching, more after this page)``."""
+        where, params = ["account_id = ?"], [account_id]
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if kind is not None:
+            where.append("type = ?")
+            params.append(kind)
+        if tag is not None:
+            where.append("list_contains(tags, ?)")
+            params.append(tag)
+        if q is not None:
+            where.append("contains(lower(name), lower(?))")
+            params.append(q)
+        clause = " AND ".join(where)
+        total_row = self.con.execute(f"SELECT count(*) FROM monitors WHERE {clause}", params).fetchone()
+        rows = self.con.execute(
+            f"SELECT {self._MONITOR_COLUMNS}, created_at, updated_at, status_since FROM monitors"
+            f" WHERE {clause} AND id > ? ORDER BY id LIMIT ?", [*params, after_id, limit + 1]).fetchall()
+        page = []
+        for row in rows[:limit]:
+            try:
+                monitor = self._monitor_from_row(row[:12])
+            except MonitorValidationError:
+                continue
+            page.append((monitor, {"createdAt": _iso(row[12]), "updatedAt": _iso(row[13]),
+                                   "statusSince": _iso(row[14])}))
+        return page, int(total_row[0]) if total_row else 0, len(rows) > limit
+
+    def last_checks(self) -> dict[int, tuple[int, int]]:
+        """monitor id -> (ts µs, latency µs) of its newest stored check (loaded at startup)."""
+        rows = self.con.execute(
+            "SELECT monitor_id, epoch_us(max(ts)), arg_max(latency_us, ts) FROM checks GROUP BY 1").fetchall()
+        return {int(m): (int(ts), int(lat)) for m, ts, lat in rows}
+
+    def api_key_map(self) -> dict[str, int]:
+        """sha256 -> account id of every unrevoked key (the server's authentication map)."""
+        rows = self.con.execute("SELECT sha256, account_id FROM api_keys WHERE revoked_at IS NULL").fetchall()
+        return {h: int(a) for h, a in rows}
+
     # accounts and API keys ----------------------------------------------------------------
     def create_account(self, name: str, monthly_limit: int | None = None) -> dict[str, Any]:
         if self.get_account(name) is not None:

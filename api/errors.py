@@ -1,0 +1,79 @@
+"""The one error shape of ``/api/v1``, applied in one place.
+
+Every error is ``{"statusCode", "statusMessage", "data": {"reason", ...}}`` with
+``Content-Type: application/json``; validation failures are 400 (never 422) with
+``data.errors: [{"field", "message"}]``; a 500 says nothing about its cause.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+
+__all__ = ["ApiError", "BadRequest", "NotFound", "error_response", "exception_handlers"]
+
+log = logging.getLogger("xuptime.api")
+
+
+class ApiError(Exception):
+    """Raised by handlers; mapped to the error payload by ``handle``."""
+
+    status_code = 400
+
+    def __init__(self, reason: str, errors: list[dict[str, str]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = errors
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status_code = 400
+
+
+class NotFound(ApiError):
+    status_code = 404
+
+
+def error_response(status: int, reason: str, errors: list[dict[str, str]] | None = None,
+                   headers: dict[str, str] | None = None) -> Response[Any]:
+    data: dict[str, Any] = {"reason": reason}
+    if errors is not None:
+        data["errors"] = errors
+    body = {"statusCode": status, "statusMessage": HTTPStatus(status).phrase, "data": data}
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+_REASONS = {
+    401: "API key missing or invalid",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body larger than 1 MiB",
+    415: "Unsupported media type",
+}
+
+
+def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    extra = getattr(request.state, "quota_headers", None) or {}
+    if isinstance(exc, ApiError):
+        return error_response(exc.status_code, exc.reason, exc.errors, {**extra, **exc.headers})
+    if isinstance(exc, NotAuthorizedException):
+        return error_response(401, _REASONS[401], headers=extra)
+    if isinstance(exc, ValidationException):
+        errors = [{"field": str(e.get("key") or e.get("source") or "body"), "message": str(e.get("message", ""))}
+                  for e in (exc.extra if isinstance(exc.extra, list) else [])]
+        return error_response(400, "Invalid request", errors, extra)
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        reason = _REASONS.get(status) or (exc.detail if status < 500 else HTTPStatus(status).phrase)
+        return error_response(status, reason, headers={**extra, **(exc.headers or {})})
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "Internal server error", headers=extra)
+
+
+exception_handlers: dict[type[Exception] | int, Any] = {Exception: handle}

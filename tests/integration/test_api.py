@@ -1,0 +1,146 @@
+"""``/api/v1`` over real HTTP against a running ``xuptime serve`` (the first slice of the API:
+authentication, the error shape, and the monitors list)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_serve import Serve, add, cli
+
+pytestmark = pytest.mark.slow
+
+
+def call(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read())
+
+
+def assert_error(status: int, headers: dict[str, str], body: Any, expected: int) -> None:
+    assert status == expected, body
+    assert headers["content-type"].startswith("application/json")
+    assert set(body) == {"statusCode", "statusMessage", "data"} and body["statusCode"] == expected
+    assert isinstance(body["data"]["reason"], str) and body["data"]["reason"]
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    data_dir = tmp_path_factory.mktemp("api") / "data"
+    cli(data_dir, "accounts", "create", "other")
+    server = Serve(data_dir, workers=1)
+    try:
+        key = cli(data_dir, "keys", "create", "--name", "tests").stdout.splitlines()[-1]
+        other = cli(data_dir, "keys", "create", "--account", "other").stdout.splitlines()[-1]
+        yield {"url": server.url, "key": key, "other": other, "data_dir": data_dir, "server": server}
+    finally:
+        assert server.stop() == 0
+
+
+def test_every_way_to_send_a_key(api: dict[str, Any]) -> None:
+    url, key = api["url"] + "/api/v1/monitors", api["key"]
+    for headers, query in [({"Authorization": f"Bearer {key}"}, ""), ({"X-API-Key": key}, ""),
+                           ({}, f"?api_key={key}")]:
+        status, response_headers, body = call(url + query, headers=headers)
+        assert status == 200, body
+        assert response_headers["content-type"].startswith("application/json")
+        assert set(body) == {"data", "pagination"}
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer xup_not-a-real-key"}, {"X-API-Key": "nope"},
+                                     {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer "}])
+def test_missing_or_unknown_key_is_401(api: dict[str, Any], headers: dict[str, str]) -> None:
+    status, response_headers, body = call(api["url"] + "/api/v1/monitors", headers=headers)
+    assert_error(status, response_headers, body, 401)
+    assert body == {"statusCode": 401, "statusMessage": "Unauthorized",
+                    "data": {"reason": "API key missing or invalid"}}
+
+
+def test_revoked_key_is_401(api: dict[str, Any]) -> None:
+    data_dir = api["data_dir"]
+    secret = cli(data_dir, "keys", "create", "--name", "short-lived").stdout.splitlines()[-1]
+    assert call(api["url"] + "/api/v1/monitors", headers={"X-API-Key": secret})[0] == 200
+    key_id = [k for k in json.loads(cli(data_dir, "keys", "list", "--json").stdout) if k["name"] == "short-lived"]
+    cli(data_dir, "keys", "revoke", str(key_id[0]["id"]))
+    status, headers, body = call(api["url"] + "/api/v1/monitors", headers={"X-API-Key": secret})
+    assert_error(status, headers, body, 401)
+
+
+def test_errors_have_one_shape(api: dict[str, Any]) -> None:
+    auth = {"X-API-Key": api["key"]}
+    assert_error(*call(api["url"] + "/api/v1/no-such-thing", headers=auth), 404)
+    assert_error(*call(api["url"] + "/api/v1/monitors", method="DELETE", headers=auth), 405)
+    for query, field in [("limit=0", "limit"), ("limit=101", "limit"), ("limit=abc", "limit"), ("limit=-1", "limit"),
+                         ("cursor=garbage", "cursor"), ("cursor=eyJhZnRlciI6IC0xfQ", "cursor"),
+                         ("status=sideways", "status"), ("type=smtp", "type")]:
+        status, headers, body = call(f"{api['url']}/api/v1/monitors?{query}", headers=auth)
+        assert_error(status, headers, body, 400)
+        assert [e["field"] for e in body["data"]["errors"]] == [field], query
+    status, _, body = call(api["url"] + "/healthz")
+    assert status == 200 and body == {"status": "ok"}
+
+
+def test_pagination_walk_with_concurrent_inserts_and_deletes_and_isolation(api: dict[str, Any]) -> None:
+    data_dir, url, auth = api["data_dir"], api["url"], {"Authorization": f"Bearer {api['key']}"}
+    ids = [add(data_dir, f"page-{i}", "--url", f"http://127.0.0.1:9/{i}", "--tag", "walk") for i in range(12)]
+    status, _, body = call(f"{url}/api/v1/monitors?limit=100&tag=walk", headers=auth)
+    assert status == 200 and body["pagination"] == {"limit": 100, "nextCursor": None, "total": 12}
+    first = body["data"][0]
+    for field in ("id", "name", "type", "url", "interval", "timeout", "status", "lastCheckAt", "lastLatencyMs",
+                  "createdAt", "updatedAt", "tags"):
+        assert field in first, field
+    assert first["createdAt"].endswith("Z") and first["status"] in ("pending", "up", "down")
+
+    seen: list[int] = []
+    cursor = None
+    deleted, added = ids[7], []
+    for step in range(20):
+        query = "limit=5&tag=walk" + (f"&cursor={cursor}" if cursor else "")
+        status, _, body = call(f"{url}/api/v1/monitors?{query}", headers=auth)
+        assert status == 200, body
+        assert body["pagination"]["limit"] == 5 and len(body["data"]) <= 5
+        seen += [m["id"] for m in body["data"]]
+        if step == 0:  # while walking: one deleted ahead of us, one added at the end
+            cli(data_dir, "monitors", "remove", str(deleted))
+            added.append(add(data_dir, "late", "--url", "http://127.0.0.1:9/late", "--tag", "walk"))
+        cursor = body["pagination"]["nextCursor"]
+        if cursor is None:
+            break
+    survivors = [i for i in ids if i != deleted]
+    assert [i for i in seen if i in survivors] == survivors  # none skipped, none repeated, in order
+    assert len(seen) == len(set(seen)) and deleted not in seen
+
+    status, _, body = call(f"{url}/api/v1/monitors?tag=walk", headers={"X-API-Key": api["other"]})
+    assert status == 200 and body["data"] == [] and body["pagination"]["total"] == 0  # another account's
+
+
+def test_filters(api: dict[str, Any]) -> None:
+    data_dir, url, auth = api["data_dir"], api["url"], {"X-API-Key": api["key"]}
+    tcp = add(data_dir, "Database primary", "--type", "tcp", "--host", "127.0.0.1", "--port", "9", "--tag", "db")
+    status, _, body = call(f"{url}/api/v1/monitors?type=tcp&q=PRIMARY", headers=auth)
+    assert status == 200 and [m["id"] for m in body["data"]] == [tcp]
+    assert body["data"][0]["host"] == "127.0.0.1" and body["data"][0]["port"] == 9
+    status, _, body = call(f"{url}/api/v1/monitors?tag=db&status=paused", headers=auth)
+    assert status == 200 and body["data"] == []
+    cli(data_dir, "monitors", "pause", str(tcp))
+    status, _, body = call(f"{url}/api/v1/monitors?tag=db&status=paused", headers=auth)
+    assert [m["id"] for m in body["data"]] == [tcp] and body["data"][0]["paused"] is True
+
+
+def test_a_busy_port_is_a_clear_error(api: dict[str, Any], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    port = api["url"].rsplit(":", 1)[1]
+    args = [sys.executable, "-m", "core.cli", "serve", "--data-dir", str(tmp_path / "d"), "--port", port]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr
