@@ -8,15 +8,20 @@ request never waits on the database to authenticate.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
+from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
+from api.errors import TooManyRequests
 from core.storage.duckdb import hash_api_key
 
-__all__ = ["ApiKeyAuth", "key_from"]
+if TYPE_CHECKING:
+    from litestar.types import Message, Scope
+
+__all__ = ["ApiKeyAuth", "add_quota_headers", "key_from"]
 
 
 def key_from(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -36,4 +41,21 @@ class ApiKeyAuth(AbstractAuthenticationMiddleware):
         account_id = keys.get(hash_api_key(secret)) if secret else None
         if account_id is None:
             raise NotAuthorizedException()
+        allowed, headers, retry_after = connection.app.state.quota.take(account_id)
+        connection.state.quota_headers = headers  # added to the response by ``add_quota_headers``
+        if not allowed:
+            raise TooManyRequests("Monthly request limit reached", headers={"Retry-After": str(retry_after)})
         return AuthenticationResult(user=account_id, auth=None)
+
+
+async def add_quota_headers(message: Message, scope: Scope) -> None:
+    """``before_send`` hook: every authenticated response, errors and 429 included, carries
+    ``X-API-Limit``, ``X-API-Remaining`` and ``X-API-Reset``."""
+    if message["type"] != "http.response.start":
+        return
+    state = scope.get("state") or {}
+    quota = state.get("quota_headers")
+    if quota:
+        headers = MutableScopeHeaders.from_message(message)
+        for name, value in quota.items():
+            headers[name] = value

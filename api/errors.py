@@ -14,7 +14,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 
-__all__ = ["ApiError", "BadRequest", "NotFound", "error_response", "exception_handlers"]
+__all__ = ["ApiError", "BadRequest", "NotFound", "TooManyRequests", "error_response", "exception_handlers"]
 
 log = logging.getLogger("xuptime.api")
 
@@ -40,6 +40,10 @@ class NotFound(ApiError):
     status_code = 404
 
 
+class TooManyRequests(ApiError):
+    status_code = 429
+
+
 def error_response(status: int, reason: str, errors: list[dict[str, str]] | None = None,
                    headers: dict[str, str] | None = None) -> Response[Any]:
     data: dict[str, Any] = {"reason": reason}
@@ -59,21 +63,21 @@ _REASONS = {
 
 
 def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    extra = getattr(request.state, "quota_headers", None) or {}
+    """The only place that builds error bodies (quota headers are added by a before_send hook)."""
     if isinstance(exc, ApiError):
-        return error_response(exc.status_code, exc.reason, exc.errors, {**extra, **exc.headers})
+        return error_response(exc.status_code, exc.reason, exc.errors, exc.headers)
     if isinstance(exc, NotAuthorizedException):
-        return error_response(401, _REASONS[401], headers=extra)
+        return error_response(401, _REASONS[401])
     if isinstance(exc, ValidationException):
         errors = [{"field": str(e.get("key") or e.get("source") or "body"), "message": str(e.get("message", ""))}
                   for e in (exc.extra if isinstance(exc.extra, list) else [])]
-        return error_response(400, "Invalid request", errors, extra)
+        return error_response(400, "Invalid request", errors)
     if isinstance(exc, HTTPException):
         status = exc.status_code
         reason = _REASONS.get(status) or (exc.detail if status < 500 else HTTPStatus(status).phrase)
-        return error_response(status, reason, headers={**extra, **(exc.headers or {})})
+        return error_response(status, reason, headers=exc.headers or None)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "Internal server error", headers=extra)
+    return error_response(500, "Internal server error")
 
 
 exception_handlers: dict[type[Exception] | int, Any] = {Exception: handle}

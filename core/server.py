@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import datetime as dt
 import functools
 import json
 import logging
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 import duckdb
 import numpy as np
 
+from api.quota import month_bounds
 from core import demo
 from core.engine.supervisor import Engine
 from core.models import Monitor, MonitorValidationError, Transition, parse_monitor
@@ -111,6 +113,8 @@ class Server:
             control.close()
             self.http.should_exit = True
             await http_task
+            self._usage_task.cancel()
+            await self._save_usage()
             await self.engine.stop()
             await self._queue.put(None)
             await ingest
@@ -170,11 +174,32 @@ class Server:
         config = uvicorn.Config(self.app, lifespan="on", log_level="warning", access_log=False,
                                 server_header=False, date_header=True)
         self.http = _Embedded(config)
+        self._usage_task = asyncio.get_running_loop().create_task(self._save_usage_loop())
         return asyncio.get_running_loop().create_task(self.http.serve(sockets=[listener]))
 
     async def reload_api_keys(self) -> None:
+        """Refresh what authentication reads without the database: keys and account limits."""
         assert self.store is not None and self.app is not None
         self.app.state.api_keys = await self.db(self.store.api_key_map)
+        quota = self.app.state.quota
+        limits = await self.db(self.store.account_limits)
+        if quota.month:
+            quota.limits = limits
+        else:
+            month, _ = month_bounds(dt.datetime.now(dt.UTC))
+            quota.load(month, await self.db(self.store.usage_for_month, month), limits)
+
+    async def _save_usage_loop(self) -> None:
+        """Write the quota counters behind, every 100 ms (and once more at shutdown)."""
+        while True:
+            await asyncio.sleep(0.1)
+            await self._save_usage()
+
+    async def _save_usage(self) -> None:
+        assert self.store is not None and self.app is not None
+        month, counts = self.app.state.quota.take_dirty()
+        if counts:
+            await self.db(self.store.save_usage, month, counts)
 
     # ingest ------------------------------------------------------------------------------
     async def _enqueue(self, batch: dict[str, Any], transitions: list[Transition]) -> None:
@@ -262,7 +287,7 @@ class Server:
             return {"pid": os.getpid()}
         if op in STORE_OPS:
             result = await self.db(STORE_OPS[op], store, args)
-            if op.startswith("keys."):
+            if op.startswith(("keys.", "accounts.")):
                 await self.reload_api_keys()
             return result
         if op == "monitors.list":

@@ -242,6 +242,28 @@ class DuckDBStore:
         rows = self.con.execute("SELECT sha256, account_id FROM api_keys WHERE revoked_at IS NULL").fetchall()
         return {h: int(a) for h, a in rows}
 
+    def account_limits(self) -> dict[int, int]:
+        rows = self.con.execute("SELECT id, monthly_request_limit FROM accounts").fetchall()
+        return {int(a): int(limit) for a, limit in rows}
+
+    def usage_for_month(self, month: str) -> dict[int, int]:
+        rows = self.con.execute("SELECT account_id, requests FROM api_usage WHERE month = ?", [month]).fetchall()
+        return {int(a): int(n) for a, n in rows}
+
+    def save_usage(self, month: str, counts: dict[int, int]) -> None:
+        """Upsert absolute counts (idempotent: the server's counters are the truth)."""
+        if not counts:
+            return
+        table = pa.table({"account_id": pa.array(list(counts), pa.int64()),
+                          "requests": pa.array(list(counts.values()), pa.int64())})
+        self.con.register("_xuptime_usage", table)
+        try:
+            self.con.execute(
+                """INSERT INTO api_usage SELECT account_id, ?, requests FROM _xuptime_usage
+                   ON CONFLICT (account_id, month) DO UPDATE SET requests = excluded.requests""", [month])
+        finally:
+            self.con.unregister("_xuptime_usage")
+
     # accounts and API keys ----------------------------------------------------------------
     def create_account(self, name: str, monthly_limit: int | None = None) -> dict[str, Any]:
         if self.get_account(name) is not None:

@@ -77,4 +77,14 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 
+MIGRATIONS.append([
+    # Monthly API usage per account (UTC calendar month 'YYYY-MM'); written behind by the
+    # server from its exact in-memory counters.
+    """CREATE TABLE api_usage (
+        account_id BIGINT NOT NULL,
+        month VARCHAR NOT NULL,
+        requests BIGINT NOT NULL,
+        PRIMARY KEY (account_id, month))""",
+])
+
 LATEST = len(MIGRATIONS)

@@ -21,9 +21,14 @@ def call(url: str, method: str = "GET", headers: dict[str, str] | None = None) -
     request = urllib.request.Request(url, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
+            return response.status, _lower(response.headers), json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), json.loads(exc.read())
+        return exc.code, _lower(exc.headers), json.loads(exc.read())
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    """Header names are case-insensitive: compare them in lower case."""
+    return {k.lower(): v for k, v in headers.items()}
 
 
 def assert_error(status: int, headers: dict[str, str], body: Any, expected: int) -> None:
@@ -144,3 +149,75 @@ def test_a_busy_port_is_a_clear_error(api: dict[str, Any], tmp_path: Path) -> No
     args = [sys.executable, "-m", "core.cli", "serve", "--data-dir", str(tmp_path / "d"), "--port", port]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+def _new_account(api: dict[str, Any], name: str, limit: int) -> str:
+    cli(api["data_dir"], "accounts", "create", name, "--monthly-limit", str(limit))
+    return cli(api["data_dir"], "keys", "create", "--account", name).stdout.splitlines()[-1]
+
+
+def test_quota_headers_and_the_boundary(api: dict[str, Any]) -> None:
+    import datetime as dt
+
+    key = _new_account(api, "tiny", 3)
+    url = api["url"]
+    status, headers, _ = call(f"{url}/api/v1/monitors", headers={"X-API-Key": key})
+    now = dt.datetime.now(dt.UTC)
+    nxt = dt.datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=dt.UTC)
+    assert status == 200
+    assert (headers["x-api-limit"], headers["x-api-remaining"]) == ("3", "2")
+    assert int(headers["x-api-reset"]) == int(nxt.timestamp())
+    status, headers, body = call(f"{url}/api/v1/monitors?limit=0", headers={"X-API-Key": key})  # errors count too
+    assert status == 400 and headers["x-api-remaining"] == "1"
+    status, headers, body = call(f"{url}/api/v1/account/usage", headers={"X-API-Key": key})
+    assert status == 200 and headers["x-api-remaining"] == "0"
+    assert body["data"] == {"month": now.strftime("%Y-%m"), "limit": 3, "used": 3, "remaining": 0,
+                            "reset": int(nxt.timestamp()), "resetAt": nxt.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    status, headers, body = call(f"{url}/api/v1/monitors", headers={"X-API-Key": key})
+    assert body == {"statusCode": 429, "statusMessage": "Too Many Requests",
+                    "data": {"reason": "Monthly request limit reached"}}
+    assert status == 429 and headers["x-api-remaining"] == "0" and headers["x-api-limit"] == "3"
+    assert 0 < int(headers["retry-after"]) <= int(nxt.timestamp() - now.timestamp()) + 1
+    status, headers, _ = call(f"{url}/api/v1/monitors", headers={"X-API-Key": "xup_unknown"})
+    assert status == 401 and "x-api-limit" not in headers  # not authenticated: no account to report
+
+
+def test_quota_is_exact_under_concurrency(api: dict[str, Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = _new_account(api, "racer", 100)
+    url = f"{api['url']}/api/v1/monitors?limit=1"
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        statuses = list(pool.map(lambda _: call(url, headers={"X-API-Key": key})[0], range(200)))
+    assert statuses.count(200) == 100 and statuses.count(429) == 100
+
+
+def test_quota_count_survives_a_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    cli(data_dir, "accounts", "create", "keeper", "--monthly-limit", "10")
+    key = cli(data_dir, "keys", "create", "--account", "keeper").stdout.splitlines()[-1]
+    server = Serve(data_dir, workers=1)
+    try:
+        for _ in range(4):
+            assert call(f"{server.url}/api/v1/monitors", headers={"X-API-Key": key})[0] == 200
+    finally:
+        assert server.stop() == 0
+    again = Serve(data_dir, workers=1)
+    try:
+        status, headers, body = call(f"{again.url}/api/v1/account/usage", headers={"X-API-Key": key})
+        assert status == 200 and body["data"]["used"] == 5 and headers["x-api-remaining"] == "5"
+        import signal
+        import time
+
+        time.sleep(0.5)  # older than the 100 ms write-behind interval
+        again.proc.send_signal(signal.SIGKILL)
+        again.proc.wait(10)
+        again.log.close()
+    finally:
+        again.kill_everything()
+    third = Serve(data_dir, workers=1)
+    try:
+        status, _, body = call(f"{third.url}/api/v1/account/usage", headers={"X-API-Key": key})
+        assert status == 200 and body["data"]["used"] == 6  # the count survived kill -9
+    finally:
+        assert third.stop() == 0
