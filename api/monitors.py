@@ -1,4 +1,8 @@
-"""``/api/v1/monitors``: list (keyset pagination). Create, update and delete follow."""
+"""``/api/v1/monitors``: list (keyset pagination), create, read, update, delete, pause, resume.
+
+Changes go through the server (store first, in a transaction, then the owning worker), the
+same path the CLI takes. Another account's monitor is a 404, never a 403.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,37 @@ import datetime as dt
 import json
 from typing import Any
 
-from litestar import Controller, Request, get
+import msgspec
+from litestar import Controller, Request, delete, get, patch, post
 
-from api.errors import BadRequest
-from core.models import KINDS, STATUSES, Monitor, monitor_to_wire
+from api.errors import ApiError, BadRequest, NotFound
+from core.models import KINDS, STATUSES, Monitor, MonitorValidationError, monitor_to_wire, parse_monitor
 
-__all__ = ["MonitorController", "decode_cursor", "encode_cursor"]
+__all__ = ["MonitorController", "decode_cursor", "encode_cursor", "json_body"]
+
+
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+
+
+async def json_body(request: Request[Any, Any, Any]) -> Any:
+    """The request body as JSON: 415 unless it is sent as JSON, 400 unless it parses (the
+    1 MiB cap is enforced before this, as a 413)."""
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaType("Send the body as application/json")
+    body = await request.body()
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadRequest("Body is not valid JSON", [{"field": "body", "message": str(exc)}]) from None
+
+
+def _validated(data: Any, current: Monitor | None = None) -> Monitor:
+    try:
+        return parse_monitor(data, partial_of=current)
+    except MonitorValidationError as exc:
+        raise BadRequest("Invalid monitor", [{"field": e.field, "message": e.message} for e in exc.errors]) from None
 
 
 def encode_cursor(last_id: int) -> str:
@@ -82,3 +111,70 @@ class MonitorController(Controller):
         data = [monitor_body(m, times, last_checks.get(m.id)) for m, times in page]
         next_cursor = encode_cursor(page[-1][0].id) if more and page else None
         return {"data": data, "pagination": {"limit": limit, "nextCursor": next_cursor, "total": total}}
+
+    @post("/", operation_id="createMonitor", status_code=201)
+    async def create_monitor(self, request: Request[int, Any, Any]) -> dict[str, Any]:
+        """Create a monitor; its first check runs within one interval."""
+        monitor = _validated(await json_body(request))
+        monitor.account_id = request.user
+        server = request.app.state.server
+        created = await server.create_monitor(monitor)
+        return {"data": await _one(request, created.id)}
+
+    @get("/{monitor_id:int}", operation_id="getMonitor")
+    async def get_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+        """One monitor."""
+        return {"data": await _one(request, monitor_id)}
+
+    @patch("/{monitor_id:int}", operation_id="updateMonitor")
+    async def update_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+        """Change some fields of a monitor; the type cannot change."""
+        current = await _owned(request, monitor_id)
+        data = await json_body(request)
+        if not isinstance(data, dict):
+            raise BadRequest("Invalid monitor", [{"field": "body", "message": "must be a JSON object"}])
+        updated = _validated(data, current)
+        server = request.app.state.server
+        await server.update_monitor(updated)
+        if updated.paused != current.paused:  # pausing has its own status handling
+            await server.set_paused(monitor_id, updated.paused)
+        return {"data": await _one(request, monitor_id)}
+
+    @delete("/{monitor_id:int}", operation_id="deleteMonitor", status_code=200)
+    async def delete_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+        """Delete a monitor with its history."""
+        await _owned(request, monitor_id)
+        if not await request.app.state.server.delete_monitor(monitor_id):
+            raise NotFound("Monitor not found")
+        return {"data": {"id": monitor_id, "deleted": True}}
+
+    @post("/{monitor_id:int}/pause", operation_id="pauseMonitor", status_code=200)
+    async def pause_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+        """Stop checking a monitor (no results, no alerts) until resumed."""
+        await _owned(request, monitor_id)
+        await request.app.state.server.set_paused(monitor_id, True)
+        return {"data": await _one(request, monitor_id)}
+
+    @post("/{monitor_id:int}/resume", operation_id="resumeMonitor", status_code=200)
+    async def resume_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+        """Check a paused monitor again; it starts as pending."""
+        await _owned(request, monitor_id)
+        await request.app.state.server.set_paused(monitor_id, False)
+        return {"data": await _one(request, monitor_id)}
+
+
+async def _owned(request: Request[int, Any, Any], monitor_id: int) -> Monitor:
+    server = request.app.state.server
+    found = await server.db(server.store.monitor_with_times, request.user, monitor_id)
+    if found is None:
+        raise NotFound("Monitor not found")
+    return found[0]
+
+
+async def _one(request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+    server = request.app.state.server
+    found = await server.db(server.store.monitor_with_times, request.user, monitor_id)
+    if found is None:
+        raise NotFound("Monitor not found")
+    monitor, times = found
+    return monitor_body(monitor, times, server.last_checks.get(monitor_id))

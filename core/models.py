@@ -232,7 +232,7 @@ def parse_monitor(data: Any, *, partial_of: Monitor | None = None) -> Monitor:
         base = monitor_to_wire(partial_of)
         if "type" in data and data["type"] != base["type"]:
             errors.append(FieldError("type", "cannot be changed; create a new monitor"))
-        data = {**base, **{k: v for k, v in data.items() if k not in _READ_ONLY}}
+        data = {**base, **{k: v for k, v in data.items() if k not in _READ_ONLY}, "type": base["type"]}
     else:
         for key in _READ_ONLY & data.keys():
             errors.append(FieldError(key, "is read-only"))

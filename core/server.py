@@ -279,8 +279,38 @@ class Server:
         finally:
             writer.close()
 
+    # monitor changes: store first (transactional), then the owning worker ------------------
+    # The control socket and the HTTP API both go through these, so they cannot drift apart.
+    async def create_monitor(self, monitor: Monitor) -> Monitor:
+        assert self.store is not None and self.engine is not None
+        created = await self.db(self.store.create_monitor, monitor)
+        await self.engine.upsert(created)
+        return created
+
+    async def update_monitor(self, monitor: Monitor) -> Monitor | None:
+        assert self.store is not None and self.engine is not None
+        updated = await self.db(self.store.update_monitor, monitor)
+        if updated is not None:
+            await self.engine.upsert(updated)
+        return updated
+
+    async def delete_monitor(self, monitor_id: int) -> bool:
+        assert self.store is not None and self.engine is not None
+        if not await self.db(self.store.delete_monitor, monitor_id):
+            return False
+        await self.engine.delete(monitor_id)
+        self.last_checks.pop(monitor_id, None)
+        return True
+
+    async def set_paused(self, monitor_id: int, paused: bool) -> Monitor | None:
+        assert self.store is not None and self.engine is not None
+        monitor = await self.db(self.store.set_paused, monitor_id, paused)
+        if monitor is not None:
+            await self.engine.upsert(monitor)
+        return monitor
+
     async def handle(self, op: str | None, args: dict[str, Any]) -> Any:
-        """One control operation (shared by the CLI; the HTTP API will call the same paths)."""
+        """One control operation for the CLI."""
         store, engine = self.store, self.engine
         assert store is not None and engine is not None
         if op == "ping":
@@ -293,21 +323,17 @@ class Server:
         if op == "monitors.list":
             return [monitor_row(m) for m in await self.db(store.list_monitors)]
         if op == "monitors.add":
-            monitor = await self.db(store.create_monitor, parse_monitor(args.get("monitor")))
-            await engine.upsert(monitor)
-            return monitor_row(monitor)
+            return monitor_row(await self.create_monitor(parse_monitor(args.get("monitor"))))
         if op == "monitors.remove":
             mid = int(args["id"])
-            if not await self.db(store.delete_monitor, mid):
+            if not await self.delete_monitor(mid):
                 raise LookupError(f"no monitor {mid}")
-            await engine.delete(mid)
             return {"id": mid, "deleted": True}
         if op in ("monitors.pause", "monitors.resume"):
             mid = int(args["id"])
-            monitor = await self.db(store.set_paused, mid, op == "monitors.pause")
+            monitor = await self.set_paused(mid, op == "monitors.pause")
             if monitor is None:
                 raise LookupError(f"no monitor {mid}")
-            await engine.upsert(monitor)
             return monitor_row(monitor)
         if op == "sql":
             loop = asyncio.get_running_loop()

@@ -231,6 +231,16 @@ class DuckDBStore:
                                    "statusSince": _iso(row[14])}))
         return page, int(total_row[0]) if total_row else 0, len(rows) > limit
 
+    def monitor_with_times(self, account_id: int, monitor_id: int) -> tuple[Monitor, dict[str, Any]] | None:
+        """One monitor of the account with its timestamps; None if absent or another account's."""
+        row = self.con.execute(
+            f"SELECT {self._MONITOR_COLUMNS}, created_at, updated_at, status_since FROM monitors"
+            " WHERE id = ? AND account_id = ?", [monitor_id, account_id]).fetchone()
+        if row is None:
+            return None
+        return self._monitor_from_row(row[:12]), {"createdAt": _iso(row[12]), "updatedAt": _iso(row[13]),
+                                                   "statusSince": _iso(row[14])}
+
     def last_checks(self) -> dict[int, tuple[int, int]]:
         """monitor id -> (ts µs, latency µs) of its newest stored check (loaded at startup)."""
         rows = self.con.execute(

@@ -221,3 +221,111 @@ def test_quota_count_survives_a_restart(tmp_path: Path) -> None:
         assert status == 200 and body["data"]["used"] == 6  # the count survived kill -9
     finally:
         assert third.stop() == 0
+
+
+def send(url: str, method: str, body: Any, key: str, content_type: str = "application/json"
+         ) -> tuple[int, dict[str, str], Any]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=raw, method=method,
+                                     headers={"X-API-Key": key, "Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, _lower(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, _lower(exc.headers), json.loads(exc.read())
+
+
+@pytest.fixture(scope="module")
+def target_url() -> Iterator[str]:
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def test_monitor_lifecycle_over_http(api: dict[str, Any], target_url: str) -> None:
+    import time
+
+    base, key = api["url"] + "/api/v1/monitors", api["key"]
+    status, _, body = send(base, "POST", {"name": "Site", "type": "http", "url": target_url, "interval": 1,
+                                          "tags": ["web"]}, key)
+    assert status == 201, body
+    created = body["data"]
+    mid = created["id"]
+    assert (created["name"], created["type"], created["url"], created["method"]) == ("Site", "http", target_url, "GET")
+    assert created["status"] == "pending" and created["interval"] == 1 and created["createdAt"].endswith("Z")
+
+    deadline = time.monotonic() + 5  # the first result lands within interval + 1 s (plus slack)
+    while True:
+        status, _, body = call(f"{base}/{mid}", headers={"X-API-Key": key})
+        assert status == 200
+        if body["data"]["lastCheckAt"] is not None:
+            break
+        assert time.monotonic() < deadline, "no check result after 5 s"
+        time.sleep(0.2)
+    assert body["data"]["lastLatencyMs"] >= 0
+
+    status, _, body = send(f"{base}/{mid}", "PATCH", {"name": "Site (renamed)", "interval": 30}, key)
+    assert status == 200 and body["data"]["name"] == "Site (renamed)" and body["data"]["interval"] == 30
+    assert body["data"]["url"] == target_url  # untouched fields stay
+    status, _, body = send(f"{base}/{mid}", "PATCH", {"type": "tcp"}, key)
+    assert status == 400 and [e["field"] for e in body["data"]["errors"]] == ["type"]
+
+    status, _, body = send(f"{base}/{mid}/pause", "POST", {}, key)
+    assert status == 200 and body["data"]["status"] == "paused" and body["data"]["paused"] is True
+    status, _, body = send(f"{base}/{mid}/resume", "POST", {}, key)
+    assert status == 200 and body["data"]["status"] == "pending" and body["data"]["paused"] is False
+    status, _, body = send(f"{base}/{mid}", "PATCH", {"paused": True}, key)
+    assert status == 200 and body["data"]["status"] == "paused"
+
+    other = {"X-API-Key": api["other"]}
+    for method, path in [("GET", ""), ("DELETE", ""), ("POST", "/pause")]:
+        status, headers, body = call(f"{base}/{mid}{path}", method=method, headers=other)
+        assert_error(status, headers, body, 404)  # another account's monitor does not exist for you
+    assert send(f"{base}/{mid}", "PATCH", {"name": "hijack"}, api["other"])[0] == 404
+
+    status, _, body = call(f"{base}/{mid}", method="DELETE", headers={"X-API-Key": key})
+    assert status == 200 and body["data"] == {"id": mid, "deleted": True}
+    assert_error(*call(f"{base}/{mid}", headers={"X-API-Key": key}), 404)
+    assert_error(*call(f"{base}/{mid}", method="DELETE", headers={"X-API-Key": key}), 404)
+
+
+@pytest.mark.parametrize(("body", "fields"), [
+    ({"name": "x", "type": "http", "url": "ftp://example.com/"}, ["url"]),
+    ({"name": "x", "type": "tcp", "host": "h", "port": 70000}, ["port"]),
+    ({"name": "x", "type": "http", "url": "http://h/", "colour": "red"}, ["colour"]),
+    ({"name": 5, "type": "http", "url": "http://h/", "interval": "often"}, ["name", "interval"]),
+    ({"name": "x", "type": "http", "url": "http://h/", "id": 99}, ["id"]),
+    ({"type": "dns"}, ["type", "name"]),
+    ([1, 2, 3], ["body"]),
+])
+def test_bad_monitor_bodies_are_400_and_change_nothing(api: dict[str, Any], body: Any, fields: list[str]) -> None:
+    base, key = api["url"] + "/api/v1/monitors", api["key"]
+    before = call(f"{base}?limit=100", headers={"X-API-Key": key})[2]["pagination"]["total"]
+    status, headers, response = send(base, "POST", body, key)
+    assert_error(status, headers, response, 400)
+    assert sorted(e["field"] for e in response["data"]["errors"]) == sorted(fields)
+    assert call(f"{base}?limit=100", headers={"X-API-Key": key})[2]["pagination"]["total"] == before
+
+
+def test_malformed_requests(api: dict[str, Any]) -> None:
+    base, key = api["url"] + "/api/v1/monitors", api["key"]
+    status, headers, body = send(base, "POST", b'{"name": "x", ', key)
+    assert_error(status, headers, body, 400)
+    assert body["data"]["errors"][0]["field"] == "body"
+    assert_error(*send(base, "POST", b"name=x", key, content_type="application/x-www-form-urlencoded"), 415)
+    big = json.dumps({"name": "x", "type": "http", "url": "http://h/", "body": "a" * (1024 * 1024)}).encode()
+    assert_error(*send(base, "POST", big, key), 413)
