@@ -18,7 +18,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from api.errors import ApiError, BadRequest, NotFound
 from core.models import KINDS, STATUSES, Monitor, MonitorValidationError, monitor_to_wire, parse_monitor
 
-__all__ = ["MonitorController", "decode_cursor", "encode_cursor", "json_body"]
+__all__ = ["MonitorController", "decode_cursor", "encode_cursor", "json_body", "owned_monitor", "parse_limit"]
 
 
 class UnsupportedMediaType(ApiError):
@@ -129,7 +129,7 @@ class MonitorController(Controller):
     @patch("/{monitor_id:int}", operation_id="updateMonitor")
     async def update_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
         """Change some fields of a monitor; the type cannot change."""
-        current = await _owned(request, monitor_id)
+        current = await owned_monitor(request, monitor_id)
         data = await json_body(request)
         if not isinstance(data, dict):
             raise BadRequest("Invalid monitor", [{"field": "body", "message": "must be a JSON object"}])
@@ -143,7 +143,7 @@ class MonitorController(Controller):
     @delete("/{monitor_id:int}", operation_id="deleteMonitor", status_code=200)
     async def delete_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
         """Delete a monitor with its history."""
-        await _owned(request, monitor_id)
+        await owned_monitor(request, monitor_id)
         if not await request.app.state.server.delete_monitor(monitor_id):
             raise NotFound("Monitor not found")
         return {"data": {"id": monitor_id, "deleted": True}}
@@ -151,19 +151,19 @@ class MonitorController(Controller):
     @post("/{monitor_id:int}/pause", operation_id="pauseMonitor", status_code=200)
     async def pause_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
         """Stop checking a monitor (no results, no alerts) until resumed."""
-        await _owned(request, monitor_id)
+        await owned_monitor(request, monitor_id)
         await request.app.state.server.set_paused(monitor_id, True)
         return {"data": await _one(request, monitor_id)}
 
     @post("/{monitor_id:int}/resume", operation_id="resumeMonitor", status_code=200)
     async def resume_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
         """Check a paused monitor again; it starts as pending."""
-        await _owned(request, monitor_id)
+        await owned_monitor(request, monitor_id)
         await request.app.state.server.set_paused(monitor_id, False)
         return {"data": await _one(request, monitor_id)}
 
 
-async def _owned(request: Request[int, Any, Any], monitor_id: int) -> Monitor:
+async def owned_monitor(request: Request[int, Any, Any], monitor_id: int) -> Monitor:
     server = request.app.state.server
     found = await server.db(server.store.monitor_with_times, request.user, monitor_id)
     if found is None:

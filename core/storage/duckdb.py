@@ -241,6 +241,26 @@ class DuckDBStore:
         return self._monitor_from_row(row[:12]), {"createdAt": _iso(row[12]), "updatedAt": _iso(row[13]),
                                                    "statusSince": _iso(row[14])}
 
+    def incident_page(self, account_id: int, before_id: int | None, limit: int, monitor_id: int | None = None
+                      ) -> tuple[list[dict[str, Any]], int, bool]:
+        """Incidents newest first (keyset on id): ``(page, total, more after this page)``."""
+        where, params = ["account_id = ?"], [account_id]
+        if monitor_id is not None:
+            where.append("monitor_id = ?")
+            params.append(monitor_id)
+        clause = " AND ".join(where)
+        total = self.con.execute(f"SELECT count(*) FROM incidents WHERE {clause}", params).fetchone()
+        keyset = " AND id < ?" if before_id is not None else ""
+        rows = self.con.execute(
+            f"""SELECT id, monitor_id, started_at, resolved_at, cause,
+                       epoch_us(coalesce(resolved_at, now() AT TIME ZONE 'UTC')) - epoch_us(started_at)
+                FROM incidents WHERE {clause}{keyset} ORDER BY id DESC LIMIT ?""",
+            [*params, *([before_id] if before_id is not None else []), limit + 1]).fetchall()
+        page = [{"id": int(r[0]), "monitorId": int(r[1]), "startedAt": _iso(r[2]), "resolvedAt": _iso(r[3]),
+                 "status": "open" if r[3] is None else "resolved", "cause": r[4],
+                 "durationSeconds": round(max(0, int(r[5])) / 1e6, 3)} for r in rows[:limit]]
+        return page, int(total[0]) if total else 0, len(rows) > limit
+
     def last_checks(self) -> dict[int, tuple[int, int]]:
         """monitor id -> (ts µs, latency µs) of its newest stored check (loaded at startup)."""
         rows = self.con.execute(

@@ -345,3 +345,52 @@ def test_malformed_requests(api: dict[str, Any]) -> None:
     head, _, payload = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413 ")
     assert json.loads(payload)["statusCode"] == 413
+
+
+def test_api_keys_endpoints(api: dict[str, Any]) -> None:
+    base = api["url"] + "/api/v1/api-keys"
+    key = _new_account(api, "keyring", 1000)
+    status, _, body = send(base, "POST", {"name": "deploy bot"}, key)
+    assert status == 201 and body["data"]["secret"].startswith("xup_") and body["data"]["name"] == "deploy bot"
+    new_secret, new_id = body["data"]["secret"], body["data"]["id"]
+    assert call(base, headers={"X-API-Key": new_secret})[0] == 200  # usable at once
+    status, _, body = call(base, headers={"X-API-Key": key})
+    assert status == 200 and {k["name"] for k in body["data"]} == {"default", "deploy bot"}
+    assert all("secret" not in k and "sha256" not in k for k in body["data"])
+    for bad, fields in [({"name": ""}, ["name"]), ({"name": "x", "scope": "all"}, ["scope"]), ([], ["body"])]:
+        status, headers, response = send(base, "POST", bad, key)
+        assert_error(status, headers, response, 400)
+        assert sorted(e["field"] for e in response["data"]["errors"]) == fields
+    assert_error(*call(f"{base}/{new_id}", method="DELETE", headers={"X-API-Key": api["other"]}), 404)
+    status, _, body = call(f"{base}/{new_id}", method="DELETE", headers={"X-API-Key": key})
+    assert status == 200 and body["data"] == {"id": new_id, "revoked": True}
+    assert_error(*call(base, headers={"X-API-Key": new_secret}), 401)  # revoked: refused at once
+
+
+def test_incidents_endpoints(api: dict[str, Any]) -> None:
+    import time
+
+    base, key = api["url"] + "/api/v1", api["key"]
+    status, _, body = send(f"{base}/monitors", "POST", {"name": "Down one", "type": "tcp", "host": "127.0.0.1",
+                                                          "port": 9, "interval": 1}, key)  # nothing listens on 9
+    assert status == 201
+    mid = body["data"]["id"]
+    deadline = time.monotonic() + 10
+    while True:
+        status, _, body = call(f"{base}/monitors/{mid}/incidents", headers={"X-API-Key": key})
+        assert status == 200
+        if body["data"]:
+            break
+        assert time.monotonic() < deadline, "no incident after 10 s"
+        time.sleep(0.25)
+    incident = body["data"][0]
+    assert incident["monitorId"] == mid and incident["status"] == "open" and incident["resolvedAt"] is None
+    assert incident["cause"] == "connection refused" and incident["startedAt"].endswith("Z")
+    status, _, body = call(f"{base}/incidents?limit=100", headers={"X-API-Key": key})
+    assert status == 200 and mid in {i["monitorId"] for i in body["data"]}
+    ids = [i["id"] for i in body["data"]]
+    assert ids == sorted(ids, reverse=True)  # newest first
+    assert_error(*call(f"{base}/monitors/{mid}/incidents", headers={"X-API-Key": api["other"]}), 404)
+    status, _, body = call(f"{base}/incidents", headers={"X-API-Key": api["other"]})
+    assert status == 200 and body["data"] == []
+    send(f"{base}/monitors/{mid}/pause", "POST", {}, key)

@@ -1,0 +1,35 @@
+"""Incidents: opened when a monitor goes down, resolved when it comes back; newest first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get
+
+from api.monitors import decode_cursor, encode_cursor, owned_monitor, parse_limit
+
+__all__ = ["list_incidents", "list_monitor_incidents"]
+
+
+async def _page(request: Request[int, Any, Any], monitor_id: int | None) -> dict[str, Any]:
+    params = request.query_params
+    limit = parse_limit(params.get("limit"))
+    cursor = params.get("cursor")
+    before = decode_cursor(cursor) if cursor else None
+    server = request.app.state.server
+    page, total, more = await server.db(server.store.incident_page, request.user, before, limit, monitor_id)
+    next_cursor = encode_cursor(page[-1]["id"]) if more and page else None
+    return {"data": page, "pagination": {"limit": limit, "nextCursor": next_cursor, "total": total}}
+
+
+@get("/incidents", operation_id="listIncidents", tags=["incidents"])
+async def list_incidents(request: Request[int, Any, Any]) -> dict[str, Any]:
+    """The account's incidents, newest first."""
+    return await _page(request, None)
+
+
+@get("/monitors/{monitor_id:int}/incidents", operation_id="listMonitorIncidents", tags=["incidents"])
+async def list_monitor_incidents(request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+    """One monitor's incidents, newest first."""
+    await owned_monitor(request, monitor_id)
+    return await _page(request, monitor_id)

@@ -1,0 +1,51 @@
+"""``/api/v1/api-keys``: list (prefixes, never secrets), create (the secret once), revoke."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, delete, get, post
+
+from api.errors import BadRequest, NotFound
+from api.monitors import json_body
+
+__all__ = ["ApiKeyController"]
+
+
+class ApiKeyController(Controller):
+    path = "/api-keys"
+    tags = ["api-keys"]
+
+    @get("/", operation_id="listApiKeys")
+    async def list_keys(self, request: Request[int, Any, Any]) -> dict[str, Any]:
+        """The account's keys: prefix, name, created, last used, revoked."""
+        server = request.app.state.server
+        keys = await server.db(server.store.list_api_keys, request.user)
+        return {"data": keys, "pagination": {"limit": len(keys), "nextCursor": None, "total": len(keys)}}
+
+    @post("/", operation_id="createApiKey", status_code=201)
+    async def create_key(self, request: Request[int, Any, Any]) -> dict[str, Any]:
+        """Create a key; the response is the only time its secret is shown."""
+        data = await json_body(request)
+        if not isinstance(data, dict):
+            raise BadRequest("Invalid API key", [{"field": "body", "message": "must be a JSON object"}])
+        unknown = sorted(set(data) - {"name"})
+        name = data.get("name", "default")
+        errors = [{"field": k, "message": "unknown field"} for k in unknown]
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 100:
+            errors.append({"field": "name", "message": "must be a string of 1 to 100 characters"})
+        if errors:
+            raise BadRequest("Invalid API key", errors)
+        server = request.app.state.server
+        key = await server.db(server.store.create_api_key, request.user, name.strip())
+        await server.reload_api_keys()
+        return {"data": key}
+
+    @delete("/{key_id:int}", operation_id="revokeApiKey", status_code=200)
+    async def revoke_key(self, request: Request[int, Any, Any], key_id: int) -> dict[str, Any]:
+        """Revoke a key; it stops working at once."""
+        server = request.app.state.server
+        if not await server.db(server.store.revoke_api_key, request.user, key_id):
+            raise NotFound("API key not found")
+        await server.reload_api_keys()
+        return {"data": {"id": key_id, "revoked": True}}
