@@ -15,6 +15,7 @@ from litestar.middleware.base import DefineMiddleware
 
 from api.auth import ApiKeyAuth, add_quota_headers
 from api.errors import exception_handlers
+from api.history import monitor_history, monitor_uptime
 from api.incidents import list_incidents, list_monitor_incidents
 from api.keys import ApiKeyController
 from api.monitors import MonitorController
@@ -41,7 +42,8 @@ def _configure_api_v1() -> Router:
     # Only /api/v1 needs a key (the middleware sits on this router); status pages, push URLs
     # and health are public by design.
     return Router(path="/api/v1", route_handlers=[MonitorController, ApiKeyController, account_usage,
-                                                  list_incidents, list_monitor_incidents],
+                                                  list_incidents, list_monitor_incidents, monitor_history,
+                                                  monitor_uptime],
                   middleware=[DefineMiddleware(ApiKeyAuth)])
 
 

@@ -261,6 +261,55 @@ class DuckDBStore:
                  "durationSeconds": round(max(0, int(r[5])) / 1e6, 3)} for r in rows[:limit]]
         return page, int(total[0]) if total else 0, len(rows) > limit
 
+    def history_raw(self, monitor_id: int, from_us: int | None, to_us: int | None, before_us: int | None,
+                    limit: int) -> tuple[list[tuple], bool]:
+        """Checks newest first within [from, to], keyset on ts: ``(rows, more)``."""
+        where, params = ["monitor_id = ?"], [monitor_id]
+        for cond, value in (("ts >= make_timestamp(?)", from_us), ("ts <= make_timestamp(?)", to_us),
+                            ("ts < make_timestamp(?)", before_us)):
+            if value is not None:
+                where.append(cond)
+                params.append(value)
+        rows = self.con.execute(
+            f"""SELECT epoch_us(ts), ok, latency_us, status_code, error, dns_us, connect_us, tls_us, ttfb_us
+                FROM checks WHERE {" AND ".join(where)} ORDER BY ts DESC LIMIT ?""", [*params, limit + 1]).fetchall()
+        return rows[:limit], len(rows) > limit
+
+    def history_buckets(self, monitor_id: int, bucket_s: int, from_us: int | None, to_us: int | None,
+                        before_us: int | None, limit: int) -> tuple[list[tuple], bool]:
+        """Buckets that hold checks, newest first: ts, checks, up, avg/min/max/p50/p95/p99 latency µs."""
+        where, params = ["monitor_id = ?"], [monitor_id]
+        for cond, value in (("ts >= make_timestamp(?)", from_us), ("ts <= make_timestamp(?)", to_us)):
+            if value is not None:
+                where.append(cond)
+                params.append(value)
+        having = "HAVING bucket < make_timestamp(?)" if before_us is not None else ""
+        rows = self.con.execute(
+            f"""SELECT epoch_us(bucket), count(*), count(*) FILTER (WHERE ok), avg(latency_us), min(latency_us),
+                       max(latency_us), quantile_cont(latency_us, [0.5, 0.95, 0.99])
+                FROM (SELECT time_bucket(to_seconds(?), ts) AS bucket, ok, latency_us
+                      FROM checks WHERE {" AND ".join(where)})
+                GROUP BY bucket {having} ORDER BY bucket DESC LIMIT ?""",
+            [bucket_s, *params, *([before_us] if before_us is not None else []), limit + 1]).fetchall()
+        return rows[:limit], len(rows) > limit
+
+    def uptime(self, monitor_id: int, windows: list[tuple[str, int]], now_us: int) -> dict[str, dict[str, Any]]:
+        """Per window (label, seconds): uptime ratio, checks, and downtime seconds from incidents."""
+        out: dict[str, dict[str, Any]] = {}
+        for label, seconds in windows:
+            start = now_us - seconds * 1_000_000
+            checks, up = self.con.execute(
+                "SELECT count(*), count(*) FILTER (WHERE ok) FROM checks"
+                " WHERE monitor_id = ? AND ts >= make_timestamp(?)",
+                [monitor_id, start]).fetchone() or (0, 0)
+            down_us = self.con.execute(
+                """SELECT coalesce(sum(greatest(0, least(coalesce(epoch_us(resolved_at), ?), ?)
+                                                  - greatest(epoch_us(started_at), ?))), 0)
+                   FROM incidents WHERE monitor_id = ?""", [now_us, now_us, start, monitor_id]).fetchone()
+            out[label] = {"uptime": (up / checks) if checks else None, "checks": int(checks),
+                          "downtimeSeconds": round(int(down_us[0] if down_us else 0) / 1e6, 3)}
+        return out
+
     def last_checks(self) -> dict[int, tuple[int, int]]:
         """monitor id -> (ts µs, latency µs) of its newest stored check (loaded at startup)."""
         rows = self.con.execute(

@@ -394,3 +394,41 @@ def test_incidents_endpoints(api: dict[str, Any]) -> None:
     status, _, body = call(f"{base}/incidents", headers={"X-API-Key": api["other"]})
     assert status == 200 and body["data"] == []
     send(f"{base}/monitors/{mid}/pause", "POST", {}, key)
+
+
+def test_history_and_uptime(api: dict[str, Any], target_url: str) -> None:
+    import time
+
+    base, key = api["url"] + "/api/v1/monitors", api["key"]
+    mid = send(base, "POST", {"name": "Hist", "type": "http", "url": target_url, "interval": 1}, key)[2]["data"]["id"]
+    deadline = time.monotonic() + 10
+    while True:
+        status, _, body = call(f"{base}/{mid}/history?limit=2", headers={"X-API-Key": key})
+        assert status == 200
+        if len(body["data"]) == 2 and body["pagination"]["nextCursor"]:
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.3)
+    first, second = body["data"]
+    assert first["ts"] > second["ts"] and first["ok"] is True and first["statusCode"] == 200
+    assert set(first["phases"]) == {"dnsMs", "connectMs", "tlsMs", "ttfbMs"} and first["phases"]["dnsMs"] is None
+    status, _, page2 = call(f"{base}/{mid}/history?limit=2&cursor={body['pagination']['nextCursor']}",
+                            headers={"X-API-Key": key})
+    assert status == 200 and all(r["ts"] < second["ts"] for r in page2["data"])
+
+    status, _, body = call(f"{base}/{mid}/history?interval=1m&from=0", headers={"X-API-Key": key})
+    assert status == 200 and body["data"][0]["checks"] >= 2 and body["data"][0]["uptime"] == 1.0
+    assert set(body["data"][0]["latencyMs"]) == {"avg", "min", "max", "p50", "p95", "p99"}
+    status, _, body = call(f"{base}/{mid}/uptime?windows=1h,30d", headers={"X-API-Key": key})
+    assert status == 200 and set(body["data"]) == {"1h", "30d"}
+    assert body["data"]["1h"]["uptime"] == 1.0 and body["data"]["1h"]["downtimeSeconds"] == 0
+
+    for query, field in [("interval=2m", "interval"), ("from=yesterday", "from"), ("to=1e", "to"),
+                         ("from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", "from"), ("limit=0", "limit"),
+                         ("cursor=%%%", "cursor")]:
+        status, headers, response = call(f"{base}/{mid}/history?{query}", headers={"X-API-Key": key})
+        assert_error(status, headers, response, 400)
+        assert [e["field"] for e in response["data"]["errors"]] == [field], query
+    assert_error(*call(f"{base}/{mid}/uptime?windows=forever", headers={"X-API-Key": key}), 400)
+    assert_error(*call(f"{base}/{mid}/history", headers={"X-API-Key": api["other"]}), 404)
+    send(f"{base}/{mid}/pause", "POST", {}, key)

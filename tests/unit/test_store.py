@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.models import Transition, parse_monitor
 from core.storage.duckdb import DuckDBStore, ReadOnlyQueryError
@@ -126,3 +128,39 @@ def test_accounts_and_api_keys(store: DuckDBStore) -> None:
     assert store.revoke_api_key(acme["id"], key["id"]) and not store.revoke_api_key(acme["id"], key["id"])
     assert store.find_api_key(secret) is None
     assert store.list_api_keys(acme["id"])[0]["revokedAt"].endswith("Z")
+
+
+@settings(max_examples=25, deadline=None)
+@given(checks=st.lists(st.tuples(st.integers(0, 3 * 3600 * 10**6), st.booleans(), st.integers(1, 5_000_000)),
+                       min_size=1, max_size=200, unique_by=lambda c: c[0]),
+       bucket_s=st.sampled_from([60, 300, 3600]))
+def test_buckets_and_uptime_match_brute_force(tmp_path_factory: pytest.TempPathFactory,
+                                              checks: list[tuple[int, bool, int]], bucket_s: int) -> None:
+    base = 1_700_000_000_000_000 - 1_700_000_000_000_000 % (3600 * 10**6)  # an hour boundary
+    store = DuckDBStore(tmp_path_factory.mktemp("h"))
+    try:
+        buf = ResultBuffer(len(checks))
+        for offset, ok, latency in checks:
+            buf.append(7, base + offset, ok, latency, 200 if ok else 0, 0 if ok else 3)
+        store.ingest(buf.flush())
+        rows, more = store.history_buckets(7, bucket_s, None, None, None, 1000)
+        assert not more
+        expected: dict[int, list[tuple[bool, int]]] = {}
+        for offset, ok, latency in checks:
+            start = base + offset - (base + offset) % (bucket_s * 10**6)
+            expected.setdefault(start, []).append((ok, latency))
+        assert [r[0] for r in rows] == sorted(expected, reverse=True)  # only buckets with checks, newest first
+        for ts, n, up, avg, lo, hi, quantiles in rows:
+            group = expected[ts]
+            lat = np.array([latency for _, latency in group], dtype=float)
+            assert (n, up) == (len(group), sum(ok for ok, _ in group))
+            assert (lo, hi) == (lat.min(), lat.max()) and avg == pytest.approx(lat.mean())
+            assert quantiles == pytest.approx(list(np.quantile(lat, [0.5, 0.95, 0.99])))
+        now = base + 3 * 3600 * 10**6 + 1
+        result = store.uptime(7, [("1h", 3600), ("3h", 3 * 3600)], now)
+        for label, seconds in (("1h", 3600), ("3h", 3 * 3600)):
+            window = [ok for offset, ok, _ in checks if base + offset >= now - seconds * 10**6]
+            assert result[label]["checks"] == len(window)
+            assert result[label]["uptime"] == (sum(window) / len(window) if window else None)
+    finally:
+        store.close()

@@ -1,0 +1,110 @@
+"""History and uptime of one monitor.
+
+``GET /api/v1/monitors/{id}/history``: ``interval=raw`` (default) lists checks newest first;
+``1m|5m|1h|1d`` lists buckets that hold checks, newest first, with exact latency percentiles.
+``limit`` is 1..1000 (default 100); ``from``/``to`` are ISO 8601 or Unix seconds.
+``GET /api/v1/monitors/{id}/uptime?windows=24h,7d,30d``: ratio, checks, and downtime seconds
+(incident time inside the window) per window, keyed by the window as given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from typing import Any
+
+from litestar import Request, get
+
+from api.errors import BadRequest
+from api.monitors import decode_cursor, encode_cursor, owned_monitor
+
+__all__ = ["monitor_history", "monitor_uptime"]
+
+BUCKETS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
+_WINDOW = re.compile(r"^(\d{1,4})([mhdw])$")
+_UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _iso(ts_us: int) -> str:
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=ts_us)).isoformat(timespec="milliseconds") + "Z"
+
+
+def _ms(us: Any) -> float | None:
+    return None if us is None else round(us / 1000, 3)
+
+
+def parse_time(field: str, raw: str | None) -> int | None:
+    """ISO 8601 (a missing zone means UTC) or Unix seconds -> µs since the epoch."""
+    if raw is None or raw == "":
+        return None
+    try:
+        if re.fullmatch(r"-?\d+(\.\d+)?", raw):
+            return int(float(raw) * 1_000_000)
+        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return int(value.timestamp() * 1_000_000)
+    except (ValueError, OverflowError):
+        raise BadRequest(f"Invalid {field}",
+                         [{"field": field, "message": "must be ISO 8601 or Unix seconds"}]) from None
+
+
+def _history_limit(raw: str | None) -> int:
+    if raw is None:
+        return 100
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise BadRequest("Invalid limit", [{"field": "limit", "message": "must be an integer from 1 to 1000"}])
+    return int(raw)
+
+
+@get("/monitors/{monitor_id:int}/history", operation_id="getMonitorHistory", tags=["history"])
+async def monitor_history(request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+    """Checks or time buckets of one monitor, newest first."""
+    params = request.query_params
+    interval = params.get("interval", "raw")
+    errors = []
+    if interval != "raw" and interval not in BUCKETS:
+        errors.append({"field": "interval", "message": "must be one of raw, 1m, 5m, 1h, 1d"})
+    limit = _history_limit(params.get("limit"))
+    start, end = parse_time("from", params.get("from")), parse_time("to", params.get("to"))
+    if start is not None and end is not None and start > end:
+        errors.append({"field": "from", "message": "must not be after to"})
+    if errors:
+        raise BadRequest("Invalid history query", errors)
+    cursor = params.get("cursor")
+    before = decode_cursor(cursor) if cursor else None
+    await owned_monitor(request, monitor_id)
+    server = request.app.state.server
+    if interval == "raw":
+        rows, more = await server.db(server.store.history_raw, monitor_id, start, end, before, limit)
+        data = [{"ts": _iso(r[0]), "ok": r[1], "latencyMs": _ms(r[2]), "statusCode": r[3], "error": r[4],
+                 "phases": {"dnsMs": _ms(r[5]), "connectMs": _ms(r[6]), "tlsMs": _ms(r[7]), "ttfbMs": _ms(r[8])}}
+                for r in rows]
+    else:
+        rows, more = await server.db(server.store.history_buckets, monitor_id, BUCKETS[interval], start, end,
+                                     before, limit)
+        data = [{"ts": _iso(r[0]), "checks": r[1], "up": r[2], "uptime": r[2] / r[1],
+                 "latencyMs": {"avg": _ms(r[3]), "min": _ms(r[4]), "max": _ms(r[5]), "p50": _ms(r[6][0]),
+                               "p95": _ms(r[6][1]), "p99": _ms(r[6][2])}} for r in rows]
+    next_cursor = encode_cursor(rows[-1][0]) if more and rows else None
+    return {"data": data, "pagination": {"limit": limit, "nextCursor": next_cursor}}
+
+
+@get("/monitors/{monitor_id:int}/uptime", operation_id="getMonitorUptime", tags=["history"])
+async def monitor_uptime(request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+    """Uptime ratio, check count and downtime per window (default 24h,7d,30d)."""
+    raw = request.query_params.get("windows") or "24h,7d,30d"
+    windows = []
+    for label in [w.strip() for w in raw.split(",") if w.strip()]:
+        match = _WINDOW.match(label)
+        if not match or int(match.group(1)) == 0 or int(match.group(1)) * _UNIT_S[match.group(2)] > 366 * 86400:
+            raise BadRequest("Invalid windows", [{"field": "windows",
+                                                  "message": f"{label!r}: use e.g. 90m, 24h, 7d, 4w (up to 366 days)"}])
+        windows.append((label, int(match.group(1)) * _UNIT_S[match.group(2)]))
+    if not windows or len(windows) > 10:
+        raise BadRequest("Invalid windows", [{"field": "windows", "message": "give 1 to 10 windows"}])
+    await owned_monitor(request, monitor_id)
+    server = request.app.state.server
+    data = await server.db(server.store.uptime, monitor_id, windows, time.time_ns() // 1000)
+    return {"data": data}
