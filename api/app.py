@@ -12,6 +12,10 @@ from typing import Any
 from litestar import Litestar, Request, Router, get
 from litestar.datastructures import State
 from litestar.middleware.base import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.response import Redirect
 
 from api.auth import ApiKeyAuth, add_quota_headers
 from api.errors import exception_handlers
@@ -20,13 +24,14 @@ from api.incidents import list_incidents, list_monitor_incidents
 from api.keys import ApiKeyController
 from api.monitors import MonitorController
 from api.quota import Quota
+from api.schemas import ERROR_RESPONSES, QUOTA_HEADERS
 
 __all__ = ["create_app"]
 
 MAX_BODY = 1024 * 1024
 
 
-@get("/account/usage", operation_id="getAccountUsage", tags=["account"])
+@get("/account/usage", operation_id="getAccountUsage", tags=["account"], responses=ERROR_RESPONSES)
 async def account_usage(request: Request[int, Any, Any]) -> dict[str, Any]:
     """This calendar month's API usage of the key's account (UTC)."""
     return {"data": request.app.state.quota.usage(request.user)}
@@ -44,17 +49,48 @@ def _configure_api_v1() -> Router:
     return Router(path="/api/v1", route_handlers=[MonitorController, ApiKeyController, account_usage,
                                                   list_incidents, list_monitor_incidents, monitor_history,
                                                   monitor_uptime],
-                  middleware=[DefineMiddleware(ApiKeyAuth)])
+                  middleware=[DefineMiddleware(ApiKeyAuth)], response_headers=QUOTA_HEADERS,
+                  security=[{"bearer": []}, {"apiKeyHeader": []}, {"apiKeyQuery": []}])
+
+
+def _configure_openapi() -> OpenAPIConfig:
+    # Litestar's schema router has a catch-all for its UI plugins, so it lives at /api/schema
+    # (under /api/v1 it would answer unknown API paths with an HTML 404). The document is
+    # also served at /api/v1/openapi.json; both are public, as is the docs page, whose UI
+    # loads its assets from a CDN.
+    return OpenAPIConfig(
+        title="xuptime API", version="1.0.0", path="/api/schema",
+        description="Monitors, history, incidents and keys. Every request needs an API key; every "
+                    "authenticated response carries X-API-Limit, X-API-Remaining and X-API-Reset.",
+        render_plugins=[SwaggerRenderPlugin(path="/docs")],
+        components=Components(security_schemes={
+            "bearer": SecurityScheme(type="http", scheme="bearer", description="Authorization: Bearer <key>"),
+            "apiKeyHeader": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
+            "apiKeyQuery": SecurityScheme(type="apiKey", name="api_key", security_scheme_in="query"),
+        }),
+    )
+
+
+@get("/api/docs", include_in_schema=False)
+async def docs_redirect() -> Redirect:
+    """The interactive API docs."""
+    return Redirect("/api/schema/docs")
+
+
+@get("/api/v1/openapi.json", include_in_schema=False, media_type="application/json")
+async def openapi_document(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The OpenAPI document of /api/v1."""
+    return request.app.openapi_schema.to_schema()
 
 
 def create_app(server: Any) -> Litestar:
     return Litestar(
-        route_handlers=[healthz, _configure_api_v1()],
+        route_handlers=[healthz, docs_redirect, openapi_document, _configure_api_v1()],
         exception_handlers=exception_handlers,
         request_max_body_size=MAX_BODY,
         state=State({"server": server, "api_keys": {}, "quota": Quota()}),
         before_send=[add_quota_headers],
-        openapi_config=None,
+        openapi_config=_configure_openapi(),
         logging_config=None,
         debug=False,
     )

@@ -18,6 +18,7 @@ from litestar import Request, get
 
 from api.errors import BadRequest
 from api.monitors import decode_cursor, encode_cursor, owned_monitor
+from api.schemas import ERROR_RESPONSES
 
 __all__ = ["monitor_history", "monitor_uptime"]
 
@@ -58,7 +59,8 @@ def _history_limit(raw: str | None) -> int:
     return int(raw)
 
 
-@get("/monitors/{monitor_id:int}/history", operation_id="getMonitorHistory", tags=["history"])
+@get("/monitors/{monitor_id:int}/history", operation_id="getMonitorHistory", tags=["history"],
+     responses=ERROR_RESPONSES)
 async def monitor_history(request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
     """Checks or time buckets of one monitor, newest first."""
     params = request.query_params
@@ -91,7 +93,7 @@ async def monitor_history(request: Request[int, Any, Any], monitor_id: int) -> d
     return {"data": data, "pagination": {"limit": limit, "nextCursor": next_cursor}}
 
 
-@get("/monitors/{monitor_id:int}/uptime", operation_id="getMonitorUptime", tags=["history"])
+@get("/monitors/{monitor_id:int}/uptime", operation_id="getMonitorUptime", tags=["history"], responses=ERROR_RESPONSES)
 async def monitor_uptime(request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
     """Uptime ratio, check count and downtime per window (default 24h,7d,30d)."""
     raw = request.query_params.get("windows") or "24h,7d,30d"

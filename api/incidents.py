@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Request, get
 
 from api.monitors import decode_cursor, encode_cursor, owned_monitor, parse_limit
+from api.schemas import ERROR_RESPONSES
 
 __all__ = ["list_incidents", "list_monitor_incidents"]
 
@@ -22,13 +23,14 @@ async def _page(request: Request[int, Any, Any], monitor_id: int | None) -> dict
     return {"data": page, "pagination": {"limit": limit, "nextCursor": next_cursor, "total": total}}
 
 
-@get("/incidents", operation_id="listIncidents", tags=["incidents"])
+@get("/incidents", operation_id="listIncidents", tags=["incidents"], responses=ERROR_RESPONSES)
 async def list_incidents(request: Request[int, Any, Any]) -> dict[str, Any]:
     """The account's incidents, newest first."""
     return await _page(request, None)
 
 
-@get("/monitors/{monitor_id:int}/incidents", operation_id="listMonitorIncidents", tags=["incidents"])
+@get("/monitors/{monitor_id:int}/incidents", operation_id="listMonitorIncidents", tags=["incidents"],
+     responses=ERROR_RESPONSES)
 async def list_monitor_incidents(request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
     """One monitor's incidents, newest first."""
     await owned_monitor(request, monitor_id)

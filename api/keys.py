@@ -8,6 +8,7 @@ from litestar import Controller, Request, delete, get, post
 
 from api.errors import BadRequest, NotFound
 from api.monitors import json_body
+from api.schemas import ERROR_RESPONSES
 
 __all__ = ["ApiKeyController"]
 
@@ -16,14 +17,14 @@ class ApiKeyController(Controller):
     path = "/api-keys"
     tags = ["api-keys"]
 
-    @get("/", operation_id="listApiKeys")
+    @get("/", operation_id="listApiKeys", responses=ERROR_RESPONSES)
     async def list_keys(self, request: Request[int, Any, Any]) -> dict[str, Any]:
         """The account's keys: prefix, name, created, last used, revoked."""
         server = request.app.state.server
         keys = await server.db(server.store.list_api_keys, request.user)
         return {"data": keys, "pagination": {"limit": len(keys), "nextCursor": None, "total": len(keys)}}
 
-    @post("/", operation_id="createApiKey", status_code=201)
+    @post("/", operation_id="createApiKey", status_code=201, responses=ERROR_RESPONSES)
     async def create_key(self, request: Request[int, Any, Any]) -> dict[str, Any]:
         """Create a key; the response is the only time its secret is shown."""
         data = await json_body(request)
@@ -41,7 +42,7 @@ class ApiKeyController(Controller):
         await server.reload_api_keys()
         return {"data": key}
 
-    @delete("/{key_id:int}", operation_id="revokeApiKey", status_code=200)
+    @delete("/{key_id:int}", operation_id="revokeApiKey", status_code=200, responses=ERROR_RESPONSES)
     async def revoke_key(self, request: Request[int, Any, Any], key_id: int) -> dict[str, Any]:
         """Revoke a key; it stops working at once."""
         server = request.app.state.server

@@ -16,6 +16,7 @@ import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 
 from api.errors import ApiError, BadRequest, NotFound
+from api.schemas import ERROR_RESPONSES
 from core.models import KINDS, STATUSES, Monitor, MonitorValidationError, monitor_to_wire, parse_monitor
 
 __all__ = ["MonitorController", "decode_cursor", "encode_cursor", "json_body", "owned_monitor", "parse_limit"]
@@ -88,7 +89,7 @@ class MonitorController(Controller):
     path = "/monitors"
     tags = ["monitors"]
 
-    @get("/", operation_id="listMonitors")
+    @get("/", operation_id="listMonitors", responses=ERROR_RESPONSES)
     async def list_monitors(self, request: Request[int, Any, Any]) -> dict[str, Any]:
         """List the account's monitors, 25 at a time by default."""
         params = request.query_params
@@ -112,7 +113,7 @@ class MonitorController(Controller):
         next_cursor = encode_cursor(page[-1][0].id) if more and page else None
         return {"data": data, "pagination": {"limit": limit, "nextCursor": next_cursor, "total": total}}
 
-    @post("/", operation_id="createMonitor", status_code=201)
+    @post("/", operation_id="createMonitor", status_code=201, responses=ERROR_RESPONSES)
     async def create_monitor(self, request: Request[int, Any, Any]) -> dict[str, Any]:
         """Create a monitor; its first check runs within one interval."""
         monitor = _validated(await json_body(request))
@@ -121,12 +122,12 @@ class MonitorController(Controller):
         created = await server.create_monitor(monitor)
         return {"data": await _one(request, created.id)}
 
-    @get("/{monitor_id:int}", operation_id="getMonitor")
+    @get("/{monitor_id:int}", operation_id="getMonitor", responses=ERROR_RESPONSES)
     async def get_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
         """One monitor."""
         return {"data": await _one(request, monitor_id)}
 
-    @patch("/{monitor_id:int}", operation_id="updateMonitor")
+    @patch("/{monitor_id:int}", operation_id="updateMonitor", responses=ERROR_RESPONSES)
     async def update_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
         """Change some fields of a monitor; the type cannot change."""
         current = await owned_monitor(request, monitor_id)
@@ -140,7 +141,7 @@ class MonitorController(Controller):
             await server.set_paused(monitor_id, updated.paused)
         return {"data": await _one(request, monitor_id)}
 
-    @delete("/{monitor_id:int}", operation_id="deleteMonitor", status_code=200)
+    @delete("/{monitor_id:int}", operation_id="deleteMonitor", status_code=200, responses=ERROR_RESPONSES)
     async def delete_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
         """Delete a monitor with its history."""
         await owned_monitor(request, monitor_id)
@@ -148,14 +149,14 @@ class MonitorController(Controller):
             raise NotFound("Monitor not found")
         return {"data": {"id": monitor_id, "deleted": True}}
 
-    @post("/{monitor_id:int}/pause", operation_id="pauseMonitor", status_code=200)
+    @post("/{monitor_id:int}/pause", operation_id="pauseMonitor", status_code=200, responses=ERROR_RESPONSES)
     async def pause_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
         """Stop checking a monitor (no results, no alerts) until resumed."""
         await owned_monitor(request, monitor_id)
         await request.app.state.server.set_paused(monitor_id, True)
         return {"data": await _one(request, monitor_id)}
 
-    @post("/{monitor_id:int}/resume", operation_id="resumeMonitor", status_code=200)
+    @post("/{monitor_id:int}/resume", operation_id="resumeMonitor", status_code=200, responses=ERROR_RESPONSES)
     async def resume_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
         """Check a paused monitor again; it starts as pending."""
         await owned_monitor(request, monitor_id)

@@ -432,3 +432,28 @@ def test_history_and_uptime(api: dict[str, Any], target_url: str) -> None:
     assert_error(*call(f"{base}/{mid}/uptime?windows=forever", headers={"X-API-Key": key}), 400)
     assert_error(*call(f"{base}/{mid}/history", headers={"X-API-Key": api["other"]}), 404)
     send(f"{base}/{mid}/pause", "POST", {}, key)
+
+
+def test_openapi_document_and_docs_page(api: dict[str, Any]) -> None:
+    request = urllib.request.Request(api["url"] + "/api/v1/openapi.json")
+    with urllib.request.urlopen(request, timeout=10) as response:  # public, like the docs page
+        assert response.status == 200
+        doc = json.loads(response.read())
+    assert doc["openapi"].startswith("3.")
+    paths = doc["paths"]
+    for path, method in [("/api/v1/monitors", "get"), ("/api/v1/monitors", "post"),
+                         ("/api/v1/monitors/{monitor_id}", "patch"), ("/api/v1/monitors/{monitor_id}/history", "get"),
+                         ("/api/v1/monitors/{monitor_id}/uptime", "get"), ("/api/v1/incidents", "get"),
+                         ("/api/v1/api-keys", "post"), ("/api/v1/account/usage", "get")]:
+        operation = paths[path][method]
+        assert {"400", "401", "429"} <= set(operation["responses"]), (path, method)
+        error = operation["responses"]["401"]["content"]["application/json"]["schema"]
+        assert error["$ref"].endswith("/ErrorPayload")
+        success = next(v for k, v in operation["responses"].items() if k.startswith("2"))
+        assert {"X-API-Limit", "X-API-Remaining", "X-API-Reset"} <= set(success["headers"])
+    assert set(doc["components"]["securitySchemes"]) == {"bearer", "apiKeyHeader", "apiKeyQuery"}
+    assert set(doc["components"]["schemas"]["ErrorPayload"]["properties"]) == {"statusCode", "statusMessage", "data"}
+    request = urllib.request.Request(api["url"] + "/api/docs")
+    with urllib.request.urlopen(request, timeout=10) as response:  # redirected to the UI
+        assert response.status == 200 and response.url.endswith("/api/schema/docs")
+        assert b"swagger" in response.read().lower()
