@@ -35,6 +35,8 @@ ERROR_RESPONSES = {
     400: _error("Validation error: data.errors names each bad field"),
     401: _error("API key missing or invalid"),
     404: _error("Not found (including another account's resources)"),
+    413: _error("Request body larger than 1 MiB"),
+    415: _error("Body not sent as application/json"),
     429: _error("Monthly request limit reached; see Retry-After"),
     500: _error("Unexpected server error"),
 }

@@ -457,3 +457,18 @@ def test_openapi_document_and_docs_page(api: dict[str, Any]) -> None:
     with urllib.request.urlopen(request, timeout=10) as response:  # redirected to the UI
         assert response.status == 200 and response.url.endswith("/api/schema/docs")
         assert b"swagger" in response.read().lower()
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_break(api: dict[str, Any]) -> None:
+    """Bounded property-based run of every documented operation against the live server."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
+    args = [exe, "run", f"{api['url']}/api/v1/openapi.json", "--url", api["url"],
+            "-H", f"Authorization: Bearer {api['key']}", "--max-examples", "25", "--seed", "20261126",
+            "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,"
+                        "content_type_conformance", "--no-color"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
