@@ -164,3 +164,18 @@ def test_buckets_and_uptime_match_brute_force(tmp_path_factory: pytest.TempPathF
             assert result[label]["uptime"] == (sum(window) / len(window) if window else None)
     finally:
         store.close()
+
+
+def test_fast_row_decode_equals_the_validating_path(store: DuckDBStore) -> None:
+    definitions = [
+        {"name": "web", "type": "http", "url": "https://h/x?y=1", "method": "POST", "body": "{}", "keyword": "ok",
+         "headers": {"X-A": "b"}, "expectedStatus": ["2xx", "301"], "keepAlive": True, "timeout": 5, "interval": 30,
+         "retries": 2, "recoveryThreshold": 3, "tags": ["a", "b"]},
+        {"name": "db", "type": "tcp", "host": "10.0.0.1", "port": 5432, "send": "PING", "expect": "PONG"},
+        {"name": "paused", "type": "http", "url": "http://h/", "paused": True},
+    ]
+    for data in definitions:
+        store.create_monitor(parse_monitor(data))
+    rows = store.con.execute(f"SELECT {store._MONITOR_COLUMNS} FROM monitors ORDER BY id").fetchall()
+    assert [store._monitor_from_row(r) for r in rows] == [store._monitor_from_row_slow(r) for r in rows]
+    assert store.list_monitors()[2].status == "paused"

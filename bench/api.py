@@ -1,0 +1,158 @@
+"""The REST API under load, with the engine running, side by side in one run.
+
+Setup: a data dir with 10M check rows for one monitor spread over the last 30 days (built by
+SQL), 2,000 more monitors checking a local nginx every second (the engine at work), and an
+account whose monthly limit cannot run out. ``xuptime serve --workers 1`` is pinned to CPU 1;
+wrk (1 thread, 32 connections) and nginx share CPU 0. Each endpoint gets the same wrk run:
+
+- ``trivial``: ``GET /api/v1/account/usage`` (authenticated and counted, no database);
+- ``monitors``: ``GET /api/v1/monitors?limit=25``;
+- ``history_raw``: the newest 100 raw checks of the big monitor;
+- ``history_1h_30d``: hourly buckets over 30 days of the big monitor (10M rows).
+
+Targets: monitors >= 0.6 x trivial; history 1 h x 30 d p99 < 25 ms.
+Usage: ``python -m bench.api [--quick]``. Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.engine import CONTENDER_CPU, TARGET_CPU, Nginx, _dist_version, ensure_tools, free_port, log, version_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_data(data_dir: Path, rows: int, nginx_urls: list[str], monitors: int) -> None:
+    from core.models import parse_monitor
+    from core.storage.duckdb import DuckDBStore
+
+    store = DuckDBStore(data_dir)
+    store.con.execute("UPDATE accounts SET monthly_request_limit = 1000000000000 WHERE name = 'default'")
+    big = store.create_monitor(parse_monitor({"name": "big history", "type": "http", "url": "http://127.0.0.1:9/",
+                                              "interval": 60, "paused": True}))
+    now_us = time.time_ns() // 1000
+    span_us = 30 * 86400 * 10**6
+    store.con.execute(
+        """INSERT INTO checks
+           SELECT ?, make_timestamp(? - ? + (i * ? // ?)), (i % 50) <> 0, 20000 + (i * 7919) % 180000,
+                  CASE WHEN (i % 50) <> 0 THEN 200 END, CASE WHEN (i % 50) <> 0 THEN 0 ELSE 7 END,
+                  CASE WHEN (i % 50) = 0 THEN 'status 500, expected 200-299' END, NULL, 300, NULL, 15000, NULL
+           FROM range(?) t(i)""", [big.id, now_us, span_us, span_us, rows, rows])
+    url_list = "[" + ", ".join(f"'{u}'" for u in nginx_urls) + "]"
+    store.con.execute(f"""
+        INSERT INTO monitors (account_id, name, type, spec, interval_s, timeout_s, retries, recovery_threshold,
+                              paused, status, tags)
+        SELECT 1, 'load-' || i, 'http',
+               json_object('type', 'http', 'url', {url_list}[(i % {len(nginx_urls)}) + 1], 'keepAlive', true),
+               1, 1.0, 0, 1, false, 'pending', ['load'] FROM range({monitors}) t(i)""")
+    store.close()
+
+
+def wrk(url: str, key: str, seconds: int) -> dict[str, float]:
+    args = ["taskset", "-c", TARGET_CPU, "wrk", "-t1", "-c32", f"-d{seconds}s", "--latency",
+            "-H", f"Authorization: Bearer {key}", url]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    result: dict[str, float] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            result["rps"] = float(parts[1])
+        elif parts and parts[0] in ("50%", "99%"):
+            result["p" + parts[0].rstrip("%")] = _ms(parts[1])
+        elif "Non-2xx" in line:
+            result["non_2xx"] = float(parts[-1])
+    return result
+
+
+def _ms(text: str) -> float:
+    for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * factor
+    return float(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="1M rows, 4 s runs")
+    args = parser.parse_args()
+    ensure_tools()
+    rows = 1_000_000 if args.quick else 10_000_000
+    seconds = 4 if args.quick else 10
+    with tempfile.TemporaryDirectory(prefix="xuptime-bench-api-") as tmp:
+        workdir = Path(tmp)
+        nginx = Nginx(workdir)
+        nginx.start()
+        data_dir = workdir / "data"
+        proc = None
+        try:
+            log(f"building {rows:,} check rows over 30 days")
+            t = time.monotonic()
+            build_data(data_dir, rows, [nginx.url(i) for i in range(4)], 2000)
+            log(f"built in {time.monotonic() - t:.1f} s")
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            with open(workdir / "serve.log", "w") as serve_log:
+                proc = subprocess.Popen(["taskset", "-c", CONTENDER_CPU, sys.executable, "-m", "core.cli", "serve",
+                                         "--data-dir", str(data_dir), "--workers", "1", "--port", str(port),
+                                         "--log-level", "WARNING"], stdout=serve_log, stderr=subprocess.STDOUT,
+                                        cwd=ROOT)
+                from core.cli import ServerNotRunning, control_request
+
+                for _ in range(240):
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"xuptime exited: {(workdir / 'serve.log').read_text()[-2000:]}")
+                    try:
+                        if all(w["ready"] for w in control_request(data_dir, "stats")["workers"]):
+                            break
+                    except (ServerNotRunning, OSError, ValueError):
+                        pass
+                    time.sleep(0.5)
+                key = control_request(data_dir, "keys.create", {"name": "bench"})["secret"]
+                time.sleep(3)  # let the engine settle into its 2k checks/s
+                since = int(time.time()) - 30 * 86400
+                endpoints = {
+                    "trivial": f"{base}/api/v1/account/usage",
+                    "monitors": f"{base}/api/v1/monitors?limit=25",
+                    "history_raw": f"{base}/api/v1/monitors/1/history?limit=100",
+                    "history_1h_30d": f"{base}/api/v1/monitors/1/history?interval=1h&limit=1000&from={since}",
+                }
+                results = {}
+                for name, url in endpoints.items():
+                    log(f"wrk {name}")
+                    results[name] = wrk(url, key, seconds)
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(60)
+            nginx.stop()
+    out: dict[str, Any] = {
+        "bench": "api", "quick": args.quick, "rows": rows, "seconds": seconds, "server": "uvicorn (embedded)",
+        "trivial_rps": round(results["trivial"]["rps"]),
+        "monitors_rps": round(results["monitors"]["rps"]),
+        "monitors_vs_trivial": round(results["monitors"]["rps"] / results["trivial"]["rps"], 3),
+        "history_raw_p99_ms": results["history_raw"].get("p99"),
+        "history_1h_30d_p99_ms": results["history_1h_30d"].get("p99"),
+        "results": results,
+        "versions": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                     "litestar": _dist_version("litestar"), "uvicorn": _dist_version("uvicorn"),
+                     "duckdb": _dist_version("duckdb"), "wrk": version_of(["wrk", "-v"])},
+    }
+    print(f"{'endpoint':<16} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9}  non-2xx")
+    for name, r in results.items():
+        non_2xx = int(r.get("non_2xx", 0))
+        print(f"{name:<16} {r['rps']:>10,.0f} {r.get('p50', 0):>9.2f} {r.get('p99', 0):>9.2f}  {non_2xx}")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
