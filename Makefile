@@ -29,10 +29,12 @@ test: install lint
 bench: install
 	$(PY) -m bench.wheel
 	$(PY) -m bench.engine
+	$(PY) -m bench.api
 
 bench-quick: install
 	$(PY) -m bench.wheel --quick
 	$(PY) -m bench.engine --quick
+	$(PY) -m bench.api --quick
 
 clean:
 	rm -rf build $(VENV) ext/*.c ext/*.so ext/*.html *.egg-info
