@@ -44,7 +44,8 @@ def build_data(data_dir: Path, rows: int, nginx_urls: list[str], monitors: int) 
     span_us = 30 * 86400 * 10**6
     store.con.execute(
         """INSERT INTO checks
-           SELECT ?, make_timestamp(? - ? + CAST(CAST(i AS HUGEINT) * ? // ? AS BIGINT)), (i % 50) <> 0, 20000 + (i * 7919) % 180000,
+           SELECT ?, make_timestamp(? - ? + CAST(CAST(i AS HUGEINT) * ? // ? AS BIGINT)), (i % 50) <> 0,
+                  20000 + (i * 7919) % 180000,
                   CASE WHEN (i % 50) <> 0 THEN 200 END, CASE WHEN (i % 50) <> 0 THEN 0 ELSE 7 END,
                   CASE WHEN (i % 50) = 0 THEN 'status 500, expected 200-299' END, NULL, 300, NULL, 15000, NULL
            FROM range(?) t(i)""", [big.id, now_us, span_us, span_us, rows, rows])
