@@ -1,5 +1,6 @@
 """``xuptime serve``: the main process. Owns the DuckDB file, supervises the engine workers,
-ingests their results, and answers the CLI over a Unix socket in the data dir.
+ingests their results, serves the HTTP API (Litestar on embedded uvicorn, on this loop), and
+answers the CLI over a Unix socket in the data dir.
 
 Ingest: result frames are queued (bounded: a full queue stops reading the workers, which then
 buffer and, past their own bound, drop and count) and written by one task that coalesces
@@ -350,7 +351,3 @@ class Server:
             stats["rowsWritten"] = self.rows_written
             return stats
         raise ValueError(f"unknown operation {op!r}")
-
-
-def add_monitor_direct(store: DuckDBStore, data: Any) -> Monitor:
-    return store.create_monitor(parse_monitor(data))
