@@ -105,9 +105,8 @@ class MonitorController(Controller):
         if errors:
             raise BadRequest("Invalid filter", errors)
         server = request.app.state.server
-        page, total, more = await server.db(
-            server.store.monitor_page, request.user, after, limit, status=status, kind=kind,
-            tag=params.get("tag"), q=params.get("q"))
+        page, total, more = server.monitor_page(request.user, after, limit, status=status, kind=kind,
+                                                tag=params.get("tag"), q=params.get("q"))
         last_checks = server.last_checks
         data = [monitor_body(m, times, last_checks.get(m.id)) for m, times in page]
         next_cursor = encode_cursor(page[-1][0].id) if more and page else None

@@ -14,6 +14,7 @@ All DuckDB calls run on a single-thread executor; the event loop never blocks on
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import contextlib
 import datetime as dt
@@ -79,6 +80,10 @@ class Server:
         self.ready = asyncio.Event()
         #: monitor id -> (ts µs, latency µs) of its newest check, for the API's lastCheckAt.
         self.last_checks: dict[int, tuple[int, int]] = {}
+        #: The API's monitor list is answered from memory: the engine's monitor set (with live
+        #: statuses), each account's ids in order, and each monitor's timestamps.
+        self.account_ids: dict[int, list[int]] = {}
+        self.monitor_times: dict[int, dict[str, Any]] = {}
         self.app: Any = None
         self.http: Any = None
         self.http_url = ""
@@ -100,6 +105,9 @@ class Server:
             demo_target = await demo.start_target()
             await self.db(demo.ensure_monitors, self.store, demo_target.base_url)
         monitors = await self.db(self.store.list_monitors)
+        self.monitor_times = await self.db(self.store.monitor_times)
+        for monitor in monitors:
+            bisect.insort(self.account_ids.setdefault(monitor.account_id, []), monitor.id)
         self.engine = Engine(self.workers, self._enqueue, max_inflight=self.max_inflight)
         ingest = loop.create_task(self._ingest_loop())
         await self.engine.start(monitors)
@@ -232,6 +240,10 @@ class Server:
                     assert self.engine is not None
                     for t in transitions:
                         self.engine.set_status(t.monitor_id, t.new)
+                        times = self.monitor_times.get(t.monitor_id)
+                        if times is not None:
+                            times["statusSince"] = dt.datetime.fromtimestamp(
+                                t.ts_us / 1e6, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             except Exception:
                 log.exception("ingest of %d rows failed", rows)
 
@@ -285,30 +297,59 @@ class Server:
     async def create_monitor(self, monitor: Monitor) -> Monitor:
         assert self.store is not None and self.engine is not None
         created = await self.db(self.store.create_monitor, monitor)
+        self.monitor_times.update(await self.db(self.store.monitor_times, created.id))
         await self.engine.upsert(created)
+        bisect.insort(self.account_ids.setdefault(created.account_id, []), created.id)
         return created
 
     async def update_monitor(self, monitor: Monitor) -> Monitor | None:
         assert self.store is not None and self.engine is not None
         updated = await self.db(self.store.update_monitor, monitor)
         if updated is not None:
+            self.monitor_times.update(await self.db(self.store.monitor_times, updated.id))
             await self.engine.upsert(updated)
         return updated
 
     async def delete_monitor(self, monitor_id: int) -> bool:
         assert self.store is not None and self.engine is not None
+        monitor = self.engine.monitors.get(monitor_id)
         if not await self.db(self.store.delete_monitor, monitor_id):
             return False
         await self.engine.delete(monitor_id)
         self.last_checks.pop(monitor_id, None)
+        self.monitor_times.pop(monitor_id, None)
+        if monitor is not None:
+            ids = self.account_ids.get(monitor.account_id, [])
+            at = bisect.bisect_left(ids, monitor_id)
+            if at < len(ids) and ids[at] == monitor_id:
+                del ids[at]
         return True
 
     async def set_paused(self, monitor_id: int, paused: bool) -> Monitor | None:
         assert self.store is not None and self.engine is not None
         monitor = await self.db(self.store.set_paused, monitor_id, paused)
         if monitor is not None:
+            self.monitor_times.update(await self.db(self.store.monitor_times, monitor_id))
             await self.engine.upsert(monitor)
         return monitor
+
+    def monitor_page(self, account_id: int, after_id: int, limit: int, *, status: str | None = None,
+                     kind: str | None = None, tag: str | None = None, q: str | None = None
+                     ) -> tuple[list[tuple[Monitor, dict[str, Any]]], int, bool]:
+        """One keyset page of an account's monitors by id, from memory (no database round
+        trip): ``(monitors with their timestamps, total matching, more after this page)``."""
+        assert self.engine is not None
+        monitors = self.engine.monitors
+        ids = self.account_ids.get(account_id, [])
+        if status is not None or kind is not None or tag is not None or q is not None:
+            needle = q.lower() if q is not None else None
+            ids = [i for i in ids if (m := monitors.get(i)) is not None
+                   and (status is None or m.status == status) and (kind is None or m.type == kind)
+                   and (tag is None or tag in m.tags) and (needle is None or needle in m.name.lower())]
+        start = bisect.bisect_right(ids, after_id)
+        chosen = ids[start:start + limit + 1]
+        page = [(monitors[i], self.monitor_times.get(i, {})) for i in chosen[:limit] if i in monitors]
+        return page, len(ids), len(chosen) > limit
 
     async def handle(self, op: str | None, args: dict[str, Any]) -> Any:
         """One control operation for the CLI."""

@@ -218,39 +218,6 @@ class DuckDBStore:
                 log.error("monitor %s is invalid and is skipped: %s", row[0], exc)
         return monitors
 
-    def monitor_page(self, account_id: int, after_id: int, limit: int, *, status: str | None = None,
-                     kind: str | None = None, tag: str | None = None, q: str | None = None
-                     ) -> tuple[list[tuple[Monitor, dict[str, Any]]], int, bool]:
-        """One keyset page of an account's monitors by id (stable while others are added or
-        deleted): ``(monitors with their timestamps, total matching, more after this page)``."""
-        where, params = ["account_id = ?"], [account_id]
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        if kind is not None:
-            where.append("type = ?")
-            params.append(kind)
-        if tag is not None:
-            where.append("list_contains(tags, ?)")
-            params.append(tag)
-        if q is not None:
-            where.append("contains(lower(name), lower(?))")
-            params.append(q)
-        clause = " AND ".join(where)
-        total_row = self.con.execute(f"SELECT count(*) FROM monitors WHERE {clause}", params).fetchone()
-        rows = self.con.execute(
-            f"SELECT {self._MONITOR_COLUMNS}, created_at, updated_at, status_since FROM monitors"
-            f" WHERE {clause} AND id > ? ORDER BY id LIMIT ?", [*params, after_id, limit + 1]).fetchall()
-        page = []
-        for row in rows[:limit]:
-            try:
-                monitor = self._monitor_from_row(row[:12])
-            except MonitorValidationError:
-                continue
-            page.append((monitor, {"createdAt": _iso(row[12]), "updatedAt": _iso(row[13]),
-                                   "statusSince": _iso(row[14])}))
-        return page, int(total_row[0]) if total_row else 0, len(rows) > limit
-
     def monitor_with_times(self, account_id: int, monitor_id: int) -> tuple[Monitor, dict[str, Any]] | None:
         """One monitor of the account with its timestamps; None if absent or another account's."""
         row = self.con.execute(
@@ -329,6 +296,14 @@ class DuckDBStore:
             out[label] = {"uptime": (up / checks) if checks else None, "checks": int(checks),
                           "downtimeSeconds": round(int(down_us[0] if down_us else 0) / 1e6, 3)}
         return out
+
+    def monitor_times(self, monitor_id: int | None = None) -> dict[int, dict[str, Any]]:
+        """monitor id -> createdAt, updatedAt, statusSince (all monitors, or one)."""
+        sql = "SELECT id, created_at, updated_at, status_since FROM monitors"
+        rows = self.con.execute(sql + (" WHERE id = ?" if monitor_id is not None else ""),
+                                [monitor_id] if monitor_id is not None else []).fetchall()
+        return {int(r[0]): {"createdAt": _iso(r[1]), "updatedAt": _iso(r[2]), "statusSince": _iso(r[3])}
+                for r in rows}
 
     def last_checks(self) -> dict[int, tuple[int, int]]:
         """monitor id -> (ts µs, latency µs) of its newest stored check (loaded at startup)."""
