@@ -75,14 +75,24 @@ def _iso_us(ts_us: int) -> str:
     return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=ts_us)).isoformat(timespec="milliseconds") + "Z"
 
 
-def monitor_body(monitor: Monitor, times: dict[str, Any], last: tuple[int, int] | None) -> dict[str, Any]:
-    body = monitor_to_wire(monitor)
-    body.pop("accountId", None)
-    body["id"] = monitor.id
-    body["timeout"] = monitor.effective_timeout
-    body["lastCheckAt"] = _iso_us(last[0]) if last else None
-    body["lastLatencyMs"] = round(last[1] / 1000, 3) if last else None
-    return {**body, **times}
+def monitor_body(monitor: Monitor, times: dict[str, Any], last: tuple[int, int] | None,
+                 cache: dict[int, tuple[Monitor, dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """The wire form of a monitor. With ``cache`` (the server's, for monitors of its live set),
+    the static part is built once per monitor object: the set replaces a monitor's object on
+    every change except its status, which is filled in here every time."""
+    cached = cache.get(monitor.id) if cache is not None else None
+    if cached is not None and cached[0] is monitor:
+        static = cached[1]
+    else:
+        static = monitor_to_wire(monitor)
+        static.pop("accountId", None)
+        static["id"] = monitor.id
+        static["timeout"] = monitor.effective_timeout
+        if cache is not None:
+            cache[monitor.id] = (monitor, static)
+    return {**static, "status": monitor.status,
+            "lastCheckAt": _iso_us(last[0]) if last else None,
+            "lastLatencyMs": round(last[1] / 1000, 3) if last else None, **times}
 
 
 class MonitorController(Controller):
@@ -108,7 +118,8 @@ class MonitorController(Controller):
         page, total, more = server.monitor_page(request.user, after, limit, status=status, kind=kind,
                                                 tag=params.get("tag"), q=params.get("q"))
         last_checks = server.last_checks
-        data = [monitor_body(m, times, last_checks.get(m.id)) for m, times in page]
+        cache = server.wire_cache
+        data = [monitor_body(m, times, last_checks.get(m.id), cache) for m, times in page]
         next_cursor = encode_cursor(page[-1][0].id) if more and page else None
         return {"data": data, "pagination": {"limit": limit, "nextCursor": next_cursor, "total": total}}
 

@@ -84,6 +84,7 @@ class Server:
         #: statuses), each account's ids in order, and each monitor's timestamps.
         self.account_ids: dict[int, list[int]] = {}
         self.monitor_times: dict[int, dict[str, Any]] = {}
+        self.wire_cache: dict[int, tuple[Monitor, dict[str, Any]]] = {}  # see api.monitors.monitor_body
         self.app: Any = None
         self.http: Any = None
         self.http_url = ""
@@ -318,6 +319,7 @@ class Server:
         await self.engine.delete(monitor_id)
         self.last_checks.pop(monitor_id, None)
         self.monitor_times.pop(monitor_id, None)
+        self.wire_cache.pop(monitor_id, None)
         if monitor is not None:
             ids = self.account_ids.get(monitor.account_id, [])
             at = bisect.bisect_left(ids, monitor_id)
