@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import queue
 import secrets
 import threading
 from pathlib import Path
@@ -35,6 +36,7 @@ _SPEC_TYPES = dict(KINDS)
 
 DB_FILE = "xuptime.duckdb"
 _READ_ONLY_TYPES = {"SELECT", "EXPLAIN"}
+READERS = 2  # read-only cursors, one per thread of the server's read executor
 
 
 class DuplicateError(ValueError):
@@ -79,6 +81,11 @@ class DuckDBStore:
         self._lock = threading.Lock()
         if not read_only:
             self.migrate()
+        # Cursors for read-only queries from other threads, made here, once: a thread that is
+        # not the writer's must never touch the writer's connection (see ``query``).
+        self._readers: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
+        for _ in range(READERS):
+            self._readers.put(self.con.cursor())
 
     # schema -----------------------------------------------------------------------------
     def schema_version(self) -> int:
@@ -111,6 +118,8 @@ class DuckDBStore:
         return LATEST
 
     def close(self) -> None:
+        for _ in range(READERS):
+            self._readers.get().close()
         if not self.read_only:
             self.con.execute("CHECKPOINT")
         self.con.close()
@@ -482,16 +491,21 @@ class DuckDBStore:
 
     # read-only SQL ----------------------------------------------------------------------
     def query(self, sql: str, limit: int = 10_000) -> tuple[list[str], list[tuple]]:
-        """Run read-only SQL (SELECT / EXPLAIN only) on its own cursor; returns columns, rows."""
-        statements = self.con.extract_statements(sql)
-        if not statements:
-            raise ReadOnlyQueryError("no SQL statement given")
-        for statement in statements:
-            kind = statement.type.name
-            if kind not in _READ_ONLY_TYPES:
-                raise ReadOnlyQueryError(f"only SELECT queries are allowed here, not {kind}")
-        cursor = self.con.cursor()
+        """Run read-only SQL (SELECT / EXPLAIN only) on a reader cursor; returns columns, rows.
+
+        Safe on another thread than the writer: it never touches the writer's connection. (It
+        once called ``extract_statements`` on it and deadlocked the server: this thread waited
+        for that connection's lock holding the GIL, while the writer, scanning a registered
+        Arrow table, waited for the GIL.)"""
+        cursor = self._readers.get()
         try:
+            statements = cursor.extract_statements(sql)
+            if not statements:
+                raise ReadOnlyQueryError("no SQL statement given")
+            for statement in statements:
+                kind = statement.type.name
+                if kind not in _READ_ONLY_TYPES:
+                    raise ReadOnlyQueryError(f"only SELECT queries are allowed here, not {kind}")
             result = None
             for statement in statements:
                 result = cursor.execute(statement)
@@ -499,7 +513,7 @@ class DuckDBStore:
             columns = [d[0] for d in result.description or []]
             rows = result.fetchmany(limit)
         finally:
-            cursor.close()
+            self._readers.put(cursor)
         return columns, rows
 
 

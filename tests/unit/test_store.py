@@ -179,3 +179,39 @@ def test_fast_row_decode_equals_the_validating_path(store: DuckDBStore) -> None:
     rows = store.con.execute(f"SELECT {store._MONITOR_COLUMNS} FROM monitors ORDER BY id").fetchall()
     assert [store._monitor_from_row(r) for r in rows] == [store._monitor_from_row_slow(r) for r in rows]
     assert store.list_monitors()[2].status == "paused"
+
+
+def test_readers_on_other_threads_never_deadlock_the_writer(store: DuckDBStore) -> None:
+    """Read-only queries run on other threads while the writer ingests and applies
+    transitions (both scan registered Arrow tables, which needs the GIL)."""
+    import threading
+
+    ids = [add(store, f"m{i}") for i in range(50)]
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for round_ in range(150):
+                buf = ResultBuffer(len(ids))
+                for mid in ids:
+                    buf.append(mid, 1_700_000_000_000_000 + round_, round_ % 2 == 0, 10)
+                store.ingest(buf.flush())
+                new = "up" if round_ % 2 else "down"
+                store.apply_transitions([Transition(mid, round_, "x", new, "c") for mid in ids])
+        except BaseException as exc:
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            for _ in range(150):
+                store.query("SELECT monitor_id, count(*) FROM checks GROUP BY 1")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (writer, reader, reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "deadlock: a thread is still blocked"
+    assert errors == []
