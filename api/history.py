@@ -17,7 +17,7 @@ from typing import Any
 from litestar import Request, get
 
 from api.errors import BadRequest
-from api.monitors import decode_cursor, encode_cursor, owned_monitor
+from api.monitors import decode_cursor, encode_cursor, owned_monitor, parse_limit
 from api.schemas import ERROR_RESPONSES
 
 __all__ = ["monitor_history", "monitor_uptime"]
@@ -51,14 +51,6 @@ def parse_time(field: str, raw: str | None) -> int | None:
                          [{"field": field, "message": "must be ISO 8601 or Unix seconds"}]) from None
 
 
-def _history_limit(raw: str | None) -> int:
-    if raw is None:
-        return 100
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise BadRequest("Invalid limit", [{"field": "limit", "message": "must be an integer from 1 to 1000"}])
-    return int(raw)
-
-
 @get("/monitors/{monitor_id:int}/history", operation_id="getMonitorHistory", tags=["history"],
      responses=ERROR_RESPONSES)
 async def monitor_history(request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
@@ -68,7 +60,7 @@ async def monitor_history(request: Request[int, Any, Any], monitor_id: int) -> d
     errors = []
     if interval != "raw" and interval not in BUCKETS:
         errors.append({"field": "interval", "message": "must be one of raw, 1m, 5m, 1h, 1d"})
-    limit = _history_limit(params.get("limit"))
+    limit = parse_limit(params.get("limit"), default=100, maximum=1000)
     start, end = parse_time("from", params.get("from")), parse_time("to", params.get("to"))
     if start is not None and end is not None and start > end:
         errors.append({"field": "from", "message": "must not be after to"})

@@ -63,11 +63,11 @@ def decode_cursor(cursor: str) -> int:
     return after
 
 
-def parse_limit(raw: str | None) -> int:
+def parse_limit(raw: str | None, default: int = 25, maximum: int = 100) -> int:
     if raw is None:
-        return 25
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise BadRequest("Invalid limit", [{"field": "limit", "message": "must be an integer from 1 to 100"}])
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise BadRequest("Invalid limit", [{"field": "limit", "message": f"must be an integer from 1 to {maximum}"}])
     return int(raw)
 
 

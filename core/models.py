@@ -202,7 +202,7 @@ _COMMON = {f.encode_name: f for f in msgspec.structs.fields(Monitor) if f.name n
 _READ_ONLY = {"id", "status", "lastCheckAt", "lastLatencyMs", "createdAt", "updatedAt", "statusSince"}
 
 
-def _convert_fields(cls: type, data: dict[str, Any], names: dict[str, Any], errors: list[FieldError]) -> dict:
+def _convert_fields(data: dict[str, Any], names: dict[str, Any], errors: list[FieldError]) -> dict:
     out: dict[str, Any] = {}
     for wire, field in names.items():
         if wire not in data:
@@ -240,7 +240,7 @@ def parse_monitor(data: Any, *, partial_of: Monitor | None = None) -> Monitor:
     spec_cls = KINDS.get(kind) if isinstance(kind, str) else None
     if spec_cls is None:
         errors.append(FieldError("type", f"must be one of {', '.join(KINDS)}"))
-    common = _convert_fields(Monitor, data, _COMMON, errors)
+    common = _convert_fields(data, _COMMON, errors)
     spec_fields = {f.encode_name: f for f in msgspec.structs.fields(spec_cls)} if spec_cls else {}
     known = set(_COMMON) | set(spec_fields) | {"type"} | (_READ_ONLY if partial_of else set())
     for key in data:
@@ -248,7 +248,7 @@ def parse_monitor(data: Any, *, partial_of: Monitor | None = None) -> Monitor:
             errors.append(FieldError(key, "unknown field"))
     spec = None
     if spec_cls is not None:
-        spec_values = _convert_fields(spec_cls, data, spec_fields, errors)
+        spec_values = _convert_fields(data, spec_fields, errors)
         if not any(e.field in spec_fields for e in errors):
             spec = spec_cls(**spec_values)
             errors.extend(spec.check_fields())

@@ -310,14 +310,6 @@ class Scheduler:
             batch = _empty_batch()
         self.on_flush(batch, transitions)
 
-    # introspection -----------------------------------------------------------------------
-    def lateness_percentile(self, q: float, hist: np.ndarray | None = None) -> float:
-        h = self.lateness if hist is None else hist
-        total = int(h.sum())
-        if total == 0:
-            return 0.0
-        return float(np.searchsorted(np.cumsum(h), q * total))
-
 
 def _empty_batch() -> dict[str, Any]:
     from ext import COLUMNS, DTYPES

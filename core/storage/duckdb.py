@@ -5,7 +5,7 @@ Thread contract: every method is synchronous and must be called from one thread 
 opens its own cursor and may run on another thread concurrently.
 
 Ingest is columnar: a flushed ``ResultBuffer`` batch becomes an Arrow table and one
-``INSERT ... SELECT`` (never ``executemany``). Every statement autocommits to DuckDB's WAL, so
+``INSERT ... SELECT``, never one statement per row. Every statement autocommits to DuckDB's WAL, so
 an acknowledged batch survives ``kill -9``.
 """
 
@@ -17,7 +17,6 @@ import json
 import logging
 import queue
 import secrets
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +77,6 @@ class DuckDBStore:
         elif not self.path.exists():
             raise FileNotFoundError(f"no xuptime database at {self.path}")
         self.con = duckdb.connect(str(self.path), read_only=read_only)
-        self._lock = threading.Lock()
         if not read_only:
             self.migrate()
         # Cursors for read-only queries from other threads, made here, once: a thread that is
@@ -431,12 +429,11 @@ class DuckDBStore:
             "ttfb_us": phase("ttfb_us"),
             "region": pa.nulls(n, pa.string()) if region is None else pa.array([region] * n, pa.string()),
         })
-        with self._lock:
-            self.con.register("_xuptime_batch", table)
-            try:
-                self.con.execute("INSERT INTO checks SELECT * FROM _xuptime_batch")
-            finally:
-                self.con.unregister("_xuptime_batch")
+        self.con.register("_xuptime_batch", table)
+        try:
+            self.con.execute("INSERT INTO checks SELECT * FROM _xuptime_batch")
+        finally:
+            self.con.unregister("_xuptime_batch")
         return n
 
     def apply_transitions(self, transitions: list[Transition]) -> None:
