@@ -1,8 +1,8 @@
 """The Litestar application: ``create_app(server)`` assembles small ``_configure_*`` steps.
 
 Served by the main process of ``xuptime serve`` on its own uvloop loop (embedded uvicorn), so
-handlers share the server's state directly; DuckDB work goes through ``server.db`` (a
-single-thread executor) and never blocks the loop.
+handlers share the server's state directly; DuckDB work goes through ``server.db`` (the writer
+thread) or ``server.read`` (reader threads) and never blocks the loop.
 """
 
 from __future__ import annotations

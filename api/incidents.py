@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Request, get
 
-from api.monitors import decode_cursor, encode_cursor, owned_monitor, parse_limit
+from api.monitors import decode_cursor, encode_cursor, parse_limit, require_owned
 from api.schemas import ERROR_RESPONSES
 
 __all__ = ["list_incidents", "list_monitor_incidents"]
@@ -18,7 +18,7 @@ async def _page(request: Request[int, Any, Any], monitor_id: int | None) -> dict
     cursor = params.get("cursor")
     before = decode_cursor(cursor) if cursor else None
     server = request.app.state.server
-    page, total, more = await server.db(server.store.incident_page, request.user, before, limit, monitor_id)
+    page, total, more = await server.read(server.store.incident_page, request.user, before, limit, monitor_id)
     next_cursor = encode_cursor(page[-1]["id"]) if more and page else None
     return {"data": page, "pagination": {"limit": limit, "nextCursor": next_cursor, "total": total}}
 
@@ -33,5 +33,5 @@ async def list_incidents(request: Request[int, Any, Any]) -> dict[str, Any]:
      responses=ERROR_RESPONSES)
 async def list_monitor_incidents(request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
     """One monitor's incidents, newest first."""
-    await owned_monitor(request, monitor_id)
+    require_owned(request, monitor_id)
     return await _page(request, monitor_id)

@@ -182,6 +182,15 @@ async def owned_monitor(request: Request[int, Any, Any], monitor_id: int) -> Mon
     return found[0]
 
 
+def require_owned(request: Request[int, Any, Any], monitor_id: int) -> None:
+    """404 unless the monitor exists and belongs to the caller's account (from memory: the
+    server's monitor set is the database's, kept in step by every change)."""
+    engine = request.app.state.server.engine
+    monitor = engine.monitors.get(monitor_id) if engine is not None else None
+    if monitor is None or monitor.account_id != request.user:
+        raise NotFound("Monitor not found")
+
+
 async def _one(request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
     server = request.app.state.server
     found = await server.db(server.store.monitor_with_times, request.user, monitor_id)

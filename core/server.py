@@ -8,7 +8,8 @@ queued batches into one Arrow insert. Workers flush every 250 ms and the main pr
 at once, so a result is in DuckDB's WAL well within 1 s of its check. SIGTERM / Ctrl-C: the
 workers flush and exit, everything queued is written, the database is checkpointed.
 
-All DuckDB calls run on a single-thread executor; the event loop never blocks on them.
+DuckDB calls never run on the event loop: writes on one writer thread, reads (API history,
+incidents, ``xuptime sql``) on ``READERS`` reader threads, the hourly rollup on one more.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,7 +38,7 @@ from core import demo
 from core.engine.supervisor import Engine
 from core.models import Monitor, MonitorValidationError, Transition, parse_monitor
 from core.ops import STORE_OPS, OpError
-from core.storage.duckdb import DuckDBStore, ReadOnlyQueryError, monitor_row
+from core.storage.duckdb import READERS, DuckDBStore, ReadOnlyQueryError, monitor_row
 from ext import COLUMNS
 
 __all__ = ["CONTROL_SOCKET", "Server"]
@@ -45,6 +47,7 @@ log = logging.getLogger("xuptime.server")
 CONTROL_SOCKET = "xuptime.sock"
 T = TypeVar("T")
 MAX_COALESCED_ROWS = 200_000
+ROLLUP_EVERY_S = 60.0
 
 
 def _merge(batches: list[dict[str, Any]]) -> dict[str, Any]:
@@ -73,7 +76,8 @@ class Server:
         self.store: DuckDBStore | None = None
         self.engine: Engine | None = None
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb")
-        self._ro = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="duckdb-ro")
+        self._ro = concurrent.futures.ThreadPoolExecutor(READERS, thread_name_prefix="duckdb-ro")
+        self._rollups = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb-rollup")
         self._queue: asyncio.Queue[tuple[dict[str, Any], list[Transition]] | None] = asyncio.Queue(maxsize=64)
         self._stop = asyncio.Event()
         self.rows_written = 0
@@ -90,7 +94,12 @@ class Server:
         self.http_url = ""
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a store call on the writer thread."""
         return await asyncio.get_running_loop().run_in_executor(self._db, functools.partial(fn, *args, **kwargs))
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one of the store's read methods (reader cursors) beside the writer."""
+        return await asyncio.get_running_loop().run_in_executor(self._ro, functools.partial(fn, *args, **kwargs))
 
     # lifecycle ---------------------------------------------------------------------------
     async def run(self) -> None:
@@ -111,6 +120,7 @@ class Server:
             bisect.insort(self.account_ids.setdefault(monitor.account_id, []), monitor.id)
         self.engine = Engine(self.workers, self._enqueue, max_inflight=self.max_inflight)
         ingest = loop.create_task(self._ingest_loop())
+        rollups = loop.create_task(self._rollup_loop())
         await self.engine.start(monitors)
         control = await self._start_control()
         http_task = await self._start_http(listener)
@@ -128,6 +138,8 @@ class Server:
             await self.engine.stop()
             await self._queue.put(None)
             await ingest
+            rollups.cancel()
+            self._rollups.shutdown(wait=True)  # a rollup in progress finishes before the store closes
             if demo_target is not None:
                 await demo_target.close()
             await self.db(self.store.close)
@@ -210,6 +222,19 @@ class Server:
         month, counts = self.app.state.quota.take_dirty()
         if counts:
             await self.db(self.store.save_usage, month, counts)
+
+    async def _rollup_loop(self) -> None:
+        """Roll closed hours up (catching up at start), then check again every minute."""
+        assert self.store is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                hours = await loop.run_in_executor(self._rollups, self.store.rollup, time.time_ns() // 1000)
+                if hours:
+                    log.info("rolled up %d monitor-hours (now up to %s)", hours, self.store.rollup_upto_us)
+            except duckdb.Error:
+                log.exception("rollup failed; retrying in a minute (reads stay exact from raw checks)")
+            await asyncio.sleep(ROLLUP_EVERY_S)
 
     # ingest ------------------------------------------------------------------------------
     async def _enqueue(self, batch: dict[str, Any], transitions: list[Transition]) -> None:
@@ -392,5 +417,6 @@ class Server:
             if args.get("histogram"):
                 stats["latenessHistogram"] = histogram.tolist()
             stats["rowsWritten"] = self.rows_written
+            stats["rollupUptoUs"] = store.rollup_upto_us  # exclusive end of the rolled-up hours
             return stats
         raise ValueError(f"unknown operation {op!r}")

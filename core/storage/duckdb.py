@@ -1,8 +1,10 @@
 """The embedded default store: one DuckDB file, owned by exactly one process.
 
-Thread contract: every method is synchronous and must be called from one thread at a time
-(the server runs them on a single-thread executor so the event loop never blocks). ``query``
-opens its own cursor and may run on another thread concurrently.
+Thread contract: every method is synchronous. Writes (and anything on ``self.con``) come from
+one thread at a time (the server's single writer thread). The read methods (``query``,
+history, uptime, incidents) take one of ``READERS`` reader cursors and may run on other threads
+concurrently; ``rollup`` uses a cursor of its own and may run on one more thread. A thread
+that is not the writer never touches the writer's connection (see ``query``).
 
 Ingest is columnar: a flushed ``ResultBuffer`` batch becomes an Arrow table and one
 ``INSERT ... SELECT``, never one statement per row. Every statement autocommits to DuckDB's WAL, so
@@ -11,12 +13,20 @@ an acknowledged batch survives ``kill -9``.
 
 from __future__ import annotations
 
+import bisect
+import collections
+import contextlib
 import datetime as dt
 import hashlib
+import importlib.util
 import json
 import logging
+import os
 import queue
 import secrets
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +36,32 @@ import numpy as np
 import pyarrow as pa
 
 from core.models import KINDS, Monitor, MonitorValidationError, Transition, monitor_to_wire, parse_monitor
+from core.storage.rollups import HOUR_US, aggregate_hours, hour_aggregate_sql, merge_percentiles
 from core.storage.schema import LATEST, MIGRATIONS
 
 __all__ = ["API_KEY_PREFIX", "DB_FILE", "DuckDBStore", "DuplicateError", "ReadOnlyQueryError", "hash_api_key"]
 
 log = logging.getLogger("xuptime.storage")
+
+# DuckDB's Python client tries ``import pandas`` for every bound parameter; with pandas absent
+# that is a failed import and a search of sys.path each time (about 0.1 ms per parameter,
+# measured). A finder first on sys.meta_path answers "not installed" at once instead. (Setting
+# ``sys.modules["pandas"] = None`` would too, but pyarrow reads that entry as a module.)
+class _AbsentPandas:
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas":
+            raise ModuleNotFoundError("No module named 'pandas'", name="pandas")
+
+
+if importlib.util.find_spec("pandas") is None and not any(isinstance(f, _AbsentPandas) for f in sys.meta_path):
+    sys.meta_path.insert(0, _AbsentPandas())  # type: ignore[arg-type]
 _SPEC_TYPES = dict(KINDS)
 
 DB_FILE = "xuptime.duckdb"
 _READ_ONLY_TYPES = {"SELECT", "EXPLAIN"}
 READERS = 2  # read-only cursors, one per thread of the server's read executor
+HOUR_CACHE_MONITORS = 256  # monitors whose rolled-up hours are kept in memory (LRU)
 
 
 class DuplicateError(ValueError):
@@ -76,7 +102,9 @@ class DuckDBStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
             raise FileNotFoundError(f"no xuptime database at {self.path}")
-        self.con = duckdb.connect(str(self.path), read_only=read_only)
+        # DuckDB sizes its thread pool from the machine, not from this process's CPU affinity.
+        self.con = duckdb.connect(str(self.path), read_only=read_only,
+                                  config={"threads": max(1, len(os.sched_getaffinity(0)))})
         if not read_only:
             self.migrate()
         # Cursors for read-only queries from other threads, made here, once: a thread that is
@@ -84,6 +112,21 @@ class DuckDBStore:
         self._readers: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
         for _ in range(READERS):
             self._readers.put(self.con.cursor())
+        self._maint = self.con.cursor()  # the rollup job's, beside the writer
+        self._rollup_lock = threading.Lock()
+        #: Rolled-up hours that late rows landed in -> a counter bumped by each such row batch.
+        self._dirty: dict[int, int] = {}
+        self._deleted: set[int] = set()  # deleted monitors whose rollups are still to drop
+        self._rolling_to = 0
+        #: Bumped when rolled-up hours are rewritten (not when new hours are appended).
+        self._rollup_generation = 0
+        self._hour_cache: collections.OrderedDict[int, tuple[int, int, list[tuple]]] = collections.OrderedDict()
+        row = self.con.execute("SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM checks").fetchone()
+        #: Bounds (µs) of every stored check's ts, or None when there are none.
+        self._ts_range: tuple[int, int] | None = None if not row or row[0] is None else (int(row[0]), int(row[1]))
+        row = self.con.execute("SELECT epoch_us(upto) FROM rollup_state WHERE name = 'hourly'").fetchone()
+        #: Exclusive end (µs) of the hours in ``checks_hourly``; None before the first rollup.
+        self.rollup_upto_us: int | None = None if row is None else int(row[0])
 
     # schema -----------------------------------------------------------------------------
     def schema_version(self) -> int:
@@ -118,6 +161,7 @@ class DuckDBStore:
     def close(self) -> None:
         for _ in range(READERS):
             self._readers.get().close()
+        self._maint.close()
         if not self.read_only:
             self.con.execute("CHECKPOINT")
         self.con.close()
@@ -167,6 +211,9 @@ class DuckDBStore:
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
+        if row is not None:
+            with self._rollup_lock:  # only the rollup job writes checks_hourly: no write conflicts
+                self._deleted.add(monitor_id)
         return row is not None
 
     _MONITOR_COLUMNS = ("id, account_id, name, type, spec, interval_s, timeout_s, retries, recovery_threshold,"
@@ -243,66 +290,267 @@ class DuckDBStore:
             where.append("monitor_id = ?")
             params.append(monitor_id)
         clause = " AND ".join(where)
-        total = self.con.execute(f"SELECT count(*) FROM incidents WHERE {clause}", params).fetchone()
         keyset = " AND id < ?" if before_id is not None else ""
-        rows = self.con.execute(
-            f"""SELECT id, monitor_id, started_at, resolved_at, cause,
-                       epoch_us(coalesce(resolved_at, now() AT TIME ZONE 'UTC')) - epoch_us(started_at)
-                FROM incidents WHERE {clause}{keyset} ORDER BY id DESC LIMIT ?""",
-            [*params, *([before_id] if before_id is not None else []), limit + 1]).fetchall()
+        with self._reading() as cur:
+            total = cur.execute(f"SELECT count(*) FROM incidents WHERE {clause}", params).fetchone()
+            rows = cur.execute(
+                f"""SELECT id, monitor_id, started_at, resolved_at, cause,
+                           epoch_us(coalesce(resolved_at, now() AT TIME ZONE 'UTC')) - epoch_us(started_at)
+                    FROM incidents WHERE {clause}{keyset} ORDER BY id DESC LIMIT ?""",
+                [*params, *([before_id] if before_id is not None else []), limit + 1]).fetchall()
         page = [{"id": int(r[0]), "monitorId": int(r[1]), "startedAt": _iso(r[2]), "resolvedAt": _iso(r[3]),
                  "status": "open" if r[3] is None else "resolved", "cause": r[4],
                  "durationSeconds": round(max(0, int(r[5])) / 1e6, 3)} for r in rows[:limit]]
         return page, int(total[0]) if total else 0, len(rows) > limit
 
+    # history ----------------------------------------------------------------------------
+    # Reads run on reader cursors (any thread). ``checks`` arrives in time order, so DuckDB's
+    # zone maps on ``ts`` make a recent time range cheap while a per-monitor scan of all time
+    # is not: raw reads probe growing windows back from the newest row, and hourly/daily
+    # buckets and uptime read closed hours from ``checks_hourly`` and only the rest raw.
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cursor = self._readers.get()
+        try:
+            yield cursor
+        finally:
+            self._readers.put(cursor)
+
+    def _probe(self, lo: int | None, hi: int | None, need: int, align_us: int,
+               fetch: Callable[[int | None, int], list[tuple]]) -> list[tuple]:
+        """``fetch(start, hi)`` over windows growing 8x back from ``hi`` (inclusive, µs) until it
+        returns ``need`` rows or reaches ``lo``; ``start`` is aligned down to ``align_us``."""
+        if self._ts_range is None:
+            return []
+        first, last = self._ts_range
+        hi = last if hi is None else min(hi, last)
+        lo = first if lo is None else max(lo, first)
+        if hi < lo:
+            return []
+        width = HOUR_US
+        while True:
+            start = (hi - width) // align_us * align_us
+            if start <= lo:
+                return fetch(lo, hi)
+            rows = fetch(start, hi)
+            if len(rows) >= need:
+                return rows
+            width *= 8
+
     def history_raw(self, monitor_id: int, from_us: int | None, to_us: int | None, before_us: int | None,
                     limit: int) -> tuple[list[tuple], bool]:
         """Checks newest first within [from, to], keyset on ts: ``(rows, more)``."""
-        where, params = ["monitor_id = ?"], [monitor_id]
-        for cond, value in (("ts >= make_timestamp(?)", from_us), ("ts <= make_timestamp(?)", to_us),
-                            ("ts < make_timestamp(?)", before_us)):
-            if value is not None:
-                where.append(cond)
-                params.append(value)
-        rows = self.con.execute(
-            f"""SELECT epoch_us(ts), ok, latency_us, status_code, error, dns_us, connect_us, tls_us, ttfb_us
-                FROM checks WHERE {" AND ".join(where)} ORDER BY ts DESC LIMIT ?""", [*params, limit + 1]).fetchall()
+        hi = to_us if before_us is None else before_us - 1 if to_us is None else min(to_us, before_us - 1)
+        with self._reading() as cur:
+            def fetch(start: int | None, end: int) -> list[tuple]:
+                return cur.execute(
+                    """SELECT epoch_us(ts), ok, latency_us, status_code, error, dns_us, connect_us, tls_us, ttfb_us
+                       FROM checks WHERE monitor_id = ? AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)
+                       ORDER BY ts DESC LIMIT ?""", [monitor_id, start, end, limit + 1]).fetchall()
+            rows = self._probe(from_us, hi, limit + 1, 1, fetch)
         return rows[:limit], len(rows) > limit
 
     def history_buckets(self, monitor_id: int, bucket_s: int, from_us: int | None, to_us: int | None,
                         before_us: int | None, limit: int) -> tuple[list[tuple], bool]:
-        """Buckets that hold checks, newest first: ts, checks, up, avg/min/max/p50/p95/p99 latency µs."""
-        where, params = ["monitor_id = ?"], [monitor_id]
-        for cond, value in (("ts >= make_timestamp(?)", from_us), ("ts <= make_timestamp(?)", to_us)):
-            if value is not None:
-                where.append(cond)
-                params.append(value)
-        having = "HAVING bucket < make_timestamp(?)" if before_us is not None else ""
-        rows = self.con.execute(
-            f"""SELECT epoch_us(bucket), count(*), count(*) FILTER (WHERE ok), avg(latency_us), min(latency_us),
-                       max(latency_us), quantile_cont(latency_us, [0.5, 0.95, 0.99])
-                FROM (SELECT time_bucket(to_seconds(?), ts) AS bucket, ok, latency_us
-                      FROM checks WHERE {" AND ".join(where)})
-                GROUP BY bucket {having} ORDER BY bucket DESC LIMIT ?""",
-            [bucket_s, *params, *([before_us] if before_us is not None else []), limit + 1]).fetchall()
+        """Buckets that hold checks, newest first: ts, checks, up, avg/min/max latency µs and
+        [p50, p95, p99]. Minute buckets and hours are exact; a day's percentiles are estimated
+        from its hours' histograms (within 1.6%, see ``core.storage.rollups``)."""
+        bucket_us = bucket_s * 10**6
+        hi = to_us if before_us is None else before_us - 1 if to_us is None else min(to_us, before_us - 1)
+        with self._reading() as cur:
+            if bucket_us < HOUR_US:
+                def fetch(start: int | None, end: int) -> list[tuple]:
+                    return cur.execute(
+                        """SELECT b, count(*), count(*) FILTER (WHERE ok), avg(latency_us), min(latency_us),
+                                  max(latency_us), quantile_cont(latency_us, [0.5, 0.95, 0.99])
+                           FROM (SELECT epoch_us(ts) // ? * ? AS b, ok, latency_us FROM checks
+                                 WHERE monitor_id = ? AND ts >= make_timestamp(?) AND ts <= make_timestamp(?))
+                           GROUP BY b ORDER BY b DESC LIMIT ?""",
+                        [bucket_us, bucket_us, monitor_id, start, end, limit + 1]).fetchall()
+                rows = self._probe(from_us, hi, limit + 1, bucket_us, fetch)
+            elif bucket_us == HOUR_US:
+                hours = self._hours(cur, monitor_id, from_us, hi, limit + 1, with_hist=False)
+                rows = [(h[0], h[1], h[2], h[3] / h[1], h[4], h[5], [h[6], h[7], h[8]]) for h in hours]
+            else:
+                hours = self._hours(cur, monitor_id, from_us, hi, (limit + 2) * bucket_us // HOUR_US,
+                                    with_hist=True)
+                rows = _merge_hours(hours, bucket_us, complete=len(hours) < (limit + 2) * bucket_us // HOUR_US)
         return rows[:limit], len(rows) > limit
+
+    def _split(self, lo: int | None, hi: int | None) -> tuple[tuple[int | None, int, list[int]] | None, list[tuple]]:
+        """Split [lo, hi] (µs, inclusive, None = open) into whole rolled-up hours ``[a, b)`` less
+        the stale ones, and the raw ranges that complete it. A rolled-up hour that a late row
+        has landed in is stale until ``rollup`` recomputes it and is read raw, so reads are
+        always exact."""
+        upto = self.rollup_upto_us
+        a = None if lo is None else -(-lo // HOUR_US) * HOUR_US
+        b = upto if hi is None or upto is None else min(upto, (hi + 1) // HOUR_US * HOUR_US)
+        if b is None or (a is not None and a >= b):
+            return None, [(lo, hi)]
+        raw = [(b, hi)]
+        if lo is not None and lo < a:
+            raw.append((lo, a - 1))
+        with self._rollup_lock:
+            stale = sorted(h for h in self._dirty if (a is None or h >= a) and h < b)
+        raw += [(h, h + HOUR_US - 1) for h in stale]
+        return (a, b, stale), raw
+
+    def _hours(self, cur: duckdb.DuckDBPyConnection, monitor_id: int, lo: int | None, hi: int | None,
+               limit: int, *, with_hist: bool) -> list[tuple]:
+        """Per-hour aggregates of one monitor within [lo, hi], newest first, at most ``limit``:
+        (hour µs, checks, up, latency sum, min, max, p50, p95, p99, hist bins, hist counts)."""
+        rolled, raw = self._split(lo, hi)
+        branches, params = [], []
+        for start, end in raw:
+            branches.append("SELECT epoch_us(ts) AS t, ok, latency_us FROM checks WHERE monitor_id = ?"
+                            " AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)")
+            params += [monitor_id, -2**62 if start is None else start, 2**62 if end is None else end]
+        got = cur.execute(" UNION ALL ".join(branches), params).fetchnumpy()
+        rows = aggregate_hours(got["t"], got["ok"], got["latency_us"], with_hist=with_hist)
+        if rolled is not None:
+            a, b, stale = rolled
+            cached = self._rolled_hours(cur, monitor_id)
+            hours = [r[0] for r in cached]
+            first = 0 if a is None else bisect.bisect_left(hours, a)
+            last = bisect.bisect_left(hours, b)
+            skip = set(stale)
+            for r in reversed(cached[max(first, last - limit - len(skip)):last]):
+                if r[0] not in skip:
+                    rows.append(r)
+        rows.sort(key=lambda r: r[0], reverse=True)
+        return rows[:limit]
+
+    def _rolled_hours(self, cur: duckdb.DuckDBPyConnection, monitor_id: int) -> list[tuple]:
+        """All of a monitor's ``checks_hourly`` rows, oldest first, from a small LRU cache that
+        is extended as hours close and dropped when a rolled-up hour is recomputed: a
+        dashboard's month of hours costs no scan."""
+        with self._rollup_lock:
+            generation, upto = self._rollup_generation, self.rollup_upto_us
+            entry = self._hour_cache.get(monitor_id)
+            if entry is not None and entry[0] == generation:
+                self._hour_cache.move_to_end(monitor_id)
+                if entry[1] == upto:
+                    return entry[2]
+        since = entry[1] if entry is not None and entry[0] == generation else None
+        fresh = cur.execute(
+            """SELECT epoch_us(hour), checks, up, latency_sum, latency_min, latency_max, p50, p95, p99,
+                      hist_idx, hist_cnt
+               FROM checks_hourly WHERE monitor_id = ? AND hour >= make_timestamp(?) AND hour < make_timestamp(?)
+               ORDER BY hour""", [monitor_id, -2**62 if since is None else since, upto]).fetchall()
+        rows = fresh if since is None else entry[2] + fresh
+        with self._rollup_lock:
+            if self._rollup_generation == generation:
+                self._hour_cache[monitor_id] = (generation, upto, rows)
+                self._hour_cache.move_to_end(monitor_id)
+                while len(self._hour_cache) > HOUR_CACHE_MONITORS:
+                    self._hour_cache.popitem(last=False)
+        return rows
 
     def uptime(self, monitor_id: int, windows: list[tuple[str, int]], now_us: int) -> dict[str, dict[str, Any]]:
         """Per window (label, seconds): uptime ratio, checks, and downtime seconds from incidents."""
         out: dict[str, dict[str, Any]] = {}
-        for label, seconds in windows:
-            start = now_us - seconds * 1_000_000
-            checks, up = self.con.execute(
-                "SELECT count(*), count(*) FILTER (WHERE ok) FROM checks"
-                " WHERE monitor_id = ? AND ts >= make_timestamp(?)",
-                [monitor_id, start]).fetchone() or (0, 0)
-            down_us = self.con.execute(
-                """SELECT coalesce(sum(greatest(0, least(coalesce(epoch_us(resolved_at), ?), ?)
-                                                  - greatest(epoch_us(started_at), ?))), 0)
-                   FROM incidents WHERE monitor_id = ?""", [now_us, now_us, start, monitor_id]).fetchone()
-            out[label] = {"uptime": (up / checks) if checks else None, "checks": int(checks),
-                          "downtimeSeconds": round(int(down_us[0] if down_us else 0) / 1e6, 3)}
+        with self._reading() as cur:
+            for label, seconds in windows:
+                start = now_us - seconds * 1_000_000
+                checks = up = 0
+                rolled, raw = self._split(start, None)
+                for lo, hi in raw:
+                    row = cur.execute(
+                        "SELECT count(*), count(*) FILTER (WHERE ok) FROM checks WHERE monitor_id = ?"
+                        " AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)",
+                        [monitor_id, lo, hi if hi is not None else 2**62]).fetchone()
+                    checks, up = checks + int(row[0]), up + int(row[1] or 0)
+                if rolled is not None:
+                    row = cur.execute(
+                        "SELECT coalesce(sum(checks), 0), coalesce(sum(up), 0) FROM checks_hourly"
+                        " WHERE monitor_id = ? AND hour >= make_timestamp(?) AND hour < make_timestamp(?)"
+                        " AND epoch_us(hour) NOT IN (SELECT unnest(?::BIGINT[]))",
+                        [monitor_id, *rolled]).fetchone()
+                    checks, up = checks + int(row[0]), up + int(row[1])
+                down_us = cur.execute(
+                    """SELECT coalesce(sum(greatest(0, least(coalesce(epoch_us(resolved_at), ?), ?)
+                                                      - greatest(epoch_us(started_at), ?))), 0)
+                       FROM incidents WHERE monitor_id = ?""", [now_us, now_us, start, monitor_id]).fetchone()
+                out[label] = {"uptime": (up / checks) if checks else None, "checks": checks,
+                              "downtimeSeconds": round(int(down_us[0] if down_us else 0) / 1e6, 3)}
         return out
+
+    # rollups ----------------------------------------------------------------------------
+    def rollup(self, now_us: int, grace_us: int = 120 * 10**6, chunk_us: int = 24 * HOUR_US) -> int:
+        """Roll closed hours (ended ``grace_us`` before ``now_us``) into ``checks_hourly`` and
+        recompute hours that late rows touched; returns hours written. Runs on its own cursor,
+        so it may run on a thread of its own beside the writer; one caller at a time."""
+        cur = self._maint
+        target = (now_us - grace_us) // HOUR_US * HOUR_US
+        with self._rollup_lock:
+            self._rolling_to = max(self._rolling_to, target)
+            dirty = dict(self._dirty)
+            gone, self._deleted = self._deleted, set()
+        written = 0
+        try:
+            if gone:
+                cur.execute("DELETE FROM checks_hourly WHERE monitor_id IN (SELECT unnest(?))", [sorted(gone)])
+                with self._rollup_lock:
+                    for monitor_id in gone:
+                        self._hour_cache.pop(monitor_id, None)
+            upto = self.rollup_upto_us
+            if upto is None:
+                upto = target if self._ts_range is None else min(target, self._ts_range[0] // HOUR_US * HOUR_US)
+            while upto < target:
+                end = min(target, upto + chunk_us)
+                written += self._roll(cur, upto, end, replace=False)
+                upto = end
+            if upto != self.rollup_upto_us:
+                cur.execute("INSERT OR REPLACE INTO rollup_state VALUES ('hourly', make_timestamp(?))", [upto])
+                with self._rollup_lock:
+                    self.rollup_upto_us = upto
+            for hour, generation in sorted(dirty.items()):
+                if hour >= upto:
+                    continue  # not rolled up yet
+                written += self._roll(cur, hour, hour + HOUR_US, replace=True)
+                with self._rollup_lock:  # still stale if another late row came meanwhile
+                    if self._dirty.get(hour) == generation:
+                        del self._dirty[hour]
+        except BaseException:
+            with self._rollup_lock:
+                self._deleted |= gone
+            raise
+        return written
+
+    def _roll(self, cur: duckdb.DuckDBPyConnection, start: int, end: int, *, replace: bool) -> int:
+        sql = hour_aggregate_sql("ts >= make_timestamp(?) AND ts < make_timestamp(?)", with_hist=True)
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            if replace:
+                cur.execute("DELETE FROM checks_hourly WHERE hour >= make_timestamp(?) AND hour < make_timestamp(?)",
+                            [start, end])
+            row = cur.execute(f"INSERT INTO checks_hourly SELECT * FROM ({sql}) ORDER BY monitor_id, hour",
+                              [start, end] * 2).fetchone()
+            if not replace:
+                cur.execute("INSERT OR REPLACE INTO rollup_state VALUES ('hourly', make_timestamp(?))", [end])
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        with self._rollup_lock:
+            if replace:
+                self._rollup_generation += 1
+            else:
+                self.rollup_upto_us = end
+        return int(row[0]) if row else 0
+
+    def _note_ingest(self, ts_us: np.ndarray) -> None:
+        """Track the stored time range, and mark rolled-up (or being rolled-up) hours that a
+        late row lands in, so the next ``rollup`` recomputes them."""
+        lo, hi = int(ts_us.min()), int(ts_us.max())
+        self._ts_range = (lo, hi) if self._ts_range is None else (min(lo, self._ts_range[0]),
+                                                                  max(hi, self._ts_range[1]))
+        with self._rollup_lock:
+            guard = max(self.rollup_upto_us or 0, self._rolling_to)
+            if lo < guard:
+                late = ts_us[ts_us < guard]
+                for hour in np.unique(late // HOUR_US * HOUR_US).tolist():
+                    self._dirty[hour] = self._dirty.get(hour, 0) + 1
 
     def monitor_times(self, monitor_id: int | None = None) -> dict[int, dict[str, Any]]:
         """monitor id -> createdAt, updatedAt, statusSince (all monitors, or one)."""
@@ -434,6 +682,7 @@ class DuckDBStore:
             self.con.execute("INSERT INTO checks SELECT * FROM _xuptime_batch")
         finally:
             self.con.unregister("_xuptime_batch")
+        self._note_ingest(batch["ts_us"])
         return n
 
     def apply_transitions(self, transitions: list[Transition]) -> None:
@@ -512,6 +761,23 @@ class DuckDBStore:
         finally:
             self._readers.put(cursor)
         return columns, rows
+
+
+def _merge_hours(hours: list[tuple], bucket_us: int, *, complete: bool) -> list[tuple]:
+    """Hour aggregates (newest first) merged into longer buckets; unless ``complete``, the
+    oldest bucket may be cut off and is dropped."""
+    groups: dict[int, list[tuple]] = {}
+    for h in hours:
+        groups.setdefault(h[0] // bucket_us * bucket_us, []).append(h)
+    if not complete and groups:
+        groups.popitem()  # dicts keep insertion order: the oldest bucket
+    out = []
+    for start, group in groups.items():
+        checks = sum(h[1] for h in group)
+        lo, hi = min(h[4] for h in group), max(h[5] for h in group)
+        out.append((start, checks, sum(h[2] for h in group), sum(h[3] for h in group) / checks, lo, hi,
+                    merge_percentiles([(h[9], h[10]) for h in group], lo, hi)))
+    return out
 
 
 def monitor_row(monitor: Monitor) -> dict[str, Any]:

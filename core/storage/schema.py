@@ -87,4 +87,23 @@ MIGRATIONS.append([
         PRIMARY KEY (account_id, month))""",
 ])
 
+MIGRATIONS.append([
+    # Hourly rollups of checks (see core/storage/rollups.py), written by the server's rollup job
+    # for closed hours only; ``rollup_state.upto`` is the exclusive end of what is rolled up.
+    """CREATE TABLE checks_hourly (
+        monitor_id BIGINT NOT NULL,
+        hour TIMESTAMP NOT NULL,
+        checks INTEGER NOT NULL,
+        up INTEGER NOT NULL,
+        latency_sum BIGINT NOT NULL,
+        latency_min BIGINT NOT NULL,
+        latency_max BIGINT NOT NULL,
+        p50 DOUBLE NOT NULL,
+        p95 DOUBLE NOT NULL,
+        p99 DOUBLE NOT NULL,
+        hist_idx USMALLINT[] NOT NULL,
+        hist_cnt UINTEGER[] NOT NULL)""",
+    "CREATE TABLE rollup_state (name VARCHAR PRIMARY KEY, upto TIMESTAMP NOT NULL)",
+])
+
 LATEST = len(MIGRATIONS)

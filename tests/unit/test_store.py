@@ -130,38 +130,122 @@ def test_accounts_and_api_keys(store: DuckDBStore) -> None:
     assert store.list_api_keys(acme["id"])[0]["revokedAt"].endswith("Z")
 
 
-@settings(max_examples=25, deadline=None)
-@given(checks=st.lists(st.tuples(st.integers(0, 3 * 3600 * 10**6), st.booleans(), st.integers(1, 5_000_000)),
-                       min_size=1, max_size=200, unique_by=lambda c: c[0]),
-       bucket_s=st.sampled_from([60, 300, 3600]))
+HOUR = 3600 * 10**6
+
+
+def _ingest(store: DuckDBStore, checks: list[tuple[int, bool, int]], base: int, ids: tuple[int, int] = (7, 8)) -> None:
+    if not checks:
+        return
+    buf = ResultBuffer(2 * len(checks))
+    for offset, ok, latency in checks:
+        buf.append(ids[0], base + offset, ok, latency, 200 if ok else 0, 0 if ok else 3)
+        buf.append(ids[1], base + offset, not ok, latency + 1, 200, 0)  # a neighbour that must not leak in
+    store.ingest(buf.flush())
+
+
+@settings(max_examples=40, deadline=None)
+@given(checks=st.lists(st.tuples(st.integers(0, 50 * HOUR), st.booleans(), st.integers(0, 5_000_000)),
+                       min_size=1, max_size=150, unique_by=lambda c: c[0]),
+       bucket_s=st.sampled_from([60, 300, 3600, 86400]), split=st.integers(0, 150),
+       rollups=st.sampled_from(["none", "between", "after", "both"]),
+       bounds=st.tuples(st.none() | st.integers(0, 50 * HOUR), st.none() | st.integers(0, 50 * HOUR)),
+       page=st.integers(1, 7))
 def test_buckets_and_uptime_match_brute_force(tmp_path_factory: pytest.TempPathFactory,
-                                              checks: list[tuple[int, bool, int]], bucket_s: int) -> None:
-    base = 1_700_000_000_000_000 - 1_700_000_000_000_000 % (3600 * 10**6)  # an hour boundary
+                                              checks: list[tuple[int, bool, int]], bucket_s: int, split: int,
+                                              rollups: str, bounds: tuple[int | None, int | None], page: int) -> None:
+    """Whatever has been rolled up, and whatever arrived late after that, buckets and uptime
+    equal a brute-force computation over the rows (a day's percentiles within 1/64)."""
+    base = 1_700_000_000_000_000 - 1_700_000_000_000_000 % (24 * HOUR)  # a day boundary
+    now = base + 51 * HOUR
+    lo, hi = sorted(bounds, key=lambda b: -1 if b is None else b) if None not in bounds else bounds
+    lo_us, hi_us = (None if lo is None else base + lo), (None if hi is None else base + hi)
     store = DuckDBStore(tmp_path_factory.mktemp("h"))
     try:
-        buf = ResultBuffer(len(checks))
-        for offset, ok, latency in checks:
-            buf.append(7, base + offset, ok, latency, 200 if ok else 0, 0 if ok else 3)
-        store.ingest(buf.flush())
-        rows, more = store.history_buckets(7, bucket_s, None, None, None, 1000)
-        assert not more
+        _ingest(store, checks[:split], base)
+        if rollups in ("between", "both"):
+            store.rollup(now, grace_us=0)
+        _ingest(store, checks[split:], base)  # late rows, into hours already rolled up
+        if rollups in ("after", "both"):
+            store.rollup(now, grace_us=0)
+        rows, before = [], None
+        while True:  # walk every page
+            got, more = store.history_buckets(7, bucket_s, lo_us, hi_us, before, page)
+            assert len(got) == page or (len(got) < page and not more)
+            rows += got
+            if not more:
+                break
+            before = got[-1][0]
         expected: dict[int, list[tuple[bool, int]]] = {}
         for offset, ok, latency in checks:
-            start = base + offset - (base + offset) % (bucket_s * 10**6)
-            expected.setdefault(start, []).append((ok, latency))
+            ts = base + offset
+            if (lo_us is None or ts >= lo_us) and (hi_us is None or ts <= hi_us):
+                expected.setdefault(ts - ts % (bucket_s * 10**6), []).append((ok, latency))
         assert [r[0] for r in rows] == sorted(expected, reverse=True)  # only buckets with checks, newest first
-        for ts, n, up, avg, lo, hi, quantiles in rows:
+        for ts, n, up, avg, low, high, quantiles in rows:
             group = expected[ts]
             lat = np.array([latency for _, latency in group], dtype=float)
             assert (n, up) == (len(group), sum(ok for ok, _ in group))
-            assert (lo, hi) == (lat.min(), lat.max()) and avg == pytest.approx(lat.mean())
-            assert quantiles == pytest.approx(list(np.quantile(lat, [0.5, 0.95, 0.99])))
-        now = base + 3 * 3600 * 10**6 + 1
-        result = store.uptime(7, [("1h", 3600), ("3h", 3 * 3600)], now)
-        for label, seconds in (("1h", 3600), ("3h", 3 * 3600)):
+            assert (low, high) == (lat.min(), lat.max()) and avg == pytest.approx(lat.mean())
+            exact = np.quantile(lat, [0.5, 0.95, 0.99])
+            if bucket_s < 86400:
+                assert quantiles == pytest.approx(list(exact))
+            else:
+                assert np.all(np.abs(np.array(quantiles) - exact) <= lat.max() / 64 + 1)
+        windows = [("1h", 3600), ("7h", 7 * 3600), ("2d", 2 * 86400)]
+        result = store.uptime(7, windows, now)
+        for label, seconds in windows:
             window = [ok for offset, ok, _ in checks if base + offset >= now - seconds * 10**6]
             assert result[label]["checks"] == len(window)
             assert result[label]["uptime"] == (sum(window) / len(window) if window else None)
+    finally:
+        store.close()
+
+
+@settings(max_examples=30, deadline=None)
+@given(offsets=st.lists(st.integers(0, 400 * HOUR), min_size=1, max_size=120, unique=True),
+       bounds=st.tuples(st.none() | st.integers(0, 400 * HOUR), st.none() | st.integers(0, 400 * HOUR)),
+       page=st.integers(1, 9))
+def test_raw_history_pages_match_brute_force(tmp_path_factory: pytest.TempPathFactory, offsets: list[int],
+                                             bounds: tuple[int | None, int | None], page: int) -> None:
+    """Raw reads probe growing windows back in time: sparse rows weeks apart are all found."""
+    base = 1_700_000_000_000_000
+    lo, hi = sorted(bounds) if None not in bounds else bounds
+    store = DuckDBStore(tmp_path_factory.mktemp("r"))
+    try:
+        _ingest(store, [(o, True, o % 1000) for o in offsets], base)
+        seen, before = [], None
+        while True:
+            rows, more = store.history_raw(7, None if lo is None else base + lo, None if hi is None else base + hi,
+                                           before, page)
+            assert len(rows) == page or (len(rows) < page and not more)
+            seen += [r[0] for r in rows]
+            if not more:
+                break
+            before = rows[-1][0]
+        expected = sorted((base + o for o in offsets if (lo is None or o >= lo) and (hi is None or o <= hi)),
+                          reverse=True)
+        assert seen == expected
+    finally:
+        store.close()
+
+
+def test_rollup_catches_up_in_chunks_and_survives_reopen(tmp_path: Path) -> None:
+    base = 1_700_000_000_000_000 - 1_700_000_000_000_000 % (24 * HOUR)
+    store = DuckDBStore(tmp_path)
+    first, second = add(store, "a"), add(store, "b")
+    _ingest(store, [(h * HOUR + 5, True, 1000 + h) for h in range(60)], base, (first, second))
+    assert store.rollup(base + 61 * HOUR, grace_us=0, chunk_us=7 * HOUR) == 2 * 60  # two monitors
+    assert store.rollup_upto_us == base + 61 * HOUR
+    assert store.rollup(base + 61 * HOUR, grace_us=0) == 0  # nothing new
+    store.close()
+    store = DuckDBStore(tmp_path)
+    try:
+        assert store.rollup_upto_us == base + 61 * HOUR
+        sql = "SELECT monitor_id, count(*), sum(checks) FROM checks_hourly GROUP BY 1 ORDER BY 1"
+        assert store.query(sql)[1] == [(first, 60, 60), (second, 60, 60)]
+        assert store.delete_monitor(first)
+        store.rollup(base + 61 * HOUR, grace_us=0)
+        assert store.query(sql)[1] == [(second, 60, 60)]
     finally:
         store.close()
 
