@@ -23,6 +23,7 @@ from api.history import monitor_history, monitor_uptime
 from api.incidents import list_incidents, list_monitor_incidents
 from api.keys import ApiKeyController
 from api.monitors import MonitorController
+from api.openapi import add_request_bodies
 from api.quota import Quota
 from api.schemas import ERROR_RESPONSES, QUOTA_HEADERS
 
@@ -62,7 +63,7 @@ def _configure_openapi() -> OpenAPIConfig:
         title="xuptime API", version="1.0.0", path="/api/schema",
         description="Monitors, history, incidents and keys. Every request needs an API key; every "
                     "authenticated response carries X-API-Limit, X-API-Remaining and X-API-Reset.",
-        render_plugins=[SwaggerRenderPlugin(path="/docs")],
+        render_plugins=[_SwaggerUI(path="/docs")],
         components=Components(security_schemes={
             "bearer": SecurityScheme(type="http", scheme="bearer", description="Authorization: Bearer <key>"),
             "apiKeyHeader": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
@@ -79,8 +80,18 @@ async def docs_redirect() -> Redirect:
 
 @get("/api/v1/openapi.json", include_in_schema=False, media_type="application/json")
 async def openapi_document(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """The OpenAPI document of /api/v1."""
-    return request.app.openapi_schema.to_schema()
+    """The OpenAPI document of /api/v1, request bodies included (built once)."""
+    state = request.app.state
+    if state.get("openapi") is None:
+        state.openapi = add_request_bodies(request.app.openapi_schema.to_schema())
+    return state.openapi
+
+
+class _SwaggerUI(SwaggerRenderPlugin):
+    """Swagger UI on the complete document (Litestar's own lacks the request bodies)."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return super().render(request, add_request_bodies(openapi_schema))
 
 
 def create_app(server: Any) -> Litestar:

@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import functools
+import gc
 import json
 import logging
 import os
@@ -125,6 +126,10 @@ class Server:
         control = await self._start_control()
         http_task = await self._start_http(listener)
         self._banner(len(monitors), demo_target)
+        # Requests allocate many short-lived objects: collect young garbage less often, and keep
+        # what startup loaded (monitors, caches, modules) out of the collector's full passes.
+        gc.set_threshold(50_000, 20, 100)
+        gc.freeze()
         self.ready.set()
         try:
             await self._stop.wait()

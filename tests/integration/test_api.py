@@ -453,10 +453,30 @@ def test_openapi_document_and_docs_page(api: dict[str, Any]) -> None:
         assert {"X-API-Limit", "X-API-Remaining", "X-API-Reset"} <= set(success["headers"])
     assert set(doc["components"]["securitySchemes"]) == {"bearer", "apiKeyHeader", "apiKeyQuery"}
     assert set(doc["components"]["schemas"]["ErrorPayload"]["properties"]) == {"statusCode", "statusMessage", "data"}
+    # Request bodies: the documented schemas accept what the API accepts and reject what it rejects.
+    import jsonschema_rs
+
+    def body_schema(path: str, method: str) -> dict[str, Any]:
+        ref = paths[path][method]["requestBody"]["content"]["application/json"]["schema"]
+        return {**ref, "components": doc["components"]}
+
+    create = body_schema("/api/v1/monitors", "post")
+    for body in ({"name": "web", "type": "http", "url": "http://127.0.0.1/", "expectedStatus": ["200-299"]},
+                 {"name": "db", "type": "tcp", "host": "127.0.0.1", "port": 5432, "interval": 30}):
+        assert jsonschema_rs.is_valid(create, body), body
+        assert send(api["url"] + "/api/v1/monitors", "POST", body, api["key"])[0] == 201
+    for body in ({"name": "db", "type": "tcp", "host": "h", "port": 70000}, {"type": "http", "url": "http://a/"},
+                 {"name": "x", "type": "http", "url": "http://a/", "colour": "red"}, {"name": "x", "type": "ping"}):
+        assert not jsonschema_rs.is_valid(create, body), body
+        assert send(api["url"] + "/api/v1/monitors", "POST", body, api["key"])[0] == 400
+    assert jsonschema_rs.is_valid(body_schema("/api/v1/monitors/{monitor_id}", "patch"), {"interval": 120})
+    assert not jsonschema_rs.is_valid(body_schema("/api/v1/monitors/{monitor_id}", "patch"), {"colour": "red"})
+    assert jsonschema_rs.is_valid(body_schema("/api/v1/api-keys", "post"), {"name": "ci"})
     request = urllib.request.Request(api["url"] + "/api/docs")
     with urllib.request.urlopen(request, timeout=10) as response:  # redirected to the UI
         assert response.status == 200 and response.url.endswith("/api/schema/docs")
-        assert b"swagger" in response.read().lower()
+        page = response.read()
+        assert b"swagger" in page.lower() and b"MonitorCreate" in page  # the UI shows the request bodies
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_break(api: dict[str, Any]) -> None:
