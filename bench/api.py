@@ -19,6 +19,7 @@ Usage: ``python -m bench.api [--quick]``. Prints a table, then one JSON line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,42 @@ def _ms(text: str) -> float:
     return float(text)
 
 
+@contextlib.contextmanager
+def serving(data_dir: Path, workdir: Path, http_server: str) -> Iterator[tuple[str, str]]:
+    """``xuptime serve`` on CPU 1 with the given embedded ASGI server: yields (base URL, key)
+    once its workers are ready and the rollup has caught up."""
+    from core.cli import ServerNotRunning, control_request
+
+    port = free_port()
+    with open(workdir / f"serve-{http_server}.log", "w") as serve_log:
+        proc = subprocess.Popen(["taskset", "-c", CONTENDER_CPU, sys.executable, "-m", "core.cli", "serve",
+                                 "--data-dir", str(data_dir), "--workers", "1", "--port", str(port),
+                                 "--http-server", http_server, "--log-level", "WARNING"],
+                                stdout=serve_log, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            for _ in range(240):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"xuptime exited: {(workdir / serve_log.name).read_text()[-2000:]}")
+                try:
+                    stats = control_request(data_dir, "stats")
+                    upto = stats["rollupUptoUs"]
+                    # ready: the engine is checking and the imported month is rolled up into hours
+                    if all(w["ready"] for w in stats["workers"]) and upto and upto >= (time.time() - 3 * 3600) * 1e6:
+                        break
+                except (ServerNotRunning, OSError, ValueError):
+                    pass
+                time.sleep(0.5)
+            else:
+                raise RuntimeError("xuptime did not get ready within 2 minutes")
+            key = control_request(data_dir, "keys.create", {"name": "bench"})["secret"]
+            time.sleep(3)  # let the engine settle into its 2k checks/s
+            yield f"http://127.0.0.1:{port}", key
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="1M rows, 4 s runs")
@@ -91,62 +129,39 @@ def main() -> None:
     ensure_tools()
     rows = 1_000_000 if args.quick else 10_000_000
     seconds = 4 if args.quick else 10
+    results: dict[str, dict[str, float]] = {}
+    servers: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="xuptime-bench-api-") as tmp:
         workdir = Path(tmp)
         nginx = Nginx(workdir)
         nginx.start()
         data_dir = workdir / "data"
-        proc = None
         try:
             log(f"building {rows:,} check rows over 30 days")
             t = time.monotonic()
             build_data(data_dir, rows, [nginx.url(i) for i in range(4)], 2000)
             log(f"built in {time.monotonic() - t:.1f} s")
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            with open(workdir / "serve.log", "w") as serve_log:
-                proc = subprocess.Popen(["taskset", "-c", CONTENDER_CPU, sys.executable, "-m", "core.cli", "serve",
-                                         "--data-dir", str(data_dir), "--workers", "1", "--port", str(port),
-                                         "--log-level", "WARNING"], stdout=serve_log, stderr=subprocess.STDOUT,
-                                        cwd=ROOT)
-                from core.cli import ServerNotRunning, control_request
-
-                for _ in range(240):
-                    if proc.poll() is not None:
-                        raise RuntimeError(f"xuptime exited: {(workdir / 'serve.log').read_text()[-2000:]}")
-                    try:
-                        if all(w["ready"] for w in control_request(data_dir, "stats")["workers"]):
-                            break
-                    except (ServerNotRunning, OSError, ValueError):
-                        pass
-                    time.sleep(0.5)
-                for _ in range(240):  # the server rolls the imported month up into hours at start
-                    upto = control_request(data_dir, "stats")["rollupUptoUs"]
-                    if upto is not None and upto >= (time.time() - 3 * 3600) * 1e6:
-                        break
-                    time.sleep(0.5)
-                else:
-                    raise RuntimeError("the rollup did not catch up within 2 minutes")
-                key = control_request(data_dir, "keys.create", {"name": "bench"})["secret"]
-                time.sleep(3)  # let the engine settle into its 2k checks/s
-                since = int(time.time()) - 30 * 86400
-                endpoints = {
-                    "trivial": f"{base}/api/v1/account/usage",
-                    "monitors": f"{base}/api/v1/monitors?limit=25",
-                    "history_raw": f"{base}/api/v1/monitors/1/history?limit=100",
-                    "history_1h_30d": f"{base}/api/v1/monitors/1/history?interval=1h&limit=1000&from={since}",
-                }
-                results = {}
-                for name, url in endpoints.items():
+            since = int(time.time()) - 30 * 86400
+            paths = {
+                "trivial": "/api/v1/account/usage",
+                "monitors": "/api/v1/monitors?limit=25",
+                "history_raw": "/api/v1/monitors/1/history?limit=100",
+                "history_1h_30d": f"/api/v1/monitors/1/history?interval=1h&limit=1000&from={since}",
+            }
+            # The embedded ASGI servers side by side, on the two cheapest endpoints.
+            for http_server in ("uvicorn", "granian"):
+                with serving(data_dir, workdir, http_server) as (base, key):
+                    for name in ("trivial", "monitors"):
+                        log(f"wrk {name} on {http_server}")
+                        servers[f"{name}_{http_server}"] = wrk(base + paths[name], key, seconds)
+            with serving(data_dir, workdir, "uvicorn") as (base, key):
+                for name, path in paths.items():
                     log(f"wrk {name}")
-                    results[name] = wrk(url, key, seconds)
+                    results[name] = wrk(base + path, key, seconds)
                 for name in ("history_raw", "history_1h_30d"):  # latency without queueing: one client
                     log(f"wrk {name} (1 connection)")
-                    results[name + "_c1"] = wrk(endpoints[name], key, seconds, connections=1)
+                    results[name + "_c1"] = wrk(base + paths[name], key, seconds, connections=1)
         finally:
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                proc.wait(60)
             nginx.stop()
     out: dict[str, Any] = {
         "bench": "api", "quick": args.quick, "rows": rows, "seconds": seconds, "server": "uvicorn (embedded)",
@@ -157,15 +172,19 @@ def main() -> None:
         "history_1h_30d_p99_ms": results["history_1h_30d"].get("p99"),
         "history_raw_p99_ms_1conn": results["history_raw_c1"].get("p99"),
         "history_1h_30d_p99_ms_1conn": results["history_1h_30d_c1"].get("p99"),
-        "results": results,
+        "granian_vs_uvicorn_trivial": round(servers["trivial_granian"]["rps"] / servers["trivial_uvicorn"]["rps"], 3),
+        "granian_vs_uvicorn_monitors": round(servers["monitors_granian"]["rps"] / servers["monitors_uvicorn"]["rps"],
+                                             3),
+        "results": results, "servers": servers,
         "versions": {"python": platform.python_version(), "cpus": os.cpu_count(),
                      "litestar": _dist_version("litestar"), "uvicorn": _dist_version("uvicorn"),
-                     "duckdb": _dist_version("duckdb"), "wrk": version_of(["wrk", "-v"])},
+                     "granian": _dist_version("granian"), "duckdb": _dist_version("duckdb"),
+                     "wrk": version_of(["wrk", "-v"])},
     }
-    print(f"{'endpoint':<16} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9}  non-2xx")
-    for name, r in results.items():
+    print(f"{'endpoint':<22} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9}  non-2xx")
+    for name, r in [*servers.items(), *results.items()]:
         non_2xx = int(r.get("non_2xx", 0))
-        print(f"{name:<16} {r['rps']:>10,.0f} {r.get('p50', 0):>9.2f} {r.get('p99', 0):>9.2f}  {non_2xx}")
+        print(f"{name:<22} {r['rps']:>10,.0f} {r.get('p50', 0):>9.2f} {r.get('p99', 0):>9.2f}  {non_2xx}")
     print(json.dumps(out))
 
 

@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-inflight", type=int, default=0,
                        help="concurrent checks per worker (default: sized from the open-file limit)")
     serve.add_argument("--demo", action="store_true", help="add demo monitors against a local demo target")
+    serve.add_argument("--http-server", choices=("uvicorn", "granian"), default="uvicorn",
+                       help="embedded ASGI server (granian: optional, `pip install granian`; see bench/README.md)")
     serve.add_argument("--log-level", default="INFO")
 
     monitors = sub.add_parser("monitors", parents=[common], help="add, list, pause or remove monitors")
@@ -339,7 +341,7 @@ def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
         print(f"xuptime: a server is already running on {data_dir}", file=sys.stderr)
         return 2
     server = Server(data_dir, host=ns.host, port=ns.port, workers=ns.workers, demo_monitors=ns.demo,
-                    max_inflight=ns.max_inflight)
+                    max_inflight=ns.max_inflight, http_server=ns.http_server)
     uvloop.run(server.run())
     return 0
 

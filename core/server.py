@@ -67,13 +67,14 @@ def _merge(batches: list[dict[str, Any]]) -> dict[str, Any]:
 
 class Server:
     def __init__(self, data_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 0,
-                 demo_monitors: bool = False, max_inflight: int = 0) -> None:
+                 demo_monitors: bool = False, max_inflight: int = 0, http_server: str = "uvicorn") -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
         self.workers = workers or os.cpu_count() or 1
         self.demo = demo_monitors
         self.max_inflight = max_inflight
+        self.http_server = http_server
         self.store: DuckDBStore | None = None
         self.engine: Engine | None = None
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb")
@@ -136,7 +137,7 @@ class Server:
         finally:
             log.info("shutting down: flushing workers")
             control.close()
-            self.http.should_exit = True
+            self._stop_http()
             await http_task
             self._usage_task.cancel()
             await self._save_usage()
@@ -188,21 +189,43 @@ class Server:
         return sock
 
     async def _start_http(self, listener: socket.socket) -> asyncio.Task[None]:
-        import uvicorn
-
+        """Serve the API on this loop with the chosen embedded ASGI server (uvicorn by default:
+        bench.api measures both)."""
         from api.app import create_app
+
+        self.app = create_app(self)
+        await self.reload_api_keys()
+        self._usage_task = asyncio.get_running_loop().create_task(self._save_usage_loop())
+        if self.http_server == "granian":
+            return self._start_granian(listener)
+        import uvicorn
 
         class _Embedded(uvicorn.Server):
             def capture_signals(self) -> contextlib.AbstractContextManager[None]:
                 return contextlib.nullcontext()  # the server's own SIGTERM/SIGINT handling stays
 
-        self.app = create_app(self)
-        await self.reload_api_keys()
         config = uvicorn.Config(self.app, lifespan="on", log_level="warning", access_log=False,
                                 server_header=False, date_header=True)
         self.http = _Embedded(config)
-        self._usage_task = asyncio.get_running_loop().create_task(self._save_usage_loop())
         return asyncio.get_running_loop().create_task(self.http.serve(sockets=[listener]))
+
+    def _start_granian(self, listener: socket.socket) -> asyncio.Task[None]:
+        try:
+            from granian.constants import Interfaces
+            from granian.server.embed import Server as Granian
+        except ImportError:
+            raise SystemExit("xuptime: --http-server granian needs granian: pip install granian") from None
+        host, port = listener.getsockname()[:2]
+        listener.close()  # granian binds its own socket (same address, SO_REUSEADDR)
+        self.http = Granian(self.app, address=host, port=port, interface=Interfaces.ASGI, backlog=1024,
+                            runtime_threads=1, log_enabled=False)
+        return asyncio.get_running_loop().create_task(self.http.serve())
+
+    def _stop_http(self) -> None:
+        if self.http_server == "granian":
+            self.http.stop()
+        else:
+            self.http.should_exit = True
 
     async def reload_api_keys(self) -> None:
         """Refresh what authentication reads without the database: keys and account limits."""

@@ -492,3 +492,23 @@ def test_schemathesis_finds_no_server_error_and_no_schema_break(api: dict[str, A
                         "content_type_conformance", "--no-color"]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+def test_granian_serves_the_same_api(tmp_path: Path) -> None:
+    """The other embedded ASGI server (bench.api compares the two) keeps the whole contract."""
+    data_dir = tmp_path / "data"
+    server = Serve(data_dir, 1, "--http-server", "granian")
+    try:
+        key = cli(data_dir, "keys", "create").stdout.splitlines()[-1]
+        status, headers, body = call(server.url + "/api/v1/account/usage", headers={"X-API-Key": key})
+        assert status == 200 and headers["x-api-remaining"] == str(body["data"]["remaining"])
+        assert_error(*call(server.url + "/api/v1/monitors"), 401)
+        assert_error(*call(server.url + "/api/v1/nothing-here", headers={"X-API-Key": key}), 404)
+        status, _, created = send(server.url + "/api/v1/monitors", "POST",
+                                  {"name": "g", "type": "tcp", "host": "127.0.0.1", "port": 9}, key)
+        assert status == 201
+        assert_error(*send(server.url + "/api/v1/monitors", "POST", b"x" * (1024 * 1024 + 1), key), 413)
+        status, _, page = call(server.url + "/api/v1/monitors", headers={"X-API-Key": key})
+        assert [m["id"] for m in page["data"]] == [created["data"]["id"]]
+    finally:
+        assert server.stop() == 0

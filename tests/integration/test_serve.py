@@ -106,14 +106,14 @@ def closed_port() -> int:
 
 
 class Serve:
-    def __init__(self, data_dir: Path, workers: int = 2) -> None:
+    def __init__(self, data_dir: Path, workers: int = 2, *extra: str) -> None:
         self.data_dir = data_dir
         self.log = open(data_dir.parent / f"serve-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
         self.port = closed_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "core.cli", "serve", "--data-dir", str(data_dir), "--workers", str(workers),
-             "--port", str(self.port)],
+             "--port", str(self.port), *extra],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(self._ready, 30, "the server to answer")
 
