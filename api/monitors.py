@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import json
+import time
 from typing import Any
 
 import msgspec
@@ -72,7 +72,21 @@ def parse_limit(raw: str | None, default: int = 25, maximum: int = 100) -> int:
 
 
 def _iso_us(ts_us: int) -> str:
-    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=ts_us)).isoformat(timespec="milliseconds") + "Z"
+    seconds, us = divmod(ts_us, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{us // 1000:03d}Z"
+
+
+_last_iso: dict[int, tuple[int, str]] = {}  # monitor id -> (ts µs, ISO) of its last check, formatted once
+_LAST_ISO_MAX = 1_000_000  # entries; past it the memo starts over (deleted monitors leave theirs behind)
+
+
+def _last_check_at(monitor_id: int, ts_us: int) -> str:
+    memo = _last_iso.get(monitor_id)
+    if memo is None or memo[0] != ts_us:
+        if len(_last_iso) >= _LAST_ISO_MAX:
+            _last_iso.clear()
+        memo = _last_iso[monitor_id] = (ts_us, _iso_us(ts_us))
+    return memo[1]
 
 
 def monitor_body(monitor: Monitor, times: dict[str, Any], last: tuple[int, int] | None,
@@ -91,7 +105,7 @@ def monitor_body(monitor: Monitor, times: dict[str, Any], last: tuple[int, int] 
         if cache is not None:
             cache[monitor.id] = (monitor, static)
     return {**static, "status": monitor.status,
-            "lastCheckAt": _iso_us(last[0]) if last else None,
+            "lastCheckAt": _last_check_at(monitor.id, last[0]) if last else None,
             "lastLatencyMs": round(last[1] / 1000, 3) if last else None, **times}
 
 
