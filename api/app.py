@@ -21,6 +21,7 @@ from api.auth import ApiKeyAuth, add_quota_headers
 from api.errors import exception_handlers
 from api.history import monitor_history, monitor_uptime
 from api.incidents import list_incidents, list_monitor_incidents
+from api.integrations import IntegrationController
 from api.keys import ApiKeyController
 from api.monitors import MonitorController
 from api.openapi import add_request_bodies
@@ -47,7 +48,8 @@ async def healthz() -> dict[str, str]:
 def _configure_api_v1() -> Router:
     # Only /api/v1 needs a key (the middleware sits on this router); status pages, push URLs
     # and health are public by design.
-    return Router(path="/api/v1", route_handlers=[MonitorController, ApiKeyController, account_usage,
+    return Router(path="/api/v1", route_handlers=[MonitorController, ApiKeyController, IntegrationController,
+                                                  account_usage,
                                                   list_incidents, list_monitor_incidents, monitor_history,
                                                   monitor_uptime],
                   middleware=[DefineMiddleware(ApiKeyAuth)], response_headers=QUOTA_HEADERS,

@@ -46,6 +46,15 @@ def _validated(data: Any, current: Monitor | None = None) -> Monitor:
         raise BadRequest("Invalid monitor", [{"field": e.field, "message": e.message} for e in exc.errors]) from None
 
 
+def check_monitor_integrations(request: Request[int, Any, Any], ids: list[int]) -> None:
+    """A monitor may only name its own account's channels (another account's is unknown)."""
+    channels = request.app.state.server.integrations
+    unknown = [i for i in ids if (c := channels.get(i)) is None or c.account_id != request.user]
+    if unknown:
+        raise BadRequest("Invalid monitor", [{"field": "integrations",
+                                              "message": f"no such integration: {', '.join(map(str, unknown))}"}])
+
+
 def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode().rstrip("=")
 
@@ -142,6 +151,7 @@ class MonitorController(Controller):
         """Create a monitor; its first check runs within one interval."""
         monitor = _validated(await json_body(request))
         monitor.account_id = request.user
+        check_monitor_integrations(request, monitor.integrations)
         server = request.app.state.server
         created = await server.create_monitor(monitor)
         return {"data": await _one(request, created.id)}
@@ -159,6 +169,7 @@ class MonitorController(Controller):
         if not isinstance(data, dict):
             raise BadRequest("Invalid monitor", [{"field": "body", "message": "must be a JSON object"}])
         updated = _validated(data, current)
+        check_monitor_integrations(request, updated.integrations)
         server = request.app.state.server
         await server.update_monitor(updated)
         if updated.paused != current.paused:  # pausing has its own status handling

@@ -178,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="add demo monitors against a local demo target")
     serve.add_argument("--http-server", choices=("uvicorn", "granian"), default="uvicorn",
                        help="embedded ASGI server (granian: optional, `pip install granian`; see bench/README.md)")
+    serve.add_argument("--alert-retry-base", type=float, default=10.0, metavar="SECONDS",
+                       help="first retry of a failed notification after this long, doubling each time (default 10)")
     serve.add_argument("--log-level", default="INFO")
 
     monitors = sub.add_parser("monitors", parents=[common], help="add, list, pause or remove monitors")
@@ -341,7 +343,8 @@ def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
         print(f"xuptime: a server is already running on {data_dir}", file=sys.stderr)
         return 2
     server = Server(data_dir, host=ns.host, port=ns.port, workers=ns.workers, demo_monitors=ns.demo,
-                    max_inflight=ns.max_inflight, http_server=ns.http_server)
+                    max_inflight=ns.max_inflight, http_server=ns.http_server,
+                    alert_retry_base=ns.alert_retry_base)
     uvloop.run(server.run())
     return 0
 

@@ -170,6 +170,8 @@ class Monitor(msgspec.Struct, kw_only=True, rename="camel"):
     recovery_threshold: Threshold = 1
     paused: bool = False
     tags: list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]] = []
+    #: Notification channels (integration ids) on top of the account's default channels.
+    integrations: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(max_length=50)] = []
     spec: HttpSpec | TcpSpec | None = None
     status: str = "pending"
 

@@ -32,10 +32,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+import msgspec
 import numpy as np
 
 from api.quota import month_bounds
 from core import demo
+from core.alerting import Integration
+from core.alerting.outbox import Dispatcher
 from core.engine.supervisor import Engine
 from core.models import Monitor, MonitorValidationError, Transition, parse_monitor
 from core.ops import STORE_OPS, OpError
@@ -67,7 +70,8 @@ def _merge(batches: list[dict[str, Any]]) -> dict[str, Any]:
 
 class Server:
     def __init__(self, data_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 0,
-                 demo_monitors: bool = False, max_inflight: int = 0, http_server: str = "uvicorn") -> None:
+                 demo_monitors: bool = False, max_inflight: int = 0, http_server: str = "uvicorn",
+                 alert_retry_base: float = 10.0) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
@@ -75,6 +79,7 @@ class Server:
         self.demo = demo_monitors
         self.max_inflight = max_inflight
         self.http_server = http_server
+        self.alert_retry_base = alert_retry_base
         self.store: DuckDBStore | None = None
         self.engine: Engine | None = None
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb")
@@ -91,6 +96,9 @@ class Server:
         self.account_ids: dict[int, list[int]] = {}
         self.monitor_times: dict[int, dict[str, Any]] = {}
         self.wire_cache: dict[int, tuple[Monitor, dict[str, Any]]] = {}  # see api.monitors.monitor_body
+        #: The notification channels of every account, kept in step with the database.
+        self.integrations: dict[int, Integration] = {}
+        self.alerts: Dispatcher | None = None
         self.app: Any = None
         self.http: Any = None
         self.http_url = ""
@@ -120,6 +128,12 @@ class Server:
         self.monitor_times = await self.db(self.store.monitor_times)
         for monitor in monitors:
             bisect.insort(self.account_ids.setdefault(monitor.account_id, []), monitor.id)
+        self.integrations = {i.id: i for i in await self.db(self.store.list_integrations)}
+        self.alerts = Dispatcher(fetch_due=functools.partial(self.read, self.store.due_outbox),
+                                 record=functools.partial(self.db, self.store.record_deliveries),
+                                 integration=self.integrations.get, base_url=self.http_url,
+                                 backoff_base=self.alert_retry_base)
+        await self.alerts.start()
         self.engine = Engine(self.workers, self._enqueue, max_inflight=self.max_inflight)
         ingest = loop.create_task(self._ingest_loop())
         rollups = loop.create_task(self._rollup_loop())
@@ -144,6 +158,7 @@ class Server:
             await self.engine.stop()
             await self._queue.put(None)
             await ingest
+            await self.alerts.stop()  # unsent messages stay in the outbox for the next start
             rollups.cancel()
             self._rollups.shutdown(wait=True)  # a rollup in progress finishes before the store closes
             if demo_target is not None:
@@ -291,7 +306,8 @@ class Server:
                     self._note_last_checks(merged)
                 if transitions:
                     await self.db(self.store.apply_transitions, transitions)
-                    assert self.engine is not None
+                    assert self.engine is not None and self.alerts is not None
+                    self.alerts.wake()
                     for t in transitions:
                         self.engine.set_status(t.monitor_id, t.new)
                         times = self.monitor_times.get(t.monitor_id)
@@ -387,6 +403,34 @@ class Server:
             self.monitor_times.update(await self.db(self.store.monitor_times, monitor_id))
             await self.engine.upsert(monitor)
         return monitor
+
+    # notification channels -----------------------------------------------------------------
+    async def create_integration(self, integration: Integration) -> Integration:
+        assert self.store is not None
+        created = await self.db(self.store.create_integration, integration)
+        self.integrations[created.id] = created
+        return created
+
+    async def update_integration(self, integration: Integration) -> Integration | None:
+        assert self.store is not None
+        updated = await self.db(self.store.update_integration, integration)
+        if updated is not None:
+            self.integrations[updated.id] = updated
+        return updated
+
+    async def delete_integration(self, account_id: int, integration_id: int) -> bool:
+        """Delete a channel, and detach it from the monitors that named it."""
+        assert self.store is not None and self.engine is not None
+        touched = await self.db(self.store.delete_integration, account_id, integration_id)
+        if touched is None:
+            return False
+        self.integrations.pop(integration_id, None)
+        for monitor_id in touched:
+            monitor = self.engine.monitors.get(monitor_id)
+            if monitor is not None:
+                await self.engine.upsert(msgspec.structs.replace(
+                    monitor, integrations=[i for i in monitor.integrations if i != integration_id]))
+        return True
 
     def monitor_page(self, account_id: int, after_id: int, limit: int, *, status: str | None = None,
                      kind: str | None = None, tag: str | None = None, q: str | None = None

@@ -35,6 +35,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
+from core.alerting import Integration
 from core.models import KINDS, Monitor, MonitorValidationError, Transition, monitor_to_wire, parse_monitor
 from core.storage.rollups import HOUR_US, aggregate_hours, hour_aggregate_sql, merge_percentiles
 from core.storage.schema import LATEST, MIGRATIONS
@@ -172,11 +173,11 @@ class DuckDBStore:
         now = _utcnow()
         row = self.con.execute(
             """INSERT INTO monitors (account_id, name, type, spec, interval_s, timeout_s, retries,
-                   recovery_threshold, paused, status, tags, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+                   recovery_threshold, paused, status, tags, integrations, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
             [monitor.account_id, monitor.name, monitor.type, spec, monitor.interval, monitor.timeout,
              monitor.retries, monitor.recovery_threshold, monitor.paused,
-             "paused" if monitor.paused else "pending", monitor.tags, now, now],
+             "paused" if monitor.paused else "pending", monitor.tags, monitor.integrations, now, now],
         ).fetchone()
         assert row is not None
         return self.get_monitor(int(row[0]))  # type: ignore[return-value]
@@ -185,9 +186,9 @@ class DuckDBStore:
         spec = msgspec.json.encode(monitor.spec).decode()
         self.con.execute(
             """UPDATE monitors SET name = ?, spec = ?, interval_s = ?, timeout_s = ?, retries = ?,
-                   recovery_threshold = ?, tags = ?, updated_at = ? WHERE id = ?""",
+                   recovery_threshold = ?, tags = ?, integrations = ?, updated_at = ? WHERE id = ?""",
             [monitor.name, spec, monitor.interval, monitor.timeout, monitor.retries,
-             monitor.recovery_threshold, monitor.tags, _utcnow(), monitor.id],
+             monitor.recovery_threshold, monitor.tags, monitor.integrations, _utcnow(), monitor.id],
         )
         return self.get_monitor(monitor.id)
 
@@ -217,17 +218,20 @@ class DuckDBStore:
         return row is not None
 
     _MONITOR_COLUMNS = ("id, account_id, name, type, spec, interval_s, timeout_s, retries, recovery_threshold,"
-                        " paused, status, tags")
+                        " paused, status, tags, coalesce(integrations, [])")
+    _MONITOR_WIDTH = 13
 
     def _monitor_from_row(self, row: tuple) -> Monitor:
         """Decode a stored monitor in one msgspec call (types and ranges still checked); only a
         row that fails goes through ``parse_monitor``, to name what is wrong with it."""
-        (mid, account_id, name, kind, spec, interval, timeout, retries, recovery, paused, status, tags) = row
+        (mid, account_id, name, kind, spec, interval, timeout, retries, recovery, paused, status, tags,
+         integrations) = row
         try:
             spec_obj = msgspec.json.decode(spec, type=_SPEC_TYPES[kind])
             monitor = msgspec.convert(
                 {"name": name, "interval": interval, "timeout": timeout, "retries": retries,
-                 "recoveryThreshold": recovery, "paused": paused, "tags": list(tags)}, Monitor)
+                 "recoveryThreshold": recovery, "paused": paused, "tags": list(tags),
+                 "integrations": list(integrations)}, Monitor)
         except (KeyError, msgspec.ValidationError, msgspec.DecodeError):
             return self._monitor_from_row_slow(row)
         if spec_obj.check_fields():  # the rules msgspec cannot express (URL scheme, headers, ...)
@@ -239,9 +243,11 @@ class DuckDBStore:
         return monitor
 
     def _monitor_from_row_slow(self, row: tuple) -> Monitor:
-        (mid, account_id, name, kind, spec, interval, timeout, retries, recovery, paused, status, tags) = row
+        (mid, account_id, name, kind, spec, interval, timeout, retries, recovery, paused, status, tags,
+         integrations) = row
         wire = {**json.loads(spec), "type": kind, "name": name, "interval": interval, "retries": retries,
-                "recoveryThreshold": recovery, "paused": paused, "tags": list(tags)}
+                "recoveryThreshold": recovery, "paused": paused, "tags": list(tags),
+                "integrations": list(integrations)}
         if timeout is not None:
             wire["timeout"] = timeout
         monitor = parse_monitor(wire)
@@ -279,8 +285,9 @@ class DuckDBStore:
             " WHERE id = ? AND account_id = ?", [monitor_id, account_id]).fetchone()
         if row is None:
             return None
-        return self._monitor_from_row(row[:12]), {"createdAt": _iso(row[12]), "updatedAt": _iso(row[13]),
-                                                   "statusSince": _iso(row[14])}
+        n = self._MONITOR_WIDTH
+        return self._monitor_from_row(row[:n]), {"createdAt": _iso(row[n]), "updatedAt": _iso(row[n + 1]),
+                                                  "statusSince": _iso(row[n + 2])}
 
     def incident_page(self, account_id: int, before_id: int | None, limit: int, monitor_id: int | None = None
                       ) -> tuple[list[dict[str, Any]], int, bool]:
@@ -692,6 +699,11 @@ class DuckDBStore:
         batch, so a monitor that went down and up again within one batch is replayed in order
         while thousands of monitors changing at once cost three statements per round.
         Paused or deleted monitors are left alone.
+
+        The same transaction writes the outbox: one row per (transition, channel) for a monitor
+        that went down (an incident opened) or recovered (its incident resolved), to its own
+        channels and its account's defaults, each keyed ``incident:event:channel`` so that a
+        replay cannot queue a message twice. A first result that is ``up`` queues nothing.
         """
         if not transitions:
             return
@@ -703,6 +715,7 @@ class DuckDBStore:
             if k == len(rounds):
                 rounds.append([])
             rounds[k].append(t)
+        now = _utcnow()
         self.con.execute("BEGIN TRANSACTION")
         try:
             for batch in rounds:
@@ -728,12 +741,133 @@ class DuckDBStore:
                         """UPDATE incidents SET resolved_at = t.ts FROM _xuptime_transitions t
                            WHERE incidents.monitor_id = t.monitor_id AND incidents.resolved_at IS NULL
                              AND t.old = 'down' AND t.new = 'up'""")
+                    self.con.execute(_OUTBOX_DOWN, [now, now])
+                    self.con.execute(_OUTBOX_UP, [now, now])
                 finally:
                     self.con.unregister("_xuptime_transitions")
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
+
+    # notification channels ----------------------------------------------------------------
+    _INTEGRATION_COLUMNS = ("id, account_id, name, type, config, template, is_default, reminder_interval_s,"
+                            " created_at, updated_at")
+
+    @staticmethod
+    def _integration(row: tuple) -> Integration:
+        return Integration(id=int(row[0]), account_id=int(row[1]), name=row[2], type=row[3],
+                           config=json.loads(row[4]), template=row[5], is_default=bool(row[6]),
+                           reminder_interval=row[7], created_at=_iso(row[8]), updated_at=_iso(row[9]))
+
+    def create_integration(self, integration: Integration) -> Integration:
+        now = _utcnow()
+        row = self.con.execute(
+            f"""INSERT INTO integrations (account_id, name, type, config, template, is_default, reminder_interval_s,
+                                          created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {self._INTEGRATION_COLUMNS}""",
+            [integration.account_id, integration.name, integration.type, json.dumps(integration.config),
+             integration.template, integration.is_default, integration.reminder_interval, now, now]).fetchone()
+        assert row is not None
+        return self._integration(row)
+
+    def update_integration(self, integration: Integration) -> Integration | None:
+        row = self.con.execute(
+            f"""UPDATE integrations SET name = ?, config = ?, template = ?, is_default = ?, reminder_interval_s = ?,
+                       updated_at = ? WHERE id = ? AND account_id = ? RETURNING {self._INTEGRATION_COLUMNS}""",
+            [integration.name, json.dumps(integration.config), integration.template, integration.is_default,
+             integration.reminder_interval, _utcnow(), integration.id, integration.account_id]).fetchone()
+        return None if row is None else self._integration(row)
+
+    def delete_integration(self, account_id: int, integration_id: int) -> list[int] | None:
+        """Delete a channel and detach it from monitors (its queued messages fail as
+        deleted); returns the ids of the monitors it was detached from, None if not found."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            row = self.con.execute("DELETE FROM integrations WHERE id = ? AND account_id = ? RETURNING id",
+                                   [integration_id, account_id]).fetchone()
+            touched: list[int] = []
+            if row is not None:
+                touched = [int(r[0]) for r in self.con.execute(
+                    """UPDATE monitors SET integrations = list_filter(integrations, x -> x <> ?)
+                       WHERE list_contains(integrations, ?) RETURNING id""",
+                    [integration_id, integration_id]).fetchall()]
+                self.con.execute(
+                    """UPDATE outbox SET status = 'failed', last_response = 'channel deleted'
+                       WHERE integration_id = ? AND status = 'pending'""", [integration_id])
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return None if row is None else touched
+
+    def list_integrations(self, account_id: int | None = None) -> list[Integration]:
+        where = "" if account_id is None else " WHERE account_id = ?"
+        rows = self.con.execute(f"SELECT {self._INTEGRATION_COLUMNS} FROM integrations{where} ORDER BY id",
+                                [] if account_id is None else [account_id]).fetchall()
+        return [self._integration(r) for r in rows]
+
+    def due_outbox(self, now: dt.datetime, limit: int) -> list[tuple]:
+        """Pending messages whose next attempt is due, oldest first:
+        (id, integration_id, monitor_id, incident_id, event, context, attempts)."""
+        with self._reading() as cur:
+            return cur.execute(
+                """SELECT id, integration_id, monitor_id, incident_id, event, context, attempts FROM outbox
+                   WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?""", [now, limit]).fetchall()
+
+    def record_deliveries(self, attempts: list[dict[str, Any]]) -> None:
+        """Write attempt outcomes in one transaction: each is ``id, attempt, at, ok, status,
+        response, state ('sent'|'pending'|'failed'), next_at``."""
+        if not attempts:
+            return
+        table = pa.table({
+            "id": pa.array([a["id"] for a in attempts], pa.int64()),
+            "attempt": pa.array([a["attempt"] for a in attempts], pa.int32()),
+            "attempted_at": pa.array([a["at"] for a in attempts], pa.timestamp("us")),
+            "ok": pa.array([a["ok"] for a in attempts], pa.bool_()),
+            "status": pa.array([a["status"] for a in attempts], pa.int32()),
+            "response": pa.array([a["response"] for a in attempts], pa.string()),
+            "state": pa.array([a["state"] for a in attempts], pa.string()),
+            "next_at": pa.array([a["next_at"] for a in attempts], pa.timestamp("us")),
+        })
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.register("_xuptime_attempts", table)
+            self.con.execute(
+                """UPDATE outbox SET status = a.state, attempts = a.attempt, next_attempt_at = a.next_at,
+                          last_status = a.status, last_response = a.response,
+                          delivered_at = CASE WHEN a.ok THEN a.attempted_at END
+                   FROM _xuptime_attempts a WHERE outbox.id = a.id AND outbox.status = 'pending'""")
+            self.con.execute(
+                "INSERT INTO deliveries SELECT id, attempt, attempted_at, ok, status, response FROM _xuptime_attempts")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("_xuptime_attempts")
+
+    def outbox_page(self, account_id: int, integration_id: int, status: str | None, before_id: int | None,
+                    limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """A channel's messages newest first, with the provider's last answer."""
+        where, params = ["account_id = ?", "integration_id = ?"], [account_id, integration_id]
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if before_id is not None:
+            where.append("id < ?")
+            params.append(before_id)
+        with self._reading() as cur:
+            rows = cur.execute(
+                f"""SELECT id, monitor_id, incident_id, event, status, attempts, created_at, delivered_at,
+                           next_attempt_at, last_status, last_response
+                    FROM outbox WHERE {" AND ".join(where)} ORDER BY id DESC LIMIT ?""",
+                [*params, limit + 1]).fetchall()
+        page = [{"id": int(r[0]), "monitorId": int(r[1]), "incidentId": r[2], "event": r[3], "status": r[4],
+                 "attempts": int(r[5]), "createdAt": _iso(r[6]), "deliveredAt": _iso(r[7]),
+                 "nextAttemptAt": _iso(r[8]) if r[4] == "pending" else None, "lastStatus": r[9],
+                 "lastResponse": r[10]} for r in rows[:limit]]
+        return page, len(rows) > limit
 
     # read-only SQL ----------------------------------------------------------------------
     def query(self, sql: str, limit: int = 10_000) -> tuple[list[str], list[tuple]]:
@@ -761,6 +895,35 @@ class DuckDBStore:
         finally:
             self._readers.put(cursor)
         return columns, rows
+
+
+_ISO = "'%Y-%m-%dT%H:%M:%S.%gZ'"
+_TARGET = ("coalesce(json_extract_string(m.spec, '$.url'), json_extract_string(m.spec, '$.host') || ':'"
+           " || json_extract_string(m.spec, '$.port'))")
+_CHANNELS = ("JOIN integrations g ON g.account_id = m.account_id"
+             " AND (g.is_default OR list_contains(m.integrations, g.id))")
+_OUTBOX_INSERT = """INSERT INTO outbox (account_id, integration_id, monitor_id, incident_id, event, context, dedupe_key,
+                                        next_attempt_at, created_at)"""
+_OUTBOX_DOWN = f"""{_OUTBOX_INSERT}
+    SELECT m.account_id, g.id, m.id, i.id, 'down',
+           json_object('monitor', json_object('id', m.id, 'name', m.name, 'type', m.type, 'target', {_TARGET}),
+                       'reason', i.cause, 'started', strftime(i.started_at, {_ISO}), 'incident_id', i.id),
+           i.id || ':down:' || g.id, ?, ?
+    FROM _xuptime_transitions t JOIN monitors m ON m.id = t.monitor_id
+    JOIN incidents i ON i.monitor_id = t.monitor_id AND i.resolved_at IS NULL {_CHANNELS}
+    WHERE t.new = 'down' AND t.old <> 'down' AND NOT m.paused
+    ON CONFLICT DO NOTHING"""
+_OUTBOX_UP = f"""{_OUTBOX_INSERT}
+    SELECT m.account_id, g.id, m.id, i.id, 'up',
+           json_object('monitor', json_object('id', m.id, 'name', m.name, 'type', m.type, 'target', {_TARGET}),
+                       'reason', i.cause, 'started', strftime(i.started_at, {_ISO}),
+                       'resolved', strftime(i.resolved_at, {_ISO}), 'incident_id', i.id,
+                       'duration_seconds', (epoch_us(i.resolved_at) - epoch_us(i.started_at)) / 1e6),
+           i.id || ':up:' || g.id, ?, ?
+    FROM _xuptime_transitions t JOIN monitors m ON m.id = t.monitor_id
+    JOIN incidents i ON i.monitor_id = t.monitor_id AND i.resolved_at = t.ts {_CHANNELS}
+    WHERE t.old = 'down' AND t.new = 'up' AND NOT m.paused
+    ON CONFLICT DO NOTHING"""
 
 
 def _merge_hours(hours: list[tuple], bucket_us: int, *, complete: bool) -> list[tuple]:

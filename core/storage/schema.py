@@ -106,4 +106,46 @@ MIGRATIONS.append([
     "CREATE TABLE rollup_state (name VARCHAR PRIMARY KEY, upto TIMESTAMP NOT NULL)",
 ])
 
+MIGRATIONS.append([
+    # Notification channels, the outbox (one row per transition x channel, written in the
+    # transaction that records the transition) and its delivery log (one row per attempt).
+    "CREATE SEQUENCE integrations_id_seq START 1",
+    """CREATE TABLE integrations (
+        id BIGINT PRIMARY KEY DEFAULT nextval('integrations_id_seq'),
+        account_id BIGINT NOT NULL,
+        name VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        config JSON NOT NULL,
+        template VARCHAR,
+        is_default BOOLEAN NOT NULL DEFAULT false,
+        reminder_interval_s INTEGER,
+        created_at TIMESTAMP NOT NULL,
+        updated_at TIMESTAMP NOT NULL)""",
+    "ALTER TABLE monitors ADD COLUMN integrations BIGINT[] DEFAULT []",
+    "CREATE SEQUENCE outbox_id_seq START 1",
+    """CREATE TABLE outbox (
+        id BIGINT PRIMARY KEY DEFAULT nextval('outbox_id_seq'),
+        account_id BIGINT NOT NULL,
+        integration_id BIGINT NOT NULL,
+        monitor_id BIGINT NOT NULL,
+        incident_id BIGINT,
+        event VARCHAR NOT NULL,
+        context JSON NOT NULL,
+        dedupe_key VARCHAR NOT NULL UNIQUE,
+        status VARCHAR NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMP NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        delivered_at TIMESTAMP,
+        last_status INTEGER,
+        last_response VARCHAR)""",
+    """CREATE TABLE deliveries (
+        outbox_id BIGINT NOT NULL,
+        attempt INTEGER NOT NULL,
+        attempted_at TIMESTAMP NOT NULL,
+        ok BOOLEAN NOT NULL,
+        status INTEGER,
+        response VARCHAR)""",
+])
+
 LATEST = len(MIGRATIONS)

@@ -1,0 +1,167 @@
+"""What every notification provider shares: its protocol, config validation, secret masking,
+and the outcome of one delivery attempt.
+
+A provider is a module-level object with ``type``, a msgspec ``Config`` struct (camelCase wire
+names, unknown fields refused), the names of its ``secret_fields``, a ``default_template`` and
+``async send(ctx)``. ``send`` never raises for a provider-side failure: it returns a
+``SendResult`` that says whether to retry and when. Nothing here logs a secret: responses are
+cut short and scrubbed of the config's secret values before they are kept or shown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+import msgspec
+
+__all__ = ["TIMEOUT", "ConfigError", "FieldProblem", "Provider", "SendContext", "SendResult", "check_url",
+           "mask_config", "parse_retry_after", "post_json", "scrub"]
+
+TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)  # every outbound call has a timeout
+RESPONSE_KEEP = 300  # characters of a provider's answer kept for the API
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    message: str
+
+
+class ConfigError(ValueError):
+    """A channel definition was refused; ``errors`` names every bad field (``config.x``)."""
+
+    def __init__(self, errors: list[FieldProblem]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+
+
+@dataclasses.dataclass(frozen=True)
+class SendResult:
+    """One attempt's outcome. ``retry`` false with ``ok`` false means give up now (a 4xx that
+    will not change); ``retry_after`` (seconds) is the provider's own wish, if it said one."""
+
+    ok: bool
+    status: int | None = None
+    response: str = ""
+    retry: bool = True
+    retry_after: float | None = None
+    reference: str | None = None  # what the provider created (a Jira key, a tweet id)
+
+
+@dataclasses.dataclass
+class SendContext:
+    """Everything one delivery needs. ``text`` is the rendered template; ``event`` the
+    template context (see ``core.alerting.templates``); ``delivery_id`` is stable across
+    retries of the same outbox row, so receivers can deduplicate."""
+
+    config: Any
+    text: str
+    event: dict[str, Any]
+    delivery_id: str
+    session: aiohttp.ClientSession
+
+
+class Provider(Protocol):
+    type: ClassVar[str]
+    Config: ClassVar[type[msgspec.Struct]]
+    secret_fields: ClassVar[frozenset[str]]  # wire (camelCase) names
+    default_template: ClassVar[str]
+
+    async def send(self, ctx: SendContext) -> SendResult: ...
+
+
+def check_url(value: str, field: str, errors: list[FieldProblem]) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        errors.append(FieldProblem(field, "must be an http:// or https:// URL"))
+    elif any(c in value for c in " \r\n\t"):
+        errors.append(FieldProblem(field, "must not contain whitespace"))
+
+
+def _mask(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return f"{parts.scheme}://{parts.hostname}/****"  # the host says which service; the path is the secret
+    return "****" + value[-4:] if len(value) >= 12 else "****"
+
+
+def mask_config(config: Mapping[str, Any], secret_fields: frozenset[str]) -> dict[str, Any]:
+    """The config as the API shows it: secret values masked (never returned after creation)."""
+    return {k: (_mask(v) if k in secret_fields and isinstance(v, str) and v else v) for k, v in config.items()}
+
+
+def scrub(text: str, config: Mapping[str, Any], secret_fields: frozenset[str]) -> str:
+    """A provider's answer, cut short, with any secret value of the config blanked out."""
+    text = text[:RESPONSE_KEEP * 2]
+    for name in secret_fields:
+        value = config.get(name)
+        if isinstance(value, str) and len(value) >= 4:
+            text = text.replace(value, "****")
+    return text[:RESPONSE_KEEP]
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - (now or time.time()))
+    except (TypeError, ValueError):
+        return None
+
+
+async def post_json(session: aiohttp.ClientSession, url: str, body: bytes,
+                    headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    """POST a JSON body; returns status, headers (lower-case names) and the text (capped)."""
+    async with session.post(url, data=body, headers={"Content-Type": "application/json", **(headers or {})},
+                            timeout=TIMEOUT, allow_redirects=False) as response:
+        text = (await response.content.read(64 * 1024)).decode("utf-8", "replace")
+        return response.status, {k.lower(): v for k, v in response.headers.items()}, text
+
+
+def http_outcome(status: int, headers: Mapping[str, str], text: str, *, retry_after: float | None = None
+                 ) -> SendResult:
+    """The common reading of an HTTP answer: 2xx ok; 429 and 5xx retried (honouring
+    ``Retry-After``); 408 retried; other 4xx given up."""
+    if 200 <= status < 300:
+        return SendResult(True, status, text)
+    wait = retry_after if retry_after is not None else parse_retry_after(headers.get("retry-after"))
+    retry = status in (408, 429) or status >= 500
+    return SendResult(False, status, text, retry=retry, retry_after=wait)
+
+
+def convert_config(cls: type[msgspec.Struct], data: Any, errors: list[FieldProblem]) -> Any:
+    """``data`` as a ``cls`` instance, or None with every bad field named in ``errors`` (as
+    ``config.<wireName>``). Unknown and missing fields are errors too."""
+    if not isinstance(data, dict):
+        errors.append(FieldProblem("config", "must be a JSON object"))
+        return None
+    fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
+    values: dict[str, Any] = {}
+    before = len(errors)
+    for key in data:
+        if key not in fields:
+            errors.append(FieldProblem(f"config.{key}", "unknown field"))
+    for wire, field in fields.items():
+        if wire not in data:
+            if field.required:
+                errors.append(FieldProblem(f"config.{wire}", "is required"))
+            continue
+        try:
+            values[field.name] = msgspec.convert(data[wire], field.type)
+        except msgspec.ValidationError as exc:
+            errors.append(FieldProblem(f"config.{wire}", str(exc).split(" - at ")[0].rstrip(".")))
+    if len(errors) > before:
+        return None
+    return cls(**values)

@@ -1,0 +1,86 @@
+"""Discord through a channel webhook (``https://discord.com/api/webhooks/<id>/<token>``).
+
+One embed, coloured by status (red down, green up, grey test), with the rendered template as
+its description and fields for reason, since and downtime; a test is titled as a test, and
+sending one opens no incident. Mentions are disabled (``allowed_mentions``), so a monitor
+name cannot ping anyone. ``?wait=true`` makes Discord confirm with the created message.
+
+A 429 carries ``retry_after`` (seconds, in the JSON body) and ``Retry-After``; both are
+honoured. 5xx is retried; other 4xx (unknown webhook, invalid form body) are final.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+
+from core.alerting.base import FieldProblem, SendContext, SendResult, check_url, http_outcome, post_json
+
+__all__ = ["DiscordProvider"]
+
+RED, GREEN, GREY = 0xE74C3C, 0x2ECC71, 0x95A5A6
+
+
+class DiscordConfig(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    webhook_url: Annotated[str, msgspec.Meta(max_length=2048)]
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=80)] | None = None
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class DiscordProvider:
+    type: ClassVar[str] = "discord"
+    Config: ClassVar[type[msgspec.Struct]] = DiscordConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"webhookUrl"})
+    default_template: ClassVar[str] = (
+        "{% if is_test %}This is a test message from xuptime: alerts for your monitors will arrive here."
+        "{% elif event == 'up' %}**{{ monitor.name }}** is back up after {{ duration }}."
+        "{% elif event == 'reminder' %}**{{ monitor.name }}** is still down ({{ duration }})."
+        "{% else %}**{{ monitor.name }}** is down.{% endif %}")
+
+    @staticmethod
+    def check(config: DiscordConfig) -> list[FieldProblem]:
+        errors: list[FieldProblem] = []
+        check_url(config.webhook_url, "config.webhookUrl", errors)
+        return errors
+
+    @staticmethod
+    def payload(ctx: SendContext) -> dict[str, Any]:
+        e = ctx.event
+        if e["is_test"]:
+            title, colour = f"[TEST] {e['monitor']['name']}", GREY
+        elif e["status"] == "up":
+            title, colour = f"{e['monitor']['name']} is up", GREEN
+        else:
+            title, colour = f"{e['monitor']['name']} is down", RED
+        fields = []
+        if e["reason"]:
+            fields.append({"name": "Reason", "value": _cut(e["reason"], 1024), "inline": False})
+        if e["started"]:
+            fields.append({"name": "Since", "value": e["started"], "inline": True})
+        if e["event"] in ("up", "reminder") and e["duration"]:
+            fields.append({"name": "Downtime", "value": e["duration"], "inline": True})
+        embed: dict[str, Any] = {"title": _cut(title, 256), "description": _cut(ctx.text, 4096), "color": colour,
+                                 "fields": fields, "footer": {"text": "xuptime"}}
+        body: dict[str, Any] = {"embeds": [embed], "allowed_mentions": {"parse": []}}
+        if ctx.config.username:
+            body["username"] = ctx.config.username
+        return body
+
+    async def send(self, ctx: SendContext) -> SendResult:
+        parts = urlsplit(ctx.config.webhook_url)
+        query = "&".join(q for q in (parts.query, "wait=true") if q)
+        url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+        status, headers, text = await post_json(ctx.session, url, msgspec.json.encode(self.payload(ctx)))
+        retry_after = None
+        if status == 429:
+            try:
+                retry_after = float(json.loads(text).get("retry_after"))
+            except (ValueError, TypeError, AttributeError):
+                retry_after = None
+        return http_outcome(status, headers, text, retry_after=retry_after)

@@ -1,0 +1,220 @@
+"""Delivery of the outbox: at least once, retried with backoff, rate-limited per channel.
+
+The outbox table is written in the same transaction as the transitions that cause it
+(``DuckDBStore.apply_transitions``), so an acknowledged transition always has its messages.
+This dispatcher, in the main process, polls due rows (and is woken after each transition
+batch), queues them per channel, and sends them:
+
+- per channel, at most ``provider.parallel`` sends at a time and at least
+  ``provider.min_interval`` seconds apart; a provider's ``Retry-After`` (or Discord's
+  ``retry_after``) pauses the whole channel until then;
+- a failed attempt is retried when the provider said (``Retry-After``), else after
+  ``base * 2**(attempt-1)`` seconds (capped, ±20% jitter); after ``max_attempts``, or an answer that will not
+  change (a 4xx other than 408/429), the row is ``failed`` with the provider's last answer;
+- outcomes are written back in batches; a row stays claimed in memory until its outcome is
+  committed, so it is never sent twice by one process. A crash between a send and its record
+  resends it after restart: receivers that can deduplicate get the same delivery id (the
+  webhook's ``X-Xuptime-Delivery``).
+
+Memory is bounded: at most ``max_claimed`` rows are claimed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from core.alerting import Integration, event_context, message_text
+from core.alerting.base import SendContext, SendResult, scrub
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger("xuptime.alerts")
+
+
+@dataclasses.dataclass
+class _Channel:
+    queue: collections.deque[tuple] = dataclasses.field(default_factory=collections.deque)
+    not_before: float = 0.0  # monotonic
+    workers: int = 0
+
+
+class Dispatcher:
+    def __init__(self, *, fetch_due: Callable[[dt.datetime, int], Awaitable[list[tuple]]],
+                 record: Callable[[list[dict[str, Any]]], Awaitable[None]],
+                 integration: Callable[[int], Integration | None], base_url: str = "",
+                 max_attempts: int = 10, backoff_base: float = 10.0, backoff_cap: float = 1800.0,
+                 poll_s: float = 1.0, max_claimed: int = 5000) -> None:
+        self._fetch_due = fetch_due
+        self._record = record
+        self._integration = integration
+        self.base_url = base_url
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.poll_s = poll_s
+        self.max_claimed = max_claimed
+        self._claimed: set[int] = set()
+        self._channels: dict[int, _Channel] = {}
+        self._outcomes: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+        self.sent = self.failed = self.retried = 0
+
+    # lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, limit_per_host=20))
+        self._loop_tasks = [asyncio.create_task(self._poll_loop()), asyncio.create_task(self._flush_loop())]
+
+    async def stop(self) -> None:
+        """Stop sending; outcomes already known are written, unsent rows stay pending."""
+        for task in [*self._loop_tasks, *self._tasks]:
+            task.cancel()
+        for task in [*self._loop_tasks, *self._tasks]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._flush()
+        if self._session is not None:
+            await self._session.close()
+
+    def wake(self) -> None:
+        """New rows may be due (called after each transition batch)."""
+        self._wake.set()
+
+    # sending -------------------------------------------------------------------------------
+    async def send_now(self, integration: Integration, event: dict[str, Any]) -> SendResult:
+        """Send one message at once, outside the outbox (``/integrations/{id}/test``)."""
+        assert self._session is not None
+        return await self._attempt(integration, event, f"test-{time.time_ns()}")
+
+    async def _attempt(self, integration: Integration, event: dict[str, Any], delivery_id: str) -> SendResult:
+        assert self._session is not None
+        provider = integration.provider
+        try:
+            ctx = SendContext(config=integration.typed_config(), text=message_text(integration, event), event=event,
+                              delivery_id=delivery_id, session=self._session)
+            result = await provider.send(ctx)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            result = SendResult(False, None, f"{type(exc).__name__}: {exc}", retry=True)
+        except Exception as exc:  # a provider bug must not stop the dispatcher
+            log.exception("channel %d (%s): send failed", integration.id, integration.type)
+            result = SendResult(False, None, f"internal error: {type(exc).__name__}", retry=True)
+        response = scrub(result.response, integration.config, provider.secret_fields)
+        return dataclasses.replace(result, response=response)
+
+    async def _poll_loop(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            self._wake.clear()
+            room = self.max_claimed - len(self._claimed)
+            if room <= 0:
+                continue
+            try:
+                rows = await self._fetch_due(_utcnow(), room + len(self._claimed))
+            except Exception:
+                log.exception("cannot read the outbox; retrying")
+                continue
+            for row in rows:
+                if row[0] in self._claimed or len(self._claimed) >= self.max_claimed:
+                    continue
+                self._claimed.add(row[0])
+                channel = self._channels.setdefault(row[1], _Channel())
+                channel.queue.append(row)
+                self._spawn_workers(row[1], channel)
+
+    def _spawn_workers(self, integration_id: int, channel: _Channel) -> None:
+        integration = self._integration(integration_id)
+        parallel = getattr(integration.provider, "parallel", 1) if integration else 1
+        while channel.workers < min(parallel, len(channel.queue)):
+            channel.workers += 1
+            task = asyncio.create_task(self._channel_worker(integration_id, channel))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _channel_worker(self, integration_id: int, channel: _Channel) -> None:
+        try:
+            while channel.queue:
+                wait = channel.not_before - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
+                row = channel.queue.popleft()
+                integration = self._integration(integration_id)
+                if integration is None:
+                    self._outcome(row, SendResult(False, None, "channel deleted", retry=False))
+                    continue
+                interval = getattr(integration.provider, "min_interval", 0.0)
+                channel.not_before = max(channel.not_before, time.monotonic() + interval)
+                result = await self._attempt(integration, self._context(integration, row), str(row[0]))
+                if result.retry_after:
+                    channel.not_before = max(channel.not_before, time.monotonic() + result.retry_after)
+                self._outcome(row, result)
+        finally:
+            channel.workers -= 1
+
+    def _context(self, integration: Integration, row: tuple) -> dict[str, Any]:
+        snapshot = json.loads(row[5]) if isinstance(row[5], str) else dict(row[5])
+        if row[4] != "up" and snapshot.get("started"):  # down so far
+            started = dt.datetime.fromisoformat(snapshot["started"].replace("Z", "+00:00"))
+            snapshot["duration_seconds"] = max(0.0, (dt.datetime.now(dt.UTC) - started).total_seconds())
+        private = bool(getattr(integration.typed_config(), "private", False))
+        return event_context(snapshot, row[4], private=private, base_url=self.base_url)
+
+    def _outcome(self, row: tuple, result: SendResult) -> None:
+        attempt = int(row[6]) + 1
+        now = _utcnow()
+        if result.ok:
+            state, next_at = "sent", now
+            self.sent += 1
+        elif not result.retry or attempt >= self.max_attempts:
+            state, next_at = "failed", now
+            self.failed += 1
+            log.warning("message %d failed after %d attempt(s): %s %s", row[0], attempt, result.status,
+                        result.response[:120])
+        else:
+            if result.retry_after is not None:  # the provider said when: then, not sooner, not much later
+                delay = result.retry_after + random.uniform(0.0, 0.25)
+            else:
+                delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+            state, next_at = "pending", now + dt.timedelta(seconds=delay)
+            self.retried += 1
+        self._outcomes.append({"id": row[0], "attempt": attempt, "at": now, "ok": result.ok, "status": result.status,
+                               "response": result.response, "state": state, "next_at": next_at})
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._outcomes:
+            return
+        batch, self._outcomes = self._outcomes, []
+        try:
+            await self._record(batch)
+        except Exception:  # keep the rows claimed (not resent) and try recording again
+            log.exception("cannot record %d delivery outcome(s); retrying", len(batch))
+            self._outcomes[:0] = batch
+            return
+        for outcome in batch:
+            self._claimed.discard(outcome["id"])
+        if any(o["state"] == "pending" for o in batch):
+            self._wake.set()
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -1,0 +1,75 @@
+"""Slack through an incoming webhook (``https://hooks.slack.com/services/...``).
+
+The message is Block Kit: a header (monitor and status), the rendered template as a mrkdwn
+section, then fields: status, since, downtime (on recovery), reason and target, and a
+context line with the link. ``private`` leaves out the target, the reason and the link (URLs,
+hosts, IPs and error details stay in xuptime). ``text`` carries the rendered template too,
+as Slack's notification fallback.
+
+Slack answers ``ok`` (200); errors come back as text: ``invalid_payload`` (400),
+``invalid_token``/``action_prohibited`` (403), ``no_service``/``channel_not_found`` (404),
+``channel_is_archived`` (410) are final; 429 (with ``Retry-After``) and 5xx are retried.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+import msgspec
+
+from core.alerting.base import FieldProblem, SendContext, SendResult, check_url, http_outcome, post_json
+
+__all__ = ["SlackProvider"]
+
+
+class SlackConfig(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    webhook_url: Annotated[str, msgspec.Meta(max_length=2048)]
+    private: bool = False
+
+
+def _plain(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class SlackProvider:
+    type: ClassVar[str] = "slack"
+    Config: ClassVar[type[msgspec.Struct]] = SlackConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"webhookUrl"})
+    default_template: ClassVar[str] = (
+        "{% if is_test %}:white_check_mark: Test message from xuptime: this channel receives alerts."
+        "{% elif event == 'up' %}:large_green_circle: *{{ monitor.name }}* is back up after {{ duration }}."
+        "{% elif event == 'reminder' %}:red_circle: *{{ monitor.name }}* is still down ({{ duration }})."
+        "{% else %}:red_circle: *{{ monitor.name }}* is down.{% endif %}")
+
+    @staticmethod
+    def check(config: SlackConfig) -> list[FieldProblem]:
+        errors: list[FieldProblem] = []
+        check_url(config.webhook_url, "config.webhookUrl", errors)
+        return errors
+
+    @staticmethod
+    def payload(ctx: SendContext) -> dict[str, Any]:
+        e, private = ctx.event, ctx.config.private
+        title = {"up": "is back up", "reminder": "is still down", "test": "test message"}.get(e["event"], "is down")
+        fields = [f"*Status*\n{e['status']}", f"*Since*\n{e['started'] or '-'}"]
+        if e["event"] == "up":
+            fields.append(f"*Downtime*\n{e['duration']}")
+        if not private:
+            if e["reason"]:
+                fields.append(f"*Reason*\n{_plain(e['reason'], 500)}")
+            if e["monitor"]["target"]:
+                fields.append(f"*Target*\n{_plain(e['monitor']['target'], 500)}")
+        blocks: list[dict[str, Any]] = [
+            {"type": "header", "text": {"type": "plain_text", "text": _plain(f"{e['monitor']['name']} {title}", 150)}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": _plain(ctx.text, 3000)}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+        ]
+        if not private and e["link"]:
+            link = {"type": "mrkdwn", "text": f"<{e['link']}|Open in xuptime>"}
+            blocks.append({"type": "context", "elements": [link]})
+        return {"text": _plain(ctx.text, 3000), "blocks": blocks}
+
+    async def send(self, ctx: SendContext) -> SendResult:
+        body = msgspec.json.encode(self.payload(ctx))
+        status, headers, text = await post_json(ctx.session, ctx.config.webhook_url, body)
+        return http_outcome(status, headers, text)

@@ -1,0 +1,74 @@
+"""Generic webhook: a documented JSON payload, signed.
+
+``POST <url>`` with ``Content-Type: application/json`` and
+
+- ``X-Xuptime-Delivery``: the outbox row's id, the same on every retry (deduplicate on it);
+- ``X-Xuptime-Event``: ``down``, ``up``, ``reminder`` or ``test``;
+- ``X-Xuptime-Signature: sha256=<hex>``: HMAC-SHA256 of the raw body with ``secret`` (when set);
+- the channel's own ``headers``.
+
+Body: ``{"deliveryId", "event", "status", "message", "test", "monitor": {"id", "name", "type",
+"target"}, "incident": {"id", "startedAt", "resolvedAt", "durationSeconds"}, "reason",
+"sentAt"}``. Any 2xx is delivered; 408, 429 and 5xx are retried (honouring ``Retry-After``);
+other answers fail the delivery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from typing import Annotated, ClassVar
+
+import msgspec
+
+from core.alerting.base import FieldProblem, SendContext, SendResult, check_url, http_outcome, post_json
+
+__all__ = ["WebhookProvider"]
+
+
+class WebhookConfig(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    url: Annotated[str, msgspec.Meta(max_length=2048)]
+    secret: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    headers: dict[str, Annotated[str, msgspec.Meta(max_length=1024)]] = {}
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookProvider:
+    type: ClassVar[str] = "webhook"
+    Config: ClassVar[type[msgspec.Struct]] = WebhookConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"secret"})
+    default_template: ClassVar[str] = (
+        "{% if is_test %}Test message from xuptime{% elif event == 'up' %}{{ monitor.name }} is up again after "
+        "{{ duration }}{% else %}{{ monitor.name }} is down{% if reason %}: {{ reason }}{% endif %}{% endif %}")
+
+    @staticmethod
+    def check(config: WebhookConfig) -> list[FieldProblem]:
+        errors: list[FieldProblem] = []
+        check_url(config.url, "config.url", errors)
+        for name, value in config.headers.items():
+            if not name or any(c in name for c in ":\r\n \t") or any(c in value for c in "\r\n"):
+                errors.append(FieldProblem(f"config.headers.{name}", "invalid header name or value"))
+        return errors
+
+    @staticmethod
+    def payload(ctx: SendContext) -> dict:
+        e = ctx.event
+        return {"deliveryId": ctx.delivery_id, "event": e["event"], "status": e["status"], "message": ctx.text,
+                "test": e["is_test"], "monitor": e["monitor"], "reason": e["reason"],
+                "incident": {"id": e["incident_id"], "startedAt": e["started"] or None,
+                             "resolvedAt": e["resolved"] or None, "durationSeconds": e["duration_seconds"]},
+                "sentAt": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+
+    async def send(self, ctx: SendContext) -> SendResult:
+        config: WebhookConfig = ctx.config
+        body = msgspec.json.encode(self.payload(ctx))
+        headers = {**config.headers, "User-Agent": "xuptime", "X-Xuptime-Delivery": ctx.delivery_id,
+                   "X-Xuptime-Event": ctx.event["event"]}
+        if config.secret:
+            headers["X-Xuptime-Signature"] = signature(config.secret, body)
+        status, response_headers, text = await post_json(ctx.session, config.url, body, headers)
+        return http_outcome(status, response_headers, text)
