@@ -13,16 +13,22 @@ from typing import Annotated, Any
 
 import msgspec
 
+from core.alerting.apprise_channel import AppriseProvider
 from core.alerting.base import ConfigError, FieldProblem, Provider, convert_config, mask_config
 from core.alerting.discord import DiscordProvider
+from core.alerting.jira import JiraProvider
 from core.alerting.slack import SlackProvider
+from core.alerting.smtp import EmailProvider
 from core.alerting.templates import human_duration, render, validate_template
+from core.alerting.twitter import TwitterProvider
 from core.alerting.webhook import WebhookProvider
 
 __all__ = ["EVENTS", "PROVIDERS", "ConfigError", "FieldProblem", "Integration", "event_context",
            "integration_wire", "message_text", "parse_integration"]
 
-PROVIDERS: dict[str, Provider] = {p.type: p for p in (SlackProvider(), DiscordProvider(), WebhookProvider())}
+PROVIDERS: dict[str, Provider] = {p.type: p for p in (
+    SlackProvider(), DiscordProvider(), JiraProvider(), TwitterProvider(), WebhookProvider(), EmailProvider(),
+    AppriseProvider())}
 EVENTS = ("down", "up", "reminder", "test")
 _TOP = {"name", "type", "config", "template", "isDefault", "reminderInterval"}
 _READ_ONLY = {"id", "createdAt", "updatedAt"}
@@ -83,9 +89,8 @@ def parse_integration(data: Any, *, partial_of: Integration | None = None) -> In
     config = None
     if provider is not None:
         config_errors: list[FieldProblem] = []
-        typed = convert_config(provider.Config, data.get("config"), config_errors)
-        if typed is not None:
-            config_errors += provider.check(typed)  # type: ignore[attr-defined]
+        typed = convert_config(provider.Config, data.get("config"), config_errors,
+                               provider.check)  # type: ignore[attr-defined]
         errors += config_errors
         if not config_errors:
             config = msgspec.to_builtins(typed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import types
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
@@ -75,7 +76,9 @@ class Provider(Protocol):
     async def send(self, ctx: SendContext) -> SendResult: ...
 
 
-def check_url(value: str, field: str, errors: list[FieldProblem]) -> None:
+def check_url(value: str | None, field: str, errors: list[FieldProblem]) -> None:
+    if value is None:  # already reported as a type error
+        return
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         errors.append(FieldProblem(field, "must be an http:// or https:// URL"))
@@ -141,9 +144,12 @@ def http_outcome(status: int, headers: Mapping[str, str], text: str, *, retry_af
     return SendResult(False, status, text, retry=retry, retry_after=wait)
 
 
-def convert_config(cls: type[msgspec.Struct], data: Any, errors: list[FieldProblem]) -> Any:
+def convert_config(cls: type[msgspec.Struct], data: Any, errors: list[FieldProblem],
+                   check: Any = None) -> Any:
     """``data`` as a ``cls`` instance, or None with every bad field named in ``errors`` (as
-    ``config.<wireName>``). Unknown and missing fields are errors too."""
+    ``config.<wireName>``). Unknown and missing fields are errors too. ``check(config)``, the
+    provider's own rules, runs on the fields that converted (the others are None), so one
+    answer names every bad field."""
     if not isinstance(data, dict):
         errors.append(FieldProblem("config", "must be a JSON object"))
         return None
@@ -162,6 +168,26 @@ def convert_config(cls: type[msgspec.Struct], data: Any, errors: list[FieldProbl
             values[field.name] = msgspec.convert(data[wire], field.type)
         except msgspec.ValidationError as exc:
             errors.append(FieldProblem(f"config.{wire}", str(exc).split(" - at ")[0].rstrip(".")))
+    view = types.SimpleNamespace(**{f.name: values.get(f.name, None if f.required else _default(f))
+                                    for f in fields.values()})
+    if check is not None:
+        errors.extend(check(view))
     if len(errors) > before:
         return None
     return cls(**values)
+
+
+def _default(field: Any) -> Any:
+    return field.default_factory() if field.default_factory is not msgspec.NODEFAULT else field.default
+
+
+async def request_json(session: aiohttp.ClientSession, method: str, url: str, body: Any = None,
+                       headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    """One JSON API call (any method); returns status, headers (lower-case) and text (capped)."""
+    data = None if body is None else msgspec.json.encode(body)
+    all_headers = {"Accept": "application/json", **({"Content-Type": "application/json"} if data else {}),
+                   **(headers or {})}
+    async with session.request(method, url, data=data, headers=all_headers, timeout=TIMEOUT,
+                               allow_redirects=False) as response:
+        text = (await response.content.read(256 * 1024)).decode("utf-8", "replace")
+        return response.status, {k.lower(): v for k, v in response.headers.items()}, text

@@ -49,7 +49,7 @@ class WebhookProvider:
     def check(config: WebhookConfig) -> list[FieldProblem]:
         errors: list[FieldProblem] = []
         check_url(config.url, "config.url", errors)
-        for name, value in config.headers.items():
+        for name, value in (config.headers or {}).items():
             if not name or any(c in name for c in ":\r\n \t") or any(c in value for c in "\r\n"):
                 errors.append(FieldProblem(f"config.headers.{name}", "invalid header name or value"))
         return errors
