@@ -52,6 +52,7 @@ CONTROL_SOCKET = "xuptime.sock"
 T = TypeVar("T")
 MAX_COALESCED_ROWS = 200_000
 ROLLUP_EVERY_S = 60.0
+REMINDER_EVERY_S = 15.0
 
 
 def _merge(batches: list[dict[str, Any]]) -> dict[str, Any]:
@@ -137,6 +138,7 @@ class Server:
         self.engine = Engine(self.workers, self._enqueue, max_inflight=self.max_inflight)
         ingest = loop.create_task(self._ingest_loop())
         rollups = loop.create_task(self._rollup_loop())
+        reminders = loop.create_task(self._reminder_loop())
         await self.engine.start(monitors)
         control = await self._start_control()
         http_task = await self._start_http(listener)
@@ -160,6 +162,7 @@ class Server:
             await ingest
             await self.alerts.stop()  # unsent messages stay in the outbox for the next start
             rollups.cancel()
+            reminders.cancel()
             self._rollups.shutdown(wait=True)  # a rollup in progress finishes before the store closes
             if demo_target is not None:
                 await demo_target.close()
@@ -265,6 +268,17 @@ class Server:
         month, counts = self.app.state.quota.take_dirty()
         if counts:
             await self.db(self.store.save_usage, month, counts)
+
+    async def _reminder_loop(self) -> None:
+        """Queue reminders for incidents still open, checked every 15 s."""
+        assert self.store is not None and self.alerts is not None
+        while True:
+            await asyncio.sleep(REMINDER_EVERY_S)
+            try:
+                if await self.db(self.store.queue_reminders, dt.datetime.now(dt.UTC).replace(tzinfo=None)):
+                    self.alerts.wake()
+            except duckdb.Error:
+                log.exception("cannot queue reminders; retrying")
 
     async def _rollup_loop(self) -> None:
         """Roll closed hours up (catching up at start), then check again every minute."""

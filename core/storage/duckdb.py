@@ -157,6 +157,10 @@ class DuckDBStore:
             except BaseException:
                 self.con.execute("ROLLBACK")
                 raise
+        if version < LATEST:
+            # Schema changes go into the database file at once, not only into the WAL: a crash
+            # must never leave DDL for WAL replay to trip over.
+            self.con.execute("CHECKPOINT")
         return LATEST
 
     def close(self) -> None:
@@ -807,6 +811,13 @@ class DuckDBStore:
                                 [] if account_id is None else [account_id]).fetchall()
         return [self._integration(r) for r in rows]
 
+    def queue_reminders(self, now: dt.datetime) -> int:
+        """Queue a reminder for each open incident and each of its channels with a reminder
+        interval, once per elapsed interval (keyed by its number, so calling this often is
+        harmless); returns how many were queued. Paused monitors get none."""
+        row = self.con.execute(_OUTBOX_REMINDERS, [now, now, now]).fetchone()
+        return int(row[0]) if row else 0
+
     def due_outbox(self, now: dt.datetime, limit: int) -> list[tuple]:
         """Pending messages whose next attempt is due, oldest first:
         (id, integration_id, monitor_id, incident_id, event, context, attempts)."""
@@ -923,6 +934,21 @@ _OUTBOX_UP = f"""{_OUTBOX_INSERT}
     FROM _xuptime_transitions t JOIN monitors m ON m.id = t.monitor_id
     JOIN incidents i ON i.monitor_id = t.monitor_id AND i.resolved_at = t.ts {_CHANNELS}
     WHERE t.old = 'down' AND t.new = 'up' AND NOT m.paused
+    ON CONFLICT DO NOTHING"""
+
+
+_OUTBOX_REMINDERS = f"""{_OUTBOX_INSERT}
+    SELECT account_id, integration_id, monitor_id, incident_id, 'reminder', context,
+           incident_id || ':reminder-' || k || ':' || integration_id, ?, ?
+    FROM (SELECT m.account_id, g.id AS integration_id, m.id AS monitor_id, i.id AS incident_id,
+                 json_object('monitor', json_object('id', m.id, 'name', m.name, 'type', m.type, 'target', {_TARGET}),
+                             'reason', i.cause, 'started', strftime(i.started_at, {_ISO}), 'incident_id', i.id)
+                     AS context,
+                 CAST(floor((epoch_us(CAST(? AS TIMESTAMP)) - epoch_us(i.started_at))
+                            / (g.reminder_interval_s * 1e6)) AS BIGINT) AS k
+          FROM incidents i JOIN monitors m ON m.id = i.monitor_id {_CHANNELS}
+          WHERE i.resolved_at IS NULL AND NOT m.paused AND g.reminder_interval_s IS NOT NULL)
+    WHERE k >= 1
     ON CONFLICT DO NOTHING"""
 
 

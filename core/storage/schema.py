@@ -121,7 +121,9 @@ MIGRATIONS.append([
         reminder_interval_s INTEGER,
         created_at TIMESTAMP NOT NULL,
         updated_at TIMESTAMP NOT NULL)""",
-    "ALTER TABLE monitors ADD COLUMN integrations BIGINT[] DEFAULT []",
+    # No DEFAULT here: DuckDB 1.5.5 cannot replay an ADD COLUMN with a default from the WAL
+    # after a crash ("GetDefaultDatabase with no default database set"); NULL reads as [].
+    "ALTER TABLE monitors ADD COLUMN integrations BIGINT[]",
     "CREATE SEQUENCE outbox_id_seq START 1",
     """CREATE TABLE outbox (
         id BIGINT PRIMARY KEY DEFAULT nextval('outbox_id_seq'),

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_api import assert_error, call, send
-from tests.integration.test_serve import Serve, cli, wait_for
+from tests.integration.test_serve import Serve, cli, pid_alive, wait_for
 
 
 class Sink:
@@ -26,6 +26,7 @@ class Sink:
     def __init__(self) -> None:
         self.received: dict[str, list[dict[str, Any]]] = {}
         self.script: dict[str, list[tuple[int, dict[str, str], str]]] = {}
+        self.delay: dict[str, float] = {}  # seconds to take before answering, per path
         self.lock = threading.Lock()
         sink = self
 
@@ -33,6 +34,7 @@ class Sink:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 path = self.path.split("?", 1)[0]
+                time.sleep(sink.delay.get(path, 0.0))
                 with sink.lock:
                     sink.received.setdefault(path, []).append(
                         {"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body,
@@ -265,3 +267,45 @@ def test_rate_limits_are_honoured_and_failures_are_visible(alerts: dict[str, Any
     assert_error(*api(alerts, "GET", f"/integrations/{revoked['id']}/deliveries?status=lost"), 400)
     assert f"{sink.url}/slack/revoked" not in alerts["server"].output()  # secrets never logged
     api(alerts, "DELETE", f"/monitors/{monitor['data']['id']}")
+
+
+def test_kill9_in_a_delivery_storm_loses_nothing(tmp_path: Any, sink: Sink) -> None:
+    """150 monitors go down at once; the main process is killed with SIGKILL while their
+    messages go out; after a restart every message arrives, and deduplicated by delivery id
+    (what the webhook's X-Xuptime-Delivery is for) each arrives exactly once."""
+    count = 150
+    data_dir = tmp_path / "data"
+    target = Target()
+    target.healthy = False
+    sink.delay["/storm"] = 0.03
+    server = Serve(data_dir, 1, "--alert-retry-base", "0.5")
+    try:
+        alerts = {"url": server.url, "key": cli(data_dir, "keys", "create").stdout.splitlines()[-1]}
+        channel(alerts, name="storm", type="webhook", config={"url": f"{sink.url}/storm"}, isDefault=True)
+        for n in range(count):
+            status, _, _ = api(alerts, "POST", "/monitors", {"name": f"m{n}", "type": "http", "url": target.url,
+                                                             "interval": 5, "timeout": 1})
+            assert status == 201
+        wait_for(lambda: len(sink.requests("/storm")) >= 20, 30, "the storm to start")
+        assert len(sink.requests("/storm")) < count, "the storm ended before the kill; make the sink slower"
+        pid = server.proc.pid
+        server.proc.kill()
+        server.proc.wait(10)
+        wait_for(lambda: not pid_alive(pid), 10, "the main process to die")
+    finally:
+        server.log.close()
+    restarted = Serve(data_dir, 1, "--alert-retry-base", "0.5")
+    try:
+        def unique() -> dict[str, int]:
+            return {r["headers"]["x-xuptime-delivery"]: json.loads(r["body"])["monitor"]["id"]
+                    for r in sink.requests("/storm")}
+
+        wait_for(lambda: len(unique()) >= count, 60, "every message after the restart")
+        time.sleep(1.0)
+        deliveries = unique()
+        assert len(deliveries) == count and sorted(deliveries.values()) == list(range(1, count + 1))
+        rows = json.loads(cli(data_dir, "sql", "SELECT status, count(*) FROM outbox GROUP BY 1", "--json").stdout)
+        assert rows["rows"] == [["sent", count]], rows
+    finally:
+        assert restarted.stop() == 0
+        sink.delay.pop("/storm", None)

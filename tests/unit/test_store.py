@@ -299,3 +299,67 @@ def test_readers_on_other_threads_never_deadlock_the_writer(store: DuckDBStore) 
         t.join(60)
     assert not any(t.is_alive() for t in threads), "deadlock: a thread is still blocked"
     assert errors == []
+
+
+def test_outbox_rows_follow_transitions_and_reminders_once_per_interval(store: DuckDBStore) -> None:
+    """Down and recovery queue one row per channel (attached or default), a replay queues none,
+    a first 'up' and a paused monitor queue nothing, reminders come once per interval."""
+    import datetime as dt
+
+    from core.alerting import parse_integration
+
+    def make(name: str, default: bool = False, reminder: int | None = None) -> int:
+        integration = parse_integration({"name": name, "type": "webhook", "config": {"url": "http://127.0.0.1:9/"},
+                                         "isDefault": default, "reminderInterval": reminder})
+        integration.account_id = 1
+        return store.create_integration(integration).id
+
+    attached, default, reminding = make("attached"), make("default", True), make("reminding", reminder=60)
+    monitor = store.create_monitor(parse_monitor({"name": "m", "type": "http", "url": "http://h/",
+                                                  "integrations": [attached, reminding]}))
+    quiet = store.create_monitor(parse_monitor({"name": "quiet", "type": "http", "url": "http://h/"}))
+    t0 = 1_700_000_000_000_000
+    start = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=t0)
+    store.apply_transitions([Transition(quiet.id, t0, "pending", "up", None)])  # a first up says nothing
+    down = [Transition(monitor.id, t0, "up", "down", "status 503")]
+    store.apply_transitions(down)
+    store.apply_transitions(down)  # replayed: nothing more
+    rows = store.query("SELECT integration_id, event FROM outbox ORDER BY integration_id")[1]
+    assert rows == [(attached, "down"), (default, "down"), (reminding, "down")]
+    assert store.queue_reminders(start + dt.timedelta(seconds=59)) == 0
+    assert store.queue_reminders(start + dt.timedelta(seconds=61)) == 1
+    assert store.queue_reminders(start + dt.timedelta(seconds=119)) == 0  # same interval: already queued
+    assert store.queue_reminders(start + dt.timedelta(seconds=121)) == 1
+    store.apply_transitions([Transition(monitor.id, t0 + 200 * 10**6, "down", "up", None)])
+    assert store.queue_reminders(start + dt.timedelta(seconds=400)) == 0  # resolved: no more reminders
+    events = store.query("SELECT event, count(*) FROM outbox GROUP BY 1 ORDER BY 1")[1]
+    assert events == [("down", 3), ("reminder", 2), ("up", 3)]
+    context = store.query("SELECT context FROM outbox WHERE event = 'up' LIMIT 1")[1][0][0]
+    assert '"duration_seconds":200.0' in context and '"target":"http://h/"' in context
+    store.set_paused(monitor.id, True)
+    store.apply_transitions([Transition(monitor.id, t0 + 300 * 10**6, "up", "down", "x")])
+    assert store.query("SELECT count(*) FROM outbox")[1] == [(8,)]  # paused: nothing queued
+
+
+def test_a_crash_right_after_migrating_and_writing_reopens(tmp_path: Path) -> None:
+    """kill -9 (os._exit) after the migrations and some writes: the next open replays the WAL."""
+    import subprocess
+    import sys
+
+    script = f"""
+import os
+from core.models import Transition, parse_monitor
+from core.storage.duckdb import DuckDBStore
+store = DuckDBStore({str(tmp_path)!r})
+m = store.create_monitor(parse_monitor({{"name": "m", "type": "http", "url": "http://h/"}}))
+store.con.execute("UPDATE monitors SET integrations = [1, 2] WHERE id = ?", [m.id])
+store.apply_transitions([Transition(m.id, 1_700_000_000_000_000, "pending", "down", "x")])
+os._exit(0)
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    store = DuckDBStore(tmp_path)
+    try:
+        monitors = store.list_monitors()
+        assert [(m.name, m.integrations, m.status) for m in monitors] == [("m", [1, 2], "down")]
+    finally:
+        store.close()
