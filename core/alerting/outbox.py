@@ -69,6 +69,9 @@ class Dispatcher:
         self._channels: dict[int, _Channel] = {}
         self._outcomes: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
+        # Reading due rows and recording outcomes never overlap: a row is unclaimed only once
+        # its outcome is committed, and every read starts after that.
+        self._exclusive = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
@@ -123,18 +126,19 @@ class Dispatcher:
             room = self.max_claimed - len(self._claimed)
             if room <= 0:
                 continue
-            try:
-                rows = await self._fetch_due(_utcnow(), room + len(self._claimed))
-            except Exception:
-                log.exception("cannot read the outbox; retrying")
-                continue
-            for row in rows:
-                if row[0] in self._claimed or len(self._claimed) >= self.max_claimed:
+            async with self._exclusive:  # a read from before an outcome's commit must not re-claim its row
+                try:
+                    rows = await self._fetch_due(_utcnow(), room + len(self._claimed))
+                except Exception:
+                    log.exception("cannot read the outbox; retrying")
                     continue
-                self._claimed.add(row[0])
-                channel = self._channels.setdefault(row[1], _Channel())
-                channel.queue.append(row)
-                self._spawn_workers(row[1], channel)
+                for row in rows:
+                    if row[0] in self._claimed or len(self._claimed) >= self.max_claimed:
+                        continue
+                    self._claimed.add(row[0])
+                    channel = self._channels.setdefault(row[1], _Channel())
+                    channel.queue.append(row)
+                    self._spawn_workers(row[1], channel)
 
     def _spawn_workers(self, integration_id: int, channel: _Channel) -> None:
         integration = self._integration(integration_id)
@@ -203,15 +207,16 @@ class Dispatcher:
     async def _flush(self) -> None:
         if not self._outcomes:
             return
-        batch, self._outcomes = self._outcomes, []
-        try:
-            await self._record(batch)
-        except Exception:  # keep the rows claimed (not resent) and try recording again
-            log.exception("cannot record %d delivery outcome(s); retrying", len(batch))
-            self._outcomes[:0] = batch
-            return
-        for outcome in batch:
-            self._claimed.discard(outcome["id"])
+        async with self._exclusive:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                await self._record(batch)
+            except Exception:  # keep the rows claimed (not resent) and try recording again
+                log.exception("cannot record %d delivery outcome(s); retrying", len(batch))
+                self._outcomes[:0] = batch
+                return
+            for outcome in batch:
+                self._claimed.discard(outcome["id"])
         if any(o["state"] == "pending" for o in batch):
             self._wake.set()
 

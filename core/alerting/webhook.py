@@ -41,6 +41,7 @@ class WebhookProvider:
     type: ClassVar[str] = "webhook"
     Config: ClassVar[type[msgspec.Struct]] = WebhookConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset({"secret"})
+    parallel: ClassVar[int] = 8  # concurrent requests per channel: a webhook is ours to scale
     default_template: ClassVar[str] = (
         "{% if is_test %}Test message from xuptime{% elif event == 'up' %}{{ monitor.name }} is up again after "
         "{{ duration }}{% else %}{{ monitor.name }} is down{% if reason %}: {{ reason }}{% endif %}{% endif %}")

@@ -309,3 +309,41 @@ def test_kill9_in_a_delivery_storm_loses_nothing(tmp_path: Any, sink: Sink) -> N
     finally:
         assert restarted.stop() == 0
         sink.delay.pop("/storm", None)
+
+
+def test_the_dispatcher_never_sends_a_row_twice_while_reads_lag(sink: Sink) -> None:
+    """Reads of due rows are slow snapshots (as on a busy reader thread) and polls are
+    frequent: a row whose outcome is committed during a read must not be claimed again."""
+    import asyncio
+    import datetime as dt
+
+    from core.alerting import parse_integration
+    from core.alerting.outbox import Dispatcher
+
+    channel_ = parse_integration({"name": "lag", "type": "webhook", "config": {"url": f"{sink.url}/lag"}})
+    channel_.id = 1
+    rows = {i: "pending" for i in range(1, 201)}
+    context = json.dumps({"monitor": {"id": 1, "name": "m", "type": "http", "target": ""}, "incident_id": 1})
+
+    async def fetch_due(now: dt.datetime, limit: int) -> list[tuple]:
+        snapshot = [(i, 1, 1, 1, "down", context, 0) for i, state in rows.items() if state == "pending"][:limit]
+        await asyncio.sleep(0.03)  # the read finishes after outcomes may have been committed
+        return snapshot
+
+    async def record(batch: list[dict[str, Any]]) -> None:
+        for outcome in batch:
+            rows[outcome["id"]] = outcome["state"]
+
+    async def run() -> None:
+        dispatcher = Dispatcher(fetch_due=fetch_due, record=record, integration={1: channel_}.get, poll_s=0.005)
+        await dispatcher.start()
+        deadline = time.monotonic() + 20
+        while any(state == "pending" for state in rows.values()) and time.monotonic() < deadline:
+            dispatcher.wake()
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        await dispatcher.stop()
+
+    asyncio.run(run())
+    ids = [r["headers"]["x-xuptime-delivery"] for r in sink.requests("/lag")]
+    assert sorted(map(int, ids)) == list(range(1, 201))  # every row once, none twice
