@@ -30,11 +30,13 @@ bench: install
 	$(PY) -m bench.wheel
 	$(PY) -m bench.engine
 	$(PY) -m bench.api
+	$(PY) -m bench.alerts
 
 bench-quick: install
 	$(PY) -m bench.wheel --quick
 	$(PY) -m bench.engine --quick
 	$(PY) -m bench.api --quick
+	$(PY) -m bench.alerts --quick
 
 clean:
 	rm -rf build $(VENV) ext/*.c ext/*.so ext/*.html *.egg-info

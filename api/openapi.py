@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from core.alerting import EVENTS, PROVIDERS
 from core.models import KINDS, Monitor
 
 __all__ = ["add_request_bodies"]
@@ -54,12 +55,44 @@ def _schemas() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     key = {"type": "object", "required": ["name"], "additionalProperties": False,
            "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200}}}
     components |= {"MonitorCreate": create, "MonitorPatch": patch, "ApiKeyCreate": key}
+    components |= _integration_schemas()
     return components, create, patch
+
+
+def _integration_schemas() -> dict[str, Any]:
+    """One create schema per channel type (its ``config`` from the provider's Config struct)."""
+    types = list(PROVIDERS)
+    refs, components = msgspec.json.schema_components([p.Config for p in PROVIDERS.values()], ref_template=_REF)
+    common = {"name": {"type": "string", "minLength": 1, "maxLength": 200},
+              "template": {"anyOf": [{"type": "string", "maxLength": 4000}, {"type": "null"}],
+                           "description": "Jinja2 (sandboxed); see the docs for the variables"},
+              "isDefault": {"type": "boolean", "default": False,
+                            "description": "attached to every monitor of the account"},
+              "reminderInterval": {"anyOf": [{"type": "integer", "minimum": 60, "maximum": 604800}, {"type": "null"}],
+                                   "description": "seconds between reminders while down"}}
+    variants = {}
+    for kind, ref in zip(types, refs, strict=True):
+        variants[f"{kind.capitalize()}IntegrationCreate"] = {
+            "type": "object", "required": ["name", "type", "config"], "additionalProperties": False,
+            "properties": {"type": {"enum": [kind]}, "config": ref, **common}}
+    create = {"oneOf": [{"$ref": _REF.format(name=n)} for n in variants], "discriminator": {
+        "propertyName": "type", "mapping": {k: _REF.format(name=n) for k, n in zip(types, variants, strict=True)}}}
+    patch = {"type": "object", "additionalProperties": False,
+             "properties": {**common, "config": {"type": "object", "description": "config fields to change; a "
+                                                 "masked secret sent back keeps the stored one"}}}
+    preview = {"type": "object", "additionalProperties": False,
+               "properties": {"event": {"enum": list(EVENTS), "default": "down"}, "template": common["template"]}}
+    return {**components, **variants, "IntegrationCreate": create, "IntegrationPatch": patch,
+            "IntegrationPreview": preview}
 
 
 _BODIES = {("/api/v1/monitors", "post"): "MonitorCreate",
            ("/api/v1/monitors/{monitor_id}", "patch"): "MonitorPatch",
-           ("/api/v1/api-keys", "post"): "ApiKeyCreate"}
+           ("/api/v1/api-keys", "post"): "ApiKeyCreate",
+           ("/api/v1/integrations", "post"): "IntegrationCreate",
+           ("/api/v1/integrations/{integration_id}", "patch"): "IntegrationPatch",
+           ("/api/v1/integrations/{integration_id}/preview", "post"): "IntegrationPreview"}
+_OPTIONAL = {"IntegrationPreview"}  # the body may be left out
 
 
 def add_request_bodies(document: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +103,6 @@ def add_request_bodies(document: dict[str, Any]) -> dict[str, Any]:
     for (path, method), name in _BODIES.items():
         operation = document.get("paths", {}).get(path, {}).get(method)
         if operation is not None:
-            operation["requestBody"] = {"required": True, "content": {
+            operation["requestBody"] = {"required": name not in _OPTIONAL, "content": {
                 "application/json": {"schema": {"$ref": _REF.format(name=name)}}}}
     return document

@@ -241,13 +241,15 @@ def test_rate_limits_are_honoured_and_failures_are_visible(alerts: dict[str, Any
     target.healthy = False
     sink.script["/discord/limited"] = [(429, {"Retry-After": "2"}, json.dumps({"retry_after": 1.5, "global": False}))]
     sink.script["/slack/revoked"] = [(403, {}, "invalid_token")]
+    sink.script["/slack/busy"] = [(429, {"Retry-After": "1"}, "rate_limited")]
     sink.script["/hook/flaky"] = [(503, {}, "try later"), (500, {}, "still no")]
     limited = channel(alerts, name="limited", type="discord", config={"webhookUrl": f"{sink.url}/discord/limited"})
     revoked = channel(alerts, name="revoked", type="slack", config={"webhookUrl": f"{sink.url}/slack/revoked"})
     flaky = channel(alerts, name="flaky", type="webhook", config={"url": f"{sink.url}/hook/flaky"})
+    busy = channel(alerts, name="busy", type="slack", config={"webhookUrl": f"{sink.url}/slack/busy"})
     status, _, monitor = api(alerts, "POST", "/monitors", {
         "name": "broken", "type": "http", "url": target.url, "interval": 1, "timeout": 0.5,
-        "integrations": [limited["id"], revoked["id"], flaky["id"]]})
+        "integrations": [limited["id"], revoked["id"], flaky["id"], busy["id"]]})
     assert status == 201
 
     def state(channel_id: int) -> list[dict[str, Any]]:
@@ -257,6 +259,9 @@ def test_rate_limits_are_honoured_and_failures_are_visible(alerts: dict[str, Any
     first, second = sink.requests("/discord/limited")
     assert second["at"] - first["at"] >= 1.4  # waited as Discord asked
     assert state(limited["id"])[0]["attempts"] == 2
+    wait_for(lambda: [d["status"] for d in state(busy["id"])] == ["sent"], 20, "the Slack message after a 429")
+    first, second = sink.requests("/slack/busy")
+    assert second["at"] - first["at"] >= 0.95 and state(busy["id"])[0]["attempts"] == 2
     wait_for(lambda: [d["status"] for d in state(flaky["id"])] == ["sent"], 20, "the retried webhook")
     assert state(flaky["id"])[0]["attempts"] == 3
     assert len({r["headers"]["x-xuptime-delivery"] for r in sink.requests("/hook/flaky")}) == 1  # same id each try

@@ -472,6 +472,11 @@ def test_openapi_document_and_docs_page(api: dict[str, Any]) -> None:
     assert jsonschema_rs.is_valid(body_schema("/api/v1/monitors/{monitor_id}", "patch"), {"interval": 120})
     assert not jsonschema_rs.is_valid(body_schema("/api/v1/monitors/{monitor_id}", "patch"), {"colour": "red"})
     assert jsonschema_rs.is_valid(body_schema("/api/v1/api-keys", "post"), {"name": "ci"})
+    channel = body_schema("/api/v1/integrations", "post")
+    assert jsonschema_rs.is_valid(channel, {"name": "ops", "type": "slack", "isDefault": True,
+                                            "config": {"webhookUrl": "https://hooks.slack.com/services/T/B/X"}})
+    assert not jsonschema_rs.is_valid(channel, {"name": "ops", "type": "slack", "config": {"url": "https://x/"}})
+    assert not jsonschema_rs.is_valid(channel, {"name": "ops", "type": "pager", "config": {}})
     request = urllib.request.Request(api["url"] + "/api/docs")
     with urllib.request.urlopen(request, timeout=10) as response:  # redirected to the UI
         assert response.status == 200 and response.url.endswith("/api/schema/docs")

@@ -168,7 +168,7 @@ class FakeX:
 class Mailbox:
     """An aiosmtpd server that takes one login (plain or login, no TLS needed on loopback)."""
 
-    def __init__(self, user: str = "alerts", password: str = "mail-pass") -> None:
+    def __init__(self, user: str = "alerts", password: str = "mail-pass", tls: Any = None) -> None:
         self.messages: list[email.message.Message] = []
         box = self
 
@@ -184,7 +184,7 @@ class Mailbox:
 
         self.port = closed_port()
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, authenticator=authenticator,
-                                     auth_require_tls=False)
+                                     auth_require_tls=False, tls_context=tls, require_starttls=tls is not None)
         self.controller.start()
 
     def close(self) -> None:
@@ -302,6 +302,25 @@ def test_email_over_smtp_and_a_refused_login(fakes: dict[str, Any]) -> None:
     refused = send("email", mail_config(fakes, password="wrong"), "down")
     assert (refused.ok, refused.retry) == (False, False) and "login refused" in refused.response
     assert "wrong" not in refused.response
+
+
+def test_email_with_starttls(fakes: dict[str, Any]) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    box = Mailbox(tls=context)  # refuses to go on without STARTTLS
+    try:
+        config = mail_config({"mail": box}, security="starttls")
+        refused = send("email", config, "down")  # a certificate nobody vouches for
+        assert not refused.ok and refused.retry
+        assert send("email", {**config, "verifyTls": False}, "down").ok
+        assert box.messages[-1]["Subject"] == "[xuptime] shop is down"
+    finally:
+        box.close()
 
 
 def test_apprise_posts_through_its_json_service(fakes: dict[str, Any]) -> None:
