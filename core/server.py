@@ -53,6 +53,7 @@ T = TypeVar("T")
 MAX_COALESCED_ROWS = 200_000
 ROLLUP_EVERY_S = 60.0
 REMINDER_EVERY_S = 15.0
+OUTBOX_KEEP_DAYS = 30  # finished notifications (and their attempts) are kept this long
 
 
 def _merge(batches: list[dict[str, Any]]) -> dict[str, Any]:
@@ -270,15 +271,21 @@ class Server:
             await self.db(self.store.save_usage, month, counts)
 
     async def _reminder_loop(self) -> None:
-        """Queue reminders for incidents still open, checked every 15 s."""
+        """Queue reminders for incidents still open, checked every 15 s; once an hour, forget
+        finished messages older than ``OUTBOX_KEEP_DAYS`` so the outbox stays bounded."""
         assert self.store is not None and self.alerts is not None
+        pruned_at = 0.0
         while True:
             await asyncio.sleep(REMINDER_EVERY_S)
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             try:
-                if await self.db(self.store.queue_reminders, dt.datetime.now(dt.UTC).replace(tzinfo=None)):
+                if await self.db(self.store.queue_reminders, now):
                     self.alerts.wake()
+                if time.monotonic() - pruned_at > 3600:
+                    pruned_at = time.monotonic()
+                    await self.db(self.store.prune_outbox, now - dt.timedelta(days=OUTBOX_KEEP_DAYS))
             except duckdb.Error:
-                log.exception("cannot queue reminders; retrying")
+                log.exception("cannot queue reminders or prune the outbox; retrying")
 
     async def _rollup_loop(self) -> None:
         """Roll closed hours up (catching up at start), then check again every minute."""

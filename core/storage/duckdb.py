@@ -818,6 +818,22 @@ class DuckDBStore:
         row = self.con.execute(_OUTBOX_REMINDERS, [now, now, now]).fetchone()
         return int(row[0]) if row else 0
 
+    def prune_outbox(self, before: dt.datetime) -> int:
+        """Forget finished messages (sent or failed) created before ``before``, with their
+        attempts; pending ones stay whatever their age. Returns messages removed."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute(
+                """DELETE FROM deliveries WHERE outbox_id IN
+                       (SELECT id FROM outbox WHERE status <> 'pending' AND created_at < ?)""", [before])
+            row = self.con.execute("DELETE FROM outbox WHERE status <> 'pending' AND created_at < ? RETURNING id",
+                                   [before]).fetchall()
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return len(row)
+
     def due_outbox(self, now: dt.datetime, limit: int) -> list[tuple]:
         """Pending messages whose next attempt is due, oldest first:
         (id, integration_id, monitor_id, incident_id, event, context, attempts)."""

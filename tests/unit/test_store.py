@@ -339,6 +339,15 @@ def test_outbox_rows_follow_transitions_and_reminders_once_per_interval(store: D
     store.set_paused(monitor.id, True)
     store.apply_transitions([Transition(monitor.id, t0 + 300 * 10**6, "up", "down", "x")])
     assert store.query("SELECT count(*) FROM outbox")[1] == [(8,)]  # paused: nothing queued
+    # Pruning forgets finished messages (and their attempts) older than the cut, never pending ones.
+    first, second = (r[0] for r in store.query("SELECT id FROM outbox ORDER BY id LIMIT 2")[1])
+    store.record_deliveries([{"id": first, "attempt": 1, "at": start, "ok": True, "status": 200, "response": "ok",
+                              "state": "sent", "next_at": start}])
+    cut = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(seconds=1)
+    assert store.prune_outbox(cut) == 1
+    assert store.query("SELECT count(*) FROM outbox")[1] == [(7,)]
+    assert store.query("SELECT count(*) FROM deliveries")[1] == [(0,)]
+    assert store.query(f"SELECT status FROM outbox WHERE id = {second}")[1] == [("pending",)]
 
 
 def test_a_crash_right_after_migrating_and_writing_reopens(tmp_path: Path) -> None:
