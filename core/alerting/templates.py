@@ -13,6 +13,14 @@ Variables (all present in every context; empty when ``private`` hides them):
 
 A template that does not compile, or refers to something that does not exist, is refused
 when the channel is saved (``template`` field error). Output is capped at 4,000 characters.
+
+Rendering runs on the server's event loop, so a template must be cheap by construction: the
+sandbox refuses loops, macros, assignments, includes and call blocks, offers only filters
+that cannot grow their input much (``upper``, ``lower``, ``title``, ``capitalize``, ``trim``,
+``truncate``, ``default``, ``replace`` (bounded), ``round``, ``int``, ``float``, ``string``,
+``length``, ``first``, ``last``, ``abs``, ``striptags``, ``wordcount``), and bounds ``*`` and
+``**``. Without loops or variables, a value can only be as large as the template spells out.
+Conditions, filters and expressions are all a message needs.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ import functools
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = ["MAX_OUTPUT", "MAX_TEMPLATE", "TemplateError", "human_duration", "render", "sample_context",
@@ -34,15 +44,51 @@ class TemplateError(ValueError):
     pass
 
 
+_REFUSED_NODES = (nodes.For, nodes.Macro, nodes.CallBlock, nodes.FilterBlock, nodes.Assign, nodes.AssignBlock,
+                  nodes.With, nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends, nodes.Block)
+_MAX_VALUE = 10_000  # characters (or items) a repetition or a replace may produce
+_SAFE_FILTERS = ("upper", "lower", "title", "capitalize", "trim", "truncate", "default", "d", "round", "int",
+                 "float", "string", "length", "count", "first", "last", "abs", "striptags", "wordcount")
+
+
+def _replace(value: Any, old: str, new: str, count: int | None = None) -> str:
+    out = str(value).replace(str(old), str(new), -1 if count is None else count)
+    if len(out) > _MAX_VALUE:
+        raise SecurityError(f"replace would build more than {_MAX_VALUE} characters")
+    return out
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, plus bounds on ``*`` and ``**`` (see the module docstring)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right))
+        if operator == "**" and not (numbers and abs(right) <= 64 and abs(left) <= 10**6):
+            raise SecurityError("powers are limited in templates")
+        if operator == "*" and not numbers:
+            count, seq = (right, left) if isinstance(right, int) else (left, right)
+            if not isinstance(count, int) or not hasattr(seq, "__len__") or len(seq) * count > _MAX_VALUE:
+                raise SecurityError(f"repetition is limited to {_MAX_VALUE} characters in templates")
+        return super().call_binop(context, operator, left, right)
+
+
 @functools.cache
-def _env() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
-                                         keep_trailing_newline=False)
+def _env() -> _Sandbox:
+    env = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    env.filters = {name: env.filters[name] for name in _SAFE_FILTERS} | {"replace": _replace}
+    env.globals = {}
+    return env
 
 
 @functools.lru_cache(maxsize=1024)
 def _compile(source: str) -> jinja2.Template:
-    return _env().from_string(source)
+    env = _env()
+    tree = env.parse(source)
+    for node in tree.find_all(_REFUSED_NODES):
+        raise SecurityError(f"{type(node).__name__.lower()} is not allowed in templates")
+    return env.from_string(tree)
 
 
 def render(source: str, context: dict[str, Any]) -> str:

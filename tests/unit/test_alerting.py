@@ -1,0 +1,75 @@
+"""Templates (the sandbox's bounds), X's length rule, secret masking and scrubbing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.alerting.base import mask_config, parse_retry_after, scrub
+from core.alerting.templates import human_duration, render, sample_context, validate_template
+from core.alerting.twitter import fit_tweet, weighted_length
+
+
+@pytest.mark.parametrize("template", [
+    "{% for i in range(3) %}x{% endfor %}",          # loops
+    "{% set a = reason %}{{ a }}",                   # variables (they would let values double)
+    "{% macro m() %}{% endmacro %}",
+    '{% include "x" %}',
+    '{{ ("x" * 1000) * 1000 }}',                     # repetition past 10,000 characters
+    "{{ 10 ** 100000 }}",
+    "{{ reason | center(999999) }}",                 # filters that grow values are not offered
+    "{{ monitor.__class__ }}",                       # the sandbox itself
+    "{{ nothing }}",                                 # unknown names are errors, not blanks
+    "{% if %}",
+])
+def test_templates_that_could_be_slow_or_wrong_are_refused(template: str) -> None:
+    assert validate_template(template) is not None
+
+
+def test_templates_render_every_documented_variable() -> None:
+    template = ("{{ event }} {{ status }} {{ is_test }} {{ monitor.id }} {{ monitor.name | upper }} {{ monitor.type }} "
+                "{{ monitor.target }} {{ reason | truncate(20) }} {{ incident_id }} {{ started }} {{ resolved }} "
+                "{{ duration }} {{ duration_seconds | round }} {{ link }}")
+    assert validate_template(template) is None
+    text = render(template, sample_context("up"))
+    assert text.startswith("up up False 0 EXAMPLE WEBSITE http https://example.com/") and "4m 10s 250.0" in text
+
+
+def test_human_durations() -> None:
+    assert [human_duration(s) for s in (None, 0, 59.6, 61, 3600, 90061)] == ["", "0s", "1m", "1m 1s", "1h",
+                                                                              "1d 1h 1m 1s"]
+
+
+@given(st.lists(st.one_of(st.sampled_from(["https://example.com/a/very/long/path", "日本語", "word", "é"]),
+                          st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Z", "C")),
+                                  min_size=1, max_size=40)),
+                min_size=1, max_size=120))
+def test_posts_fit_x_without_breaking_words_or_urls(words: list[str]) -> None:
+    text = " ".join(words)
+    fitted = fit_tweet(text)
+    assert weighted_length(fitted) <= 280
+    if weighted_length(text) <= 280:
+        assert fitted == " ".join(text.split())
+    else:
+        kept = fitted.removesuffix("…").split()
+        assert kept == text.split()[:len(kept)]  # whole leading words (and URLs), nothing cut
+
+
+def test_secrets_are_masked_and_scrubbed() -> None:
+    config = {"webhookUrl": "https://hooks.slack.com/services/T0/B0/SECRETSECRET", "private": True,
+              "apiToken": "tok-123456789"}
+    masked = mask_config(config, frozenset({"webhookUrl", "apiToken"}))
+    assert masked == {"webhookUrl": "https://hooks.slack.com/****", "private": True, "apiToken": "****6789"}
+    answer = "error posting to https://hooks.slack.com/services/T0/B0/SECRETSECRET with tok-123456789"
+    assert "SECRET" not in scrub(answer, config, frozenset({"webhookUrl", "apiToken"}))
+    assert "tok-" not in scrub(answer, config, frozenset({"webhookUrl", "apiToken"}))
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    assert parse_retry_after("3") == 3.0 and parse_retry_after(None) is None and parse_retry_after("soon") is None
+    now = time.time()
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now + 30))
+    assert 28 <= (parse_retry_after(date, now) or 0) <= 31
