@@ -13,7 +13,7 @@ from __future__ import annotations
 import email.message
 import email.utils
 import re
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar
 
 import aiosmtplib
 import msgspec
@@ -23,17 +23,22 @@ from core.alerting.base import FieldProblem, SendContext, SendResult
 __all__ = ["EmailProvider"]
 
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+_SECURITY = {"starttls": "starttls", "tls": "tls", "ssl": "tls", "none": "none"}
+
+
+def _recipients(to: str | list[str] | None) -> list[str]:
+    return [] if to is None else [to] if isinstance(to, str) else to
 Address = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
 
 
 class EmailConfig(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
     host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
-    security: Literal["starttls", "tls", "none"] = "starttls"
+    security: str = "starttls"  # starttls | tls (or ssl) | none, any case
     username: Annotated[str, msgspec.Meta(max_length=254)] | None = None
     password: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
     from_: Address = msgspec.field(name="from")
-    to: Annotated[list[Address], msgspec.Meta(min_length=1, max_length=50)]
+    to: Annotated[list[Address], msgspec.Meta(min_length=1, max_length=50)] | Address  # one address or a list
     verify_tls: bool = True
 
 
@@ -54,9 +59,11 @@ class EmailProvider:
     @staticmethod
     def check(config: EmailConfig) -> list[FieldProblem]:
         errors = []
+        if config.security is not None and config.security.lower() not in _SECURITY:
+            errors.append(FieldProblem("config.security", "must be starttls, tls (or ssl) or none"))
         if config.from_ is not None and not _ADDRESS.match(config.from_):
             errors.append(FieldProblem("config.from", "must be an email address"))
-        errors += [FieldProblem("config.to", f"{a!r} is not an email address") for a in config.to or []
+        errors += [FieldProblem("config.to", f"{a!r} is not an email address") for a in _recipients(config.to)
                    if not _ADDRESS.match(a)]
         if (config.username is None) != (config.password is None):
             errors.append(FieldProblem("config.password", "give both username and password, or neither"))
@@ -70,7 +77,7 @@ class EmailProvider:
         msg = email.message.EmailMessage()
         msg["Subject"] = f"[xuptime] {e['monitor']['name']} {what}"
         msg["From"] = config.from_
-        msg["To"] = ", ".join(config.to)
+        msg["To"] = ", ".join(_recipients(config.to))
         msg["Date"] = email.utils.formatdate(usegmt=True)
         msg["Message-ID"] = f"<xuptime-{ctx.delivery_id}@{config.from_.rsplit('@', 1)[1]}>"
         msg.set_content(ctx.text + "\n")
@@ -83,11 +90,11 @@ class EmailProvider:
 
     async def send(self, ctx: SendContext) -> SendResult:
         config: EmailConfig = ctx.config
+        security = _SECURITY[config.security.lower()]
         try:
             await aiosmtplib.send(self.message(ctx), hostname=config.host, port=config.port,
                                   username=config.username, password=config.password, timeout=10,
-                                  use_tls=config.security == "tls",
-                                  start_tls=config.security == "starttls",
+                                  use_tls=security == "tls", start_tls=security == "starttls",
                                   validate_certs=config.verify_tls)
         except aiosmtplib.SMTPAuthenticationError as exc:
             return SendResult(False, exc.code, f"login refused: {exc.message}", retry=False)
@@ -97,4 +104,4 @@ class EmailProvider:
             return SendResult(False, exc.code, exc.message, retry=exc.code < 500)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             return SendResult(False, None, f"{type(exc).__name__}: {exc}", retry=True)
-        return SendResult(True, 250, f"accepted for {len(config.to)} recipient(s)")
+        return SendResult(True, 250, f"accepted for {len(_recipients(config.to))} recipient(s)")

@@ -299,6 +299,8 @@ def test_email_over_smtp_and_a_refused_login(fakes: dict[str, Any]) -> None:
     assert message["Subject"] == "[xuptime] shop is down" and message["To"] == "oncall@example.com"
     assert message["Message-ID"].startswith("<xuptime-77@")
     assert "Reason: status 503" in message.get_payload()
+    assert send("email", mail_config(fakes, to="second@example.com", security="NONE"), "up").ok  # one address
+    assert box.messages[-1]["To"] == "second@example.com"
     refused = send("email", mail_config(fakes, password="wrong"), "down")
     assert (refused.ok, refused.retry) == (False, False) and "login refused" in refused.response
     assert "wrong" not in refused.response
@@ -336,7 +338,7 @@ def test_bad_configs_name_nested_fields() -> None:
         ("jira", {"siteUrl": "nope", "email": "nobody", "apiToken": "t", "projectKey": "ops", "summaryTemplate": "{{"},
          {"config.siteUrl", "config.email", "config.projectKey", "config.summaryTemplate"}),
         ("twitter", {"handle": "not a handle!", "bearerToken": "t"}, {"config.handle"}),
-        ("email", {"host": "h", "from": "nobody", "to": [], "security": "ssl"},
+        ("email", {"host": "h", "from": "nobody", "to": [], "security": "smoke-signals"},
          {"config.from", "config.to", "config.security"}) ,
         ("apprise", {"url": "notaservice://x"}, {"config.url"}),
     ]
