@@ -178,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="add demo monitors against a local demo target")
     serve.add_argument("--http-server", choices=("uvicorn", "granian"), default="uvicorn",
                        help="embedded ASGI server (granian: optional, `pip install granian`; see bench/README.md)")
-    serve.add_argument("--alert-retry-base", type=float, default=10.0, metavar="SECONDS",
-                       help="first retry of a failed notification after this long, doubling each time (default 10)")
+    serve.add_argument("--alert-retry-base", type=float, default=2.0, metavar="SECONDS",
+                       help="first retry of a failed notification after this long, doubling each time (default 2)")
     serve.add_argument("--log-level", default="INFO")
 
     monitors = sub.add_parser("monitors", parents=[common], help="add, list, pause or remove monitors")

@@ -73,7 +73,7 @@ def _merge(batches: list[dict[str, Any]]) -> dict[str, Any]:
 class Server:
     def __init__(self, data_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 0,
                  demo_monitors: bool = False, max_inflight: int = 0, http_server: str = "uvicorn",
-                 alert_retry_base: float = 10.0) -> None:
+                 alert_retry_base: float = 2.0) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port

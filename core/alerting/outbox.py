@@ -54,7 +54,7 @@ class Dispatcher:
     def __init__(self, *, fetch_due: Callable[[dt.datetime, int], Awaitable[list[tuple]]],
                  record: Callable[[list[dict[str, Any]]], Awaitable[None]],
                  integration: Callable[[int], Integration | None], base_url: str = "",
-                 max_attempts: int = 10, backoff_base: float = 10.0, backoff_cap: float = 1800.0,
+                 max_attempts: int = 10, backoff_base: float = 2.0, backoff_cap: float = 1800.0,
                  poll_s: float = 1.0, max_claimed: int = 5000) -> None:
         self._fetch_due = fetch_due
         self._record = record
