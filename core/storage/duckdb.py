@@ -57,6 +57,7 @@ class _AbsentPandas:
 
 if importlib.util.find_spec("pandas") is None and not any(isinstance(f, _AbsentPandas) for f in sys.meta_path):
     sys.meta_path.insert(0, _AbsentPandas())  # type: ignore[arg-type]
+
 _SPEC_TYPES = dict(KINDS)
 
 DB_FILE = "xuptime.duckdb"
@@ -125,7 +126,10 @@ class DuckDBStore:
         row = self.con.execute("SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM checks").fetchone()
         #: Bounds (µs) of every stored check's ts, or None when there are none.
         self._ts_range: tuple[int, int] | None = None if not row or row[0] is None else (int(row[0]), int(row[1]))
-        row = self.con.execute("SELECT epoch_us(upto) FROM rollup_state WHERE name = 'hourly'").fetchone()
+        try:  # (a read-only open of an older database has no rollups yet)
+            row = self.con.execute("SELECT epoch_us(upto) FROM rollup_state WHERE name = 'hourly'").fetchone()
+        except duckdb.CatalogException:
+            row = None
         #: Exclusive end (µs) of the hours in ``checks_hourly``; None before the first rollup.
         self.rollup_upto_us: int | None = None if row is None else int(row[0])
 
