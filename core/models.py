@@ -27,6 +27,7 @@ __all__ = [
     "Monitor",
     "MonitorValidationError",
     "TcpSpec",
+    "TlsSpec",
     "Transition",
     "monitor_to_wire",
     "parse_monitor",
@@ -54,6 +55,7 @@ class ErrorCode(enum.IntEnum):
     CLOSED = 12
     EXPECT = 13
     INTERNAL = 14
+    CERT_EXPIRING = 15
 
     @property
     def label(self) -> str:
@@ -154,8 +156,25 @@ class TcpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_field
         return []
 
 
-Spec = HttpSpec | TcpSpec
-KINDS: dict[str, type[HttpSpec] | type[TcpSpec]] = {"http": HttpSpec, "tcp": TcpSpec}
+class TlsSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, tag="tls",
+              tag_field="type"):
+    """A TLS certificate check: the handshake must verify (chain, host name, dates), and the
+    certificate must stay valid for at least ``minDaysValid`` more days."""
+
+    kind: ClassVar[str] = "tls"
+    host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+    port: Port = 443
+    min_days_valid: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 14
+
+    def check_fields(self) -> list[FieldError]:
+        if any(c in self.host for c in " /\r\n\t"):
+            return [FieldError("host", "must be a host name or IP address")]
+        return []
+
+
+Spec = HttpSpec | TcpSpec | TlsSpec
+KINDS: dict[str, type[HttpSpec] | type[TcpSpec] | type[TlsSpec]] = {"http": HttpSpec, "tcp": TcpSpec,
+                                                                       "tls": TlsSpec}
 
 
 class Monitor(msgspec.Struct, kw_only=True, rename="camel"):
@@ -172,7 +191,7 @@ class Monitor(msgspec.Struct, kw_only=True, rename="camel"):
     tags: list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]] = []
     #: Notification channels (integration ids) on top of the account's default channels.
     integrations: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(max_length=50)] = []
-    spec: HttpSpec | TcpSpec | None = None
+    spec: HttpSpec | TcpSpec | TlsSpec | None = None
     status: str = "pending"
 
     @property

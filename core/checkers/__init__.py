@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-from core.checkers import http, tcp
+from core.checkers import http, tcp, tls
 from core.checkers.base import CheckContext, Env
 
 __all__ = ["REGISTRY", "CheckContext", "Checker", "Env"]
@@ -27,4 +27,5 @@ class Checker(NamedTuple):
 REGISTRY: dict[str, Checker] = {
     "http": Checker(http.prepare, http.check, http.start),
     "tcp": Checker(tcp.prepare, tcp.check),
+    "tls": Checker(tls.prepare, tls.check),
 }

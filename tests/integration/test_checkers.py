@@ -19,6 +19,7 @@ import uvloop
 from core.checkers import REGISTRY, CheckContext, Env
 from core.engine.scheduler import run_with_deadline
 from core.models import CheckResult, ErrorCode, parse_monitor
+from tests.integration.test_serve import closed_port
 from tests.servers import Peer, http_handler, read_request, respond, self_signed_context
 
 
@@ -498,5 +499,44 @@ def test_tcp_connect_send_expect() -> None:
         assert not r.ok and r.error_code == ErrorCode.REFUSED
         r = await check(env, {"type": "tcp", "host": "nothing.invalid", "port": 80})
         assert not r.ok and r.error_code == ErrorCode.DNS
+
+    run(main())
+
+
+def test_tls_certificate_days_left(ca: trustme.CA) -> None:
+    """A ``tls`` monitor: verified handshake, then at least ``minDaysValid`` days to go."""
+    now = dt.datetime.now(dt.UTC)
+    long_lived = ca.issue_cert("localhost", "127.0.0.1", not_after=now + dt.timedelta(days=90))
+    short_lived = ca.issue_cert("localhost", "127.0.0.1", not_after=now + dt.timedelta(days=5))
+    expired = ca.issue_cert("localhost", not_after=now - dt.timedelta(days=1), not_before=now - dt.timedelta(days=30))
+
+    def tls(port: int, host: str = "localhost", **extra: Any) -> dict[str, Any]:
+        return {"type": "tls", "host": host, "port": port, **extra}
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(http_handler(), _server_ctx(long_lived)) as peer:
+            r = await check(env, tls(peer.port))
+            assert not r.ok and r.error_code == ErrorCode.TLS  # nobody trusts this CA yet
+            ca.configure_trust(env.verify_ctx)
+            r = await check(env, tls(peer.port))
+            assert r.ok and r.dns_us >= 0 and r.connect_us >= 0 and r.tls_us >= 0
+            r = await check(env, tls(peer.port, host="127.0.0.1", minDaysValid=30))  # by IP SAN
+            assert r.ok and r.dns_us == -1
+            r = await check(env, tls(peer.port, minDaysValid=120))
+            assert not r.ok and r.error_code == ErrorCode.CERT_EXPIRING and "at least 120" in (r.error or "")
+        async with Peer(http_handler(), _server_ctx(short_lived)) as peer:
+            r = await check(env, tls(peer.port))  # default minimum: 14 days
+            assert not r.ok and r.error_code == ErrorCode.CERT_EXPIRING
+            assert "expires in 4." in (r.error or "") or "expires in 5.0" in (r.error or "")
+            assert (await check(env, tls(peer.port, minDaysValid=3))).ok
+        async with Peer(http_handler(), _server_ctx(expired)) as peer:
+            r = await check(env, tls(peer.port))
+            assert not r.ok and r.error_code == ErrorCode.TLS and "expired" in (r.error or "")
+        async with Peer(http_handler()) as plain:  # not TLS at all: the handshake never completes
+            r = await check(env, tls(plain.port), timeout=0.5)
+            assert not r.ok and r.error_code == ErrorCode.TIMEOUT and "(tls)" in (r.error or "")
+        r = await check(env, tls(closed_port()))
+        assert not r.ok and r.error_code == ErrorCode.REFUSED
 
     run(main())

@@ -21,6 +21,12 @@ def test_valid_http_monitor_defaults() -> None:
     assert m.effective_timeout == 30.0
 
 
+def test_tls_monitor_defaults() -> None:
+    monitor = parse_monitor({"name": "cert", "type": "tls", "host": "example.com"})
+    assert monitor.type == "tls" and monitor.spec.port == 443 and monitor.spec.min_days_valid == 14
+    assert monitor_to_wire(monitor)["minDaysValid"] == 14
+
+
 def test_every_bad_field_is_named_at_once() -> None:
     bad = {"name": "", "type": "http", "url": "ftp://x", "interval": 0, "timeout": "soon", "retries": -1,
            "headers": {"Bad Name": "v"}, "expectedStatus": ["abc"], "method": "FETCH", "colour": "red"}
@@ -40,6 +46,9 @@ def test_every_bad_field_is_named_at_once() -> None:
     ({"name": "x", "type": "http", "url": "http://h/", "interval": 10, "timeout": 20}, "timeout"),
     ({"name": "x", "type": "http", "url": "http://h/", "interval": "60"}, "interval"),
     ({"name": "x", "type": "http", "url": "http://h/", "id": 5}, "id"),
+    ({"name": "x", "type": "tls", "host": "h", "minDaysValid": -1}, "minDaysValid"),
+    ({"name": "x", "type": "tls", "host": "bad host"}, "host"),
+    ({"name": "x", "type": "tls", "port": 443}, "host"),
 ])
 def test_single_bad_field(data: dict, field: str) -> None:
     assert field in fields_of(data)
