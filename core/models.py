@@ -21,6 +21,7 @@ __all__ = [
     "KINDS",
     "STATUSES",
     "CheckResult",
+    "DnsSpec",
     "ErrorCode",
     "FieldError",
     "HttpSpec",
@@ -31,6 +32,7 @@ __all__ = [
     "Transition",
     "monitor_to_wire",
     "parse_monitor",
+    "parse_resolver",
     "parse_status_ranges",
 ]
 
@@ -172,9 +174,54 @@ class TlsSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_field
         return []
 
 
-Spec = HttpSpec | TcpSpec | TlsSpec
-KINDS: dict[str, type[HttpSpec] | type[TcpSpec] | type[TlsSpec]] = {"http": HttpSpec, "tcp": TcpSpec,
-                                                                       "tls": TlsSpec}
+DNS_RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA")
+
+
+class DnsSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, tag="dns",
+              tag_field="type"):
+    """A DNS check: ``host`` must have ``recordType`` records (and, with ``expectedValue``, one
+    of them must equal it). ``resolver`` (``ip`` or ``ip:port``) asks that server instead of
+    the system's resolvers: monitor your own DNS servers."""
+
+    kind: ClassVar[str] = "dns"
+    host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+    record_type: str = "A"
+    expected_value: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)] | None = None
+    resolver: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+
+    def check_fields(self) -> list[FieldError]:
+        errors = []
+        if any(c in self.host for c in " /\r\n\t"):
+            errors.append(FieldError("host", "must be a domain name"))
+        if self.record_type.upper() not in DNS_RECORD_TYPES:
+            errors.append(FieldError("recordType", f"must be one of {', '.join(DNS_RECORD_TYPES)}"))
+        if self.resolver is not None and parse_resolver(self.resolver) is None:
+            errors.append(FieldError("resolver", "must be an IP address, optionally with :port"))
+        return errors
+
+
+def parse_resolver(value: str) -> tuple[str, int] | None:
+    """``ip``, ``ip:port``, ``[ipv6]:port`` -> (ip, port), or None if it is none of those."""
+    host, port = value, 53
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                return None
+            port = int(rest[1:])
+    elif value.count(":") == 1:
+        host, _, raw = value.partition(":")
+        if not raw.isdigit():
+            return None
+        port = int(raw)
+    if not is_ip_literal(host) or not 1 <= port <= 65535:
+        return None
+    return host, port
+
+
+Spec = HttpSpec | TcpSpec | TlsSpec | DnsSpec
+KINDS: dict[str, type[HttpSpec] | type[TcpSpec] | type[TlsSpec] | type[DnsSpec]] = {
+    "http": HttpSpec, "tcp": TcpSpec, "tls": TlsSpec, "dns": DnsSpec}
 
 
 class Monitor(msgspec.Struct, kw_only=True, rename="camel"):
@@ -191,7 +238,7 @@ class Monitor(msgspec.Struct, kw_only=True, rename="camel"):
     tags: list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]] = []
     #: Notification channels (integration ids) on top of the account's default channels.
     integrations: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(max_length=50)] = []
-    spec: HttpSpec | TcpSpec | TlsSpec | None = None
+    spec: HttpSpec | TcpSpec | TlsSpec | DnsSpec | None = None
     status: str = "pending"
 
     @property

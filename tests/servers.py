@@ -124,3 +124,46 @@ def self_signed_context(host: str = "localhost") -> ssl.SSLContext:
         f.flush()
         ctx.load_cert_chain(f.name)
     return ctx
+
+
+class FakeDns(asyncio.DatagramProtocol):
+    """A DNS server on 127.0.0.1 (UDP) answering from ``zone``: (name, type) -> record texts.
+    Names in ``silent`` get no answer at all; other unknown names get NXDOMAIN."""
+
+    def __init__(self, zone: dict[tuple[str, str], list[str]], silent: frozenset[str] = frozenset()) -> None:
+        self.zone = zone
+        self.silent = silent
+        self.queries = 0
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> FakeDns:
+        loop = asyncio.get_running_loop()
+        self.transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
+        self.port = self.transport.get_extra_info("sockname")[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.transport is not None
+        self.transport.close()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        import dns.message
+        import dns.rcode
+        import dns.rdatatype
+        import dns.rrset
+
+        self.queries += 1
+        query = dns.message.from_wire(data)
+        question = query.question[0]
+        name = question.name.to_text()
+        if name in self.silent:
+            return
+        response = dns.message.make_response(query)
+        kind = dns.rdatatype.to_text(question.rdtype)
+        if (name, kind) in self.zone:
+            response.answer.append(dns.rrset.from_text_list(name, 60, "IN", kind, self.zone[(name, kind)]))
+        elif not any(n == name for n, _ in self.zone):
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)

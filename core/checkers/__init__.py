@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-from core.checkers import http, tcp, tls
+from core.checkers import dns, http, tcp, tls
 from core.checkers.base import CheckContext, Env
 
 __all__ = ["REGISTRY", "CheckContext", "Checker", "Env"]
@@ -28,4 +28,5 @@ REGISTRY: dict[str, Checker] = {
     "http": Checker(http.prepare, http.check, http.start),
     "tcp": Checker(tcp.prepare, tcp.check),
     "tls": Checker(tls.prepare, tls.check),
+    "dns": Checker(dns.prepare, dns.check),
 }

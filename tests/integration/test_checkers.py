@@ -20,7 +20,7 @@ from core.checkers import REGISTRY, CheckContext, Env
 from core.engine.scheduler import run_with_deadline
 from core.models import CheckResult, ErrorCode, parse_monitor
 from tests.integration.test_serve import closed_port
-from tests.servers import Peer, http_handler, read_request, respond, self_signed_context
+from tests.servers import FakeDns, Peer, http_handler, read_request, respond, self_signed_context
 
 
 def run(coro: Any) -> Any:
@@ -538,5 +538,36 @@ def test_tls_certificate_days_left(ca: trustme.CA) -> None:
             assert not r.ok and r.error_code == ErrorCode.TIMEOUT and "(tls)" in (r.error or "")
         r = await check(env, tls(closed_port()))
         assert not r.ok and r.error_code == ErrorCode.REFUSED
+
+    run(main())
+
+
+def test_dns_records_and_expected_values() -> None:
+    zone = {("shop.example.", "A"): ["127.0.0.9", "127.0.0.10"], ("shop.example.", "MX"): ["10 mail.shop.example."],
+            ("shop.example.", "TXT"): ['"v=spf1 -all"'], ("www.shop.example.", "CNAME"): ["shop.example."]}
+
+    def dns_check(server: str, host: str, **extra: Any) -> dict[str, Any]:
+        return {"type": "dns", "host": host, "resolver": server, **extra}
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with FakeDns(zone, silent=frozenset({"slow.example."})) as server:
+            at = f"127.0.0.1:{server.port}"
+            r = await check(env, dns_check(at, "shop.example"))
+            assert r.ok and r.dns_us >= 0
+            assert (await check(env, dns_check(at, "shop.example", expectedValue="127.0.0.10"))).ok
+            r = await check(env, dns_check(at, "shop.example", expectedValue="127.0.0.99"))
+            assert not r.ok and r.error_code == ErrorCode.EXPECT and "127.0.0.9" in (r.error or "")
+            for value in ("mail.shop.example", "10 mail.shop.example.", "MAIL.shop.example"):
+                assert (await check(env, dns_check(at, "shop.example", recordType="MX", expectedValue=value))).ok
+            assert (await check(env, dns_check(at, "shop.example", recordType="txt", expectedValue="v=spf1 -all"))).ok
+            assert (await check(env, dns_check(at, "www.shop.example", recordType="CNAME",
+                                               expectedValue="shop.example"))).ok
+            r = await check(env, dns_check(at, "nowhere.example"))
+            assert not r.ok and r.error_code == ErrorCode.DNS and "does not exist" in (r.error or "")
+            r = await check(env, dns_check(at, "shop.example", recordType="AAAA"))
+            assert not r.ok and r.error_code == ErrorCode.DNS and "no AAAA record" in (r.error or "")
+            r = await check(env, dns_check(at, "slow.example"), timeout=0.5)
+            assert not r.ok and r.error_code == ErrorCode.TIMEOUT and "(dns)" in (r.error or "")
 
     run(main())

@@ -27,6 +27,15 @@ def test_tls_monitor_defaults() -> None:
     assert monitor_to_wire(monitor)["minDaysValid"] == 14
 
 
+def test_dns_monitor_defaults_and_resolvers() -> None:
+    from core.models import parse_resolver
+
+    monitor = parse_monitor({"name": "ns", "type": "dns", "host": "example.com"})
+    assert (monitor.spec.record_type, monitor.spec.expected_value, monitor.spec.resolver) == ("A", None, None)
+    assert [parse_resolver(v) for v in ("10.0.0.1", "10.0.0.1:5353", "[::1]:53", "::1", "x:1")] == [
+        ("10.0.0.1", 53), ("10.0.0.1", 5353), ("::1", 53), ("::1", 53), None]
+
+
 def test_every_bad_field_is_named_at_once() -> None:
     bad = {"name": "", "type": "http", "url": "ftp://x", "interval": 0, "timeout": "soon", "retries": -1,
            "headers": {"Bad Name": "v"}, "expectedStatus": ["abc"], "method": "FETCH", "colour": "red"}
@@ -49,6 +58,9 @@ def test_every_bad_field_is_named_at_once() -> None:
     ({"name": "x", "type": "tls", "host": "h", "minDaysValid": -1}, "minDaysValid"),
     ({"name": "x", "type": "tls", "host": "bad host"}, "host"),
     ({"name": "x", "type": "tls", "port": 443}, "host"),
+    ({"name": "x", "type": "dns", "host": "a.example", "recordType": "ZZZ"}, "recordType"),
+    ({"name": "x", "type": "dns", "host": "a.example", "resolver": "dns.google"}, "resolver"),
+    ({"name": "x", "type": "dns", "host": "a.example", "resolver": "10.0.0.1:99999"}, "resolver"),
 ])
 def test_single_bad_field(data: dict, field: str) -> None:
     assert field in fields_of(data)
