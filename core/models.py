@@ -27,6 +27,7 @@ __all__ = [
     "HttpSpec",
     "Monitor",
     "MonitorValidationError",
+    "PingSpec",
     "TcpSpec",
     "TlsSpec",
     "Transition",
@@ -219,9 +220,22 @@ def parse_resolver(value: str) -> tuple[str, int] | None:
     return host, port
 
 
-Spec = HttpSpec | TcpSpec | TlsSpec | DnsSpec
-KINDS: dict[str, type[HttpSpec] | type[TcpSpec] | type[TlsSpec] | type[DnsSpec]] = {
-    "http": HttpSpec, "tcp": TcpSpec, "tls": TlsSpec, "dns": DnsSpec}
+class PingSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, tag="ping",
+               tag_field="type"):
+    """An ICMP echo check: ``host`` must answer a ping before the timeout."""
+
+    kind: ClassVar[str] = "ping"
+    host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+
+    def check_fields(self) -> list[FieldError]:
+        if any(c in self.host for c in " /\r\n\t:") and not is_ip_literal(self.host):
+            return [FieldError("host", "must be a host name or IP address")]
+        return []
+
+
+Spec = HttpSpec | TcpSpec | TlsSpec | DnsSpec | PingSpec
+KINDS: dict[str, type[Spec]] = {"http": HttpSpec, "tcp": TcpSpec, "tls": TlsSpec, "dns": DnsSpec,
+                                "ping": PingSpec}
 
 
 class Monitor(msgspec.Struct, kw_only=True, rename="camel"):
@@ -238,7 +252,7 @@ class Monitor(msgspec.Struct, kw_only=True, rename="camel"):
     tags: list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]] = []
     #: Notification channels (integration ids) on top of the account's default channels.
     integrations: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(max_length=50)] = []
-    spec: HttpSpec | TcpSpec | TlsSpec | DnsSpec | None = None
+    spec: HttpSpec | TcpSpec | TlsSpec | DnsSpec | PingSpec | None = None
     status: str = "pending"
 
     @property

@@ -571,3 +571,20 @@ def test_dns_records_and_expected_values() -> None:
             assert not r.ok and r.error_code == ErrorCode.TIMEOUT and "(dns)" in (r.error or "")
 
     run(main())
+
+
+def test_ping_answers_and_silence() -> None:
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        r = await check(env, {"type": "ping", "host": "127.0.0.1"})
+        assert r.ok and r.ttfb_us >= 0 and r.dns_us == -1
+        r = await check(env, {"type": "ping", "host": "localhost"})
+        assert r.ok and r.dns_us >= 0
+        r = await check(env, {"type": "ping", "host": "::1"})
+        assert r.ok
+        r = await check(env, {"type": "ping", "host": "nowhere.invalid"})
+        assert not r.ok and r.error_code == ErrorCode.DNS
+        r = await check(env, {"type": "ping", "host": "203.0.113.7"}, timeout=0.5)  # TEST-NET-3: no one answers
+        assert not r.ok and r.error_code == ErrorCode.TIMEOUT and "echo reply" in (r.error or "")
+
+    run(main())

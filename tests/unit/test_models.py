@@ -61,6 +61,8 @@ def test_every_bad_field_is_named_at_once() -> None:
     ({"name": "x", "type": "dns", "host": "a.example", "recordType": "ZZZ"}, "recordType"),
     ({"name": "x", "type": "dns", "host": "a.example", "resolver": "dns.google"}, "resolver"),
     ({"name": "x", "type": "dns", "host": "a.example", "resolver": "10.0.0.1:99999"}, "resolver"),
+    ({"name": "x", "type": "ping", "host": "http://a/"}, "host"),
+    ({"name": "x", "type": "ping"}, "host"),
 ])
 def test_single_bad_field(data: dict, field: str) -> None:
     assert field in fields_of(data)
