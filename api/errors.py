@@ -40,6 +40,10 @@ class NotFound(ApiError):
     status_code = 404
 
 
+class Conflict(ApiError):
+    status_code = 409
+
+
 class TooManyRequests(ApiError):
     status_code = 429
 

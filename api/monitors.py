@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 
-from api.errors import ApiError, BadRequest, NotFound
+from api.errors import ApiError, BadRequest, Conflict, NotFound
 from api.schemas import ERROR_RESPONSES
 from core.models import KINDS, STATUSES, Monitor, MonitorValidationError, monitor_to_wire, parse_monitor
 
@@ -53,6 +53,14 @@ def check_monitor_integrations(request: Request[int, Any, Any], ids: list[int]) 
     if unknown:
         raise BadRequest("Invalid monitor", [{"field": "integrations",
                                               "message": f"no such integration: {', '.join(map(str, unknown))}"}])
+
+
+def check_push_token(request: Request[int, Any, Any], monitor: Monitor) -> None:
+    """A push token names one monitor: another monitor's is a 409."""
+    token = getattr(monitor.spec, "push_token", None)
+    owner = request.app.state.server.push_token_owner(token) if token is not None else None
+    if owner is not None and owner != monitor.id:
+        raise Conflict("Push token already in use", [{"field": "pushToken", "message": "is used by another monitor"}])
 
 
 def encode_cursor(last_id: int) -> str:
@@ -152,6 +160,7 @@ class MonitorController(Controller):
         monitor = _validated(await json_body(request))
         monitor.account_id = request.user
         check_monitor_integrations(request, monitor.integrations)
+        check_push_token(request, monitor)
         server = request.app.state.server
         created = await server.create_monitor(monitor)
         return {"data": await _one(request, created.id)}
@@ -170,6 +179,7 @@ class MonitorController(Controller):
             raise BadRequest("Invalid monitor", [{"field": "body", "message": "must be a JSON object"}])
         updated = _validated(data, current)
         check_monitor_integrations(request, updated.integrations)
+        check_push_token(request, updated)
         server = request.app.state.server
         await server.update_monitor(updated)
         if updated.paused != current.paused:  # pausing has its own status handling

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
+import secrets
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -28,6 +30,7 @@ __all__ = [
     "Monitor",
     "MonitorValidationError",
     "PingSpec",
+    "PushSpec",
     "TcpSpec",
     "TlsSpec",
     "Transition",
@@ -59,6 +62,8 @@ class ErrorCode(enum.IntEnum):
     EXPECT = 13
     INTERNAL = 14
     CERT_EXPIRING = 15
+    NO_PUSH = 16
+    PUSH_DOWN = 17
 
     @property
     def label(self) -> str:
@@ -233,9 +238,28 @@ class PingSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
         return []
 
 
-Spec = HttpSpec | TcpSpec | TlsSpec | DnsSpec | PingSpec
+_PUSH_TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+class PushSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, tag="push",
+               tag_field="type"):
+    """A heartbeat: the monitored job calls ``/api/push/{pushToken}`` (GET or POST,
+    ``?status=up|down&msg=&ping=``) at least once per interval; ``grace`` more seconds are
+    allowed before it counts as down. The token is generated when not given."""
+
+    kind: ClassVar[str] = "push"
+    push_token: str = msgspec.field(default_factory=lambda: secrets.token_urlsafe(18))
+    grace: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 0
+
+    def check_fields(self) -> list[FieldError]:
+        if not _PUSH_TOKEN.match(self.push_token):
+            return [FieldError("pushToken", "must be 8 to 64 letters, digits, - or _")]
+        return []
+
+
+Spec = HttpSpec | TcpSpec | TlsSpec | DnsSpec | PingSpec | PushSpec
 KINDS: dict[str, type[Spec]] = {"http": HttpSpec, "tcp": TcpSpec, "tls": TlsSpec, "dns": DnsSpec,
-                                "ping": PingSpec}
+                                "ping": PingSpec, "push": PushSpec}
 
 
 class Monitor(msgspec.Struct, kw_only=True, rename="camel"):
@@ -252,7 +276,7 @@ class Monitor(msgspec.Struct, kw_only=True, rename="camel"):
     tags: list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]] = []
     #: Notification channels (integration ids) on top of the account's default channels.
     integrations: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(max_length=50)] = []
-    spec: HttpSpec | TcpSpec | TlsSpec | DnsSpec | PingSpec | None = None
+    spec: HttpSpec | TcpSpec | TlsSpec | DnsSpec | PingSpec | PushSpec | None = None
     status: str = "pending"
 
     @property

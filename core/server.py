@@ -98,6 +98,8 @@ class Server:
         self.account_ids: dict[int, list[int]] = {}
         self.monitor_times: dict[int, dict[str, Any]] = {}
         self.wire_cache: dict[int, tuple[Monitor, dict[str, Any]]] = {}  # see api.monitors.monitor_body
+        #: Push monitors: token -> monitor id (``/api/push/{token}``).
+        self.push_tokens: dict[str, int] = {}
         #: The notification channels of every account, kept in step with the database.
         self.integrations: dict[int, Integration] = {}
         self.alerts: Dispatcher | None = None
@@ -130,6 +132,7 @@ class Server:
         self.monitor_times = await self.db(self.store.monitor_times)
         for monitor in monitors:
             bisect.insort(self.account_ids.setdefault(monitor.account_id, []), monitor.id)
+            self._index_push(monitor)
         self.integrations = {i.id: i for i in await self.db(self.store.list_integrations)}
         self.alerts = Dispatcher(fetch_due=functools.partial(self.read, self.store.due_outbox),
                                  record=functools.partial(self.db, self.store.record_deliveries),
@@ -385,9 +388,31 @@ class Server:
 
     # monitor changes: store first (transactional), then the owning worker ------------------
     # The control socket and the HTTP API both go through these, so they cannot drift apart.
+    def _index_push(self, monitor: Monitor, old: Monitor | None = None) -> None:
+        token = getattr(old.spec, "push_token", None) if old is not None else None
+        if token is not None and self.push_tokens.get(token) == old.id:
+            del self.push_tokens[token]
+        token = getattr(monitor.spec, "push_token", None)
+        if token is not None:
+            self.push_tokens[token] = monitor.id
+
+    def push_token_owner(self, token: str) -> int | None:
+        return self.push_tokens.get(token)
+
+    async def push(self, token: str, ok: bool, msg: str | None, ping_ms: float | None) -> bool:
+        """A heartbeat for the push monitor with this token; False if there is none. A paused
+        monitor's heartbeats are taken and ignored."""
+        assert self.engine is not None
+        monitor_id = self.push_tokens.get(token)
+        if monitor_id is None:
+            return False
+        await self.engine.push(monitor_id, time.time(), ok, msg, ping_ms)
+        return True
+
     async def create_monitor(self, monitor: Monitor) -> Monitor:
         assert self.store is not None and self.engine is not None
         created = await self.db(self.store.create_monitor, monitor)
+        self._index_push(created)
         self.monitor_times.update(await self.db(self.store.monitor_times, created.id))
         await self.engine.upsert(created)
         bisect.insort(self.account_ids.setdefault(created.account_id, []), created.id)
@@ -395,8 +420,10 @@ class Server:
 
     async def update_monitor(self, monitor: Monitor) -> Monitor | None:
         assert self.store is not None and self.engine is not None
+        old = self.engine.monitors.get(monitor.id)
         updated = await self.db(self.store.update_monitor, monitor)
         if updated is not None:
+            self._index_push(updated, old)
             self.monitor_times.update(await self.db(self.store.monitor_times, updated.id))
             await self.engine.upsert(updated)
         return updated
@@ -407,6 +434,10 @@ class Server:
         if not await self.db(self.store.delete_monitor, monitor_id):
             return False
         await self.engine.delete(monitor_id)
+        if monitor is not None:
+            token = getattr(monitor.spec, "push_token", None)
+            if token is not None and self.push_tokens.get(token) == monitor_id:
+                del self.push_tokens[token]
         self.last_checks.pop(monitor_id, None)
         self.monitor_times.pop(monitor_id, None)
         self.wire_cache.pop(monitor_id, None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-from core.checkers import dns, http, ping, tcp, tls
+from core.checkers import dns, http, ping, push, tcp, tls
 from core.checkers.base import CheckContext, Env
 
 __all__ = ["REGISTRY", "CheckContext", "Checker", "Env"]
@@ -30,4 +30,5 @@ REGISTRY: dict[str, Checker] = {
     "tls": Checker(tls.prepare, tls.check),
     "dns": Checker(dns.prepare, dns.check),
     "ping": Checker(ping.prepare, ping.check),
+    "push": Checker(push.prepare, push.check, push.start),
 }

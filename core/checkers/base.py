@@ -43,6 +43,10 @@ class Env:
     user_agent: bytes = b"xuptime/0.1"
     #: Requests to send at the end of this loop iteration, back to back (see ``send_soon``).
     pending_sends: list[Any] = field(default_factory=list)
+    #: Push monitors: monitor id -> (wall time s, ok, message, ping ms) of the latest push,
+    #: and -> wall time of its previous check (see ``core.checkers.push``).
+    pushes: dict[int, tuple[float, bool, str | None, float | None]] = field(default_factory=dict)
+    push_checked: dict[int, float] = field(default_factory=dict)
 
     def send_soon(self, job: Any) -> None:
         """Queue ``job.send()`` for the end of the current loop iteration.

@@ -162,6 +162,11 @@ class Scheduler:
         first = now + (offset - now) % interval_ms
         self.wheel.schedule(monitor.id, first, interval_ms)
 
+    def push(self, mid: int, ts: float, ok: bool, msg: str | None, ping_ms: float | None) -> None:
+        """Record a heartbeat of a push monitor for its next check (``core.checkers.push``)."""
+        if self._env is not None and mid in self.entries:
+            self._env.pushes[mid] = (ts, ok, msg, ping_ms)
+
     def remove(self, monitor_id: int) -> None:
         self.entries.pop(monitor_id, None)
         self.wheel.cancel(monitor_id)
@@ -171,6 +176,9 @@ class Scheduler:
         if monitor_id in self.queued:
             self.queued.discard(monitor_id)
             self.queue = collections.deque(item for item in self.queue if item[0] != monitor_id)
+        if self._env is not None:
+            self._env.pushes.pop(monitor_id, None)
+            self._env.push_checked.pop(monitor_id, None)
 
     # running -----------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -279,12 +287,13 @@ class Scheduler:
             raise
         self._finished(mid, entry, ts_us, result)
 
-    def _finished(self, mid: int, entry: _Entry, ts_us: int, result: CheckResult) -> None:
-        """A check ended (either path): free its slot, start waiting ones, record the result."""
+    def _finished(self, mid: int, entry: _Entry, ts_us: int, result: CheckResult | None) -> None:
+        """A check ended (either path): free its slot, start waiting ones, record the result
+        (None: nothing to record yet, as for a push monitor in its first interval)."""
         self.inflight.pop(mid, None)
         if self.queue:
             self._next_queued()
-        if self.entries.get(mid) is not entry:
+        if self.entries.get(mid) is not entry or result is None:
             return  # removed or replaced while running: its result no longer applies
         self.checks += 1
         self.buffer.append(mid, ts_us, result.ok, result.latency_us, result.status_code, result.error_code,

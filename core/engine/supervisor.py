@@ -26,6 +26,7 @@ from core.engine.transport import (
     Bye,
     Delete,
     Hello,
+    Push,
     Results,
     Shutdown,
     Stats,
@@ -182,6 +183,17 @@ class Engine:
         if handle.ready and handle.channel is not None:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await handle.channel.send(Delete(ids=[monitor_id]))
+
+    async def push(self, monitor_id: int, ts: float, ok: bool, msg: str | None, ping_ms: float | None) -> bool:
+        """Hand a heartbeat to the worker that owns the monitor; False if it cannot take it now."""
+        handle = self._owner(monitor_id)
+        if not (handle.ready and handle.channel is not None):
+            return False
+        try:
+            await handle.channel.send(Push(monitor_id=monitor_id, ts=ts, ok=ok, msg=msg, ping_ms=ping_ms))
+        except (ConnectionError, RuntimeError):
+            return False
+        return True
 
     def set_status(self, monitor_id: int, status: str) -> None:
         monitor = self.monitors.get(monitor_id)

@@ -22,7 +22,7 @@ from core.models import Monitor, Transition
 from ext import COLUMNS, DTYPES
 
 __all__ = [
-    "PROTOCOL_VERSION", "Bye", "Channel", "Delete", "Frame", "Hello", "Results", "Shutdown", "Stats",
+    "PROTOCOL_VERSION", "Bye", "Channel", "Delete", "Frame", "Hello", "Push", "Results", "Shutdown", "Stats",
     "StreamChannel", "Upsert", "batch_from_frame", "frame_from_batch",
 ]
 
@@ -71,6 +71,16 @@ class Stats(Frame, tag="stats"):
     limit: int = 0  # the adaptive in-flight limit
 
 
+class Push(Frame, tag="push"):
+    """A heartbeat for a push monitor, from ``/api/push/{token}`` (main -> owning worker)."""
+
+    monitor_id: int
+    ts: float  # wall time, seconds
+    ok: bool
+    msg: str | None = None
+    ping_ms: float | None = None
+
+
 class Shutdown(Frame, tag="shutdown"):
     pass
 
@@ -79,7 +89,7 @@ class Bye(Frame, tag="bye"):
     pass
 
 
-AnyFrame = Hello | Upsert | Delete | Results | Stats | Shutdown | Bye
+AnyFrame = Hello | Upsert | Delete | Push | Results | Stats | Shutdown | Bye
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyFrame)
 

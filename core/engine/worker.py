@@ -29,6 +29,7 @@ from core.engine.transport import (
     Bye,
     Delete,
     Hello,
+    Push,
     Results,
     Shutdown,
     Stats,
@@ -131,6 +132,8 @@ class Worker:
             elif isinstance(frame, Delete):
                 for mid in frame.ids:
                     self.scheduler.remove(mid)
+            elif isinstance(frame, Push):
+                self.scheduler.push(frame.monitor_id, frame.ts, frame.ok, frame.msg, frame.ping_ms)
             elif isinstance(frame, Shutdown):
                 self.stopping.set()
                 return

@@ -4,6 +4,7 @@ authentication, the error shape, and the monitors list)."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_serve import Serve, add, cli
+from tests.integration.test_serve import Serve, add, cli, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -309,7 +310,8 @@ def test_monitor_lifecycle_over_http(api: dict[str, Any], target_url: str) -> No
     ({"name": "x", "type": "http", "url": "http://h/", "colour": "red"}, ["colour"]),
     ({"name": 5, "type": "http", "url": "http://h/", "interval": "often"}, ["name", "interval"]),
     ({"name": "x", "type": "http", "url": "http://h/", "id": 99}, ["id"]),
-    ({"type": "dns"}, ["type", "name"]),
+    ({"type": "smtp"}, ["type", "name"]),
+    ({"type": "dns"}, ["host", "name"]),
     ([1, 2, 3], ["body"]),
 ])
 def test_bad_monitor_bodies_are_400_and_change_nothing(api: dict[str, Any], body: Any, fields: list[str]) -> None:
@@ -517,3 +519,57 @@ def test_granian_serves_the_same_api(tmp_path: Path) -> None:
         assert [m["id"] for m in page["data"]] == [created["data"]["id"]]
     finally:
         assert server.stop() == 0
+
+
+def test_push_monitors_hear_heartbeats(api: dict[str, Any]) -> None:
+    """A push monitor is up while its job calls /api/push/{token}, down when it stops or
+    reports down; tokens are unique, and bad calls get the error shape."""
+    base = api["url"]
+    key = cli(api["data_dir"], "keys", "create").stdout.splitlines()[-1]  # schemathesis may revoke the fixture's
+    status, _, created = send(f"{base}/api/v1/monitors", "POST", {"name": "nightly", "type": "push", "interval": 1},
+                              key)
+    assert status == 201 and created["data"]["type"] == "push" and created["data"]["grace"] == 0
+    token, mid = created["data"]["pushToken"], created["data"]["id"]
+    assert len(token) >= 16
+    status, headers, error = send(f"{base}/api/v1/monitors", "POST",
+                                  {"name": "copy", "type": "push", "pushToken": token}, key)
+    assert_error(status, headers, error, 409)
+    assert error["data"]["errors"][0]["field"] == "pushToken"
+
+    def monitor() -> dict[str, Any]:
+        return call(f"{base}/api/v1/monitors/{mid}", headers={"X-API-Key": key})[2]["data"]
+
+    def beat(query: str = "", method: str = "GET") -> tuple[int, Any]:
+        request = urllib.request.Request(f"{base}/api/push/{token}{query}", method=method, data=b"" if
+                                         method == "POST" else None)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    deadline = time.monotonic() + 15
+    while monitor()["status"] != "up" and time.monotonic() < deadline:
+        assert beat("?ping=12.5") == (200, {"ok": True})
+        time.sleep(0.3)
+    assert monitor()["status"] == "up" and monitor()["lastLatencyMs"] == 12.5
+    wait_for(lambda: monitor()["status"] == "down", 15, "down after the heartbeats stop")
+    history = call(f"{base}/api/v1/monitors/{mid}/history?limit=1", headers={"X-API-Key": key})[2]["data"]
+    assert history[0]["error"].startswith("no push for")
+    deadline = time.monotonic() + 15
+    while monitor()["status"] != "up" and time.monotonic() < deadline:
+        assert beat(method="POST")[0] == 200
+        time.sleep(0.3)
+    assert monitor()["status"] == "up"
+    wait_for(lambda: beat("?status=down&msg=backup%20failed")[0] == 200 and monitor()["status"] == "down", 15,
+             "down when the job says so")
+    history = call(f"{base}/api/v1/monitors/{mid}/history?limit=1", headers={"X-API-Key": key})[2]["data"]
+    assert history[0]["error"] == "backup failed"
+    for query, field in (("?status=sideways", "status"), ("?ping=-3", "ping"), ("?ping=abc", "ping")):
+        status, body = beat(query)
+        assert status == 400 and body["data"]["errors"][0]["field"] == field
+    request = urllib.request.Request(f"{base}/api/push/not-a-token-at-all")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=10)
+    assert info.value.code == 404 and json.loads(info.value.read())["statusCode"] == 404
+    call(f"{base}/api/v1/monitors/{mid}", method="DELETE", headers={"X-API-Key": key})

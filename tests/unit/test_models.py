@@ -36,6 +36,14 @@ def test_dns_monitor_defaults_and_resolvers() -> None:
         ("10.0.0.1", 53), ("10.0.0.1", 5353), ("::1", 53), ("::1", 53), None]
 
 
+def test_push_tokens_are_generated_and_kept() -> None:
+    first = parse_monitor({"name": "job", "type": "push"})
+    second = parse_monitor({"name": "job", "type": "push"})
+    assert first.spec.push_token != second.spec.push_token and len(first.spec.push_token) >= 16
+    patched = parse_monitor({"grace": 30}, partial_of=first)
+    assert patched.spec.push_token == first.spec.push_token and patched.spec.grace == 30
+
+
 def test_every_bad_field_is_named_at_once() -> None:
     bad = {"name": "", "type": "http", "url": "ftp://x", "interval": 0, "timeout": "soon", "retries": -1,
            "headers": {"Bad Name": "v"}, "expectedStatus": ["abc"], "method": "FETCH", "colour": "red"}
@@ -63,6 +71,9 @@ def test_every_bad_field_is_named_at_once() -> None:
     ({"name": "x", "type": "dns", "host": "a.example", "resolver": "10.0.0.1:99999"}, "resolver"),
     ({"name": "x", "type": "ping", "host": "http://a/"}, "host"),
     ({"name": "x", "type": "ping"}, "host"),
+    ({"name": "x", "type": "push", "pushToken": "short"}, "pushToken"),
+    ({"name": "x", "type": "push", "pushToken": "has spaces in it"}, "pushToken"),
+    ({"name": "x", "type": "push", "grace": -1}, "grace"),
 ])
 def test_single_bad_field(data: dict, field: str) -> None:
     assert field in fields_of(data)
