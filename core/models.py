@@ -35,6 +35,7 @@ __all__ = [
     "TlsSpec",
     "Transition",
     "monitor_to_wire",
+    "parse_json_path",
     "parse_monitor",
     "parse_resolver",
     "parse_status_ranges",
@@ -64,6 +65,7 @@ class ErrorCode(enum.IntEnum):
     CERT_EXPIRING = 15
     NO_PUSH = 16
     PUSH_DOWN = 17
+    JSON = 18
 
     @property
     def label(self) -> str:
@@ -121,6 +123,10 @@ class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
     verify_tls: bool = True
     keep_alive: bool = False
     max_body_bytes: Annotated[int, msgspec.Meta(ge=0, le=64 * 1024 * 1024)] = 1024 * 1024
+    #: The body as JSON: the value at ``jsonPath`` (``$.a.b[0].c``) must exist and, with
+    #: ``expectedValue``, equal it as text (``true``, ``42``, ``ok``, ``null``).
+    json_path: Annotated[str, msgspec.Meta(min_length=1, max_length=512)] | None = None
+    expected_value: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
 
     def check_fields(self) -> list[FieldError]:
         errors: list[FieldError] = []
@@ -145,6 +151,10 @@ class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
             parse_status_ranges(self.expected_status)
         except ValueError as exc:
             errors.append(FieldError("expectedStatus", str(exc)))
+        if self.json_path is not None and parse_json_path(self.json_path) is None:
+            errors.append(FieldError("jsonPath", "must be a path like $.status or $.items[0].state"))
+        if self.expected_value is not None and self.json_path is None:
+            errors.append(FieldError("expectedValue", "needs jsonPath"))
         return errors
 
 
@@ -204,6 +214,26 @@ class DnsSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_field
         if self.resolver is not None and parse_resolver(self.resolver) is None:
             errors.append(FieldError("resolver", "must be an IP address, optionally with :port"))
         return errors
+
+
+_JSON_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(-?\d+)\]|\[\"([^\"]*)\"\]|\['([^']*)'\]")
+
+
+def parse_json_path(path: str) -> tuple[str | int, ...] | None:
+    """``$.a.b[0]["c d"]`` (the ``$`` and the first dot optional) -> ("a", "b", 0, "c d")."""
+    rest = path.strip()
+    rest = rest[1:] if rest.startswith("$") else rest
+    if rest and rest[0] not in ".[":
+        rest = "." + rest
+    steps: list[str | int] = []
+    while rest:
+        match = _JSON_STEP.match(rest)
+        if match is None:
+            return None
+        name, index, quoted, single = match.groups()
+        steps.append(int(index) if index is not None else next(v for v in (name, quoted, single) if v is not None))
+        rest = rest[match.end():]
+    return tuple(steps)
 
 
 def parse_resolver(value: str) -> tuple[str, int] | None:

@@ -28,9 +28,10 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httptools
+import msgspec
 
 from core.checkers.base import CheckContext, abort_with_reset, classify_os_error, fail, now_us
-from core.models import CheckResult, ErrorCode, HttpSpec, is_ip_literal, parse_status_ranges
+from core.models import CheckResult, ErrorCode, HttpSpec, is_ip_literal, parse_json_path, parse_status_ranges
 
 __all__ = ["PreparedHttp", "check", "prepare", "start"]
 
@@ -82,7 +83,7 @@ class _Target:
 class PreparedHttp:
     """An ``HttpSpec`` turned into what the hot path needs, built once per monitor change."""
 
-    __slots__ = ("expected", "first", "follow", "headers", "keep_alive", "keyword",
+    __slots__ = ("expected", "first", "follow", "headers", "json_path", "keep_alive", "keep_body", "keyword",
                  "max_body", "max_redirects", "spec", "user_agent", "verify")
 
     def __init__(self, spec: HttpSpec, user_agent: bytes = b"xuptime/0.1") -> None:
@@ -93,6 +94,8 @@ class PreparedHttp:
         self.first = _Target(spec.url, spec.method.upper(), self.headers, spec.body, spec.keep_alive, user_agent)
         self.expected = _status_table(tuple(spec.expected_status))
         self.keyword = spec.keyword.encode() if spec.keyword else None
+        self.json_path = parse_json_path(spec.json_path) if spec.json_path is not None else None
+        self.keep_body = self.keyword is not None or self.json_path is not None
         self.follow = spec.follow_redirects
         self.max_redirects = spec.max_redirects
         self.max_body = spec.max_body_bytes
@@ -341,7 +344,7 @@ async def _exchange(target: _Target, ctx: CheckContext, prepared: PreparedHttp, 
             fresh = False
         try:
             waiter = loop.create_future()
-            proto.begin(waiter, prepared.max_body, prepared.keyword is not None, target.method == "HEAD")
+            proto.begin(waiter, prepared.max_body, prepared.keep_body, target.method == "HEAD")
             ctx.phase = "waiting for the response"
             sent = time.perf_counter_ns()
             if fresh:
@@ -387,7 +390,44 @@ def _evaluate(prepared: PreparedHttp, ctx: CheckContext, proto: _Response, targe
         return fail(ctx, ErrorCode.STATUS, f"status {status}, expected {expected}", status)
     if prepared.keyword is not None and prepared.keyword not in (proto.body or b""):
         return fail(ctx, ErrorCode.KEYWORD, "keyword not found in the response body", status)
+    if prepared.json_path is not None:
+        problem = _json_problem(prepared, proto)
+        if problem is not None:
+            return fail(ctx, ErrorCode.JSON, problem, status)
     return ctx.result(True, status)
+
+
+_MISSING = object()
+
+
+def _json_text(value: Any) -> str:
+    """A JSON value as ``expectedValue`` is written: strings bare, the rest as JSON."""
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+
+
+def _json_problem(prepared: PreparedHttp, proto: _Response) -> str | None:
+    """Why the body fails the ``jsonPath``/``expectedValue`` test, or None if it passes."""
+    if proto.truncated:
+        return f"JSON: the body is larger than maxBodyBytes ({prepared.max_body})"
+    try:
+        value: Any = msgspec.json.decode(proto.body or b"")
+    except msgspec.DecodeError:
+        return "JSON: the body is not JSON"
+    path = prepared.spec.json_path
+    for step in prepared.json_path or ():
+        in_list = isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value)
+        in_object = isinstance(step, str) and isinstance(value, dict) and step in value
+        if not (in_list or in_object):
+            return f"JSON: {path} not found"
+        value = value[step]
+    expected = prepared.spec.expected_value
+    if expected is None:
+        return f"JSON: {path} is null" if value is None else None
+    actual = _json_text(value)
+    if actual != expected:
+        shown = actual if len(actual) <= 80 else actual[:77] + "..."
+        return f"JSON: {path} is {shown!r}, expected {expected!r}"
+    return None
 
 
 async def check(prepared: PreparedHttp, ctx: CheckContext) -> CheckResult:
@@ -444,7 +484,7 @@ class _FastCheck:
         loop = ctx.env.loop
         self.timer = loop.call_later(timeout, self.expire)
         target = prepared.first
-        self.proto.begin(None, prepared.max_body, prepared.keyword is not None, target.method == "HEAD",
+        self.proto.begin(None, prepared.max_body, prepared.keep_body, target.method == "HEAD",
                          self._on_response)
         ctx.phase = "waiting for the response"
         self.sent = 0

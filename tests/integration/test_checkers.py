@@ -588,3 +588,34 @@ def test_ping_answers_and_silence() -> None:
         assert not r.ok and r.error_code == ErrorCode.TIMEOUT and "echo reply" in (r.error or "")
 
     run(main())
+
+
+def test_json_path_and_expected_value() -> None:
+    body = (b'{"status": "ok", "healthy": true, "version": 3, "db": {"lag": 0.5, "primary": null},'
+            b' "items": [{"state": "up"}, {"state": "down"}], "odd key": "x"}')
+
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop())
+        async with Peer(http_handler(body=body)) as peer:
+            for path, value in (("$.status", "ok"), ("healthy", "true"), ("$.version", "3"), ("$.db.lag", "0.5"),
+                                ("$.items[1].state", "down"), ("$.items[-1].state", "down"),
+                                ('$["odd key"]', "x"), ("$.db.primary", "null")):
+                r = await check(env, http(peer.url(), jsonPath=path, expectedValue=value))
+                assert r.ok, (path, r.error)
+            assert (await check(env, http(peer.url(), jsonPath="$.items[0]"))).ok  # exists, any value
+            for extra, message in (
+                ({"jsonPath": "$.status", "expectedValue": "degraded"}, "JSON: $.status is 'ok', expected 'degraded'"),
+                ({"jsonPath": "$.nothing"}, "JSON: $.nothing not found"),
+                ({"jsonPath": "$.items[5].state"}, "JSON: $.items[5].state not found"),
+                ({"jsonPath": "$.db.primary"}, "JSON: $.db.primary is null"),
+                ({"jsonPath": "$.status", "maxBodyBytes": 10}, "JSON: the body is larger than maxBodyBytes (10)"),
+            ):
+                r = await check(env, http(peer.url(), **extra))
+                assert not r.ok and r.error_code == ErrorCode.JSON and r.error == message, r.error
+            r = await check(env, http(peer.url(), keepAlive=True, jsonPath="$.status", expectedValue="ok"))
+            assert r.ok  # the keep-alive fast path reads the body too
+        async with Peer(http_handler(body=b"<html>not json</html>")) as peer:
+            r = await check(env, http(peer.url(), jsonPath="$.status"))
+            assert not r.ok and r.error == "JSON: the body is not JSON"
+
+    run(main())

@@ -74,6 +74,8 @@ def test_every_bad_field_is_named_at_once() -> None:
     ({"name": "x", "type": "push", "pushToken": "short"}, "pushToken"),
     ({"name": "x", "type": "push", "pushToken": "has spaces in it"}, "pushToken"),
     ({"name": "x", "type": "push", "grace": -1}, "grace"),
+    ({"name": "x", "type": "http", "url": "http://h/", "jsonPath": "a..b"}, "jsonPath"),
+    ({"name": "x", "type": "http", "url": "http://h/", "expectedValue": "ok"}, "expectedValue"),
 ])
 def test_single_bad_field(data: dict, field: str) -> None:
     assert field in fields_of(data)
