@@ -397,9 +397,6 @@ def _evaluate(prepared: PreparedHttp, ctx: CheckContext, proto: _Response, targe
     return ctx.result(True, status)
 
 
-_MISSING = object()
-
-
 def _json_text(value: Any) -> str:
     """A JSON value as ``expectedValue`` is written: strings bare, the rest as JSON."""
     return value if isinstance(value, str) else msgspec.json.encode(value).decode()
