@@ -23,6 +23,7 @@ from api.history import monitor_history, monitor_uptime
 from api.incidents import list_incidents, list_monitor_incidents
 from api.integrations import IntegrationController
 from api.keys import ApiKeyController
+from api.metrics import metrics
 from api.monitors import MonitorController
 from api.openapi import add_request_bodies
 from api.push import push_heartbeat
@@ -99,7 +100,7 @@ class _SwaggerUI(SwaggerRenderPlugin):
 
 def create_app(server: Any) -> Litestar:
     return Litestar(
-        route_handlers=[healthz, docs_redirect, openapi_document, push_heartbeat, _configure_api_v1()],
+        route_handlers=[healthz, docs_redirect, openapi_document, push_heartbeat, metrics, _configure_api_v1()],
         exception_handlers=exception_handlers,
         request_max_body_size=MAX_BODY,
         state=State({"server": server, "api_keys": {}, "quota": Quota()}),

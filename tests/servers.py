@@ -167,3 +167,31 @@ class FakeDns(asyncio.DatagramProtocol):
             response.set_rcode(dns.rcode.NXDOMAIN)
         assert self.transport is not None
         self.transport.sendto(response.to_wire(), addr)
+
+
+def ensure_debian_package(binary: str, package: str) -> str:
+    """The path of ``binary``, installing ``package`` from Debian's archive when it is missing
+    (tests run as root on Debian; the package's service is not started)."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    found = shutil.which(binary) or (f"/usr/bin/{binary}" if Path(f"/usr/bin/{binary}").exists() else None)
+    if found:
+        return found
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    policy = Path("/usr/sbin/policy-rc.d")  # keep the package from starting its system service
+    created = not policy.exists()
+    if created:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=env, timeout=600)
+    finally:
+        if created:
+            policy.unlink()
+    found = shutil.which(binary)
+    assert found, f"{package} did not install {binary}"
+    return found

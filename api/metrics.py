@@ -1,0 +1,84 @@
+"""``GET /metrics``: the account's monitors in the Prometheus text format.
+
+An API key is required (the same three ways as ``/api/v1``) and picks the account: one scrape
+shows that account's monitors only. Scrapes are not counted against the monthly quota (a
+scrape every 15 s would take 175k requests a month). Served from memory, no database.
+
+Per monitor (labels ``monitor_id``, ``name``, ``type``):
+``xuptime_monitor_up`` (1 up, 0 otherwise), ``xuptime_monitor_status`` (1 for the current one
+of pending/up/down/paused/maintenance, as a ``status`` label), ``xuptime_monitor_paused``,
+``xuptime_monitor_latency_seconds`` and ``xuptime_monitor_last_check_timestamp_seconds`` of
+the newest check, and ``xuptime_monitor_interval_seconds``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from litestar import Request, Response, get
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from api.auth import key_from
+from api.errors import ApiError
+from core.models import STATUSES
+from core.storage.duckdb import hash_api_key
+
+__all__ = ["metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _Unauthorized(ApiError):
+    status_code = 401
+
+
+class _AccountMonitors(Collector):
+    def __init__(self, server: Any, account_id: int) -> None:
+        self.server = server
+        self.account_id = account_id
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["monitor_id", "name", "type"]
+        up = GaugeMetricFamily("xuptime_monitor_up", "1 if the monitor is up, else 0", labels=labels)
+        status = GaugeMetricFamily("xuptime_monitor_status", "1 for the monitor's current status",
+                                   labels=[*labels, "status"])
+        paused = GaugeMetricFamily("xuptime_monitor_paused", "1 if the monitor is paused", labels=labels)
+        latency = GaugeMetricFamily("xuptime_monitor_latency_seconds", "latency of the newest check",
+                                    labels=labels)
+        last = GaugeMetricFamily("xuptime_monitor_last_check_timestamp_seconds",
+                                 "Unix time of the newest check", labels=labels)
+        interval = GaugeMetricFamily("xuptime_monitor_interval_seconds", "how often the monitor is checked",
+                                     labels=labels)
+        engine = self.server.engine
+        monitors = engine.monitors if engine is not None else {}
+        for monitor_id in self.server.account_ids.get(self.account_id, []):
+            monitor = monitors.get(monitor_id)
+            if monitor is None:
+                continue
+            values = [str(monitor_id), monitor.name, monitor.type]
+            up.add_metric(values, 1.0 if monitor.status == "up" else 0.0)
+            for name in STATUSES:
+                status.add_metric([*values, name], 1.0 if monitor.status == name else 0.0)
+            paused.add_metric(values, 1.0 if monitor.paused else 0.0)
+            interval.add_metric(values, float(monitor.interval))
+            newest = self.server.last_checks.get(monitor_id)
+            if newest is not None:
+                latency.add_metric(values, newest[1] / 1e6)
+                last.add_metric(values, newest[0] / 1e6)
+        yield from (up, status, paused, latency, last, interval)
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The account's monitors for Prometheus (API key required)."""
+    server = request.app.state.server
+    secret = key_from(request)
+    account_id = request.app.state.api_keys.get(hash_api_key(secret)) if secret else None
+    if account_id is None:
+        raise _Unauthorized("API key missing or invalid", headers={"WWW-Authenticate": "Bearer"})
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_AccountMonitors(server, account_id))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE)
