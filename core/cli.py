@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     add = msub.add_parser("add", parents=[common], help="add a monitor")
     add.add_argument("name", nargs="?")
     add.add_argument("--json", help="the whole monitor as JSON (API field names)")
-    add.add_argument("--type", choices=["http", "tcp"])
+    add.add_argument("--type", choices=["http", "tcp", "tls", "dns", "ping", "push"],
+                     help="other fields of a kind (minDaysValid, recordType, ...) go in --json")
     add.add_argument("--url")
     add.add_argument("--host")
     add.add_argument("--port", type=int)
