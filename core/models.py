@@ -135,6 +135,8 @@ class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
             errors.append(FieldError("url", "must be an http:// or https:// URL"))
         elif not parts.hostname:
             errors.append(FieldError("url", "must include a host"))
+        elif not valid_host(parts.hostname):
+            errors.append(FieldError("url", "the host is not a valid host name or IP address"))
         else:
             try:
                 _ = parts.port
@@ -169,7 +171,7 @@ class TcpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_field
     expect: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)] | None = None
 
     def check_fields(self) -> list[FieldError]:
-        if any(c in self.host for c in " /\r\n\t"):
+        if not valid_host(self.host):
             return [FieldError("host", "must be a host name or IP address")]
         return []
 
@@ -185,7 +187,7 @@ class TlsSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_field
     min_days_valid: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 14
 
     def check_fields(self) -> list[FieldError]:
-        if any(c in self.host for c in " /\r\n\t"):
+        if not valid_host(self.host):
             return [FieldError("host", "must be a host name or IP address")]
         return []
 
@@ -207,7 +209,7 @@ class DnsSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_field
 
     def check_fields(self) -> list[FieldError]:
         errors = []
-        if any(c in self.host for c in " /\r\n\t"):
+        if not valid_host(self.host) or is_ip_literal(self.host):  # PTR: give the in-addr.arpa name
             errors.append(FieldError("host", "must be a domain name"))
         if self.record_type.upper() not in DNS_RECORD_TYPES:
             errors.append(FieldError("recordType", f"must be one of {', '.join(DNS_RECORD_TYPES)}"))
@@ -263,7 +265,7 @@ class PingSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
     host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
 
     def check_fields(self) -> list[FieldError]:
-        if any(c in self.host for c in " /\r\n\t:") and not is_ip_literal(self.host):
+        if not valid_host(self.host):
             return [FieldError("host", "must be a host name or IP address")]
         return []
 
@@ -430,6 +432,20 @@ def parse_status_ranges(items: list[str]) -> list[tuple[int, int]]:
             raise ValueError(f"{item!r} must lie within 100-599, low to high")
         ranges.append((lo, hi))
     return ranges
+
+
+def valid_host(host: str) -> bool:
+    """An IP address, or a DNS name that can be looked up: at most 253 characters, labels of
+    1 to 63 (after IDNA encoding), no spaces, slashes or control characters."""
+    if is_ip_literal(host):
+        return True
+    if any(c in host for c in " /\\:@?#[]") or any(ord(c) < 32 for c in host):
+        return False
+    try:
+        encoded = host.rstrip(".").encode("idna")
+    except UnicodeError:
+        return False
+    return 0 < len(encoded) <= 253 and all(0 < len(label) <= 63 for label in encoded.split(b"."))
 
 
 def is_ip_literal(host: str) -> bool:

@@ -159,11 +159,13 @@ class Server:
             control.close()
             self._stop_http()
             await http_task
+            log.info("shutting down: HTTP stopped")
             self._usage_task.cancel()
             await self._save_usage()
             await self.engine.stop()
             await self._queue.put(None)
             await ingest
+            log.info("shutting down: workers stopped, results written")
             await self.alerts.stop()  # unsent messages stay in the outbox for the next start
             rollups.cancel()
             reminders.cancel()
@@ -226,8 +228,9 @@ class Server:
             def capture_signals(self) -> contextlib.AbstractContextManager[None]:
                 return contextlib.nullcontext()  # the server's own SIGTERM/SIGINT handling stays
 
+        # A request still open at shutdown (a client that never sends its body) gets 5 s.
         config = uvicorn.Config(self.app, lifespan="on", log_level="warning", access_log=False,
-                                server_header=False, date_header=True)
+                                server_header=False, date_header=True, timeout_graceful_shutdown=5)
         self.http = _Embedded(config)
         return asyncio.get_running_loop().create_task(self.http.serve(sockets=[listener]))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import logging
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -32,6 +33,8 @@ def _apprise() -> Any:
         import apprise
     except ImportError:
         return None
+    # Apprise logs the URLs it is given, and an Apprise URL is a secret: keep its logs out.
+    logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)
     return apprise
 
 

@@ -75,6 +75,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
+        self._stopping = False
         self.sent = self.failed = self.retried = 0
 
     # lifecycle -----------------------------------------------------------------------------
@@ -82,16 +83,24 @@ class Dispatcher:
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, limit_per_host=20))
         self._loop_tasks = [asyncio.create_task(self._poll_loop()), asyncio.create_task(self._flush_loop())]
 
-    async def stop(self) -> None:
-        """Stop sending; outcomes already known are written, unsent rows stay pending."""
-        for task in [*self._loop_tasks, *self._tasks]:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop sending; outcomes already known are written, unsent rows stay pending. Bounded:
+        a send that ignores its cancellation is left behind after ``timeout``."""
+        self._stopping = True
+        tasks = [*self._loop_tasks, *self._tasks]
+        for task in tasks:
             task.cancel()
-        for task in [*self._loop_tasks, *self._tasks]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await self._flush()
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=timeout)
+            for task in stuck:
+                log.warning("a notification task did not stop in %.0f s: %r", timeout, task.get_coro())
+        try:
+            await asyncio.wait_for(self._flush(), timeout)
+        except TimeoutError:
+            log.warning("could not record the last delivery outcomes; those messages will be sent again")
         if self._session is not None:
-            await self._session.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._session.close(), timeout)
 
     def wake(self) -> None:
         """New rows may be due (called after each transition batch)."""
@@ -119,10 +128,15 @@ class Dispatcher:
         return dataclasses.replace(result, response=response)
 
     async def _poll_loop(self) -> None:
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+        # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives as
+        # the wait ends, and this loop is woken often; the flag makes stopping certain anyway.
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_s):
+                    await self._wake.wait()
             self._wake.clear()
+            if self._stopping:
+                return
             room = self.max_claimed - len(self._claimed)
             if room <= 0:
                 continue
@@ -151,7 +165,7 @@ class Dispatcher:
 
     async def _channel_worker(self, integration_id: int, channel: _Channel) -> None:
         try:
-            while channel.queue:
+            while channel.queue and not self._stopping:
                 wait = channel.not_before - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
@@ -200,7 +214,7 @@ class Dispatcher:
                                "response": result.response, "state": state, "next_at": next_at})
 
     async def _flush_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(0.1)
             await self._flush()
 

@@ -72,6 +72,9 @@ def test_every_bad_field_is_named_at_once() -> None:
     ({"name": "x", "type": "ping", "host": "http://a/"}, "host"),
     ({"name": "x", "type": "ping"}, "host"),
     ({"name": "x", "type": "push", "pushToken": "short"}, "pushToken"),
+    ({"name": "x", "type": "tcp", "host": "a" * 64 + ".example", "port": 1}, "host"),  # a label over 63
+    ({"name": "x", "type": "http", "url": "http://" + "a" * 64 + ".example/"}, "url"),
+    ({"name": "x", "type": "dns", "host": "10.0.0.1"}, "host"),
     ({"name": "x", "type": "push", "pushToken": "has spaces in it"}, "pushToken"),
     ({"name": "x", "type": "push", "grace": -1}, "grace"),
     ({"name": "x", "type": "http", "url": "http://h/", "jsonPath": "a..b"}, "jsonPath"),
