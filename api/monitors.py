@@ -17,7 +17,15 @@ from litestar import Controller, Request, delete, get, patch, post
 
 from api.errors import ApiError, BadRequest, Conflict, NotFound
 from api.schemas import ERROR_RESPONSES
-from core.models import KINDS, STATUSES, Monitor, MonitorValidationError, monitor_to_wire, parse_monitor
+from core.models import (
+    KINDS,
+    STATUSES,
+    Monitor,
+    MonitorValidationError,
+    monitor_to_wire,
+    parse_monitor,
+    private_target,
+)
 
 __all__ = ["MonitorController", "decode_cursor", "encode_cursor", "json_body", "owned_monitor", "parse_limit"]
 
@@ -53,6 +61,16 @@ def check_monitor_integrations(request: Request[int, Any, Any], ids: list[int]) 
     if unknown:
         raise BadRequest("Invalid monitor", [{"field": "integrations",
                                               "message": f"no such integration: {', '.join(map(str, unknown))}"}])
+
+
+def check_private_target(request: Request[int, Any, Any], monitor: Monitor) -> None:
+    """With ``serve --deny-private-targets``, a target written as a private address is a 400
+    (one that only resolves to one fails its checks instead)."""
+    if request.app.state.server.deny_private and (found := private_target(monitor)) is not None:
+        field, host = found
+        raise BadRequest("Invalid monitor", [{"field": field,
+                                              "message": f"{host}: private and loopback targets are not allowed "
+                                                         "on this server"}])
 
 
 def check_push_token(request: Request[int, Any, Any], monitor: Monitor) -> None:
@@ -161,6 +179,7 @@ class MonitorController(Controller):
         monitor.account_id = request.user
         check_monitor_integrations(request, monitor.integrations)
         check_push_token(request, monitor)
+        check_private_target(request, monitor)
         server = request.app.state.server
         created = await server.create_monitor(monitor)
         return {"data": await _one(request, created.id)}
@@ -180,6 +199,7 @@ class MonitorController(Controller):
         updated = _validated(data, current)
         check_monitor_integrations(request, updated.integrations)
         check_push_token(request, updated)
+        check_private_target(request, updated)
         server = request.app.state.server
         await server.update_monitor(updated)
         if updated.paused != current.paused:  # pausing has its own status handling

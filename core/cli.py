@@ -187,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="embedded ASGI server (granian: optional, `pip install granian`; see bench/README.md)")
     serve.add_argument("--alert-retry-base", type=float, default=2.0, metavar="SECONDS",
                        help="first retry of a failed notification after this long, doubling each time (default 2)")
+    serve.add_argument("--deny-private-targets", action="store_true",
+                       help="refuse monitors of private, loopback and link-local addresses (for shared installs)")
     serve.add_argument("--log-level", default="INFO")
 
     monitors = sub.add_parser("monitors", parents=[common], help="add, list, pause or remove monitors")
@@ -352,7 +354,7 @@ def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
         return 2
     server = Server(data_dir, host=ns.host, port=ns.port, workers=ns.workers, demo_monitors=ns.demo,
                     max_inflight=ns.max_inflight, http_server=ns.http_server,
-                    alert_retry_base=ns.alert_retry_base)
+                    alert_retry_base=ns.alert_retry_base, deny_private=ns.deny_private_targets)
     uvloop.run(server.run())
     return 0
 

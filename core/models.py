@@ -39,6 +39,7 @@ __all__ = [
     "parse_monitor",
     "parse_resolver",
     "parse_status_ranges",
+    "private_target",
 ]
 
 STATUSES = ("pending", "up", "down", "paused", "maintenance")
@@ -446,6 +447,35 @@ def valid_host(host: str) -> bool:
     except UnicodeError:
         return False
     return 0 < len(encoded) <= 253 and all(0 < len(label) <= 63 for label in encoded.split(b"."))
+
+
+def is_private_address(address: str) -> bool:
+    """Loopback, private, link-local, shared, reserved, multicast or unspecified (what
+    ``--deny-private-targets`` refuses); IPv4-mapped IPv6 addresses count as their IPv4."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
+            or ip.is_unspecified or ip in ipaddress.ip_network("100.64.0.0/10"))
+
+
+def private_target(monitor: Monitor) -> tuple[str, str] | None:
+    """(field, host) when the monitor's target is written as a private address or as
+    ``localhost``; names that resolve to one are refused at check time instead."""
+    spec = monitor.spec
+    if isinstance(spec, HttpSpec):
+        field, host = "url", urlsplit(spec.url).hostname or ""
+    elif isinstance(spec, TcpSpec | TlsSpec | PingSpec):
+        field, host = "host", spec.host
+    else:
+        return None
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost") or is_private_address(name):
+        return field, host
+    return None
 
 
 def is_ip_literal(host: str) -> bool:

@@ -73,7 +73,7 @@ def _merge(batches: list[dict[str, Any]]) -> dict[str, Any]:
 class Server:
     def __init__(self, data_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 0,
                  demo_monitors: bool = False, max_inflight: int = 0, http_server: str = "uvicorn",
-                 alert_retry_base: float = 2.0) -> None:
+                 alert_retry_base: float = 2.0, deny_private: bool = False) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
@@ -82,6 +82,8 @@ class Server:
         self.max_inflight = max_inflight
         self.http_server = http_server
         self.alert_retry_base = alert_retry_base
+        #: Refuse monitors of private, loopback and link-local targets (shared installs).
+        self.deny_private = deny_private
         self.store: DuckDBStore | None = None
         self.engine: Engine | None = None
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb")
@@ -139,7 +141,8 @@ class Server:
                                  integration=self.integrations.get, base_url=self.http_url,
                                  backoff_base=self.alert_retry_base)
         await self.alerts.start()
-        self.engine = Engine(self.workers, self._enqueue, max_inflight=self.max_inflight)
+        self.engine = Engine(self.workers, self._enqueue, max_inflight=self.max_inflight,
+                             deny_private=self.deny_private)
         ingest = loop.create_task(self._ingest_loop())
         rollups = loop.create_task(self._rollup_loop())
         reminders = loop.create_task(self._reminder_loop())

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import socket
 import ssl
 import struct
@@ -17,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.models import CheckResult, ErrorCode
+from core.models import CheckResult, ErrorCode, is_private_address
 
 __all__ = ["CheckContext", "Env", "abort_with_reset", "classify_os_error", "fail", "now_us"]
 
@@ -47,6 +49,14 @@ class Env:
     #: and -> wall time of its previous check (see ``core.checkers.push``).
     pushes: dict[int, tuple[float, bool, str | None, float | None]] = field(default_factory=dict)
     push_checked: dict[int, float] = field(default_factory=dict)
+    #: ``serve --deny-private-targets`` (shared installs): refuse to connect to private,
+    #: loopback and link-local addresses, whatever name led there (set for the workers).
+    deny_private: bool = field(default_factory=lambda: os.environ.get("XUPTIME_DENY_PRIVATE") == "1")
+
+    def check_address(self, address: str) -> None:
+        """Raise PermissionError when this server may not connect to ``address``."""
+        if self.deny_private and is_private_address(address):
+            raise PermissionError(errno.EACCES, f"{address} is a private address, denied on this server")
 
     def send_soon(self, job: Any) -> None:
         """Queue ``job.send()`` for the end of the current loop iteration.

@@ -306,6 +306,7 @@ async def _open(target: _Target, ctx: CheckContext, prepared: PreparedHttp) -> t
         host = sockaddr[0]
     else:
         host = host.strip("[]")
+    ctx.env.check_address(host)
     ctx.phase = "connect"
     t = now_us()
     transport, proto = await loop.create_connection(_Response, host, target.port, family=family)

@@ -43,6 +43,7 @@ async def check(prepared: PreparedPing, ctx: CheckContext) -> CheckResult:
             infos = await ctx.env.loop.getaddrinfo(prepared.host, None, type=socket.SOCK_RAW)
             ctx.dns_us = now_us() - t
             address = infos[0][4][0]
+        ctx.env.check_address(address)
         ctx.phase = "waiting for the echo reply"
         # The caller owns the deadline: icmplib's own timeout is only a backstop.
         host = await icmplib.async_ping(address, count=1, timeout=3600, privileged=_PRIVILEGED)

@@ -71,6 +71,7 @@ async def check(prepared: PreparedTcp, ctx: CheckContext) -> CheckResult:
             infos = await loop.getaddrinfo(host, prepared.port, type=socket.SOCK_STREAM)
             ctx.dns_us = now_us() - t
             family, host = infos[0][0], infos[0][4][0]
+        ctx.env.check_address(host)
         ctx.phase = "connect"
         t = now_us()
         transport, proto = await loop.create_connection(_Reader, host, prepared.port, family=family)

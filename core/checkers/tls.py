@@ -45,6 +45,7 @@ async def check(prepared: PreparedTls, ctx: CheckContext) -> CheckResult:
             infos = await loop.getaddrinfo(prepared.host, prepared.port, type=socket.SOCK_STREAM)
             ctx.dns_us = now_us() - t
             family, address = infos[0][0], infos[0][4][0]
+        ctx.env.check_address(address)
         ctx.phase = "connect"
         t = now_us()
         transport, proto = await loop.create_connection(asyncio.Protocol, address, prepared.port, family=family)

@@ -60,13 +60,14 @@ class _WorkerHandle:
 
 class Engine:
     def __init__(self, shards: int, on_results: ResultsHandler, *, max_inflight: int = 0,
-                 log_level: str | None = None) -> None:
+                 log_level: str | None = None, deny_private: bool = False) -> None:
         if shards < 1:
             raise ValueError("need at least one worker")
         self.shards = shards
         self.on_results = on_results
         self.max_inflight = max_inflight
         self.log_level = log_level
+        self.deny_private = deny_private
         self.monitors: dict[int, Monitor] = {}
         self.workers = [_WorkerHandle(i) for i in range(shards)]
         self.stopping = False
@@ -105,6 +106,8 @@ class Engine:
         env = dict(os.environ)
         if self.log_level:
             env["XUPTIME_LOG_LEVEL"] = self.log_level
+        if self.deny_private:
+            env["XUPTIME_DENY_PRIVATE"] = "1"  # read by the workers' checker Env
         handle.proc = await asyncio.create_subprocess_exec(*args, pass_fds=(child.fileno(),), env=env)
         child.close()
         handle.channel = await StreamChannel.from_socket(parent)

@@ -573,3 +573,25 @@ def test_push_monitors_hear_heartbeats(api: dict[str, Any]) -> None:
         urllib.request.urlopen(request, timeout=10)
     assert info.value.code == 404 and json.loads(info.value.read())["statusCode"] == 404
     call(f"{base}/api/v1/monitors/{mid}", method="DELETE", headers={"X-API-Key": key})
+
+
+def test_deny_private_targets_option(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    server = Serve(data_dir, 1, "--deny-private-targets")
+    try:
+        key = cli(data_dir, "keys", "create").stdout.splitlines()[-1]
+        base = f"{server.url}/api/v1/monitors"
+        for body, field in (({"name": "x", "type": "http", "url": "http://127.0.0.1:8080/"}, "url"),
+                            ({"name": "x", "type": "tcp", "host": "localhost", "port": 22}, "host"),
+                            ({"name": "x", "type": "ping", "host": "192.168.0.1"}, "host")):
+            status, headers, error = send(base, "POST", body, key)
+            assert_error(status, headers, error, 400)
+            problem = error["data"]["errors"][0]
+            assert problem["field"] == field and "not allowed" in problem["message"]
+        status, _, created = send(base, "POST", {"name": "public", "type": "http", "url": "https://example.com/"}, key)
+        assert status == 201
+        status, headers, error = send(f"{base}/{created['data']['id']}", "PATCH", {"url": "http://10.0.0.1/"}, key)
+        assert_error(status, headers, error, 400)
+        assert call(base, headers={"X-API-Key": key})[2]["pagination"]["total"] == 1
+    finally:
+        assert server.stop() == 0

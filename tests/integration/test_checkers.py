@@ -619,3 +619,21 @@ def test_json_path_and_expected_value() -> None:
             assert not r.ok and r.error == "JSON: the body is not JSON"
 
     run(main())
+
+
+def test_private_targets_refused_when_the_server_says_so() -> None:
+    """``--deny-private-targets``: whatever name leads to a private address, no connection."""
+    async def main() -> None:
+        env = Env(asyncio.get_running_loop(), deny_private=True)
+        async with Peer(http_handler()) as peer:
+            for data in (http(peer.url()), http(f"http://localhost:{peer.port}/"),
+                         {"type": "tcp", "host": "localhost", "port": peer.port},
+                         {"type": "tls", "host": "127.0.0.1", "port": peer.port},
+                         {"type": "ping", "host": "localhost"}):
+                r = await check(env, data)
+                assert not r.ok and r.error_code == ErrorCode.CONNECT and "denied on this server" in (r.error or "")
+            assert peer.connections == 0
+            env.deny_private = False
+            assert (await check(env, http(peer.url()))).ok
+
+    run(main())

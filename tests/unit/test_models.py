@@ -109,3 +109,21 @@ def test_status_ranges() -> None:
     for bad in (["99"], ["300-200"], ["abc"], []):
         with pytest.raises(ValueError):
             parse_status_ranges(bad)
+
+
+def test_private_addresses_and_targets() -> None:
+    from core.models import is_private_address, private_target
+
+    private = ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.1.1", "100.64.0.1", "0.0.0.0", "::1",
+               "fe80::1", "fc00::1", "::ffff:127.0.0.1", "224.0.0.1", "[::1]"]
+    public = ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "example.com"]
+    assert all(is_private_address(a) for a in private) and not any(is_private_address(a) for a in public)
+    for data, found in [
+        ({"type": "http", "url": "http://127.0.0.1:8080/"}, ("url", "127.0.0.1")),
+        ({"type": "http", "url": "https://LOCALHOST/"}, ("url", "localhost")),
+        ({"type": "tcp", "host": "db.localhost", "port": 5432}, ("host", "db.localhost")),
+        ({"type": "ping", "host": "10.0.0.1"}, ("host", "10.0.0.1")),
+        ({"type": "http", "url": "https://example.com/"}, None),
+        ({"type": "dns", "host": "example.com"}, None),
+    ]:
+        assert private_target(parse_monitor({"name": "x", **data})) == found
