@@ -20,7 +20,7 @@ import numpy as np
 from litestar import Request, get
 
 from api.errors import BadRequest
-from api.monitors import decode_cursor, encode_cursor, parse_limit, require_owned
+from api.monitors import decode_cursor, encode_cursor, iso_us, parse_limit, require_owned
 from api.schemas import ERROR_RESPONSES
 
 __all__ = ["monitor_history", "monitor_uptime"]
@@ -30,9 +30,8 @@ _WINDOW = re.compile(r"^(\d{1,4})([mhdw])$")
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-@functools.lru_cache(maxsize=1 << 16)  # bucket starts repeat from request to request
-def _iso(ts_us: int) -> str:
-    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=ts_us)).isoformat(timespec="milliseconds") + "Z"
+# Bucket starts repeat from request to request: format each once.
+_iso = functools.lru_cache(maxsize=1 << 16)(iso_us)
 
 
 def _ms(us: Any) -> float | None:

@@ -114,9 +114,10 @@ class IntegrationController(Controller):
         if event not in EVENTS:
             errors.append({"field": "event", "message": f"must be one of {', '.join(EVENTS)}"})
         template = body.get("template", integration.template)
-        if template is not None and (not isinstance(template, str) or validate_template(template) is not None):
+        if template is not None:
             problem = validate_template(template) if isinstance(template, str) else "must be a string"
-            errors.append({"field": "template", "message": problem or "invalid"})
+            if problem is not None:
+                errors.append({"field": "template", "message": problem})
         if errors:
             raise BadRequest("Invalid preview", errors)
         trial = Integration(id=integration.id, account_id=integration.account_id, name=integration.name,

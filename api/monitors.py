@@ -76,7 +76,7 @@ def check_private_target(request: Request[int, Any, Any], monitor: Monitor) -> N
 def check_push_token(request: Request[int, Any, Any], monitor: Monitor) -> None:
     """A push token names one monitor: another monitor's is a 409."""
     token = getattr(monitor.spec, "push_token", None)
-    owner = request.app.state.server.push_token_owner(token) if token is not None else None
+    owner = request.app.state.server.push_tokens.get(token) if token is not None else None
     if owner is not None and owner != monitor.id:
         raise Conflict("Push token already in use", [{"field": "pushToken", "message": "is used by another monitor"}])
 
@@ -106,7 +106,8 @@ def parse_limit(raw: str | None, default: int = 25, maximum: int = 100) -> int:
     return int(raw)
 
 
-def _iso_us(ts_us: int) -> str:
+def iso_us(ts_us: int) -> str:
+    """µs since the epoch as ISO 8601 UTC with milliseconds and ``Z``."""
     seconds, us = divmod(ts_us, 1_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{us // 1000:03d}Z"
 
@@ -120,7 +121,7 @@ def _last_check_at(monitor_id: int, ts_us: int) -> str:
     if memo is None or memo[0] != ts_us:
         if len(_last_iso) >= _LAST_ISO_MAX:
             _last_iso.clear()
-        memo = _last_iso[monitor_id] = (ts_us, _iso_us(ts_us))
+        memo = _last_iso[monitor_id] = (ts_us, iso_us(ts_us))
     return memo[1]
 
 

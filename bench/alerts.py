@@ -29,8 +29,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.api import _ms
-from bench.engine import CONTENDER_CPU, TARGET_CPU, _dist_version, ensure_tools, free_port, log, wait_port
+from bench.api import serving, wrk
+from bench.engine import TARGET_CPU, Nginx, _dist_version, ensure_tools, free_port, log, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,51 +60,6 @@ def run_sink(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-class Target:
-    """nginx answering every request with ``status``; ``flip`` reloads it with another."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.dir = workdir / "nginx"
-        self.dir.mkdir()
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def _write(self, status: int) -> None:
-        d = self.dir
-        (d / "nginx.conf").write_text(f"""
-worker_processes 1;
-worker_cpu_affinity 01;
-worker_rlimit_nofile 20000;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 19000; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
-    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-    keepalive_requests 10000000;
-    keepalive_timeout 300s;
-    server {{ listen 127.0.0.1:{self.port} backlog=4096; location / {{ return {status} "status {status}\\n"; }} }}
-}}
-""")
-
-    def start(self) -> None:
-        self._write(200)
-        self.proc = subprocess.Popen(["nginx", "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"),
-                                      "-g", "daemon off;"], stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-
-    def flip(self, status: int) -> None:
-        self._write(status)
-        subprocess.run(["nginx", "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"), "-s", "reload"],
-                       check=True, stderr=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
 def build(data_dir: Path, monitors: int, target_url: str, sink_url: str) -> None:
     from core.alerting import parse_integration
     from core.storage.duckdb import DuckDBStore
@@ -123,22 +78,23 @@ def build(data_dir: Path, monitors: int, target_url: str, sink_url: str) -> None
     store.close()
 
 
+def wait_for_deliveries(sink_port: int, count: int, timeout: float = 300) -> dict[str, Any]:
+    """The sink's stats once it has ``count`` unique deliveries (or the timeout passed)."""
+    stats: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{sink_port}/stats", timeout=5) as response:
+            stats = json.loads(response.read())
+        if stats["unique"] >= count:
+            break
+        time.sleep(0.2)
+    return stats
+
+
 def sql_count(data_dir: Path, query: str) -> int:
     from core.cli import control_request
 
     return int(control_request(data_dir, "sql", {"sql": query})["rows"][0][0])
-
-
-def wrk(url: str, key: str, seconds: int, out: dict[str, Any]) -> None:
-    args = ["taskset", "-c", TARGET_CPU, "wrk", "-t1", "-c8", f"-d{seconds}s", "--latency",
-            "-H", f"Authorization: Bearer {key}", url]
-    text = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    for line in text.splitlines():
-        parts = line.split()
-        if line.startswith("Requests/sec:"):
-            out["rps"] = float(parts[1])
-        elif parts and parts[0] in ("50%", "99%"):
-            out["p" + parts[0].rstrip("%")] = _ms(parts[1])
 
 
 def main() -> None:
@@ -152,63 +108,37 @@ def main() -> None:
     ensure_tools()
     monitors = 1_000 if args.quick else 10_000
     seconds = 5 if args.quick else 10
-    from core.cli import ServerNotRunning, control_request
-
     with tempfile.TemporaryDirectory(prefix="xuptime-bench-alerts-") as tmp:
         workdir = Path(tmp)
-        target = Target(workdir)
+        target = Nginx(workdir)
         target.start()
         sink_port = free_port()
         sink = subprocess.Popen(["taskset", "-c", TARGET_CPU, sys.executable, "-m", "bench.alerts", "--sink",
                                  str(sink_port)], cwd=ROOT)
-        server = None
         try:
             wait_port(sink_port)
             data_dir = workdir / "data"
-            build(data_dir, monitors, f"http://127.0.0.1:{target.port}/", f"http://127.0.0.1:{sink_port}/hook")
-            port = free_port()
-            with open(workdir / "serve.log", "w") as serve_log:
-                server = subprocess.Popen(["taskset", "-c", CONTENDER_CPU, sys.executable, "-m", "core.cli", "serve",
-                                           "--data-dir", str(data_dir), "--workers", "1", "--port", str(port),
-                                           "--alert-retry-base", "1", "--log-level", "WARNING"],
-                                          stdout=serve_log, stderr=subprocess.STDOUT, cwd=ROOT)
-            for _ in range(240):
-                if server.poll() is not None:
-                    raise RuntimeError((workdir / "serve.log").read_text()[-2000:])
-                try:
-                    if sql_count(data_dir, "SELECT count(*) FROM monitors WHERE status = 'up'") == monitors:
-                        break
-                except (ServerNotRunning, OSError, ValueError):
-                    pass
-                time.sleep(0.5)
-            else:
-                raise RuntimeError("the monitors did not all come up")
-            key = control_request(data_dir, "keys.create", {"name": "bench"})["secret"]
-            url = f"http://127.0.0.1:{port}/api/v1/monitors?limit=25"
-            idle: dict[str, Any] = {}
-            log(f"{monitors:,} monitors up; wrk idle")
-            wrk(url, key, seconds, idle)
-            storm: dict[str, Any] = {}
-            during = threading.Thread(target=wrk, args=(url, key, seconds, storm))
-            log("flip: the target answers 503")
-            flipped = time.time()
-            target.flip(503)
-            during.start()
-            stats: dict[str, Any] = {}
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                with urllib.request.urlopen(f"http://127.0.0.1:{sink_port}/stats", timeout=5) as response:
-                    stats = json.loads(response.read())
-                if stats["unique"] >= monitors:
-                    break
-                time.sleep(0.2)
-            during.join()
-            down = sql_count(data_dir, "SELECT count(*) FROM monitors WHERE status = 'down'")
-            failed = sql_count(data_dir, "SELECT count(*) FROM outbox WHERE status = 'failed'")
+            build(data_dir, monitors, target.url(), f"http://127.0.0.1:{sink_port}/hook")
+
+            def all_up(stats: dict[str, Any]) -> bool:
+                return sql_count(data_dir, "SELECT count(*) FROM monitors WHERE status = 'up'") == monitors
+
+            with serving(data_dir, workdir, extra=["--alert-retry-base", "1"], ready=all_up, settle=0) as (base,
+                                                                                                          key):
+                url = f"{base}/api/v1/monitors?limit=25"
+                log(f"{monitors:,} monitors up; wrk idle")
+                idle = wrk(url, key, seconds, connections=8)
+                storm: dict[str, Any] = {}
+                during = threading.Thread(target=lambda: storm.update(wrk(url, key, seconds, connections=8)))
+                log("flip: the target answers 503")
+                flipped = time.time()
+                target.set_status(503)
+                during.start()
+                stats = wait_for_deliveries(sink_port, monitors)
+                during.join()
+                down = sql_count(data_dir, "SELECT count(*) FROM monitors WHERE status = 'down'")
+                failed = sql_count(data_dir, "SELECT count(*) FROM outbox WHERE status = 'failed'")
         finally:
-            if server is not None and server.poll() is None:
-                server.terminate()
-                server.wait(60)
             sink.terminate()
             sink.wait(10)
             target.stop()

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,17 +86,25 @@ def _ms(text: str) -> float:
     return float(text)
 
 
+def rolled_up(stats: dict[str, Any]) -> bool:
+    """The imported month is rolled up into hours (up to a few hours ago)."""
+    upto = stats["rollupUptoUs"]
+    return bool(upto) and upto >= (time.time() - 3 * 3600) * 1e6
+
+
 @contextlib.contextmanager
-def serving(data_dir: Path, workdir: Path, http_server: str) -> Iterator[tuple[str, str]]:
-    """``xuptime serve`` on CPU 1 with the given embedded ASGI server: yields (base URL, key)
-    once its workers are ready and the rollup has caught up."""
+def serving(data_dir: Path, workdir: Path, http_server: str = "uvicorn", extra: Sequence[str] = (),
+            ready: Callable[[dict[str, Any]], bool] = rolled_up, settle: float = 3.0) -> Iterator[tuple[str, str]]:
+    """``xuptime serve --workers 1`` on CPU 1 with the given embedded ASGI server (and
+    ``extra`` arguments): yields (base URL, a new key) once its workers are ready and
+    ``ready(stats)`` holds, ``settle`` seconds later."""
     from core.cli import ServerNotRunning, control_request
 
     port = free_port()
     with open(workdir / f"serve-{http_server}.log", "w") as serve_log:
         proc = subprocess.Popen(["taskset", "-c", CONTENDER_CPU, sys.executable, "-m", "core.cli", "serve",
                                  "--data-dir", str(data_dir), "--workers", "1", "--port", str(port),
-                                 "--http-server", http_server, "--log-level", "WARNING"],
+                                 "--http-server", http_server, "--log-level", "WARNING", *extra],
                                 stdout=serve_log, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
             for _ in range(240):
@@ -104,9 +112,7 @@ def serving(data_dir: Path, workdir: Path, http_server: str) -> Iterator[tuple[s
                     raise RuntimeError(f"xuptime exited: {(workdir / serve_log.name).read_text()[-2000:]}")
                 try:
                     stats = control_request(data_dir, "stats")
-                    upto = stats["rollupUptoUs"]
-                    # ready: the engine is checking and the imported month is rolled up into hours
-                    if all(w["ready"] for w in stats["workers"]) and upto and upto >= (time.time() - 3 * 3600) * 1e6:
+                    if all(w["ready"] for w in stats["workers"]) and ready(stats):
                         break
                 except (ServerNotRunning, OSError, ValueError):
                     pass
@@ -114,7 +120,7 @@ def serving(data_dir: Path, workdir: Path, http_server: str) -> Iterator[tuple[s
             else:
                 raise RuntimeError("xuptime did not get ready within 2 minutes")
             key = control_request(data_dir, "keys.create", {"name": "bench"})["secret"]
-            time.sleep(3)  # let the engine settle into its 2k checks/s
+            time.sleep(settle)  # let the engine settle into its checks
             yield f"http://127.0.0.1:{port}", key
         finally:
             if proc.poll() is None:

@@ -71,15 +71,20 @@ def ensure_tools() -> None:
     if not missing:
         return
     log(f"installing {', '.join(missing)} from Debian's packages")
+    install_debian_packages(missing)
+
+
+def install_debian_packages(packages: list[str]) -> None:
+    """apt-get install ``packages`` (as root), without letting them start system services."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    policy = Path("/usr/sbin/policy-rc.d")  # do not let the packages start system services
+    policy = Path("/usr/sbin/policy-rc.d")
     created = not policy.exists()
     if created:
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
     try:
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env, timeout=600)
     finally:
         if created:
             policy.unlink()
@@ -115,6 +120,21 @@ class Nginx:
         leaf = ca.issue_cert("localhost", "127.0.0.1")
         leaf.private_key_and_cert_chain_pem.write_to_path(str(self.dir / "server.pem"))
         ca.cert_pem.write_to_path(str(self.dir / "ca.pem"))
+        self._write_conf(200)
+        d = self.dir
+        self.proc = subprocess.Popen(["nginx", "-p", str(d), "-c", str(d / "nginx.conf"), "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for port in [*self.http_ports, self.https_port]:
+            wait_port(port)
+
+    def set_status(self, status: int) -> None:
+        """Answer every request with ``status`` from now on (a configuration reload)."""
+        self._write_conf(status)
+        subprocess.run(["nginx", "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"), "-s", "reload"],
+                       check=True, stderr=subprocess.DEVNULL)
+
+    def _write_conf(self, status: int) -> None:
+        body = "ok" if status == 200 else f"status {status}"
         listens = "\n".join(f"listen 127.0.0.1:{p} backlog=4096;" for p in self.http_ports)
         d = self.dir
         conf = f"""
@@ -132,7 +152,7 @@ http {{
     keepalive_timeout 300s;
     server {{
         {listens}
-        location / {{ return 200 "ok\\n"; }}
+        location / {{ return {status} "{body}\\n"; }}
     }}
     server {{
         listen 127.0.0.1:{self.https_port} ssl backlog=4096;
@@ -140,15 +160,11 @@ http {{
         ssl_certificate_key {d}/server.pem;
         ssl_session_cache off;
         ssl_session_tickets off;
-        location / {{ return 200 "ok\\n"; }}
+        location / {{ return {status} "{body}\\n"; }}
     }}
 }}
 """
         (d / "nginx.conf").write_text(conf)
-        self.proc = subprocess.Popen(["nginx", "-p", str(d), "-c", str(d / "nginx.conf"), "-g", "daemon off;"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for port in [*self.http_ports, self.https_port]:
-            wait_port(port)
 
     def url(self, i: int = 0) -> str:
         return f"http://127.0.0.1:{self.http_ports[i % len(self.http_ports)]}/"

@@ -402,9 +402,6 @@ class Server:
         if token is not None:
             self.push_tokens[token] = monitor.id
 
-    def push_token_owner(self, token: str) -> int | None:
-        return self.push_tokens.get(token)
-
     async def push(self, token: str, ok: bool, msg: str | None, ping_ms: float | None) -> bool:
         """A heartbeat for the push monitor with this token; False if there is none. A paused
         monitor's heartbeats are taken and ignored."""

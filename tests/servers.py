@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
 import ssl
+import threading
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -172,26 +175,42 @@ class FakeDns(asyncio.DatagramProtocol):
 def ensure_debian_package(binary: str, package: str) -> str:
     """The path of ``binary``, installing ``package`` from Debian's archive when it is missing
     (tests run as root on Debian; the package's service is not started)."""
-    import os
     import shutil
-    import subprocess
-    from pathlib import Path
 
-    found = shutil.which(binary) or (f"/usr/bin/{binary}" if Path(f"/usr/bin/{binary}").exists() else None)
-    if found:
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    policy = Path("/usr/sbin/policy-rc.d")  # keep the package from starting its system service
-    created = not policy.exists()
-    if created:
-        policy.write_text("#!/bin/sh\nexit 101\n")
-        policy.chmod(0o755)
-    try:
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=env, timeout=600)
-    finally:
-        if created:
-            policy.unlink()
+    from bench.engine import install_debian_packages
+
     found = shutil.which(binary)
+    if found is None:
+        install_debian_packages([package])
+        found = shutil.which(binary)
     assert found, f"{package} did not install {binary}"
     return found
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler that logs nothing and answers in one call."""
+
+    def reply(self, status: int, raw: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class ThreadedHttp:
+    """A threaded HTTP server on 127.0.0.1 (port 0) serving ``handler`` from its own thread,
+    for fakes that the code under test calls from another process or loop."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

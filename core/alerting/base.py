@@ -20,17 +20,13 @@ from urllib.parse import urlsplit
 import aiohttp
 import msgspec
 
+from core.models import FieldError as FieldProblem  # one field-error shape for monitors and channels
+
 __all__ = ["TIMEOUT", "ConfigError", "FieldProblem", "Provider", "SendContext", "SendResult", "check_url",
-           "mask_config", "parse_retry_after", "post_json", "scrub"]
+           "mask_config", "parse_retry_after", "request_json", "scrub"]
 
 TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)  # every outbound call has a timeout
 RESPONSE_KEEP = 300  # characters of a provider's answer kept for the API
-
-
-@dataclasses.dataclass(frozen=True)
-class FieldProblem:
-    field: str
-    message: str
 
 
 class ConfigError(ValueError):
@@ -124,15 +120,6 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
 
 
-async def post_json(session: aiohttp.ClientSession, url: str, body: bytes,
-                    headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], str]:
-    """POST a JSON body; returns status, headers (lower-case names) and the text (capped)."""
-    async with session.post(url, data=body, headers={"Content-Type": "application/json", **(headers or {})},
-                            timeout=TIMEOUT, allow_redirects=False) as response:
-        text = (await response.content.read(64 * 1024)).decode("utf-8", "replace")
-        return response.status, {k.lower(): v for k, v in response.headers.items()}, text
-
-
 def http_outcome(status: int, headers: Mapping[str, str], text: str, *, retry_after: float | None = None
                  ) -> SendResult:
     """The common reading of an HTTP answer: 2xx ok; 429 and 5xx retried (honouring
@@ -183,8 +170,9 @@ def _default(field: Any) -> Any:
 
 async def request_json(session: aiohttp.ClientSession, method: str, url: str, body: Any = None,
                        headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], str]:
-    """One JSON API call (any method); returns status, headers (lower-case) and text (capped)."""
-    data = None if body is None else msgspec.json.encode(body)
+    """One JSON API call (any method); returns status, headers (lower-case) and text (capped).
+    ``body`` is encoded as JSON, or sent as it is when already ``bytes`` (a signed body)."""
+    data = body if isinstance(body, bytes) or body is None else msgspec.json.encode(body)
     all_headers = {"Accept": "application/json", **({"Content-Type": "application/json"} if data else {}),
                    **(headers or {})}
     async with session.request(method, url, data=data, headers=all_headers, timeout=TIMEOUT,

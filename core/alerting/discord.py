@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from core.alerting.base import FieldProblem, SendContext, SendResult, check_url, http_outcome, post_json
+from core.alerting.base import FieldProblem, SendContext, SendResult, check_url, http_outcome, request_json
 
 __all__ = ["DiscordProvider"]
 
@@ -76,7 +76,7 @@ class DiscordProvider:
         parts = urlsplit(ctx.config.webhook_url)
         query = "&".join(q for q in (parts.query, "wait=true") if q)
         url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-        status, headers, text = await post_json(ctx.session, url, msgspec.json.encode(self.payload(ctx)))
+        status, headers, text = await request_json(ctx.session, "POST", url, self.payload(ctx))
         retry_after = None
         if status == 429:
             try:

@@ -76,7 +76,6 @@ class Dispatcher:
         self._loop_tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self._stopping = False
-        self.sent = self.failed = self.retried = 0
 
     # lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -197,10 +196,8 @@ class Dispatcher:
         now = _utcnow()
         if result.ok:
             state, next_at = "sent", now
-            self.sent += 1
         elif not result.retry or attempt >= self.max_attempts:
             state, next_at = "failed", now
-            self.failed += 1
             log.warning("message %d failed after %d attempt(s): %s %s", row[0], attempt, result.status,
                         result.response[:120])
         else:
@@ -209,7 +206,6 @@ class Dispatcher:
             else:
                 delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
             state, next_at = "pending", now + dt.timedelta(seconds=delay)
-            self.retried += 1
         self._outcomes.append({"id": row[0], "attempt": attempt, "at": now, "ok": result.ok, "status": result.status,
                                "response": result.response, "state": state, "next_at": next_at})
 

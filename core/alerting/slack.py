@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from core.alerting.base import FieldProblem, SendContext, SendResult, check_url, http_outcome, post_json
+from core.alerting.base import FieldProblem, SendContext, SendResult, check_url, http_outcome, request_json
 
 __all__ = ["SlackProvider"]
 
@@ -70,6 +70,5 @@ class SlackProvider:
         return {"text": _plain(ctx.text, 3000), "blocks": blocks}
 
     async def send(self, ctx: SendContext) -> SendResult:
-        body = msgspec.json.encode(self.payload(ctx))
-        status, headers, text = await post_json(ctx.session, ctx.config.webhook_url, body)
+        status, headers, text = await request_json(ctx.session, "POST", ctx.config.webhook_url, self.payload(ctx))
         return http_outcome(status, headers, text)

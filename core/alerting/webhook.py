@@ -22,7 +22,7 @@ from typing import Annotated, ClassVar
 
 import msgspec
 
-from core.alerting.base import FieldProblem, SendContext, SendResult, check_url, http_outcome, post_json
+from core.alerting.base import FieldProblem, SendContext, SendResult, check_url, http_outcome, request_json
 
 __all__ = ["WebhookProvider"]
 
@@ -72,5 +72,5 @@ class WebhookProvider:
                    "X-Xuptime-Event": ctx.event["event"]}
         if config.secret:
             headers["X-Xuptime-Signature"] = signature(config.secret, body)
-        status, response_headers, text = await post_json(ctx.session, config.url, body, headers)
+        status, response_headers, text = await request_json(ctx.session, "POST", config.url, body, headers)
         return http_outcome(status, response_headers, text)

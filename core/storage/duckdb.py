@@ -533,7 +533,7 @@ class DuckDBStore:
         return written
 
     def _roll(self, cur: duckdb.DuckDBPyConnection, start: int, end: int, *, replace: bool) -> int:
-        sql = hour_aggregate_sql("ts >= make_timestamp(?) AND ts < make_timestamp(?)", with_hist=True)
+        sql = hour_aggregate_sql("ts >= make_timestamp(?) AND ts < make_timestamp(?)")
         cur.execute("BEGIN TRANSACTION")
         try:
             if replace:

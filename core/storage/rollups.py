@@ -110,16 +110,14 @@ def aggregate_hours(ts_us: np.ndarray, ok: np.ndarray, latency_us: np.ndarray, *
                                                             strict=True)]
 
 
-def hour_aggregate_sql(where: str, *, with_hist: bool) -> str:
-    """One row per (monitor, UTC hour) of the ``checks`` rows matching ``where``: monitor_id,
-    hour, checks, up, latency sum, min, max, p50, p95, p99 and (``with_hist``) the histogram."""
+def hour_aggregate_sql(where: str) -> str:
+    """One row per (monitor, UTC hour) of the ``checks`` rows matching ``where`` (whose ``?``
+    parameters are bound twice): monitor_id, hour, checks, up, latency sum, min, max, p50,
+    p95, p99 and the histogram: the rows of ``checks_hourly``."""
     stats = f"""SELECT monitor_id, date_trunc('hour', ts) AS hour, count(*) AS checks,
                        count(*) FILTER (WHERE ok) AS up, sum(latency_us) AS lsum, min(latency_us) AS lmin,
                        max(latency_us) AS lmax, quantile_cont(latency_us, [0.5, 0.95, 0.99]) AS q
                 FROM checks WHERE {where} GROUP BY ALL"""
-    if not with_hist:
-        return f"""SELECT monitor_id, hour, checks, up, lsum, lmin, lmax, q[1] AS p50, q[2] AS p95, q[3] AS p99,
-                          NULL AS hidx, NULL AS hcnt FROM ({stats})"""
     return f"""WITH s AS ({stats}),
                b AS (SELECT monitor_id, date_trunc('hour', ts) AS hour, {bin_sql('latency_us')} AS bin, count(*) AS n
                      FROM checks WHERE {where} GROUP BY ALL),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.server
 import json
 import threading
 import time
@@ -17,9 +16,10 @@ import pytest
 
 from tests.integration.test_api import assert_error, call, send
 from tests.integration.test_serve import Serve, cli, pid_alive, wait_for
+from tests.servers import QuietHandler, ThreadedHttp
 
 
-class Sink:
+class Sink(ThreadedHttp):
     """A threaded HTTP server that records every POST per path and answers from a script of
     ``(status, headers, body)`` per path, then 200 (``ok`` for Slack-like paths)."""
 
@@ -30,7 +30,7 @@ class Sink:
         self.lock = threading.Lock()
         sink = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 path = self.path.split("?", 1)[0]
@@ -41,20 +41,9 @@ class Sink:
                          "query": self.path.partition("?")[2], "at": time.monotonic()})
                     script = sink.script.get(path)
                     status, headers, text = script.pop(0) if script else (200, {}, "ok")
-                raw = text.encode()
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                self.reply(status, text.encode(), headers)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
 
     def bodies(self, path: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -64,30 +53,21 @@ class Sink:
         with self.lock:
             return list(self.received.get(path, []))
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
-class Target:
+class Target(ThreadedHttp):
     """An HTTP target whose health the test switches."""
 
     def __init__(self) -> None:
         self.healthy = True
         target = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
-                self.send_response(200 if target.healthy else 503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.reply(200 if target.healthy else 503)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
+        self.url += "/"
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import email
-import http.server
 import json
 import threading
 import time
@@ -26,9 +25,10 @@ from core.alerting.templates import sample_context
 from core.alerting.twitter import weighted_length
 from tests.integration.test_alerts import Sink, Target, api, channel
 from tests.integration.test_serve import Serve, cli, closed_port, wait_for
+from tests.servers import QuietHandler, ThreadedHttp
 
 
-class FakeJira:
+class FakeJira(ThreadedHttp):
     """Jira Cloud REST v3, the parts xuptime uses, with basic auth and field validation."""
 
     FIELDS = [{"id": "customfield_10010", "name": "Affected service"}, {"id": "environment", "name": "Environment"}]
@@ -42,14 +42,10 @@ class FakeJira:
         self.lock = threading.Lock()
         jira = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _reply(self, status: int, body: Any = None) -> None:
-                raw = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                self.reply(status, b"" if body is None else json.dumps(body).encode(),
+                           {"Content-Type": "application/json"})
 
             def _handle(self, method: str) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -67,12 +63,7 @@ class FakeJira:
             def do_POST(self) -> None:
                 self._handle("POST")
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
 
     def route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         if method == "GET" and path.startswith("/rest/api/3/project/"):
@@ -115,12 +106,8 @@ class FakeJira:
                 return 204, None
         return 404, {"errorMessages": ["no such resource"]}
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
-
-class FakeX:
+class FakeX(ThreadedHttp):
     """``POST /2/tweets`` with bearer auth, the 280 limit, duplicate refusal and a scripted 429."""
 
     def __init__(self, token: str = "x-token") -> None:
@@ -128,7 +115,7 @@ class FakeX:
         self.rate_limited = 0  # how many next requests get a 429
         x = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 if self.headers.get("Authorization") != f"Bearer {token}":
@@ -145,24 +132,9 @@ class FakeX:
                 else:
                     x.posts.append({"text": body["text"], "at": time.time()})
                     status, reply, headers = 201, {"data": {"id": str(len(x.posts)), "text": body["text"]}}, {}
-                raw = json.dumps(reply).encode()
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                self.reply(status, json.dumps(reply).encode(), headers)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 class Mailbox:
