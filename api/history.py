@@ -6,24 +6,32 @@ minutes and hours and, for days, estimated from hourly histograms within 1.6%.
 ``limit`` is 1..1000 (default 100); ``from``/``to`` are ISO 8601 or Unix seconds.
 ``GET /api/v1/monitors/{id}/uptime?windows=24h,7d,30d``: ratio, checks, and downtime seconds
 (incident time inside the window) per window, keyed by the window as given.
+
+Encoded history answers are cached (``AnswerCache``): a dashboard or status page that many
+people watch asks for the same month of hours over and over, and recomputing 720 buckets per
+viewer would make the API's cost grow with the audience instead of with the data.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import datetime as dt
 import functools
 import re
 import time
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
+import msgspec
 import numpy as np
-from litestar import Request, get
+from litestar import MediaType, Request, Response, get
 
 from api.errors import BadRequest
 from api.monitors import decode_cursor, encode_cursor, iso_us, parse_limit, require_owned
 from api.schemas import ERROR_RESPONSES
 
-__all__ = ["monitor_history", "monitor_uptime"]
+__all__ = ["AnswerCache", "monitor_history", "monitor_uptime"]
 
 BUCKETS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
 _WINDOW = re.compile(r"^(\d{1,4})([mhdw])$")
@@ -32,6 +40,62 @@ _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 # Bucket starts repeat from request to request: format each once.
 _iso = functools.lru_cache(maxsize=1 << 16)(iso_us)
+
+
+class AnswerCache:
+    """Encoded answers keyed by query, each kept with the ``history_version`` of its monitor
+    read before it was computed, and served only while that version is current: the store
+    bumps it after committing any change that could alter the answer, so a hit is byte for byte
+    what recomputing would give (never older than the data at that version). Requests that
+    miss together share one computation (``fill``), so a crowd arriving at once costs one
+    query, not one each. Least recently used answers are dropped beyond ``max_bytes``.
+    Event-loop only, no locking."""
+
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._entries: collections.OrderedDict[Hashable, tuple[Hashable, bytes]] = collections.OrderedDict()
+        self._pending: dict[Hashable, tuple[Hashable, asyncio.Future[bytes]]] = {}
+
+    def fill(self, key: Hashable, version: Hashable, make: Callable[[], Awaitable[bytes]]) -> Awaitable[bytes]:
+        """The answer from ``make()``, or from a computation of the same key and version that is
+        already running. A caller that is cancelled does not cancel it for the others."""
+        pending = self._pending.get(key)
+        if pending is None or pending[0] != version:
+            task = asyncio.ensure_future(make())
+            pending = self._pending[key] = (version, task)
+            task.add_done_callback(functools.partial(self._filled, key, version))
+        return asyncio.shield(pending[1])
+
+    def _filled(self, key: Hashable, version: Hashable, task: asyncio.Future[bytes]) -> None:
+        if self._pending.get(key, (None, None))[1] is task:
+            del self._pending[key]
+        if not task.cancelled() and task.exception() is None:
+            self.put(key, version, task.result())
+
+    def get(self, key: Hashable, version: Hashable) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] != version:
+            self._drop(key)
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: Hashable, version: Hashable, body: bytes) -> None:
+        if len(body) > self.max_bytes // 4:
+            return
+        self._drop(key)
+        self._entries[key] = (version, body)
+        self.size += len(body)
+        while self.size > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: Hashable) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.size -= len(entry[1])
 
 
 def _ms(us: Any) -> float | None:
@@ -56,7 +120,7 @@ def parse_time(field: str, raw: str | None) -> int | None:
 
 @get("/monitors/{monitor_id:int}/history", operation_id="getMonitorHistory", tags=["history"],
      responses=ERROR_RESPONSES)
-async def monitor_history(request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+async def monitor_history(request: Request[int, Any, Any], monitor_id: int) -> Response[dict[str, Any]]:
     """Checks or time buckets of one monitor, newest first."""
     params = request.query_params
     interval = params.get("interval", "raw")
@@ -73,6 +137,20 @@ async def monitor_history(request: Request[int, Any, Any], monitor_id: int) -> d
     before = decode_cursor(cursor) if cursor else None
     require_owned(request, monitor_id)
     server = request.app.state.server
+    cache: AnswerCache = request.app.state.history_cache
+    key = (monitor_id, interval, start, end, before, limit)
+    version = server.store.history_version(monitor_id)  # before the read: see AnswerCache
+    body = cache.get(key, version)
+    if body is None:
+        async def make() -> bytes:
+            return msgspec.json.encode(await _history(server, monitor_id, interval, start, end, before, limit))
+        body = await cache.fill(key, version, make)
+    # The body is that dict, already encoded (a bytes content is sent as it is).
+    return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
+
+
+async def _history(server: Any, monitor_id: int, interval: str, start: int | None, end: int | None,
+                   before: int | None, limit: int) -> dict[str, Any]:
     if interval == "raw":
         rows, more = await server.read(server.store.history_raw, monitor_id, start, end, before, limit)
         data = [{"ts": _iso(r[0]), "ok": r[1], "latencyMs": _ms(r[2]), "statusCode": r[3], "error": r[4],

@@ -123,6 +123,10 @@ class DuckDBStore:
         #: Bumped when rolled-up hours are rewritten (not when new hours are appended).
         self._rollup_generation = 0
         self._hour_cache: collections.OrderedDict[int, tuple[int, int, list[tuple]]] = collections.OrderedDict()
+        #: Stored batches so far, and per monitor the number of the last batch that held one of
+        #: its rows; ``_late`` counts batches with rows in rolled-up hours (see ``history_version``).
+        self._batches = self._late = 0
+        self._changed: dict[int, int] = {}
         row = self.con.execute("SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM checks").fetchone()
         #: Bounds (µs) of every stored check's ts, or None when there are none.
         self._ts_range: tuple[int, int] | None = None if not row or row[0] is None else (int(row[0]), int(row[1]))
@@ -221,6 +225,8 @@ class DuckDBStore:
             self.con.execute("ROLLBACK")
             raise
         if row is not None:
+            self._batches += 1
+            self._changed[monitor_id] = self._batches
             with self._rollup_lock:  # only the rollup job writes checks_hourly: no write conflicts
                 self._deleted.add(monitor_id)
         return row is not None
@@ -490,6 +496,14 @@ class DuckDBStore:
                               "downtimeSeconds": round(int(down_us[0] if down_us else 0) / 1e6, 3)}
         return out
 
+    def history_version(self, monitor_id: int) -> tuple[int, int, int, int | None]:
+        """A value that changes whenever a history or bucket answer for this monitor could:
+        a batch holding one of its rows is stored, a late row makes a rolled-up hour stale, or
+        rolled-up hours are rewritten or extended. It is bumped only after the change is
+        committed, so an answer computed after reading version ``v`` is at least as new as
+        ``v``; a cache that keeps it under ``v`` never serves anything older than ``v``'s data."""
+        return self._changed.get(monitor_id, 0), self._late, self._rollup_generation, self.rollup_upto_us
+
     # rollups ----------------------------------------------------------------------------
     def rollup(self, now_us: int, grace_us: int = 120 * 10**6, chunk_us: int = 24 * HOUR_US) -> int:
         """Roll closed hours (ended ``grace_us`` before ``now_us``) into ``checks_hourly`` and
@@ -554,15 +568,19 @@ class DuckDBStore:
                 self.rollup_upto_us = end
         return int(row[0]) if row else 0
 
-    def _note_ingest(self, ts_us: np.ndarray) -> None:
-        """Track the stored time range, and mark rolled-up (or being rolled-up) hours that a
-        late row lands in, so the next ``rollup`` recomputes them."""
+    def _note_ingest(self, ts_us: np.ndarray, monitor_ids: np.ndarray) -> None:
+        """Called once a batch is committed: track the stored time range and which monitors
+        changed, and mark rolled-up (or being rolled-up) hours that a late row lands in, so the
+        next ``rollup`` recomputes them."""
+        self._batches += 1
+        self._changed.update(dict.fromkeys(np.unique(monitor_ids).tolist(), self._batches))
         lo, hi = int(ts_us.min()), int(ts_us.max())
         self._ts_range = (lo, hi) if self._ts_range is None else (min(lo, self._ts_range[0]),
                                                                   max(hi, self._ts_range[1]))
         with self._rollup_lock:
             guard = max(self.rollup_upto_us or 0, self._rolling_to)
             if lo < guard:
+                self._late += 1
                 late = ts_us[ts_us < guard]
                 for hour in np.unique(late // HOUR_US * HOUR_US).tolist():
                     self._dirty[hour] = self._dirty.get(hour, 0) + 1
@@ -697,7 +715,7 @@ class DuckDBStore:
             self.con.execute("INSERT INTO checks SELECT * FROM _xuptime_batch")
         finally:
             self.con.unregister("_xuptime_batch")
-        self._note_ingest(batch["ts_us"])
+        self._note_ingest(batch["ts_us"], batch["monitor_id"])
         return n
 
     def apply_transitions(self, transitions: list[Transition]) -> None:

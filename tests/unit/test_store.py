@@ -372,3 +372,29 @@ os._exit(0)
         assert [(m.name, m.integrations, m.status) for m in monitors] == [("m", [1, 2], "down")]
     finally:
         store.close()
+
+
+def test_history_version_changes_with_every_change_an_answer_could_see(store: DuckDBStore) -> None:
+    base = 1_700_000_000_000_000 - 1_700_000_000_000_000 % (24 * HOUR)
+    mine, other, third = add(store, "mine"), add(store, "other"), add(store, "third")
+    _ingest(store, [(h * HOUR + 5, True, 1000) for h in range(3)], base, (mine, other))
+    v0 = store.history_version(mine)
+    unrelated = ResultBuffer(4)
+    unrelated.append(third, base + 3 * HOUR, True, 1, 200, 0)
+    store.ingest(unrelated.flush())
+    assert store.history_version(mine) == v0  # a batch without its rows: answers stand
+    _ingest(store, [(3 * HOUR, True, 1000)], base, (mine, other))
+    v1 = store.history_version(mine)
+    assert v1 != v0
+    store.rollup(base + 3 * HOUR, grace_us=0)  # hours appended to the rollups
+    v2 = store.history_version(mine)
+    assert v2 != v1
+    late = ResultBuffer(4)  # a late row of another monitor makes a rolled-up hour stale
+    late.append(third, base + HOUR + 7, True, 1, 200, 0)
+    store.ingest(late.flush())
+    v3 = store.history_version(mine)
+    assert v3 != v2
+    store.rollup(base + 3 * HOUR, grace_us=0)  # and recomputing it rewrites rolled-up hours
+    assert store.history_version(mine) != v3
+    v4 = store.history_version(mine)
+    assert store.delete_monitor(mine) and store.history_version(mine) != v4

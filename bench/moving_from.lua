@@ -1,0 +1,9 @@
+-- wrk script for bench.api: history 1 h x 30 d with `from` one second later on every request,
+-- so no two requests ask the same question and every answer is computed, never cached.
+local since = tonumber(os.getenv("XUPTIME_SINCE"))
+local n = 0
+
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/api/v1/monitors/1/history?interval=1h&limit=1000&from=" .. (since + n))
+end
