@@ -37,6 +37,7 @@ def _extensions() -> list[Extension]:
     modules = [
         Extension("ext._wheel", ["ext/_wheel.pyx"], extra_compile_args=args),
         Extension("ext._buffer", ["ext/_buffer.pyx"], extra_compile_args=args),
+        Extension("ext._fasthttp", ["ext/_fasthttp.pyx"], extra_compile_args=args),
     ]
     return cythonize(
         modules,

@@ -6,11 +6,17 @@ otherwise (or with ``XUPTIME_PURE=1`` in the environment) the twins. ``COMPILED`
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Any
 
 from ext.columns import COLUMNS, DTYPES, NOT_MEASURED
 
-__all__ = ["COLUMNS", "COMPILED", "DTYPES", "NOT_MEASURED", "ResultBuffer", "TimingWheel"]
+__all__ = ["COLUMNS", "COMPILED", "DTYPES", "NOT_MEASURED", "HttpEngine", "ResultBuffer", "TimingWheel"]
+
+#: The compiled HTTP check engine (``ext._fasthttp``), or None when not built or pure. It has
+#: no twin: the general checkers in ``core.checkers.http`` are its reference.
+HttpEngine: Any = None
 
 COMPILED: bool
 if os.environ.get("XUPTIME_PURE") == "1":
@@ -29,3 +35,7 @@ else:
         from ext.pywheel import TimingWheel
 
         COMPILED = False
+    if COMPILED:
+        # (an older build without it: every check takes the general path)
+        with contextlib.suppress(ImportError):
+            from ext._fasthttp import HttpEngine

@@ -20,3 +20,7 @@ cdef class ResultBuffer:
         int64_t[::1] _ttfb_us
         list _error_rows
         list _error_texts
+
+    cdef bint push(self, int64_t monitor_id, int64_t ts_us, bint ok, int64_t latency_us, int status_code,
+                   int error_code, int64_t dns_us, int64_t connect_us, int64_t tls_us, int64_t ttfb_us,
+                   object error) except -1

@@ -55,6 +55,13 @@ cdef class ResultBuffer:
                int status_code=0, int error_code=0, int64_t dns_us=-1, int64_t connect_us=-1,
                int64_t tls_us=-1, int64_t ttfb_us=-1, str error=None) -> bool:
         """Add one result; False (and ``dropped`` + 1) when the buffer is full."""
+        return self.push(monitor_id, ts_us, ok, latency_us, status_code, error_code, dns_us, connect_us, tls_us,
+                         ttfb_us, error)
+
+    cdef bint push(self, int64_t monitor_id, int64_t ts_us, bint ok, int64_t latency_us, int status_code,
+                   int error_code, int64_t dns_us, int64_t connect_us, int64_t tls_us, int64_t ttfb_us,
+                   object error) except -1:
+        """``append`` for compiled callers (``ext._fasthttp``): no argument boxing."""
         cdef Py_ssize_t i = self._len
         if i >= self._capacity:
             self.dropped += 1

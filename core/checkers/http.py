@@ -33,7 +33,7 @@ import msgspec
 from core.checkers.base import CheckContext, abort_with_reset, classify_os_error, fail, now_us
 from core.models import CheckResult, ErrorCode, HttpSpec, is_ip_literal, parse_json_path, parse_status_ranges
 
-__all__ = ["PreparedHttp", "check", "prepare", "start"]
+__all__ = ["PreparedHttp", "check", "compiled_spec", "prepare", "start"]
 
 MAX_HEADER_BYTES = 64 * 1024
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
@@ -122,6 +122,19 @@ def _status_table(expected: tuple[str, ...]) -> bytes:
 
 def prepare(spec: HttpSpec) -> PreparedHttp:
     return PreparedHttp(spec)
+
+
+def compiled_spec(prepared: PreparedHttp) -> tuple[str, int, bytes, bytes, str, bool, bool, bool, int] | None:
+    """What the compiled engine (``ext._fasthttp.HttpEngine.add``) needs for this monitor:
+    host, port, request bytes, status table, expected statuses as text, keep-alive, HEAD,
+    follow redirects, body cap. None when only this module can check it: TLS, or a keyword or
+    JSON test (both read the body)."""
+    first = prepared.first
+    if first.tls or prepared.keep_body:
+        return None
+    expected = ",".join(prepared.spec.expected_status)
+    return (first.host.strip("[]"), first.port, first.request, prepared.expected, expected, prepared.keep_alive,
+            first.method == "HEAD", prepared.follow, prepared.max_body)
 
 
 class _Response(asyncio.Protocol):

@@ -17,6 +17,12 @@ in-flight checks, the state machine, and the result buffer.
 - Lateness (start minus due time) goes into a per-millisecond histogram.
 - Results go into the ``ResultBuffer``; ``on_flush(batch, transitions)`` is called every
   ``flush_s`` (250 ms) or as soon as ``flush_rows`` rows are waiting.
+- Plain-HTTP monitors without a body test run on the compiled path (``ext._fasthttp``) once
+  their origin has an address: no Python per check; their results reach the state machine
+  only when they could change a status (a failure, or a monitor not quietly ``up``). Host
+  names are resolved here, off the hot path, when first seen and every ``RESOLVE_EVERY``
+  seconds; until then, and for every other monitor, checks run on the general checkers.
+  A response the compiled path does not handle moves its monitor to the general path.
 """
 
 from __future__ import annotations
@@ -25,16 +31,18 @@ import asyncio
 import collections
 import functools
 import logging
+import socket
+import struct
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from core.checkers import REGISTRY, CheckContext, Checker, Env
+from core.checkers import REGISTRY, CheckContext, Checker, Env, http
 from core.clock import Clock, MonotonicClock
 from core.models import CheckResult, ErrorCode, Monitor, Transition
 from core.state import MonitorState, observe
-from ext import ResultBuffer, TimingWheel
+from ext import HttpEngine, ResultBuffer, TimingWheel
 
 __all__ = ["Scheduler", "phase_offset", "run_with_deadline"]
 
@@ -43,6 +51,7 @@ LATENESS_BUCKETS = 10_001  # 0..10_000 ms; the last bucket holds everything late
 LAG_HIGH = 0.025  # s of event-loop lag above which the in-flight limit shrinks
 LAG_LOW = 0.008  # s of lag below which it may grow
 ADAPT_EVERY = 0.1  # s
+RESOLVE_EVERY = 60.0  # s between lookups of a compiled-path origin's host name
 
 
 async def run_with_deadline(checker: Checker, prepared: Any, ctx: CheckContext, timeout: float,
@@ -90,7 +99,7 @@ def phase_offset(monitor_id: int, interval_ms: int) -> int:
 
 
 class _Entry:
-    __slots__ = ("checker", "interval_ms", "monitor", "prepared", "state", "timeout")
+    __slots__ = ("checker", "compiled", "interval_ms", "monitor", "prepared", "state", "timeout")
 
     def __init__(self, monitor: Monitor, checker: Checker, prepared: Any) -> None:
         self.monitor = monitor
@@ -99,6 +108,7 @@ class _Entry:
         self.state = MonitorState(monitor.status)
         self.timeout = monitor.effective_timeout
         self.interval_ms = monitor.interval * 1000
+        self.compiled = False  # registered with the compiled HTTP engine
 
 
 class Scheduler:
@@ -114,7 +124,10 @@ class Scheduler:
         flush_rows: int = 8192,
         flush_s: float = 0.25,
         tick_s: float = 0.005,
+        compiled_http: bool | None = None,
     ) -> None:
+        """``compiled_http``: use ``ext._fasthttp`` where it applies (default: when it is
+        built and the clock is the real one; it keeps time with the system's clocks)."""
         self.clock = clock or MonotonicClock()
         self.on_flush = on_flush
         self.max_inflight = max_inflight
@@ -140,6 +153,15 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.TimerHandle | None = None
         self._last_flush = 0.0
+        if compiled_http is None:
+            compiled_http = clock is None
+        self.fast: Any = None
+        if compiled_http and HttpEngine is not None:
+            self.fast = HttpEngine(self.buffer, self._fast_done, self._fast_fallback)
+        #: Compiled-path origins: (host, port) -> engine origin index; and the lookups running.
+        self._origins: dict[tuple[str, int], int] = {}
+        self._resolving: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._next_resolve = 0.0
 
     # monitor set -------------------------------------------------------------------------
     def upsert(self, monitor: Monitor) -> None:
@@ -150,9 +172,13 @@ class Scheduler:
         if old is not None and old.monitor.status == monitor.status:
             entry.state = old.state
         self.entries[monitor.id] = entry
+        if old is not None and old.compiled:
+            self.fast.remove(monitor.id)
         if monitor.paused:
             self.wheel.cancel(monitor.id)
             return
+        if self.fast is not None and monitor.type == "http":
+            self._compile(entry)
         interval_ms = monitor.interval * 1000
         old_interval = old.monitor.interval if old is not None and not old.monitor.paused else None
         if old_interval == monitor.interval and monitor.id in self.wheel:
@@ -167,8 +193,46 @@ class Scheduler:
         if self._env is not None and mid in self.entries:
             self._env.pushes[mid] = (ts, ok, msg, ping_ms)
 
+    def _compile(self, entry: _Entry) -> None:
+        spec = http.compiled_spec(entry.prepared)
+        if spec is None:
+            return
+        host, port, request, table, expected, keep_alive, head, follow, max_body = spec
+        key = (host, port)
+        origin = self._origins.get(key)
+        if origin is None:
+            origin = self._origins[key] = self.fast.origin(key)
+            self._resolve_soon(key)
+        m = entry.monitor
+        self.fast.add(m.id, origin, request, table, expected, entry.timeout, keep_alive, head, follow, max_body)
+        self.fast.set_quiet(m.id, entry.state.status == "up" and not entry.state.failures)
+        entry.compiled = True
+
+    def _resolve_soon(self, key: tuple[str, int]) -> None:
+        if self._loop is None or key in self._resolving:
+            return  # (before start(), every origin is looked up then)
+        task = self._loop.create_task(self._resolve(key))
+        self._resolving[key] = task
+        task.add_done_callback(lambda _: self._resolving.pop(key, None))
+
+    async def _resolve(self, key: tuple[str, int]) -> None:
+        """Give the engine the origin's address; a failed lookup, or an address this server
+        may not connect to, leaves its checks to the general checker, which reports why."""
+        assert self._loop is not None and self._env is not None
+        host, port = key
+        try:
+            infos = await self._loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+            family, _, _, _, address = infos[0]
+            self._env.check_address(address[0])
+        except (OSError, UnicodeError):
+            self.fast.clear_address(self._origins[key])
+            return
+        self.fast.set_address(self._origins[key], family, raw_sockaddr(family, address))
+
     def remove(self, monitor_id: int) -> None:
-        self.entries.pop(monitor_id, None)
+        old = self.entries.pop(monitor_id, None)
+        if old is not None and old.compiled:
+            self.fast.remove(monitor_id)
         self.wheel.cancel(monitor_id)
         job = self.inflight.pop(monitor_id, None)
         if job is not None:
@@ -187,12 +251,22 @@ class Scheduler:
         self._last_flush = loop.time()
         self._next_tick_at = loop.time()
         self._ticker = loop.call_soon(self._tick)
+        if self.fast is not None:
+            loop.add_reader(self.fast.fileno(), self.fast.on_ready)
+            self._next_resolve = loop.time() + RESOLVE_EVERY
+            for key in self._origins:
+                self._resolve_soon(key)
 
     async def stop(self) -> None:
         """Stop scheduling, cancel running checks, and flush what is buffered."""
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        if self.fast is not None and self._loop is not None:
+            self._loop.remove_reader(self.fast.fileno())
+            self.fast.close()
+            for task in list(self._resolving.values()):
+                task.cancel()
         jobs = list(self.inflight.values())
         self.inflight.clear()
         for job in jobs:
@@ -215,6 +289,12 @@ class Scheduler:
             self._adapt()
             self._next_adapt_at = now + ADAPT_EVERY
         try:
+            if self.fast is not None:
+                self.fast.expire()
+                if now >= self._next_resolve:
+                    self._next_resolve = now + RESOLVE_EVERY
+                    for key in self._origins:
+                        self._resolve_soon(key)
             self.run_due()
             if len(self.buffer) >= self.flush_rows or loop.time() - self._last_flush >= self.flush_s:
                 self.flush()
@@ -226,7 +306,7 @@ class Scheduler:
     def _adapt(self) -> None:
         if self.lag_ewma > LAG_HIGH:
             self.limit = max(self.min_inflight, self.limit * 3 // 4)
-        elif self.lag_ewma < LAG_LOW and (self.queue or len(self.inflight) >= self.limit):
+        elif self.lag_ewma < LAG_LOW and (self.queue or self.busy >= self.limit):
             self.limit = min(self.max_inflight, self.limit + max(8, self.limit // 8))
         if self.queue:
             self._next_queued()
@@ -235,7 +315,7 @@ class Scheduler:
         """Advance the wheel to now and start (or queue) every due monitor."""
         now = self.clock.monotonic_ms()
         due = self.wheel.advance(now)
-        inflight, queued = self.inflight, self.queued
+        inflight, queued, fast = self.inflight, self.queued, self.fast
         for mid in due:
             if mid in inflight or mid in queued:
                 self.skipped_overlap += 1
@@ -245,13 +325,27 @@ class Scheduler:
                 continue
             interval_ms = entry.interval_ms
             due_ms = now - (now - mid * 2654435761) % interval_ms  # see phase_offset()
-            if len(inflight) < self.limit:
+            if len(inflight) + (fast.inflight if fast is not None else 0) < self.limit:
                 self._start(mid, entry, due_ms, now)
             else:
                 self.queue.append((mid, due_ms))
                 queued.add(mid)
 
+    @property
+    def busy(self) -> int:
+        """Checks in flight on either path."""
+        return len(self.inflight) + (self.fast.inflight if self.fast is not None else 0)
+
     def _start(self, mid: int, entry: _Entry, due_ms: int, now: int) -> None:
+        if entry.compiled:
+            started = self.fast.start(mid)
+            if started == 2:  # still running on the compiled path
+                self.skipped_overlap += 1
+                return
+            if started:
+                late = now - due_ms
+                self.lateness[late if late < LATENESS_BUCKETS else LATENESS_BUCKETS - 1] += 1
+                return
         late = now - due_ms
         self.lateness[late if late < LATENESS_BUCKETS else LATENESS_BUCKETS - 1] += 1
         assert self._loop is not None and self._env is not None
@@ -266,7 +360,7 @@ class Scheduler:
         self.inflight[mid] = self._loop.create_task(self._run(mid, entry))
 
     def _next_queued(self) -> None:
-        while self.queue and len(self.inflight) < self.limit:
+        while self.queue and self.busy < self.limit:
             mid, due_ms = self.queue.popleft()
             self.queued.discard(mid)
             entry = self.entries.get(mid)
@@ -308,6 +402,33 @@ class Scheduler:
             m.status = transition.new
             self.transitions.append(transition)
 
+    def _fast_done(self, count: int, notable: list[tuple[int, bool, int, str | None]]) -> None:
+        """Checks that ended on the compiled path (their rows are in the buffer already);
+        ``notable`` are the results that may change a status."""
+        self.checks += count
+        for mid, ok, ts_us, error in notable:
+            entry = self.entries.get(mid)
+            if entry is None:
+                continue
+            m = entry.monitor
+            state = entry.state
+            transition = observe(state, mid, ok, ts_us, m.retries, m.recovery_threshold, error)
+            if transition is not None:
+                m.status = transition.new
+                self.transitions.append(transition)
+            self.fast.set_quiet(mid, state.status == "up" and not state.failures)
+        if self.queue:
+            self._next_queued()
+
+    def _fast_fallback(self, mid: int) -> None:
+        """The compiled path handed over a check it cannot judge: run it on the general
+        checker now (it starts a task; it must not start checks synchronously)."""
+        entry = self.entries.get(mid)
+        if entry is not None and self._loop is not None and mid not in self.inflight:
+            entry.compiled = False
+            self.fast.remove(mid)
+            self.inflight[mid] = self._loop.create_task(self._run(mid, entry))
+
     def flush(self) -> None:
         if self._loop is not None:
             self._last_flush = self._loop.time()
@@ -327,3 +448,12 @@ def _empty_batch() -> dict[str, Any]:
     batch["error_rows"] = np.empty(0, dtype=np.int32)
     batch["error_texts"] = []
     return batch
+
+
+def raw_sockaddr(family: int, address: tuple[Any, ...]) -> bytes:
+    """The C ``struct sockaddr_in``/``sockaddr_in6`` of a ``getaddrinfo`` address."""
+    port = struct.pack("!H", address[1])
+    packed = socket.inet_pton(family, address[0])
+    if family == socket.AF_INET:
+        return struct.pack("=H", family) + port + packed + bytes(8)
+    return struct.pack("=H", family) + port + struct.pack("=I", address[2]) + packed + struct.pack("=I", address[3])

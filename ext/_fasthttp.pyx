@@ -1,0 +1,882 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled HTTP/1.1 checks over plain TCP: the engine's per-check hot path. See ``HttpEngine``."""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.errno cimport EAGAIN, EINPROGRESS, EINTR, errno
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy, memset, strerror
+from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
+from posix.unistd cimport close
+
+from ext._buffer cimport ResultBuffer
+
+
+cdef extern from "<string.h>":
+    void *memmem(const void *haystack, size_t haystacklen, const void *needle, size_t needlelen) nogil
+
+cdef extern from "<sys/socket.h>":
+    ctypedef unsigned int socklen_t
+    struct sockaddr:
+        pass
+    struct linger:
+        int l_onoff
+        int l_linger
+    int socket(int domain, int type, int protocol) nogil
+    int connect(int fd, const sockaddr *addr, socklen_t len) nogil
+    ssize_t send(int fd, const void *buf, size_t n, int flags) nogil
+    ssize_t recv(int fd, void *buf, size_t n, int flags) nogil
+    int setsockopt(int fd, int level, int name, const void *val, socklen_t len) nogil
+    int getsockopt(int fd, int level, int name, void *val, socklen_t *len) nogil
+    int SOCK_STREAM, SOCK_NONBLOCK, SOCK_CLOEXEC, SOL_SOCKET, SO_LINGER, SO_ERROR, MSG_NOSIGNAL
+
+cdef extern from "<sys/epoll.h>":
+    ctypedef union epoll_data_t:
+        void *ptr
+        int fd
+        uint32_t u32
+        uint64_t u64
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    int epoll_create1(int flags) nogil
+    int epoll_ctl(int epfd, int op, int fd, epoll_event *event) nogil
+    int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout) nogil
+    int EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLRDHUP, EPOLLET
+
+
+# Error codes of ``core.models.ErrorCode`` (a test checks they agree).
+DEF E_TIMEOUT = 1
+DEF E_STATUS = 7
+DEF E_CLOSED = 12
+
+DEF C_FREE = 0
+DEF C_CONNECTING = 1
+DEF C_BUSY = 2
+DEF C_IDLE = 3
+
+#: The same codes by name, for the test that compares them with ``ErrorCode``.
+CODES = {"TIMEOUT": E_TIMEOUT, "STATUS": E_STATUS, "CLOSED": E_CLOSED}
+
+DEF MAX_HEAD = 65536
+DEF READ_SIZE = 65536
+DEF EVENTS = 512
+
+cdef struct Conn:
+    uint32_t gen          # bumped per socket on this fd: events of a closed socket are ignored
+    uint8_t state
+    uint8_t reused        # it has carried a complete response before
+    uint8_t in_body
+    uint8_t close_after   # not reusable once this response ends
+    int32_t mon           # the Mon slot it serves, or -1
+    int32_t origin
+    int32_t idle_prev     # per-origin idle list (most recent at the head)
+    int32_t idle_next
+    int32_t sent          # request bytes written
+    int32_t status
+    int64_t body_left     # -1: the body ends at EOF
+    int64_t body_seen
+    char *head            # headers that arrived in pieces (malloc'd), or NULL
+    int32_t head_len
+
+cdef struct Mon:
+    int64_t mid
+    int32_t origin
+    int32_t fd            # the connection of the check in flight, or -1
+    int32_t pos           # index in ``_flight``, or -1
+    uint8_t used          # the slot holds a monitor
+    uint8_t live          # checks may take this path (cleared when a response needs the general one)
+    uint8_t keep_alive
+    uint8_t head_only
+    uint8_t follow
+    uint8_t quiet         # ``up`` with no failures: a success needs no state step in Python
+    uint8_t retried
+    const char *req
+    int32_t req_len
+    const unsigned char *expected   # status -> 1 when accepted (1000 bytes)
+    int64_t max_body
+    int64_t timeout_ns
+    int64_t ts_us
+    int64_t start_ns
+    int64_t connect_ns
+    int64_t connect_us
+    int64_t sent_ns
+    int64_t first_ns
+
+cdef struct Origin:
+    char addr[28]         # a sockaddr_in or sockaddr_in6
+    socklen_t addrlen
+    int family
+    uint8_t resolved
+    int32_t idle_head
+    int32_t idle_count
+
+
+cdef inline int64_t mono_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef inline int64_t wall_us() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return <int64_t>ts.tv_sec * 1000000 + ts.tv_nsec // 1000
+
+
+cdef inline bint name_is(const char *p, Py_ssize_t n, const char *lower, Py_ssize_t m) noexcept nogil:
+    """``p[:n]`` equals ``lower`` (lowercase ASCII, length ``m``) ignoring ASCII case."""
+    cdef Py_ssize_t i
+    if n != m:
+        return False
+    for i in range(n):
+        if (p[i] | 0x20) != lower[i]:
+            return False
+    return True
+
+
+cdef inline bint has_token(const char *p, Py_ssize_t n, const char *lower, Py_ssize_t m) noexcept nogil:
+    """``lower`` occurs in ``p[:n]`` ignoring ASCII case."""
+    cdef Py_ssize_t i, j
+    for i in range(n - m + 1):
+        for j in range(m):
+            if (p[i + j] | 0x20) != lower[j]:
+                break
+        else:
+            return True
+    return False
+
+
+cdef class HttpEngine:
+    """HTTP/1.1 checks over plain TCP run in C: one ``epoll`` set for all their sockets,
+    registered once with the event loop (``fileno``/``on_ready``), so a check costs its
+    system calls (``send``, ``recv``; ``socket``, ``connect``, ``close`` for a new connection)
+    and a little C, with no Python call, object or timer per check.
+
+    Scope: monitors the caller ``add``s (GET/HEAD/... with a prebuilt request, a status
+    table, no keyword or JSON test, plain TCP to an address the caller resolved). Responses
+    that are framed by ``Content-Length``, by EOF, or carry no body (HEAD, 204, 304) are judged
+    here. Anything else (a 1xx, chunked transfer coding, a redirect to follow, headers over
+    64 KiB, a malformed response) makes the monitor leave this path for good: its check is
+    handed to ``fallback(monitor_id)`` to be run again by the general checker, which knows
+    every case and its exact error; later checks of it return 0 from ``start``.
+
+    Connections: with keep-alive, an idle connection per origin is reused (most recent
+    first); one that turns out dead before any response byte is replaced once by a fresh
+    one, as in the general checker. Every socket closes with an RST (``SO_LINGER`` 0).
+
+    Results: each check appends one row to ``buffer`` (``ts`` = its wall-clock start,
+    latency, status, error, connect and first-byte times; DNS and TLS are not measured).
+    Rows that may change a monitor's status (a failure, or any result of a monitor not
+    marked ``quiet``) are also collected as ``(monitor_id, ok, ts_us, error)`` and passed,
+    with the number of finished checks, to ``on_done(count, notable)`` once per batch of
+    events (and from ``expire``). Deadlines are checked by ``expire``, which the caller runs
+    every few milliseconds. Not thread-safe: one event loop.
+    """
+
+    cdef:
+        int _epfd
+        ResultBuffer _buffer
+        object _on_done
+        object _fallback
+        Conn *_conns
+        int32_t _nconns
+        Mon *_mons
+        int32_t _nmons
+        int32_t _cap_mons
+        int32_t _free_mon
+        list _objs          # per Mon slot: (request bytes, status table, expected text, timeout s)
+        dict _slots         # monitor id -> Mon slot
+        Origin *_origins
+        int32_t _norigins
+        dict _origin_ids    # key -> origin index
+        int32_t *_flight    # Mon slots with a check in flight
+        int32_t _nflight
+        char *_rbuf
+        epoll_event *_events
+        list _notable
+        Py_ssize_t _done
+        readonly Py_ssize_t fallbacks
+
+    def __cinit__(self, ResultBuffer buffer not None, on_done, fallback):
+        self._epfd = epoll_create1(EPOLL_CLOEXEC)
+        if self._epfd < 0:
+            raise OSError(errno, strerror(errno).decode())
+        self._buffer = buffer
+        self._on_done = on_done
+        self._fallback = fallback
+        self._objs = []
+        self._slots = {}
+        self._origin_ids = {}
+        self._notable = []
+        self._rbuf = <char *>malloc(READ_SIZE)
+        self._events = <epoll_event *>malloc(EVENTS * sizeof(epoll_event))
+        self._mons = NULL
+        self._conns = NULL
+        self._origins = NULL
+        self._flight = NULL
+        if self._rbuf == NULL or self._events == NULL:
+            raise MemoryError()
+        self._free_mon = -1
+
+    def __dealloc__(self):
+        self._close_all()
+        if self._epfd >= 0:
+            close(self._epfd)
+        free(self._rbuf)
+        free(self._events)
+        free(self._mons)
+        free(self._conns)
+        free(self._origins)
+        free(self._flight)
+
+    # setup ----------------------------------------------------------------------------
+    def fileno(self) -> int:
+        return self._epfd
+
+    @property
+    def inflight(self) -> int:
+        return self._nflight
+
+    @property
+    def idle(self) -> int:
+        cdef int32_t i, n = 0
+        for i in range(self._norigins):
+            n += self._origins[i].idle_count
+        return n
+
+    def origin(self, key) -> int:
+        """The index of an origin (any hashable key, e.g. host and port), made on first use."""
+        cdef int32_t i
+        found = self._origin_ids.get(key)
+        if found is not None:
+            return found
+        i = self._norigins
+        grown = <Origin *>realloc(self._origins, (i + 1) * sizeof(Origin))
+        if grown == NULL:
+            raise MemoryError()
+        self._origins = grown
+        memset(&self._origins[i], 0, sizeof(Origin))
+        self._origins[i].idle_head = -1
+        self._norigins = i + 1
+        self._origin_ids[key] = i
+        return i
+
+    def set_address(self, int origin, int family, bytes sockaddr not None) -> None:
+        """Connect new sockets of ``origin`` to ``sockaddr`` (the raw ``struct sockaddr``)."""
+        cdef Origin *o
+        if not 0 <= origin < self._norigins or not 0 < len(sockaddr) <= 28:
+            raise ValueError("bad origin or address")
+        o = &self._origins[origin]
+        memcpy(o.addr, PyBytes_AS_STRING(sockaddr), len(sockaddr))
+        o.addrlen = <socklen_t>len(sockaddr)
+        o.family = family
+        o.resolved = 1
+
+    def clear_address(self, int origin) -> None:
+        if 0 <= origin < self._norigins:
+            self._origins[origin].resolved = 0
+
+    def add(self, int64_t monitor_id, int origin, bytes request not None, bytes expected not None,
+            str expected_text not None, double timeout_s, bint keep_alive, bint head_only, bint follow,
+            int64_t max_body) -> None:
+        """Register (or replace) a monitor; a replaced one's check in flight is dropped."""
+        cdef int32_t slot
+        cdef Mon *m
+        if len(expected) != 1000 or not 0 <= origin < self._norigins:
+            raise ValueError("bad status table or origin")
+        self.remove(monitor_id)
+        if self._free_mon >= 0:
+            slot = self._free_mon
+            self._free_mon = <int32_t>self._mons[slot].pos
+            self._objs[slot] = (request, expected, expected_text, timeout_s)
+        else:
+            slot = self._nmons
+            if slot == self._cap_mons and not self._grow_mons(slot * 2 if slot else 1024):
+                raise MemoryError()
+            self._nmons = slot + 1
+            self._objs.append((request, expected, expected_text, timeout_s))
+        m = &self._mons[slot]
+        memset(m, 0, sizeof(Mon))
+        m.mid = monitor_id
+        m.origin = origin
+        m.fd = -1
+        m.pos = -1
+        m.used = m.live = 1
+        m.keep_alive = keep_alive
+        m.head_only = head_only
+        m.follow = follow
+        m.req = PyBytes_AS_STRING(request)
+        m.req_len = <int32_t>PyBytes_GET_SIZE(request)
+        m.expected = <const unsigned char *>PyBytes_AS_STRING(expected)
+        m.max_body = max_body
+        m.timeout_ns = <int64_t>(timeout_s * 1e9)
+        self._slots[monitor_id] = slot
+
+    def remove(self, int64_t monitor_id) -> None:
+        """Forget a monitor; its check in flight (if any) is dropped without a result."""
+        slot = self._slots.pop(monitor_id, None)
+        if slot is None:
+            return
+        cdef int32_t s = slot
+        cdef Mon *m = &self._mons[s]
+        if m.fd >= 0:
+            self._close(m.fd)
+        self._unflight(s)
+        m.used = m.live = 0
+        m.pos = self._free_mon  # the free list runs through ``pos``
+        self._free_mon = s
+        self._objs[s] = None
+
+    def set_quiet(self, int64_t monitor_id, bint quiet) -> None:
+        slot = self._slots.get(monitor_id)
+        if slot is not None:
+            self._mons[<int32_t>slot].quiet = quiet
+
+    def takes(self, int64_t monitor_id) -> bool:
+        """The monitor is registered, still on this path, and its origin has an address."""
+        slot = self._slots.get(monitor_id)
+        if slot is None:
+            return False
+        cdef Mon *m = &self._mons[<int32_t>slot]
+        return bool(m.live and self._origins[m.origin].resolved)
+
+    # checks ---------------------------------------------------------------------------
+    def start(self, int64_t monitor_id) -> int:
+        """Start a check: 1 when started (its result comes through the buffer), 2 when the
+        previous one is still running (nothing started), 0 when this path cannot take it."""
+        slot = self._slots.get(monitor_id)
+        if slot is None:
+            return 0
+        cdef int32_t s = slot
+        cdef Mon *m = &self._mons[s]
+        if not m.live or not self._origins[m.origin].resolved:
+            return 0
+        if m.pos >= 0:
+            return 2
+        m.ts_us = wall_us()
+        m.start_ns = mono_ns()
+        m.connect_us = -1
+        m.first_ns = 0
+        m.sent_ns = 0
+        m.retried = 0
+        self._flight[self._nflight] = s
+        m.pos = self._nflight
+        self._nflight += 1
+        self._go(s, m.keep_alive)
+        return 1
+
+    cdef int _go(self, int32_t s, bint reuse) except -1:
+        """Put check ``s`` on a connection: an idle one of its origin, else a new one."""
+        cdef Mon *m = &self._mons[s]
+        cdef Origin *o = &self._origins[m.origin]
+        cdef int32_t fd = -1
+        cdef Conn *c
+        if reuse:
+            fd = o.idle_head
+            if fd >= 0:
+                self._idle_unlink(fd)
+        if fd < 0:
+            fd = self._open(s)
+            if fd < 0:
+                return 0  # failed and recorded
+        c = &self._conns[fd]
+        c.mon = s
+        m.fd = fd
+        if c.state == C_IDLE:
+            c.state = C_BUSY
+            self._send(fd)
+        return 0
+
+    cdef int32_t _open(self, int32_t s) except -2:
+        """A new non-blocking socket for check ``s``, connecting; -1 when that failed at once
+        (the failure is recorded)."""
+        cdef Mon *m = &self._mons[s]
+        cdef Origin *o = &self._origins[m.origin]
+        cdef linger lg
+        cdef epoll_event ev
+        cdef int fd, err
+        fd = socket(o.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+        if fd < 0:
+            self._os_failure(s, errno)
+            return -1
+        lg.l_onoff = 1
+        lg.l_linger = 0
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg))
+        if fd >= self._nconns and not self._grow_conns(fd + 1):
+            close(fd)
+            raise MemoryError()
+        cdef Conn *c = &self._conns[fd]
+        c.gen += 1
+        c.state = C_CONNECTING
+        c.reused = c.in_body = c.close_after = 0
+        c.mon = s
+        c.origin = m.origin
+        c.idle_prev = c.idle_next = -1
+        c.sent = 0
+        c.head_len = 0
+        m.connect_ns = mono_ns()
+        if connect(fd, <sockaddr *>o.addr, o.addrlen) != 0 and errno != EINPROGRESS:
+            err = errno
+            c.state = C_FREE
+            c.mon = -1
+            close(fd)
+            self._os_failure(s, err)
+            return -1
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
+        ev.data.u64 = (<uint64_t>c.gen << 32) | <uint32_t>fd
+        if epoll_ctl(self._epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
+            err = errno
+            c.state = C_FREE
+            c.mon = -1
+            close(fd)
+            self._os_failure(s, err)
+            return -1
+        return fd
+
+    cdef int _send(self, int32_t fd) except -1:
+        cdef Conn *c = &self._conns[fd]
+        cdef Mon *m = &self._mons[c.mon]
+        cdef ssize_t n
+        if c.sent == 0:
+            m.sent_ns = mono_ns()
+            c.status = 0
+            c.in_body = c.close_after = 0
+            c.body_left = c.body_seen = 0
+            c.head_len = 0
+        while c.sent < m.req_len:
+            n = send(fd, m.req + c.sent, m.req_len - c.sent, MSG_NOSIGNAL)
+            if n > 0:
+                c.sent += <int32_t>n
+            elif n < 0 and errno == EINTR:
+                continue
+            elif n < 0 and errno == EAGAIN:
+                return 0  # EPOLLOUT (edge) brings us back
+            else:
+                self._io_failure(fd, errno if n < 0 else 0)
+                return 0
+        return 0
+
+    def on_ready(self) -> None:
+        """Handle every ready socket (the event loop calls this when ``fileno`` is readable)."""
+        cdef int n, i
+        cdef uint64_t data
+        cdef int32_t fd
+        cdef uint32_t ev
+        cdef Conn *c
+        while True:
+            n = epoll_wait(self._epfd, self._events, EVENTS, 0)
+            if n < 0 and errno == EINTR:
+                continue
+            for i in range(n):
+                data = self._events[i].data.u64
+                ev = self._events[i].events
+                fd = <int32_t>(data & 0xffffffff)
+                c = &self._conns[fd]
+                if c.gen != <uint32_t>(data >> 32) or c.state == C_FREE:
+                    continue  # a socket closed earlier in this batch
+                if c.state == C_CONNECTING:
+                    if ev & (EPOLLOUT | EPOLLERR | EPOLLHUP):
+                        self._connected(fd)
+                    continue
+                if ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR):
+                    self._readable(fd)
+                elif ev & EPOLLOUT and c.state == C_BUSY and c.mon >= 0 and c.sent < self._mons[c.mon].req_len:
+                    self._send(fd)
+            if n < EVENTS:
+                break
+        self._report()
+
+    cdef int _connected(self, int32_t fd) except -1:
+        cdef Conn *c = &self._conns[fd]
+        cdef Mon *m = &self._mons[c.mon]
+        cdef int err = 0
+        cdef socklen_t len_ = sizeof(err)
+        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len_) != 0:
+            err = errno
+        if err != 0:
+            self._io_failure(fd, err)
+            return 0
+        m.connect_us = (mono_ns() - m.connect_ns) // 1000
+        c.state = C_BUSY
+        self._send(fd)
+        return 0
+
+    cdef int _readable(self, int32_t fd) except -1:
+        cdef Conn *c = &self._conns[fd]
+        cdef ssize_t n
+        cdef int r
+        while True:
+            n = recv(fd, self._rbuf, READ_SIZE, 0)
+            if n < 0:
+                if errno == EINTR:
+                    continue
+                if errno == EAGAIN:
+                    return 0
+                if c.state == C_IDLE:
+                    self._close(fd)
+                else:
+                    self._io_failure(fd, errno)
+                return 0
+            if c.state == C_IDLE:
+                self._close(fd)  # the peer closed it, or sent bytes nobody asked for
+                return 0
+            if n == 0:
+                self._eof(fd)
+                return 0
+            if self._mons[c.mon].first_ns == 0:
+                self._mons[c.mon].first_ns = mono_ns()
+            r = self._feed(fd, self._rbuf, n)
+            if r != 0 or n < READ_SIZE or c.state != C_BUSY:
+                return 0  # (``c`` is still valid: nothing here grows the table)
+
+    cdef int _feed(self, int32_t fd, const char *data, Py_ssize_t n) except -1:
+        """Consume response bytes; 1 when the check ended (recorded or handed over)."""
+        cdef Conn *c = &self._conns[fd]
+        cdef Mon *m = &self._mons[c.mon]
+        cdef const char *end
+        cdef const char *buf
+        cdef Py_ssize_t avail, used, take
+        cdef char *grown
+        if not c.in_body:
+            if c.head_len == 0:
+                end = <const char *>memmem(data, n, b"\r\n\r\n", 4)
+                if end != NULL:
+                    used = end - data + 4
+                    if self._parse_head(fd, data, used) < 0:
+                        return self._hand_over(fd)
+                    data += used
+                    n -= used
+                elif n > MAX_HEAD:
+                    return self._hand_over(fd)
+            if not c.in_body:  # headers in pieces: gather them
+                if c.head_len + n > MAX_HEAD + 3:
+                    return self._hand_over(fd)
+                grown = <char *>realloc(c.head, c.head_len + n)
+                if grown == NULL:
+                    raise MemoryError()
+                c.head = grown
+                memcpy(c.head + c.head_len, data, n)
+                c.head_len += <int32_t>n
+                end = <const char *>memmem(c.head, c.head_len, b"\r\n\r\n", 4)
+                if end == NULL:
+                    return 0
+                used = end - c.head + 4
+                if used > MAX_HEAD or self._parse_head(fd, c.head, used) < 0:
+                    return self._hand_over(fd)
+                data = c.head + used  # still valid: freed only at the next response or close
+                n = c.head_len - used
+        # body
+        if c.body_left < 0:  # ends at EOF
+            c.body_seen += n
+            if c.body_seen > m.max_body:
+                c.close_after = 1
+                return self._complete(fd)
+            return 0
+        take = n if n < c.body_left else c.body_left
+        c.body_left -= take
+        c.body_seen += take
+        if n > take:
+            c.close_after = 1  # bytes beyond the response: the connection is out of step
+        if c.body_left == 0 or c.body_seen > m.max_body:
+            if c.body_left:
+                c.close_after = 1
+            return self._complete(fd)
+        return 0
+
+    cdef int _parse_head(self, int32_t fd, const char *p, Py_ssize_t n) except -2:
+        """Parse a status line and headers (``n`` bytes, ending in CRLF CRLF); -1 when the
+        response needs the general checker."""
+        cdef Conn *c = &self._conns[fd]
+        cdef Mon *m = &self._mons[c.mon]
+        cdef Py_ssize_t i, k, line, colon, vs, ve
+        cdef int status, minor
+        cdef int64_t length = -1, v
+        cdef bint keep = False, close_ = False, location = False
+        if n < 16 or p[0] != b'H' or p[1] != b'T' or p[2] != b'T' or p[3] != b'P' or p[4] != b'/' \
+                or p[5] != b'1' or p[6] != b'.' or not (p[7] == b'0' or p[7] == b'1') or p[8] != b' ':
+            return -1
+        minor = p[7] - 48
+        if not (b'1' <= p[9] <= b'9' and b'0' <= p[10] <= b'9' and b'0' <= p[11] <= b'9') \
+                or not (p[12] == b' ' or p[12] == b'\r'):
+            return -1
+        status = (p[9] - 48) * 100 + (p[10] - 48) * 10 + (p[11] - 48)
+        if status < 200:
+            return -1  # interim responses: the general checker
+        i = 12
+        while i < n and p[i] != b'\n':
+            i += 1
+        i += 1
+        while i < n - 2:  # one header line per turn; the block ends with an empty line
+            line = i
+            colon = -1
+            while i < n and p[i] != b'\n':
+                if colon < 0 and p[i] == b':':
+                    colon = i
+                i += 1
+            ve = i - 1 if i > line and p[i - 1] == b'\r' else i
+            i += 1
+            if ve == line:
+                break
+            if colon <= line:
+                return -1
+            vs = colon + 1
+            while vs < ve and (p[vs] == b' ' or p[vs] == b'\t'):
+                vs += 1
+            while ve > vs and (p[ve - 1] == b' ' or p[ve - 1] == b'\t'):
+                ve -= 1
+            if name_is(p + line, colon - line, b"content-length", 14):
+                if length >= 0 or ve == vs or ve - vs > 15:
+                    return -1
+                v = 0
+                for k in range(vs, ve):
+                    if not b'0' <= p[k] <= b'9':
+                        return -1
+                    v = v * 10 + (p[k] - 48)
+                length = v
+            elif name_is(p + line, colon - line, b"transfer-encoding", 17):
+                return -1
+            elif name_is(p + line, colon - line, b"connection", 10):
+                if has_token(p + vs, ve - vs, b"close", 5):
+                    close_ = True
+                if has_token(p + vs, ve - vs, b"keep-alive", 10):
+                    keep = True
+            elif name_is(p + line, colon - line, b"location", 8):
+                location = True
+        if m.follow and location and (status == 301 or status == 302 or status == 303 or status == 307
+                                      or status == 308):
+            return -1
+        c.status = status
+        c.in_body = 1
+        c.body_seen = 0
+        c.close_after = close_ or (minor == 0 and not keep)
+        if m.head_only or status == 204 or status == 304:
+            c.body_left = 0
+        elif length >= 0:
+            c.body_left = length
+        else:
+            c.body_left = -1
+            c.close_after = 1
+        return 0
+
+    cdef int _eof(self, int32_t fd) except -1:
+        cdef Conn *c = &self._conns[fd]
+        cdef Mon *m = &self._mons[c.mon]
+        if c.in_body and c.body_left < 0:
+            c.close_after = 1
+            return self._complete(fd)
+        if m.first_ns == 0 and c.reused and not m.retried:
+            return self._retry(fd)
+        if c.in_body:
+            return self._fail_conn(fd, E_CLOSED, "connection closed before the body was complete")
+        if c.head_len:
+            return self._hand_over(fd)  # a partial head, then EOF: let the general checker judge it
+        return self._fail_conn(fd, E_CLOSED, "connection closed before a response")
+
+    cdef int _retry(self, int32_t fd) except -1:
+        """A reused connection died before answering: once more on a fresh one."""
+        cdef int32_t s = self._conns[fd].mon
+        self._conns[fd].mon = -1
+        self._close(fd)
+        self._mons[s].retried = 1
+        self._mons[s].fd = -1
+        self._mons[s].first_ns = 0
+        return self._go(s, False)
+
+    cdef int _io_failure(self, int32_t fd, int err) except -1:
+        cdef Conn *c = &self._conns[fd]
+        cdef int32_t s = c.mon
+        cdef Mon *m = &self._mons[s]
+        if c.state == C_BUSY and m.first_ns == 0 and c.reused and not m.retried:
+            return self._retry(fd)
+        c.mon = -1
+        self._close(fd)
+        m.fd = -1
+        self._os_failure(s, err)
+        return 0
+
+    cdef int _os_failure(self, int32_t s, int err) except -1:
+        from core.checkers.base import classify_os_error
+        exc = OSError(err, strerror(err).decode()) if err else ConnectionResetError(104, "Connection reset")
+        code, message = classify_os_error(exc)
+        self._record(s, False, 0, int(code), message)
+        return 0
+
+    cdef int _fail_conn(self, int32_t fd, int code, str message) except -1:
+        cdef int32_t s = self._conns[fd].mon
+        self._conns[fd].mon = -1
+        self._close(fd)
+        self._mons[s].fd = -1
+        self._record(s, False, 0, code, message)
+        return 0
+
+    cdef int _complete(self, int32_t fd) except -1:
+        """The response ended: judge its status, park or close the connection, record; 1."""
+        cdef Conn *c = &self._conns[fd]
+        cdef int32_t s = c.mon
+        cdef Mon *m = &self._mons[s]
+        cdef int status = c.status
+        cdef bint ok = 0 <= status < 1000 and m.expected[status] != 0
+        c.mon = -1
+        m.fd = -1
+        if m.keep_alive and not c.close_after:
+            c.state = C_IDLE
+            c.reused = 1
+            c.sent = 0
+            c.in_body = 0
+            if c.head != NULL:
+                free(c.head)
+                c.head = NULL
+            c.head_len = 0
+            self._idle_push(fd)
+        else:
+            self._close(fd)
+        if ok:
+            self._record(s, True, status, 0, None)
+        else:
+            self._record(s, False, status, E_STATUS,
+                         f"status {status}, expected {self._objs[s][2]}")
+        return 1
+
+    cdef int _hand_over(self, int32_t fd) except -1:
+        """The response needs the general checker: drop this attempt and hand the check over."""
+        cdef int32_t s = self._conns[fd].mon
+        cdef Mon *m = &self._mons[s]
+        self._conns[fd].mon = -1
+        self._close(fd)
+        m.fd = -1
+        m.live = 0
+        self._unflight(s)
+        self.fallbacks += 1
+        self._fallback(m.mid)
+        return 1
+
+    cdef int _record(self, int32_t s, bint ok, int status, int code, str error) except -1:
+        cdef Mon *m = &self._mons[s]
+        cdef int64_t now = mono_ns()
+        cdef int64_t ttfb = (m.first_ns - m.sent_ns) // 1000 if m.first_ns and m.sent_ns else -1
+        self._unflight(s)
+        self._buffer.push(m.mid, m.ts_us, ok, (now - m.start_ns) // 1000, status, code, -1, m.connect_us, -1,
+                          ttfb, error)
+        self._done += 1
+        if not ok or not m.quiet:
+            self._notable.append((m.mid, ok, m.ts_us, error))
+        return 0
+
+    def expire(self) -> None:
+        """Fail the checks past their deadline (the caller runs this every few ms), then
+        report what finished since the last report."""
+        cdef int64_t now = mono_ns()
+        cdef int32_t i = 0, s, fd
+        cdef Mon *m
+        while i < self._nflight:
+            s = self._flight[i]
+            m = &self._mons[s]
+            if now - m.start_ns < m.timeout_ns:
+                i += 1
+                continue
+            fd = m.fd
+            phase = "connect" if fd >= 0 and self._conns[fd].state == C_CONNECTING else "waiting for the response"
+            if fd >= 0:
+                self._conns[fd].mon = -1
+                self._close(fd)
+                m.fd = -1
+            self._record(s, False, 0, E_TIMEOUT, f"timed out after {self._objs[s][3]:g} s ({phase})")
+            # _record removed slot i (the last one moved into it): look at i again
+        self._report()
+
+    cdef int _report(self) except -1:
+        if self._done == 0:
+            return 0
+        count, notable = self._done, self._notable
+        self._done = 0
+        self._notable = []
+        self._on_done(count, notable)
+        return 0
+
+    # bookkeeping ----------------------------------------------------------------------
+    cdef void _unflight(self, int32_t s) noexcept:
+        cdef Mon *m = &self._mons[s]
+        cdef int32_t pos = m.pos, last
+        if pos < 0:
+            return
+        self._nflight -= 1
+        last = self._flight[self._nflight]
+        self._flight[pos] = last
+        self._mons[last].pos = pos
+        m.pos = -1
+
+    cdef void _idle_push(self, int32_t fd) noexcept:
+        cdef Conn *c = &self._conns[fd]
+        cdef Origin *o = &self._origins[c.origin]
+        c.idle_prev = -1
+        c.idle_next = o.idle_head
+        if o.idle_head >= 0:
+            self._conns[o.idle_head].idle_prev = fd
+        o.idle_head = fd
+        o.idle_count += 1
+
+    cdef void _idle_unlink(self, int32_t fd) noexcept:
+        cdef Conn *c = &self._conns[fd]
+        cdef Origin *o = &self._origins[c.origin]
+        if c.idle_prev >= 0:
+            self._conns[c.idle_prev].idle_next = c.idle_next
+        else:
+            o.idle_head = c.idle_next
+        if c.idle_next >= 0:
+            self._conns[c.idle_next].idle_prev = c.idle_prev
+        c.idle_prev = c.idle_next = -1
+        o.idle_count -= 1
+
+    cdef void _close(self, int32_t fd) noexcept:
+        """Close a socket with an RST (``SO_LINGER`` 0 was set at creation)."""
+        cdef Conn *c = &self._conns[fd]
+        if c.state == C_FREE:
+            return
+        if c.state == C_IDLE:
+            self._idle_unlink(fd)
+        c.state = C_FREE
+        c.mon = -1
+        if c.head != NULL:
+            free(c.head)
+            c.head = NULL
+        c.head_len = 0
+        close(fd)
+
+    cdef void _close_all(self) noexcept:
+        cdef int32_t fd
+        for fd in range(self._nconns):
+            self._close(fd)
+        for fd in range(self._nmons):
+            self._mons[fd].fd = -1
+            self._mons[fd].pos = -1 if self._mons[fd].used else self._mons[fd].pos
+        self._nflight = 0
+
+    def close(self) -> None:
+        """Drop every connection and check in flight (no results)."""
+        self._close_all()
+
+    cdef bint _grow_conns(self, int32_t need) noexcept:
+        cdef int32_t size = self._nconns * 2 if self._nconns else 1024
+        while size < need:
+            size *= 2
+        grown = <Conn *>realloc(self._conns, size * sizeof(Conn))
+        if grown == NULL:
+            return False
+        memset(grown + self._nconns, 0, (size - self._nconns) * sizeof(Conn))
+        self._conns = grown
+        self._nconns = size
+        return True
+
+    cdef bint _grow_mons(self, int32_t size) noexcept:
+        """Room for ``size`` monitor slots (and as many checks in flight)."""
+        mons = <Mon *>realloc(self._mons, size * sizeof(Mon))
+        if mons == NULL:
+            return False
+        self._mons = mons
+        flight = <int32_t *>realloc(self._flight, size * sizeof(int32_t))
+        if flight == NULL:
+            return False
+        self._flight = flight
+        self._cap_mons = size
+        return True

@@ -1,0 +1,170 @@
+"""The compiled HTTP path (``ext._fasthttp``) against the general checker it stands in for.
+
+One scheduler on the real clock runs a monitor per behaviour below, each against its own
+loopback server, for a few seconds; then the same with the compiled path off. Every monitor
+must get the same outcomes (ok, status, error code and text) both ways, the compiled path must
+have carried the checks it is meant to, and handed over the ones it is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from typing import Any
+
+import pytest
+import uvloop
+
+from core.engine.scheduler import Scheduler
+from core.models import ErrorCode, Monitor, Transition, parse_monitor
+from ext import HttpEngine
+from tests.servers import Peer, http_handler, read_request, respond
+
+pytestmark = pytest.mark.skipif(HttpEngine is None, reason="the compiled extensions are not built")
+
+
+async def _hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    await asyncio.sleep(30)
+
+
+async def _reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def _raw(payload: bytes, *, close: bool = False, pieces: int = 0) -> Any:
+    """Answer every request with ``payload`` (in ``pieces`` slow writes), closing after it."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            if pieces:
+                step = max(1, len(payload) // pieces)
+                for i in range(0, len(payload), step):
+                    writer.write(payload[i:i + step])
+                    await writer.drain()
+                    await asyncio.sleep(0.01)
+            else:
+                writer.write(payload)
+                await writer.drain()
+            if close:
+                return
+
+    return handle
+
+
+async def _redirects(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while True:
+        request = await read_request(reader)
+        if request.startswith(b"GET /start "):
+            writer.write(respond(302, b"", {"Location": "/final"}, "Found"))
+        else:
+            writer.write(respond(200, b"landed"))
+        await writer.drain()
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+
+#: name -> (handler, monitor fields, path, compiled: carried on the compiled path to the end)
+CASES: dict[str, tuple[Any, dict[str, Any], str, bool]] = {
+    "ok": (http_handler(), {"keepAlive": True}, "/", True),
+    "status": (http_handler(503), {"keepAlive": True}, "/", True),
+    "hang": (_hang, {"keepAlive": True, "timeout": 0.3}, "/", True),
+    "reset": (_reset, {}, "/", True),
+    "garbage": (_raw(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"), {"keepAlive": True}, "/", False),
+    "redirect": (_redirects, {"keepAlive": True}, "/start", False),
+    "chunked": (_raw(CHUNKED), {"keepAlive": True}, "/", False),
+    "closes": (_raw(respond(200, b"bye", {"Connection": "close"}), close=True), {"keepAlive": True}, "/", True),
+    "eof_body": (_raw(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", close=True), {}, "/", True),
+    "silent_close": (_raw(respond(200, b"ok"), close=True), {"keepAlive": True}, "/", True),
+    "head": (http_handler(), {"keepAlive": True, "method": "HEAD"}, "/", True),
+    "trickle": (_raw(respond(200, b"x" * 300, {"X-Pad": "y" * 200}), pieces=12), {"keepAlive": True}, "/", True),
+    "new_connection": (http_handler(), {}, "/", True),
+    "big_body": (http_handler(body=b"z" * 200_000), {"keepAlive": True, "maxBodyBytes": 1024}, "/", True),
+    "http10": (_raw(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi", close=True), {"keepAlive": True}, "/", True),
+    "not_accepted": (http_handler(204, body=b""), {"keepAlive": True, "expectedStatus": ["200"]}, "/", True),
+}
+
+
+def _monitor(mid: int, url: str, fields: dict[str, Any]) -> Monitor:
+    m = parse_monitor({"name": f"m{mid}", "type": "http", "url": url, "interval": 1, **fields})
+    m.id = mid
+    return m
+
+
+async def _run(compiled: bool, seconds: float) -> tuple[dict[str, list[tuple]], dict[str, int], Scheduler,
+                                                         list[Transition]]:
+    rows: dict[int, list[tuple]] = {}
+    transitions: list[Transition] = []
+
+    def sink(batch: dict[str, Any], changes: list[Transition]) -> None:
+        transitions.extend(changes)
+        errors = dict(zip(batch["error_rows"].tolist(), batch["error_texts"], strict=True))
+        for i, mid in enumerate(batch["monitor_id"].tolist()):
+            rows.setdefault(mid, []).append((bool(batch["ok"][i]), int(batch["status_code"][i]),
+                                             int(batch["error_code"][i]), errors.get(i)))
+
+    s = Scheduler(sink, compiled_http=compiled)
+    peers = {name: Peer(handler) for name, (handler, _, _, _) in CASES.items()}
+    for peer in peers.values():
+        await peer.__aenter__()
+    try:
+        names = list(CASES)
+        for mid, name in enumerate(names, start=1):
+            s.upsert(_monitor(mid, peers[name].url(CASES[name][2]), CASES[name][1]))
+        s.upsert(_monitor(len(names) + 1, "http://127.0.0.1:9/", {"keepAlive": True}))  # nothing listens
+        names.append("refused")
+        s.start(asyncio.get_running_loop())
+        await asyncio.sleep(seconds)
+        await s.stop()
+    finally:
+        for peer in peers.values():
+            await peer.__aexit__()
+    by_name = {name: rows.get(mid, []) for mid, name in enumerate(names, start=1)}
+    connections = {name: peer.connections for name, peer in peers.items()}
+    return by_name, connections, s, transitions
+
+
+def test_the_compiled_path_gives_the_general_checkers_results() -> None:
+    async def main() -> None:
+        fast, fast_conns, s, fast_changes = await _run(True, 3.6)
+        assert s.fast is not None and s.fast.fallbacks == sum(1 for c in CASES.values() if not c[3])
+        general, general_conns, g, _ = await _run(False, 3.6)
+        assert g.fast is None
+        for name in [*CASES, "refused"]:
+            got, want = fast[name], general[name]
+            assert len(got) >= 3 and len(want) >= 3, (name, got, want)
+            # The same outcome every time, both ways (compare the distinct outcomes).
+            assert set(got) == set(want), (name, got, want)
+        assert fast["ok"][0] == (True, 200, 0, None)
+        assert fast["status"][0] == (False, 503, ErrorCode.STATUS, "status 503, expected 200-299")
+        assert fast["hang"][0] == (False, 0, ErrorCode.TIMEOUT, "timed out after 0.3 s (waiting for the response)")
+        assert fast["reset"][0] == (False, 0, ErrorCode.RESET, "connection reset by peer")
+        assert fast["refused"][0] == (False, 0, ErrorCode.REFUSED, "connection refused")
+        assert fast["garbage"][0][2] == ErrorCode.BAD_RESPONSE
+        assert fast["not_accepted"][0] == (False, 204, ErrorCode.STATUS, "status 204, expected 200")
+        for name in ("redirect", "chunked", "closes", "eof_body", "silent_close", "head", "trickle",
+                     "new_connection", "big_body", "http10"):
+            assert set(fast[name]) == {(True, 200, 0, None)}, name
+        # Keep-alive is kept where the server allows it, and only there.
+        assert fast_conns["ok"] == general_conns["ok"] == 1
+        assert fast_conns["new_connection"] == len(fast["new_connection"])
+        assert fast_conns["closes"] == len(fast["closes"])
+        assert fast_conns["big_body"] == len(fast["big_body"])  # a cut body leaves the connection unusable
+        # Status changes come through the state machine as on the general path.
+        kinds = {(t.monitor_id, t.old, t.new) for t in fast_changes}
+        names = [*CASES, "refused"]
+        assert (names.index("ok") + 1, "pending", "up") in kinds
+        assert (names.index("status") + 1, "pending", "down") in kinds
+
+    uvloop.run(main())
+
+
+def test_error_codes_agree_with_the_models() -> None:
+    from ext._fasthttp import CODES
+
+    assert CODES == {name: int(ErrorCode[name]) for name in CODES}
