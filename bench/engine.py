@@ -414,7 +414,7 @@ def main() -> None:
         raise SystemExit("bench.engine needs 2 CPUs (target on one, contender on the other)")
     ensure_tools()
     seconds = 4 if args.quick else 10
-    sizes = {"keepalive": 30_000 if args.quick else 60_000, "newconn": 20_000 if args.quick else 30_000,
+    sizes = {"keepalive": 150_000 if args.quick else 200_000, "newconn": 50_000 if args.quick else 60_000,
              "tls": 3_000 if args.quick else 5_000, "steady": 20_000, "memory": 100_000}
     out: dict[str, Any] = {"bench": "engine", "quick": args.quick, "seconds": seconds}
     with tempfile.TemporaryDirectory(prefix="xuptime-bench-") as tmp, target(Path(tmp)) as nginx:

@@ -91,6 +91,9 @@ cdef struct Mon:
     uint8_t follow
     uint8_t quiet         # ``up`` with no failures: a success needs no state step in Python
     uint8_t retried
+    uint8_t queued        # waiting in ``_queue`` for a free in-flight place
+    int64_t interval_ms
+    int64_t due_ms        # (while queued) when it was due, on the scheduler's clock
     const char *req
     int32_t req_len
     const unsigned char *expected   # status -> 1 when accepted (1000 bytes)
@@ -197,6 +200,17 @@ cdef class HttpEngine:
         list _notable
         Py_ssize_t _done
         readonly Py_ssize_t fallbacks
+        readonly Py_ssize_t skipped_overlap
+        readonly Py_ssize_t queued
+        int64_t _latency_sum  # µs, of the checks recorded since the last take_latency()
+        #: Checks in flight on this path at most; the rest of the due ones wait in a FIFO.
+        public Py_ssize_t limit
+        int32_t *_queue     # Mon slots, FIFO in [_qhead, _qtail); stale entries are skipped
+        Py_ssize_t _qhead
+        Py_ssize_t _qtail
+        Py_ssize_t _qcap
+        int64_t _origin_ns  # the scheduler's monotonic clock: ms since this
+        int64_t[::1] _lateness
 
     def __cinit__(self, ResultBuffer buffer not None, on_done, fallback):
         self._epfd = epoll_create1(EPOLL_CLOEXEC)
@@ -215,9 +229,12 @@ cdef class HttpEngine:
         self._conns = NULL
         self._origins = NULL
         self._flight = NULL
+        self._queue = NULL
         if self._rbuf == NULL or self._events == NULL:
             raise MemoryError()
         self._free_mon = -1
+        self.limit = 256
+        self._origin_ns = mono_ns()
 
     def __dealloc__(self):
         self._close_all()
@@ -229,6 +246,13 @@ cdef class HttpEngine:
         free(self._conns)
         free(self._origins)
         free(self._flight)
+        free(self._queue)
+
+    def set_clock(self, int64_t origin_ns, lateness) -> None:
+        """Share the scheduler's clock (``time.monotonic_ns()`` at its zero) and its lateness
+        histogram (int64, one bucket per ms, the last for everything later)."""
+        self._origin_ns = origin_ns
+        self._lateness = lateness
 
     # setup ----------------------------------------------------------------------------
     def fileno(self) -> int:
@@ -279,7 +303,7 @@ cdef class HttpEngine:
 
     def add(self, int64_t monitor_id, int origin, bytes request not None, bytes expected not None,
             str expected_text not None, double timeout_s, bint keep_alive, bint head_only, bint follow,
-            int64_t max_body) -> None:
+            int64_t max_body, int64_t interval_ms=1000) -> None:
         """Register (or replace) a monitor; a replaced one's check in flight is dropped."""
         cdef int32_t slot
         cdef Mon *m
@@ -311,6 +335,7 @@ cdef class HttpEngine:
         m.expected = <const unsigned char *>PyBytes_AS_STRING(expected)
         m.max_body = max_body
         m.timeout_ns = <int64_t>(timeout_s * 1e9)
+        m.interval_ms = interval_ms if interval_ms > 0 else 1
         self._slots[monitor_id] = slot
 
     def remove(self, int64_t monitor_id) -> None:
@@ -323,10 +348,18 @@ cdef class HttpEngine:
         if m.fd >= 0:
             self._close(m.fd)
         self._unflight(s)
+        if m.queued:
+            m.queued = 0
+            self.queued -= 1
         m.used = m.live = 0
         m.pos = self._free_mon  # the free list runs through ``pos``
         self._free_mon = s
         self._objs[s] = None
+
+    def take_latency(self) -> int:
+        """The summed latency (µs) of the checks recorded since the last call."""
+        total, self._latency_sum = self._latency_sum, 0
+        return total
 
     def set_quiet(self, int64_t monitor_id, bint quiet) -> None:
         slot = self._slots.get(monitor_id)
@@ -343,8 +376,9 @@ cdef class HttpEngine:
 
     # checks ---------------------------------------------------------------------------
     def start(self, int64_t monitor_id) -> int:
-        """Start a check: 1 when started (its result comes through the buffer), 2 when the
-        previous one is still running (nothing started), 0 when this path cannot take it."""
+        """Start a check now: 1 when started (its result comes through the buffer), 2 when
+        the previous one is still running or waiting (nothing started), 0 when this path
+        cannot take it. (``start_due`` is the scheduler's way in; this one ignores ``limit``.)"""
         slot = self._slots.get(monitor_id)
         if slot is None:
             return 0
@@ -352,8 +386,100 @@ cdef class HttpEngine:
         cdef Mon *m = &self._mons[s]
         if not m.live or not self._origins[m.origin].resolved:
             return 0
-        if m.pos >= 0:
+        if m.pos >= 0 or m.queued:
             return 2
+        self._begin(s)
+        return 1
+
+    def start_due(self, list due not None, int64_t now_ms, dict busy not None, set waiting not None) -> list:
+        """Take the due monitors (ids from the wheel at ``now_ms``) that this path runs: start
+        each while fewer than ``limit`` are in flight, queue the rest (FIFO), skip (and count)
+        one whose previous check is still running or waiting here or, per ``busy`` and
+        ``waiting``, on the general path. Returns the ids left to the general path."""
+        cdef list rest = []
+        cdef int32_t s
+        cdef Mon *m
+        cdef int64_t mid, late
+        cdef Py_ssize_t buckets = self._lateness.shape[0] if self._lateness is not None else 0
+        for item in due:
+            slot = self._slots.get(item)
+            if slot is None:
+                rest.append(item)
+                continue
+            s = slot
+            m = &self._mons[s]
+            if not m.live or not self._origins[m.origin].resolved:
+                rest.append(item)
+                continue
+            if m.pos >= 0 or m.queued or item in busy or item in waiting:
+                self.skipped_overlap += 1
+                continue
+            mid = m.mid
+            # When it was due: the latest time at its phase (see phase_offset()), as in Python.
+            late = (now_ms - (mid * 2654435761) % m.interval_ms) % m.interval_ms
+            if late < 0:
+                late += m.interval_ms
+            m.due_ms = now_ms - late
+            if self._nflight < self.limit:
+                if buckets:
+                    self._lateness[late if late < buckets else buckets - 1] += 1
+                self._begin(s)
+            else:
+                self._enqueue(s)
+        return rest
+
+    cdef int _enqueue(self, int32_t s) except -1:
+        cdef Py_ssize_t i, j = 0
+        cdef int32_t t
+        if self._qtail == self._qcap:  # compact (dropping stale entries), then grow if need be
+            for i in range(self._qhead, self._qtail):
+                t = self._queue[i]
+                if self._mons[t].queued == 1:
+                    self._mons[t].queued = 2  # kept once, even if listed twice
+                    self._queue[j] = t
+                    j += 1
+            for i in range(j):
+                self._mons[self._queue[i]].queued = 1
+            self._qhead, self._qtail = 0, j
+            if j * 2 >= self._qcap:
+                grown = <int32_t *>realloc(self._queue, (self._qcap * 2 if self._qcap else 1024) * sizeof(int32_t))
+                if grown == NULL:
+                    raise MemoryError()
+                self._queue = grown
+                self._qcap = self._qcap * 2 if self._qcap else 1024
+        self._queue[self._qtail] = s
+        self._qtail += 1
+        self._mons[s].queued = 1
+        self.queued += 1
+        return 0
+
+    cdef int _drain(self) except -1:
+        """Start waiting checks while there is room."""
+        cdef int32_t s
+        cdef int64_t now_ms, late
+        cdef Py_ssize_t buckets = self._lateness.shape[0] if self._lateness is not None else 0
+        if self.queued == 0:
+            return 0
+        now_ms = (mono_ns() - self._origin_ns) // 1000000
+        while self._qhead < self._qtail and self._nflight < self.limit:
+            s = self._queue[self._qhead]
+            self._qhead += 1
+            if self._mons[s].queued != 1:
+                continue  # removed (or re-added) while waiting
+            self._mons[s].queued = 0
+            self.queued -= 1
+            late = now_ms - self._mons[s].due_ms
+            if late < 0:
+                late = 0
+            if buckets:
+                self._lateness[late if late < buckets else buckets - 1] += 1
+            self._begin(s)
+        if self._qhead == self._qtail:
+            self._qhead = self._qtail = 0
+        return 0
+
+    cdef int _begin(self, int32_t s) except -1:
+        cdef Mon *m = &self._mons[s]
         m.ts_us = wall_us()
         m.start_ns = mono_ns()
         m.connect_us = -1
@@ -364,7 +490,7 @@ cdef class HttpEngine:
         m.pos = self._nflight
         self._nflight += 1
         self._go(s, m.keep_alive)
-        return 1
+        return 0
 
     cdef int _go(self, int32_t s, bint reuse) except -1:
         """Put check ``s`` on a connection: an idle one of its origin, else a new one."""
@@ -758,6 +884,7 @@ cdef class HttpEngine:
         self._unflight(s)
         self._buffer.push(m.mid, m.ts_us, ok, (now - m.start_ns) // 1000, status, code, -1, m.connect_us, -1,
                           ttfb, error)
+        self._latency_sum += (now - m.start_ns) // 1000
         self._done += 1
         if not ok or not m.quiet:
             self._notable.append((m.mid, ok, m.ts_us, error))
@@ -786,6 +913,7 @@ cdef class HttpEngine:
         self._report()
 
     cdef int _report(self) except -1:
+        self._drain()
         if self._done == 0:
             return 0
         count, notable = self._done, self._notable
@@ -850,7 +978,11 @@ cdef class HttpEngine:
         for fd in range(self._nmons):
             self._mons[fd].fd = -1
             self._mons[fd].pos = -1 if self._mons[fd].used else self._mons[fd].pos
+            if self._mons[fd].queued:
+                self._mons[fd].queued = 0
         self._nflight = 0
+        self._qhead = self._qtail = 0
+        self.queued = 0
 
     def close(self) -> None:
         """Drop every connection and check in flight (no results)."""

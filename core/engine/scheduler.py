@@ -31,8 +31,10 @@ import asyncio
 import collections
 import functools
 import logging
+import os
 import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +42,7 @@ import numpy as np
 
 from core.checkers import REGISTRY, CheckContext, Checker, Env, http
 from core.clock import Clock, MonotonicClock
-from core.models import CheckResult, ErrorCode, Monitor, Transition
+from core.models import CheckResult, ErrorCode, Monitor, Transition, is_ip_literal, is_private_address
 from core.state import MonitorState, observe
 from ext import HttpEngine, ResultBuffer, TimingWheel
 
@@ -51,6 +53,7 @@ LATENESS_BUCKETS = 10_001  # 0..10_000 ms; the last bucket holds everything late
 LAG_HIGH = 0.025  # s of event-loop lag above which the in-flight limit shrinks
 LAG_LOW = 0.008  # s of lag below which it may grow
 ADAPT_EVERY = 0.1  # s
+CAP_GAIN = 2.0  # in-flight cap = gain x rate x lowest mean latency (see Scheduler._latency_cap)
 RESOLVE_EVERY = 60.0  # s between lookups of a compiled-path origin's host name
 
 
@@ -134,6 +137,12 @@ class Scheduler:
         self.min_inflight = min(min_inflight, max_inflight)
         self.limit = max(self.min_inflight, min(initial_inflight, max_inflight))
         self.lag_ewma = 0.0
+        self._adapt_checks = 0
+        self._adapt_at = 0.0
+        self._adapt_cpu = 0.0
+        self._latency_sum = 0  # µs of the checks finished on the general path since the last adapt
+        self._min_now = self._min_prev = float("inf")
+        self._min_reset_at = 0.0
         self._next_tick_at = 0.0
         self._next_adapt_at = 0.0
         self.flush_rows = flush_rows
@@ -156,8 +165,10 @@ class Scheduler:
         if compiled_http is None:
             compiled_http = clock is None
         self.fast: Any = None
-        if compiled_http and HttpEngine is not None:
+        if compiled_http and HttpEngine is not None and isinstance(self.clock, MonotonicClock):
             self.fast = HttpEngine(self.buffer, self._fast_done, self._fast_fallback)
+            self.fast.set_clock(self.clock.origin_ns, self.lateness)
+            self.fast.limit = self.limit
         #: Compiled-path origins: (host, port) -> engine origin index; and the lookups running.
         self._origins: dict[tuple[str, int], int] = {}
         self._resolving: dict[tuple[str, int], asyncio.Task[None]] = {}
@@ -202,9 +213,14 @@ class Scheduler:
         origin = self._origins.get(key)
         if origin is None:
             origin = self._origins[key] = self.fast.origin(key)
-            self._resolve_soon(key)
+            if is_ip_literal(host):  # no lookup needed: usable at once
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                self._set_address(key, family, (host, port, 0, 0)[:4 if family == socket.AF_INET6 else 2])
+            else:
+                self._resolve_soon(key)
         m = entry.monitor
-        self.fast.add(m.id, origin, request, table, expected, entry.timeout, keep_alive, head, follow, max_body)
+        self.fast.add(m.id, origin, request, table, expected, entry.timeout, keep_alive, head, follow, max_body,
+                      entry.interval_ms)
         self.fast.set_quiet(m.id, entry.state.status == "up" and not entry.state.failures)
         entry.compiled = True
 
@@ -222,10 +238,16 @@ class Scheduler:
         host, port = key
         try:
             infos = await self._loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-            family, _, _, _, address = infos[0]
-            self._env.check_address(address[0])
         except (OSError, UnicodeError):
             self.fast.clear_address(self._origins[key])
+            return
+        family, _, _, _, address = infos[0]
+        self._set_address(key, family, address)
+
+    def _set_address(self, key: tuple[str, int], family: int, address: tuple[Any, ...]) -> None:
+        deny = self._env.deny_private if self._env is not None else os.environ.get("XUPTIME_DENY_PRIVATE") == "1"
+        if deny and is_private_address(address[0]):
+            self.fast.clear_address(self._origins[key])  # the general checker says why
             return
         self.fast.set_address(self._origins[key], family, raw_sockaddr(family, address))
 
@@ -290,6 +312,7 @@ class Scheduler:
             self._next_adapt_at = now + ADAPT_EVERY
         try:
             if self.fast is not None:
+                self.fast.limit = self.limit
                 self.fast.expire()
                 if now >= self._next_resolve:
                     self._next_resolve = now + RESOLVE_EVERY
@@ -304,18 +327,51 @@ class Scheduler:
         self._ticker = loop.call_later(self.tick_s, self._tick)
 
     def _adapt(self) -> None:
+        now = self._loop.time() if self._loop is not None else 0.0
+        cap = self._latency_cap(now)
         if self.lag_ewma > LAG_HIGH:
             self.limit = max(self.min_inflight, self.limit * 3 // 4)
-        elif self.lag_ewma < LAG_LOW and (self.queue or self.busy >= self.limit):
+        elif cap is not None and self.limit > 2 * cap:
+            self.limit = max(self.min_inflight, cap, self.limit * 3 // 4)
+        elif self.lag_ewma < LAG_LOW and (cap is None or self.limit < cap) and (
+                self.queue or self.busy >= self.limit or (self.fast is not None and self.fast.queued)):
             self.limit = min(self.max_inflight, self.limit + max(8, self.limit // 8))
         if self.queue:
             self._next_queued()
+
+    def _latency_cap(self, now: float) -> int | None:
+        """How many checks in flight can still help while this process is busy (over half a
+        core): ``CAP_GAIN`` x completions per second x the lowest mean check latency of recent
+        windows. Beyond that, checks only wait in queues (here, in the kernel, at the target)
+        and each costs more CPU: over loopback the compiled path needs about a hundred, and at
+        two thousand it did a fifth fewer checks. None (no cap) while the process has CPU to
+        spare, as with slow remote targets, or there is too little to go on."""
+        done, latency_us = self.checks - self._adapt_checks, self._latency_sum
+        if self.fast is not None:
+            latency_us += self.fast.take_latency()
+        self._latency_sum = 0
+        self._adapt_checks = self.checks
+        elapsed, self._adapt_at = now - self._adapt_at, now
+        cpu, self._adapt_cpu = time.process_time() - self._adapt_cpu, time.process_time()
+        if done < 50 or elapsed <= 0:
+            return None
+        mean_s = latency_us / done / 1e6
+        if now >= self._min_reset_at:  # forget old minimums slowly: the targets may change
+            self._min_prev, self._min_now = self._min_now, mean_s
+            self._min_reset_at = now + 10.0
+        self._min_now = min(self._min_now, mean_s)
+        if cpu < 0.5 * elapsed:
+            return None
+        floor = min(self._min_prev, self._min_now)
+        return max(self.min_inflight, int(CAP_GAIN * done / elapsed * floor))
 
     def run_due(self) -> None:
         """Advance the wheel to now and start (or queue) every due monitor."""
         now = self.clock.monotonic_ms()
         due = self.wheel.advance(now)
         inflight, queued, fast = self.inflight, self.queued, self.fast
+        if fast is not None and due:
+            due = fast.start_due(due, now, inflight, queued)  # returns what it does not run
         for mid in due:
             if mid in inflight or mid in queued:
                 self.skipped_overlap += 1
@@ -336,16 +392,12 @@ class Scheduler:
         """Checks in flight on either path."""
         return len(self.inflight) + (self.fast.inflight if self.fast is not None else 0)
 
+    @property
+    def overlaps(self) -> int:
+        """Due checks skipped because the previous one was still running or waiting."""
+        return self.skipped_overlap + (self.fast.skipped_overlap if self.fast is not None else 0)
+
     def _start(self, mid: int, entry: _Entry, due_ms: int, now: int) -> None:
-        if entry.compiled:
-            started = self.fast.start(mid)
-            if started == 2:  # still running on the compiled path
-                self.skipped_overlap += 1
-                return
-            if started:
-                late = now - due_ms
-                self.lateness[late if late < LATENESS_BUCKETS else LATENESS_BUCKETS - 1] += 1
-                return
         late = now - due_ms
         self.lateness[late if late < LATENESS_BUCKETS else LATENESS_BUCKETS - 1] += 1
         assert self._loop is not None and self._env is not None
@@ -390,6 +442,7 @@ class Scheduler:
         if self.entries.get(mid) is not entry or result is None:
             return  # removed or replaced while running: its result no longer applies
         self.checks += 1
+        self._latency_sum += result.latency_us
         self.buffer.append(mid, ts_us, result.ok, result.latency_us, result.status_code, result.error_code,
                            result.dns_us, result.connect_us, result.tls_us, result.ttfb_us, result.error)
         state = entry.state

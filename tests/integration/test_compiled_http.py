@@ -167,4 +167,4 @@ def test_the_compiled_path_gives_the_general_checkers_results() -> None:
 def test_error_codes_agree_with_the_models() -> None:
     from ext._fasthttp import CODES
 
-    assert CODES == {name: int(ErrorCode[name]) for name in CODES}
+    assert {name: int(ErrorCode[name]) for name in CODES} == CODES
