@@ -132,9 +132,14 @@ def compiled_spec(prepared: PreparedHttp) -> tuple[str, int, bytes, bytes, str, 
     first = prepared.first
     if first.tls or prepared.keep_body:
         return None
-    expected = ",".join(prepared.spec.expected_status)
-    return (first.host.strip("[]"), first.port, first.request, prepared.expected, expected, prepared.keep_alive,
-            first.method == "HEAD", prepared.follow, prepared.max_body)
+    return (first.host.strip("[]"), first.port, first.request, prepared.expected,
+            _expected_text(tuple(prepared.spec.expected_status)), prepared.keep_alive, first.method == "HEAD",
+            prepared.follow, prepared.max_body)
+
+
+@functools.lru_cache(maxsize=1024)
+def _expected_text(expected: tuple[str, ...]) -> str:
+    return ",".join(expected)  # one string for every monitor with the same statuses
 
 
 class _Response(asyncio.Protocol):

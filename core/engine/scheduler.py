@@ -172,6 +172,7 @@ class Scheduler:
         #: Compiled-path origins: (host, port) -> engine origin index; and the lookups running.
         self._origins: dict[tuple[str, int], int] = {}
         self._resolving: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._named: set[tuple[str, int]] = set()  # the origins given by a host name, not an address
         self._next_resolve = 0.0
 
     # monitor set -------------------------------------------------------------------------
@@ -217,6 +218,7 @@ class Scheduler:
                 family = socket.AF_INET6 if ":" in host else socket.AF_INET
                 self._set_address(key, family, (host, port, 0, 0)[:4 if family == socket.AF_INET6 else 2])
             else:
+                self._named.add(key)
                 self._resolve_soon(key)
         m = entry.monitor
         self.fast.add(m.id, origin, request, table, expected, entry.timeout, keep_alive, head, follow, max_body,
@@ -276,7 +278,7 @@ class Scheduler:
         if self.fast is not None:
             loop.add_reader(self.fast.fileno(), self.fast.on_ready)
             self._next_resolve = loop.time() + RESOLVE_EVERY
-            for key in self._origins:
+            for key in self._named:
                 self._resolve_soon(key)
 
     async def stop(self) -> None:
@@ -308,7 +310,7 @@ class Scheduler:
         now = loop.time()
         self.lag_ewma += 0.2 * (max(0.0, now - self._next_tick_at) - self.lag_ewma)
         if now >= self._next_adapt_at:
-            self._adapt()
+            self._adapt(now)
             self._next_adapt_at = now + ADAPT_EVERY
         try:
             if self.fast is not None:
@@ -316,7 +318,7 @@ class Scheduler:
                 self.fast.expire()
                 if now >= self._next_resolve:
                     self._next_resolve = now + RESOLVE_EVERY
-                    for key in self._origins:
+                    for key in self._named:
                         self._resolve_soon(key)
             self.run_due()
             if len(self.buffer) >= self.flush_rows or loop.time() - self._last_flush >= self.flush_s:
@@ -326,8 +328,7 @@ class Scheduler:
         self._next_tick_at = loop.time() + self.tick_s
         self._ticker = loop.call_later(self.tick_s, self._tick)
 
-    def _adapt(self) -> None:
-        now = self._loop.time() if self._loop is not None else 0.0
+    def _adapt(self, now: float) -> None:
         cap = self._latency_cap(now)
         if self.lag_ewma > LAG_HIGH:
             self.limit = max(self.min_inflight, self.limit * 3 // 4)

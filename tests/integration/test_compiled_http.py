@@ -87,6 +87,7 @@ CASES: dict[str, tuple[Any, dict[str, Any], str, bool]] = {
     "big_body": (http_handler(body=b"z" * 200_000), {"keepAlive": True, "maxBodyBytes": 1024}, "/", True),
     "http10": (_raw(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi", close=True), {"keepAlive": True}, "/", True),
     "not_accepted": (http_handler(204, body=b""), {"keepAlive": True, "expectedStatus": ["200"]}, "/", True),
+    "host_name": (http_handler(), {"keepAlive": True}, "localhost", True),  # looked up off the hot path
 }
 
 
@@ -115,7 +116,9 @@ async def _run(compiled: bool, seconds: float) -> tuple[dict[str, list[tuple]], 
     try:
         names = list(CASES)
         for mid, name in enumerate(names, start=1):
-            s.upsert(_monitor(mid, peers[name].url(CASES[name][2]), CASES[name][1]))
+            path = CASES[name][2]
+            url = peers[name].url(host="localhost") if path == "localhost" else peers[name].url(path)
+            s.upsert(_monitor(mid, url, CASES[name][1]))
         s.upsert(_monitor(len(names) + 1, "http://127.0.0.1:9/", {"keepAlive": True}))  # nothing listens
         names.append("refused")
         s.start(asyncio.get_running_loop())
@@ -133,6 +136,9 @@ def test_the_compiled_path_gives_the_general_checkers_results() -> None:
     async def main() -> None:
         fast, fast_conns, s, fast_changes = await _run(True, 3.6)
         assert s.fast is not None and s.fast.fallbacks == sum(1 for c in CASES.values() if not c[3])
+        # Those meant for it stayed on the compiled path (and "localhost" was looked up).
+        assert [name for mid, name in enumerate(CASES, start=1) if s.fast.takes(mid)] == [
+            name for name, case in CASES.items() if case[3]]
         general, general_conns, g, _ = await _run(False, 3.6)
         assert g.fast is None
         for name in [*CASES, "refused"]:
@@ -148,7 +154,7 @@ def test_the_compiled_path_gives_the_general_checkers_results() -> None:
         assert fast["garbage"][0][2] == ErrorCode.BAD_RESPONSE
         assert fast["not_accepted"][0] == (False, 204, ErrorCode.STATUS, "status 204, expected 200")
         for name in ("redirect", "chunked", "closes", "eof_body", "silent_close", "head", "trickle",
-                     "new_connection", "big_body", "http10"):
+                     "new_connection", "big_body", "http10", "host_name"):
             assert set(fast[name]) == {(True, 200, 0, None)}, name
         # Keep-alive is kept where the server allows it, and only there.
         assert fast_conns["ok"] == general_conns["ok"] == 1
