@@ -94,7 +94,7 @@ class Server:
         self.rows_written = 0
         self.ready = asyncio.Event()
         #: monitor id -> (ts µs, latency µs) of its newest check, for the API's lastCheckAt.
-        self.last_checks: dict[int, tuple[int, int]] = {}
+        self.last_checks = LastChecks()
         #: The API's monitor list is answered from memory: the engine's monitor set (with live
         #: statuses), each account's ids in order, and each monitor's timestamps.
         self.account_ids: dict[int, list[int]] = {}
@@ -125,7 +125,7 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         listener = self._bind_http()  # first, so a busy port fails before anything starts
         self.store = await self.db(DuckDBStore, self.data_dir)
-        self.last_checks = await self.db(self.store.last_checks)
+        self.last_checks.load(await self.db(self.store.last_checks))
         demo_target = None
         if self.demo:
             demo_target = await demo.start_target()
@@ -333,7 +333,7 @@ class Server:
                 if rows:
                     merged = _merge(batches)
                     self.rows_written += await self.db(self.store.ingest, merged)
-                    self._note_last_checks(merged)
+                    self.last_checks.note(merged)
                 if transitions:
                     await self.db(self.store.apply_transitions, transitions)
                     assert self.engine is not None and self.alerts is not None
@@ -346,19 +346,6 @@ class Server:
                                 t.ts_us / 1e6, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             except Exception:
                 log.exception("ingest of %d rows failed", rows)
-
-    def _note_last_checks(self, batch: dict[str, Any]) -> None:
-        ids = batch["monitor_id"]
-        rev = ids[::-1]
-        unique, first_in_rev = np.unique(rev, return_index=True)
-        last = len(ids) - 1 - first_in_rev
-        ts, lat = batch["ts_us"], batch["latency_us"]
-        known = self.last_checks
-        for mid, i in zip(unique.tolist(), last.tolist(), strict=True):
-            t = int(ts[i])
-            prev = known.get(mid)
-            if prev is None or t >= prev[0]:
-                known[mid] = (t, int(lat[i]))
 
     # control socket ----------------------------------------------------------------------
     async def _start_control(self) -> asyncio.AbstractServer:
@@ -441,7 +428,7 @@ class Server:
             token = getattr(monitor.spec, "push_token", None)
             if token is not None and self.push_tokens.get(token) == monitor_id:
                 del self.push_tokens[token]
-        self.last_checks.pop(monitor_id, None)
+        self.last_checks.pop(monitor_id)
         self.monitor_times.pop(monitor_id, None)
         self.wire_cache.pop(monitor_id, None)
         if monitor is not None:
@@ -547,3 +534,45 @@ class Server:
             stats["rollupUptoUs"] = store.rollup_upto_us  # exclusive end of the rolled-up hours
             return stats
         raise ValueError(f"unknown operation {op!r}")
+
+
+class LastChecks:
+    """Each monitor's latest check, as (ts µs, latency µs), in two arrays indexed by monitor
+    id (ids are dense: a database sequence). A batch updates them in a few numpy calls: at
+    100k checks a second a dict of tuples, updated per monitor, cost a tenth of a core. A later
+    batch never holds an older check of a monitor (one worker owns it, and its checks never
+    overlap), so the batch's latest simply replaces."""
+
+    def __init__(self) -> None:
+        self._ts = np.zeros(1024, dtype=np.int64)  # 0: none
+        self._latency = np.zeros(1024, dtype=np.int64)
+
+    def _fit(self, top: int) -> None:
+        if top >= len(self._ts):
+            size = max(top + 1, 2 * len(self._ts))
+            self._ts = np.concatenate([self._ts, np.zeros(size - len(self._ts), dtype=np.int64)])
+            self._latency = np.concatenate([self._latency, np.zeros(size - len(self._latency), dtype=np.int64)])
+
+    def load(self, known: dict[int, tuple[int, int]]) -> None:
+        for mid, (ts, latency) in known.items():
+            self._fit(mid)
+            self._ts[mid], self._latency[mid] = ts, latency
+
+    def note(self, batch: dict[str, Any]) -> None:
+        ids = batch["monitor_id"]
+        if not len(ids):
+            return
+        unique, first_in_rev = np.unique(ids[::-1], return_index=True)
+        last = len(ids) - 1 - first_in_rev
+        self._fit(int(unique[-1]))
+        self._ts[unique] = batch["ts_us"][last]
+        self._latency[unique] = batch["latency_us"][last]
+
+    def get(self, monitor_id: int) -> tuple[int, int] | None:
+        if not 0 <= monitor_id < len(self._ts) or not self._ts[monitor_id]:
+            return None
+        return int(self._ts[monitor_id]), int(self._latency[monitor_id])
+
+    def pop(self, monitor_id: int) -> None:
+        if 0 <= monitor_id < len(self._ts):
+            self._ts[monitor_id] = self._latency[monitor_id] = 0

@@ -124,7 +124,7 @@ class Scheduler:
         min_inflight: int = 32,
         initial_inflight: int = 256,
         buffer_rows: int = 65_536,
-        flush_rows: int = 8192,
+        flush_rows: int = 32_768,
         flush_s: float = 0.25,
         tick_s: float = 0.005,
         compiled_http: bool | None = None,
@@ -458,30 +458,38 @@ class Scheduler:
 
     def _fast_done(self, count: int, notable: list[tuple[int, bool, int, str | None]]) -> None:
         """Checks that ended on the compiled path (their rows are in the buffer already);
-        ``notable`` are the results that may change a status."""
-        self.checks += count
-        for mid, ok, ts_us, error in notable:
-            entry = self.entries.get(mid)
-            if entry is None:
-                continue
-            m = entry.monitor
-            state = entry.state
-            transition = observe(state, mid, ok, ts_us, m.retries, m.recovery_threshold, error)
-            if transition is not None:
-                m.status = transition.new
-                self.transitions.append(transition)
-            self.fast.set_quiet(mid, state.status == "up" and not state.failures)
-        if self.queue:
-            self._next_queued()
+        ``notable`` are the results that may change a status. Never raises: it runs inside
+        the engine's event handling, which must finish its batch."""
+        try:
+            self.checks += count
+            for mid, ok, ts_us, error in notable:
+                entry = self.entries.get(mid)
+                if entry is None:
+                    continue
+                m = entry.monitor
+                state = entry.state
+                transition = observe(state, mid, ok, ts_us, m.retries, m.recovery_threshold, error)
+                if transition is not None:
+                    m.status = transition.new
+                    self.transitions.append(transition)
+                if entry.compiled:
+                    self.fast.set_quiet(mid, state.status == "up" and not state.failures)
+            if self.queue:
+                self._next_queued()
+        except Exception:
+            log.exception("recording compiled-path results failed")
 
     def _fast_fallback(self, mid: int) -> None:
         """The compiled path handed over a check it cannot judge: run it on the general
-        checker now (it starts a task; it must not start checks synchronously)."""
-        entry = self.entries.get(mid)
-        if entry is not None and self._loop is not None and mid not in self.inflight:
-            entry.compiled = False
-            self.fast.remove(mid)
-            self.inflight[mid] = self._loop.create_task(self._run(mid, entry))
+        checker now (as a task: nothing may start synchronously in here). Never raises."""
+        try:
+            entry = self.entries.get(mid)
+            if entry is not None and self._loop is not None and mid not in self.inflight:
+                entry.compiled = False
+                self.fast.remove(mid)
+                self.inflight[mid] = self._loop.create_task(self._run(mid, entry))
+        except Exception:
+            log.exception("handing a check to the general checker failed")
 
     def flush(self) -> None:
         if self._loop is not None:
