@@ -6,7 +6,8 @@ in-flight checks, the state machine, and the result buffer.
 - A monitor is periodic in the wheel with period ``interval``; its phase is a deterministic
   offset from its id (``id * 2654435761 mod interval``), so 100k monitors at 60 s spread
   evenly over the minute instead of firing together, and keep their phase across restarts.
-- At most ``limit`` checks run at once; due monitors beyond that wait in a FIFO (each
+- At most ``limit`` checks run at once (plus up to ``min_inflight`` on the general checkers
+  when the compiled path holds them all); due monitors beyond that wait in a FIFO (each
   monitor at most once). A monitor still running or queued when it is due again is skipped
   and counted in ``skipped_overlap``.
 - ``limit`` adapts (AIMD) between ``min_inflight`` and ``max_inflight`` (the open-file bound)
@@ -382,7 +383,7 @@ class Scheduler:
                 continue
             interval_ms = entry.interval_ms
             due_ms = now - (now - mid * 2654435761) % interval_ms  # see phase_offset()
-            if len(inflight) + (fast.inflight if fast is not None else 0) < self.limit:
+            if len(inflight) < self._general_room():
                 self._start(mid, entry, due_ms, now)
             else:
                 self.queue.append((mid, due_ms))
@@ -412,8 +413,16 @@ class Scheduler:
                 return
         self.inflight[mid] = self._loop.create_task(self._run(mid, entry))
 
+    def _general_room(self) -> int:
+        """In-flight places for the general checkers: what the compiled path leaves of
+        ``limit``, but never fewer than ``min_inflight``, so a saturated compiled path cannot
+        starve HTTPS and the other kinds."""
+        if self.fast is None:
+            return self.limit
+        return max(self.min_inflight, self.limit - self.fast.inflight)
+
     def _next_queued(self) -> None:
-        while self.queue and self.busy < self.limit:
+        while self.queue and len(self.inflight) < self._general_room():
             mid, due_ms = self.queue.popleft()
             self.queued.discard(mid)
             entry = self.entries.get(mid)
