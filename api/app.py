@@ -19,7 +19,7 @@ from litestar.response import Redirect
 
 from api.auth import ApiKeyAuth, add_quota_headers
 from api.errors import exception_handlers
-from api.history import AnswerCache, monitor_history, monitor_uptime
+from api.history import AnswerCache, HourJson, monitor_history, monitor_uptime
 from api.incidents import list_incidents, list_monitor_incidents
 from api.integrations import IntegrationController
 from api.keys import ApiKeyController
@@ -103,7 +103,8 @@ def create_app(server: Any) -> Litestar:
         route_handlers=[healthz, docs_redirect, openapi_document, push_heartbeat, metrics, _configure_api_v1()],
         exception_handlers=exception_handlers,
         request_max_body_size=MAX_BODY,
-        state=State({"server": server, "api_keys": {}, "quota": Quota(), "history_cache": AnswerCache()}),
+        state=State({"server": server, "api_keys": {}, "quota": Quota(), "history_cache": AnswerCache(),
+                           "hour_json": HourJson()}),
         before_send=[add_quota_headers],
         openapi_config=_configure_openapi(),
         logging_config=None,

@@ -398,6 +398,17 @@ class DuckDBStore:
                 rows = _merge_hours(hours, bucket_us, complete=len(hours) < (limit + 2) * bucket_us // HOUR_US)
         return rows[:limit], len(rows) > limit
 
+    def history_hours(self, monitor_id: int, from_us: int | None, to_us: int | None, before_us: int | None,
+                      limit: int) -> tuple[list[tuple], bool]:
+        """Hour buckets that hold checks, newest first, as ``(hour µs, checks, up, latency sum,
+        min, max, p50, p95, p99, ...)``: the rows ``history_buckets`` builds its hours from. A
+        rolled-up hour comes back as the same tuple object from call to call while it stands
+        (from the rolled-hours cache), so a caller may key work on its identity."""
+        hi = to_us if before_us is None else before_us - 1 if to_us is None else min(to_us, before_us - 1)
+        with self._reading() as cur:
+            hours = self._hours(cur, monitor_id, from_us, hi, limit + 1, with_hist=False)
+        return hours[:limit], len(hours) > limit
+
     def _split(self, lo: int | None, hi: int | None) -> tuple[tuple[int | None, int, list[int]] | None, list[tuple]]:
         """Split [lo, hi] (µs, inclusive, None = open) into whole rolled-up hours ``[a, b)`` less
         the stale ones, and the raw ranges that complete it. A rolled-up hour that a late row

@@ -1,11 +1,18 @@
 """The history answer cache: served only at the version it was computed at, bounded, and one
-computation for a crowd of identical requests."""
+computation for a crowd of identical requests; and the per-hour JSON that answers are built from."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from api.history import AnswerCache
+import msgspec
+
+from api.history import AnswerCache, HourJson
+from api.monitors import iso_us
+from core.models import parse_monitor
+from core.storage.duckdb import DuckDBStore
+from ext import ResultBuffer
 
 
 def test_an_answer_is_served_only_at_its_version() -> None:
@@ -68,3 +75,40 @@ def test_a_failed_computation_reaches_every_waiter_and_is_not_kept() -> None:
 
     asyncio.run(main())
 
+
+
+def test_hour_json_is_the_bucket_encoding_and_follows_changed_hours(tmp_path: Path) -> None:
+    hour = 3_600_000_000
+    base = 1_700_000_000_000_000 - 1_700_000_000_000_000 % (24 * hour)
+    store = DuckDBStore(tmp_path)
+    try:
+        mid = store.create_monitor(parse_monitor({"name": "h", "type": "http", "url": "http://h/"})).id
+        buf = ResultBuffer(64)
+        for h in range(5):
+            for k in range(4):
+                buf.append(mid, base + h * hour + k * 1000, k != 3, 1000 + 37 * h + k, 200, 0)
+        store.ingest(buf.flush())
+        store.rollup(base + 4 * hour, grace_us=0)  # hours 0-3 rolled up, hour 4 open
+
+        def answer() -> tuple[list[dict], list[bytes]]:
+            hours, _ = store.history_hours(mid, None, None, None, 100)
+            frags = encoder.encode(mid, hours)
+            return [msgspec.json.decode(f) for f in frags], frags
+
+        encoder = HourJson()
+        data, frags = answer()
+        rows, _ = store.history_buckets(mid, 3600, None, None, None, 100)
+        assert data == [{"ts": iso_us(r[0]), "checks": r[1], "up": r[2], "uptime": r[2] / r[1],
+                         "latencyMs": {"avg": round(r[3] / 1000, 3), "min": round(r[4] / 1000, 3),
+                                       "max": round(r[5] / 1000, 3), "p50": round(r[6][0] / 1000, 3),
+                                       "p95": round(r[6][1] / 1000, 3), "p99": round(r[6][2] / 1000, 3)}}
+                        for r in rows]
+        again, frags2 = answer()
+        assert again == data and frags2[-1] is frags[-1]  # a standing rolled-up hour: encoded once
+        late = ResultBuffer(4)
+        late.append(mid, base + hour + 500, True, 5000, 200, 0)  # a late row in rolled-up hour 1
+        store.ingest(late.flush())
+        changed, _ = answer()
+        assert [b["checks"] for b in changed] == [4, 4, 4, 5, 4]
+    finally:
+        store.close()
