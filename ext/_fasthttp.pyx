@@ -542,16 +542,10 @@ cdef class HttpEngine:
         c.sent = 0
         c.head_len = 0
         m.connect_ns = mono_ns()
-        if connect(fd, <sockaddr *>o.addr, o.addrlen) != 0 and errno != EINPROGRESS:
-            err = errno
-            c.state = C_FREE
-            c.mon = -1
-            close(fd)
-            self._os_failure(s, err)
-            return -1
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
         ev.data.u64 = (<uint64_t>c.gen << 32) | <uint32_t>fd
-        if epoll_ctl(self._epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
+        if ((connect(fd, <sockaddr *>o.addr, o.addrlen) != 0 and errno != EINPROGRESS)
+                or epoll_ctl(self._epfd, EPOLL_CTL_ADD, fd, &ev) != 0):
             err = errno
             c.state = C_FREE
             c.mon = -1

@@ -76,6 +76,17 @@ def respond(status: int = 200, body: bytes = b"hello", headers: dict[str, str] |
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+async def redirect_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """``GET /start`` is a 302 to ``/final``; anything else is a 200 ``landed`` (keep-alive)."""
+    while True:
+        request = await read_request(reader)
+        if request.startswith(b"GET /start "):
+            writer.write(respond(302, b"", {"Location": "/final"}, "Found"))
+        else:
+            writer.write(respond(200, b"landed"))
+        await writer.drain()
+
+
 def http_handler(status: int = 200, body: bytes = b"hello", headers: dict[str, str] | None = None,
                  record: list[bytes] | None = None) -> Handler:
     """A keep-alive capable HTTP/1.1 server answering every request the same way."""

@@ -19,7 +19,7 @@ import uvloop
 from core.engine.scheduler import Scheduler
 from core.models import ErrorCode, Monitor, Transition, parse_monitor
 from ext import HttpEngine
-from tests.servers import Peer, http_handler, read_request, respond
+from tests.servers import Peer, http_handler, read_request, redirect_handler, respond
 
 pytestmark = pytest.mark.skipif(HttpEngine is None, reason="the compiled extensions are not built")
 
@@ -57,16 +57,6 @@ def _raw(payload: bytes, *, close: bool = False, pieces: int = 0) -> Any:
     return handle
 
 
-async def _redirects(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while True:
-        request = await read_request(reader)
-        if request.startswith(b"GET /start "):
-            writer.write(respond(302, b"", {"Location": "/final"}, "Found"))
-        else:
-            writer.write(respond(200, b"landed"))
-        await writer.drain()
-
-
 CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 
 #: name -> (handler, monitor fields, path, compiled: carried on the compiled path to the end)
@@ -76,7 +66,7 @@ CASES: dict[str, tuple[Any, dict[str, Any], str, bool]] = {
     "hang": (_hang, {"keepAlive": True, "timeout": 0.3}, "/", True),
     "reset": (_reset, {}, "/", True),
     "garbage": (_raw(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"), {"keepAlive": True}, "/", False),
-    "redirect": (_redirects, {"keepAlive": True}, "/start", False),
+    "redirect": (redirect_handler, {"keepAlive": True}, "/start", False),
     "chunked": (_raw(CHUNKED), {"keepAlive": True}, "/", False),
     "closes": (_raw(respond(200, b"bye", {"Connection": "close"}), close=True), {"keepAlive": True}, "/", True),
     "eof_body": (_raw(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", close=True), {}, "/", True),

@@ -106,7 +106,7 @@ def test_paused_and_removed_monitors_do_not_run() -> None:
 
 
 def test_keep_alive_fast_path_reuse_timeout_redirect_and_removal() -> None:
-    from tests.servers import read_request, respond
+    from tests.servers import read_request, redirect_handler, respond
 
     async def second_request_hangs(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
@@ -114,15 +114,6 @@ def test_keep_alive_fast_path_reuse_timeout_redirect_and_removal() -> None:
         await writer.drain()
         await read_request(reader)
         await asyncio.sleep(30)  # never answers the second request on this connection
-
-    async def redirects(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            request = await read_request(reader)
-            if request.startswith(b"GET /start "):
-                writer.write(respond(302, b"", {"Location": "/final"}, "Found"))
-            else:
-                writer.write(respond(200, b"landed"))
-            await writer.drain()
 
     async def main() -> None:
         clock = FakeClock()
@@ -138,7 +129,7 @@ def test_keep_alive_fast_path_reuse_timeout_redirect_and_removal() -> None:
             await asyncio.sleep(0.05)  # let writes, responses and timeouts run
             await settle(s)
 
-        async with Peer(http_handler()) as ok, Peer(second_request_hangs) as hang, Peer(redirects) as redir:
+        async with Peer(http_handler()) as ok, Peer(second_request_hangs) as hang, Peer(redirect_handler) as redir:
             s.upsert(monitor(1, ok.url(), interval=1, keepAlive=True))
             await tick()  # first check opens the connection (task path)
             for _ in range(3):
