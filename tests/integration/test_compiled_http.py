@@ -164,3 +164,57 @@ def test_error_codes_agree_with_the_models() -> None:
     from ext._fasthttp import CODES
 
     assert {name: int(ErrorCode[name]) for name in CODES} == CODES
+
+
+def test_engine_queue_overlap_removal_and_lateness() -> None:
+    """``HttpEngine`` on its own: the in-flight limit queues (FIFO), a monitor still running
+    or waiting is skipped, a removed one leaves no row, and lateness is counted per start."""
+    import time
+
+    import numpy as np
+
+    from core.checkers.http import compiled_spec, prepare
+    from core.engine.scheduler import raw_sockaddr
+    from ext import ResultBuffer
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        buffer = ResultBuffer(64)
+        finished: list[int] = []
+        engine = HttpEngine(buffer, lambda count, notable: finished.append(count), lambda mid: None)
+        lateness = np.zeros(100, dtype=np.int64)
+        origin_ns = time.monotonic_ns() - 5_000_000_000  # the scheduler's clock started 5 s ago
+        engine.set_clock(origin_ns, lateness)
+        loop.add_reader(engine.fileno(), engine.on_ready)
+        async with Peer(http_handler()) as ok, Peer(_hang) as hang:
+            for port, mids in ((ok.port, (1, 2, 3)), (hang.port, (4,))):
+                origin = engine.origin(("127.0.0.1", port))
+                engine.set_address(origin, socket.AF_INET, raw_sockaddr(socket.AF_INET, ("127.0.0.1", port)))
+                for mid in mids:
+                    spec = compiled_spec(prepare(_monitor(mid, f"http://127.0.0.1:{port}/", {}).spec))
+                    assert spec is not None
+                    _, _, request, table, text, keep_alive, head, follow, max_body = spec
+                    engine.add(mid, origin, request, table, text, 5.0, keep_alive, head, follow, max_body, 1000)
+            engine.limit = 2
+            now_ms = (time.monotonic_ns() - origin_ns) // 1_000_000
+            rest = engine.start_due([4, 1, 2, 3, 99], now_ms, {}, set())
+            assert rest == [99]  # not registered here: the general path's
+            assert (engine.inflight, engine.queued) == (2, 2)  # 4 (hangs) and 1 run; 2 and 3 wait
+            assert engine.start_due([2, 4], now_ms, {}, {3}) == [] and engine.skipped_overlap == 2
+            engine.remove(3)  # waiting: dropped from the queue
+            for _ in range(100):
+                await asyncio.sleep(0.01)
+                engine.expire()
+                if engine.queued == 0 and engine.inflight == 1:
+                    break
+            assert engine.queued == 0 and engine.inflight == 1  # only the hanging check is left
+            engine.remove(4)  # in flight: dropped, no row
+            assert engine.inflight == 0
+        loop.remove_reader(engine.fileno())
+        engine.close()
+        batch = buffer.flush()
+        assert sorted(batch["monitor_id"].tolist()) == [1, 2] and batch["ok"].all()
+        assert sum(finished) == 2
+        assert int(lateness.sum()) == 3  # started: 4, 1, then 2 from the queue
+
+    uvloop.run(main())
