@@ -569,9 +569,10 @@ class LastChecks:
         self._latency[unique] = batch["latency_us"][last]
 
     def get(self, monitor_id: int) -> tuple[int, int] | None:
-        if not 0 <= monitor_id < len(self._ts) or not self._ts[monitor_id]:
+        if not 0 <= monitor_id < len(self._ts):
             return None
-        return int(self._ts[monitor_id]), int(self._latency[monitor_id])
+        ts = self._ts.item(monitor_id)  # (item(): a Python int, without a numpy scalar between)
+        return (ts, self._latency.item(monitor_id)) if ts else None
 
     def pop(self, monitor_id: int) -> None:
         if 0 <= monitor_id < len(self._ts):
