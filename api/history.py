@@ -103,8 +103,9 @@ class HourJson:
     and reused only for that very row object: the store hands a rolled-up hour back as the
     same tuple while it stands (``DuckDBStore.history_hours``), and a new tuple whenever it
     changes, so a reused fragment is always the encoding of the current row. Open and stale
-    hours are new tuples every time and are encoded every time. One entry per hour, for the
-    ``monitors`` most recently asked for. Event-loop only."""
+    hours are new tuples every time and are encoded every time. At most one entry per hour,
+    pruned to the hours still asked for, for the ``monitors`` most recently asked for.
+    Event-loop only."""
 
     def __init__(self, monitors: int = 32) -> None:
         self.monitors = monitors
@@ -124,6 +125,10 @@ class HourJson:
             if hit is None or hit[0] is not h:
                 hit = known[h[0]] = (h, _hour_json(h))
             out.append(hit[1])
+        if len(known) > 2 * len(hours) + 48:  # hours no longer asked for (time moved on): forget them
+            asked = {h[0] for h in hours}
+            for hour in [k for k in known if k not in asked]:
+                del known[hour]
         return out
 
 

@@ -67,4 +67,3 @@ def test_transitions_match_a_brute_force_model(outcomes: str, retries: int, reco
             status = new
     assert transitions == expected
     assert s.status == status
-
