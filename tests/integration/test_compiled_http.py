@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import uvloop
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core.engine.scheduler import Scheduler
 from core.models import ErrorCode, Monitor, Transition, parse_monitor
@@ -216,5 +218,82 @@ def test_engine_queue_overlap_removal_and_lateness() -> None:
         assert sorted(batch["monitor_id"].tolist()) == [1, 2] and batch["ok"].all()
         assert sum(finished) == 2
         assert int(lateness.sum()) == 3  # started: 4, 1, then 2 from the queue
+
+    uvloop.run(main())
+
+
+_HEADER_NAMES = ["Server", "X-Trace", "content-type", "CONNECTION", "Connection", "Cache-Control", "x-long-" + "n" * 40]
+_VALUE = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=24)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(status=st.sampled_from([200, 201, 204, 299, 300, 304, 404, 418, 500, 503]),
+       headers=st.lists(st.tuples(st.sampled_from(_HEADER_NAMES), _VALUE), max_size=6),
+       body=st.binary(max_size=3000), pieces=st.integers(1, 5), close=st.booleans(),
+       method=st.sampled_from(["GET", "HEAD"]), length_name=st.sampled_from(["Content-Length", "content-length"]),
+       minor=st.sampled_from(["1", "0"]))
+def test_the_compiled_parser_agrees_with_the_general_checker(status: int, headers: list[tuple[str, str]],
+                                                             body: bytes, pieces: int, close: bool, method: str,
+                                                             length_name: str, minor: str) -> None:
+    """Well-formed responses of every shape the compiled path judges, in pieces: the same
+    outcome from both paths, and no hand-over."""
+    from core.checkers import REGISTRY, CheckContext, Env
+    from core.checkers.http import compiled_spec, prepare
+    from core.engine.scheduler import raw_sockaddr, run_with_deadline
+    from ext import ResultBuffer
+
+    if status in (204, 304):
+        body = b""
+    lines = [f"HTTP/1.{minor} {status} Whatever", f"{length_name}: {len(body)}",
+             *(f"{name}: {value}" for name, value in headers)]
+    if close:
+        lines.append("Connection: close")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            request = await read_request(reader)
+            payload = head if request.startswith(b"HEAD ") else head + body
+            step = max(1, -(-len(payload) // pieces))
+            for i in range(0, len(payload), step):
+                writer.write(payload[i:i + step])
+                await writer.drain()
+                await asyncio.sleep(0)
+            if close or minor == "0":
+                return
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        buffer = ResultBuffer(8)
+        handed: list[int] = []
+        engine = HttpEngine(buffer, lambda count, notable: None, handed.append)
+        loop.add_reader(engine.fileno(), engine.on_ready)
+        async with Peer(serve) as peer:
+            monitor = _monitor(1, peer.url(), {"keepAlive": True, "method": method})
+            origin = engine.origin(("127.0.0.1", peer.port))
+            engine.set_address(origin, socket.AF_INET, raw_sockaddr(socket.AF_INET, ("127.0.0.1", peer.port)))
+            spec = compiled_spec(prepare(monitor.spec))
+            assert spec is not None
+            _, _, request, table, text, keep_alive, head_only, follow, max_body = spec
+            engine.add(1, origin, request, table, text, 2.0, keep_alive, head_only, follow, max_body, 1000)
+            compiled = []
+            for _ in range(2):  # twice: the second may reuse the connection
+                assert engine.start(1) == 1
+                while engine.inflight:
+                    await asyncio.sleep(0.002)
+                    engine.expire()
+                batch = buffer.flush()
+                assert not handed and batch is not None
+                compiled.append((bool(batch["ok"][0]), int(batch["status_code"][0]), int(batch["error_code"][0])))
+            env = Env(loop)
+            checker = REGISTRY["http"]
+            general = []
+            for _ in range(2):
+                result = await run_with_deadline(checker, checker.prepare(monitor.spec), CheckContext(env, 1), 2.0)
+                general.append((result.ok, result.status_code, result.error_code))
+            env.close()
+        loop.remove_reader(engine.fileno())
+        engine.close()
+        assert compiled == general
 
     uvloop.run(main())
