@@ -192,6 +192,7 @@ cdef class HttpEngine:
         dict _slots         # monitor id -> Mon slot
         Origin *_origins
         int32_t _norigins
+        int32_t _cap_origins
         dict _origin_ids    # key -> origin index
         int32_t *_flight    # Mon slots with a check in flight
         int32_t _nflight
@@ -276,10 +277,12 @@ cdef class HttpEngine:
         if found is not None:
             return found
         i = self._norigins
-        grown = <Origin *>realloc(self._origins, (i + 1) * sizeof(Origin))
-        if grown == NULL:
-            raise MemoryError()
-        self._origins = grown
+        if i == self._cap_origins:  # grow by doubling: a monitor per host means 100k origins
+            grown = <Origin *>realloc(self._origins, (i * 2 if i else 64) * sizeof(Origin))
+            if grown == NULL:
+                raise MemoryError()
+            self._origins = grown
+            self._cap_origins = i * 2 if i else 64
         memset(&self._origins[i], 0, sizeof(Origin))
         self._origins[i].idle_head = -1
         self._norigins = i + 1

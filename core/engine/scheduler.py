@@ -56,6 +56,7 @@ LAG_LOW = 0.008  # s of lag below which it may grow
 ADAPT_EVERY = 0.1  # s
 CAP_GAIN = 2.0  # in-flight cap = gain x rate x lowest mean latency (see Scheduler._latency_cap)
 RESOLVE_EVERY = 60.0  # s between lookups of a compiled-path origin's host name
+RESOLVE_AT_ONCE = 64  # lookups in flight at most
 
 
 async def run_with_deadline(checker: Checker, prepared: Any, ctx: CheckContext, timeout: float,
@@ -103,7 +104,7 @@ def phase_offset(monitor_id: int, interval_ms: int) -> int:
 
 
 class _Entry:
-    __slots__ = ("checker", "compiled", "interval_ms", "monitor", "prepared", "state", "timeout")
+    __slots__ = ("checker", "compiled", "interval_ms", "monitor", "origin", "prepared", "state", "timeout")
 
     def __init__(self, monitor: Monitor, checker: Checker, prepared: Any) -> None:
         self.monitor = monitor
@@ -113,6 +114,7 @@ class _Entry:
         self.timeout = monitor.effective_timeout
         self.interval_ms = monitor.interval * 1000
         self.compiled = False  # registered with the compiled HTTP engine
+        self.origin: tuple[str, int] | None = None  # its origin there
 
 
 class Scheduler:
@@ -170,11 +172,15 @@ class Scheduler:
             self.fast = HttpEngine(self.buffer, self._fast_done, self._fast_fallback)
             self.fast.set_clock(self.clock.origin_ns, self.lateness)
             self.fast.limit = self.limit
-        #: Compiled-path origins: (host, port) -> engine origin index; and the lookups running.
+        #: Compiled-path origins: (host, port) -> engine origin index, and how many monitors use
+        #: each. Origins given by a host name are looked up when first used and every
+        #: ``RESOLVE_EVERY`` seconds after, from a queue of (when, origin), at most
+        #: ``RESOLVE_AT_ONCE`` at a time (100k distinct hosts must not mean 100k lookups at once).
         self._origins: dict[tuple[str, int], int] = {}
+        self._origin_users: dict[tuple[str, int], int] = {}
+        self._named: set[tuple[str, int]] = set()
+        self._resolve_queue: collections.deque[tuple[float, tuple[str, int]]] = collections.deque()
         self._resolving: dict[tuple[str, int], asyncio.Task[None]] = {}
-        self._named: set[tuple[str, int]] = set()  # the origins given by a host name, not an address
-        self._next_resolve = 0.0
 
     # monitor set -------------------------------------------------------------------------
     def upsert(self, monitor: Monitor) -> None:
@@ -185,8 +191,8 @@ class Scheduler:
         if old is not None and old.monitor.status == monitor.status:
             entry.state = old.state
         self.entries[monitor.id] = entry
-        if old is not None and old.compiled:
-            self.fast.remove(monitor.id)
+        if old is not None:
+            self._release(old)
         if monitor.paused:
             self.wheel.cancel(monitor.id)
             return
@@ -218,21 +224,47 @@ class Scheduler:
             if is_ip_literal(host):  # no lookup needed: usable at once
                 family = socket.AF_INET6 if ":" in host else socket.AF_INET
                 self._set_address(key, family, (host, port, 0, 0)[:4 if family == socket.AF_INET6 else 2])
-            else:
-                self._named.add(key)
-                self._resolve_soon(key)
+        if key not in self._named and not is_ip_literal(host):
+            self._named.add(key)
+            self._resolve_queue.appendleft((0.0, key))  # first lookups go first
+        self._origin_users[key] = self._origin_users.get(key, 0) + 1
         m = entry.monitor
         self.fast.add(m.id, origin, request, table, expected, entry.timeout, keep_alive, head, follow, max_body,
                       entry.interval_ms)
         self.fast.set_quiet(m.id, entry.state.status == "up" and not entry.state.failures)
-        entry.compiled = True
+        entry.compiled, entry.origin = True, key
 
-    def _resolve_soon(self, key: tuple[str, int]) -> None:
-        if self._loop is None or key in self._resolving:
-            return  # (before start(), every origin is looked up then)
-        task = self._loop.create_task(self._resolve(key))
-        self._resolving[key] = task
-        task.add_done_callback(lambda _: self._resolving.pop(key, None))
+    def _release(self, entry: _Entry) -> None:
+        """Take a replaced or removed monitor off the compiled path; an origin no monitor uses
+        is no longer looked up."""
+        if not entry.compiled:
+            return
+        entry.compiled = False
+        self.fast.remove(entry.monitor.id)
+        key = entry.origin
+        if key is not None:
+            users = self._origin_users.get(key, 1) - 1
+            if users > 0:
+                self._origin_users[key] = users
+            else:
+                self._origin_users.pop(key, None)
+                self._named.discard(key)
+
+    def _resolve_due(self, now: float) -> None:
+        """Start the lookups that are due, a bounded number at a time."""
+        queue = self._resolve_queue
+        while queue and queue[0][0] <= now and len(self._resolving) < RESOLVE_AT_ONCE:
+            _, key = queue.popleft()
+            if key in self._named and key not in self._resolving:
+                assert self._loop is not None
+                task = self._loop.create_task(self._resolve(key))
+                self._resolving[key] = task
+                task.add_done_callback(functools.partial(self._resolved, key))
+
+    def _resolved(self, key: tuple[str, int], _: asyncio.Task[None]) -> None:
+        self._resolving.pop(key, None)
+        if key in self._named and self._loop is not None:
+            self._resolve_queue.append((self._loop.time() + RESOLVE_EVERY, key))
 
     async def _resolve(self, key: tuple[str, int]) -> None:
         """Give the engine the origin's address; a failed lookup, or an address this server
@@ -256,8 +288,8 @@ class Scheduler:
 
     def remove(self, monitor_id: int) -> None:
         old = self.entries.pop(monitor_id, None)
-        if old is not None and old.compiled:
-            self.fast.remove(monitor_id)
+        if old is not None:
+            self._release(old)
         self.wheel.cancel(monitor_id)
         job = self.inflight.pop(monitor_id, None)
         if job is not None:
@@ -278,9 +310,7 @@ class Scheduler:
         self._ticker = loop.call_soon(self._tick)
         if self.fast is not None:
             loop.add_reader(self.fast.fileno(), self.fast.on_ready)
-            self._next_resolve = loop.time() + RESOLVE_EVERY
-            for key in self._named:
-                self._resolve_soon(key)
+            self._resolve_due(loop.time())
 
     async def stop(self) -> None:
         """Stop scheduling, cancel running checks, and flush what is buffered."""
@@ -317,10 +347,7 @@ class Scheduler:
             if self.fast is not None:
                 self.fast.limit = self.limit
                 self.fast.expire()
-                if now >= self._next_resolve:
-                    self._next_resolve = now + RESOLVE_EVERY
-                    for key in self._named:
-                        self._resolve_soon(key)
+                self._resolve_due(now)
             self.run_due()
             if len(self.buffer) >= self.flush_rows or loop.time() - self._last_flush >= self.flush_s:
                 self.flush()
@@ -494,8 +521,7 @@ class Scheduler:
         try:
             entry = self.entries.get(mid)
             if entry is not None and self._loop is not None and mid not in self.inflight:
-                entry.compiled = False
-                self.fast.remove(mid)
+                self._release(entry)
                 self.inflight[mid] = self._loop.create_task(self._run(mid, entry))
         except Exception:
             log.exception("handing a check to the general checker failed")

@@ -297,3 +297,40 @@ def test_the_compiled_parser_agrees_with_the_general_checker(status: int, header
         assert compiled == general
 
     uvloop.run(main())
+
+
+def test_host_names_are_looked_up_a_bounded_number_at_a_time_and_only_while_used(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.engine.scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "RESOLVE_EVERY", 0.2)
+
+    async def main() -> None:
+        s = Scheduler(lambda batch, transitions: None)
+        for mid in range(1, 301):  # 300 monitors on 150 hosts
+            s.upsert(_monitor(mid, f"http://host{mid % 150}.example/", {"interval": 60}))
+        looked_up: list[str] = []
+        running = peak = 0
+
+        async def fake_resolve(key: tuple[str, int]) -> None:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            looked_up.append(key[0])
+            await asyncio.sleep(0.01)
+            running -= 1
+
+        s._resolve = fake_resolve  # type: ignore[method-assign]
+        s.start(asyncio.get_running_loop())
+        await asyncio.sleep(0.15)
+        assert sorted(set(looked_up)) == sorted(f"host{i}.example" for i in range(150))
+        assert len(looked_up) == 150 and peak <= scheduler_module.RESOLVE_AT_ONCE
+        for mid in range(1, 301):
+            if mid % 150 >= 10:
+                s.remove(mid)  # hosts 10..149 lose every monitor
+        looked_up.clear()
+        await asyncio.sleep(0.5)  # two more rounds for the hosts still in use, none for the rest
+        assert set(looked_up) == {f"host{i}.example" for i in range(10)}
+        await s.stop()
+
+    uvloop.run(main())
