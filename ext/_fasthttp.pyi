@@ -11,6 +11,7 @@ class HttpEngine:
     skipped_overlap: int
     queued: int
     limit: int
+    max_idle: int
     def __init__(self, buffer: ResultBuffer, on_done: Callable[[int, list[tuple[int, bool, int, str | None]]], None],
                  fallback: Callable[[int], None]) -> None: ...
     def set_clock(self, origin_ns: int, lateness: np.ndarray) -> None: ...

@@ -72,6 +72,8 @@ cdef struct Conn:
     int32_t origin
     int32_t idle_prev     # per-origin idle list (most recent at the head)
     int32_t idle_next
+    int32_t lru_prev      # every idle connection, most recently parked at the head
+    int32_t lru_next
     int32_t sent          # request bytes written
     int32_t status
     int64_t body_left     # -1: the body ends at EOF
@@ -203,6 +205,13 @@ cdef class HttpEngine:
         readonly Py_ssize_t fallbacks
         readonly Py_ssize_t skipped_overlap
         readonly Py_ssize_t queued
+        #: Idle keep-alive connections kept at most, over all origins: beyond it the longest
+        #: idle one is closed (a keep-alive monitor per host would otherwise hold a socket
+        #: per host, and run into the open-file limit).
+        public Py_ssize_t max_idle
+        Py_ssize_t _idle_total
+        int32_t _lru_head
+        int32_t _lru_tail
         int64_t _latency_sum  # µs, of the checks recorded since the last take_latency()
         #: Checks in flight on this path at most; the rest of the due ones wait in a FIFO.
         public Py_ssize_t limit
@@ -235,6 +244,8 @@ cdef class HttpEngine:
             raise MemoryError()
         self._free_mon = -1
         self.limit = 256
+        self.max_idle = 4096
+        self._lru_head = self._lru_tail = -1
         self._origin_ns = mono_ns()
 
     def __dealloc__(self):
@@ -265,10 +276,7 @@ cdef class HttpEngine:
 
     @property
     def idle(self) -> int:
-        cdef int32_t i, n = 0
-        for i in range(self._norigins):
-            n += self._origins[i].idle_count
-        return n
+        return self._idle_total
 
     def origin(self, key) -> int:
         """The index of an origin (any hashable key, e.g. host and port), made on first use."""
@@ -940,6 +948,16 @@ cdef class HttpEngine:
             self._conns[o.idle_head].idle_prev = fd
         o.idle_head = fd
         o.idle_count += 1
+        c.lru_prev = -1
+        c.lru_next = self._lru_head
+        if self._lru_head >= 0:
+            self._conns[self._lru_head].lru_prev = fd
+        else:
+            self._lru_tail = fd
+        self._lru_head = fd
+        self._idle_total += 1
+        while self._idle_total > self.max_idle and self._lru_tail >= 0:
+            self._close(self._lru_tail)  # (unlinks it from both lists)
 
     cdef void _idle_unlink(self, int32_t fd) noexcept:
         cdef Conn *c = &self._conns[fd]
@@ -952,6 +970,16 @@ cdef class HttpEngine:
             self._conns[c.idle_next].idle_prev = c.idle_prev
         c.idle_prev = c.idle_next = -1
         o.idle_count -= 1
+        if c.lru_prev >= 0:
+            self._conns[c.lru_prev].lru_next = c.lru_next
+        else:
+            self._lru_head = c.lru_next
+        if c.lru_next >= 0:
+            self._conns[c.lru_next].lru_prev = c.lru_prev
+        else:
+            self._lru_tail = c.lru_prev
+        c.lru_prev = c.lru_next = -1
+        self._idle_total -= 1
 
     cdef void _close(self, int32_t fd) noexcept:
         """Close a socket with an RST (``SO_LINGER`` 0 was set at creation)."""

@@ -172,6 +172,8 @@ class Scheduler:
             self.fast = HttpEngine(self.buffer, self._fast_done, self._fast_fallback)
             self.fast.set_clock(self.clock.origin_ns, self.lateness)
             self.fast.limit = self.limit
+            # Idle sockets count against the same open-file budget as checks in flight.
+            self.fast.max_idle = max(64, max_inflight // 4)
         #: Compiled-path origins: (host, port) -> engine origin index, and how many monitors use
         #: each. Origins given by a host name are looked up when first used and every
         #: ``RESOLVE_EVERY`` seconds after, from a queue of (when, origin), at most

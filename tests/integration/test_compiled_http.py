@@ -334,3 +334,49 @@ def test_host_names_are_looked_up_a_bounded_number_at_a_time_and_only_while_used
         await s.stop()
 
     uvloop.run(main())
+
+
+def test_idle_connections_are_capped_over_all_origins() -> None:
+    """Past ``max_idle`` the longest idle keep-alive connection is closed, whatever its origin."""
+    import time
+
+    import numpy as np
+
+    from core.checkers.http import compiled_spec, prepare
+    from core.engine.scheduler import raw_sockaddr
+    from ext import ResultBuffer
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        buffer = ResultBuffer(64)
+        engine = HttpEngine(buffer, lambda count, notable: None, lambda mid: None)
+        engine.set_clock(time.monotonic_ns(), np.zeros(10, dtype=np.int64))
+        engine.max_idle = 1
+        loop.add_reader(engine.fileno(), engine.on_ready)
+
+        async def check(mid: int) -> None:
+            assert engine.start(mid) == 1
+            while engine.inflight:
+                await asyncio.sleep(0.002)
+
+        async with Peer(http_handler()) as a, Peer(http_handler()) as b:
+            for mid, peer in ((1, a), (2, b)):
+                origin = engine.origin(("127.0.0.1", peer.port))
+                engine.set_address(origin, socket.AF_INET, raw_sockaddr(socket.AF_INET, ("127.0.0.1", peer.port)))
+                spec = compiled_spec(prepare(_monitor(mid, peer.url(), {"keepAlive": True}).spec))
+                assert spec is not None
+                _, _, request, table, text, keep_alive, head_only, follow, max_body = spec
+                engine.add(mid, origin, request, table, text, 2.0, keep_alive, head_only, follow, max_body, 1000)
+            await check(1)
+            await check(1)  # reused
+            assert (a.connections, engine.idle) == (1, 1)
+            await check(2)  # parking b's connection closes a's, the longer idle
+            assert engine.idle == 1
+            await check(1)
+            await check(2)  # a's new connection parked, so b's went: b connects again
+            assert (a.connections, b.connections) == (2, 2)
+        loop.remove_reader(engine.fileno())
+        engine.close()
+        assert buffer.flush()["ok"].all()
+
+    uvloop.run(main())
