@@ -166,9 +166,15 @@ cdef class HttpEngine:
     handed to ``fallback(monitor_id)`` to be run again by the general checker, which knows
     every case and its exact error; later checks of it return 0 from ``start``.
 
+    Scheduling: ``start_due`` takes the wheel's due ids, starts up to ``limit`` checks in
+    flight and queues the rest (FIFO, each monitor at most once; one due while it still runs
+    or waits is skipped and counted), recording lateness in the caller's histogram.
+
     Connections: with keep-alive, an idle connection per origin is reused (most recent
     first); one that turns out dead before any response byte is replaced once by a fresh
-    one, as in the general checker. Every socket closes with an RST (``SO_LINGER`` 0).
+    one, as in the general checker. At most ``max_idle`` idle connections are kept over all
+    origins (the longest idle is closed first). Every socket closes with an RST
+    (``SO_LINGER`` 0).
 
     Results: each check appends one row to ``buffer`` (``ts`` = its wall-clock start,
     latency, status, error, connect and first-byte times; DNS and TLS are not measured).
@@ -176,7 +182,9 @@ cdef class HttpEngine:
     marked ``quiet``) are also collected as ``(monitor_id, ok, ts_us, error)`` and passed,
     with the number of finished checks, to ``on_done(count, notable)`` once per batch of
     events (and from ``expire``). Deadlines are checked by ``expire``, which the caller runs
-    every few milliseconds. Not thread-safe: one event loop.
+    every few milliseconds. ``on_done`` may start checks; ``fallback`` runs in the middle of
+    event handling and must not (it may ``remove`` the monitor). Not thread-safe: one event
+    loop.
     """
 
     cdef:
