@@ -101,6 +101,7 @@ cdef struct Mon:
     const unsigned char *expected   # status -> 1 when accepted (1000 bytes)
     int64_t max_body
     int64_t timeout_ns
+    double timeout_s      # as given, for the message
     int64_t ts_us
     int64_t start_ns
     int64_t connect_ns
@@ -198,7 +199,11 @@ cdef class HttpEngine:
         int32_t _nmons
         int32_t _cap_mons
         int32_t _free_mon
-        list _objs          # per Mon slot: (request bytes, status table, expected text, timeout s)
+        # Per Mon slot, the Python objects its pointers point into (kept alive here) and its
+        # texts: three lists, not a tuple per monitor (100k monitors: 9 MB less).
+        list _requests
+        list _tables
+        list _expected      # "200-299" and the like: one shared string per distinct list
         dict _slots         # monitor id -> Mon slot
         Origin *_origins
         int32_t _norigins
@@ -237,7 +242,9 @@ cdef class HttpEngine:
         self._buffer = buffer
         self._on_done = on_done
         self._fallback = fallback
-        self._objs = []
+        self._requests = []
+        self._tables = []
+        self._expected = []
         self._slots = {}
         self._origin_ids = {}
         self._notable = []
@@ -332,13 +339,15 @@ cdef class HttpEngine:
         if self._free_mon >= 0:
             slot = self._free_mon
             self._free_mon = <int32_t>self._mons[slot].pos
-            self._objs[slot] = (request, expected, expected_text, timeout_s)
+            self._requests[slot], self._tables[slot], self._expected[slot] = request, expected, expected_text
         else:
             slot = self._nmons
             if slot == self._cap_mons and not self._grow_mons(slot * 2 if slot else 1024):
                 raise MemoryError()
             self._nmons = slot + 1
-            self._objs.append((request, expected, expected_text, timeout_s))
+            self._requests.append(request)
+            self._tables.append(expected)
+            self._expected.append(expected_text)
         m = &self._mons[slot]
         memset(m, 0, sizeof(Mon))
         m.mid = monitor_id
@@ -354,6 +363,7 @@ cdef class HttpEngine:
         m.expected = <const unsigned char *>PyBytes_AS_STRING(expected)
         m.max_body = max_body
         m.timeout_ns = <int64_t>(timeout_s * 1e9)
+        m.timeout_s = timeout_s
         m.interval_ms = interval_ms if interval_ms > 0 else 1
         self._slots[monitor_id] = slot
 
@@ -373,7 +383,7 @@ cdef class HttpEngine:
         m.used = m.live = 0
         m.pos = self._free_mon  # the free list runs through ``pos``
         self._free_mon = s
-        self._objs[s] = None
+        self._requests[s] = self._tables[s] = self._expected[s] = None
 
     def take_latency(self) -> int:
         """The summed latency (µs) of the checks recorded since the last call."""
@@ -858,7 +868,8 @@ cdef class HttpEngine:
         cdef bint ok = 0 <= status < 1000 and m.expected[status] != 0
         c.mon = -1
         m.fd = -1
-        if m.keep_alive and not c.close_after:
+        # (a response that came before the whole request was written leaves it out of step)
+        if m.keep_alive and not c.close_after and c.sent == m.req_len:
             c.state = C_IDLE
             c.reused = 1
             c.sent = 0
@@ -874,7 +885,7 @@ cdef class HttpEngine:
             self._record(s, True, status, 0, None)
         else:
             self._record(s, False, status, E_STATUS,
-                         f"status {status}, expected {self._objs[s][2]}")
+                         f"status {status}, expected {self._expected[s]}")
         return 1
 
     cdef int _hand_over(self, int32_t fd) except -1:
@@ -921,7 +932,7 @@ cdef class HttpEngine:
                 self._conns[fd].mon = -1
                 self._close(fd)
                 m.fd = -1
-            self._record(s, False, 0, E_TIMEOUT, f"timed out after {self._objs[s][3]:g} s ({phase})")
+            self._record(s, False, 0, E_TIMEOUT, f"timed out after {m.timeout_s:g} s ({phase})")
             # _record removed slot i (the last one moved into it): look at i again
         self._report()
 
