@@ -23,7 +23,7 @@ import msgspec
 from core.models import FieldError as FieldProblem  # one field-error shape for monitors and channels
 
 __all__ = ["TIMEOUT", "ConfigError", "FieldProblem", "Provider", "SendContext", "SendResult", "check_url",
-           "mask_config", "parse_retry_after", "request_json", "scrub"]
+           "mask_config", "parse_retry_after", "request_json", "scrub", "shorten"]
 
 TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)  # every outbound call has a timeout
 RESPONSE_KEEP = 300  # characters of a provider's answer kept for the API
@@ -70,6 +70,12 @@ class Provider(Protocol):
     default_template: ClassVar[str]
 
     async def send(self, ctx: SendContext) -> SendResult: ...
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the last one an ellipsis when cut (a provider's
+    field limit)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def check_url(value: str | None, field: str, errors: list[FieldProblem]) -> None:

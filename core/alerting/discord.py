@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from core.alerting.base import FieldProblem, SendContext, SendResult, check_url, http_outcome, request_json
+from core.alerting.base import FieldProblem, SendContext, SendResult, check_url, http_outcome, request_json, shorten
 
 __all__ = ["DiscordProvider"]
 
@@ -28,9 +28,6 @@ class DiscordConfig(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown
     webhook_url: Annotated[str, msgspec.Meta(max_length=2048)]
     username: Annotated[str, msgspec.Meta(min_length=1, max_length=80)] | None = None
 
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class DiscordProvider:
@@ -60,12 +57,12 @@ class DiscordProvider:
             title, colour = f"{e['monitor']['name']} is down", RED
         fields = []
         if e["reason"]:
-            fields.append({"name": "Reason", "value": _cut(e["reason"], 1024), "inline": False})
+            fields.append({"name": "Reason", "value": shorten(e["reason"], 1024), "inline": False})
         if e["started"]:
             fields.append({"name": "Since", "value": e["started"], "inline": True})
         if e["event"] in ("up", "reminder") and e["duration"]:
             fields.append({"name": "Downtime", "value": e["duration"], "inline": True})
-        embed: dict[str, Any] = {"title": _cut(title, 256), "description": _cut(ctx.text, 4096), "color": colour,
+        embed: dict[str, Any] = {"title": shorten(title, 256), "description": shorten(ctx.text, 4096), "color": colour,
                                  "fields": fields, "footer": {"text": "xuptime"}}
         body: dict[str, Any] = {"embeds": [embed], "allowed_mentions": {"parse": []}}
         if ctx.config.username:

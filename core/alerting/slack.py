@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from core.alerting.base import FieldProblem, SendContext, SendResult, check_url, http_outcome, request_json
+from core.alerting.base import FieldProblem, SendContext, SendResult, check_url, http_outcome, request_json, shorten
 
 __all__ = ["SlackProvider"]
 
@@ -26,9 +26,6 @@ class SlackConfig(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_f
     webhook_url: Annotated[str, msgspec.Meta(max_length=2048)]
     private: bool = False
 
-
-def _plain(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class SlackProvider:
@@ -56,18 +53,18 @@ class SlackProvider:
             fields.append(f"*Downtime*\n{e['duration']}")
         if not private:
             if e["reason"]:
-                fields.append(f"*Reason*\n{_plain(e['reason'], 500)}")
+                fields.append(f"*Reason*\n{shorten(e['reason'], 500)}")
             if e["monitor"]["target"]:
-                fields.append(f"*Target*\n{_plain(e['monitor']['target'], 500)}")
+                fields.append(f"*Target*\n{shorten(e['monitor']['target'], 500)}")
         blocks: list[dict[str, Any]] = [
-            {"type": "header", "text": {"type": "plain_text", "text": _plain(f"{e['monitor']['name']} {title}", 150)}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": _plain(ctx.text, 3000)}},
+            {"type": "header", "text": {"type": "plain_text", "text": shorten(f"{e['monitor']['name']} {title}", 150)}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": shorten(ctx.text, 3000)}},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
         ]
         if not private and e["link"]:
             link = {"type": "mrkdwn", "text": f"<{e['link']}|Open in xuptime>"}
             blocks.append({"type": "context", "elements": [link]})
-        return {"text": _plain(ctx.text, 3000), "blocks": blocks}
+        return {"text": shorten(ctx.text, 3000), "blocks": blocks}
 
     async def send(self, ctx: SendContext) -> SendResult:
         status, headers, text = await request_json(ctx.session, "POST", ctx.config.webhook_url, self.payload(ctx))
