@@ -554,9 +554,12 @@ class LastChecks:
             self._latency = np.concatenate([self._latency, np.zeros(size - len(self._latency), dtype=np.int64)])
 
     def load(self, known: dict[int, tuple[int, int]]) -> None:
-        for mid, (ts, latency) in known.items():
-            self._fit(mid)
-            self._ts[mid], self._latency[mid] = ts, latency
+        if not known:
+            return
+        ids = np.fromiter(known, dtype=np.int64, count=len(known))
+        values = np.array(list(known.values()), dtype=np.int64).reshape(-1, 2)
+        self._fit(int(ids.max()))
+        self._ts[ids], self._latency[ids] = values[:, 0], values[:, 1]
 
     def note(self, batch: dict[str, Any]) -> None:
         ids = batch["monitor_id"]

@@ -219,14 +219,14 @@ class Scheduler:
         if spec is None:
             return
         host, port, request, table, expected, keep_alive, head, follow, max_body = spec
-        key = (host, port)
+        key, literal = (host, port), is_ip_literal(host)
         origin = self._origins.get(key)
         if origin is None:
             origin = self._origins[key] = self.fast.origin(key)
-            if is_ip_literal(host):  # no lookup needed: usable at once
+            if literal:  # no lookup needed: usable at once
                 family = socket.AF_INET6 if ":" in host else socket.AF_INET
                 self._set_address(key, family, (host, port, 0, 0)[:4 if family == socket.AF_INET6 else 2])
-        if key not in self._named and not is_ip_literal(host):
+        if not literal and key not in self._named:
             self._named.add(key)
             self._resolve_queue.appendleft((0.0, key))  # first lookups go first
         self._origin_users[key] = self._origin_users.get(key, 0) + 1
@@ -383,7 +383,8 @@ class Scheduler:
         self._latency_sum = 0
         self._adapt_checks = self.checks
         elapsed, self._adapt_at = now - self._adapt_at, now
-        cpu, self._adapt_cpu = time.process_time() - self._adapt_cpu, time.process_time()
+        cpu_now = time.process_time()
+        cpu, self._adapt_cpu = cpu_now - self._adapt_cpu, cpu_now
         if done < 50 or elapsed <= 0:
             return None
         mean_s = latency_us / done / 1e6

@@ -361,7 +361,7 @@ class DuckDBStore:
     def history_raw(self, monitor_id: int, from_us: int | None, to_us: int | None, before_us: int | None,
                     limit: int) -> tuple[list[tuple], bool]:
         """Checks newest first within [from, to], keyset on ts: ``(rows, more)``."""
-        hi = to_us if before_us is None else before_us - 1 if to_us is None else min(to_us, before_us - 1)
+        hi = _upper(to_us, before_us)
         with self._reading() as cur:
             def fetch(start: int | None, end: int) -> list[tuple]:
                 return cur.execute(
@@ -377,7 +377,10 @@ class DuckDBStore:
         [p50, p95, p99]. Minute buckets and hours are exact; a day's percentiles are estimated
         from its hours' histograms (within 1.6%, see ``core.storage.rollups``)."""
         bucket_us = bucket_s * 10**6
-        hi = to_us if before_us is None else before_us - 1 if to_us is None else min(to_us, before_us - 1)
+        if bucket_us == HOUR_US:
+            hours, more = self.history_hours(monitor_id, from_us, to_us, before_us, limit)
+            return [(h[0], h[1], h[2], h[3] / h[1], h[4], h[5], [h[6], h[7], h[8]]) for h in hours], more
+        hi = _upper(to_us, before_us)
         with self._reading() as cur:
             if bucket_us < HOUR_US:
                 def fetch(start: int | None, end: int) -> list[tuple]:
@@ -389,9 +392,6 @@ class DuckDBStore:
                            GROUP BY b ORDER BY b DESC LIMIT ?""",
                         [bucket_us, bucket_us, monitor_id, start, end, limit + 1]).fetchall()
                 rows = self._probe(from_us, hi, limit + 1, bucket_us, fetch)
-            elif bucket_us == HOUR_US:
-                hours = self._hours(cur, monitor_id, from_us, hi, limit + 1, with_hist=False)
-                rows = [(h[0], h[1], h[2], h[3] / h[1], h[4], h[5], [h[6], h[7], h[8]]) for h in hours]
             else:
                 hours = self._hours(cur, monitor_id, from_us, hi, (limit + 2) * bucket_us // HOUR_US,
                                     with_hist=True)
@@ -404,7 +404,7 @@ class DuckDBStore:
         min, max, p50, p95, p99, ...)``: the rows ``history_buckets`` builds its hours from. A
         rolled-up hour comes back as the same tuple object from call to call while it stands
         (from the rolled-hours cache), so a caller may key work on its identity."""
-        hi = to_us if before_us is None else before_us - 1 if to_us is None else min(to_us, before_us - 1)
+        hi = _upper(to_us, before_us)
         with self._reading() as cur:
             hours = self._hours(cur, monitor_id, from_us, hi, limit + 1, with_hist=False)
         return hours[:limit], len(hours) > limit
@@ -999,6 +999,11 @@ _OUTBOX_REMINDERS = f"""{_OUTBOX_INSERT}
           WHERE i.resolved_at IS NULL AND NOT m.paused AND g.reminder_interval_s IS NOT NULL)
     WHERE k >= 1
     ON CONFLICT DO NOTHING"""
+
+
+def _upper(to_us: int | None, before_us: int | None) -> int | None:
+    """The inclusive upper bound (µs) of a history read: ``to`` and a keyset cursor (exclusive)."""
+    return to_us if before_us is None else before_us - 1 if to_us is None else min(to_us, before_us - 1)
 
 
 def _merge_hours(hours: list[tuple], bucket_us: int, *, complete: bool) -> list[tuple]:
