@@ -115,7 +115,6 @@ cdef struct Origin:
     int family
     uint8_t resolved
     int32_t idle_head
-    int32_t idle_count
 
 
 cdef inline int64_t mono_ns() noexcept nogil:
@@ -966,7 +965,6 @@ cdef class HttpEngine:
         if o.idle_head >= 0:
             self._conns[o.idle_head].idle_prev = fd
         o.idle_head = fd
-        o.idle_count += 1
         c.lru_prev = -1
         c.lru_next = self._lru_head
         if self._lru_head >= 0:
@@ -988,7 +986,6 @@ cdef class HttpEngine:
         if c.idle_next >= 0:
             self._conns[c.idle_next].idle_prev = c.idle_prev
         c.idle_prev = c.idle_next = -1
-        o.idle_count -= 1
         if c.lru_prev >= 0:
             self._conns[c.lru_prev].lru_next = c.lru_next
         else:
