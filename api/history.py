@@ -133,10 +133,14 @@ class HourJson:
 
 
 def _hour_json(h: tuple) -> bytes:
-    checks, up = h[1], h[2]
-    return msgspec.json.encode({"ts": _iso(h[0]), "checks": checks, "up": up, "uptime": up / checks,
-                                "latencyMs": {"avg": _ms(h[3] / checks), "min": _ms(h[4]), "max": _ms(h[5]),
-                                              "p50": _ms(h[6]), "p95": _ms(h[7]), "p99": _ms(h[8])}})
+    return msgspec.json.encode(_bucket(h[0], h[1], h[2], [_ms(h[3] / h[1]), _ms(h[4]), _ms(h[5]), _ms(h[6]),
+                                                          _ms(h[7]), _ms(h[8])]))
+
+
+def _bucket(ts_us: int, checks: int, up: int, ms: list[Any]) -> dict[str, Any]:
+    """One bucket of the answer; ``ms``: avg, min, max, p50, p95, p99 latency in ms."""
+    return {"ts": _iso(ts_us), "checks": checks, "up": up, "uptime": up / checks,
+            "latencyMs": {"avg": ms[0], "min": ms[1], "max": ms[2], "p50": ms[3], "p95": ms[4], "p99": ms[5]}}
 
 
 def _ms(us: Any) -> float | None:
@@ -214,9 +218,7 @@ async def _history(server: Any, monitor_id: int, interval: str, start: int | Non
         # Six latencies a bucket, up to 1000 buckets: round them to µs in one numpy pass.
         ms = np.round(np.array([(r[3], r[4], r[5], *r[6]) for r in rows], dtype=np.float64).reshape(-1, 6) / 1000,
                       3).tolist()
-        data = [{"ts": _iso(r[0]), "checks": r[1], "up": r[2], "uptime": r[2] / r[1],
-                 "latencyMs": {"avg": m[0], "min": m[1], "max": m[2], "p50": m[3], "p95": m[4], "p99": m[5]}}
-                for r, m in zip(rows, ms, strict=True)]
+        data = [_bucket(r[0], r[1], r[2], m) for r, m in zip(rows, ms, strict=True)]
     next_cursor = encode_cursor(rows[-1][0]) if more and rows else None
     return {"data": data, "pagination": {"limit": limit, "nextCursor": next_cursor}}
 
