@@ -28,7 +28,8 @@ cdef extern from "<sys/socket.h>":
     ssize_t recv(int fd, void *buf, size_t n, int flags) nogil
     int setsockopt(int fd, int level, int name, const void *val, socklen_t len) nogil
     int getsockopt(int fd, int level, int name, void *val, socklen_t *len) nogil
-    int SOCK_STREAM, SOCK_NONBLOCK, SOCK_CLOEXEC, SOL_SOCKET, SO_LINGER, SO_ERROR, MSG_NOSIGNAL
+    int SOCK_STREAM, SOCK_NONBLOCK, SOCK_CLOEXEC, SOL_SOCKET, SO_LINGER, SO_ERROR, MSG_NOSIGNAL, MSG_PEEK
+    int MSG_DONTWAIT
 
 cdef extern from "<sys/epoll.h>":
     ctypedef union epoll_data_t:
@@ -80,6 +81,7 @@ cdef struct Conn:
     int64_t body_seen
     char *head            # headers that arrived in pieces (malloc'd), or NULL
     int32_t head_len
+    int32_t head_cap
 
 cdef struct Mon:
     int64_t mid
@@ -150,6 +152,32 @@ cdef inline bint has_token(const char *p, Py_ssize_t n, const char *lower, Py_ss
         else:
             return True
     return False
+
+
+cdef inline bint is_tchar(unsigned char ch) noexcept nogil:
+    """A header name byte (RFC 9110 ``tchar``)."""
+    if b'a' <= ch <= b'z' or b'A' <= ch <= b'Z' or b'0' <= ch <= b'9':
+        return True
+    return ch in b"!#$%&'*+-.^_`|~"
+
+
+cdef inline bint is_field_char(unsigned char ch) noexcept nogil:
+    """A header value or reason phrase byte: HTAB, SP, VCHAR or obs-text (no CTL, no DEL)."""
+    return ch == 9 or (32 <= ch and ch != 127)
+
+
+cdef Py_ssize_t line_end(const char *p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """Where the line starting at ``i`` ends: the index of its CR, which must be followed by
+    LF; -1 when a byte of the line is a CTL (a bare CR or LF included) or it has no CRLF."""
+    cdef unsigned char ch
+    while i < n:
+        ch = <unsigned char>p[i]
+        if ch == 13:
+            return i if i + 1 < n and p[i + 1] == b'\n' else -1
+        if not is_field_char(ch):
+            return -1
+        i += 1
+    return -1
 
 
 cdef class HttpEngine:
@@ -526,10 +554,15 @@ cdef class HttpEngine:
         cdef Origin *o = &self._origins[m.origin]
         cdef int32_t fd = -1
         cdef Conn *c
-        if reuse:
+        while reuse:
             fd = o.idle_head
-            if fd >= 0:
-                self._idle_unlink(fd)
+            if fd < 0:
+                break
+            self._idle_unlink(fd)
+            if not self._stale(fd):
+                break
+            self._close(fd)
+            fd = -1
         if fd < 0:
             fd = self._open(s)
             if fd < 0:
@@ -541,6 +574,15 @@ cdef class HttpEngine:
             c.state = C_BUSY
             self._send(fd)
         return 0
+
+    cdef bint _stale(self, int32_t fd) noexcept:
+        """An idle connection has bytes nobody asked for, or the peer closed it: its event
+        may still be waiting in the epoll set, so ask the socket itself. Such bytes would be
+        taken for the next request's answer (a server's unsolicited 500 recorded against
+        whichever monitor reused the connection)."""
+        cdef char byte
+        cdef ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT)
+        return not (n < 0 and errno == EAGAIN)
 
     cdef int32_t _open(self, int32_t s) except -2:
         """A new non-blocking socket for check ``s``, connecting; -1 when that failed at once
@@ -610,7 +652,7 @@ cdef class HttpEngine:
         cdef int n, i
         cdef uint64_t data
         cdef int32_t fd
-        cdef uint32_t ev
+        cdef uint32_t ev, gen
         cdef Conn *c
         while True:
             n = epoll_wait(self._epfd, self._events, EVENTS, 0)
@@ -624,11 +666,17 @@ cdef class HttpEngine:
                 if c.gen != <uint32_t>(data >> 32) or c.state == C_FREE:
                     continue  # a socket closed earlier in this batch
                 if c.state == C_CONNECTING:
-                    if ev & (EPOLLOUT | EPOLLERR | EPOLLHUP):
-                        self._connected(fd)
-                    continue
+                    if not ev & (EPOLLOUT | EPOLLERR | EPOLLHUP):
+                        continue
+                    gen = c.gen
+                    self._connected(fd)
+                    # Bytes (or a close) that came with the connect completion raise no
+                    # other edge: read them now (``c`` may have moved: look it up again).
+                    c = &self._conns[fd]
+                    if c.gen != gen or c.state != C_BUSY or not ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR):
+                        continue
                 if ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR):
-                    self._readable(fd)
+                    self._readable(fd, ev)
                 elif ev & EPOLLOUT and c.state == C_BUSY and c.mon >= 0 and c.sent < self._mons[c.mon].req_len:
                     self._send(fd)
             if n < EVENTS:
@@ -650,10 +698,15 @@ cdef class HttpEngine:
         self._send(fd)
         return 0
 
-    cdef int _readable(self, int32_t fd) except -1:
+    cdef int _readable(self, int32_t fd, uint32_t ev) except -1:
+        """Read what the socket has. Its events are edge-triggered, so this reads until the
+        kernel has nothing more whenever the event also reported the peer's close (``ev``): a
+        FIN or RST that came with the last bytes raises no further event. Without one, a read
+        shorter than the buffer took everything, and any later arrival raises a new edge."""
         cdef Conn *c = &self._conns[fd]
         cdef ssize_t n
         cdef int r
+        cdef bint drain = (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0
         while True:
             n = recv(fd, self._rbuf, READ_SIZE, 0)
             if n < 0:
@@ -675,7 +728,7 @@ cdef class HttpEngine:
             if self._mons[c.mon].first_ns == 0:
                 self._mons[c.mon].first_ns = mono_ns()
             r = self._feed(fd, self._rbuf, n)
-            if r != 0 or n < READ_SIZE or c.state != C_BUSY:
+            if r != 0 or c.state != C_BUSY or (n < READ_SIZE and not drain):
                 return 0  # (``c`` is still valid: nothing here grows the table)
 
     cdef int _feed(self, int32_t fd, const char *data, Py_ssize_t n) except -1:
@@ -684,7 +737,7 @@ cdef class HttpEngine:
         cdef Mon *m = &self._mons[c.mon]
         cdef const char *end
         cdef const char *buf
-        cdef Py_ssize_t avail, used, take
+        cdef Py_ssize_t used, take, cap, scan
         cdef char *grown
         if not c.in_body:
             if c.head_len == 0:
@@ -697,16 +750,22 @@ cdef class HttpEngine:
                     n -= used
                 elif n > MAX_HEAD:
                     return self._hand_over(fd)
-            if not c.in_body:  # headers in pieces: gather them
+            if not c.in_body:  # headers in pieces: gather them, scanning only what is new
                 if c.head_len + n > MAX_HEAD + 3:
                     return self._hand_over(fd)
-                grown = <char *>realloc(c.head, c.head_len + n)
-                if grown == NULL:
-                    raise MemoryError()
-                c.head = grown
+                if c.head_len + n > c.head_cap:
+                    cap = c.head_cap * 2 if c.head_cap else 1024
+                    while cap < c.head_len + n:
+                        cap *= 2
+                    grown = <char *>realloc(c.head, cap)
+                    if grown == NULL:
+                        raise MemoryError()
+                    c.head = grown
+                    c.head_cap = <int32_t>cap
                 memcpy(c.head + c.head_len, data, n)
+                scan = c.head_len - 3 if c.head_len > 3 else 0
                 c.head_len += <int32_t>n
-                end = <const char *>memmem(c.head, c.head_len, b"\r\n\r\n", 4)
+                end = <const char *>memmem(c.head + scan, c.head_len - scan, b"\r\n\r\n", 4)
                 if end == NULL:
                     return 0
                 used = end - c.head + 4
@@ -734,10 +793,17 @@ cdef class HttpEngine:
 
     cdef int _parse_head(self, int32_t fd, const char *p, Py_ssize_t n) except -2:
         """Parse a status line and headers (``n`` bytes, ending in CRLF CRLF); -1 when the
-        response needs the general checker."""
+        response needs the general checker.
+
+        Strict (RFC 9112), so that what is judged here is judged the same by the general
+        checker: ``HTTP/1.0`` or ``HTTP/1.1``, a three-digit status from 200, every line ended
+        by CRLF with no other control byte (a bare CR or LF, a NUL), header names of token
+        bytes followed at once by the colon (no space before it, no obs-fold), at most one
+        ``Content-Length`` of digits, no ``Transfer-Encoding``. Anything else is handed over:
+        the general checker reports it as ``bad_response``, or knows the case (1xx, chunked)."""
         cdef Conn *c = &self._conns[fd]
         cdef Mon *m = &self._mons[c.mon]
-        cdef Py_ssize_t i, k, line, colon, vs, ve
+        cdef Py_ssize_t i, k, line, colon, vs, ve, eol
         cdef int status, minor
         cdef int64_t length = -1, v
         cdef bint keep = False, close_ = False, location = False
@@ -751,24 +817,29 @@ cdef class HttpEngine:
         status = (p[9] - 48) * 100 + (p[10] - 48) * 10 + (p[11] - 48)
         if status < 200:
             return -1  # interim responses: the general checker
-        i = 12
-        while i < n and p[i] != b'\n':
-            i += 1
-        i += 1
-        while i < n - 2:  # one header line per turn; the block ends with an empty line
-            line = i
-            colon = -1
-            while i < n and p[i] != b'\n':
-                if colon < 0 and p[i] == b':':
-                    colon = i
-                i += 1
-            ve = i - 1 if i > line and p[i - 1] == b'\r' else i
-            i += 1
-            if ve == line:
-                break
-            if colon <= line:
+        eol = line_end(p, 12, n)  # the reason phrase
+        if eol < 0:
+            return -1
+        i = eol + 2
+        while True:  # one header line per turn; the block ends with an empty line
+            if i + 1 >= n:
                 return -1
+            if p[i] == b'\r':
+                if p[i + 1] != b'\n':
+                    return -1
+                break
+            line = i
+            while i < n and is_tchar(<unsigned char>p[i]):
+                i += 1
+            if i == line or i >= n or p[i] != b':':
+                return -1  # an empty name, a byte that is not a token, or space before the colon
+            colon = i
+            eol = line_end(p, colon + 1, n)
+            if eol < 0:
+                return -1
+            i = eol + 2
             vs = colon + 1
+            ve = eol
             while vs < ve and (p[vs] == b' ' or p[vs] == b'\t'):
                 vs += 1
             while ve > vs and (p[ve - 1] == b' ' or p[ve - 1] == b'\t'):
@@ -791,6 +862,8 @@ cdef class HttpEngine:
                     keep = True
             elif name_is(p + line, colon - line, b"location", 8):
                 location = True
+        if i + 2 != n:
+            return -1  # (the caller cut the block at its first CRLF CRLF)
         if m.follow and location and (status == 301 or status == 302 or status == 303 or status == 307
                                       or status == 308):
             return -1
@@ -876,7 +949,7 @@ cdef class HttpEngine:
             if c.head != NULL:
                 free(c.head)
                 c.head = NULL
-            c.head_len = 0
+            c.head_len = c.head_cap = 0
             self._idle_push(fd)
         else:
             self._close(fd)
@@ -912,6 +985,64 @@ cdef class HttpEngine:
         if not ok or not m.quiet:
             self._notable.append((m.mid, ok, m.ts_us, error))
         return 0
+
+    def feed_test(self, int64_t monitor_id, int fd, list pieces not None, bint eof) -> bint:
+        """For tests and fuzzing: judge a response as if ``pieces`` (bytes) arrived one by one
+        on ``fd`` for a check of ``monitor_id`` whose request was written, then (``eof``) the
+        peer closed. ``fd`` must be a socket this engine may close. The outcome lands where a
+        real check's does (a row in the buffer, or ``fallback``); True when the check ended,
+        False when it still waits (it is then dropped, without a row)."""
+        slot = self._slots.get(monitor_id)
+        if slot is None or fd < 0:
+            raise ValueError("unknown monitor or bad fd")
+        cdef int32_t s = slot
+        cdef Mon *m = &self._mons[s]
+        cdef Conn *c
+        cdef bytes piece
+        if m.pos >= 0 or m.queued:
+            raise ValueError("the monitor has a check running")
+        if fd >= self._nconns and not self._grow_conns(fd + 1):
+            raise MemoryError()
+        c = &self._conns[fd]
+        if c.state != C_FREE:
+            raise ValueError("fd is in use here")
+        m.ts_us = wall_us()
+        m.start_ns = m.sent_ns = mono_ns()
+        m.connect_us = -1
+        m.first_ns = 0
+        m.retried = 1
+        self._flight[self._nflight] = s
+        m.pos = self._nflight
+        self._nflight += 1
+        c.gen += 1
+        c.state = C_BUSY
+        c.reused = c.in_body = c.close_after = 0
+        c.mon = s
+        c.origin = m.origin
+        c.idle_prev = c.idle_next = -1
+        c.sent = m.req_len
+        c.status = 0
+        c.body_left = c.body_seen = 0
+        c.head_len = 0
+        m.fd = fd
+        for piece in pieces:
+            if m.fd != fd or c.state != C_BUSY:
+                break
+            if m.first_ns == 0:
+                m.first_ns = mono_ns()
+            self._feed(fd, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece))
+        if eof and m.fd == fd and c.state == C_BUSY:
+            self._eof(fd)
+        ended = m.fd != fd
+        if not ended:
+            c.mon = -1
+            self._close(fd)
+            m.fd = -1
+            self._unflight(s)
+        elif c.state == C_IDLE:
+            self._close(fd)  # parked for reuse: not ours to keep
+        self._report()
+        return ended
 
     def expire(self) -> None:
         """Fail the checks past their deadline (the caller runs this every few ms), then
@@ -1009,7 +1140,7 @@ cdef class HttpEngine:
         if c.head != NULL:
             free(c.head)
             c.head = NULL
-        c.head_len = 0
+        c.head_len = c.head_cap = 0
         close(fd)
 
     cdef void _close_all(self) noexcept:

@@ -37,10 +37,12 @@ class Env:
     loop: asyncio.AbstractEventLoop
     verify_ctx: ssl.SSLContext = field(default_factory=ssl.create_default_context)
     noverify_ctx: ssl.SSLContext = field(init=False)
-    #: Idle keep-alive connections per origin ``(host, port, tls, verify)``, most recent
-    #: last. Keep-alive monitors of one origin share them, so open connections scale with
-    #: checks in flight, not with monitors (the open-file limit would cap the latter).
-    idle: dict[tuple[str, int, bool, bool], list[tuple[Any, Any]]] = field(default_factory=dict)
+    #: Idle keep-alive connections per origin ``(account, host, port, tls, verify)``, most
+    #: recent last. Keep-alive monitors of one account and origin share them, so open
+    #: connections scale with checks in flight, not with monitors (the open-file limit would
+    #: cap the latter); accounts never share one (a request one account wrote could make the
+    #: server answer twice, and the second answer land on another account's check).
+    idle: dict[tuple[int, str, int, bool, bool], list[tuple[Any, Any]]] = field(default_factory=dict)
     max_idle_per_origin: int = 1024
     user_agent: bytes = b"xuptime/0.1"
     #: Requests to send at the end of this loop iteration, back to back (see ``send_soon``).
@@ -80,17 +82,20 @@ class Env:
         ctx.verify_mode = ssl.CERT_NONE
         self.noverify_ctx = ctx
 
-    def take_idle(self, origin: tuple[str, int, bool, bool]) -> tuple[Any, Any] | None:
-        """The most recently used live idle connection to ``origin``, if any."""
+    def take_idle(self, origin: tuple[int, str, int, bool, bool]) -> tuple[Any, Any] | None:
+        """The most recently used live idle connection to ``origin``, if any: not closing, and
+        (plain TCP) with nothing unread in the kernel. Bytes nobody asked for, or the peer's
+        close, may not have reached the protocol yet; taken for the next request's answer,
+        they would put one check's status on another."""
         pool = self.idle.get(origin)
         while pool:
             transport, proto = pool.pop()
-            if not transport.is_closing() and not proto.lost:
+            if not transport.is_closing() and not proto.lost and (origin[3] or not _unread(transport)):
                 return transport, proto
             abort_with_reset(transport)
         return None
 
-    def give_idle(self, origin: tuple[str, int, bool, bool], conn: tuple[Any, Any]) -> None:
+    def give_idle(self, origin: tuple[int, str, int, bool, bool], conn: tuple[Any, Any]) -> None:
         pool = self.idle.setdefault(origin, [])
         if len(pool) >= self.max_idle_per_origin:
             abort_with_reset(conn[0])
@@ -107,14 +112,33 @@ class Env:
         self.idle.clear()
 
 
+def _unread(transport: asyncio.BaseTransport) -> bool:
+    """The socket under ``transport`` has bytes to read or reached EOF (a peek, no read)."""
+    pseudo = transport.get_extra_info("socket")
+    if pseudo is None:
+        return False
+    sock = socket.socket(pseudo.family, socket.SOCK_STREAM, 0, pseudo.fileno())
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.detach()
+    return True
+
+
 class CheckContext:
-    """One check's bookkeeping, readable by the caller after a timeout."""
+    """One check's bookkeeping, readable by the caller after a timeout. ``account`` keys the
+    keep-alive pool: connections are never shared between accounts."""
 
-    __slots__ = ("connect_us", "dns_us", "env", "monitor_id", "phase", "started_us", "tls_us", "ttfb_us")
+    __slots__ = ("account", "connect_us", "dns_us", "env", "monitor_id", "phase", "started_us", "tls_us", "ttfb_us")
 
-    def __init__(self, env: Env, monitor_id: int) -> None:
+    def __init__(self, env: Env, monitor_id: int, account: int = 0) -> None:
         self.env = env
         self.monitor_id = monitor_id
+        self.account = account
         self.started_us = now_us()
         self.phase = "start"
         self.dns_us = -1

@@ -12,15 +12,31 @@ back to a pool per origin (host, port, TLS, verification) shared by that origin'
 monitors, and is reused while the server allows; a reused connection that turns out dead
 before any response byte is replaced once by a fresh one (not counted as a failure).
 
-Limits: response headers 64 KiB in total (``bad_response`` beyond), the body is read up to
-``maxBodyBytes`` and the keyword searched in that prefix; a longer body stops the read there
-and the connection is not reused.
+Limits: response headers 64 KiB in total, interim (1xx) responses included (``bad_response``
+beyond); the body is read up to ``maxBodyBytes`` and the keyword searched in that prefix; a
+longer body stops the read there and the connection is not reused.
+
+What a response must be (RFC 9112), else the check fails with ``bad_response``: a status line
+``HTTP/1.0`` or ``HTTP/1.1`` with a status from 100 to 999 and a reason phrase without control
+bytes; header lines ended by CRLF (no bare CR or LF, no NUL or other control byte), names of
+token bytes followed at once by the colon, no obs-fold; at most one ``Content-Length`` of
+digits and not beside ``Transfer-Encoding``; well-formed chunks. A body framed by the close
+must end with a clean close (FIN): a reset there is ``reset``, not a complete body. A
+``Transfer-Encoding`` whose last coding is not ``chunked`` (``identity``, ``chunked, gzip``)
+makes the body end at the close (RFC 9112 section 6.3, item 4).
+
+Decided (RFC 9112 section 6.3 lets a client discard them, as curl does with a warning): bytes
+after the end of a response (a body longer than its ``Content-Length``, a body on a 204 or
+a HEAD answer, a second response nobody asked for) do not change the verdict on the response,
+which is judged as framed; the connection is never reused after them. The compiled path
+(``ext._fasthttp``) judges the same way or hands the check here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -37,6 +53,12 @@ __all__ = ["PreparedHttp", "check", "compiled_spec", "prepare", "start"]
 
 MAX_HEADER_BYTES = 64 * 1024
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
+_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_FIELD = rb"[\t\x20-\x7e\x80-\xff]"
+#: One response head as RFC 9112 writes it (llhttp lets through a control byte in the reason
+#: phrase and versions other than 1.0 and 1.1; the rest it refuses itself).
+_STRICT_HEAD = re.compile(rb"HTTP/1\.[01] [0-9]{3}(?: " + _FIELD + rb"*)?\r\n(?:" + _TCHAR + rb"+:" + _FIELD
+                          + rb"*\r\n)*\r\n")
 
 
 class _Stop(Exception):
@@ -172,7 +194,7 @@ class _Response(asyncio.Protocol):
         self.max_body = max_body
         self.body: bytearray | None = bytearray() if keep_body else None
         self.body_len = 0
-        self.head = b""  # raw bytes up to the end of the headers (one scan, no per-header callbacks)
+        self.head = bytearray()  # raw bytes up to the end of the headers (one scan, no per-header callbacks)
         self.head_at = 0  # where the current response's headers start in ``head`` (after any 1xx)
         self.status = 0
         self.location: bytes | None = None
@@ -200,11 +222,11 @@ class _Response(asyncio.Protocol):
             else:
                 self.lost = True  # unsolicited bytes on an idle connection: never reuse it
             return
+        if self.complete:  # bytes after the response, in a later read: judged already
+            self._excess()
+            return
         if not self.headers_done:
-            self.head = self.head + data if self.head else data
-            if len(self.head) > MAX_HEADER_BYTES and b"\r\n\r\n" not in self.head[:MAX_HEADER_BYTES]:
-                self._finish((ErrorCode.BAD_RESPONSE, "response headers larger than 64 KiB"))
-                return
+            self.head += data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -213,10 +235,21 @@ class _Response(asyncio.Protocol):
             if not self.stopped:
                 self._finish(self.error or (ErrorCode.INTERNAL, "parser callback failed"))
         except httptools.HttpParserError as exc:
-            if self.stopped:
+            if self.complete:
+                self._excess()  # what follows the response is no response: judged already
+            elif self.stopped:
                 self._finish(None)
             else:
                 self._finish((ErrorCode.BAD_RESPONSE, f"malformed HTTP response: {exc}"))
+        # Still in the headers after all of it: the head so far (1xx responses included) is
+        # everything buffered, so its size is bounded here, once per read.
+        if not self.headers_done and len(self.head) > MAX_HEADER_BYTES and self.error is None:
+            self._finish((ErrorCode.BAD_RESPONSE, "response headers larger than 64 KiB"))
+
+    def _excess(self) -> None:
+        """Bytes came after the response: it stands as judged, the connection is not reused."""
+        self.lost = True
+        self.clean = False
 
     def eof_received(self) -> bool:
         return False
@@ -243,10 +276,11 @@ class _Response(asyncio.Protocol):
         return (self.waiter is None or self.waiter.done()) and self.notify is None
 
     def _on_lost(self, exc: BaseException | None) -> None:
-        if self.headers_done and not self.framed:
-            self.complete = True  # body delimited by EOF
+        reset = isinstance(exc, ConnectionResetError) or (exc is not None and "reset" in str(exc).lower())
+        if self.headers_done and not self.framed and not reset:
+            self.complete = True  # body delimited by a clean close
             self._finish(None)
-        elif isinstance(exc, ConnectionResetError) or (exc is not None and "reset" in str(exc).lower()):
+        elif reset:
             self._finish((ErrorCode.RESET, "connection reset by peer"))
         elif self.headers_done:
             self._finish((ErrorCode.CLOSED, "connection closed before the body was complete"))
@@ -256,21 +290,32 @@ class _Response(asyncio.Protocol):
             self._finish((ErrorCode.CLOSED, "connection closed before a response"))
 
     # httptools callbacks (no on_header: a Python call per header costs more than one scan)
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second response in the same read: nobody asked for it
+            self._excess()
+            self.stopped = True
+            raise _Stop
+
     def on_headers_complete(self) -> None:
         self.status = status = self.parser.get_status_code()
         start = self.head_at
         end = self.head.find(b"\r\n\r\n", start)
         if end < 0:
             end = len(self.head)
+        if status < 100 or _STRICT_HEAD.fullmatch(self.head, start, end + 4) is None:
+            self.stopped = True
+            self._finish((ErrorCode.BAD_RESPONSE, "malformed HTTP response: "
+                          + (f"status {status:03d}" if status < 100 else "invalid status line or header")))
+            raise _Stop
         if status < 200:  # interim (1xx): the final response's headers follow
             self.head_at = end + 4
             return
         self.keep_alive = self.parser.should_keep_alive()
         self.headers_done = True
-        raw = self.head[start:end]
+        raw = bytes(self.head[start:end])
         block = raw.lower()
-        self.head = b""
-        if status in (204, 304) or b"\ncontent-length:" in block or b"\ntransfer-encoding:" in block:
+        self.head = bytearray()
+        if status in (204, 304) or b"\ncontent-length:" in block or _chunked(block):
             self.framed = True
         if 300 <= status < 400:
             at = block.find(b"\nlocation:")
@@ -352,7 +397,7 @@ async def _exchange(target: _Target, ctx: CheckContext, prepared: PreparedHttp, 
     """Send one request and wait for its response; errors are left in ``proto.error``."""
     env = ctx.env
     loop = env.loop
-    origin = (target.host, target.port, target.tls, prepared.verify)
+    origin = (ctx.account, target.host, target.port, target.tls, prepared.verify)
     conn = env.take_idle(origin) if reuse else None
     for attempt in (0, 1):
         if conn is None:
@@ -416,6 +461,16 @@ def _evaluate(prepared: PreparedHttp, ctx: CheckContext, proto: _Response, targe
     return ctx.result(True, status)
 
 
+def _chunked(block: bytes) -> bool:
+    """The (lowercased) header block frames its body by chunks: the last transfer coding is
+    ``chunked``. Any other coding last means the body ends at the close."""
+    if b"\ntransfer-encoding:" not in block:
+        return False
+    codings = [coding.strip() for line in block.split(b"\r\n")[1:] if line.startswith(b"transfer-encoding:")
+               for coding in line[18:].split(b",")]
+    return bool(codings) and codings[-1] == b"chunked"
+
+
 def _json_text(value: Any) -> str:
     """A JSON value as ``expectedValue`` is written: strings bare, the rest as JSON."""
     return value if isinstance(value, str) else msgspec.json.encode(value).decode()
@@ -476,7 +531,7 @@ def start(prepared: PreparedHttp, ctx: CheckContext, done: Callable[[CheckResult
     if not prepared.keep_alive:
         return None
     target = prepared.first
-    origin = (target.host, target.port, target.tls, prepared.verify)
+    origin = (ctx.account, target.host, target.port, target.tls, prepared.verify)
     conn = ctx.env.take_idle(origin)
     if conn is None:
         return None
@@ -489,7 +544,7 @@ class _FastCheck:
     __slots__ = ("ctx", "done", "origin", "prepared", "proto", "sent", "task", "timeout", "timer", "transport")
 
     def __init__(self, prepared: PreparedHttp, ctx: CheckContext, done: Callable[[CheckResult], None],
-                 timeout: float, origin: tuple[str, int, bool, bool], conn: tuple[Any, _Response]) -> None:
+                 timeout: float, origin: tuple[int, str, int, bool, bool], conn: tuple[Any, _Response]) -> None:
         self.prepared = prepared
         self.ctx = ctx
         self.done: Callable[[CheckResult], None] | None = done

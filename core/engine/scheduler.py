@@ -114,7 +114,7 @@ class _Entry:
         self.timeout = monitor.effective_timeout
         self.interval_ms = monitor.interval * 1000
         self.compiled = False  # registered with the compiled HTTP engine
-        self.origin: tuple[str, int] | None = None  # its origin there
+        self.origin: tuple[str, int, int] | None = None  # its origin there
 
 
 class Scheduler:
@@ -174,15 +174,15 @@ class Scheduler:
             self.fast.limit = self.limit
             # Idle sockets count against the same open-file budget as checks in flight.
             self.fast.max_idle = max(64, max_inflight // 4)
-        #: Compiled-path origins: (host, port) -> engine origin index, and how many monitors use
+        #: Compiled-path origins: (host, port, account) -> engine origin index, and how many monitors use
         #: each. Origins given by a host name are looked up when first used and every
         #: ``RESOLVE_EVERY`` seconds after, from a queue of (when, origin), at most
         #: ``RESOLVE_AT_ONCE`` at a time (100k distinct hosts must not mean 100k lookups at once).
-        self._origins: dict[tuple[str, int], int] = {}
-        self._origin_users: dict[tuple[str, int], int] = {}
-        self._named: set[tuple[str, int]] = set()
-        self._resolve_queue: collections.deque[tuple[float, tuple[str, int]]] = collections.deque()
-        self._resolving: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._origins: dict[tuple[str, int, int], int] = {}
+        self._origin_users: dict[tuple[str, int, int], int] = {}
+        self._named: set[tuple[str, int, int]] = set()
+        self._resolve_queue: collections.deque[tuple[float, tuple[str, int, int]]] = collections.deque()
+        self._resolving: dict[tuple[str, int, int], asyncio.Task[None]] = {}
 
     # monitor set -------------------------------------------------------------------------
     def upsert(self, monitor: Monitor) -> None:
@@ -219,7 +219,8 @@ class Scheduler:
         if spec is None:
             return
         host, port, request, table, expected, keep_alive, head, follow, max_body = spec
-        key, literal = (host, port), is_ip_literal(host)
+        # One origin (its idle connections) per account: accounts never share a connection.
+        key, literal = (host, port, entry.monitor.account_id), is_ip_literal(host)
         origin = self._origins.get(key)
         if origin is None:
             origin = self._origins[key] = self.fast.origin(key)
@@ -263,16 +264,16 @@ class Scheduler:
                 self._resolving[key] = task
                 task.add_done_callback(functools.partial(self._resolved, key))
 
-    def _resolved(self, key: tuple[str, int], _: asyncio.Task[None]) -> None:
+    def _resolved(self, key: tuple[str, int, int], _: asyncio.Task[None]) -> None:
         self._resolving.pop(key, None)
         if key in self._named and self._loop is not None:
             self._resolve_queue.append((self._loop.time() + RESOLVE_EVERY, key))
 
-    async def _resolve(self, key: tuple[str, int]) -> None:
+    async def _resolve(self, key: tuple[str, int, int]) -> None:
         """Give the engine the origin's address; a failed lookup, or an address this server
         may not connect to, leaves its checks to the general checker, which reports why."""
         assert self._loop is not None and self._env is not None
-        host, port = key
+        host, port, _ = key
         try:
             infos = await self._loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
         except (OSError, UnicodeError):
@@ -281,7 +282,7 @@ class Scheduler:
         family, _, _, _, address = infos[0]
         self._set_address(key, family, address)
 
-    def _set_address(self, key: tuple[str, int], family: int, address: tuple[Any, ...]) -> None:
+    def _set_address(self, key: tuple[str, int, int], family: int, address: tuple[Any, ...]) -> None:
         deny = self._env.deny_private if self._env is not None else os.environ.get("XUPTIME_DENY_PRIVATE") == "1"
         if deny and is_private_address(address[0]):
             self.fast.clear_address(self._origins[key])  # the general checker says why
@@ -435,7 +436,7 @@ class Scheduler:
         assert self._loop is not None and self._env is not None
         start = entry.checker.start
         if start is not None:  # the checker's callback fast path, when it can take this check
-            ctx = CheckContext(self._env, mid)
+            ctx = CheckContext(self._env, mid, entry.monitor.account_id)
             ts_us = self.clock.wall_us()
             job = start(entry.prepared, ctx, functools.partial(self._finished, mid, entry, ts_us), entry.timeout)
             if job is not None:
@@ -461,7 +462,7 @@ class Scheduler:
 
     async def _run(self, mid: int, entry: _Entry) -> None:
         assert self._env is not None
-        ctx = CheckContext(self._env, mid)
+        ctx = CheckContext(self._env, mid, entry.monitor.account_id)
         ts_us = self.clock.wall_us()
         task = self.inflight.get(mid)
         try:
