@@ -744,7 +744,7 @@ cdef class HttpEngine:
                 end = <const char *>memmem(data, n, b"\r\n\r\n", 4)
                 if end != NULL:
                     used = end - data + 4
-                    if self._parse_head(fd, data, used) < 0:
+                    if used > MAX_HEAD or self._parse_head(fd, data, used) < 0:
                         return self._hand_over(fd)
                     data += used
                     n -= used
@@ -910,25 +910,27 @@ cdef class HttpEngine:
         cdef Mon *m = &self._mons[s]
         if c.state == C_BUSY and m.first_ns == 0 and c.reused and not m.retried:
             return self._retry(fd)
+        cdef int status = c.status if c.in_body else 0  # (a failure after the head keeps its status)
         c.mon = -1
         self._close(fd)
         m.fd = -1
-        self._os_failure(s, err)
+        self._os_failure(s, err, status)
         return 0
 
-    cdef int _os_failure(self, int32_t s, int err) except -1:
+    cdef int _os_failure(self, int32_t s, int err, int status=0) except -1:
         from core.checkers.base import classify_os_error
         exc = OSError(err, strerror(err).decode()) if err else ConnectionResetError(104, "Connection reset")
         code, message = classify_os_error(exc)
-        self._record(s, False, 0, int(code), message)
+        self._record(s, False, status, int(code), message)
         return 0
 
     cdef int _fail_conn(self, int32_t fd, int code, str message) except -1:
         cdef int32_t s = self._conns[fd].mon
+        cdef int status = self._conns[fd].status if self._conns[fd].in_body else 0
         self._conns[fd].mon = -1
         self._close(fd)
         self._mons[s].fd = -1
-        self._record(s, False, 0, code, message)
+        self._record(s, False, status, code, message)
         return 0
 
     cdef int _complete(self, int32_t fd) except -1:
@@ -986,10 +988,10 @@ cdef class HttpEngine:
             self._notable.append((m.mid, ok, m.ts_us, error))
         return 0
 
-    def feed_test(self, int64_t monitor_id, int fd, list pieces not None, bint eof) -> bint:
+    def feed_test(self, int64_t monitor_id, int fd, list pieces not None, int end) -> bint:
         """For tests and fuzzing: judge a response as if ``pieces`` (bytes) arrived one by one
-        on ``fd`` for a check of ``monitor_id`` whose request was written, then (``eof``) the
-        peer closed. ``fd`` must be a socket this engine may close. The outcome lands where a
+        on ``fd`` for a check of ``monitor_id`` whose request was written, then the peer closed
+        the connection (``end`` 1) or reset it (2), or nothing more came (0). ``fd`` must be a socket this engine may close. The outcome lands where a
         real check's does (a row in the buffer, or ``fallback``); True when the check ended,
         False when it still waits (it is then dropped, without a row)."""
         slot = self._slots.get(monitor_id)
@@ -1031,8 +1033,11 @@ cdef class HttpEngine:
             if m.first_ns == 0:
                 m.first_ns = mono_ns()
             self._feed(fd, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece))
-        if eof and m.fd == fd and c.state == C_BUSY:
-            self._eof(fd)
+        if end and m.fd == fd and c.state == C_BUSY:
+            if end == 1:
+                self._eof(fd)
+            else:
+                self._io_failure(fd, 104)  # ECONNRESET
         ended = m.fd != fd
         if not ended:
             c.mon = -1

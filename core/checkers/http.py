@@ -302,6 +302,10 @@ class _Response(asyncio.Protocol):
         end = self.head.find(b"\r\n\r\n", start)
         if end < 0:
             end = len(self.head)
+        if end + 4 > MAX_HEADER_BYTES:  # (interim heads before it count)
+            self.stopped = True
+            self._finish((ErrorCode.BAD_RESPONSE, "response headers larger than 64 KiB"))
+            raise _Stop
         if status < 100 or _STRICT_HEAD.fullmatch(self.head, start, end + 4) is None:
             self.stopped = True
             self._finish((ErrorCode.BAD_RESPONSE, "malformed HTTP response: "

@@ -1,0 +1,73 @@
+"""Both HTTP parsers against hostile responses, in memory (see ``tests/hostile.py``).
+
+The oracle is the verdict a strict HTTP/1.1 client gives each generated response; the general
+checker must give it, and the compiled path (with its hand-overs) must give exactly the
+general checker's outcome: ok, status, error code and text.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, example, given, settings
+
+from tests.hostile import Case, CompiledJudge, judge_general, responses
+
+_judge = CompiledJudge()
+
+
+def _agree(case: Case) -> None:
+    general = judge_general(case)
+    compiled = _judge(case)
+    assert compiled == general, (case.why, case.pieces, case.end)
+    ok, status = general[0], general[1]
+    if case.valid:
+        assert ok == case.expected_ok(), (case.why, case.pieces, case.end, general)
+        assert status == case.status, (case.why, case.pieces, general)
+    else:
+        assert not ok, (case.why, case.pieces, case.end, general)
+
+
+# The rows of the issue that found these, as fixed examples.
+_CL_TWICE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length : 9\r\n\r\nhi"
+_NUL_NAME = b"HTTP/1.1 200 OK\r\nX\x00 Y: a\r\nContent-Length: 2\r\n\r\nhi"
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(Case([b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody"], "fin", True, 200, why="eof body"))
+@example(Case([b"HTTP/1.0 200 OK\r\n\r\nbody"], "fin", True, 200, why="http/1.0 eof body"))
+@example(Case([b"HTTP/1.1 200 OK\r\n\r\nbody"], "rst", False, 200, why="eof body, reset"))
+@example(Case([_CL_TWICE], "fin", False, 0, why="Content-Length twice"))
+@example(Case([_NUL_NAME], "fin", False, 0, why="NUL in a name"))
+@example(Case([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", b"HTTP/1.1 100 Continue\r\n\r\n"], "none", True,
+              200, why="a 1xx after the response"))
+@example(Case([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 100 Continue\r\n\r\n"], "none", True, 200,
+              why="a 1xx after the response, same read"))
+@example(Case([b"HTTP/1.1 050 Odd\r\nContent-Length: 0\r\n\r\n"], "none", False, 0, why="status 050"))
+@example(Case([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nbody"], "fin", True, 200, why="identity"))
+@example(Case([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nbody"], "fin", True, 200,
+              why="chunked, gzip"))
+@example(Case([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhello"], "fin", True, 200, why="body too long"))
+@example(Case([b"HTTP/1.1 204 No Content\r\n\r\nhello"], "fin", True, 204, why="204 with a body"))
+@example(Case([b"HTTP/1.1 200 OK\r\nX: a\nContent-Length: 5\r\n\r\nhello"], "fin", False, 0, why="bare LF"))
+@example(Case([b"HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n"], "fin", False, 0, why="CTL in the reason"))
+@example(Case([b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"], "fin", False, 0, why="HTTP/2.0"))
+@given(case=responses())
+def test_both_parsers_give_a_strict_clients_verdict(case: Case) -> None:
+    _agree(case)
+
+
+def test_the_compiled_path_judges_what_it_can_and_hands_over_the_rest() -> None:
+    """The compiled path must not hand everything over (that would make agreement trivial)."""
+    judge = CompiledJudge()
+    plain = Case([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"], "none", True, 200)
+    assert judge(plain) == (True, 200, 0, None) and judge.hand_overs == 0
+    cut = Case([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhi"], "fin", False, 200)
+    assert judge(cut) == judge_general(cut) == (False, 200, 12, "connection closed before the body was complete")
+    assert judge.hand_overs == 0
+    assert judge(Case([_CL_TWICE], "fin", False, 0))[0] is False and judge.hand_overs == 1
+
+
+def test_a_dripped_head_is_judged() -> None:
+    """63 KB of headers one byte per read (each read used to rescan the whole head)."""
+    head = b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"p" * 63_000 + b"\r\nContent-Length: 0\r\n\r\n"
+    case = Case([head[i:i + 1] for i in range(len(head))], "none", True, 200)
+    assert _judge(case) == judge_general(case) == (True, 200, 0, None)
