@@ -277,10 +277,8 @@ def responses(draw: st.DrawFn) -> Case:
         payload = payload[:at]
         end = "fin" if mutation == "cut" else "rst"
         head_end = len(interim) + len(head)
-        if framing == "eof":
-            valid = at >= head_end and mutation == "cut"
-        else:
-            valid = at >= complete_at
+        # A body framed by the close is whole at any clean close after the head.
+        valid = (at >= head_end and mutation == "cut") if framing == "eof" else at >= complete_at
     elif valid and end == "none" and framing == "eof":
         end = "fin"
     if valid and framing != "eof" and end == "none" and len(payload) < complete_at:
