@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SOURCES := pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd)
 
-.PHONY: install run test lint bench bench-quick clean
+.PHONY: install run test lint bench bench-quick fuzz clean
 
 install: $(STAMP)
 
@@ -37,6 +37,21 @@ bench-quick: install
 	$(PY) -m bench.engine --quick
 	$(PY) -m bench.api --quick
 	$(PY) -m bench.alerts --quick
+
+# Coverage-guided fuzzing of the compiled HTTP parser (atheris, libFuzzer, AddressSanitizer),
+# against the general checker. FUZZ_SECONDS=600 for a longer run; new findings are left as
+# crash-* here: move them to tests/fuzz/regressions/ (make test replays them).
+FUZZ_SECONDS ?= 300
+FUZZ_BUILD := build/fuzz
+fuzz: install
+	@command -v clang >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q clang; }
+	@$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install -q 'atheris>=2.3'
+	XUPTIME_FUZZ=1 CC=clang LDSHARED='clang -shared' $(PY) setup.py -q build_ext --build-lib $(FUZZ_BUILD) --build-temp $(FUZZ_BUILD)/tmp
+	cp ext/*.py $(FUZZ_BUILD)/ext/
+	mkdir -p $(FUZZ_BUILD)/corpus && cp tests/fuzz/corpus/* tests/fuzz/regressions/* $(FUZZ_BUILD)/corpus/ 2>/dev/null || true
+	ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 XUPTIME_FUZZ_BUILD=$(FUZZ_BUILD) \
+	LD_PRELOAD=$$($(PY) -c 'import atheris, os; print(os.path.join(atheris.path(), "asan_with_fuzzer.so"))') \
+	$(PY) -m tests.fuzz.fuzz_http -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 $(FUZZ_BUILD)/corpus
 
 clean:
 	rm -rf build $(VENV) ext/*.c ext/*.so ext/*.html *.egg-info

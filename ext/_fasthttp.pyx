@@ -910,6 +910,8 @@ cdef class HttpEngine:
         cdef Mon *m = &self._mons[s]
         if c.state == C_BUSY and m.first_ns == 0 and c.reused and not m.retried:
             return self._retry(fd)
+        if c.state == C_BUSY and not c.in_body and c.head_len:
+            return self._hand_over(fd)  # part of a head: the general checker may refuse it already
         cdef int status = c.status if c.in_body else 0  # (a failure after the head keeps its status)
         c.mon = -1
         self._close(fd)
@@ -1038,6 +1040,8 @@ cdef class HttpEngine:
                 self._eof(fd)
             else:
                 self._io_failure(fd, 104)  # ECONNRESET
+        if m.fd == fd and c.state == C_BUSY and c.head_len:
+            self._hand_over(fd)  # as ``expire`` does with a partial head
         ended = m.fd != fd
         if not ended:
             c.mon = -1
@@ -1062,6 +1066,11 @@ cdef class HttpEngine:
                 i += 1
                 continue
             fd = m.fd
+            if fd >= 0 and self._conns[fd].state == C_BUSY and self._conns[fd].head_len:
+                # Part of a head, then silence: the general checker's parser may have refused
+                # those bytes already (it checks as it goes); let it say, as for any head.
+                self._hand_over(fd)
+                continue
             phase = "connect" if fd >= 0 and self._conns[fd].state == C_CONNECTING else "waiting for the response"
             if fd >= 0:
                 self._conns[fd].mon = -1

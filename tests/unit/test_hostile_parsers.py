@@ -71,3 +71,17 @@ def test_a_dripped_head_is_judged() -> None:
     head = b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"p" * 63_000 + b"\r\nContent-Length: 0\r\n\r\n"
     case = Case([head[i:i + 1] for i in range(len(head))], "none", True, 200)
     assert _judge(case) == judge_general(case) == (True, 200, 0, None)
+
+
+def test_fuzz_findings_and_seeds_stay_agreed() -> None:
+    """Every input ``make fuzz`` found (and its seed corpus): both paths give one outcome."""
+    from pathlib import Path
+
+    from tests.fuzz.cases import decode
+
+    folder = Path(__file__).parent.parent / "fuzz"
+    files = sorted((folder / "regressions").iterdir()) + sorted((folder / "corpus").iterdir())
+    assert len(files) >= 8
+    for path in files:
+        case = decode(path.read_bytes())
+        assert _judge(case) == judge_general(case), path.name
