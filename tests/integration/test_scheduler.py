@@ -167,3 +167,78 @@ def test_keep_alive_fast_path_reuse_timeout_redirect_and_removal() -> None:
         await s.stop()
 
     uvloop.run(main())
+
+
+#: One check per step: the target's answer, then the status the monitor must have after it,
+#: with retries=2 (down on the third failure in a row) and recoveryThreshold=3 (up on the
+#: third success in a row). Swapping the two numbers anywhere changes the statuses.
+_STEPS = [(200, "up"), (500, "up"), (500, "up"), (200, "up"), (500, "up"), (500, "up"), (500, "down"),
+          (500, "down"), (200, "down"), (200, "down"), (500, "down"), (200, "down"), (200, "down"),
+          (200, "up"), (500, "up")]
+
+
+def _switch() -> tuple[list[int], Any]:
+    """A keep-alive HTTP server whose status the test sets (``status[0]``)."""
+    from tests.servers import read_request, respond
+
+    status = [200]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(respond(status[0], b"switch"))
+            await writer.drain()
+
+    return status, handle
+
+
+def test_retries_and_recovery_threshold_on_the_general_path() -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        sink = Sink()
+        s = Scheduler(sink, clock=clock)
+        s.start(asyncio.get_running_loop())
+        status, handle = _switch()
+        seen = []
+        async with Peer(handle) as peer:
+            s.upsert(monitor(1, peer.url(), interval=1, retries=2, recoveryThreshold=3))
+            for code, _ in _STEPS:
+                status[0] = code
+                clock.advance(1000)
+                s.run_due()
+                await settle(s)
+                seen.append(s.entries[1].monitor.status)
+        await s.stop()
+        assert seen == [want for _, want in _STEPS]
+        assert [(t.old, t.new) for t in sink.transitions] == [("pending", "up"), ("up", "down"), ("down", "up")]
+        assert sink.transitions[1].cause == "status 500, expected 200-299"
+
+    uvloop.run(main())
+
+
+def test_retries_and_recovery_threshold_on_the_compiled_path() -> None:
+    async def main() -> None:
+        sink = Sink()
+        s = Scheduler(sink)  # the real clock: the compiled path on
+        assert s.fast is not None
+        status, handle = _switch()
+        seen = []
+        async with Peer(handle) as peer:
+            s.upsert(monitor(1, peer.url(), interval=60, retries=2, recoveryThreshold=3, keepAlive=True))
+            s.wheel.cancel(1)  # checks start when this test says, not on the wheel
+            s.start(asyncio.get_running_loop())
+            for code, _ in _STEPS:
+                status[0] = code
+                assert s.fast.start(1) == 1
+                while s.fast.inflight:
+                    await asyncio.sleep(0.002)
+                seen.append(s.entries[1].monitor.status)
+            assert s.fast.takes(1) and peer.connections == 1  # all of it on the compiled path
+        await s.stop()
+        assert seen == [want for _, want in _STEPS]
+        assert [(t.old, t.new) for t in sink.transitions] == [("pending", "up"), ("up", "down"), ("down", "up")]
+
+    uvloop.run(main())
