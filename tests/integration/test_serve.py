@@ -35,7 +35,11 @@ def cli(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedP
 
 
 def sql(data_dir: Path, query: str) -> list[list[Any]]:
-    return json.loads(cli(data_dir, "sql", query, "--json").stdout)["rows"]
+    """A read-only query as ``xuptime sql`` runs it (through the running server's socket, else
+    on the file), in this process: polling with a new CLI process each time cost seconds."""
+    from core.cli import _run
+
+    return _run(data_dir, "sql", {"sql": query})["rows"]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
@@ -118,15 +122,21 @@ class Serve:
         wait_for(self._ready, 30, "the server to answer")
 
     def _ready(self) -> bool:
+        from core.cli import CommandError, ServerNotRunning, control_request
+
         if self.proc.poll() is not None:
             raise AssertionError(f"serve exited with {self.proc.returncode}: {self.output()}")
-        status = cli(self.data_dir, "status", "--json", check=False)
-        if status.returncode != 0:
+        try:
+            status = control_request(self.data_dir, "stats", timeout=10)
+        except (ServerNotRunning, CommandError, OSError, ValueError):
             return False
-        return all(w["ready"] for w in json.loads(status.stdout)["workers"])
+        return all(w["ready"] for w in status["workers"])
 
     def status(self) -> dict[str, Any]:
-        return json.loads(cli(self.data_dir, "status", "--json").stdout)
+        """What ``xuptime status --json`` prints, asked in this process."""
+        from core.cli import control_request
+
+        return control_request(self.data_dir, "stats", timeout=10)
 
     def output(self) -> str:
         if not self.log.closed:
@@ -320,3 +330,76 @@ def test_accounts_and_keys_through_a_running_server(data_dir: Path) -> None:
     assert secret.encode() not in (data_dir / "xuptime.duckdb").read_bytes()
     keys = json.loads(cli(data_dir, "keys", "list", "--account", "acme", "--json").stdout)  # stopped: direct
     assert keys[0]["revokedAt"] is not None
+
+
+class _Switch(http.server.BaseHTTPRequestHandler):
+    """Answers with the status in ``STATUS[0]``, which the test flips."""
+
+    STATUS = [200]
+
+    def do_GET(self) -> None:
+        body = b"switch"
+        self.send_response(self.STATUS[0])
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _expected_transitions(oks: list[bool], retries: int, recovery: int) -> list[tuple[int, str]]:
+    """(index of the check, new status) of every change, by the rules of DESIGN.md and
+    ``core.state``, written out again by brute force."""
+    status, failures, successes, out = "pending", 0, 0, []
+    for i, ok in enumerate(oks):
+        if ok:
+            failures, successes = 0, successes + 1
+            if status == "pending" or (status == "down" and successes >= recovery):
+                status = "up"
+                out.append((i, "up"))
+        else:
+            failures, successes = failures + 1, 0
+            if status != "down" and failures > retries:
+                status = "down"
+                out.append((i, "down"))
+    return out
+
+
+def test_retries_and_recovery_threshold_through_serve(data_dir: Path) -> None:
+    """A monitor on each path (the compiled one; a keyword test keeps the other on the general
+    checker) with retries=2 and recoveryThreshold=3, against a target that fails for a while:
+    the incident opens at the third failure in a row and closes at the third success."""
+    server_ = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Switch)
+    server_.daemon_threads = True
+    threading.Thread(target=server_.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server_.server_address[1]}/"
+    _Switch.STATUS[0] = 200
+    fields = {"type": "http", "url": url, "interval": 1, "retries": 2, "recoveryThreshold": 3}
+    fast = add(data_dir, "--json", json.dumps({"name": "compiled", **fields}))
+    general = add(data_dir, "--json", json.dumps({"name": "general", "keyword": "switch", **fields}))
+    ids = (fast, general)
+
+    def count(code: int) -> dict[int, int]:
+        return {int(m): int(n) for m, n in sql(
+            data_dir, f"SELECT monitor_id, count(*) FROM checks WHERE status_code = {code} GROUP BY 1")}
+
+    server = Serve(data_dir)
+    try:
+        wait_for(lambda: all(count(200).get(m, 0) >= 2 for m in ids), 20, "checks while up")
+        _Switch.STATUS[0] = 500
+        wait_for(lambda: all(count(500).get(m, 0) >= 5 for m in ids), 20, "checks while failing")
+        _Switch.STATUS[0] = 200
+        before = count(200)
+        wait_for(lambda: all(count(200).get(m, 0) >= before[m] + 4 for m in ids), 20, "checks after recovery")
+    finally:
+        assert server.stop() == 0
+        server_.shutdown()
+    for mid in ids:
+        checks = sql(data_dir, f"SELECT ts, ok FROM checks WHERE monitor_id = {mid} ORDER BY ts")
+        want = _expected_transitions([bool(ok) for _, ok in checks], 2, 3)
+        assert [new for _, new in want] == ["up", "down", "up"], (mid, checks)
+        incidents = sql(data_dir, f"SELECT started_at, resolved_at FROM incidents WHERE monitor_id = {mid}")
+        assert incidents == [[checks[want[1][0]][0], checks[want[2][0]][0]]], (mid, checks, incidents)
+        status = sql(data_dir, f"SELECT status, status_since FROM monitors WHERE id = {mid}")
+        assert status == [["up", checks[want[2][0]][0]]]
