@@ -535,6 +535,15 @@ def test_granian_serves_the_same_api(tmp_path: Path) -> None:
         assert_error(*post_too_large(server.url, key), 413)  # (granian closed mid-upload: a broken pipe)
         status, _, page = call(server.url + "/api/v1/monitors", headers={"X-API-Key": key})
         assert [m["id"] for m in page["data"]] == [created["data"]["id"]]
+        # The quota is as exact under granian's threads as under uvicorn.
+        from concurrent.futures import ThreadPoolExecutor
+
+        cli(data_dir, "accounts", "create", "racer", "--monthly-limit", "100")
+        racer = cli(data_dir, "keys", "create", "--account", "racer").stdout.splitlines()[-1]
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            statuses = list(pool.map(lambda _: call(server.url + "/api/v1/monitors?limit=1",
+                                                    headers={"X-API-Key": racer})[0], range(200)))
+        assert statuses.count(200) == 100 and statuses.count(429) == 100
     finally:
         assert server.stop() == 0
 
