@@ -247,8 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from core.storage.duckdb import NewerSchemaError
+
     ns = build_parser().parse_args(argv)
     data_dir = Path(ns.data_dir)
+    try:
+        return _main(ns, data_dir)
+    except NewerSchemaError as exc:
+        print(f"xuptime: {exc}; run a newer xuptime on {data_dir}", file=sys.stderr)
+        return 2
+
+
+def _main(ns: argparse.Namespace, data_dir: Path) -> int:
     try:
         if ns.command == "serve":
             return _serve(ns, data_dir)

@@ -40,7 +40,8 @@ from core.models import KINDS, Monitor, MonitorValidationError, Transition, moni
 from core.storage.rollups import HOUR_US, aggregate_hours, hour_aggregate_sql, merge_percentiles
 from core.storage.schema import LATEST, MIGRATIONS
 
-__all__ = ["API_KEY_PREFIX", "DB_FILE", "DuckDBStore", "DuplicateError", "ReadOnlyQueryError", "hash_api_key"]
+__all__ = ["API_KEY_PREFIX", "DB_FILE", "DuckDBStore", "DuplicateError", "NewerSchemaError", "ReadOnlyQueryError",
+           "hash_api_key"]
 
 log = logging.getLogger("xuptime.storage")
 
@@ -96,6 +97,11 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+class NewerSchemaError(RuntimeError):
+    """The database was written by a newer xuptime: neither read nor migrated (downgrades
+    are not supported; the newer version is needed to read it)."""
+
+
 class DuckDBStore:
     def __init__(self, data_dir: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(data_dir) / DB_FILE
@@ -107,8 +113,15 @@ class DuckDBStore:
         # DuckDB sizes its thread pool from the machine, not from this process's CPU affinity.
         self.con = duckdb.connect(str(self.path), read_only=read_only,
                                   config={"threads": max(1, len(os.sched_getaffinity(0)))})
-        if not read_only:
-            self.migrate()
+        try:
+            if not read_only:
+                self.migrate()
+            elif self.schema_version() > LATEST:
+                raise NewerSchemaError(f"database schema v{self.schema_version()} is newer than this xuptime "
+                                       f"(v{LATEST})")
+        except BaseException:
+            self.con.close()
+            raise
         # Cursors for read-only queries from other threads, made here, once: a thread that is
         # not the writer's must never touch the writer's connection (see ``query``).
         self._readers: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
@@ -154,7 +167,7 @@ class DuckDBStore:
         )
         version = self.schema_version()
         if version > LATEST:
-            raise RuntimeError(f"database schema v{version} is newer than this xuptime (v{LATEST})")
+            raise NewerSchemaError(f"database schema v{version} is newer than this xuptime (v{LATEST})")
         for number in range(version, LATEST):
             self.con.execute("BEGIN TRANSACTION")
             try:
