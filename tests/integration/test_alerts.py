@@ -332,3 +332,61 @@ def test_the_dispatcher_never_sends_a_row_twice_while_reads_lag(sink: Sink) -> N
     asyncio.run(run())
     ids = [r["headers"]["x-xuptime-delivery"] for r in sink.requests("/lag")]
     assert sorted(map(int, ids)) == list(range(1, 201))  # every row once, none twice
+
+
+def test_another_account_cannot_see_touch_or_trigger_anything_by_id(alerts: dict[str, Any], sink: Sink) -> None:
+    """Every route that takes an id answers another account's id with the same 404 as a
+    missing one, and changes nothing; default channels of two accounts each hear only their
+    own account's outages."""
+    mine = channel(alerts, name="mine", type="webhook", config={"url": f"{sink.url}/tenant/mine"}, isDefault=True)
+    theirs = channel(alerts, name="theirs", type="webhook", config={"url": f"{sink.url}/tenant/theirs"},
+                     isDefault=True)
+    status, _, body = api(alerts, "POST", "/integrations",
+                          {"name": "other-default", "type": "webhook", "isDefault": True,
+                           "config": {"url": f"{sink.url}/tenant/other"}}, key=alerts["other"])
+    assert status == 201
+    other_channel = body["data"]
+    status, _, body = api(alerts, "POST", "/monitors", {"name": "tenant-a", "type": "tcp", "host": "127.0.0.1",
+                                                         "port": 9, "interval": 1, "retries": 0})
+    assert status == 201
+    monitor = body["data"]
+    status, _, body = api(alerts, "POST", "/api-keys", {"name": "tenant-a-key"})
+    assert status == 201
+    key_id = body["data"]["id"]
+
+    def snapshot() -> Any:
+        m = api(alerts, "GET", f"/monitors/{monitor['id']}")[2]["data"]
+        volatile = ("status", "lastCheckAt", "lastLatencyMs", "updatedAt")
+        return ({k: v for k, v in m.items() if k not in volatile},
+                api(alerts, "GET", f"/integrations/{mine['id']}")[2]["data"],
+                [k for k in api(alerts, "GET", "/api-keys")[2]["data"] if k["id"] == key_id])
+
+    before = snapshot()
+    mid, cid = monitor["id"], mine["id"]
+    attempts = [
+        ("GET", f"/monitors/{mid}", None), ("PATCH", f"/monitors/{mid}", {"name": "stolen", "interval": 5}),
+        ("POST", f"/monitors/{mid}/pause", None), ("POST", f"/monitors/{mid}/resume", None),
+        ("GET", f"/monitors/{mid}/history", None), ("GET", f"/monitors/{mid}/history?interval=1h", None),
+        ("GET", f"/monitors/{mid}/uptime", None), ("GET", f"/monitors/{mid}/incidents", None),
+        ("GET", f"/integrations/{cid}", None), ("PATCH", f"/integrations/{cid}", {"name": "stolen"}),
+        ("POST", f"/integrations/{cid}/test", None), ("POST", f"/integrations/{cid}/preview", {}),
+        ("GET", f"/integrations/{cid}/deliveries", None), ("DELETE", f"/integrations/{cid}", None),
+        ("DELETE", f"/api-keys/{key_id}", None), ("DELETE", f"/monitors/{mid}", None),
+    ]
+    for method, path, body in attempts:
+        status, headers, error = api(alerts, method, path, body, key=alerts["other"])
+        assert_error(status, headers, error, 404)
+        missing = path.replace(f"/{mid}", "/999999").replace(f"/{cid}", "/999999").replace(f"/{key_id}", "/999999")
+        assert api(alerts, method, missing, body, key=alerts["other"])[2] == error, path  # the same answer
+    assert snapshot() == before
+    assert sink.requests("/tenant/mine") == []  # the foreign "test" sent nothing
+
+    # The monitor goes down (nothing listens on port 9): both of this account's default
+    # channels hear it, the other account's does not.
+    wait_for(lambda: sink.bodies("/tenant/mine") and sink.bodies("/tenant/theirs"), 20, "the outage")
+    assert [b["event"] for b in sink.bodies("/tenant/mine")] == ["down"]
+    assert all(b["monitor"]["id"] == mid for b in sink.bodies("/tenant/theirs"))
+    assert sink.requests("/tenant/other") == []
+    for created, key in ((mine, None), (theirs, None), (other_channel, alerts["other"])):
+        assert api(alerts, "DELETE", f"/integrations/{created['id']}", key=key)[0] == 200
+    assert api(alerts, "DELETE", f"/monitors/{mid}")[0] == 200
