@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import msgspec
 
 from core.alerting.apprise_channel import AppriseProvider
-from core.alerting.base import ConfigError, FieldProblem, Provider, convert_config, mask_config
+from core.alerting.base import ConfigError, FieldProblem, Provider, convert_config, keep_masked, mask_config
 from core.alerting.discord import DiscordProvider
 from core.alerting.jira import JiraProvider
 from core.alerting.slack import SlackProvider
@@ -72,9 +72,8 @@ def parse_integration(data: Any, *, partial_of: Integration | None = None) -> In
             errors.append(FieldProblem("type", "cannot be changed; create a new channel"))
         config = data.get("config", {})
         if isinstance(config, dict):  # a patch of the config: sent fields replace, masked secrets keep
-            masked = mask_config(partial_of.config, partial_of.provider.secret_fields)
-            config = {**partial_of.config, **{k: v for k, v in config.items()
-                                              if not (k in masked and v == masked[k] and v != partial_of.config[k])}}
+            config = {**partial_of.config,
+                      **keep_masked(config, partial_of.config, partial_of.provider.secret_fields)}
         data = {"name": partial_of.name, "template": partial_of.template, "isDefault": partial_of.is_default,
                 "reminderInterval": partial_of.reminder_interval, **data, "type": partial_of.type, "config": config}
     name = data.get("name")

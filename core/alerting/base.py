@@ -23,7 +23,7 @@ import msgspec
 from core.models import FieldError as FieldProblem  # one field-error shape for monitors and channels
 
 __all__ = ["TIMEOUT", "ConfigError", "FieldProblem", "Provider", "SendContext", "SendResult", "check_url",
-           "mask_config", "parse_retry_after", "request_json", "scrub", "shorten"]
+           "keep_masked", "mask_config", "parse_retry_after", "request_json", "scrub", "shorten"]
 
 TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)  # every outbound call has a timeout
 RESPONSE_KEEP = 300  # characters of a provider's answer kept for the API
@@ -95,9 +95,32 @@ def _mask(value: str) -> str:
     return "****" + value[-4:] if len(value) >= 12 else "****"
 
 
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _mask(value) if value else value
+    if isinstance(value, dict):  # e.g. a webhook's headers: every value may carry a token
+        return {k: _mask_value(v) for k, v in value.items()}
+    return value
+
+
 def mask_config(config: Mapping[str, Any], secret_fields: frozenset[str]) -> dict[str, Any]:
-    """The config as the API shows it: secret values masked (never returned after creation)."""
-    return {k: (_mask(v) if k in secret_fields and isinstance(v, str) and v else v) for k, v in config.items()}
+    """The config as the API shows it: secret values masked (never returned after creation);
+    a secret field that is an object has each of its values masked."""
+    return {k: (_mask_value(v) if k in secret_fields else v) for k, v in config.items()}
+
+
+def keep_masked(sent: Mapping[str, Any], stored: Mapping[str, Any], secret_fields: frozenset[str]) -> dict[str, Any]:
+    """A config patch with every masked value sent back replaced by the stored secret it
+    masks (a client that read a channel and sends its config back changes no secret)."""
+    out = dict(sent)
+    for name in secret_fields & sent.keys() & stored.keys():
+        new, old = sent[name], stored[name]
+        if isinstance(new, dict) and isinstance(old, dict):
+            out[name] = {k: (old[k] if k in old and v != old[k] and v == _mask_value(old[k]) else v)
+                         for k, v in new.items()}
+        elif new != old and new == _mask_value(old):
+            out[name] = old
+    return out
 
 
 def scrub(text: str, config: Mapping[str, Any], secret_fields: frozenset[str]) -> str:
@@ -105,8 +128,9 @@ def scrub(text: str, config: Mapping[str, Any], secret_fields: frozenset[str]) -
     text = text[:RESPONSE_KEEP * 2]
     for name in secret_fields:
         value = config.get(name)
-        if isinstance(value, str) and len(value) >= 4:
-            text = text.replace(value, "****")
+        for secret in value.values() if isinstance(value, dict) else (value,):
+            if isinstance(secret, str) and len(secret) >= 4:
+                text = text.replace(secret, "****")
     return text[:RESPONSE_KEEP]
 
 

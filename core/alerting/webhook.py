@@ -41,7 +41,8 @@ class WebhookProvider:
     type: ClassVar[str] = "webhook"
     Config: ClassVar[type[msgspec.Struct]] = WebhookConfig
     # The URL too: like Slack's and Discord's, a webhook URL often is the credential.
-    secret_fields: ClassVar[frozenset[str]] = frozenset({"url", "secret"})
+    #: ``headers`` too: a receiver's Authorization header is as secret as the signing key.
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"url", "secret", "headers"})
     parallel: ClassVar[int] = 8  # concurrent requests per channel: a webhook is ours to scale
     default_template: ClassVar[str] = (
         "{% if is_test %}Test message from xuptime{% elif event == 'up' %}{{ monitor.name }} is up again after "

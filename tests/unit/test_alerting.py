@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -73,3 +75,59 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     now = time.time()
     date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now + 30))
     assert 28 <= (parse_retry_after(date, now) or 0) <= 31
+
+
+#: The secret fields of each channel type, from the contract (DESIGN.md section 5: webhook
+#: URLs, tokens, passwords, signing secrets, Apprise URLs; a webhook's headers carry tokens
+#: too), and a valid config whose every secret holds a value that must never be shown.
+_CONTRACT: dict[str, tuple[set[str], dict[str, Any]]] = {
+    "slack": ({"webhookUrl"}, {"webhookUrl": "https://hooks.slack.com/services/T0/B0/S1slack"}),
+    "discord": ({"webhookUrl"}, {"webhookUrl": "https://discord.com/api/webhooks/1/S2discord"}),
+    "jira": ({"apiToken"}, {"siteUrl": "https://acme.atlassian.net", "email": "ops@acme.test",
+                            "apiToken": "S3jiratoken", "projectKey": "OPS"}),
+    "twitter": ({"bearerToken"}, {"handle": "acme", "bearerToken": "S4twittertoken"}),
+    "webhook": ({"url", "secret", "headers"}, {"url": "https://hooks.acme.test/S5path", "secret": "S6signing",
+                                               "headers": {"Authorization": "Bearer S7header", "X-Team": "S8team"}}),
+    "email": ({"password"}, {"host": "smtp.acme.test", "port": 587, "username": "ops", "password": "S9password",
+                             "from": "xuptime@acme.test", "to": "ops@acme.test"}),
+    "apprise": ({"url"}, {"url": "json://127.0.0.1/S10apprise"}),
+}
+
+
+def _secrets(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _secrets(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_every_providers_secrets_are_declared_masked_kept_and_scrubbed() -> None:
+    """Driven by the contract, not by what each provider declares: a provider that forgets a
+    secret field fails here."""
+    from core.alerting import PROVIDERS, integration_wire, parse_integration
+
+    assert set(PROVIDERS) == set(_CONTRACT)
+    for kind, (fields, config) in _CONTRACT.items():
+        provider = PROVIDERS[kind]
+        assert fields <= provider.secret_fields, kind
+        created = parse_integration({"name": kind, "type": kind, "config": config})
+        secrets = [s for name in fields for s in _secrets(config[name])]
+        wire = json.dumps(integration_wire(created))
+        assert not [s for s in secrets if s in wire], (kind, wire)
+        assert not [s for s in secrets if len(s) > 8 and s[:-4] in wire], (kind, wire)  # no long part either
+        # Sending the masked config back (a read-modify-write client) keeps every secret.
+        shown = integration_wire(created)["config"]
+        patched = parse_integration({"name": "renamed", "config": shown}, partial_of=created)
+        assert patched.config == created.config, kind
+        # A provider's answer that echoes a secret is scrubbed before it is kept.
+        answer = "refused: " + " ".join(secrets)
+        assert not [s for s in secrets if s in scrub(answer, created.config, provider.secret_fields)], kind
+
+
+def test_one_changed_header_keeps_the_other_masked_headers() -> None:
+    from core.alerting import integration_wire, parse_integration
+
+    created = parse_integration({"name": "hook", "type": "webhook", "config": _CONTRACT["webhook"][1]})
+    shown = integration_wire(created)["config"]
+    headers = {**shown["headers"], "X-Team": "new team"}
+    patched = parse_integration({"config": {"headers": headers}}, partial_of=created)
+    assert patched.config["headers"] == {"Authorization": "Bearer S7header", "X-Team": "new team"}
