@@ -115,15 +115,16 @@ def test_pagination_walk_with_concurrent_inserts_and_deletes_and_isolation(api: 
         assert status == 200, body
         assert body["pagination"]["limit"] == 5 and len(body["data"]) <= 5
         seen += [m["id"] for m in body["data"]]
-        if step == 0:  # while walking: one deleted ahead of us, one added at the end
+        if step == 0:  # while walking: one deleted ahead of us, the one under the cursor, one added
             cli(data_dir, "monitors", "remove", str(deleted))
+            cli(data_dir, "monitors", "remove", str(body["data"][-1]["id"]))  # the cursor points at it
             added.append(add(data_dir, "late", "--url", "http://127.0.0.1:9/late", "--tag", "walk"))
         cursor = body["pagination"]["nextCursor"]
         if cursor is None:
             break
-    survivors = [i for i in ids if i != deleted]
+    survivors = [i for i in ids if i != deleted]  # (ids[4], under the cursor, was seen before it went)
     assert [i for i in seen if i in survivors] == survivors  # none skipped, none repeated, in order
-    assert len(seen) == len(set(seen)) and deleted not in seen
+    assert len(seen) == len(set(seen)) and deleted not in seen and added[0] in seen
 
     status, _, body = call(f"{url}/api/v1/monitors?tag=walk", headers={"X-API-Key": api["other"]})
     assert status == 200 and body["data"] == [] and body["pagination"]["total"] == 0  # another account's
