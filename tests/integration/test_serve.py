@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def sql(data_dir: Path, query: str) -> list[list[Any]]:
     on the file), in this process: polling with a new CLI process each time cost seconds."""
     from core.cli import _run
 
-    return _run(data_dir, "sql", {"sql": query})["rows"]
+    return json.loads(json.dumps(_run(data_dir, "sql", {"sql": query})["rows"], default=str))  # as the CLI prints
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
@@ -241,25 +242,49 @@ def test_worker_kill9_is_survived(data_dir: Path, target: str) -> None:
 
 
 def test_main_kill9_then_restart_keeps_monitors_and_results(data_dir: Path, target: str) -> None:
+    """After a ``kill -9`` of the main process everything older than the flush interval is
+    there as it was: monitors with their statuses and times, incidents, the outbox, results."""
     ids = [add(data_dir, f"m{i}", "--url", f"{target}/k{i}", "--interval", "1") for i in range(3)]
+    failing = add(data_dir, "failing", "--url", f"{target}/fail", "--interval", "1")
     server = Serve(data_dir)
+    key = cli(data_dir, "keys", "create").stdout.splitlines()[-1]
+    request = urllib.request.Request(  # a default channel nobody answers: its outbox rows stay
+        f"{server.url}/api/v1/integrations", method="POST", headers={"X-API-Key": key,
+                                                                      "Content-Type": "application/json"},
+        data=json.dumps({"name": "void", "type": "webhook", "isDefault": True,
+                         "config": {"url": f"http://127.0.0.1:{closed_port()}/hook"}}).encode())
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
     workers = [w["pid"] for w in server.status()["workers"]]
-    wait_for(lambda: sum(counts(data_dir).values()) >= 6, 15, "results")
+    wait_for(lambda: sum(counts(data_dir).values()) >= 8, 15, "results")
+    wait_for(lambda: sql(data_dir, "SELECT count(*) FROM outbox")[0][0] >= 1, 15, "the outage in the outbox")
+
+    def state() -> tuple[Any, ...]:
+        return (sql(data_dir, "SELECT id, status, status_since FROM monitors ORDER BY id"),
+                sql(data_dir, "SELECT id, monitor_id, started_at, resolved_at, cause FROM incidents ORDER BY id"),
+                sql(data_dir, "SELECT id, integration_id, monitor_id, incident_id, event, dedupe_key FROM outbox"
+                              " ORDER BY id"))
+
+    before = state()
+    assert [row[1] for row in before[0]] == ["up", "up", "up", "down"]
+    assert [(row[1], row[3]) for row in before[1]] == [(failing, None)]
     seen = sum(counts(data_dir).values())
-    time.sleep(1.5)  # everything counted above is older than the flush interval now
+    time.sleep(1.5)  # everything read above is older than the flush interval now
     server.proc.send_signal(signal.SIGKILL)  # only the main process
     server.proc.wait(10)
     wait_for(lambda: not any(pid_alive(p) for p in workers), 10, "orphaned workers to exit")
     server.log.close()
 
     listed = json.loads(cli(data_dir, "monitors", "list", "--json").stdout)  # stopped: direct, read-only
-    assert sorted(m["id"] for m in listed) == ids
+    assert sorted(m["id"] for m in listed) == [*ids, failing]
     assert sum(counts(data_dir).values()) >= seen
+    assert state() == before
 
     again = Serve(data_dir)
     try:
         after = sum(counts(data_dir).values())
         wait_for(lambda: sum(counts(data_dir).values()) >= after + 3, 15, "results after the restart")
+        assert state()[1] == before[1]  # the same open incident, not a second one
     finally:
         assert again.stop() == 0
 
