@@ -8,6 +8,7 @@ a stopped data dir.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -120,7 +121,11 @@ class Serve:
             [sys.executable, "-m", "core.cli", "serve", "--data-dir", str(data_dir), "--workers", str(workers),
              "--port", str(self.port), *extra],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(self._ready, 30, "the server to answer")
+        try:
+            wait_for(self._ready, 30, "the server to answer")
+        except BaseException:
+            self.kill_everything()  # never leave a server (and its workers) behind
+            raise
 
     def _ready(self) -> bool:
         from core.cli import CommandError, ServerNotRunning, control_request
@@ -145,15 +150,23 @@ class Serve:
         return Path(self.log.name).read_text()
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Stop the server with ``sig`` and return its exit code; one that does not exit in
+        ``timeout`` is killed with its workers, and the test fails."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        code = self.proc.wait(timeout)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_everything()
+            raise AssertionError(f"serve did not exit within {timeout} s of signal {sig}") from None
         self.log.close()
         return code
 
     def kill_everything(self) -> None:
-        if self.proc.poll() is None:
+        """SIGKILL the server's whole process group (its workers too), whatever state it is in."""
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
         self.log.close()
 
