@@ -532,6 +532,9 @@ class Server:
                 stats["latenessHistogram"] = histogram.tolist()
             stats["rowsWritten"] = self.rows_written
             stats["rollupUptoUs"] = store.rollup_upto_us  # exclusive end of the rolled-up hours
+            if self.app is not None:
+                cache = self.app.state.history_cache
+                stats["historyCache"] = {"hits": cache.hits, "computed": cache.computed}
             return stats
         raise ValueError(f"unknown operation {op!r}")
 

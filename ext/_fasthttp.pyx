@@ -202,7 +202,7 @@ cdef class HttpEngine:
     first); one that turns out dead before any response byte is replaced once by a fresh
     one, as in the general checker. At most ``max_idle`` idle connections are kept over all
     origins (the longest idle is closed first). Every socket closes with an RST
-    (``SO_LINGER`` 0).
+    (``SO_LINGER`` 0) unless ``close_with_reset`` is off.
 
     Results: each check appends one row to ``buffer`` (``ts`` = its wall-clock start,
     latency, status, error, connect and first-byte times; DNS and TLS are not measured).
@@ -255,6 +255,9 @@ cdef class HttpEngine:
         int64_t _latency_sum  # µs, of the checks recorded since the last take_latency()
         #: Checks in flight on this path at most; the rest of the due ones wait in a FIFO.
         public Py_ssize_t limit
+        #: Close sockets with an RST (``SO_LINGER`` 0: no TIME_WAIT at any rate), else with an
+        #: ordinary FIN, as browsers and wrk do (set before checks start).
+        public bint close_with_reset
         int32_t *_queue     # Mon slots, FIFO in [_qhead, _qtail); stale entries are skipped
         Py_ssize_t _qhead
         Py_ssize_t _qtail
@@ -287,6 +290,7 @@ cdef class HttpEngine:
         self._free_mon = -1
         self.limit = 256
         self.max_idle = 4096
+        self.close_with_reset = True
         self._lru_head = self._lru_tail = -1
         self._origin_ns = mono_ns()
 
@@ -596,9 +600,10 @@ cdef class HttpEngine:
         if fd < 0:
             self._os_failure(s, errno)
             return -1
-        lg.l_onoff = 1
-        lg.l_linger = 0
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg))
+        if self.close_with_reset:
+            lg.l_onoff = 1
+            lg.l_linger = 0
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg))
         if fd >= self._nconns and not self._grow_conns(fd + 1):
             close(fd)
             raise MemoryError()

@@ -174,6 +174,8 @@ class Scheduler:
             self.fast.limit = self.limit
             # Idle sockets count against the same open-file budget as checks in flight.
             self.fast.max_idle = max(64, max_inflight // 4)
+            # XUPTIME_CLOSE=fin: close with a FIN as wrk does (bench.engine measures both ways).
+            self.fast.close_with_reset = os.environ.get("XUPTIME_CLOSE", "rst") != "fin"
         #: Compiled-path origins: (host, port, account) -> engine origin index, and how many monitors use
         #: each. Origins given by a host name are looked up when first used and every
         #: ``RESOLVE_EVERY`` seconds after, from a queue of (when, origin), at most
