@@ -8,9 +8,10 @@ the whole check including redirects. Phases are those of the last hop.
 
 Connections: by default one per check, closed with an RST (``SO_LINGER`` 0) so that many
 checks per second leave no TIME_WAIT sockets behind. With ``keepAlive`` the connection goes
-back to a pool per origin (host, port, TLS, verification) shared by that origin's keep-alive
-monitors, and is reused while the server allows; a reused connection that turns out dead
-before any response byte is replaced once by a fresh one (not counted as a failure).
+back to a pool per origin (account, host, port, TLS, verification) shared by that account's
+keep-alive monitors of the origin, and is reused while the server allows and nothing unread
+waits on it; a reused connection that turns out dead before any response byte is replaced
+once by a fresh one (not counted as a failure).
 
 Limits: response headers 64 KiB in total, interim (1xx) responses included (``bad_response``
 beyond); the body is read up to ``maxBodyBytes`` and the keyword searched in that prefix; a
