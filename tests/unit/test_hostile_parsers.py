@@ -8,6 +8,7 @@ general checker's outcome: ok, status, error code and text.
 from __future__ import annotations
 
 from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from tests.hostile import Case, CompiledJudge, judge_general, responses
 
@@ -85,3 +86,23 @@ def test_fuzz_findings_and_seeds_stay_agreed() -> None:
     for path in files:
         case = decode(path.read_bytes())
         assert _judge(case) == judge_general(case), path.name
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(noise=st.binary(max_size=300), prefix=st.sampled_from([b"", b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 "]),
+       end=st.sampled_from(["none", "fin", "rst"]), cuts=st.lists(st.integers(0, 320), max_size=4))
+def test_random_bytes_get_one_verdict_and_never_ok(noise: bytes, prefix: bytes, end: str, cuts: list[int]) -> None:
+    """Arbitrary bytes (after nothing, a status line, or half of one): the same outcome from
+    both paths, and never a passing check (random bytes are no complete response)."""
+    payload = prefix + noise
+    points = sorted({min(c, len(payload)) for c in cuts} | {len(payload)})
+    pieces, last = [], 0
+    for at in points:
+        if at > last:
+            pieces.append(payload[last:at])
+            last = at
+    case = Case(pieces, end, False, 0, why="random bytes")
+    general = judge_general(case)
+    assert _judge(case) == general, (payload, end)
+    if b"\r\n\r\n" not in payload:  # no head ended: nothing could have passed
+        assert not general[0], (payload, end)
