@@ -12,6 +12,9 @@ from posix.unistd cimport close
 from ext._buffer cimport ResultBuffer
 
 
+cdef extern from "<errno.h>":
+    int ECONNRESET, ECONNREFUSED, EPIPE, ESHUTDOWN, ENETUNREACH, EHOSTUNREACH
+
 cdef extern from "<string.h>":
     void *memmem(const void *haystack, size_t haystacklen, const void *needle, size_t needlelen) nogil
 
@@ -48,7 +51,11 @@ cdef extern from "<sys/epoll.h>":
 
 # Error codes of ``core.models.ErrorCode`` (a test checks they agree).
 DEF E_TIMEOUT = 1
+DEF E_REFUSED = 3
+DEF E_RESET = 4
 DEF E_STATUS = 7
+DEF E_CONNECT = 10
+DEF E_UNREACHABLE = 11
 DEF E_CLOSED = 12
 
 DEF C_FREE = 0
@@ -57,7 +64,22 @@ DEF C_BUSY = 2
 DEF C_IDLE = 3
 
 #: The same codes by name, for the test that compares them with ``ErrorCode``.
-CODES = {"TIMEOUT": E_TIMEOUT, "STATUS": E_STATUS, "CLOSED": E_CLOSED}
+CODES = {"TIMEOUT": E_TIMEOUT, "REFUSED": E_REFUSED, "RESET": E_RESET, "STATUS": E_STATUS, "CONNECT": E_CONNECT,
+         "UNREACHABLE": E_UNREACHABLE, "CLOSED": E_CLOSED}
+
+
+def classify_errno(int err) -> tuple:
+    """``(error code, message)`` of a failed connect, send or receive (``err`` 0: the peer
+    reset the connection), worded as the general checker words them
+    (``core.checkers.base.classify_os_error``; a test holds the two together, since this
+    compiled leaf imports nothing from ``core``)."""
+    if err == 0 or err == ECONNRESET or err == EPIPE or err == ESHUTDOWN:
+        return E_RESET, "connection reset by peer"
+    if err == ECONNREFUSED:
+        return E_REFUSED, "connection refused"
+    if err == ENETUNREACH or err == EHOSTUNREACH:
+        return E_UNREACHABLE, "unreachable: " + strerror(err).decode()
+    return E_CONNECT, "connect: " + strerror(err).decode()
 
 DEF MAX_HEAD = 65536
 DEF READ_SIZE = 65536
@@ -97,6 +119,7 @@ cdef struct Mon:
     uint8_t retried
     uint8_t queued        # waiting in ``_queue`` for a free in-flight place
     int64_t interval_ms
+    int64_t phase_ms      # its offset inside the interval (the scheduler's ``phase_offset``)
     int64_t due_ms        # (while queued) when it was due, on the scheduler's clock
     const char *req
     int32_t req_len
@@ -360,8 +383,9 @@ cdef class HttpEngine:
 
     def add(self, int64_t monitor_id, int origin, bytes request not None, bytes expected not None,
             str expected_text not None, double timeout_s, bint keep_alive, bint head_only, bint follow,
-            int64_t max_body, int64_t interval_ms=1000) -> None:
-        """Register (or replace) a monitor; a replaced one's check in flight is dropped."""
+            int64_t max_body, int64_t interval_ms=1000, int64_t phase_ms=0) -> None:
+        """Register (or replace) a monitor; a replaced one's check in flight is dropped.
+        ``phase_ms``: where in each interval it is due (lateness is counted from there)."""
         cdef int32_t slot
         cdef Mon *m
         if len(expected) != 1000 or not 0 <= origin < self._norigins:
@@ -396,6 +420,7 @@ cdef class HttpEngine:
         m.timeout_ns = <int64_t>(timeout_s * 1e9)
         m.timeout_s = timeout_s
         m.interval_ms = interval_ms if interval_ms > 0 else 1
+        m.phase_ms = phase_ms % m.interval_ms
         self._slots[monitor_id] = slot
 
     def remove(self, int64_t monitor_id) -> None:
@@ -459,7 +484,7 @@ cdef class HttpEngine:
         cdef list rest = []
         cdef int32_t s
         cdef Mon *m
-        cdef int64_t mid, late
+        cdef int64_t late
         cdef Py_ssize_t buckets = self._lateness.shape[0] if self._lateness is not None else 0
         for item in due:
             slot = self._slots.get(item)
@@ -474,9 +499,8 @@ cdef class HttpEngine:
             if m.pos >= 0 or m.queued or item in busy or item in waiting:
                 self.skipped_overlap += 1
                 continue
-            mid = m.mid
-            # When it was due: the latest time at its phase (see phase_offset()), as in Python.
-            late = (now_ms - (mid * 2654435761) % m.interval_ms) % m.interval_ms
+            # When it was due: the latest time at its phase.
+            late = (now_ms - m.phase_ms) % m.interval_ms
             if late < 0:
                 late += m.interval_ms
             m.due_ms = now_ms - late
@@ -925,10 +949,8 @@ cdef class HttpEngine:
         return 0
 
     cdef int _os_failure(self, int32_t s, int err, int status=0) except -1:
-        from core.checkers.base import classify_os_error
-        exc = OSError(err, strerror(err).decode()) if err else ConnectionResetError(104, "Connection reset")
-        code, message = classify_os_error(exc)
-        self._record(s, False, status, int(code), message)
+        code, message = classify_errno(err)
+        self._record(s, False, status, code, message)
         return 0
 
     cdef int _fail_conn(self, int32_t fd, int code, str message) except -1:

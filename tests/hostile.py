@@ -18,7 +18,7 @@ real sockets.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
@@ -40,7 +40,6 @@ class Case:
     status: int  # its final status, when valid
     head_only: bool = False  # the request was HEAD
     why: str = ""  # the mutation, for failure messages
-    keep: dict[str, Any] = field(default_factory=dict)
 
     @property
     def payload(self) -> bytes:

@@ -235,7 +235,7 @@ class Scheduler:
         self._origin_users[key] = self._origin_users.get(key, 0) + 1
         m = entry.monitor
         self.fast.add(m.id, origin, request, table, expected, entry.timeout, keep_alive, head, follow, max_body,
-                      entry.interval_ms)
+                      entry.interval_ms, phase_offset(m.id, entry.interval_ms))
         self.fast.set_quiet(m.id, entry.state.status == "up" and not entry.state.failures)
         entry.compiled, entry.origin = True, key
 
@@ -415,7 +415,7 @@ class Scheduler:
             if entry is None:
                 continue
             interval_ms = entry.interval_ms
-            due_ms = now - (now - mid * 2654435761) % interval_ms  # see phase_offset()
+            due_ms = now - (now - phase_offset(mid, interval_ms)) % interval_ms
             if len(inflight) < self._general_room():
                 self._start(mid, entry, due_ms, now)
             else:

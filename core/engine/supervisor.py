@@ -24,6 +24,7 @@ import numpy as np
 from core.engine.scheduler import LATENESS_BUCKETS
 from core.engine.transport import (
     Bye,
+    Channel,
     Delete,
     Hello,
     Push,
@@ -47,7 +48,7 @@ class _WorkerHandle:
     def __init__(self, shard: int) -> None:
         self.shard = shard
         self.proc: asyncio.subprocess.Process | None = None
-        self.channel: StreamChannel | None = None
+        self.channel: Channel | None = None
         self.ready = False
         self.stats: Stats | None = None
         self.restarts = 0

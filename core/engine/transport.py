@@ -22,8 +22,8 @@ from core.models import Monitor, Transition
 from ext import COLUMNS, DTYPES
 
 __all__ = [
-    "PROTOCOL_VERSION", "Bye", "Channel", "Delete", "Frame", "Hello", "Push", "Results", "Shutdown", "Stats",
-    "StreamChannel", "Upsert", "batch_from_frame", "frame_from_batch",
+    "PROTOCOL_VERSION", "AnyFrame", "Bye", "Channel", "Delete", "Frame", "Hello", "Push", "Results", "Shutdown",
+    "Stats", "StreamChannel", "Upsert", "batch_from_frame", "frame_from_batch",
 ]
 
 PROTOCOL_VERSION = 1
@@ -115,10 +115,33 @@ def batch_from_frame(frame: Results) -> dict[str, Any]:
 
 
 class Channel(Protocol):
-    async def send(self, frame: Frame) -> None: ...
-    async def recv(self) -> Frame | None: ...
-    def buffered(self) -> int: ...
-    def close(self) -> None: ...
+    """What the worker and the supervisor use of a transport, all of it: a NATS JetStream
+    channel carrying the same frames must be able to stand in without touching either. How a
+    channel is made (a socket pair here, a connection and subjects there) is the caller's."""
+
+    async def send(self, frame: Frame) -> None:
+        """Write a frame and wait while the peer is behind (back-pressure)."""
+        ...
+
+    def send_nowait(self, frame: Frame) -> None:
+        """Write a frame without waiting (from callbacks); ``buffered`` says how much waits."""
+        ...
+
+    async def recv(self) -> Frame | None:
+        """The next frame, or None once the peer is gone."""
+        ...
+
+    def buffered(self) -> int:
+        """Bytes written but not yet delivered."""
+        ...
+
+    def close(self) -> None:
+        """Close at once; what is buffered may be lost."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close after everything written so far has been delivered."""
+        ...
 
 
 class StreamChannel:

@@ -27,6 +27,7 @@ import uvloop
 from core.engine.scheduler import Scheduler
 from core.engine.transport import (
     Bye,
+    Channel,
     Delete,
     Hello,
     Push,
@@ -64,7 +65,7 @@ def rss_bytes() -> int:
 
 
 class Worker:
-    def __init__(self, channel: StreamChannel, shard: int, shards: int, max_inflight: int) -> None:
+    def __init__(self, channel: Channel, shard: int, shards: int, max_inflight: int) -> None:
         self.channel = channel
         self.shard = shard
         self.shards = shards

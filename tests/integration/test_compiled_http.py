@@ -172,6 +172,21 @@ def test_error_codes_agree_with_the_models() -> None:
     assert {name: int(ErrorCode[name]) for name in CODES} == CODES
 
 
+def test_socket_errors_are_worded_as_the_general_checker_words_them() -> None:
+    """The compiled leaf imports nothing from ``core``: its own words for every errno must be
+    the general checker's (``classify_os_error``)."""
+    import errno
+    import os
+
+    from core.checkers.base import classify_os_error
+    from ext._fasthttp import classify_errno
+
+    for err in range(0, 134):
+        exc = OSError(err, os.strerror(err)) if err else ConnectionResetError(errno.ECONNRESET, "reset")
+        code, message = classify_os_error(exc)
+        assert classify_errno(err) == (int(code), message), err
+
+
 def test_engine_queue_overlap_removal_and_lateness() -> None:
     """``HttpEngine`` on its own: the in-flight limit queues (FIFO), a monitor still running
     or waiting is skipped, a removed one leaves no row, and lateness is counted per start."""
