@@ -631,15 +631,7 @@ cdef class HttpEngine:
         if fd >= self._nconns and not self._grow_conns(fd + 1):
             close(fd)
             raise MemoryError()
-        cdef Conn *c = &self._conns[fd]
-        c.gen += 1
-        c.state = C_CONNECTING
-        c.reused = c.in_body = c.close_after = 0
-        c.mon = s
-        c.origin = m.origin
-        c.idle_prev = c.idle_next = -1
-        c.sent = 0
-        c.head_len = 0
+        cdef Conn *c = self._conn_begin(fd, s, C_CONNECTING)
         m.connect_ns = mono_ns()
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
         ev.data.u64 = (<uint64_t>c.gen << 32) | <uint32_t>fd
@@ -652,6 +644,22 @@ cdef class HttpEngine:
             self._os_failure(s, err)
             return -1
         return fd
+
+    cdef Conn *_conn_begin(self, int32_t fd, int32_t s, uint8_t state) noexcept:
+        """A new socket ``fd`` for check ``s``: a new generation (events of the socket that
+        had this fd before are ignored), nothing sent or received yet."""
+        cdef Conn *c = &self._conns[fd]
+        c.gen += 1
+        c.state = state
+        c.reused = c.in_body = c.close_after = 0
+        c.mon = s
+        c.origin = self._mons[s].origin
+        c.idle_prev = c.idle_next = -1
+        c.sent = 0
+        c.status = 0
+        c.body_left = c.body_seen = 0
+        c.head_len = 0
+        return c
 
     cdef int _send(self, int32_t fd) except -1:
         cdef Conn *c = &self._conns[fd]
@@ -1045,16 +1053,8 @@ cdef class HttpEngine:
         self._flight[self._nflight] = s
         m.pos = self._nflight
         self._nflight += 1
-        c.gen += 1
-        c.state = C_BUSY
-        c.reused = c.in_body = c.close_after = 0
-        c.mon = s
-        c.origin = m.origin
-        c.idle_prev = c.idle_next = -1
-        c.sent = m.req_len
-        c.status = 0
-        c.body_left = c.body_seen = 0
-        c.head_len = 0
+        c = self._conn_begin(fd, s, C_BUSY)
+        c.sent = m.req_len  # as if the request were written
         m.fd = fd
         for piece in pieces:
             if m.fd != fd or c.state != C_BUSY:
