@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar import Litestar, Request, Router, get
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -29,6 +30,7 @@ from api.openapi import add_request_bodies
 from api.push import push_heartbeat
 from api.quota import Quota
 from api.schemas import ERROR_RESPONSES, QUOTA_HEADERS
+from core.services import MonitorService
 
 __all__ = ["create_app"]
 
@@ -98,9 +100,19 @@ class _SwaggerUI(SwaggerRenderPlugin):
         return super().render(request, add_request_bodies(openapi_schema))
 
 
+def _configure_dependencies(server: Any) -> dict[str, Provide]:
+    """The services, injected into handlers by name (``monitors: MonitorService``)."""
+
+    def monitors() -> MonitorService:
+        return server.services.monitors
+
+    return {"monitors": Provide(monitors, sync_to_thread=False)}
+
+
 def create_app(server: Any) -> Litestar:
     return Litestar(
         route_handlers=[healthz, docs_redirect, openapi_document, push_heartbeat, metrics, _configure_api_v1()],
+        dependencies=_configure_dependencies(server),
         exception_handlers=exception_handlers,
         request_max_body_size=MAX_BODY,
         state=State({"server": server, "api_keys": {}, "quota": Quota(), "history_cache": AnswerCache(),

@@ -14,6 +14,10 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 
+from core.services import Conflict as ServiceConflict
+from core.services import Invalid, ServiceError
+from core.services import NotFound as ServiceNotFound
+
 __all__ = ["ApiError", "BadRequest", "NotFound", "TooManyRequests", "error_response", "exception_handlers"]
 
 log = logging.getLogger("xuptime.api")
@@ -70,6 +74,11 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """The only place that builds error bodies (quota headers are added by a before_send hook)."""
     if isinstance(exc, ApiError):
         return error_response(exc.status_code, exc.reason, exc.errors, exc.headers)
+    if isinstance(exc, ServiceError):  # the services' refusals, in the API's words
+        status = 404 if isinstance(exc, ServiceNotFound) else 409 if isinstance(exc, ServiceConflict) else 400
+        assert status != 400 or isinstance(exc, Invalid)
+        errors = [{"field": e.field, "message": e.message} for e in exc.errors] if exc.errors is not None else None
+        return error_response(status, exc.reason, errors)
     if isinstance(exc, NotAuthorizedException):
         return error_response(401, _REASONS[401])
     if isinstance(exc, ValidationException):

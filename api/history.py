@@ -28,8 +28,9 @@ import numpy as np
 from litestar import MediaType, Request, Response, get
 
 from api.errors import BadRequest
-from api.monitors import decode_cursor, encode_cursor, iso_us, parse_limit, require_owned
+from api.monitors import decode_cursor, encode_cursor, iso_us, parse_limit
 from api.schemas import ERROR_RESPONSES
+from core.services import MonitorService
 
 __all__ = ["AnswerCache", "HourJson", "monitor_history", "monitor_uptime"]
 
@@ -170,7 +171,8 @@ def parse_time(field: str, raw: str | None) -> int | None:
 
 @get("/monitors/{monitor_id:int}/history", operation_id="getMonitorHistory", tags=["history"],
      responses=ERROR_RESPONSES)
-async def monitor_history(request: Request[int, Any, Any], monitor_id: int) -> Response[dict[str, Any]]:
+async def monitor_history(request: Request[int, Any, Any], monitors: MonitorService,
+                          monitor_id: int) -> Response[dict[str, Any]]:
     """Checks or time buckets of one monitor, newest first."""
     params = request.query_params
     interval = params.get("interval", "raw")
@@ -185,7 +187,7 @@ async def monitor_history(request: Request[int, Any, Any], monitor_id: int) -> R
         raise BadRequest("Invalid history query", errors)
     cursor = params.get("cursor")
     before = decode_cursor(cursor) if cursor else None
-    require_owned(request, monitor_id)
+    monitors.require(request.user, monitor_id)
     server = request.app.state.server
     cache: AnswerCache = request.app.state.history_cache
     key = (monitor_id, interval, start, end, before, limit)
@@ -229,7 +231,8 @@ async def _history(server: Any, monitor_id: int, interval: str, start: int | Non
 
 
 @get("/monitors/{monitor_id:int}/uptime", operation_id="getMonitorUptime", tags=["history"], responses=ERROR_RESPONSES)
-async def monitor_uptime(request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+async def monitor_uptime(request: Request[int, Any, Any], monitors: MonitorService,
+                         monitor_id: int) -> dict[str, Any]:
     """Uptime ratio, check count and downtime per window (default 24h,7d,30d)."""
     raw = request.query_params.get("windows") or "24h,7d,30d"
     windows = []
@@ -241,7 +244,7 @@ async def monitor_uptime(request: Request[int, Any, Any], monitor_id: int) -> di
         windows.append((label, int(match.group(1)) * _UNIT_S[match.group(2)]))
     if not windows or len(windows) > 10:
         raise BadRequest("Invalid windows", [{"field": "windows", "message": "give 1 to 10 windows"}])
-    require_owned(request, monitor_id)
+    monitors.require(request.user, monitor_id)
     server = request.app.state.server
     data = await server.read(server.store.uptime, monitor_id, windows, time.time_ns() // 1000)
     return {"data": data}

@@ -6,8 +6,9 @@ from typing import Any
 
 from litestar import Request, get
 
-from api.monitors import decode_cursor, encode_cursor, parse_limit, require_owned
+from api.monitors import decode_cursor, encode_cursor, parse_limit
 from api.schemas import ERROR_RESPONSES
+from core.services import MonitorService
 
 __all__ = ["list_incidents", "list_monitor_incidents"]
 
@@ -31,7 +32,8 @@ async def list_incidents(request: Request[int, Any, Any]) -> dict[str, Any]:
 
 @get("/monitors/{monitor_id:int}/incidents", operation_id="listMonitorIncidents", tags=["incidents"],
      responses=ERROR_RESPONSES)
-async def list_monitor_incidents(request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+async def list_monitor_incidents(request: Request[int, Any, Any], monitors: MonitorService,
+                                 monitor_id: int) -> dict[str, Any]:
     """One monitor's incidents, newest first."""
-    require_owned(request, monitor_id)
+    monitors.require(request.user, monitor_id)
     return await _page(request, monitor_id)

@@ -1,7 +1,8 @@
 """``/api/v1/monitors``: list (keyset pagination), create, read, update, delete, pause, resume.
 
-Changes go through the server (store first, in a transaction, then the owning worker), the
-same path the CLI takes. Another account's monitor is a 404, never a 403.
+Every handler parses, calls one method of the injected ``MonitorService`` (the door the CLI
+takes too), and encodes the answer in camelCase. Another account's monitor is a 404, never a
+403; the service decides that, and validation, once for every face.
 """
 
 from __future__ import annotations
@@ -15,19 +16,12 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 
-from api.errors import ApiError, BadRequest, Conflict, NotFound
+from api.errors import ApiError, BadRequest
 from api.schemas import ERROR_RESPONSES
-from core.models import (
-    KINDS,
-    STATUSES,
-    Monitor,
-    MonitorValidationError,
-    monitor_to_wire,
-    parse_monitor,
-    private_target,
-)
+from core.models import KINDS, STATUSES, Monitor, monitor_to_wire
+from core.services import MonitorService
 
-__all__ = ["MonitorController", "decode_cursor", "encode_cursor", "json_body", "owned_monitor", "parse_limit"]
+__all__ = ["MonitorController", "decode_cursor", "encode_cursor", "json_body", "parse_limit"]
 
 
 class UnsupportedMediaType(ApiError):
@@ -45,40 +39,6 @@ async def json_body(request: Request[Any, Any, Any]) -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise BadRequest("Body is not valid JSON", [{"field": "body", "message": str(exc)}]) from None
-
-
-def _validated(data: Any, current: Monitor | None = None) -> Monitor:
-    try:
-        return parse_monitor(data, partial_of=current)
-    except MonitorValidationError as exc:
-        raise BadRequest("Invalid monitor", [{"field": e.field, "message": e.message} for e in exc.errors]) from None
-
-
-def check_monitor_integrations(request: Request[int, Any, Any], ids: list[int]) -> None:
-    """A monitor may only name its own account's channels (another account's is unknown)."""
-    channels = request.app.state.server.integrations
-    unknown = [i for i in ids if (c := channels.get(i)) is None or c.account_id != request.user]
-    if unknown:
-        raise BadRequest("Invalid monitor", [{"field": "integrations",
-                                              "message": f"no such integration: {', '.join(map(str, unknown))}"}])
-
-
-def check_private_target(request: Request[int, Any, Any], monitor: Monitor) -> None:
-    """With ``serve --deny-private-targets``, a target written as a private address is a 400
-    (one that only resolves to one fails its checks instead)."""
-    if request.app.state.server.deny_private and (found := private_target(monitor)) is not None:
-        field, host = found
-        raise BadRequest("Invalid monitor", [{"field": field,
-                                              "message": f"{host}: private and loopback targets are not allowed "
-                                                         "on this server"}])
-
-
-def check_push_token(request: Request[int, Any, Any], monitor: Monitor) -> None:
-    """A push token names one monitor: another monitor's is a 409."""
-    token = getattr(monitor.spec, "push_token", None)
-    owner = request.app.state.server.push_tokens.get(token) if token is not None else None
-    if owner is not None and owner != monitor.id:
-        raise Conflict("Push token already in use", [{"field": "pushToken", "message": "is used by another monitor"}])
 
 
 def encode_cursor(last_id: int) -> str:
@@ -150,7 +110,7 @@ class MonitorController(Controller):
     tags = ["monitors"]
 
     @get("/", operation_id="listMonitors", responses=ERROR_RESPONSES)
-    async def list_monitors(self, request: Request[int, Any, Any]) -> dict[str, Any]:
+    async def list_monitors(self, request: Request[int, Any, Any], monitors: MonitorService) -> dict[str, Any]:
         """List the account's monitors, 25 at a time by default."""
         params = request.query_params
         limit = parse_limit(params.get("limit"))
@@ -164,9 +124,9 @@ class MonitorController(Controller):
             errors.append({"field": "type", "message": f"must be one of {', '.join(KINDS)}"})
         if errors:
             raise BadRequest("Invalid filter", errors)
+        page, total, more = monitors.page(request.user, after, limit, status=status, kind=kind,
+                                          tag=params.get("tag"), q=params.get("q"))
         server = request.app.state.server
-        page, total, more = server.monitor_page(request.user, after, limit, status=status, kind=kind,
-                                                tag=params.get("tag"), q=params.get("q"))
         last_checks = server.last_checks
         cache = server.wire_cache
         data = [monitor_body(m, times, last_checks.get(m.id), cache) for m, times in page]
@@ -174,83 +134,43 @@ class MonitorController(Controller):
         return {"data": data, "pagination": {"limit": limit, "nextCursor": next_cursor, "total": total}}
 
     @post("/", operation_id="createMonitor", status_code=201, responses=ERROR_RESPONSES)
-    async def create_monitor(self, request: Request[int, Any, Any]) -> dict[str, Any]:
+    async def create_monitor(self, request: Request[int, Any, Any], monitors: MonitorService) -> dict[str, Any]:
         """Create a monitor; its first check runs within one interval."""
-        monitor = _validated(await json_body(request))
-        monitor.account_id = request.user
-        check_monitor_integrations(request, monitor.integrations)
-        check_push_token(request, monitor)
-        check_private_target(request, monitor)
-        server = request.app.state.server
-        created = await server.create_monitor(monitor)
-        return {"data": await _one(request, created.id)}
+        return _one(request, await monitors.create(request.user, await json_body(request)))
 
     @get("/{monitor_id:int}", operation_id="getMonitor", responses=ERROR_RESPONSES)
-    async def get_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+    async def get_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
+                          monitor_id: int) -> dict[str, Any]:
         """One monitor."""
-        return {"data": await _one(request, monitor_id)}
+        return _one(request, await monitors.get(request.user, monitor_id))
 
     @patch("/{monitor_id:int}", operation_id="updateMonitor", responses=ERROR_RESPONSES)
-    async def update_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+    async def update_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
+                             monitor_id: int) -> dict[str, Any]:
         """Change some fields of a monitor; the type cannot change."""
-        current = await owned_monitor(request, monitor_id)
-        data = await json_body(request)
-        if not isinstance(data, dict):
-            raise BadRequest("Invalid monitor", [{"field": "body", "message": "must be a JSON object"}])
-        updated = _validated(data, current)
-        check_monitor_integrations(request, updated.integrations)
-        check_push_token(request, updated)
-        check_private_target(request, updated)
-        server = request.app.state.server
-        await server.update_monitor(updated)
-        if updated.paused != current.paused:  # pausing has its own status handling
-            await server.set_paused(monitor_id, updated.paused)
-        return {"data": await _one(request, monitor_id)}
+        await monitors.get(request.user, monitor_id)  # (another account's: 404 before any body error)
+        return _one(request, await monitors.update(request.user, monitor_id, await json_body(request)))
 
     @delete("/{monitor_id:int}", operation_id="deleteMonitor", status_code=200, responses=ERROR_RESPONSES)
-    async def delete_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+    async def delete_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
+                             monitor_id: int) -> dict[str, Any]:
         """Delete a monitor with its history."""
-        await owned_monitor(request, monitor_id)
-        if not await request.app.state.server.delete_monitor(monitor_id):
-            raise NotFound("Monitor not found")
+        await monitors.delete(request.user, monitor_id)
         return {"data": {"id": monitor_id, "deleted": True}}
 
     @post("/{monitor_id:int}/pause", operation_id="pauseMonitor", status_code=200, responses=ERROR_RESPONSES)
-    async def pause_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+    async def pause_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
+                            monitor_id: int) -> dict[str, Any]:
         """Stop checking a monitor (no results, no alerts) until resumed."""
-        await owned_monitor(request, monitor_id)
-        await request.app.state.server.set_paused(monitor_id, True)
-        return {"data": await _one(request, monitor_id)}
+        return _one(request, await monitors.set_paused(request.user, monitor_id, True))
 
     @post("/{monitor_id:int}/resume", operation_id="resumeMonitor", status_code=200, responses=ERROR_RESPONSES)
-    async def resume_monitor(self, request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
+    async def resume_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
+                             monitor_id: int) -> dict[str, Any]:
         """Check a paused monitor again; it starts as pending."""
-        await owned_monitor(request, monitor_id)
-        await request.app.state.server.set_paused(monitor_id, False)
-        return {"data": await _one(request, monitor_id)}
+        return _one(request, await monitors.set_paused(request.user, monitor_id, False))
 
 
-async def owned_monitor(request: Request[int, Any, Any], monitor_id: int) -> Monitor:
-    server = request.app.state.server
-    found = await server.db(server.store.monitor_with_times, request.user, monitor_id)
-    if found is None:
-        raise NotFound("Monitor not found")
-    return found[0]
-
-
-def require_owned(request: Request[int, Any, Any], monitor_id: int) -> None:
-    """404 unless the monitor exists and belongs to the caller's account (from memory: the
-    server's monitor set is the database's, kept in step by every change)."""
-    engine = request.app.state.server.engine
-    monitor = engine.monitors.get(monitor_id) if engine is not None else None
-    if monitor is None or monitor.account_id != request.user:
-        raise NotFound("Monitor not found")
-
-
-async def _one(request: Request[int, Any, Any], monitor_id: int) -> dict[str, Any]:
-    server = request.app.state.server
-    found = await server.db(server.store.monitor_with_times, request.user, monitor_id)
-    if found is None:
-        raise NotFound("Monitor not found")
+def _one(request: Request[int, Any, Any], found: tuple[Monitor, dict[str, Any]]) -> dict[str, Any]:
     monitor, times = found
-    return monitor_body(monitor, times, server.last_checks.get(monitor_id))
+    return {"data": monitor_body(monitor, times, request.app.state.server.last_checks.get(monitor.id))}

@@ -40,8 +40,9 @@ from core import demo
 from core.alerting import Integration
 from core.alerting.outbox import Dispatcher
 from core.engine.supervisor import Engine
-from core.models import Monitor, MonitorValidationError, Transition, parse_monitor
+from core.models import Monitor, Transition
 from core.ops import STORE_OPS, OpError
+from core.services import MonitorService, NotFound, ServiceError, Services
 from core.storage.duckdb import READERS, DuckDBStore, ReadOnlyQueryError, monitor_row
 from ext import COLUMNS
 
@@ -50,6 +51,7 @@ __all__ = ["CONTROL_SOCKET", "Server"]
 log = logging.getLogger("xuptime.server")
 CONTROL_SOCKET = "xuptime.sock"
 T = TypeVar("T")
+DEFAULT_ACCOUNT = 1  # the account of monitors added with the CLI (``accounts`` row 1, "default")
 MAX_COALESCED_ROWS = 200_000
 ROLLUP_EVERY_S = 60.0
 REMINDER_EVERY_S = 15.0
@@ -108,6 +110,8 @@ class Server:
         self.app: Any = None
         self.http: Any = None
         self.http_url = ""
+        #: The one door of every face (the API, the control socket): see ``core.services``.
+        self.services = Services(monitors=MonitorService(self))
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a store call on the writer thread."""
@@ -362,9 +366,9 @@ class Server:
                 try:
                     request = json.loads(line)
                     response = {"ok": True, "data": await self.handle(request.get("op"), request.get("args") or {})}
-                except MonitorValidationError as exc:
-                    response = {"ok": False, "error": "invalid monitor",
-                                "errors": [{"field": e.field, "message": e.message} for e in exc.errors]}
+                except ServiceError as exc:
+                    response = {"ok": False, "error": exc.reason[:1].lower() + exc.reason[1:],
+                                "errors": [{"field": e.field, "message": e.message} for e in exc.errors or []]}
                 except OpError as exc:
                     response = {"ok": False, "error": str(exc)}
                 except (ValueError, KeyError, LookupError) as exc:
@@ -438,6 +442,15 @@ class Server:
                 del ids[at]
         return True
 
+    async def monitor_with_times(self, account_id: int, monitor_id: int) -> tuple[Monitor, dict[str, Any]] | None:
+        """The account's monitor with its timestamps, read on the writer thread."""
+        assert self.store is not None
+        return await self.db(self.store.monitor_with_times, account_id, monitor_id)
+
+    def live_monitor(self, monitor_id: int) -> Monitor | None:
+        """The engine's copy of a monitor (with its live status), or None."""
+        return self.engine.monitors.get(monitor_id) if self.engine is not None else None
+
     async def set_paused(self, monitor_id: int, paused: bool) -> Monitor | None:
         assert self.store is not None and self.engine is not None
         monitor = await self.db(self.store.set_paused, monitor_id, paused)
@@ -505,19 +518,20 @@ class Server:
             return result
         if op == "monitors.list":
             return [monitor_row(m) for m in await self.db(store.list_monitors)]
-        if op == "monitors.add":
-            return monitor_row(await self.create_monitor(parse_monitor(args.get("monitor"))))
-        if op == "monitors.remove":
+        monitors = self.services.monitors
+        if op == "monitors.add":  # the CLI's monitors are the default account's
+            return monitor_row((await monitors.create(DEFAULT_ACCOUNT, args.get("monitor")))[0])
+        if op in ("monitors.remove", "monitors.pause", "monitors.resume"):
             mid = int(args["id"])
-            if not await self.delete_monitor(mid):
-                raise LookupError(f"no monitor {mid}")
-            return {"id": mid, "deleted": True}
-        if op in ("monitors.pause", "monitors.resume"):
-            mid = int(args["id"])
-            monitor = await self.set_paused(mid, op == "monitors.pause")
-            if monitor is None:
-                raise LookupError(f"no monitor {mid}")
-            return monitor_row(monitor)
+            live = self.live_monitor(mid)  # the CLI acts on any account's monitor, as its owner would
+            account = live.account_id if live is not None else DEFAULT_ACCOUNT
+            try:
+                if op == "monitors.remove":
+                    await monitors.delete(account, mid)
+                    return {"id": mid, "deleted": True}
+                return monitor_row((await monitors.set_paused(account, mid, op == "monitors.pause"))[0])
+            except NotFound:
+                raise LookupError(f"no monitor {mid}") from None
         if op == "sql":
             loop = asyncio.get_running_loop()
             try:

@@ -620,6 +620,9 @@ def test_deny_private_targets_option(tmp_path: Path) -> None:
         assert status == 201
         status, headers, error = send(f"{base}/{created['data']['id']}", "PATCH", {"url": "http://10.0.0.1/"}, key)
         assert_error(status, headers, error, 400)
+        # The CLI goes through the same door (it used to skip this rule on a running server).
+        refused = cli(data_dir, "monitors", "add", "local", "--url", "http://127.0.0.1:8080/", check=False)
+        assert refused.returncode == 2 and "url: 127.0.0.1: private and loopback targets" in refused.stderr
         assert call(base, headers={"X-API-Key": key})[2]["pagination"]["total"] == 1
     finally:
         assert server.stop() == 0

@@ -13,6 +13,7 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
+from core.services import MonitorService, Services
 from core.storage.duckdb import hash_api_key
 
 KEY = "xup_0123456789abcdef0123456789abcdef"
@@ -20,7 +21,11 @@ SECRET_CAUSE = "disk /srv/secret-path failed for hooks.slack.com/services/T000/B
 
 
 class _Failing:
-    """The part of the server the monitors list calls: it fails with a revealing message."""
+    """The serve process as the monitors list reaches it (through its service): it fails
+    with a revealing message."""
+
+    def __init__(self) -> None:
+        self.services = Services(monitors=MonitorService(self))  # type: ignore[arg-type]
 
     def monitor_page(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(SECRET_CAUSE)

@@ -1,0 +1,29 @@
+"""What a service refuses, for every face to show its own way (the API as its error payload,
+the CLI as a message with the bad fields, the pages beside the fields)."""
+
+from __future__ import annotations
+
+from core.models import FieldError
+
+__all__ = ["Conflict", "Invalid", "NotFound", "ServiceError"]
+
+
+class ServiceError(Exception):
+    """A refused request: ``reason`` for people, ``errors`` naming the fields at fault."""
+
+    def __init__(self, reason: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = errors
+
+
+class Invalid(ServiceError):
+    """The input is not acceptable; nothing was changed."""
+
+
+class NotFound(ServiceError):
+    """No such thing in the caller's account (another account's is not found either)."""
+
+
+class Conflict(ServiceError):
+    """The input clashes with something that exists (a push token in use)."""
