@@ -138,6 +138,17 @@ class MonitorController(Controller):
         """Create a monitor; its first check runs within one interval."""
         return _one(request, await monitors.create(request.user, await json_body(request)))
 
+    @post("/bulk", operation_id="createMonitors", status_code=201, responses=ERROR_RESPONSES)
+    async def create_monitors(self, request: Request[int, Any, Any], monitors: MonitorService) -> dict[str, Any]:
+        """Create up to 1,000 monitors at once, all or none (for imports)."""
+        body = await json_body(request)
+        items = body.get("monitors") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or set(body) - {"monitors"}:
+            raise BadRequest("Invalid monitors", [{"field": "body", "message": 'must be {"monitors": [...]}'}])
+        created = await monitors.create_many(request.user, items)
+        last_checks = request.app.state.server.last_checks
+        return {"data": [monitor_body(m, times, last_checks.get(m.id)) for m, times in created]}
+
     @get("/{monitor_id:int}", operation_id="getMonitor", responses=ERROR_RESPONSES)
     async def get_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
                           monitor_id: int) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from core.engine.supervisor import Engine
 from core.models import Monitor, Transition
 from core.ops import STORE_OPS, OpError
 from core.services import MonitorService, NotFound, ServiceError, Services
+from core.services.monitors import MAX_BULK
 from core.storage.duckdb import READERS, DuckDBStore, ReadOnlyQueryError, monitor_row
 from ext import COLUMNS
 
@@ -110,6 +111,9 @@ class Server:
         self.app: Any = None
         self.http: Any = None
         self.http_url = ""
+        #: Single creates waiting for the writer, committed together (see ``create_monitor``).
+        self._pending_creates: list[tuple[Monitor, asyncio.Future[tuple[Monitor, dict[str, Any]]]]] = []
+        self._creating = False
         #: The one door of every face (the API, the control socket): see ``core.services``.
         self.services = Services(monitors=MonitorService(self))
 
@@ -403,24 +407,65 @@ class Server:
         await self.engine.push(monitor_id, time.time(), ok, msg, ping_ms)
         return True
 
-    async def create_monitor(self, monitor: Monitor) -> Monitor:
+    async def create_monitor(self, monitor: Monitor) -> tuple[Monitor, dict[str, Any]]:
+        """Store and schedule one monitor. Creates that arrive while the writer is busy are
+        committed together (one statement, one transaction, one frame per worker): with many
+        concurrent clients the writer works in batches instead of a round trip each."""
+        future: asyncio.Future[tuple[Monitor, dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._pending_creates.append((monitor, future))
+        if not self._creating:
+            self._creating = True
+            asyncio.get_running_loop().create_task(self._commit_creates())
+        return await future
+
+    async def _commit_creates(self) -> None:
+        solo = 0  # after a batch failed, its monitors go one at a time: one that fails fails alone
+        try:
+            while self._pending_creates:
+                size = 1 if solo else MAX_BULK
+                batch = self._pending_creates[:size]
+                del self._pending_creates[:size]
+                solo = max(0, solo - 1)
+                try:
+                    created = await self.create_monitors([monitor for monitor, _ in batch])
+                except Exception as exc:
+                    if len(batch) > 1:
+                        self._pending_creates[:0] = batch
+                        solo = len(batch)
+                    elif not batch[0][1].done():
+                        batch[0][1].set_exception(exc)
+                    continue
+                for (_, future), found in zip(batch, created, strict=True):
+                    if not future.done():
+                        future.set_result(found)
+        finally:
+            self._creating = False
+
+    async def create_monitors(self, monitors: list[Monitor]) -> list[tuple[Monitor, dict[str, Any]]]:
+        """Store monitors in one transaction (all or none) and schedule them: the monitors as
+        stored, with their timestamps, in the order given."""
         assert self.store is not None and self.engine is not None
-        created = await self.db(self.store.create_monitor, monitor)
-        self._index_push(created)
-        self.monitor_times.update(await self.db(self.store.monitor_times, created.id))
-        await self.engine.upsert(created)
-        bisect.insort(self.account_ids.setdefault(created.account_id, []), created.id)
+        created = await self.db(self.store.create_monitors, monitors)
+        for monitor, times in created:
+            self._index_push(monitor)
+            self.monitor_times[monitor.id] = times
+            bisect.insort(self.account_ids.setdefault(monitor.account_id, []), monitor.id)
+        await self.engine.upsert_many([monitor for monitor, _ in created])
         return created
 
-    async def update_monitor(self, monitor: Monitor) -> Monitor | None:
+    async def update_monitor(self, monitor: Monitor, paused_changed: bool = False
+                             ) -> tuple[Monitor, dict[str, Any]] | None:
+        """Store a changed monitor (one statement, pausing or resuming included) and hand it
+        to its worker once."""
         assert self.store is not None and self.engine is not None
         old = self.engine.monitors.get(monitor.id)
-        updated = await self.db(self.store.update_monitor, monitor)
-        if updated is not None:
+        found = await self.db(self.store.update_monitor, monitor, paused_changed)
+        if found is not None:
+            updated, times = found
             self._index_push(updated, old)
-            self.monitor_times.update(await self.db(self.store.monitor_times, updated.id))
+            self.monitor_times[updated.id] = times
             await self.engine.upsert(updated)
-        return updated
+        return found
 
     async def delete_monitor(self, monitor_id: int) -> bool:
         assert self.store is not None and self.engine is not None
@@ -451,13 +496,18 @@ class Server:
         """The engine's copy of a monitor (with its live status), or None."""
         return self.engine.monitors.get(monitor_id) if self.engine is not None else None
 
-    async def set_paused(self, monitor_id: int, paused: bool) -> Monitor | None:
+    async def set_paused(self, monitor_id: int, paused: bool) -> tuple[Monitor, dict[str, Any]] | None:
+        """Pause or resume in one statement, and tell the worker."""
         assert self.store is not None and self.engine is not None
-        monitor = await self.db(self.store.set_paused, monitor_id, paused)
-        if monitor is not None:
-            self.monitor_times.update(await self.db(self.store.monitor_times, monitor_id))
-            await self.engine.upsert(monitor)
-        return monitor
+        found = await self.db(self.store.set_paused_with_times, monitor_id, paused)
+        if found is not None:
+            self.monitor_times[monitor_id] = found[1]
+            await self.engine.upsert(found[0])
+        return found
+
+    def monitor_times_of(self, monitor_id: int) -> dict[str, Any]:
+        """A monitor's createdAt, updatedAt and statusSince, from memory."""
+        return self.monitor_times.get(monitor_id, {})
 
     # notification channels -----------------------------------------------------------------
     async def create_integration(self, integration: Integration) -> Integration:

@@ -175,11 +175,19 @@ class Engine:
         return self.workers[monitor_id % self.shards]
 
     async def upsert(self, monitor: Monitor) -> None:
-        self.monitors[monitor.id] = monitor
-        handle = self._owner(monitor.id)
-        if handle.ready and handle.channel is not None:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await handle.channel.send(Upsert(monitors=[monitor]))
+        await self.upsert_many([monitor])
+
+    async def upsert_many(self, monitors: list[Monitor]) -> None:
+        """Add or replace monitors: one frame per owning worker, however many."""
+        by_owner: dict[int, list[Monitor]] = {}
+        for monitor in monitors:
+            self.monitors[monitor.id] = monitor
+            by_owner.setdefault(monitor.id % self.shards, []).append(monitor)
+        for shard, batch in by_owner.items():
+            handle = self.workers[shard]
+            if handle.ready and handle.channel is not None:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await handle.channel.send(Upsert(monitors=batch))
 
     async def delete(self, monitor_id: int) -> None:
         self.monitors.pop(monitor_id, None)

@@ -2,23 +2,33 @@
 later, the pages. A face parses its input, calls one method, and shows the answer.
 
 Every method takes the caller's account: another account's monitor is ``NotFound``, never a
-hint that it exists. Writes validate everything first (fields, the account's own channels, a
-push token nobody else holds, private targets on servers that deny them) and change nothing
-when refused; then the runtime stores the change (the writer thread, one transaction) and
-tells the owning worker.
+hint that it exists. Reads come from the runtime's memory (the engine's monitor set and each
+monitor's timestamps, kept in step with the database by every change). Writes validate
+everything first (fields, the account's own channels, a push token nobody else holds or is
+taking, private targets on servers that deny them) and change nothing when refused; then
+the runtime stores the change in one statement on the writer thread (concurrent creates are
+committed together) and tells the owning worker once.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from core.models import FieldError, Monitor, MonitorValidationError, parse_monitor, private_target
 from core.services.errors import Conflict, Invalid, NotFound
 
-__all__ = ["MonitorPage", "MonitorRuntime", "MonitorService"]
+__all__ = ["MAX_BULK", "MonitorPage", "MonitorRuntime", "MonitorService"]
 
 #: One page: (monitor, its timestamps) pairs, the number matching, and whether more follow.
 MonitorPage = tuple[list[tuple[Monitor, dict[str, Any]]], int, bool]
+
+
+Found = tuple[Monitor, dict[str, Any]]  # a monitor with its createdAt, updatedAt, statusSince
+
+#: Monitors in one bulk create at most.
+MAX_BULK = 1000
 
 
 class MonitorRuntime(Protocol):
@@ -28,12 +38,13 @@ class MonitorRuntime(Protocol):
     push_tokens: dict[str, int]
     integrations: dict[int, Any]
 
-    async def create_monitor(self, monitor: Monitor) -> Monitor: ...
-    async def update_monitor(self, monitor: Monitor) -> Monitor | None: ...
+    async def create_monitor(self, monitor: Monitor) -> Found: ...
+    async def create_monitors(self, monitors: list[Monitor]) -> list[Found]: ...
+    async def update_monitor(self, monitor: Monitor, paused_changed: bool = False) -> Found | None: ...
     async def delete_monitor(self, monitor_id: int) -> bool: ...
-    async def set_paused(self, monitor_id: int, paused: bool) -> Monitor | None: ...
-    async def monitor_with_times(self, account_id: int, monitor_id: int) -> tuple[Monitor, dict[str, Any]] | None: ...
+    async def set_paused(self, monitor_id: int, paused: bool) -> Found | None: ...
     def live_monitor(self, monitor_id: int) -> Monitor | None: ...
+    def monitor_times_of(self, monitor_id: int) -> dict[str, Any]: ...
     def monitor_page(self, account_id: int, after_id: int, limit: int, *, status: str | None = None,
                      kind: str | None = None, tag: str | None = None, q: str | None = None) -> MonitorPage: ...
 
@@ -43,16 +54,12 @@ class MonitorService:
         self.runtime = runtime
 
     # reads ---------------------------------------------------------------------------------
-    async def get(self, account_id: int, monitor_id: int) -> tuple[Monitor, dict[str, Any]]:
-        """The monitor with its timestamps (``createdAt``...), read on the writer: it sees
-        every change acknowledged before."""
-        found = await self.runtime.monitor_with_times(account_id, monitor_id)
-        if found is None:
-            raise NotFound("Monitor not found")
-        return found
+    async def get(self, account_id: int, monitor_id: int) -> Found:
+        """The monitor (with its live status) and its timestamps."""
+        return self.require(account_id, monitor_id), self.runtime.monitor_times_of(monitor_id)
 
     def require(self, account_id: int, monitor_id: int) -> Monitor:
-        """The live monitor (from memory, no database round trip), or ``NotFound``."""
+        """The live monitor, or ``NotFound``."""
         monitor = self.runtime.live_monitor(monitor_id)
         if monitor is None or monitor.account_id != account_id:
             raise NotFound("Monitor not found")
@@ -60,42 +67,69 @@ class MonitorService:
 
     def page(self, account_id: int, after_id: int, limit: int, *, status: str | None = None,
              kind: str | None = None, tag: str | None = None, q: str | None = None) -> MonitorPage:
-        """One keyset page of the account's monitors by id, from memory."""
+        """One keyset page of the account's monitors by id."""
         return self.runtime.monitor_page(account_id, after_id, limit, status=status, kind=kind, tag=tag, q=q)
 
     # writes --------------------------------------------------------------------------------
-    async def create(self, account_id: int, data: Any) -> tuple[Monitor, dict[str, Any]]:
+    async def create(self, account_id: int, data: Any) -> Found:
         """Validate and store a new monitor, and schedule it on its worker."""
         monitor = self.parse(data)
         monitor.account_id = account_id
         self._check(account_id, monitor)
-        created = await self.runtime.create_monitor(monitor)
-        return await self.get(account_id, created.id)
+        with self._taking_tokens([monitor]):
+            return await self.runtime.create_monitor(monitor)
 
-    async def update(self, account_id: int, monitor_id: int, data: Any) -> tuple[Monitor, dict[str, Any]]:
+    async def create_many(self, account_id: int, items: Any) -> list[Found]:
+        """Up to ``MAX_BULK`` monitors, all or none: every item is validated first (errors
+        name the item, ``monitors[3].url``), then they are stored in one transaction."""
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BULK:
+            raise Invalid("Invalid monitors", [FieldError("monitors", f"must be a list of 1 to {MAX_BULK} monitors")])
+        monitors, errors = [], []
+        tokens: dict[str, int] = {}
+        for i, item in enumerate(items):
+            try:
+                monitor = self.parse(item)
+                monitor.account_id = account_id
+                self._check(account_id, monitor)
+            except (Invalid, Conflict) as exc:
+                errors += [FieldError(f"monitors[{i}].{e.field}", e.message) for e in exc.errors or []]
+                continue
+            token = getattr(monitor.spec, "push_token", None)
+            if token is not None and tokens.setdefault(token, i) != i:
+                errors.append(FieldError(f"monitors[{i}].pushToken", f"is the same as monitors[{tokens[token]}]'s"))
+            monitors.append(monitor)
+        if errors:
+            raise Invalid("Invalid monitors", errors)
+        with self._taking_tokens(monitors):
+            return await self.runtime.create_monitors(monitors)
+
+    async def update(self, account_id: int, monitor_id: int, data: Any) -> Found:
         """Change some fields (the type cannot change); a change of ``paused`` pauses or
-        resumes with its status handling. Stores, then tells the worker."""
-        current, _ = await self.get(account_id, monitor_id)
+        resumes. One statement, then the worker is told once."""
+        current = self.require(account_id, monitor_id)
         if not isinstance(data, dict):
             raise Invalid("Invalid monitor", [FieldError("body", "must be a JSON object")])
         updated = self.parse(data, current)
         self._check(account_id, updated)
-        await self.runtime.update_monitor(updated)
-        if updated.paused != current.paused:
-            await self.runtime.set_paused(monitor_id, updated.paused)
-        return await self.get(account_id, monitor_id)
+        with self._taking_tokens([updated]):
+            found = await self.runtime.update_monitor(updated, updated.paused != current.paused)
+        if found is None:
+            raise NotFound("Monitor not found")
+        return found
 
     async def delete(self, account_id: int, monitor_id: int) -> None:
         """Delete the monitor with its results and incidents; its worker forgets it."""
-        await self.get(account_id, monitor_id)
+        self.require(account_id, monitor_id)
         if not await self.runtime.delete_monitor(monitor_id):
             raise NotFound("Monitor not found")
 
-    async def set_paused(self, account_id: int, monitor_id: int, paused: bool) -> tuple[Monitor, dict[str, Any]]:
+    async def set_paused(self, account_id: int, monitor_id: int, paused: bool) -> Found:
         """Pause (no checks, no alerts) or resume (pending again) a monitor."""
-        await self.get(account_id, monitor_id)
-        await self.runtime.set_paused(monitor_id, paused)
-        return await self.get(account_id, monitor_id)
+        self.require(account_id, monitor_id)
+        found = await self.runtime.set_paused(monitor_id, paused)
+        if found is None:
+            raise NotFound("Monitor not found")
+        return found
 
     # validation ----------------------------------------------------------------------------
     @staticmethod
@@ -115,9 +149,28 @@ class MonitorService:
                                                          f"no such integration: {', '.join(map(str, unknown))}")])
         token = getattr(monitor.spec, "push_token", None)
         owner = self.runtime.push_tokens.get(token) if token is not None else None
-        if owner is not None and owner != monitor.id:
+        if owner is not None and (owner != monitor.id or not monitor.id):
             raise Conflict("Push token already in use", [FieldError("pushToken", "is used by another monitor")])
         if self.runtime.deny_private and (found := private_target(monitor)) is not None:
             field, host = found
             raise Invalid("Invalid monitor", [FieldError(field, f"{host}: private and loopback targets are not "
                                                                 "allowed on this server")])
+
+    @contextlib.contextmanager
+    def _taking_tokens(self, monitors: list[Monitor]) -> Iterator[None]:
+        """Hold the push tokens of monitors being written (as owned by no monitor, id 0) until
+        the runtime indexes them: two concurrent creates with one token cannot both pass
+        ``_check``. A write that fails lets them go."""
+        taken = []
+        for monitor in monitors:
+            token = getattr(monitor.spec, "push_token", None)
+            if token is not None and token not in self.runtime.push_tokens:
+                self.runtime.push_tokens[token] = 0
+                taken.append(token)
+        try:
+            yield
+        except BaseException:
+            for token in taken:
+                if self.runtime.push_tokens.get(token) == 0:
+                    del self.runtime.push_tokens[token]
+            raise

@@ -194,36 +194,65 @@ class DuckDBStore:
 
     # monitors ---------------------------------------------------------------------------
     def create_monitor(self, monitor: Monitor) -> Monitor:
-        spec = msgspec.json.encode(monitor.spec).decode()
-        now = _utcnow()
-        row = self.con.execute(
-            """INSERT INTO monitors (account_id, name, type, spec, interval_s, timeout_s, retries,
-                   recovery_threshold, paused, status, tags, integrations, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
-            [monitor.account_id, monitor.name, monitor.type, spec, monitor.interval, monitor.timeout,
-             monitor.retries, monitor.recovery_threshold, monitor.paused,
-             "paused" if monitor.paused else "pending", monitor.tags, monitor.integrations, now, now],
-        ).fetchone()
-        assert row is not None
-        return self.get_monitor(int(row[0]))  # type: ignore[return-value]
+        return self.create_monitors([monitor])[0][0]
 
-    def update_monitor(self, monitor: Monitor) -> Monitor | None:
-        spec = msgspec.json.encode(monitor.spec).decode()
-        self.con.execute(
-            """UPDATE monitors SET name = ?, spec = ?, interval_s = ?, timeout_s = ?, retries = ?,
-                   recovery_threshold = ?, tags = ?, integrations = ?, updated_at = ? WHERE id = ?""",
-            [monitor.name, spec, monitor.interval, monitor.timeout, monitor.retries,
-             monitor.recovery_threshold, monitor.tags, monitor.integrations, _utcnow(), monitor.id],
-        )
-        return self.get_monitor(monitor.id)
+    def create_monitors(self, monitors: list[Monitor]) -> list[tuple[Monitor, dict[str, Any]]]:
+        """Insert monitors in one statement (one transaction: all or none) and return each as
+        stored, with its timestamps, in the order given: one round trip however many."""
+        if not monitors:
+            return []
+        now = _utcnow()
+        values, params = [], []
+        for monitor in monitors:
+            values.append("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            params += [monitor.account_id, monitor.name, monitor.type, msgspec.json.encode(monitor.spec).decode(),
+                       monitor.interval, monitor.timeout, monitor.retries, monitor.recovery_threshold, monitor.paused,
+                       "paused" if monitor.paused else "pending", monitor.tags, monitor.integrations, now, now]
+        rows = self.con.execute(
+            f"""INSERT INTO monitors (account_id, name, type, spec, interval_s, timeout_s, retries,
+                    recovery_threshold, paused, status, tags, integrations, created_at, updated_at)
+                VALUES {", ".join(values)}
+                RETURNING {self._MONITOR_COLUMNS}, created_at, updated_at, status_since""", params).fetchall()
+        out = [self._with_times(row) for row in rows]
+        out.sort(key=lambda found: found[0].id)  # ids come from the sequence in the order given
+        return out
+
+    def update_monitor(self, monitor: Monitor, paused_changed: bool = False
+                       ) -> tuple[Monitor, dict[str, Any]] | None:
+        """Store a changed monitor (a change of ``paused`` resets its status to ``paused`` or
+        ``pending``) and return it as stored with its timestamps: one statement."""
+        now = _utcnow()
+        status = ", paused = ?, status = ?, status_since = ?" if paused_changed else ""
+        extra = [monitor.paused, "paused" if monitor.paused else "pending", now] if paused_changed else []
+        row = self.con.execute(
+            f"""UPDATE monitors SET name = ?, spec = ?, interval_s = ?, timeout_s = ?, retries = ?,
+                    recovery_threshold = ?, tags = ?, integrations = ?, updated_at = ?{status} WHERE id = ?
+                RETURNING {self._MONITOR_COLUMNS}, created_at, updated_at, status_since""",
+            [monitor.name, msgspec.json.encode(monitor.spec).decode(), monitor.interval, monitor.timeout,
+             monitor.retries, monitor.recovery_threshold, monitor.tags, monitor.integrations, now, *extra,
+             monitor.id],
+        ).fetchone()
+        return None if row is None else self._with_times(row)
+
+    def _with_times(self, row: tuple) -> tuple[Monitor, dict[str, Any]]:
+        n = self._MONITOR_WIDTH
+        return self._monitor_from_row(row[:n]), {"createdAt": _iso(row[n]), "updatedAt": _iso(row[n + 1]),
+                                                  "statusSince": _iso(row[n + 2])}
 
     def set_paused(self, monitor_id: int, paused: bool) -> Monitor | None:
-        status = "paused" if paused else "pending"
-        self.con.execute(
-            "UPDATE monitors SET paused = ?, status = ?, status_since = ?, updated_at = ? WHERE id = ?",
-            [paused, status, _utcnow(), _utcnow(), monitor_id],
-        )
-        return self.get_monitor(monitor_id)
+        found = self.set_paused_with_times(monitor_id, paused)
+        return None if found is None else found[0]
+
+    def set_paused_with_times(self, monitor_id: int, paused: bool) -> tuple[Monitor, dict[str, Any]] | None:
+        """Pause (status ``paused``) or resume (``pending``) in one statement; the monitor as
+        stored, with its timestamps."""
+        now = _utcnow()
+        row = self.con.execute(
+            f"""UPDATE monitors SET paused = ?, status = ?, status_since = ?, updated_at = ? WHERE id = ?
+                RETURNING {self._MONITOR_COLUMNS}, created_at, updated_at, status_since""",
+            [paused, "paused" if paused else "pending", now, now, monitor_id],
+        ).fetchone()
+        return None if row is None else self._with_times(row)
 
     def delete_monitor(self, monitor_id: int) -> bool:
         """Remove a monitor with its results and incidents (one transaction)."""
@@ -310,11 +339,7 @@ class DuckDBStore:
         row = self.con.execute(
             f"SELECT {self._MONITOR_COLUMNS}, created_at, updated_at, status_since FROM monitors"
             " WHERE id = ? AND account_id = ?", [monitor_id, account_id]).fetchone()
-        if row is None:
-            return None
-        n = self._MONITOR_WIDTH
-        return self._monitor_from_row(row[:n]), {"createdAt": _iso(row[n]), "updatedAt": _iso(row[n + 1]),
-                                                  "statusSince": _iso(row[n + 2])}
+        return None if row is None else self._with_times(row)
 
     def incident_page(self, account_id: int, before_id: int | None, limit: int, monitor_id: int | None = None
                       ) -> tuple[list[dict[str, Any]], int, bool]:

@@ -626,3 +626,61 @@ def test_deny_private_targets_option(tmp_path: Path) -> None:
         assert call(base, headers={"X-API-Key": key})[2]["pagination"]["total"] == 1
     finally:
         assert server.stop() == 0
+
+
+def test_bulk_create_is_all_or_nothing_and_names_the_item(api: dict[str, Any]) -> None:
+    base, key = api["url"] + "/api/v1/monitors", api["key"]
+    before = call(f"{base}?limit=1", headers={"X-API-Key": key})[2]["pagination"]["total"]
+    items = [{"name": f"bulk-{i}", "type": "http", "url": f"http://127.0.0.1:9/bulk/{i}", "tags": ["bulk"]}
+             for i in range(3)]
+    status, _, created = send(f"{base}/bulk", "POST", {"monitors": items}, key)
+    assert status == 201, created
+    ids = [m["id"] for m in created["data"]]
+    assert [m["name"] for m in created["data"]] == ["bulk-0", "bulk-1", "bulk-2"] and ids == sorted(ids)
+    assert all(m["status"] == "pending" and m["createdAt"].endswith("Z") for m in created["data"])
+    assert call(f"{base}/{ids[1]}", headers={"X-API-Key": key})[2]["data"]["url"] == "http://127.0.0.1:9/bulk/1"
+    token = "a-shared-push-token-0123"
+    for body, fields in [
+        ({"monitors": [*items, {"name": "bad", "type": "http", "url": "ftp://x"}]}, ["monitors[3].url"]),
+        ({"monitors": [{"name": "p1", "type": "push", "pushToken": token},
+                       {"name": "p2", "type": "push", "pushToken": token}]}, ["monitors[1].pushToken"]),
+        ({"monitors": [{"name": "c", "type": "tcp", "host": "127.0.0.1", "port": 9, "integrations": [999999]}]},
+         ["monitors[0].integrations"]),
+        ({"monitors": []}, ["monitors"]),
+        ({"monitors": items * 334}, ["monitors"]),  # 1,002
+        ({"monitors": items, "extra": 1}, ["body"]),
+    ]:
+        status, headers, error = send(f"{base}/bulk", "POST", body, key)
+        assert_error(status, headers, error, 400)
+        assert [e["field"] for e in error["data"]["errors"]] == fields, error
+    assert call(f"{base}?limit=1", headers={"X-API-Key": key})[2]["pagination"]["total"] == before + 3
+
+
+def test_concurrent_creates_all_land_and_a_push_token_goes_to_one(api: dict[str, Any]) -> None:
+    """Creates that arrive together are committed together; each still gets its own answer,
+    and two racing for one push token cannot both have it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, key = api["url"] + "/api/v1/monitors", api["key"]
+    before = call(f"{base}?limit=1", headers={"X-API-Key": key})[2]["pagination"]["total"]
+
+    def create(i: int) -> tuple[int, Any]:
+        status, _, body = send(base, "POST", {"name": f"racer-{i}", "type": "tcp", "host": "127.0.0.1", "port": 9},
+                               key)
+        return status, body
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        results = list(pool.map(create, range(80)))
+    assert [status for status, _ in results] == [201] * 80
+    ids = [body["data"]["id"] for _, body in results]
+    assert len(set(ids)) == 80
+    assert all(body["data"]["name"] == f"racer-{i}" for i, (_, body) in enumerate(results))
+    assert call(f"{base}?limit=1", headers={"X-API-Key": key})[2]["pagination"]["total"] == before + 80
+
+    def claim(i: int) -> int:
+        return send(base, "POST", {"name": f"beat-{i}", "type": "push", "pushToken": "one-token-for-two-0042"},
+                    key)[0]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(claim, range(8)))
+    assert statuses == [201] + [409] * 7
