@@ -22,8 +22,14 @@ run); ids are looked up, not assumed. Beside wrk's closed loop (the next request
 answer came back), ``bench/openloop.py`` sends at a constant rate (60% of what wrk reached) and
 measures latency from each request's intended send time, so queueing is not hidden.
 
+Writes, on their own data dir with 20,000 monitors checked every second: single creates
+(``POST /api/v1/monitors``, 16 wrk connections, ``bench/create_monitor.lua``) against the
+trivial endpoint at 16 connections, and bulk creates (``POST /api/v1/monitors/bulk``, 1,000
+monitors a request, 4 clients). Created monitors check hourly, so the load stays the same.
+
 Targets: monitors >= 0.6 x trivial; history 1 h x 30 d p99 < 25 ms (measured at 32 connections
-like the rest, and again with one connection: latency without queueing).
+like the rest, and again with one connection: latency without queueing); single creates with
+16 clients >= 0.25 x trivial; bulk-created monitors per second >= 10 x single creates.
 Usage: ``python -m bench.api [--quick]``. Prints a table, then one JSON line.
 """
 
@@ -160,11 +166,61 @@ def serving(data_dir: Path, workdir: Path, http_server: str = "uvicorn", extra: 
                 proc.wait(60)
 
 
+def bulk_rate(base: str, key: str, target: str, seconds: float, clients: int = 4, size: int = 1000) -> dict[str, float]:
+    """Monitors created per second by ``clients`` loops of ``POST /monitors/bulk`` (``size`` each)."""
+    import concurrent.futures
+    import urllib.request
+
+    stop = time.monotonic() + seconds
+    counts = {"created": 0, "failed": 0}
+
+    def loop(c: int) -> None:
+        batch = 0
+        while time.monotonic() < stop:
+            batch += 1
+            body = json.dumps({"monitors": [{"name": f"bulk-{c}-{batch}-{i}", "type": "http", "url": target,
+                                             "interval": 3600} for i in range(size)]}).encode()
+            request = urllib.request.Request(f"{base}/api/v1/monitors/bulk", data=body, method="POST",
+                                             headers={"Authorization": f"Bearer {key}",
+                                                      "Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    made = len(json.loads(response.read())["data"])
+                counts["created"] += made
+            except OSError:
+                counts["failed"] += 1
+
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        list(pool.map(loop, range(clients)))
+    elapsed = time.monotonic() - start
+    return {"monitors_per_s": counts["created"] / elapsed, "errors": float(counts["failed"]),
+            "requests": counts["created"] / size}
+
+
+def writes(workdir: Path, nginx: Nginx, seconds: int, monitors: int) -> dict[str, dict[str, float]]:
+    """Single and bulk creates beside the trivial endpoint, with ``monitors`` checked every second."""
+    data_dir = workdir / "writes"
+    build_data(data_dir, 0, [nginx.url(i) for i in range(4)], monitors)
+    out: dict[str, dict[str, float]] = {}
+    with serving(data_dir, workdir, "uvicorn", ready=lambda stats: sum(w["monitors"] for w in stats["workers"])
+                 >= monitors, settle=5.0) as (base, key):
+        log(f"wrk trivial, 16 connections ({monitors:,} monitors at 1 s)")
+        out["trivial_c16"] = wrk(base + "/api/v1/account/usage", key, seconds, connections=16)
+        log("wrk single creates, 16 connections")
+        out["create_c16"] = wrk(base, key, seconds, 16, ROOT / "bench" / "create_monitor.lua",
+                                {"XUPTIME_TARGET": nginx.url()})
+        log("bulk creates, 4 clients x 1,000 monitors")
+        out["bulk"] = bulk_rate(base, key, nginx.url(), seconds)
+    return out
+
+
 def main() -> None:
     from core.cli import control_request
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="1M rows, 4 s runs")
+    parser.add_argument("--writes-only", action="store_true", help="only the write-path runs")
     args = parser.parse_args()
     ensure_tools()
     rows = 1_000_000 if args.quick else 10_000_000
@@ -173,12 +229,18 @@ def main() -> None:
     servers: dict[str, dict[str, float]] = {}
     open_loop: dict[str, dict[str, float]] = {}
     caches: dict[str, dict[str, float]] = {}
+    write_runs: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="xuptime-bench-api-") as tmp:
         workdir = Path(tmp)
         nginx = Nginx(workdir)
         nginx.start()
         data_dir = workdir / "data"
         try:
+            write_runs = writes(workdir, nginx, seconds, 20_000)
+            if args.writes_only:
+                print_writes(write_runs)
+                print(json.dumps(write_runs))
+                return
             log(f"building {rows:,} check rows over 30 days")
             t = time.monotonic()
             big = build_data(data_dir, rows, [nginx.url(i) for i in range(4)], 2000)
@@ -232,7 +294,8 @@ def main() -> None:
                         caches["open_" + name] = _hit_rate(before, cache())
         finally:
             nginx.stop()
-    problems = [p for name, r in [*servers.items(), *results.items(), *open_loop.items()] for p in failures(name, r)]
+    problems = [p for name, r in [*servers.items(), *results.items(), *open_loop.items(), *write_runs.items()]
+                for p in failures(name, r)]
     out: dict[str, Any] = {
         "bench": "api", "quick": args.quick, "rows": rows, "seconds": seconds, "server": "uvicorn (embedded)",
         "trivial_rps": round(results["trivial"]["rps"]),
@@ -249,6 +312,11 @@ def main() -> None:
         "history_1h_30d_cached_p99_ms": results["history_1h_30d_cached"].get("p99"),
         "history_1h_30d_cached_hit_rate": caches["history_1h_30d_cached"]["hit_rate"],
         "open_loop": open_loop,
+        "writes": write_runs,
+        "creates_rps_c16": round(write_runs["create_c16"]["rps"]),
+        "creates_vs_trivial_c16": round(write_runs["create_c16"]["rps"] / write_runs["trivial_c16"]["rps"], 3),
+        "bulk_monitors_per_s": round(write_runs["bulk"]["monitors_per_s"]),
+        "bulk_vs_single": round(write_runs["bulk"]["monitors_per_s"] / write_runs["create_c16"]["rps"], 2),
         "granian_vs_uvicorn_trivial": round(servers["trivial_granian"]["rps"] / servers["trivial_uvicorn"]["rps"], 3),
         "granian_vs_uvicorn_monitors": round(servers["monitors_granian"]["rps"] / servers["monitors_uvicorn"]["rps"],
                                              3),
@@ -267,9 +335,17 @@ def main() -> None:
     for name, r in open_loop.items():
         bad = int(r["non_2xx"]) + int(r["errors"])
         print(f"{name:<28} {r['rate']:>10,.0f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f}  {bad:>6}  {r['p999_ms']:.2f}")
+    print_writes(write_runs)
     print(json.dumps(out))
     if problems:
         raise SystemExit("bench.api: the figures above are not valid: " + "; ".join(problems))
+
+
+def print_writes(runs: dict[str, dict[str, float]]) -> None:
+    trivial, single, bulk = runs["trivial_c16"]["rps"], runs["create_c16"]["rps"], runs["bulk"]["monitors_per_s"]
+    print(f"writes, 20k monitors at 1 s: trivial {trivial:,.0f} req/s (16 conn); single creates {single:,.0f}/s "
+          f"(16 conn, p99 {runs['create_c16'].get('p99', 0):.1f} ms) = {single / trivial:.2f} x trivial; "
+          f"bulk {bulk:,.0f} monitors/s = {bulk / single:.1f} x single")
 
 
 def _hit_rate(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:

@@ -11,6 +11,7 @@ named (``url``, ``interval``, ``headers.X-Foo``), and nothing is built from a ba
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 import secrets
@@ -360,6 +361,13 @@ def _clean(message: str) -> str:
     return message.split(" - at `")[0]
 
 
+@functools.cache
+def _spec_fields(spec_cls: type) -> dict[str, Any]:
+    """A spec Struct's fields by wire name (msgspec evaluates annotations on every call: half
+    a millisecond, which a bulk import of 1,000 monitors paid 1,000 times)."""
+    return {f.encode_name: f for f in msgspec.structs.fields(spec_cls)}
+
+
 def parse_monitor(data: Any, *, partial_of: Monitor | None = None) -> Monitor:
     """Build a Monitor from flat wire data, or raise MonitorValidationError naming every bad
     field. With ``partial_of``, ``data`` is a patch: absent fields keep their current values
@@ -380,7 +388,7 @@ def parse_monitor(data: Any, *, partial_of: Monitor | None = None) -> Monitor:
     if spec_cls is None:
         errors.append(FieldError("type", f"must be one of {', '.join(KINDS)}"))
     common = _convert_fields(data, _COMMON, errors)
-    spec_fields = {f.encode_name: f for f in msgspec.structs.fields(spec_cls)} if spec_cls else {}
+    spec_fields = _spec_fields(spec_cls) if spec_cls else {}
     known = set(_COMMON) | set(spec_fields) | {"type"} | (_READ_ONLY if partial_of else set())
     for key in data:
         if key not in known and key not in _READ_ONLY:

@@ -197,25 +197,46 @@ class DuckDBStore:
         return self.create_monitors([monitor])[0][0]
 
     def create_monitors(self, monitors: list[Monitor]) -> list[tuple[Monitor, dict[str, Any]]]:
-        """Insert monitors in one statement (one transaction: all or none) and return each as
-        stored, with its timestamps, in the order given: one round trip however many."""
+        """Insert monitors in one transaction (all or none) and return each as stored, with its
+        timestamps, in the order given (ids ascending in that order): one round trip however
+        many. The rows go in as one Arrow table (a VALUES list cost 300 µs a row to bind)."""
         if not monitors:
             return []
         now = _utcnow()
-        values, params = [], []
-        for monitor in monitors:
-            values.append("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            params += [monitor.account_id, monitor.name, monitor.type, msgspec.json.encode(monitor.spec).decode(),
-                       monitor.interval, monitor.timeout, monitor.retries, monitor.recovery_threshold, monitor.paused,
-                       "paused" if monitor.paused else "pending", monitor.tags, monitor.integrations, now, now]
-        rows = self.con.execute(
-            f"""INSERT INTO monitors (account_id, name, type, spec, interval_s, timeout_s, retries,
-                    recovery_threshold, paused, status, tags, integrations, created_at, updated_at)
-                VALUES {", ".join(values)}
-                RETURNING {self._MONITOR_COLUMNS}, created_at, updated_at, status_since""", params).fetchall()
-        out = [self._with_times(row) for row in rows]
-        out.sort(key=lambda found: found[0].id)  # ids come from the sequence in the order given
-        return out
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            ids = sorted(int(r[0]) for r in self.con.execute(
+                "SELECT nextval('monitors_id_seq') FROM range(?)", [len(monitors)]).fetchall())
+            table = pa.table({
+                "id": pa.array(ids, pa.int64()),
+                "account_id": pa.array([m.account_id for m in monitors], pa.int64()),
+                "name": pa.array([m.name for m in monitors], pa.string()),
+                "type": pa.array([m.type for m in monitors], pa.string()),
+                "spec": pa.array([msgspec.json.encode(m.spec).decode() for m in monitors], pa.string()),
+                "interval_s": pa.array([m.interval for m in monitors], pa.int32()),
+                "timeout_s": pa.array([m.timeout for m in monitors], pa.float64()),
+                "retries": pa.array([m.retries for m in monitors], pa.int32()),
+                "recovery_threshold": pa.array([m.recovery_threshold for m in monitors], pa.int32()),
+                "paused": pa.array([m.paused for m in monitors], pa.bool_()),
+                "status": pa.array(["paused" if m.paused else "pending" for m in monitors], pa.string()),
+                "tags": pa.array([m.tags for m in monitors], pa.list_(pa.string())),
+                "integrations": pa.array([m.integrations for m in monitors], pa.list_(pa.int64())),
+            })
+            self.con.register("_xuptime_new_monitors", table)
+            rows = self.con.execute(
+                f"""INSERT INTO monitors (id, account_id, name, type, spec, interval_s, timeout_s, retries,
+                        recovery_threshold, paused, status, tags, integrations, created_at, updated_at)
+                    SELECT id, account_id, name, type, spec, interval_s, timeout_s, retries, recovery_threshold,
+                           paused, status, tags, integrations, ?, ? FROM _xuptime_new_monitors
+                    RETURNING {self._MONITOR_COLUMNS}, created_at, updated_at, status_since""", [now, now]).fetchall()
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("_xuptime_new_monitors")
+        by_id = {int(row[0]): row for row in rows}
+        return [self._with_times(by_id[i]) for i in ids]
 
     def update_monitor(self, monitor: Monitor, paused_changed: bool = False
                        ) -> tuple[Monitor, dict[str, Any]] | None:
