@@ -165,6 +165,7 @@ class Server:
         # what startup loaded (monitors, caches, modules) out of the collector's full passes.
         gc.set_threshold(50_000, 20, 100)
         gc.freeze()
+        gc.callbacks.append(_slow_collections)
         self.ready.set()
         try:
             await self._stop.wait()
@@ -606,6 +607,20 @@ class Server:
                 stats["historyCache"] = {"hits": cache.hits, "computed": cache.computed}
             return stats
         raise ValueError(f"unknown operation {op!r}")
+
+
+_gc_started = 0.0
+
+
+def _slow_collections(phase: str, info: dict[str, int]) -> None:
+    """Log a garbage collection that held the event loop for 50 ms or more (every request
+    waits for it: an open-loop benchmark saw such stalls as a p99 of 158 ms)."""
+    global _gc_started
+    if phase == "start":
+        _gc_started = time.perf_counter()
+    elif (took := time.perf_counter() - _gc_started) >= 0.05:
+        log.warning("garbage collection of generation %d took %.0f ms (%d objects collected)",
+                    info.get("generation", -1), took * 1000, info.get("collected", 0))
 
 
 class LastChecks:
