@@ -165,7 +165,8 @@ class Server:
         # what startup loaded (monitors, caches, modules) out of the collector's full passes.
         gc.set_threshold(50_000, 20, 100)
         gc.freeze()
-        gc.callbacks.append(_slow_collections)
+        if _slow_collections not in gc.callbacks:
+            gc.callbacks.append(_slow_collections)
         self.ready.set()
         try:
             await self._stop.wait()
@@ -492,11 +493,6 @@ class Server:
             if at < len(ids) and ids[at] == monitor_id:
                 del ids[at]
         return True
-
-    async def monitor_with_times(self, account_id: int, monitor_id: int) -> tuple[Monitor, dict[str, Any]] | None:
-        """The account's monitor with its timestamps, read on the writer thread."""
-        assert self.store is not None
-        return await self.db(self.store.monitor_with_times, account_id, monitor_id)
 
     def live_monitor(self, monitor_id: int) -> Monitor | None:
         """The engine's copy of a monitor (with its live status), or None."""

@@ -23,9 +23,8 @@ __all__ = ["MAX_BULK", "MonitorPage", "MonitorRuntime", "MonitorService"]
 
 #: One page: (monitor, its timestamps) pairs, the number matching, and whether more follow.
 MonitorPage = tuple[list[tuple[Monitor, dict[str, Any]]], int, bool]
-
-
-Found = tuple[Monitor, dict[str, Any]]  # a monitor with its createdAt, updatedAt, statusSince
+#: A monitor with its ``createdAt``, ``updatedAt`` and ``statusSince``.
+Found = tuple[Monitor, dict[str, Any]]
 
 #: Monitors in one bulk create at most.
 MAX_BULK = 1000
@@ -50,6 +49,9 @@ class MonitorRuntime(Protocol):
 
 
 class MonitorService:
+    """Every monitor operation of every face. Refusals are ``Invalid`` (400), ``NotFound``
+    (404) and ``Conflict`` (409) with the fields at fault; faces word them their own way."""
+
     def __init__(self, runtime: MonitorRuntime) -> None:
         self.runtime = runtime
 

@@ -362,13 +362,6 @@ class DuckDBStore:
                 log.error("monitor %s is invalid and is skipped: %s", row[0], exc)
         return monitors
 
-    def monitor_with_times(self, account_id: int, monitor_id: int) -> tuple[Monitor, dict[str, Any]] | None:
-        """One monitor of the account with its timestamps; None if absent or another account's."""
-        row = self.con.execute(
-            f"SELECT {self._MONITOR_COLUMNS}, created_at, updated_at, status_since FROM monitors"
-            " WHERE id = ? AND account_id = ?", [monitor_id, account_id]).fetchone()
-        return None if row is None else self._with_times(row)
-
     def incident_page(self, account_id: int, before_id: int | None, limit: int, monitor_id: int | None = None
                       ) -> tuple[list[dict[str, Any]], int, bool]:
         """Incidents newest first (keyset on id): ``(page, total, more after this page)``."""
