@@ -30,7 +30,7 @@ from api.openapi import add_request_bodies
 from api.push import push_heartbeat
 from api.quota import Quota
 from api.schemas import ERROR_RESPONSES, QUOTA_HEADERS
-from core.services import MonitorService
+from core.services import IntegrationService, MonitorService
 
 __all__ = ["create_app"]
 
@@ -101,12 +101,16 @@ class _SwaggerUI(SwaggerRenderPlugin):
 
 
 def _configure_dependencies(server: Any) -> dict[str, Provide]:
-    """The services, injected into handlers by name (``monitors: MonitorService``)."""
+    """The services, injected into handlers by name (``monitors: MonitorService``,
+    ``channels: IntegrationService``)."""
 
     def monitors() -> MonitorService:
         return server.services.monitors
 
-    return {"monitors": Provide(monitors, sync_to_thread=False)}
+    def channels() -> IntegrationService:
+        return server.services.integrations
+
+    return {"monitors": Provide(monitors, sync_to_thread=False), "channels": Provide(channels, sync_to_thread=False)}
 
 
 def create_app(server: Any) -> Litestar:

@@ -38,11 +38,12 @@ import numpy as np
 from api.quota import month_bounds
 from core import demo
 from core.alerting import Integration
+from core.alerting.base import SendResult
 from core.alerting.outbox import Dispatcher
 from core.engine.supervisor import Engine
 from core.models import Monitor, Transition
 from core.ops import STORE_OPS, OpError
-from core.services import MonitorService, NotFound, ServiceError, Services
+from core.services import IntegrationService, MonitorService, NotFound, ServiceError, Services
 from core.services.monitors import MAX_BULK
 from core.storage.duckdb import READERS, DuckDBStore, ReadOnlyQueryError, monitor_row
 from ext import COLUMNS
@@ -118,7 +119,7 @@ class Server:
         self._pending_creates: list[tuple[Monitor, asyncio.Future[tuple[Monitor, dict[str, Any]]]]] = []
         self._creating = False
         #: The one door of every face (the API, the control socket): see ``core.services``.
-        self.services = Services(monitors=MonitorService(self))
+        self.services = Services(monitors=MonitorService(self), integrations=IntegrationService(self))
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a store call on the writer thread."""
@@ -524,6 +525,17 @@ class Server:
         if updated is not None:
             self.integrations[updated.id] = updated
         return updated
+
+    async def send_test(self, integration: Integration, context: dict[str, Any]) -> SendResult:
+        """Send one message now, outside the outbox (a channel's test)."""
+        assert self.alerts is not None
+        return await self.alerts.send_now(integration, context)
+
+    async def outbox_page(self, account_id: int, integration_id: int, status: str | None, before: int | None,
+                          limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """A channel's messages, newest first, read on a reader thread."""
+        assert self.store is not None
+        return await self.read(self.store.outbox_page, account_id, integration_id, status, before, limit)
 
     async def delete_integration(self, account_id: int, integration_id: int) -> bool:
         """Delete a channel, and detach it from the monitors that named it."""

@@ -13,7 +13,7 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from core.services import MonitorService, Services
+from core.services import IntegrationService, MonitorService, Services
 from core.storage.duckdb import hash_api_key
 
 KEY = "xup_0123456789abcdef0123456789abcdef"
@@ -25,7 +25,7 @@ class _Failing:
     with a revealing message."""
 
     def __init__(self) -> None:
-        self.services = Services(monitors=MonitorService(self))  # type: ignore[arg-type]
+        self.services = Services(monitors=MonitorService(self), integrations=IntegrationService(self))  # type: ignore[arg-type]
 
     def monitor_page(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(SECRET_CAUSE)

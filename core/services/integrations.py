@@ -1,0 +1,133 @@
+"""Notification channels, the same for every face. A channel of another account is
+``NotFound``. Config errors name every bad field at once (``config.webhookUrl``); secrets are
+the provider's business to mask (``core.alerting.integration_wire``), at the face.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from core.alerting import EVENTS, ConfigError, Integration, event_context, message_text, parse_integration
+from core.alerting.base import SendContext, SendResult
+from core.alerting.templates import sample_context, validate_template
+from core.models import FieldError
+from core.services.errors import Invalid, NotFound
+
+__all__ = ["DELIVERY_STATES", "IntegrationRuntime", "IntegrationService", "Preview"]
+
+DELIVERY_STATES = ("pending", "sent", "failed")
+#: What ``preview`` renders: the event, the message text, and the provider's payload (or None).
+Preview = tuple[str, str, Any]
+
+
+class IntegrationRuntime(Protocol):
+    """What the service needs of the serve process (``core.server.Server``)."""
+
+    integrations: dict[int, Integration]
+    http_url: str
+
+    async def create_integration(self, integration: Integration) -> Integration: ...
+    async def update_integration(self, integration: Integration) -> Integration | None: ...
+    async def delete_integration(self, account_id: int, integration_id: int) -> bool: ...
+    async def send_test(self, integration: Integration, context: dict[str, Any]) -> SendResult: ...
+    async def outbox_page(self, account_id: int, integration_id: int, status: str | None, before: int | None,
+                          limit: int) -> tuple[list[dict[str, Any]], bool]: ...
+
+
+class IntegrationService:
+    """Every channel operation of every face: CRUD, a test message, a preview, the delivery
+    log. Reads come from the runtime's in-memory set of channels, kept in step with the
+    database by every write."""
+
+    def __init__(self, runtime: IntegrationRuntime) -> None:
+        self.runtime = runtime
+
+    def get(self, account_id: int, integration_id: int) -> Integration:
+        integration = self.runtime.integrations.get(integration_id)
+        if integration is None or integration.account_id != account_id:
+            raise NotFound("Integration not found")
+        return integration
+
+    def page(self, account_id: int, after_id: int, limit: int) -> tuple[list[Integration], int, bool]:
+        """One keyset page of the account's channels by id: ``(page, total, more after it)``."""
+        channels = self.runtime.integrations
+        mine = sorted(i for i, c in channels.items() if c.account_id == account_id)
+        chosen = [i for i in mine if i > after_id][:limit + 1]
+        return [channels[i] for i in chosen[:limit]], len(mine), len(chosen) > limit
+
+    async def create(self, account_id: int, data: Any) -> Integration:
+        """Validate and store a channel (``isDefault`` ones get every monitor's alerts)."""
+        integration = self._parse(data)
+        integration.account_id = account_id
+        return await self.runtime.create_integration(integration)
+
+    async def update(self, account_id: int, integration_id: int, data: Any) -> Integration:
+        """Change some fields: ``config`` fields sent replace stored ones, a masked secret
+        sent back keeps the stored secret, the type cannot change."""
+        updated = await self.runtime.update_integration(self._parse(data, self.get(account_id, integration_id)))
+        if updated is None:
+            raise NotFound("Integration not found")
+        return updated
+
+    async def delete(self, account_id: int, integration_id: int) -> None:
+        """Delete a channel: monitors stop naming it (their workers are told), its queued
+        messages fail as deleted."""
+        self.get(account_id, integration_id)
+        if not await self.runtime.delete_integration(account_id, integration_id):
+            raise NotFound("Integration not found")
+
+    async def test(self, account_id: int, integration_id: int) -> SendResult:
+        """Send a message that says it is a test, now (no incident, no outbox)."""
+        integration = self.get(account_id, integration_id)
+        context = event_context(sample_context("test"), "test", private=_private(integration),
+                                base_url=self.runtime.http_url)
+        return await self.runtime.send_test(integration, context)
+
+    def preview(self, account_id: int, integration_id: int, data: Any) -> Preview:
+        """Render a message without sending it: ``{"event", "template"}``, both optional (a
+        template to try before saving it)."""
+        integration = self.get(account_id, integration_id)
+        if not isinstance(data, dict):
+            raise Invalid("Invalid preview", [FieldError("body", "must be a JSON object")])
+        errors = [FieldError(k, "unknown field") for k in data if k not in ("event", "template")]
+        event = data.get("event", "down")
+        if event not in EVENTS:
+            errors.append(FieldError("event", f"must be one of {', '.join(EVENTS)}"))
+        template = data.get("template", integration.template)
+        if template is not None:
+            problem = validate_template(template) if isinstance(template, str) else "must be a string"
+            if problem is not None:
+                errors.append(FieldError("template", problem))
+        if errors:
+            raise Invalid("Invalid preview", errors)
+        trial = Integration(id=integration.id, account_id=integration.account_id, name=integration.name,
+                            type=integration.type, config=integration.config, template=template)
+        context = event_context(sample_context(event), event, private=_private(integration),
+                                base_url=self.runtime.http_url)
+        text = message_text(trial, context)
+        provider = trial.provider
+        payload = None
+        if hasattr(provider, "payload"):
+            ctx = SendContext(config=trial.typed_config(), text=text, event=context, delivery_id="preview",
+                              session=None)  # type: ignore[arg-type]
+            payload = provider.payload(ctx)
+        return event, text, payload
+
+    async def deliveries(self, account_id: int, integration_id: int, status: str | None, before: int | None,
+                         limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """The channel's messages, newest first (read on a reader thread)."""
+        self.get(account_id, integration_id)
+        if status is not None and status not in DELIVERY_STATES:
+            raise Invalid("Invalid filter", [FieldError("status", f"must be one of {', '.join(DELIVERY_STATES)}")])
+        return await self.runtime.outbox_page(account_id, integration_id, status, before, limit)
+
+    @staticmethod
+    def _parse(data: Any, current: Integration | None = None) -> Integration:
+        try:
+            return parse_integration(data, partial_of=current)
+        except ConfigError as exc:
+            raise Invalid("Invalid integration", [FieldError(e.field, e.message) for e in exc.errors]) from None
+
+
+def _private(integration: Integration) -> bool:
+    return bool(integration.config.get("private", False))
