@@ -15,8 +15,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 
 from core.services import Conflict as ServiceConflict
-from core.services import Invalid, ServiceError
 from core.services import NotFound as ServiceNotFound
+from core.services import ServiceError
 
 __all__ = ["ApiError", "BadRequest", "NotFound", "TooManyRequests", "error_response", "exception_handlers"]
 
@@ -76,7 +76,6 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         return error_response(exc.status_code, exc.reason, exc.errors, exc.headers)
     if isinstance(exc, ServiceError):  # the services' refusals, in the API's words
         status = 404 if isinstance(exc, ServiceNotFound) else 409 if isinstance(exc, ServiceConflict) else 400
-        assert status != 400 or isinstance(exc, Invalid)
         errors = [{"field": e.field, "message": e.message} for e in exc.errors] if exc.errors is not None else None
         return error_response(status, exc.reason, errors)
     if isinstance(exc, NotAuthorizedException):
