@@ -87,9 +87,10 @@ async def redirect_handler(reader: asyncio.StreamReader, writer: asyncio.StreamW
         await writer.drain()
 
 
-def http_handler(status: int = 200, body: bytes = b"hello", headers: dict[str, str] | None = None,
+def http_handler(status: int | Callable[[], int] = 200, body: bytes = b"hello", headers: dict[str, str] | None = None,
                  record: list[bytes] | None = None) -> Handler:
-    """A keep-alive capable HTTP/1.1 server answering every request the same way."""
+    """A keep-alive capable HTTP/1.1 server answering every request the same way (with
+    ``status()`` when it is a function: a status the test switches)."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -99,7 +100,7 @@ def http_handler(status: int = 200, body: bytes = b"hello", headers: dict[str, s
                 return
             if record is not None:
                 record.append(request)
-            payload = respond(status, body, headers)
+            payload = respond(status() if callable(status) else status, body, headers)
             if request.startswith(b"HEAD "):
                 payload = payload[: payload.index(b"\r\n\r\n") + 4]
             writer.write(payload)

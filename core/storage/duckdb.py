@@ -116,9 +116,8 @@ class DuckDBStore:
         try:
             if not read_only:
                 self.migrate()
-            elif self.schema_version() > LATEST:
-                raise NewerSchemaError(f"database schema v{self.schema_version()} is newer than this xuptime "
-                                       f"(v{LATEST})")
+            else:
+                self._not_newer()
         except BaseException:
             self.con.close()
             raise
@@ -160,14 +159,19 @@ class DuckDBStore:
         row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
         return int(row[0] or 0) if row else 0
 
+    def _not_newer(self) -> int:
+        """The schema version, or ``NewerSchemaError`` when a newer xuptime wrote it."""
+        version = self.schema_version()
+        if version > LATEST:
+            raise NewerSchemaError(f"database schema v{version} is newer than this xuptime (v{LATEST})")
+        return version
+
     def migrate(self) -> int:
         """Apply pending migrations, each atomically; returns the resulting version."""
         self.con.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"
         )
-        version = self.schema_version()
-        if version > LATEST:
-            raise NewerSchemaError(f"database schema v{version} is newer than this xuptime (v{LATEST})")
+        version = self._not_newer()
         for number in range(version, LATEST):
             self.con.execute("BEGIN TRANSACTION")
             try:
@@ -655,11 +659,10 @@ class DuckDBStore:
                 for hour in np.unique(late // HOUR_US * HOUR_US).tolist():
                     self._dirty[hour] = self._dirty.get(hour, 0) + 1
 
-    def monitor_times(self, monitor_id: int | None = None) -> dict[int, dict[str, Any]]:
-        """monitor id -> createdAt, updatedAt, statusSince (all monitors, or one)."""
-        sql = "SELECT id, created_at, updated_at, status_since FROM monitors"
-        rows = self.con.execute(sql + (" WHERE id = ?" if monitor_id is not None else ""),
-                                [monitor_id] if monitor_id is not None else []).fetchall()
+    def monitor_times(self) -> dict[int, dict[str, Any]]:
+        """monitor id -> createdAt, updatedAt, statusSince of every monitor (loaded at startup;
+        every write returns its monitor's times after that)."""
+        rows = self.con.execute("SELECT id, created_at, updated_at, status_since FROM monitors").fetchall()
         return {int(r[0]): {"createdAt": _iso(r[1]), "updatedAt": _iso(r[2]), "statusSince": _iso(r[3])}
                 for r in rows}
 

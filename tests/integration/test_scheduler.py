@@ -179,20 +179,8 @@ _STEPS = [(200, "up"), (500, "up"), (500, "up"), (200, "up"), (500, "up"), (500,
 
 def _switch() -> tuple[list[int], Any]:
     """A keep-alive HTTP server whose status the test sets (``status[0]``)."""
-    from tests.servers import read_request, respond
-
     status = [200]
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
-            writer.write(respond(status[0], b"switch"))
-            await writer.drain()
-
-    return status, handle
+    return status, http_handler(lambda: status[0], b"switch")
 
 
 def test_retries_and_recovery_threshold_on_the_general_path() -> None:
