@@ -156,16 +156,9 @@ def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def _target(m: dict[str, Any]) -> str:
-    kind = m.get("type")
-    if kind == "http":
-        return str(m.get("url"))
-    if kind == "push":
-        return f"/api/push/{m.get('pushToken')}"
-    if kind == "dns":
-        return f"{m.get('host')} {m.get('recordType')}"
-    if kind == "ping":
-        return str(m.get("host"))
-    return f"{m.get('host')}:{m.get('port')}"
+    from core.models import wire_target
+
+    return wire_target(m)
 
 
 def build_parser() -> argparse.ArgumentParser:

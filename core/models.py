@@ -41,6 +41,7 @@ __all__ = [
     "parse_resolver",
     "parse_status_ranges",
     "private_target",
+    "wire_target",
 ]
 
 STATUSES = ("pending", "up", "down", "paused", "maintenance")
@@ -161,6 +162,14 @@ class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
             errors.append(FieldError("expectedValue", "needs jsonPath"))
         return errors
 
+    def target(self) -> str:
+        """What the monitor checks, as people name it (the CLI's list, alert messages)."""
+        return self.url
+
+    def address(self) -> tuple[str, str] | None:
+        """(field, host) of the host this monitor connects to, for the target policy."""
+        return "url", urlsplit(self.url).hostname or ""
+
 
 class TcpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, tag="tcp",
               tag_field="type"):
@@ -177,6 +186,12 @@ class TcpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_field
             return [FieldError("host", "must be a host name or IP address")]
         return []
 
+    def target(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def address(self) -> tuple[str, str] | None:
+        return "host", self.host
+
 
 class TlsSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, tag="tls",
               tag_field="type"):
@@ -192,6 +207,12 @@ class TlsSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_field
         if not valid_host(self.host):
             return [FieldError("host", "must be a host name or IP address")]
         return []
+
+    def target(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def address(self) -> tuple[str, str] | None:
+        return "host", self.host
 
 
 DNS_RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA")
@@ -218,6 +239,12 @@ class DnsSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_field
         if self.resolver is not None and parse_resolver(self.resolver) is None:
             errors.append(FieldError("resolver", "must be an IP address, optionally with :port"))
         return errors
+
+    def target(self) -> str:
+        return f"{self.host} {self.record_type}"
+
+    def address(self) -> tuple[str, str] | None:
+        return None  # a name looked up (through the resolver), not a host connected to
 
 
 _JSON_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(-?\d+)\]|\[\"([^\"]*)\"\]|\['([^']*)'\]")
@@ -271,6 +298,12 @@ class PingSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
             return [FieldError("host", "must be a host name or IP address")]
         return []
 
+    def target(self) -> str:
+        return self.host
+
+    def address(self) -> tuple[str, str] | None:
+        return "host", self.host
+
 
 _PUSH_TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
@@ -289,6 +322,12 @@ class PushSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
         if not _PUSH_TOKEN.match(self.push_token):
             return [FieldError("pushToken", "must be 8 to 64 letters, digits, - or _")]
         return []
+
+    def target(self) -> str:
+        return f"/api/push/{self.push_token}"
+
+    def address(self) -> tuple[str, str] | None:
+        return None  # nothing is connected to: the monitored side calls in
 
 
 Spec = HttpSpec | TcpSpec | TlsSpec | DnsSpec | PingSpec | PushSpec
@@ -323,6 +362,22 @@ class Monitor(msgspec.Struct, kw_only=True, rename="camel"):
         if self.timeout is not None:
             return self.timeout
         return min(self.interval * 0.8, 30.0)
+
+
+class Integration(msgspec.Struct, kw_only=True):
+    """A notification channel as stored: ``config`` in wire form (camelCase), secrets
+    included. Data only: ``core.alerting`` finds the provider of its ``type``."""
+
+    id: int = 0
+    account_id: int = 0
+    name: str
+    type: str
+    config: dict[str, Any]
+    template: str | None = None
+    is_default: bool = False
+    reminder_interval: int | None = None  # seconds between reminders while down; None: none
+    created_at: str | None = None
+    updated_at: str | None = None
 
 
 class FieldError(msgspec.Struct):
@@ -420,6 +475,13 @@ def monitor_to_wire(monitor: Monitor) -> dict[str, Any]:
     return {**out, "type": monitor.type, **spec}
 
 
+def wire_target(row: dict[str, Any]) -> str:
+    """``Spec.target()`` of a monitor in its flat wire form (``monitor_to_wire``)."""
+    spec_cls = KINDS[row["type"]]
+    fields = _spec_fields(spec_cls)
+    return msgspec.convert({k: v for k, v in row.items() if k in fields}, spec_cls).target()
+
+
 def parse_status_ranges(items: list[str]) -> list[tuple[int, int]]:
     """``["200-299", "301", "4xx"]`` -> inclusive ranges; ValueError names the bad item."""
     if not items:
@@ -473,13 +535,10 @@ def is_private_address(address: str) -> bool:
 def private_target(monitor: Monitor) -> tuple[str, str] | None:
     """(field, host) when the monitor's target is written as a private address or as
     ``localhost``; names that resolve to one are refused at check time instead."""
-    spec = monitor.spec
-    if isinstance(spec, HttpSpec):
-        field, host = "url", urlsplit(spec.url).hostname or ""
-    elif isinstance(spec, TcpSpec | TlsSpec | PingSpec):
-        field, host = "host", spec.host
-    else:
+    found = monitor.spec.address()
+    if found is None:
         return None
+    field, host = found
     name = host.strip("[]").rstrip(".").lower()
     if name == "localhost" or name.endswith(".localhost") or is_private_address(name):
         return field, host

@@ -37,11 +37,10 @@ import numpy as np
 
 from api.quota import month_bounds
 from core import demo
-from core.alerting import Integration
 from core.alerting.base import SendResult
 from core.alerting.outbox import Dispatcher
 from core.engine.supervisor import Engine
-from core.models import Monitor, Transition
+from core.models import Integration, Monitor, Transition
 from core.ops import STORE_OPS, OpError
 from core.services import IntegrationService, MonitorService, NotFound, ServiceError, Services
 from core.services.monitors import MAX_BULK

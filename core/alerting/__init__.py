@@ -13,22 +13,14 @@ from typing import Annotated, Any
 
 import msgspec
 
-from core.alerting.apprise_channel import AppriseProvider
 from core.alerting.base import ConfigError, FieldProblem, Provider, convert_config, keep_masked, mask_config
-from core.alerting.discord import DiscordProvider
-from core.alerting.jira import JiraProvider
-from core.alerting.slack import SlackProvider
-from core.alerting.smtp import EmailProvider
+from core.alerting.providers import PROVIDERS
 from core.alerting.templates import human_duration, render, validate_template
-from core.alerting.twitter import TwitterProvider
-from core.alerting.webhook import WebhookProvider
+from core.models import Integration
 
 __all__ = ["EVENTS", "PROVIDERS", "ConfigError", "FieldProblem", "Integration", "event_context",
-           "integration_wire", "message_text", "parse_integration"]
+           "integration_wire", "message_text", "parse_integration", "provider_of", "typed_config"]
 
-PROVIDERS: dict[str, Provider] = {p.type: p for p in (
-    SlackProvider(), DiscordProvider(), JiraProvider(), TwitterProvider(), WebhookProvider(), EmailProvider(),
-    AppriseProvider())}
 EVENTS = ("down", "up", "reminder", "test")
 _TOP = {"name", "type", "config", "template", "isDefault", "reminderInterval"}
 _READ_ONLY = {"id", "createdAt", "updatedAt"}
@@ -36,26 +28,14 @@ _READ_ONLY = {"id", "createdAt", "updatedAt"}
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
-class Integration(msgspec.Struct, kw_only=True):
-    """A channel as stored: ``config`` in wire form (camelCase), secrets included."""
+def provider_of(integration: Integration) -> Provider:
+    """The provider that delivers this channel's messages."""
+    return PROVIDERS[integration.type]
 
-    id: int = 0
-    account_id: int = 0
-    name: str
-    type: str
-    config: dict[str, Any]
-    template: str | None = None
-    is_default: bool = False
-    reminder_interval: int | None = None  # seconds between reminders while down; None: none
-    created_at: str | None = None
-    updated_at: str | None = None
 
-    @property
-    def provider(self) -> Provider:
-        return PROVIDERS[self.type]
-
-    def typed_config(self) -> Any:
-        return msgspec.convert(self.config, self.provider.Config)
+def typed_config(integration: Integration) -> Any:
+    """The channel's config as its provider's ``Config`` struct."""
+    return msgspec.convert(integration.config, PROVIDERS[integration.type].Config)
 
 
 def parse_integration(data: Any, *, partial_of: Integration | None = None) -> Integration:
@@ -73,7 +53,7 @@ def parse_integration(data: Any, *, partial_of: Integration | None = None) -> In
         config = data.get("config", {})
         if isinstance(config, dict):  # a patch of the config: sent fields replace, masked secrets keep
             config = {**partial_of.config,
-                      **keep_masked(config, partial_of.config, partial_of.provider.secret_fields)}
+                      **keep_masked(config, partial_of.config, PROVIDERS[partial_of.type].secret_fields)}
         data = {"name": partial_of.name, "template": partial_of.template, "isDefault": partial_of.is_default,
                 "reminderInterval": partial_of.reminder_interval, **data, "type": partial_of.type, "config": config}
     name = data.get("name")
@@ -118,7 +98,7 @@ def parse_integration(data: Any, *, partial_of: Integration | None = None) -> In
 def integration_wire(integration: Integration) -> dict[str, Any]:
     """The API's view: secrets masked, on every response (the create response included)."""
     return {"id": integration.id, "name": integration.name, "type": integration.type,
-            "config": mask_config(integration.config, integration.provider.secret_fields),
+            "config": mask_config(integration.config, PROVIDERS[integration.type].secret_fields),
             "template": integration.template, "isDefault": integration.is_default,
             "reminderInterval": integration.reminder_interval, "createdAt": integration.created_at,
             "updatedAt": integration.updated_at}
@@ -144,7 +124,7 @@ def event_context(snapshot: dict[str, Any], event: str, *, private: bool, base_u
 def message_text(integration: Integration, context: dict[str, Any]) -> str:
     """The rendered template; a user template that fails at send time (it rendered for the
     sample when saved) falls back to the provider's default rather than losing the alert."""
-    provider = integration.provider
+    provider = PROVIDERS[integration.type]
     if integration.template:
         try:
             return render(integration.template, context)

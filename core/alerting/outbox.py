@@ -35,8 +35,9 @@ from typing import Any
 
 import aiohttp
 
-from core.alerting import Integration, event_context, message_text
+from core.alerting import event_context, message_text, provider_of, typed_config
 from core.alerting.base import SendContext, SendResult, scrub
+from core.models import Integration
 
 __all__ = ["Dispatcher"]
 
@@ -113,9 +114,9 @@ class Dispatcher:
 
     async def _attempt(self, integration: Integration, event: dict[str, Any], delivery_id: str) -> SendResult:
         assert self._session is not None
-        provider = integration.provider
+        provider = provider_of(integration)
         try:
-            ctx = SendContext(config=integration.typed_config(), text=message_text(integration, event), event=event,
+            ctx = SendContext(config=typed_config(integration), text=message_text(integration, event), event=event,
                               delivery_id=delivery_id, session=self._session)
             result = await provider.send(ctx)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -155,7 +156,7 @@ class Dispatcher:
 
     def _spawn_workers(self, integration_id: int, channel: _Channel) -> None:
         integration = self._integration(integration_id)
-        parallel = getattr(integration.provider, "parallel", 1) if integration else 1
+        parallel = getattr(provider_of(integration), "parallel", 1) if integration else 1
         while channel.workers < min(parallel, len(channel.queue)):
             channel.workers += 1
             task = asyncio.create_task(self._channel_worker(integration_id, channel))
@@ -174,7 +175,7 @@ class Dispatcher:
                 if integration is None:
                     self._outcome(row, SendResult(False, None, "channel deleted", retry=False))
                     continue
-                interval = getattr(integration.provider, "min_interval", 0.0)
+                interval = getattr(provider_of(integration), "min_interval", 0.0)
                 channel.not_before = max(channel.not_before, time.monotonic() + interval)
                 result = await self._attempt(integration, self._context(integration, row), str(row[0]))
                 if result.retry_after:
@@ -188,7 +189,7 @@ class Dispatcher:
         if row[4] != "up" and snapshot.get("started"):  # down so far
             started = dt.datetime.fromisoformat(snapshot["started"].replace("Z", "+00:00"))
             snapshot["duration_seconds"] = max(0.0, (dt.datetime.now(dt.UTC) - started).total_seconds())
-        private = bool(getattr(integration.typed_config(), "private", False))
+        private = bool(getattr(typed_config(integration), "private", False))
         return event_context(snapshot, row[4], private=private, base_url=self.base_url)
 
     def _outcome(self, row: tuple, result: SendResult) -> None:

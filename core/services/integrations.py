@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from core.alerting import EVENTS, ConfigError, Integration, event_context, message_text, parse_integration
+from core.alerting import EVENTS, ConfigError, event_context, message_text, parse_integration, provider_of, typed_config
 from core.alerting.base import SendContext, SendResult
 from core.alerting.templates import sample_context, validate_template
-from core.models import FieldError
+from core.models import FieldError, Integration
 from core.services.errors import Invalid, NotFound
 
 __all__ = ["DELIVERY_STATES", "IntegrationRuntime", "IntegrationService", "Preview"]
@@ -105,10 +105,10 @@ class IntegrationService:
         context = event_context(sample_context(event), event, private=_private(integration),
                                 base_url=self.runtime.http_url)
         text = message_text(trial, context)
-        provider = trial.provider
+        provider = provider_of(trial)
         payload = None
         if hasattr(provider, "payload"):
-            ctx = SendContext(config=trial.typed_config(), text=text, event=context, delivery_id="preview",
+            ctx = SendContext(config=typed_config(trial), text=text, event=context, delivery_id="preview",
                               session=None)  # type: ignore[arg-type]
             payload = provider.payload(ctx)
         return event, text, payload

@@ -35,8 +35,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from core.alerting import Integration
-from core.models import KINDS, Monitor, MonitorValidationError, Transition, monitor_to_wire, parse_monitor
+from core.models import KINDS, Integration, Monitor, MonitorValidationError, Transition, monitor_to_wire, parse_monitor
 from core.storage.rollups import HOUR_US, aggregate_hours, hour_aggregate_sql, merge_percentiles
 from core.storage.schema import LATEST, MIGRATIONS
 
@@ -113,6 +112,7 @@ class DuckDBStore:
         # DuckDB sizes its thread pool from the machine, not from this process's CPU affinity.
         self.con = duckdb.connect(str(self.path), read_only=read_only,
                                   config={"threads": max(1, len(os.sched_getaffinity(0)))})
+        self.con.create_function("xuptime_target", _alert_target, [str, str], str, side_effects=False)
         try:
             if not read_only:
                 self.migrate()
@@ -1020,8 +1020,7 @@ class DuckDBStore:
 
 
 _ISO = "'%Y-%m-%dT%H:%M:%S.%gZ'"
-_TARGET = ("coalesce(json_extract_string(m.spec, '$.url'), json_extract_string(m.spec, '$.host') || ':'"
-           " || json_extract_string(m.spec, '$.port'))")
+_TARGET = "xuptime_target(m.type, CAST(m.spec AS VARCHAR))"
 _CHANNELS = ("JOIN integrations g ON g.account_id = m.account_id"
              " AND (g.is_default OR list_contains(m.integrations, g.id))")
 _OUTBOX_INSERT = """INSERT INTO outbox (account_id, integration_id, monitor_id, incident_id, event, context, dedupe_key,
@@ -1061,6 +1060,14 @@ _OUTBOX_REMINDERS = f"""{_OUTBOX_INSERT}
           WHERE i.resolved_at IS NULL AND NOT m.paused AND g.reminder_interval_s IS NOT NULL)
     WHERE k >= 1
     ON CONFLICT DO NOTHING"""
+
+
+def _alert_target(kind: str, spec: str) -> str:
+    """``Spec.target()`` for alert messages (SQL ``xuptime_target(type, spec)``); a push
+    monitor's is empty, as its URL holds the token that lets anyone report it up."""
+    if kind == "push":
+        return ""
+    return msgspec.json.decode(spec, type=_SPEC_TYPES[kind]).target()
 
 
 def _upper(to_us: int | None, before_us: int | None) -> int | None:

@@ -19,10 +19,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from core.alerting import PROVIDERS, Integration, event_context, message_text, parse_integration
+from core.alerting import PROVIDERS, event_context, message_text, parse_integration, typed_config
 from core.alerting.base import SendContext, SendResult
+from core.alerting.providers.twitter import weighted_length
 from core.alerting.templates import sample_context
-from core.alerting.twitter import weighted_length
+from core.models import Integration
 from tests.integration.test_alerts import Sink, Target, api, channel
 from tests.integration.test_serve import Serve, cli, closed_port, wait_for
 from tests.servers import QuietHandler, ThreadedHttp
@@ -195,7 +196,7 @@ def send(kind: str, config: dict[str, Any], event: str, incident: int = 7, deliv
 
     async def run() -> SendResult:
         async with aiohttp.ClientSession() as session:
-            ctx = SendContext(config=integration.typed_config(), text=message_text(integration, context), event=context,
+            ctx = SendContext(config=typed_config(integration), text=message_text(integration, context), event=context,
                               delivery_id=delivery, session=session)
             return await PROVIDERS[kind].send(ctx)
 
@@ -258,7 +259,7 @@ async def _x_send(integration: Integration) -> str:
     context = event_context(sample_context("down"), "down", private=False, base_url="http://127.0.0.1:8080")
     context["monitor"]["name"] = "shop"
     async with aiohttp.ClientSession() as session:
-        ctx = SendContext(config=integration.typed_config(), text=message_text(integration, context), event=context,
+        ctx = SendContext(config=typed_config(integration), text=message_text(integration, context), event=context,
                           delivery_id="1", session=session)
         result = await PROVIDERS["twitter"].send(ctx)
         assert result.ok, result

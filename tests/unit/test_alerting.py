@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.alerting.base import mask_config, parse_retry_after, scrub
+from core.alerting.providers.twitter import fit_tweet, weighted_length
 from core.alerting.templates import human_duration, render, sample_context, validate_template
-from core.alerting.twitter import fit_tweet, weighted_length
 
 
 @pytest.mark.parametrize("template", [

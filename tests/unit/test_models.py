@@ -127,3 +127,26 @@ def test_private_addresses_and_targets() -> None:
         ({"type": "dns", "host": "example.com"}, None),
     ]:
         assert private_target(parse_monitor({"name": "x", **data})) == found
+
+
+def test_every_kind_names_its_target_one_way() -> None:
+    """``Spec.target()`` is the one answer for the CLI's list (from the flat wire form too)
+    and for alert messages, where a push monitor's token-bearing URL is left out."""
+    from core.models import KINDS, wire_target
+    from core.storage.duckdb import _alert_target
+
+    cases = {
+        "http": ({"url": "https://example.com/x"}, "https://example.com/x"),
+        "tcp": ({"host": "db.example.com", "port": 5432}, "db.example.com:5432"),
+        "tls": ({"host": "example.com"}, "example.com:443"),
+        "dns": ({"host": "example.com", "recordType": "MX"}, "example.com MX"),
+        "ping": ({"host": "192.0.2.7"}, "192.0.2.7"),
+        "push": ({"pushToken": "tok-12345678"}, "/api/push/tok-12345678"),
+    }
+    assert set(cases) == set(KINDS)
+    for kind, (fields, target) in cases.items():
+        monitor = parse_monitor({"name": "x", "type": kind, **fields})
+        assert monitor.spec is not None and monitor.spec.target() == target
+        assert wire_target(monitor_to_wire(monitor)) == target
+        spec_json = msgspec.json.encode(monitor.spec).decode()
+        assert _alert_target(kind, spec_json) == ("" if kind == "push" else target)
