@@ -1,8 +1,9 @@
-"""The Litestar application: ``create_app(server)`` assembles small ``_configure_*`` steps.
+"""The Litestar application: ``create_app(services)`` assembles small ``_configure_*`` steps.
 
-Served by the main process of ``xuptime serve`` on its own uvloop loop (embedded uvicorn), so
-handlers share the server's state directly; DuckDB work goes through ``server.db`` (the writer
-thread) or ``server.read`` (reader threads) and never blocks the loop.
+Served by the main process of ``xuptime serve`` on its own uvloop loop (embedded uvicorn).
+Handlers get the services injected by name (``monitors``, ``channels``, ``accounts``,
+``history``) and reach nothing else: the services run DuckDB work on the store's threads, so
+the loop never blocks. What lives here is the wire: camelCase shapes, answer caches, errors.
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ from api.metrics import metrics
 from api.monitors import MonitorController
 from api.openapi import add_request_bodies
 from api.push import push_heartbeat
-from api.quota import Quota
 from api.schemas import ERROR_RESPONSES, QUOTA_HEADERS
-from core.services import IntegrationService, MonitorService
+from core.services import Services
 
 __all__ = ["create_app"]
 
@@ -40,7 +40,7 @@ MAX_BODY = 1024 * 1024
 @get("/account/usage", operation_id="getAccountUsage", tags=["account"], responses=ERROR_RESPONSES)
 async def account_usage(request: Request[int, Any, Any]) -> dict[str, Any]:
     """This calendar month's API usage of the key's account (UTC)."""
-    return {"data": request.app.state.quota.usage(request.user)}
+    return {"data": request.app.state.services.accounts.usage(request.user)}
 
 
 @get("/healthz", operation_id="health", include_in_schema=False)
@@ -100,27 +100,28 @@ class _SwaggerUI(SwaggerRenderPlugin):
         return super().render(request, add_request_bodies(openapi_schema))
 
 
-def _configure_dependencies(server: Any) -> dict[str, Provide]:
+def _configure_dependencies(services: Services) -> dict[str, Provide]:
     """The services, injected into handlers by name (``monitors: MonitorService``,
-    ``channels: IntegrationService``)."""
+    ``channels: IntegrationService``, ``accounts: AccountService``, ``history: HistoryService``)."""
 
-    def monitors() -> MonitorService:
-        return server.services.monitors
+    def provide(value: Any) -> Provide:
+        return Provide(lambda: value, sync_to_thread=False)
 
-    def channels() -> IntegrationService:
-        return server.services.integrations
-
-    return {"monitors": Provide(monitors, sync_to_thread=False), "channels": Provide(channels, sync_to_thread=False)}
+    return {"monitors": provide(services.monitors), "channels": provide(services.integrations),
+            "accounts": provide(services.accounts), "history": provide(services.history)}
 
 
-def create_app(server: Any) -> Litestar:
+def create_app(services: Services) -> Litestar:
+    history_cache = AnswerCache()
+    services.system.sources.append(lambda: {"historyCache": {"hits": history_cache.hits,
+                                                             "computed": history_cache.computed}})
     return Litestar(
         route_handlers=[healthz, docs_redirect, openapi_document, push_heartbeat, metrics, _configure_api_v1()],
-        dependencies=_configure_dependencies(server),
+        dependencies=_configure_dependencies(services),
         exception_handlers=exception_handlers,
         request_max_body_size=MAX_BODY,
-        state=State({"server": server, "api_keys": {}, "quota": Quota(), "history_cache": AnswerCache(),
-                           "hour_json": HourJson()}),
+        state=State({"services": services, "history_cache": history_cache, "hour_json": HourJson(),
+                     "wire_cache": {}}),
         before_send=[add_quota_headers],
         openapi_config=_configure_openapi(),
         logging_config=None,

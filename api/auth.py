@@ -2,7 +2,7 @@
 
 A key is accepted as ``Authorization: Bearer <key>``, ``X-API-Key: <key>`` or
 ``?api_key=<key>``. Missing, unknown and revoked keys are all the same 401. Keys are looked up
-by SHA-256 in an in-memory map kept by the server, reloaded whenever keys change, so a
+by SHA-256 in an in-memory map kept by the accounts service, reloaded whenever keys change, so a
 request never waits on the database to authenticate.
 """
 
@@ -16,7 +16,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from api.errors import TooManyRequests
-from core.storage.duckdb import hash_api_key
+from core.services import AccountService
 
 if TYPE_CHECKING:
     from litestar.types import Message, Scope
@@ -36,12 +36,11 @@ def key_from(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 class ApiKeyAuth(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        secret = key_from(connection)
-        keys: dict[str, int] = connection.app.state.api_keys
-        account_id = keys.get(hash_api_key(secret)) if secret else None
+        accounts: AccountService = connection.app.state.services.accounts
+        account_id = accounts.authenticate(key_from(connection))
         if account_id is None:
             raise NotAuthorizedException()
-        allowed, headers, retry_after = connection.app.state.quota.take(account_id)
+        allowed, headers, retry_after = accounts.take(account_id)
         connection.state.quota_headers = headers  # added to the response by ``add_quota_headers``
         if not allowed:
             raise TooManyRequests("Monthly request limit reached", headers={"Retry-After": str(retry_after)})

@@ -19,7 +19,6 @@ import collections
 import datetime as dt
 import functools
 import re
-import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
@@ -30,7 +29,7 @@ from litestar import MediaType, Request, Response, get
 from api.errors import BadRequest
 from api.monitors import decode_cursor, encode_cursor, iso_us, parse_limit
 from api.schemas import ERROR_RESPONSES
-from core.services import MonitorService
+from core.services import HistoryService, MonitorService
 
 __all__ = ["AnswerCache", "HourJson", "monitor_history", "monitor_uptime"]
 
@@ -171,7 +170,7 @@ def parse_time(field: str, raw: str | None) -> int | None:
 
 @get("/monitors/{monitor_id:int}/history", operation_id="getMonitorHistory", tags=["history"],
      responses=ERROR_RESPONSES)
-async def monitor_history(request: Request[int, Any, Any], monitors: MonitorService,
+async def monitor_history(request: Request[int, Any, Any], monitors: MonitorService, history: HistoryService,
                           monitor_id: int) -> Response[dict[str, Any]]:
     """Checks or time buckets of one monitor, newest first."""
     params = request.query_params
@@ -188,40 +187,41 @@ async def monitor_history(request: Request[int, Any, Any], monitors: MonitorServ
     cursor = params.get("cursor")
     before = decode_cursor(cursor) if cursor else None
     monitors.require(request.user, monitor_id)
-    server = request.app.state.server
+    account = request.user
     cache: AnswerCache = request.app.state.history_cache
     key = (monitor_id, interval, start, end, before, limit)
-    version = server.store.history_version(monitor_id)  # before the read: see AnswerCache
+    version = history.version(monitor_id)  # before the read: see AnswerCache
     body = cache.get(key, version)
     if body is None:
         async def make() -> bytes:
             if interval == "1h":
-                return await _hours(request.app.state.hour_json, server, monitor_id, start, end, before, limit)
-            return msgspec.json.encode(await _history(server, monitor_id, interval, start, end, before, limit))
+                return await _hours(request.app.state.hour_json, history, account, monitor_id, start, end, before,
+                                    limit)
+            return msgspec.json.encode(await _history(history, account, monitor_id, interval, start, end, before,
+                                                      limit))
         body = await cache.fill(key, version, make)
     # The body is that dict, already encoded (a bytes content is sent as it is).
     return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
 
 
-async def _hours(encoder: HourJson, server: Any, monitor_id: int, start: int | None, end: int | None,
-                 before: int | None, limit: int) -> bytes:
+async def _hours(encoder: HourJson, history: HistoryService, account: int, monitor_id: int, start: int | None,
+                 end: int | None, before: int | None, limit: int) -> bytes:
     """Hour buckets, assembled from per-hour JSON (most of it encoded by earlier answers)."""
-    hours, more = await server.read(server.store.history_hours, monitor_id, start, end, before, limit)
+    hours, more = await history.hours(account, monitor_id, start, end, before, limit)
     pagination = {"limit": limit, "nextCursor": encode_cursor(hours[-1][0]) if more and hours else None}
     return b'{"data":[' + b",".join(encoder.encode(monitor_id, hours)) + b'],"pagination":' + \
         msgspec.json.encode(pagination) + b"}"
 
 
-async def _history(server: Any, monitor_id: int, interval: str, start: int | None, end: int | None,
-                   before: int | None, limit: int) -> dict[str, Any]:
+async def _history(history: HistoryService, account: int, monitor_id: int, interval: str, start: int | None,
+                   end: int | None, before: int | None, limit: int) -> dict[str, Any]:
     if interval == "raw":
-        rows, more = await server.read(server.store.history_raw, monitor_id, start, end, before, limit)
+        rows, more = await history.raw(account, monitor_id, start, end, before, limit)
         data = [{"ts": _iso(r[0]), "ok": r[1], "latencyMs": _ms(r[2]), "statusCode": r[3], "error": r[4],
                  "phases": {"dnsMs": _ms(r[5]), "connectMs": _ms(r[6]), "tlsMs": _ms(r[7]), "ttfbMs": _ms(r[8])}}
                 for r in rows]
     else:
-        rows, more = await server.read(server.store.history_buckets, monitor_id, BUCKETS[interval], start, end,
-                                     before, limit)
+        rows, more = await history.buckets(account, monitor_id, BUCKETS[interval], start, end, before, limit)
         # Six latencies a bucket, up to 1000 buckets: round them to µs in one numpy pass.
         ms = np.round(np.array([(r[3], r[4], r[5], *r[6]) for r in rows], dtype=np.float64).reshape(-1, 6) / 1000,
                       3).tolist()
@@ -231,7 +231,7 @@ async def _history(server: Any, monitor_id: int, interval: str, start: int | Non
 
 
 @get("/monitors/{monitor_id:int}/uptime", operation_id="getMonitorUptime", tags=["history"], responses=ERROR_RESPONSES)
-async def monitor_uptime(request: Request[int, Any, Any], monitors: MonitorService,
+async def monitor_uptime(request: Request[int, Any, Any], history: HistoryService,
                          monitor_id: int) -> dict[str, Any]:
     """Uptime ratio, check count and downtime per window (default 24h,7d,30d)."""
     raw = request.query_params.get("windows") or "24h,7d,30d"
@@ -244,7 +244,4 @@ async def monitor_uptime(request: Request[int, Any, Any], monitors: MonitorServi
         windows.append((label, int(match.group(1)) * _UNIT_S[match.group(2)]))
     if not windows or len(windows) > 10:
         raise BadRequest("Invalid windows", [{"field": "windows", "message": "give 1 to 10 windows"}])
-    monitors.require(request.user, monitor_id)
-    server = request.app.state.server
-    data = await server.read(server.store.uptime, monitor_id, windows, time.time_ns() // 1000)
-    return {"data": data}
+    return {"data": await history.uptime(request.user, monitor_id, windows)}

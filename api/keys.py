@@ -9,6 +9,8 @@ from litestar import Controller, Request, delete, get, post
 from api.errors import BadRequest, NotFound
 from api.monitors import json_body
 from api.schemas import ERROR_RESPONSES
+from core.services import AccountService
+from core.services import NotFound as ServiceNotFound
 
 __all__ = ["ApiKeyController"]
 
@@ -18,14 +20,13 @@ class ApiKeyController(Controller):
     tags = ["api-keys"]
 
     @get("/", operation_id="listApiKeys", responses=ERROR_RESPONSES)
-    async def list_keys(self, request: Request[int, Any, Any]) -> dict[str, Any]:
+    async def list_keys(self, request: Request[int, Any, Any], accounts: AccountService) -> dict[str, Any]:
         """The account's keys: prefix, name, created, last used, revoked."""
-        server = request.app.state.server
-        keys = await server.db(server.store.list_api_keys, request.user)
+        keys = await accounts.keys(request.user)
         return {"data": keys, "pagination": {"limit": len(keys), "nextCursor": None, "total": len(keys)}}
 
     @post("/", operation_id="createApiKey", status_code=201, responses=ERROR_RESPONSES)
-    async def create_key(self, request: Request[int, Any, Any]) -> dict[str, Any]:
+    async def create_key(self, request: Request[int, Any, Any], accounts: AccountService) -> dict[str, Any]:
         """Create a key; the response is the only time its secret is shown."""
         data = await json_body(request)
         if not isinstance(data, dict):
@@ -37,16 +38,14 @@ class ApiKeyController(Controller):
             errors.append({"field": "name", "message": "must be a string of 1 to 100 characters"})
         if errors:
             raise BadRequest("Invalid API key", errors)
-        server = request.app.state.server
-        key = await server.db(server.store.create_api_key, request.user, name.strip())
-        await server.reload_api_keys()
-        return {"data": key}
+        return {"data": await accounts.create_key(request.user, name)}
 
     @delete("/{key_id:int}", operation_id="revokeApiKey", status_code=200, responses=ERROR_RESPONSES)
-    async def revoke_key(self, request: Request[int, Any, Any], key_id: int) -> dict[str, Any]:
+    async def revoke_key(self, request: Request[int, Any, Any], accounts: AccountService, key_id: int
+                         ) -> dict[str, Any]:
         """Revoke a key; it stops working at once."""
-        server = request.app.state.server
-        if not await server.db(server.store.revoke_api_key, request.user, key_id):
-            raise NotFound("API key not found")
-        await server.reload_api_keys()
+        try:
+            await accounts.revoke_key(request.user, key_id)
+        except ServiceNotFound:
+            raise NotFound("API key not found") from None
         return {"data": {"id": key_id, "revoked": True}}

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from api.auth import key_from
 from api.errors import ApiError
 from core.models import STATUSES
-from core.storage.duckdb import hash_api_key
+from core.services import AccountService, MonitorService
 
 __all__ = ["metrics"]
 
@@ -36,8 +36,10 @@ class _Unauthorized(ApiError):
 
 
 class _AccountMonitors(Collector):
-    def __init__(self, server: Any, account_id: int) -> None:
-        self.server = server
+    """One account's monitors as gauges, read from memory at scrape time."""
+
+    def __init__(self, monitors: MonitorService, account_id: int) -> None:
+        self.monitors = monitors
         self.account_id = account_id
 
     def collect(self) -> Iterator[Metric]:
@@ -52,19 +54,15 @@ class _AccountMonitors(Collector):
                                  "Unix time of the newest check", labels=labels)
         interval = GaugeMetricFamily("xuptime_monitor_interval_seconds", "how often the monitor is checked",
                                      labels=labels)
-        engine = self.server.engine
-        monitors = engine.monitors if engine is not None else {}
-        for monitor_id in self.server.account_ids.get(self.account_id, []):
-            monitor = monitors.get(monitor_id)
-            if monitor is None:
-                continue
+        for monitor in self.monitors.account_monitors(self.account_id):
+            monitor_id = monitor.id
             values = [str(monitor_id), monitor.name, monitor.type]
             up.add_metric(values, 1.0 if monitor.status == "up" else 0.0)
             for name in STATUSES:
                 status.add_metric([*values, name], 1.0 if monitor.status == name else 0.0)
             paused.add_metric(values, 1.0 if monitor.paused else 0.0)
             interval.add_metric(values, float(monitor.interval))
-            newest = self.server.last_checks.get(monitor_id)
+            newest = self.monitors.last_check(monitor_id)
             if newest is not None:
                 latency.add_metric(values, newest[1] / 1e6)
                 last.add_metric(values, newest[0] / 1e6)
@@ -72,13 +70,12 @@ class _AccountMonitors(Collector):
 
 
 @get("/metrics", include_in_schema=False)
-async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def metrics(request: Request[Any, Any, Any], monitors: MonitorService, accounts: AccountService
+                  ) -> Response[bytes]:
     """The account's monitors for Prometheus (API key required)."""
-    server = request.app.state.server
-    secret = key_from(request)
-    account_id = request.app.state.api_keys.get(hash_api_key(secret)) if secret else None
+    account_id = accounts.authenticate(key_from(request))
     if account_id is None:
         raise _Unauthorized("API key missing or invalid", headers={"WWW-Authenticate": "Bearer"})
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_AccountMonitors(server, account_id))
+    registry.register(_AccountMonitors(monitors, account_id))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE)

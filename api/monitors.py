@@ -126,17 +126,15 @@ class MonitorController(Controller):
             raise BadRequest("Invalid filter", errors)
         page, total, more = monitors.page(request.user, after, limit, status=status, kind=kind,
                                           tag=params.get("tag"), q=params.get("q"))
-        server = request.app.state.server
-        last_checks = server.last_checks
-        cache = server.wire_cache
-        data = [monitor_body(m, times, last_checks.get(m.id), cache) for m, times in page]
+        cache = request.app.state.wire_cache
+        data = [monitor_body(m, times, monitors.last_check(m.id), cache) for m, times in page]
         next_cursor = encode_cursor(page[-1][0].id) if more and page else None
         return {"data": data, "pagination": {"limit": limit, "nextCursor": next_cursor, "total": total}}
 
     @post("/", operation_id="createMonitor", status_code=201, responses=ERROR_RESPONSES)
     async def create_monitor(self, request: Request[int, Any, Any], monitors: MonitorService) -> dict[str, Any]:
         """Create a monitor; its first check runs within one interval."""
-        return _one(request, await monitors.create(request.user, await json_body(request)))
+        return _one(monitors, await monitors.create(request.user, await json_body(request)))
 
     @post("/bulk", operation_id="createMonitors", status_code=201, responses=ERROR_RESPONSES)
     async def create_monitors(self, request: Request[int, Any, Any], monitors: MonitorService) -> dict[str, Any]:
@@ -146,42 +144,43 @@ class MonitorController(Controller):
         if not isinstance(body, dict) or set(body) - {"monitors"}:
             raise BadRequest("Invalid monitors", [{"field": "body", "message": 'must be {"monitors": [...]}'}])
         created = await monitors.create_many(request.user, items)
-        last_checks = request.app.state.server.last_checks
-        return {"data": [monitor_body(m, times, last_checks.get(m.id)) for m, times in created]}
+        return {"data": [monitor_body(m, times, monitors.last_check(m.id)) for m, times in created]}
 
     @get("/{monitor_id:int}", operation_id="getMonitor", responses=ERROR_RESPONSES)
     async def get_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
                           monitor_id: int) -> dict[str, Any]:
         """One monitor."""
-        return _one(request, await monitors.get(request.user, monitor_id))
+        return _one(monitors, await monitors.get(request.user, monitor_id))
 
     @patch("/{monitor_id:int}", operation_id="updateMonitor", responses=ERROR_RESPONSES)
     async def update_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
                              monitor_id: int) -> dict[str, Any]:
         """Change some fields of a monitor; the type cannot change."""
         await monitors.get(request.user, monitor_id)  # (another account's: 404 before any body error)
-        return _one(request, await monitors.update(request.user, monitor_id, await json_body(request)))
+        return _one(monitors, await monitors.update(request.user, monitor_id, await json_body(request)))
 
     @delete("/{monitor_id:int}", operation_id="deleteMonitor", status_code=200, responses=ERROR_RESPONSES)
     async def delete_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
                              monitor_id: int) -> dict[str, Any]:
         """Delete a monitor with its history."""
         await monitors.delete(request.user, monitor_id)
+        request.app.state.wire_cache.pop(monitor_id, None)
         return {"data": {"id": monitor_id, "deleted": True}}
 
     @post("/{monitor_id:int}/pause", operation_id="pauseMonitor", status_code=200, responses=ERROR_RESPONSES)
     async def pause_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
                             monitor_id: int) -> dict[str, Any]:
         """Stop checking a monitor (no results, no alerts) until resumed."""
-        return _one(request, await monitors.set_paused(request.user, monitor_id, True))
+        return _one(monitors, await monitors.set_paused(request.user, monitor_id, True))
 
     @post("/{monitor_id:int}/resume", operation_id="resumeMonitor", status_code=200, responses=ERROR_RESPONSES)
     async def resume_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
                              monitor_id: int) -> dict[str, Any]:
         """Check a paused monitor again; it starts as pending."""
-        return _one(request, await monitors.set_paused(request.user, monitor_id, False))
+        return _one(monitors, await monitors.set_paused(request.user, monitor_id, False))
 
 
-def _one(request: Request[int, Any, Any], found: tuple[Monitor, dict[str, Any]]) -> dict[str, Any]:
+def _one(monitors: MonitorService, found: tuple[Monitor, dict[str, Any]]) -> dict[str, Any]:
+    """One monitor's answer: ``{"data": ...}``."""
     monitor, times = found
-    return {"data": monitor_body(monitor, times, request.app.state.server.last_checks.get(monitor.id))}
+    return {"data": monitor_body(monitor, times, monitors.last_check(monitor.id))}

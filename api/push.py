@@ -13,14 +13,15 @@ from typing import Any
 
 from litestar import Request, route
 
-from api.errors import BadRequest, NotFound
+from api.errors import BadRequest
+from core.services import MonitorService
 
 __all__ = ["push_heartbeat"]
 
 
 @route("/api/push/{token:str}", http_method=["GET", "POST"], include_in_schema=False,
        status_code=200)
-async def push_heartbeat(request: Request[Any, Any, Any], token: str) -> dict[str, Any]:
+async def push_heartbeat(request: Request[Any, Any, Any], monitors: MonitorService, token: str) -> dict[str, Any]:
     """Tell a push monitor that its job ran (or failed)."""
     params = request.query_params
     errors = []
@@ -40,6 +41,5 @@ async def push_heartbeat(request: Request[Any, Any, Any], token: str) -> dict[st
             errors.append({"field": "ping", "message": "must be a number of milliseconds"})
     if errors:
         raise BadRequest("Invalid push", errors)
-    if not await request.app.state.server.push(token, status == "up", msg, ping):
-        raise NotFound("Unknown push token")
+    await monitors.push(token, status == "up", msg, ping)
     return {"ok": True}

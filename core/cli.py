@@ -36,7 +36,7 @@ def default_data_dir() -> str:
 
 def control_request(data_dir: Path, op: str, args: dict[str, Any] | None = None, timeout: float = 60.0) -> Any:
     """One request to the running server; ServerNotRunning when nobody answers."""
-    from core.server import CONTROL_SOCKET
+    from core.main import CONTROL_SOCKET
 
     path = data_dir / CONTROL_SOCKET
     if not path.exists():
@@ -63,58 +63,53 @@ def control_request(data_dir: Path, op: str, args: dict[str, Any] | None = None,
 
 
 def _run(data_dir: Path, op: str, args: dict[str, Any]) -> Any:
-    """Through the server if it runs, else directly on the data dir."""
+    """Through the server if it runs, else the same operation (``core.ops``) directly on the
+    data dir: read-only for the operations that only read."""
     try:
         return control_request(data_dir, op, args)
     except ServerNotRunning:
         pass
-    from core.models import MonitorValidationError, parse_monitor
-    from core.ops import READ_ONLY_OPS, STORE_OPS, OpError
-    from core.storage.duckdb import DB_FILE, DuckDBStore, ReadOnlyQueryError, monitor_row
+    from core import ops
+    from core.storage.duckdb import DB_FILE
 
-    read_only = op in ("monitors.list", "sql") or op in READ_ONLY_OPS
+    if op in ops.NEEDS_SERVER:
+        raise CommandError(f"{op} needs a running server")
+    read_only = op in ops.READ_ONLY_OPS
     if read_only and not (data_dir / DB_FILE).exists():
         if op == "monitors.list":
             return []
         raise CommandError(f"no database in {data_dir} yet (start `xuptime serve` or add a monitor first)")
+    import asyncio
+
+    return asyncio.run(_run_here(data_dir, op, args, read_only))
+
+
+async def _run_here(data_dir: Path, op: str, args: dict[str, Any], read_only: bool) -> Any:
     import duckdb
 
+    from core import ops
+    from core.services import DormantEngine, ServiceError, Services, StoreThreads
+    from core.storage.duckdb import READERS, DuckDBStore
+
+    threads = StoreThreads(READERS)
     try:
-        store = DuckDBStore(data_dir, read_only=read_only)
-    except duckdb.IOException as exc:
-        raise CommandError(f"cannot open the database (is another process using it?): {exc}") from None
-    try:
-        if op in STORE_OPS:
+        try:
+            store = await threads.write(DuckDBStore, data_dir, read_only=read_only)
+        except duckdb.IOException as exc:
+            raise CommandError(f"cannot open the database (is another process using it?): {exc}") from None
+        try:
+            monitors = await threads.write(store.list_monitors)
+            services = Services.build(store, threads, DormantEngine(monitors))
+            await services.load(monitors)
             try:
-                return STORE_OPS[op](store, args)
-            except OpError as exc:
-                raise CommandError(str(exc)) from None
-        if op == "monitors.list":
-            return [monitor_row(m) for m in store.list_monitors()]
-        if op == "monitors.add":
-            try:
-                return monitor_row(store.create_monitor(parse_monitor(args["monitor"])))
-            except MonitorValidationError as exc:
-                raise CommandError("invalid monitor", [{"field": e.field, "message": e.message}
-                                                       for e in exc.errors]) from None
-        if op == "monitors.remove":
-            if not store.delete_monitor(int(args["id"])):
-                raise CommandError(f"no monitor {args['id']}")
-            return {"id": int(args["id"]), "deleted": True}
-        if op in ("monitors.pause", "monitors.resume"):
-            monitor = store.set_paused(int(args["id"]), op == "monitors.pause")
-            if monitor is None:
-                raise CommandError(f"no monitor {args['id']}")
-            return monitor_row(monitor)
-        if op == "sql":
-            try:
-                columns, rows = store.query(args["sql"])
-            except (ReadOnlyQueryError, duckdb.Error) as exc:
-                raise CommandError(str(exc)) from None
-            return {"columns": columns, "rows": [list(r) for r in rows]}
-        raise CommandError(f"{op} needs a running server")
+                return await ops.run(services, op, args)
+            except (ServiceError, ops.OpError) as exc:
+                payload = ops.error_payload(exc)
+                raise CommandError(payload["error"], payload.get("errors")) from None
+        finally:
+            await threads.write(store.close)
     finally:
-        store.close()
+        threads.shutdown()
 
 
 def _monitor_from_args(ns: argparse.Namespace) -> dict[str, Any]:
@@ -343,7 +338,8 @@ def _keys(ns: argparse.Namespace, data_dir: Path) -> int:
 def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
     import uvloop
 
-    from core.server import Server
+    from api.app import create_app
+    from core.main.process import ServeProcess
 
     logging.basicConfig(level=ns.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -355,9 +351,9 @@ def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
     else:
         print(f"xuptime: a server is already running on {data_dir}", file=sys.stderr)
         return 2
-    server = Server(data_dir, host=ns.host, port=ns.port, workers=ns.workers, demo_monitors=ns.demo,
-                    max_inflight=ns.max_inflight, http_server=ns.http_server,
-                    alert_retry_base=ns.alert_retry_base, deny_private=ns.deny_private_targets)
+    server = ServeProcess(data_dir, create_app, host=ns.host, port=ns.port, workers=ns.workers,
+                          demo_monitors=ns.demo, max_inflight=ns.max_inflight, http_server=ns.http_server,
+                          alert_retry_base=ns.alert_retry_base, deny_private=ns.deny_private_targets)
     uvloop.run(server.run())
     return 0
 

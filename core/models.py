@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import hashlib
 import ipaddress
 import re
 import secrets
@@ -35,6 +36,7 @@ __all__ = [
     "TcpSpec",
     "TlsSpec",
     "Transition",
+    "hash_api_key",
     "monitor_to_wire",
     "parse_json_path",
     "parse_monitor",
@@ -473,6 +475,12 @@ def monitor_to_wire(monitor: Monitor) -> dict[str, Any]:
     spec = out.pop("spec") or {}
     out.pop("accountId", None)
     return {**out, "type": monitor.type, **spec}
+
+
+def hash_api_key(secret: str) -> str:
+    """Keys are 192 random bits, so a plain SHA-256 is enough to store them (a slow KDF is
+    for guessable passwords); only the hash and a short visible prefix are kept."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def wire_target(row: dict[str, Any]) -> str:

@@ -1,71 +1,159 @@
-"""Operations that only touch the store, shared by the running server (control socket) and
-the CLI on a stopped data dir, so both paths behave the same.
+"""The CLI's operations, written once over the services: the running server answers them on
+its control socket, and the CLI runs the same table itself on a stopped data dir (over a
+``DormantEngine``), so both paths validate and answer alike.
 
-Each takes ``(store, args)`` and returns JSON-ready data, or raises ``OpError`` with a message
-for the user. Monitor operations are not here: on a running server they also have to reach
-the engine.
+An operation takes ``(services, args)`` and returns JSON-ready data (the CLI's shapes: a
+monitor is its flat camelCase form with ``id`` and ``status``). It refuses with ``OpError``
+(a message shown as it is) or a ``ServiceError`` (its reason, and the fields at fault).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from core.storage.duckdb import DuckDBStore, DuplicateError
+from core.models import Monitor, monitor_to_wire
+from core.services import Invalid, NotFound, Services
 
-__all__ = ["STORE_OPS", "OpError"]
+__all__ = ["NEEDS_SERVER", "OPS", "READ_ONLY_OPS", "OpError", "monitor_row", "run"]
 
 
 class OpError(ValueError):
-    """A store operation refused its input; the message is for the user."""
+    """An operation refused its input; the message is for the user, as it is."""
 
 
-def _account_id(store: DuckDBStore, args: dict[str, Any]) -> int:
-    name = args.get("account") or "default"
-    account = store.get_account(str(name))
-    if account is None:
-        raise OpError(f"no account named {name!r} (create it with `xuptime accounts create {name}`)")
-    return int(account["id"])
+def monitor_row(monitor: Monitor) -> dict[str, Any]:
+    """The CLI/control-socket view of a monitor."""
+    return {**monitor_to_wire(monitor), "id": monitor.id, "status": monitor.status}
 
 
-def _accounts_create(store: DuckDBStore, args: dict[str, Any]) -> dict[str, Any]:
-    name = str(args.get("name") or "").strip()
-    if not name or len(name) > 100:
-        raise OpError("an account name of 1 to 100 characters is required")
-    limit = args.get("monthlyLimit")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-        raise OpError("the monthly limit must be a whole number >= 0")
+# monitors: the CLI acts as the operator, on any account's monitor; new ones are the default
+# account's.
+async def _monitors_list(services: Services, args: dict[str, Any]) -> list[dict[str, Any]]:
+    return [monitor_row(m) for m in services.monitors.every()]
+
+
+async def _monitors_add(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    account = await services.accounts.account_id(None)
+    return monitor_row((await services.monitors.create(account, args.get("monitor")))[0])
+
+
+def _owner(services: Services, args: dict[str, Any]) -> tuple[int, int]:
     try:
-        return store.create_account(name, limit)
-    except DuplicateError:
-        raise OpError(f"an account named {name!r} already exists") from None
+        monitor_id = int(args["id"])
+    except (KeyError, TypeError, ValueError):
+        raise OpError("a monitor id is required") from None
+    account = services.monitors.owner_of(monitor_id)
+    if account is None:
+        raise OpError(f"no monitor {monitor_id}")
+    return account, monitor_id
 
 
-def _keys_create(store: DuckDBStore, args: dict[str, Any]) -> dict[str, Any]:
-    label = str(args.get("name") or "default").strip()
-    if not label or len(label) > 100:
-        raise OpError("a key name of 1 to 100 characters is required")
-    return store.create_api_key(_account_id(store, args), label)
+async def _monitors_remove(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    account, monitor_id = _owner(services, args)
+    await services.monitors.delete(account, monitor_id)
+    return {"id": monitor_id, "deleted": True}
 
 
-def _keys_list(store: DuckDBStore, args: dict[str, Any]) -> list[dict[str, Any]]:
-    return store.list_api_keys(_account_id(store, args))
+async def _monitors_pause(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    account, monitor_id = _owner(services, args)
+    return monitor_row((await services.monitors.set_paused(account, monitor_id, True))[0])
 
 
-def _keys_revoke(store: DuckDBStore, args: dict[str, Any]) -> dict[str, Any]:
+async def _monitors_resume(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    account, monitor_id = _owner(services, args)
+    return monitor_row((await services.monitors.set_paused(account, monitor_id, False))[0])
+
+
+# accounts and keys ------------------------------------------------------------------------
+async def _accounts_create(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    return await services.accounts.create_account(args.get("name"), args.get("monthlyLimit"))
+
+
+async def _accounts_list(services: Services, args: dict[str, Any]) -> list[dict[str, Any]]:
+    return await services.accounts.accounts()
+
+
+async def _keys_create(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    account = await services.accounts.account_id(args.get("account"))
+    try:
+        return await services.accounts.create_key(account, args.get("name") or "default")
+    except Invalid:
+        raise OpError("a key name of 1 to 100 characters is required") from None
+
+
+async def _keys_list(services: Services, args: dict[str, Any]) -> list[dict[str, Any]]:
+    return await services.accounts.keys(await services.accounts.account_id(args.get("account")))
+
+
+async def _keys_revoke(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    account = await services.accounts.account_id(args.get("account"))
     key_id = args.get("id")
-    if not isinstance(key_id, int) or not store.revoke_api_key(_account_id(store, args), key_id):
-        raise OpError(f"no active key {key_id} in that account")
+    await services.accounts.revoke_key(account, key_id)
     return {"id": key_id, "revoked": True}
 
 
-STORE_OPS: dict[str, Callable[[DuckDBStore, dict[str, Any]], Any]] = {
+# the process ------------------------------------------------------------------------------
+async def _ping(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    return services.system.ping()
+
+
+async def _stats(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return services.system.stats(bool(args.get("histogram")))
+    except LookupError as exc:
+        raise OpError(str(exc)) from None
+
+
+async def _sql(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    try:
+        columns, rows = await services.system.sql(args.get("sql"))
+    except Invalid as exc:
+        raise OpError(exc.reason) from None
+    return {"columns": columns, "rows": [list(r) for r in rows]}
+
+
+Op = Callable[[Services, dict[str, Any]], Awaitable[Any]]
+OPS: dict[str, Op] = {
+    "monitors.list": _monitors_list,
+    "monitors.add": _monitors_add,
+    "monitors.remove": _monitors_remove,
+    "monitors.pause": _monitors_pause,
+    "monitors.resume": _monitors_resume,
     "accounts.create": _accounts_create,
-    "accounts.list": lambda store, args: store.list_accounts(),
+    "accounts.list": _accounts_list,
     "keys.create": _keys_create,
     "keys.list": _keys_list,
     "keys.revoke": _keys_revoke,
+    "ping": _ping,
+    "stats": _stats,
+    "sql": _sql,
 }
 
 #: Operations that only read: the CLI opens a stopped data dir read-only for them.
-READ_ONLY_OPS = frozenset({"accounts.list", "keys.list"})
+READ_ONLY_OPS = frozenset({"monitors.list", "accounts.list", "keys.list", "sql"})
+#: Operations that only a running server can answer.
+NEEDS_SERVER = frozenset({"ping", "stats"})
+
+
+async def run(services: Services, op: Any, args: dict[str, Any]) -> Any:
+    """One operation; ``OpError`` for an unknown one."""
+    handler = OPS.get(op) if isinstance(op, str) else None
+    if handler is None:
+        raise OpError(f"unknown operation {op!r}")
+    try:
+        return await handler(services, args)
+    except NotFound as exc:
+        if exc.reason == "Monitor not found":  # gone between the lookup and the write
+            raise OpError(f"no monitor {args.get('id')}") from None
+        raise
+
+
+def error_payload(exc: Exception) -> dict[str, Any]:
+    """What the control socket answers for a refusal (the CLI prints it)."""
+    from core.services import ServiceError
+
+    if isinstance(exc, ServiceError):
+        return {"ok": False, "error": exc.reason[:1].lower() + exc.reason[1:],
+                "errors": [{"field": e.field, "message": e.message} for e in exc.errors or []]}
+    return {"ok": False, "error": str(exc)}

@@ -2,24 +2,59 @@
 objects that validate, check ownership, run store calls on the right thread, tell the engine,
 and return domain Structs. Faces never reach past them.
 
-Monitors and notification channels go through here; keys, accounts and history are still
-reached through the serve process by the API (issue 10, in progress).
+``Services.build`` wires them over one store, its threads, an engine (the running one, or a
+``DormantEngine`` for the CLI on a stopped data dir) and one catalog; ``load`` fills the
+catalog and the key map from the store before the first call.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from core.services.accounts import AccountService
+from core.services.context import Catalog, DormantEngine, EngineLink, StoreThreads
 from core.services.errors import Conflict, Invalid, NotFound, ServiceError
-from core.services.integrations import IntegrationService
+from core.services.history import HistoryService
+from core.services.integrations import IntegrationService, Sender
 from core.services.monitors import MonitorService
+from core.services.system import SystemService
 
-__all__ = ["Conflict", "IntegrationService", "Invalid", "MonitorService", "NotFound", "ServiceError", "Services"]
+if TYPE_CHECKING:
+    from core.models import Monitor
+    from core.storage.duckdb import DuckDBStore
+
+__all__ = ["AccountService", "Catalog", "Conflict", "DormantEngine", "HistoryService", "IntegrationService", "Invalid",
+           "MonitorService", "NotFound", "ServiceError", "Services", "StoreThreads", "SystemService"]
 
 
 @dataclass(frozen=True)
 class Services:
-    """Every service of one serve process; faces get them injected."""
+    """Every service of one process; faces get them injected."""
 
     monitors: MonitorService
     integrations: IntegrationService
+    accounts: AccountService
+    history: HistoryService
+    system: SystemService
+    catalog: Catalog
+
+    @classmethod
+    def build(cls, store: DuckDBStore, threads: StoreThreads, engine: EngineLink, *, sender: Sender | None = None,
+              catalog: Catalog | None = None, base_url: str = "", deny_private: bool = False) -> Services:
+        catalog = catalog if catalog is not None else Catalog()
+        monitors = MonitorService(store, threads, engine, catalog, deny_private=deny_private)
+        return cls(monitors=monitors,
+                   integrations=IntegrationService(store, threads, engine, catalog, sender, base_url),
+                   accounts=AccountService(store, threads),
+                   history=HistoryService(store, threads, monitors),
+                   system=SystemService(store, threads, engine),
+                   catalog=catalog)
+
+    async def load(self, monitors: list[Monitor]) -> None:
+        """Fill the catalog (``monitors``: the engine's, as loaded from the store) and the
+        key map."""
+        store, threads = self.monitors.store, self.monitors.threads
+        self.catalog.load(monitors, await threads.write(store.monitor_times),
+                          await threads.write(store.list_integrations), await threads.write(store.last_checks))
+        await self.accounts.load()

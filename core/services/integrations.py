@@ -5,52 +5,57 @@ the provider's business to mask (``core.alerting.integration_wire``), at the fac
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
 
 from core.alerting import EVENTS, ConfigError, event_context, message_text, parse_integration, provider_of, typed_config
 from core.alerting.base import SendContext, SendResult
 from core.alerting.templates import sample_context, validate_template
 from core.models import FieldError, Integration
+from core.services.context import Catalog, EngineLink, StoreThreads
 from core.services.errors import Invalid, NotFound
 
-__all__ = ["DELIVERY_STATES", "IntegrationRuntime", "IntegrationService", "Preview"]
+if TYPE_CHECKING:
+    from core.storage.duckdb import DuckDBStore
+
+__all__ = ["DELIVERY_STATES", "IntegrationService", "Preview", "Sender"]
 
 DELIVERY_STATES = ("pending", "sent", "failed")
 #: What ``preview`` renders: the event, the message text, and the provider's payload (or None).
 Preview = tuple[str, str, Any]
 
 
-class IntegrationRuntime(Protocol):
-    """What the service needs of the serve process (``core.server.Server``)."""
+class Sender(Protocol):
+    """What sends a message outside the outbox (``core.alerting.outbox.Dispatcher``)."""
 
-    integrations: dict[int, Integration]
-    http_url: str
-
-    async def create_integration(self, integration: Integration) -> Integration: ...
-    async def update_integration(self, integration: Integration) -> Integration | None: ...
-    async def delete_integration(self, account_id: int, integration_id: int) -> bool: ...
-    async def send_test(self, integration: Integration, context: dict[str, Any]) -> SendResult: ...
-    async def outbox_page(self, account_id: int, integration_id: int, status: str | None, before: int | None,
-                          limit: int) -> tuple[list[dict[str, Any]], bool]: ...
+    async def send_now(self, integration: Integration, context: dict[str, Any]) -> SendResult: ...
 
 
 class IntegrationService:
     """Every channel operation of every face: CRUD, a test message, a preview, the delivery
-    log. Reads come from the runtime's in-memory set of channels, kept in step with the
+    log. Reads come from the catalog's in-memory set of channels, kept in step with the
     database by every write."""
 
-    def __init__(self, runtime: IntegrationRuntime) -> None:
-        self.runtime = runtime
+    def __init__(self, store: DuckDBStore, threads: StoreThreads, engine: EngineLink, catalog: Catalog,
+                 sender: Sender | None, base_url: str) -> None:
+        self.store = store
+        self.threads = threads
+        self.engine = engine
+        self.catalog = catalog
+        self.sender = sender
+        #: The server's own URL, for links in messages.
+        self.base_url = base_url
 
     def get(self, account_id: int, integration_id: int) -> Integration:
-        integration = self.runtime.integrations.get(integration_id)
+        integration = self.catalog.integrations.get(integration_id)
         if integration is None or integration.account_id != account_id:
             raise NotFound("Integration not found")
         return integration
 
     def page(self, account_id: int, after_id: int, limit: int) -> tuple[list[Integration], int, bool]:
         """One keyset page of the account's channels by id: ``(page, total, more after it)``."""
-        channels = self.runtime.integrations
+        channels = self.catalog.integrations
         mine = sorted(i for i, c in channels.items() if c.account_id == account_id)
         chosen = [i for i in mine if i > after_id][:limit + 1]
         return [channels[i] for i in chosen[:limit]], len(mine), len(chosen) > limit
@@ -59,29 +64,42 @@ class IntegrationService:
         """Validate and store a channel (``isDefault`` ones get every monitor's alerts)."""
         integration = self._parse(data)
         integration.account_id = account_id
-        return await self.runtime.create_integration(integration)
+        created = await self.threads.write(self.store.create_integration, integration)
+        self.catalog.integrations[created.id] = created
+        return created
 
     async def update(self, account_id: int, integration_id: int, data: Any) -> Integration:
         """Change some fields: ``config`` fields sent replace stored ones, a masked secret
         sent back keeps the stored secret, the type cannot change."""
-        updated = await self.runtime.update_integration(self._parse(data, self.get(account_id, integration_id)))
+        changed = self._parse(data, self.get(account_id, integration_id))
+        updated = await self.threads.write(self.store.update_integration, changed)
         if updated is None:
             raise NotFound("Integration not found")
+        self.catalog.integrations[updated.id] = updated
         return updated
 
     async def delete(self, account_id: int, integration_id: int) -> None:
         """Delete a channel: monitors stop naming it (their workers are told), its queued
         messages fail as deleted."""
         self.get(account_id, integration_id)
-        if not await self.runtime.delete_integration(account_id, integration_id):
+        touched = await self.threads.write(self.store.delete_integration, account_id, integration_id)
+        if touched is None:
             raise NotFound("Integration not found")
+        self.catalog.integrations.pop(integration_id, None)
+        for monitor_id in touched:
+            monitor = self.engine.monitors.get(monitor_id)
+            if monitor is not None:
+                await self.engine.upsert(msgspec.structs.replace(
+                    monitor, integrations=[i for i in monitor.integrations if i != integration_id]))
 
     async def test(self, account_id: int, integration_id: int) -> SendResult:
         """Send a message that says it is a test, now (no incident, no outbox)."""
         integration = self.get(account_id, integration_id)
         context = event_context(sample_context("test"), "test", private=_private(integration),
-                                base_url=self.runtime.http_url)
-        return await self.runtime.send_test(integration, context)
+                                base_url=self.base_url)
+        if self.sender is None:
+            raise Invalid("Cannot send", [FieldError("integration", "messages are sent by a running server")])
+        return await self.sender.send_now(integration, context)
 
     def preview(self, account_id: int, integration_id: int, data: Any) -> Preview:
         """Render a message without sending it: ``{"event", "template"}``, both optional (a
@@ -103,7 +121,7 @@ class IntegrationService:
         trial = Integration(id=integration.id, account_id=integration.account_id, name=integration.name,
                             type=integration.type, config=integration.config, template=template)
         context = event_context(sample_context(event), event, private=_private(integration),
-                                base_url=self.runtime.http_url)
+                                base_url=self.base_url)
         text = message_text(trial, context)
         provider = provider_of(trial)
         payload = None
@@ -119,7 +137,7 @@ class IntegrationService:
         self.get(account_id, integration_id)
         if status is not None and status not in DELIVERY_STATES:
             raise Invalid("Invalid filter", [FieldError("status", f"must be one of {', '.join(DELIVERY_STATES)}")])
-        return await self.runtime.outbox_page(account_id, integration_id, status, before, limit)
+        return await self.threads.read(self.store.outbox_page, account_id, integration_id, status, before, limit)
 
     @staticmethod
     def _parse(data: Any, current: Integration | None = None) -> Integration:

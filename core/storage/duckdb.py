@@ -17,7 +17,6 @@ import bisect
 import collections
 import contextlib
 import datetime as dt
-import hashlib
 import importlib.util
 import json
 import logging
@@ -35,12 +34,20 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from core.models import KINDS, Integration, Monitor, MonitorValidationError, Transition, monitor_to_wire, parse_monitor
+from core.models import (
+    KINDS,
+    Integration,
+    Monitor,
+    MonitorValidationError,
+    Transition,
+    hash_api_key,
+    parse_monitor,
+)
 from core.storage.rollups import HOUR_US, aggregate_hours, hour_aggregate_sql, merge_percentiles
 from core.storage.schema import LATEST, MIGRATIONS
 
 __all__ = ["API_KEY_PREFIX", "DB_FILE", "DuckDBStore", "DuplicateError", "NewerSchemaError", "ReadOnlyQueryError",
-           "hash_api_key"]
+           ]
 
 log = logging.getLogger("xuptime.storage")
 
@@ -76,12 +83,6 @@ class ReadOnlyQueryError(ValueError):
 
 #: Every key starts with this, so a leaked key is recognisable (and greppable by scanners).
 API_KEY_PREFIX = "xup_"
-
-
-def hash_api_key(secret: str) -> str:
-    """Keys are 192 random bits, so a plain SHA-256 is enough to store them (a slow KDF is
-    for guessable passwords); only the hash and a short visible prefix are kept."""
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -1090,8 +1091,3 @@ def _merge_hours(hours: list[tuple], bucket_us: int, *, complete: bool) -> list[
         out.append((start, checks, sum(h[2] for h in group), sum(h[3] for h in group) / checks, lo, hi,
                     merge_percentiles([(h[9], h[10]) for h in group], lo, hi)))
     return out
-
-
-def monitor_row(monitor: Monitor) -> dict[str, Any]:
-    """The CLI/control-socket view of a monitor."""
-    return {**monitor_to_wire(monitor), "id": monitor.id, "status": monitor.status}

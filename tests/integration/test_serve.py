@@ -258,7 +258,6 @@ def test_main_kill9_then_restart_keeps_monitors_and_results(data_dir: Path, targ
     """After a ``kill -9`` of the main process everything older than the flush interval is
     there as it was: monitors with their statuses and times, incidents, the outbox, results."""
     ids = [add(data_dir, f"m{i}", "--url", f"{target}/k{i}", "--interval", "1") for i in range(3)]
-    failing = add(data_dir, "failing", "--url", f"{target}/fail", "--interval", "1")
     server = Serve(data_dir)
     key = cli(data_dir, "keys", "create").stdout.splitlines()[-1]
     request = urllib.request.Request(  # a default channel nobody answers: its outbox rows stay
@@ -268,6 +267,8 @@ def test_main_kill9_then_restart_keeps_monitors_and_results(data_dir: Path, targ
                          "config": {"url": f"http://127.0.0.1:{closed_port()}/hook"}}).encode())
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 201
+    # (added once the channel exists: an outage that began before it has nobody to tell)
+    failing = add(data_dir, "failing", "--url", f"{target}/fail", "--interval", "1")
     workers = [w["pid"] for w in server.status()["workers"]]
     wait_for(lambda: sum(counts(data_dir).values()) >= 8, 15, "results")
     wait_for(lambda: sql(data_dir, "SELECT count(*) FROM outbox")[0][0] >= 1, 15, "the outage in the outbox")

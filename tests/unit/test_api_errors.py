@@ -7,36 +7,35 @@ of the real application: routing, authentication, the exception handler, the quo
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from core.services import IntegrationService, MonitorService, Services
-from core.storage.duckdb import hash_api_key
+from core.services import DormantEngine, Services, StoreThreads
+from core.storage.duckdb import DuckDBStore
 
-KEY = "xup_0123456789abcdef0123456789abcdef"
 SECRET_CAUSE = "disk /srv/secret-path failed for hooks.slack.com/services/T000/B000/XXXX"
 
 
-class _Failing:
-    """The serve process as the monitors list reaches it (through its service): it fails
-    with a revealing message."""
-
-    def __init__(self) -> None:
-        self.services = Services(monitors=MonitorService(self), integrations=IntegrationService(self))  # type: ignore[arg-type]
-
-    def monitor_page(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError(SECRET_CAUSE)
+def _fail(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError(SECRET_CAUSE)
 
 
-def test_a_fault_is_a_500_in_the_error_shape_without_its_cause(caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(_Failing())
-    app.state.api_keys[hash_api_key(KEY)] = 1
-    app.state.quota.limits[1] = 100
+def test_a_fault_is_a_500_in_the_error_shape_without_its_cause(caplog: pytest.LogCaptureFixture,
+                                                               tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path)
+    key = store.create_api_key(1, "test")["secret"]
+    threads = StoreThreads(1)
+    services = Services.build(store, threads, DormantEngine([]))
+    app = create_app(services)
+    app.on_startup.append(services.accounts.load)  # (the key map, as the serve process loads it)
+    services.monitors.page = _fail  # type: ignore[method-assign]  # the monitor list fails, revealingly
+
     with caplog.at_level(logging.ERROR, logger="xuptime.api"), TestClient(app, raise_server_exceptions=False) as client:
-        response = client.get("/api/v1/monitors", headers={"Authorization": f"Bearer {KEY}"})
+        response = client.get("/api/v1/monitors", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 500
     assert response.headers["content-type"].startswith("application/json")
     assert response.json() == {"statusCode": 500, "statusMessage": "Internal Server Error",
@@ -45,3 +44,5 @@ def test_a_fault_is_a_500_in_the_error_shape_without_its_cause(caplog: pytest.Lo
     assert all(name in response.headers for name in ("x-api-limit", "x-api-remaining", "x-api-reset"))
     # The operator sees the cause in the server's log; the client never does.
     assert any("unhandled error on GET /api/v1/monitors" in r.getMessage() for r in caplog.records)
+    threads.shutdown()
+    store.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.server import LastChecks
+from core.services.context import LastChecks
 
 
 def batch(ids: list[int], ts: list[int], latency: list[int]) -> dict[str, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from api.quota import Quota, month_bounds
+from core.services.usage import Quota, month_bounds
 
 
 def test_the_count_starts_again_at_the_first_second_of_a_month() -> None:

@@ -108,7 +108,8 @@ def test_ingest_of_a_large_batch_counts_exactly(store: DuckDBStore) -> None:
 
 
 def test_accounts_and_api_keys(store: DuckDBStore) -> None:
-    from core.storage.duckdb import DuplicateError, hash_api_key
+    from core.models import hash_api_key
+    from core.storage.duckdb import DuplicateError
 
     assert [a["name"] for a in store.list_accounts()] == ["default"]
     acme = store.create_account("acme", 100)

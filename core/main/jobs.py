@@ -1,0 +1,68 @@
+"""Background jobs of the serve process, each a loop that survives its own failures: hourly
+rollups, alert reminders (and outbox pruning), and writing the quota counters behind."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from core.services import AccountService, StoreThreads
+
+if TYPE_CHECKING:
+    from core.alerting.outbox import Dispatcher
+    from core.storage.duckdb import DuckDBStore
+
+__all__ = ["OUTBOX_KEEP_DAYS", "reminders", "rollups", "save_usage"]
+
+log = logging.getLogger("xuptime.jobs")
+ROLLUP_EVERY_S = 60.0
+REMINDER_EVERY_S = 15.0
+USAGE_EVERY_S = 0.1
+OUTBOX_KEEP_DAYS = 30  # finished notifications (and their attempts) are kept this long
+
+
+async def rollups(store: DuckDBStore, executor: concurrent.futures.Executor) -> None:
+    """Roll closed hours up (catching up at start), then check again every minute. The
+    rollup has its own thread (and cursor): it never waits behind ingest."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            hours = await loop.run_in_executor(executor, store.rollup, time.time_ns() // 1000)
+            if hours:
+                log.info("rolled up %d monitor-hours (now up to %s)", hours, store.rollup_upto_us)
+        except duckdb.Error:
+            log.exception("rollup failed; retrying in a minute (reads stay exact from raw checks)")
+        await asyncio.sleep(ROLLUP_EVERY_S)
+
+
+async def reminders(store: DuckDBStore, threads: StoreThreads, alerts: Dispatcher) -> None:
+    """Queue reminders for incidents still open, checked every 15 s; once an hour, forget
+    finished messages older than ``OUTBOX_KEEP_DAYS`` so the outbox stays bounded."""
+    pruned_at = 0.0
+    while True:
+        await asyncio.sleep(REMINDER_EVERY_S)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        try:
+            if await threads.write(store.queue_reminders, now):
+                alerts.wake()
+            if time.monotonic() - pruned_at > 3600:
+                pruned_at = time.monotonic()
+                await threads.write(store.prune_outbox, now - dt.timedelta(days=OUTBOX_KEEP_DAYS))
+        except duckdb.Error:
+            log.exception("cannot queue reminders or prune the outbox; retrying")
+
+
+async def save_usage(accounts: AccountService) -> None:
+    """Write the quota counters behind, every 100 ms (the process saves once more at exit)."""
+    while True:
+        await asyncio.sleep(USAGE_EVERY_S)
+        try:
+            await accounts.save_usage()
+        except duckdb.Error:
+            log.exception("cannot save API usage; retrying")

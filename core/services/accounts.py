@@ -1,0 +1,114 @@
+"""Accounts and API keys, and each account's monthly request quota.
+
+Authentication never waits on the database: the service keeps the hash of every unrevoked
+key in memory and reloads it after every change to keys or accounts (whichever face made
+it). The quota counts in memory on the event loop (exact under concurrency, see
+``core.services.usage``) and is written behind by the serve process's ``save_usage`` job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from core.models import FieldError, hash_api_key
+from core.services.context import StoreThreads
+from core.services.errors import Conflict, Invalid, NotFound
+from core.services.usage import Quota, month_bounds
+
+if TYPE_CHECKING:
+    from core.storage.duckdb import DuckDBStore
+
+__all__ = ["AccountService"]
+
+DEFAULT_ACCOUNT = "default"  # ``accounts`` row 1: the CLI's monitors and keys, unless told otherwise
+
+
+class AccountService:
+    """Accounts, their keys, and their request quota. Account and key dicts are the CLI's
+    and the API's shape (``id``, ``name``, ``prefix``, ``createdAt``...). Every store call
+    here runs on the writer thread: these tables are read through the writer's connection,
+    and they are small."""
+
+    def __init__(self, store: DuckDBStore, threads: StoreThreads) -> None:
+        self.store = store
+        self.threads = threads
+        self.quota = Quota()
+        self._keys: dict[str, int] = {}  # sha256 of every unrevoked key -> its account
+
+    async def load(self) -> None:
+        """Read the keys, the limits and this month's usage (at start, and after changes)."""
+        self._keys = await self.threads.write(self.store.api_key_map)
+        limits = await self.threads.write(self.store.account_limits)
+        if self.quota.month:
+            self.quota.limits = limits
+        else:
+            month, _ = month_bounds(dt.datetime.now(dt.UTC))
+            self.quota.load(month, await self.threads.write(self.store.usage_for_month, month), limits)
+
+    # authentication and quota --------------------------------------------------------------
+    def authenticate(self, secret: str | None) -> int | None:
+        """The account of an unrevoked key; None for a missing, unknown or revoked one."""
+        return self._keys.get(hash_api_key(secret)) if secret else None
+
+    def take(self, account_id: int) -> tuple[bool, dict[str, str], int]:
+        """Count one request if the month allows it: ``(allowed, quota headers, retry after s)``."""
+        return self.quota.take(account_id)
+
+    def usage(self, account_id: int) -> dict[str, Any]:
+        return self.quota.usage(account_id)
+
+    async def save_usage(self) -> None:
+        """Write the counts changed since the last save (absolute counts: idempotent)."""
+        month, counts = self.quota.take_dirty()
+        if counts:
+            await self.threads.write(self.store.save_usage, month, counts)
+
+    # accounts ------------------------------------------------------------------------------
+    async def create_account(self, name: Any, monthly_limit: Any = None) -> dict[str, Any]:
+        name = str(name or "").strip()
+        if not name or len(name) > 100:
+            raise Invalid("An account name of 1 to 100 characters is required")
+        if monthly_limit is not None and (not isinstance(monthly_limit, int) or isinstance(monthly_limit, bool)
+                                          or monthly_limit < 0):
+            raise Invalid("The monthly limit must be a whole number >= 0")
+        account = await self.threads.write(self._create_account, name, monthly_limit)
+        await self.load()
+        return account
+
+    def _create_account(self, name: str, monthly_limit: int | None) -> dict[str, Any]:
+        if self.store.get_account(name) is not None:
+            raise Conflict(f"An account named {name!r} already exists")
+        return self.store.create_account(name, monthly_limit)
+
+    async def accounts(self) -> list[dict[str, Any]]:
+        return await self.threads.write(self.store.list_accounts)
+
+    async def account_id(self, name: Any) -> int:
+        """The id of the account with this name (the default account's without one)."""
+        name = str(name or DEFAULT_ACCOUNT)
+        account = await self.threads.write(self.store.get_account, name)
+        if account is None:
+            raise NotFound(f"No account named {name!r} (create it with `xuptime accounts create {name}`)")
+        return int(account["id"])
+
+    # keys ----------------------------------------------------------------------------------
+    async def keys(self, account_id: int) -> list[dict[str, Any]]:
+        """The account's keys: prefix, name, created, last used, revoked (never a secret)."""
+        return await self.threads.write(self.store.list_api_keys, account_id)
+
+    async def create_key(self, account_id: int, name: Any = "default") -> dict[str, Any]:
+        """A new key; the answer is the only time its ``secret`` is shown."""
+        label = name.strip() if isinstance(name, str) else None
+        if not label or len(label) > 100:
+            raise Invalid("Invalid API key", [FieldError("name", "must be a string of 1 to 100 characters")])
+        key = await self.threads.write(self.store.create_api_key, account_id, label)
+        await self.load()
+        return key
+
+    async def revoke_key(self, account_id: int, key_id: Any) -> None:
+        """Revoke a key at once (the next request with it is a 401)."""
+        if not isinstance(key_id, int) or isinstance(key_id, bool) \
+                or not await self.threads.write(self.store.revoke_api_key, account_id, key_id):
+            raise NotFound(f"No active key {key_id} in that account")
+        await self.load()

@@ -1,0 +1,183 @@
+"""What every service shares: the store's threads, the engine's control surface, and the
+catalog (the in-memory read model that answers monitor reads without the database).
+
+Invariants:
+
+- DuckDB work never runs on the event loop. Writes run on ``StoreThreads``' one writer thread
+  (DuckDB allows one writer; a single thread also orders them), reads on its reader threads
+  (each with its own cursor in the store).
+- The catalog is changed only after the store committed, and only on the event loop, so a
+  read from memory never shows a change the database does not hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import concurrent.futures
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+from core.models import Integration, Monitor
+
+__all__ = ["Catalog", "DormantEngine", "EngineLink", "LastChecks", "StoreThreads"]
+
+T = TypeVar("T")
+
+
+class StoreThreads:
+    """The writer thread and the reader threads of one store."""
+
+    def __init__(self, readers: int) -> None:
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb")
+        self._readers = concurrent.futures.ThreadPoolExecutor(readers, thread_name_prefix="duckdb-ro")
+
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a store call on the writer thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, functools.partial(fn, *args, **kwargs))
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one of the store's read methods (reader cursors) beside the writer."""
+        return await asyncio.get_running_loop().run_in_executor(self._readers, functools.partial(fn, *args, **kwargs))
+
+    def shutdown(self) -> None:
+        self._writer.shutdown()
+        self._readers.shutdown(wait=False)
+
+
+class EngineLink(Protocol):
+    """What services need of the engine (``core.engine.supervisor.Engine``): its monitor set
+    with live statuses, and the orders that reach the owning worker."""
+
+    monitors: Mapping[int, Monitor]
+
+    async def upsert(self, monitor: Monitor) -> None: ...
+    async def upsert_many(self, monitors: list[Monitor]) -> None: ...
+    async def delete(self, monitor_id: int) -> None: ...
+    async def push(self, monitor_id: int, ts: float, ok: bool, msg: str | None, ping_ms: float | None) -> bool: ...
+    def stats(self) -> dict[str, Any]: ...
+
+
+class DormantEngine:
+    """The engine of a stopped data dir (the CLI working on the file): it holds the monitor
+    set and checks nothing, so the same services serve the CLI with or without a server."""
+
+    def __init__(self, monitors: list[Monitor]) -> None:
+        self.monitors: dict[int, Monitor] = {m.id: m for m in monitors}
+
+    async def upsert(self, monitor: Monitor) -> None:
+        self.monitors[monitor.id] = monitor
+
+    async def upsert_many(self, monitors: list[Monitor]) -> None:
+        for monitor in monitors:
+            self.monitors[monitor.id] = monitor
+
+    async def delete(self, monitor_id: int) -> None:
+        self.monitors.pop(monitor_id, None)
+
+    async def push(self, monitor_id: int, ts: float, ok: bool, msg: str | None, ping_ms: float | None) -> bool:
+        return False
+
+    def stats(self) -> dict[str, Any]:
+        raise LookupError("no server is running on this data dir")
+
+
+class Catalog:
+    """The read model kept beside the engine's monitor set: each account's monitor ids in
+    order, each monitor's timestamps, push tokens, every account's channels, and each
+    monitor's newest check."""
+
+    def __init__(self) -> None:
+        self.account_ids: dict[int, list[int]] = {}
+        #: monitor id -> ``createdAt``, ``updatedAt``, ``statusSince`` (ISO 8601 UTC).
+        self.times: dict[int, dict[str, Any]] = {}
+        #: push token -> monitor id; 0 while a write that takes the token is in flight.
+        self.push_tokens: dict[str, int] = {}
+        self.integrations: dict[int, Integration] = {}
+        self.last_checks = LastChecks()
+
+    def load(self, monitors: list[Monitor], times: dict[int, dict[str, Any]], integrations: list[Integration],
+             last_checks: dict[int, tuple[int, int]]) -> None:
+        self.times = times
+        for monitor in monitors:
+            self.add(monitor)
+        self.integrations.clear()  # (in place: the alert dispatcher holds its ``get``)
+        self.integrations.update((i.id, i) for i in integrations)
+        self.last_checks.load(last_checks)
+
+    def add(self, monitor: Monitor) -> None:
+        ids = self.account_ids.setdefault(monitor.account_id, [])
+        at = bisect.bisect_left(ids, monitor.id)
+        if at == len(ids) or ids[at] != monitor.id:
+            ids.insert(at, monitor.id)
+        self.index_push(monitor)
+
+    def index_push(self, monitor: Monitor, old: Monitor | None = None) -> None:
+        token = getattr(old.spec, "push_token", None) if old is not None else None
+        if token is not None and self.push_tokens.get(token) == old.id:  # type: ignore[union-attr]
+            del self.push_tokens[token]
+        token = getattr(monitor.spec, "push_token", None)
+        if token is not None:
+            self.push_tokens[token] = monitor.id
+
+    def remove(self, monitor_id: int, monitor: Monitor | None) -> None:
+        self.last_checks.pop(monitor_id)
+        self.times.pop(monitor_id, None)
+        if monitor is None:
+            return
+        token = getattr(monitor.spec, "push_token", None)
+        if token is not None and self.push_tokens.get(token) == monitor_id:
+            del self.push_tokens[token]
+        ids = self.account_ids.get(monitor.account_id, [])
+        at = bisect.bisect_left(ids, monitor_id)
+        if at < len(ids) and ids[at] == monitor_id:
+            del ids[at]
+
+
+class LastChecks:
+    """Each monitor's latest check, as (ts µs, latency µs), in two arrays indexed by monitor
+    id (ids are dense: a database sequence). A batch updates them in a few numpy calls: at
+    100k checks a second a dict of tuples, updated per monitor, cost a tenth of a core. A later
+    batch never holds an older check of a monitor (one worker owns it, and its checks never
+    overlap), so the batch's latest simply replaces."""
+
+    def __init__(self) -> None:
+        self._ts = np.zeros(1024, dtype=np.int64)  # 0: none
+        self._latency = np.zeros(1024, dtype=np.int64)
+
+    def _fit(self, top: int) -> None:
+        if top >= len(self._ts):
+            size = max(top + 1, 2 * len(self._ts))
+            self._ts = np.concatenate([self._ts, np.zeros(size - len(self._ts), dtype=np.int64)])
+            self._latency = np.concatenate([self._latency, np.zeros(size - len(self._latency), dtype=np.int64)])
+
+    def load(self, known: dict[int, tuple[int, int]]) -> None:
+        if not known:
+            return
+        ids = np.fromiter(known, dtype=np.int64, count=len(known))
+        values = np.array(list(known.values()), dtype=np.int64).reshape(-1, 2)
+        self._fit(int(ids.max()))
+        self._ts[ids], self._latency[ids] = values[:, 0], values[:, 1]
+
+    def note(self, batch: dict[str, Any]) -> None:
+        ids = batch["monitor_id"]
+        if not len(ids):
+            return
+        unique, first_in_rev = np.unique(ids[::-1], return_index=True)
+        last = len(ids) - 1 - first_in_rev
+        self._fit(int(unique[-1]))
+        self._ts[unique] = batch["ts_us"][last]
+        self._latency[unique] = batch["latency_us"][last]
+
+    def get(self, monitor_id: int) -> tuple[int, int] | None:
+        if not 0 <= monitor_id < len(self._ts):
+            return None
+        ts = self._ts.item(monitor_id)  # (item(): a Python int, without a numpy scalar between)
+        return (ts, self._latency.item(monitor_id)) if ts else None
+
+    def pop(self, monitor_id: int) -> None:
+        if 0 <= monitor_id < len(self._ts):
+            self._ts[monitor_id] = self._latency[monitor_id] = 0

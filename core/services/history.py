@@ -1,0 +1,66 @@
+"""Check history, uptime and incidents: reads only, on the store's reader threads.
+
+Ownership is checked against the caller's account first (another account's monitor is
+``NotFound``); the answers are the store's rows, which the faces shape (the API's JSON, later
+the pages' charts).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from core.services.context import StoreThreads
+from core.services.monitors import MonitorService
+
+if TYPE_CHECKING:
+    from core.storage.duckdb import DuckDBStore
+
+__all__ = ["HistoryService"]
+
+
+class HistoryService:
+    """History of one monitor (raw checks, buckets, rolled-up hours), its uptime over windows,
+    and incident pages."""
+
+    def __init__(self, store: DuckDBStore, threads: StoreThreads, monitors: MonitorService) -> None:
+        self.store = store
+        self.threads = threads
+        self.monitors = monitors
+
+    def version(self, monitor_id: int) -> tuple[int, int, int, int | None]:
+        """Changes whenever a history answer of this monitor could: take it before a read, and
+        cache the answer under it (see ``api.history.AnswerCache``)."""
+        return self.store.history_version(monitor_id)
+
+    async def raw(self, account_id: int, monitor_id: int, start: int | None, end: int | None,
+                  before: int | None, limit: int) -> tuple[list[tuple], bool]:
+        """Checks newest first: ``(rows, more)``; a row is ``(ts µs, ok, latency µs, status,
+        error, dns µs, connect µs, tls µs, ttfb µs)``."""
+        self.monitors.require(account_id, monitor_id)
+        return await self.threads.read(self.store.history_raw, monitor_id, start, end, before, limit)
+
+    async def buckets(self, account_id: int, monitor_id: int, bucket_s: int, start: int | None, end: int | None,
+                      before: int | None, limit: int) -> tuple[list[tuple], bool]:
+        """Fixed buckets newest first: ``(rows, more)``."""
+        self.monitors.require(account_id, monitor_id)
+        return await self.threads.read(self.store.history_buckets, monitor_id, bucket_s, start, end, before, limit)
+
+    async def hours(self, account_id: int, monitor_id: int, start: int | None, end: int | None,
+                    before: int | None, limit: int) -> tuple[list[tuple], bool]:
+        """Hour buckets newest first (rolled up where closed): ``(rows, more)``."""
+        self.monitors.require(account_id, monitor_id)
+        return await self.threads.read(self.store.history_hours, monitor_id, start, end, before, limit)
+
+    async def uptime(self, account_id: int, monitor_id: int, windows: list[tuple[str, int]]
+                     ) -> dict[str, dict[str, Any]]:
+        """Uptime ratio, checks and downtime per ``(label, seconds)`` window, ending now."""
+        self.monitors.require(account_id, monitor_id)
+        return await self.threads.read(self.store.uptime, monitor_id, windows, time.time_ns() // 1000)
+
+    async def incidents(self, account_id: int, before: int | None, limit: int, monitor_id: int | None = None
+                        ) -> tuple[list[dict[str, Any]], int, bool]:
+        """The account's incidents (or one monitor's) newest first: ``(page, total, more)``."""
+        if monitor_id is not None:
+            self.monitors.require(account_id, monitor_id)
+        return await self.threads.read(self.store.incident_page, account_id, before, limit, monitor_id)

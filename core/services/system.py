@@ -1,0 +1,54 @@
+"""The operator's view of the serve process: is it up, how is it doing, and read-only SQL
+over the data (``xuptime sql``, bounded by the store: SELECT/EXPLAIN only, rows capped)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from core.services.context import EngineLink, StoreThreads
+from core.services.errors import Invalid
+
+if TYPE_CHECKING:
+    from core.storage.duckdb import DuckDBStore
+
+__all__ = ["SystemService"]
+
+
+class SystemService:
+    """``ping``, ``stats`` and ``sql``. Parts of the process outside the services (ingest,
+    the API's caches) add their figures to ``stats`` through ``sources``."""
+
+    def __init__(self, store: DuckDBStore, threads: StoreThreads, engine: EngineLink) -> None:
+        self.store = store
+        self.threads = threads
+        self.engine = engine
+        #: Each returns figures merged into ``stats`` (``rowsWritten``, ``historyCache``...).
+        self.sources: list[Callable[[], dict[str, Any]]] = []
+
+    def ping(self) -> dict[str, Any]:
+        return {"pid": os.getpid()}
+
+    def stats(self, histogram: bool = False) -> dict[str, Any]:
+        """The engine's counters (lateness histogram on request), rollup progress, and every
+        source's figures."""
+        stats = self.engine.stats()
+        lateness = stats.pop("latenessHistogram")
+        if histogram:
+            stats["latenessHistogram"] = lateness.tolist()
+        for source in self.sources:
+            stats.update(source())
+        stats["rollupUptoUs"] = self.store.rollup_upto_us  # exclusive end of the rolled-up hours
+        return stats
+
+    async def sql(self, sql: Any) -> tuple[list[str], list[tuple]]:
+        """A read-only query's columns and rows (``Invalid`` with DuckDB's words if refused)."""
+        from core.storage.duckdb import ReadOnlyQueryError
+
+        try:
+            return await self.threads.read(self.store.query, str(sql))
+        except (ReadOnlyQueryError, duckdb.Error) as exc:
+            raise Invalid(str(exc)) from None
