@@ -133,7 +133,7 @@ def test_every_kind_names_its_target_one_way() -> None:
     """``Spec.target()`` is the one answer for the CLI's list (from the flat wire form too)
     and for alert messages, where a push monitor's token-bearing URL is left out."""
     from core.models import KINDS, wire_target
-    from core.storage.duckdb import _alert_target
+    from core.storage.duckdb.integrations import alert_target
 
     cases = {
         "http": ({"url": "https://example.com/x"}, "https://example.com/x"),
@@ -149,4 +149,4 @@ def test_every_kind_names_its_target_one_way() -> None:
         assert monitor.spec is not None and monitor.spec.target() == target
         assert wire_target(monitor_to_wire(monitor)) == target
         spec_json = msgspec.json.encode(monitor.spec).decode()
-        assert _alert_target(kind, spec_json) == ("" if kind == "push" else target)
+        assert alert_target(kind, spec_json) == ("" if kind == "push" else target)

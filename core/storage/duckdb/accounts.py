@@ -1,0 +1,109 @@
+"""Accounts, API keys (hashes only) and monthly API usage."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from core.models import (
+    hash_api_key,
+)
+from core.storage.duckdb.common import (
+    API_KEY_PREFIX,
+    DuplicateError,
+    iso,
+    utcnow,
+)
+
+__all__ = ["AccountStore"]
+
+
+class AccountStore:
+    """Accounts, API keys (hashes only) and monthly API usage."""
+
+    con: duckdb.DuckDBPyConnection
+
+    def api_key_map(self) -> dict[str, int]:
+        """sha256 -> account id of every unrevoked key (the server's authentication map)."""
+        rows = self.con.execute("SELECT sha256, account_id FROM api_keys WHERE revoked_at IS NULL").fetchall()
+        return {h: int(a) for h, a in rows}
+
+    def account_limits(self) -> dict[int, int]:
+        rows = self.con.execute("SELECT id, monthly_request_limit FROM accounts").fetchall()
+        return {int(a): int(limit) for a, limit in rows}
+
+    def usage_for_month(self, month: str) -> dict[int, int]:
+        rows = self.con.execute("SELECT account_id, requests FROM api_usage WHERE month = ?", [month]).fetchall()
+        return {int(a): int(n) for a, n in rows}
+
+    def save_usage(self, month: str, counts: dict[int, int]) -> None:
+        """Upsert absolute counts (idempotent: the server's counters are the truth)."""
+        if not counts:
+            return
+        table = pa.table({"account_id": pa.array(list(counts), pa.int64()),
+                          "requests": pa.array(list(counts.values()), pa.int64())})
+        self.con.register("_xuptime_usage", table)
+        try:
+            self.con.execute(
+                """INSERT INTO api_usage SELECT account_id, ?, requests FROM _xuptime_usage
+                   ON CONFLICT (account_id, month) DO UPDATE SET requests = excluded.requests""", [month])
+        finally:
+            self.con.unregister("_xuptime_usage")
+
+    # accounts and API keys ----------------------------------------------------------------
+    def create_account(self, name: str, monthly_limit: int | None = None) -> dict[str, Any]:
+        if self.get_account(name) is not None:
+            raise DuplicateError(name)
+        if monthly_limit is None:
+            self.con.execute("INSERT INTO accounts (name) VALUES (?)", [name])
+        else:
+            self.con.execute("INSERT INTO accounts (name, monthly_request_limit) VALUES (?, ?)",
+                             [name, monthly_limit])
+        account = self.get_account(name)
+        assert account is not None
+        return account
+
+    def get_account(self, name: str) -> dict[str, Any] | None:
+        row = self.con.execute(
+            "SELECT id, name, monthly_request_limit, created_at FROM accounts WHERE name = ?", [name]).fetchone()
+        if row is None:
+            return None
+        return {"id": int(row[0]), "name": row[1], "monthlyRequestLimit": int(row[2]), "createdAt": iso(row[3])}
+
+    def list_accounts(self) -> list[dict[str, Any]]:
+        rows = self.con.execute("SELECT name FROM accounts ORDER BY id").fetchall()
+        return [a for (name,) in rows if (a := self.get_account(name)) is not None]
+
+    def create_api_key(self, account_id: int, name: str) -> dict[str, Any]:
+        """A new key for the account; the returned ``secret`` is never stored or shown again."""
+        secret = API_KEY_PREFIX + secrets.token_urlsafe(24)
+        row = self.con.execute(
+            "INSERT INTO api_keys (account_id, name, prefix, sha256, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            [account_id, name, secret[:12], hash_api_key(secret), utcnow()]).fetchone()
+        assert row is not None
+        key = next(k for k in self.list_api_keys(account_id) if k["id"] == int(row[0]))
+        return {**key, "secret": secret}
+
+    def list_api_keys(self, account_id: int) -> list[dict[str, Any]]:
+        rows = self.con.execute(
+            """SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys
+               WHERE account_id = ? ORDER BY id""", [account_id]).fetchall()
+        return [{"id": int(r[0]), "name": r[1], "prefix": r[2], "createdAt": iso(r[3]), "lastUsedAt": iso(r[4]),
+                 "revokedAt": iso(r[5])} for r in rows]
+
+    def revoke_api_key(self, account_id: int, key_id: int) -> bool:
+        row = self.con.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND account_id = ? AND revoked_at IS NULL RETURNING id",
+            [utcnow(), key_id, account_id]).fetchone()
+        return row is not None
+
+    def find_api_key(self, secret: str) -> int | None:
+        """The account id of a valid, unrevoked key; None for anything else."""
+        if not secret.startswith(API_KEY_PREFIX):
+            return None
+        row = self.con.execute("SELECT account_id FROM api_keys WHERE sha256 = ? AND revoked_at IS NULL",
+                               [hash_api_key(secret)]).fetchone()
+        return None if row is None else int(row[0])

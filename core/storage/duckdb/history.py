@@ -1,0 +1,322 @@
+"""History reads (raw, buckets, hours, uptime), incidents, and the hourly rollups."""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import duckdb
+
+from core.storage.duckdb.common import (
+    HOUR_CACHE_MONITORS,
+    iso,
+)
+from core.storage.rollups import HOUR_US, aggregate_hours, hour_aggregate_sql, merge_percentiles
+
+__all__ = ["HistoryStore"]
+
+
+class HistoryStore:
+    """History reads (raw, buckets, hours, uptime), incidents, and the hourly rollups."""
+
+    con: duckdb.DuckDBPyConnection
+
+    def incident_page(self, account_id: int, before_id: int | None, limit: int, monitor_id: int | None = None
+                      ) -> tuple[list[dict[str, Any]], int, bool]:
+        """Incidents newest first (keyset on id): ``(page, total, more after this page)``."""
+        where, params = ["account_id = ?"], [account_id]
+        if monitor_id is not None:
+            where.append("monitor_id = ?")
+            params.append(monitor_id)
+        clause = " AND ".join(where)
+        keyset = " AND id < ?" if before_id is not None else ""
+        with self._reading() as cur:
+            total = cur.execute(f"SELECT count(*) FROM incidents WHERE {clause}", params).fetchone()
+            rows = cur.execute(
+                f"""SELECT id, monitor_id, started_at, resolved_at, cause,
+                           epoch_us(coalesce(resolved_at, now() AT TIME ZONE 'UTC')) - epoch_us(started_at)
+                    FROM incidents WHERE {clause}{keyset} ORDER BY id DESC LIMIT ?""",
+                [*params, *([before_id] if before_id is not None else []), limit + 1]).fetchall()
+        page = [{"id": int(r[0]), "monitorId": int(r[1]), "startedAt": iso(r[2]), "resolvedAt": iso(r[3]),
+                 "status": "open" if r[3] is None else "resolved", "cause": r[4],
+                 "durationSeconds": round(max(0, int(r[5])) / 1e6, 3)} for r in rows[:limit]]
+        return page, int(total[0]) if total else 0, len(rows) > limit
+
+    # history ----------------------------------------------------------------------------
+    # Reads run on reader cursors (any thread). ``checks`` arrives in time order, so DuckDB's
+    # zone maps on ``ts`` make a recent time range cheap while a per-monitor scan of all time
+    # is not: raw reads probe growing windows back from the newest row, and hourly/daily
+    # buckets and uptime read closed hours from ``checks_hourly`` and only the rest raw.
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cursor = self._readers.get()
+        try:
+            yield cursor
+        finally:
+            self._readers.put(cursor)
+
+    def _probe(self, lo: int | None, hi: int | None, need: int, align_us: int,
+               fetch: Callable[[int | None, int], list[tuple]]) -> list[tuple]:
+        """``fetch(start, hi)`` over windows growing 8x back from ``hi`` (inclusive, µs) until it
+        returns ``need`` rows or reaches ``lo``; ``start`` is aligned down to ``align_us``."""
+        if self._ts_range is None:
+            return []
+        first, last = self._ts_range
+        hi = last if hi is None else min(hi, last)
+        lo = first if lo is None else max(lo, first)
+        if hi < lo:
+            return []
+        width = HOUR_US
+        while True:
+            start = (hi - width) // align_us * align_us
+            if start <= lo:
+                return fetch(lo, hi)
+            rows = fetch(start, hi)
+            if len(rows) >= need:
+                return rows
+            width *= 8
+
+    def history_raw(self, monitor_id: int, from_us: int | None, to_us: int | None, before_us: int | None,
+                    limit: int) -> tuple[list[tuple], bool]:
+        """Checks newest first within [from, to], keyset on ts: ``(rows, more)``."""
+        hi = _upper(to_us, before_us)
+        with self._reading() as cur:
+            def fetch(start: int | None, end: int) -> list[tuple]:
+                return cur.execute(
+                    """SELECT epoch_us(ts), ok, latency_us, status_code, error, dns_us, connect_us, tls_us, ttfb_us
+                       FROM checks WHERE monitor_id = ? AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)
+                       ORDER BY ts DESC LIMIT ?""", [monitor_id, start, end, limit + 1]).fetchall()
+            rows = self._probe(from_us, hi, limit + 1, 1, fetch)
+        return rows[:limit], len(rows) > limit
+
+    def history_buckets(self, monitor_id: int, bucket_s: int, from_us: int | None, to_us: int | None,
+                        before_us: int | None, limit: int) -> tuple[list[tuple], bool]:
+        """Buckets that hold checks, newest first: ts, checks, up, avg/min/max latency µs and
+        [p50, p95, p99]. Minute buckets and hours are exact; a day's percentiles are estimated
+        from its hours' histograms (within 1.6%, see ``core.storage.rollups``)."""
+        bucket_us = bucket_s * 10**6
+        if bucket_us == HOUR_US:
+            hours, more = self.history_hours(monitor_id, from_us, to_us, before_us, limit)
+            return [(h[0], h[1], h[2], h[3] / h[1], h[4], h[5], [h[6], h[7], h[8]]) for h in hours], more
+        hi = _upper(to_us, before_us)
+        with self._reading() as cur:
+            if bucket_us < HOUR_US:
+                def fetch(start: int | None, end: int) -> list[tuple]:
+                    return cur.execute(
+                        """SELECT b, count(*), count(*) FILTER (WHERE ok), avg(latency_us), min(latency_us),
+                                  max(latency_us), quantile_cont(latency_us, [0.5, 0.95, 0.99])
+                           FROM (SELECT epoch_us(ts) // ? * ? AS b, ok, latency_us FROM checks
+                                 WHERE monitor_id = ? AND ts >= make_timestamp(?) AND ts <= make_timestamp(?))
+                           GROUP BY b ORDER BY b DESC LIMIT ?""",
+                        [bucket_us, bucket_us, monitor_id, start, end, limit + 1]).fetchall()
+                rows = self._probe(from_us, hi, limit + 1, bucket_us, fetch)
+            else:
+                hours = self._hours(cur, monitor_id, from_us, hi, (limit + 2) * bucket_us // HOUR_US,
+                                    with_hist=True)
+                rows = _merge_hours(hours, bucket_us, complete=len(hours) < (limit + 2) * bucket_us // HOUR_US)
+        return rows[:limit], len(rows) > limit
+
+    def history_hours(self, monitor_id: int, from_us: int | None, to_us: int | None, before_us: int | None,
+                      limit: int) -> tuple[list[tuple], bool]:
+        """Hour buckets that hold checks, newest first, as ``(hour µs, checks, up, latency sum,
+        min, max, p50, p95, p99, ...)``: the rows ``history_buckets`` builds its hours from. A
+        rolled-up hour comes back as the same tuple object from call to call while it stands
+        (from the rolled-hours cache), so a caller may key work on its identity."""
+        hi = _upper(to_us, before_us)
+        with self._reading() as cur:
+            hours = self._hours(cur, monitor_id, from_us, hi, limit + 1, with_hist=False)
+        return hours[:limit], len(hours) > limit
+
+    def _split(self, lo: int | None, hi: int | None) -> tuple[tuple[int | None, int, list[int]] | None, list[tuple]]:
+        """Split [lo, hi] (µs, inclusive, None = open) into whole rolled-up hours ``[a, b)`` less
+        the stale ones, and the raw ranges that complete it. A rolled-up hour that a late row
+        has landed in is stale until ``rollup`` recomputes it and is read raw, so reads are
+        always exact."""
+        upto = self.rollup_upto_us
+        a = None if lo is None else -(-lo // HOUR_US) * HOUR_US
+        b = upto if hi is None or upto is None else min(upto, (hi + 1) // HOUR_US * HOUR_US)
+        if b is None or (a is not None and a >= b):
+            return None, [(lo, hi)]
+        raw = [(b, hi)]
+        if lo is not None and lo < a:
+            raw.append((lo, a - 1))
+        with self._rollup_lock:
+            stale = sorted(h for h in self._dirty if (a is None or h >= a) and h < b)
+        raw += [(h, h + HOUR_US - 1) for h in stale]
+        return (a, b, stale), raw
+
+    def _hours(self, cur: duckdb.DuckDBPyConnection, monitor_id: int, lo: int | None, hi: int | None,
+               limit: int, *, with_hist: bool) -> list[tuple]:
+        """Per-hour aggregates of one monitor within [lo, hi], newest first, at most ``limit``:
+        (hour µs, checks, up, latency sum, min, max, p50, p95, p99, hist bins, hist counts)."""
+        rolled, raw = self._split(lo, hi)
+        branches, params = [], []
+        for start, end in raw:
+            branches.append("SELECT epoch_us(ts) AS t, ok, latency_us FROM checks WHERE monitor_id = ?"
+                            " AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)")
+            params += [monitor_id, -2**62 if start is None else start, 2**62 if end is None else end]
+        got = cur.execute(" UNION ALL ".join(branches), params).fetchnumpy()
+        rows = aggregate_hours(got["t"], got["ok"], got["latency_us"], with_hist=with_hist)
+        if rolled is not None:
+            a, b, stale = rolled
+            cached = self._rolled_hours(cur, monitor_id)
+            hours = [r[0] for r in cached]
+            first = 0 if a is None else bisect.bisect_left(hours, a)
+            last = bisect.bisect_left(hours, b)
+            skip = set(stale)
+            for r in reversed(cached[max(first, last - limit - len(skip)):last]):
+                if r[0] not in skip:
+                    rows.append(r)
+        rows.sort(key=lambda r: r[0], reverse=True)
+        return rows[:limit]
+
+    def _rolled_hours(self, cur: duckdb.DuckDBPyConnection, monitor_id: int) -> list[tuple]:
+        """All of a monitor's ``checks_hourly`` rows, oldest first, from a small LRU cache that
+        is extended as hours close and dropped when a rolled-up hour is recomputed: a
+        dashboard's month of hours costs no scan."""
+        with self._rollup_lock:
+            generation, upto = self._rollup_generation, self.rollup_upto_us
+            entry = self._hour_cache.get(monitor_id)
+            if entry is not None and entry[0] == generation:
+                self._hour_cache.move_to_end(monitor_id)
+                if entry[1] == upto:
+                    return entry[2]
+        since = entry[1] if entry is not None and entry[0] == generation else None
+        fresh = cur.execute(
+            """SELECT epoch_us(hour), checks, up, latency_sum, latency_min, latency_max, p50, p95, p99,
+                      hist_idx, hist_cnt
+               FROM checks_hourly WHERE monitor_id = ? AND hour >= make_timestamp(?) AND hour < make_timestamp(?)
+               ORDER BY hour""", [monitor_id, -2**62 if since is None else since, upto]).fetchall()
+        rows = fresh if since is None else entry[2] + fresh
+        with self._rollup_lock:
+            if self._rollup_generation == generation:
+                self._hour_cache[monitor_id] = (generation, upto, rows)
+                self._hour_cache.move_to_end(monitor_id)
+                while len(self._hour_cache) > HOUR_CACHE_MONITORS:
+                    self._hour_cache.popitem(last=False)
+        return rows
+
+    def uptime(self, monitor_id: int, windows: list[tuple[str, int]], now_us: int) -> dict[str, dict[str, Any]]:
+        """Per window (label, seconds): uptime ratio, checks, and downtime seconds from incidents."""
+        out: dict[str, dict[str, Any]] = {}
+        with self._reading() as cur:
+            for label, seconds in windows:
+                start = now_us - seconds * 1_000_000
+                checks = up = 0
+                rolled, raw = self._split(start, None)
+                for lo, hi in raw:
+                    row = cur.execute(
+                        "SELECT count(*), count(*) FILTER (WHERE ok) FROM checks WHERE monitor_id = ?"
+                        " AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)",
+                        [monitor_id, lo, hi if hi is not None else 2**62]).fetchone()
+                    checks, up = checks + int(row[0]), up + int(row[1] or 0)
+                if rolled is not None:
+                    row = cur.execute(
+                        "SELECT coalesce(sum(checks), 0), coalesce(sum(up), 0) FROM checks_hourly"
+                        " WHERE monitor_id = ? AND hour >= make_timestamp(?) AND hour < make_timestamp(?)"
+                        " AND epoch_us(hour) NOT IN (SELECT unnest(?::BIGINT[]))",
+                        [monitor_id, *rolled]).fetchone()
+                    checks, up = checks + int(row[0]), up + int(row[1])
+                down_us = cur.execute(
+                    """SELECT coalesce(sum(greatest(0, least(coalesce(epoch_us(resolved_at), ?), ?)
+                                                      - greatest(epoch_us(started_at), ?))), 0)
+                       FROM incidents WHERE monitor_id = ?""", [now_us, now_us, start, monitor_id]).fetchone()
+                out[label] = {"uptime": (up / checks) if checks else None, "checks": checks,
+                              "downtimeSeconds": round(int(down_us[0] if down_us else 0) / 1e6, 3)}
+        return out
+
+    def history_version(self, monitor_id: int) -> tuple[int, int, int, int | None]:
+        """A value that changes whenever a history or bucket answer for this monitor could:
+        a batch holding one of its rows is stored, a late row makes a rolled-up hour stale, or
+        rolled-up hours are rewritten or extended. It is bumped only after the change is
+        committed, so an answer computed after reading version ``v`` is at least as new as
+        ``v``; a cache that keeps it under ``v`` never serves anything older than ``v``'s data."""
+        return self._changed.get(monitor_id, 0), self._late, self._rollup_generation, self.rollup_upto_us
+
+    # rollups ----------------------------------------------------------------------------
+    def rollup(self, now_us: int, grace_us: int = 120 * 10**6, chunk_us: int = 24 * HOUR_US) -> int:
+        """Roll closed hours (ended ``grace_us`` before ``now_us``) into ``checks_hourly`` and
+        recompute hours that late rows touched; returns hours written. Runs on its own cursor,
+        so it may run on a thread of its own beside the writer; one caller at a time."""
+        cur = self._maint
+        target = (now_us - grace_us) // HOUR_US * HOUR_US
+        with self._rollup_lock:
+            self._rolling_to = max(self._rolling_to, target)
+            dirty = dict(self._dirty)
+            gone, self._deleted = self._deleted, set()
+        written = 0
+        try:
+            if gone:
+                cur.execute("DELETE FROM checks_hourly WHERE monitor_id IN (SELECT unnest(?))", [sorted(gone)])
+                with self._rollup_lock:
+                    for monitor_id in gone:
+                        self._hour_cache.pop(monitor_id, None)
+            upto = self.rollup_upto_us
+            if upto is None:
+                upto = target if self._ts_range is None else min(target, self._ts_range[0] // HOUR_US * HOUR_US)
+            while upto < target:
+                end = min(target, upto + chunk_us)
+                written += self._roll(cur, upto, end, replace=False)
+                upto = end
+            if upto != self.rollup_upto_us:
+                cur.execute("INSERT OR REPLACE INTO rollup_state VALUES ('hourly', make_timestamp(?))", [upto])
+                with self._rollup_lock:
+                    self.rollup_upto_us = upto
+            for hour, generation in sorted(dirty.items()):
+                if hour >= upto:
+                    continue  # not rolled up yet
+                written += self._roll(cur, hour, hour + HOUR_US, replace=True)
+                with self._rollup_lock:  # still stale if another late row came meanwhile
+                    if self._dirty.get(hour) == generation:
+                        del self._dirty[hour]
+        except BaseException:
+            with self._rollup_lock:
+                self._deleted |= gone
+            raise
+        return written
+
+    def _roll(self, cur: duckdb.DuckDBPyConnection, start: int, end: int, *, replace: bool) -> int:
+        sql = hour_aggregate_sql("ts >= make_timestamp(?) AND ts < make_timestamp(?)")
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            if replace:
+                cur.execute("DELETE FROM checks_hourly WHERE hour >= make_timestamp(?) AND hour < make_timestamp(?)",
+                            [start, end])
+            row = cur.execute(f"INSERT INTO checks_hourly SELECT * FROM ({sql}) ORDER BY monitor_id, hour",
+                              [start, end] * 2).fetchone()
+            if not replace:
+                cur.execute("INSERT OR REPLACE INTO rollup_state VALUES ('hourly', make_timestamp(?))", [end])
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        with self._rollup_lock:
+            if replace:
+                self._rollup_generation += 1
+            else:
+                self.rollup_upto_us = end
+        return int(row[0]) if row else 0
+
+
+def _upper(to_us: int | None, before_us: int | None) -> int | None:
+    """The inclusive upper bound (µs) of a history read: ``to`` and a keyset cursor (exclusive)."""
+    return to_us if before_us is None else before_us - 1 if to_us is None else min(to_us, before_us - 1)
+
+
+def _merge_hours(hours: list[tuple], bucket_us: int, *, complete: bool) -> list[tuple]:
+    """Hour aggregates (newest first) merged into longer buckets; unless ``complete``, the
+    oldest bucket may be cut off and is dropped."""
+    groups: dict[int, list[tuple]] = {}
+    for h in hours:
+        groups.setdefault(h[0] // bucket_us * bucket_us, []).append(h)
+    if not complete and groups:
+        groups.popitem()  # dicts keep insertion order: the oldest bucket
+    out = []
+    for start, group in groups.items():
+        checks = sum(h[1] for h in group)
+        lo, hi = min(h[4] for h in group), max(h[5] for h in group)
+        out.append((start, checks, sum(h[2] for h in group), sum(h[3] for h in group) / checks, lo, hi,
+                    merge_percentiles([(h[9], h[10]) for h in group], lo, hi)))
+    return out

@@ -1,0 +1,209 @@
+"""Monitors: create (many in one statement), update, pause, delete, read back."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import duckdb
+import msgspec
+import pyarrow as pa
+
+from core.models import (
+    Monitor,
+    MonitorValidationError,
+    parse_monitor,
+)
+from core.storage.duckdb.common import (
+    SPEC_TYPES,
+    iso,
+    utcnow,
+)
+
+__all__ = ["MonitorStore"]
+
+log = logging.getLogger("xuptime.storage")
+
+
+class MonitorStore:
+    """Monitors: create (many in one statement), update, pause, delete, read back."""
+
+    con: duckdb.DuckDBPyConnection
+
+    # monitors ---------------------------------------------------------------------------
+    def create_monitor(self, monitor: Monitor) -> Monitor:
+        return self.create_monitors([monitor])[0][0]
+
+    def create_monitors(self, monitors: list[Monitor]) -> list[tuple[Monitor, dict[str, Any]]]:
+        """Insert monitors in one transaction (all or none) and return each (the objects given,
+        with their new id and status) with its timestamps, in the order given (ids ascending in
+        that order): one round trip however many. The rows go in as one Arrow table (a VALUES
+        list cost 300 µs a row to bind)."""
+        if not monitors:
+            return []
+        now = utcnow()
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            ids = sorted(int(r[0]) for r in self.con.execute(
+                "SELECT nextval('monitors_id_seq') FROM range(?)", [len(monitors)]).fetchall())
+            table = pa.table({
+                "id": pa.array(ids, pa.int64()),
+                "account_id": pa.array([m.account_id for m in monitors], pa.int64()),
+                "name": pa.array([m.name for m in monitors], pa.string()),
+                "type": pa.array([m.type for m in monitors], pa.string()),
+                "spec": pa.array([msgspec.json.encode(m.spec).decode() for m in monitors], pa.string()),
+                "interval_s": pa.array([m.interval for m in monitors], pa.int32()),
+                "timeout_s": pa.array([m.timeout for m in monitors], pa.float64()),
+                "retries": pa.array([m.retries for m in monitors], pa.int32()),
+                "recovery_threshold": pa.array([m.recovery_threshold for m in monitors], pa.int32()),
+                "paused": pa.array([m.paused for m in monitors], pa.bool_()),
+                "status": pa.array(["paused" if m.paused else "pending" for m in monitors], pa.string()),
+                "tags": pa.array([m.tags for m in monitors], pa.list_(pa.string())),
+                "integrations": pa.array([m.integrations for m in monitors], pa.list_(pa.int64())),
+            })
+            # (``new_monitors`` is found by DuckDB's replacement scan: registering a view cost more)
+            new_monitors = table  # noqa: F841
+            rows = self.con.execute(
+                """INSERT INTO monitors (id, account_id, name, type, spec, interval_s, timeout_s, retries,
+                        recovery_threshold, paused, status, tags, integrations, created_at, updated_at)
+                    SELECT id, account_id, name, type, spec, interval_s, timeout_s, retries, recovery_threshold,
+                           paused, status, tags, integrations, ?, ? FROM new_monitors
+                    RETURNING id, status, created_at, updated_at, status_since""", [now, now]).fetchall()
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        # The monitors are the ones given (validated already): only what the database chose
+        # comes back, not rows to decode and validate again.
+        by_id = {int(row[0]): row for row in rows}
+        out = []
+        for monitor, mid in zip(monitors, ids, strict=True):
+            row = by_id[mid]
+            monitor.id, monitor.status = mid, row[1]
+            out.append((monitor, {"createdAt": iso(row[2]), "updatedAt": iso(row[3]), "statusSince": iso(row[4])}))
+        return out
+
+    def update_monitor(self, monitor: Monitor, paused_changed: bool = False
+                       ) -> tuple[Monitor, dict[str, Any]] | None:
+        """Store a changed monitor (a change of ``paused`` resets its status to ``paused`` or
+        ``pending``) and return it as stored with its timestamps: one statement."""
+        now = utcnow()
+        status = ", paused = ?, status = ?, status_since = ?" if paused_changed else ""
+        extra = [monitor.paused, "paused" if monitor.paused else "pending", now] if paused_changed else []
+        row = self.con.execute(
+            f"""UPDATE monitors SET name = ?, spec = ?, interval_s = ?, timeout_s = ?, retries = ?,
+                    recovery_threshold = ?, tags = ?, integrations = ?, updated_at = ?{status} WHERE id = ?
+                RETURNING {self._MONITOR_COLUMNS}, created_at, updated_at, status_since""",
+            [monitor.name, msgspec.json.encode(monitor.spec).decode(), monitor.interval, monitor.timeout,
+             monitor.retries, monitor.recovery_threshold, monitor.tags, monitor.integrations, now, *extra,
+             monitor.id],
+        ).fetchone()
+        return None if row is None else self._with_times(row)
+
+    def _with_times(self, row: tuple) -> tuple[Monitor, dict[str, Any]]:
+        n = self._MONITOR_WIDTH
+        return self._monitor_from_row(row[:n]), {"createdAt": iso(row[n]), "updatedAt": iso(row[n + 1]),
+                                                  "statusSince": iso(row[n + 2])}
+
+    def set_paused(self, monitor_id: int, paused: bool) -> Monitor | None:
+        found = self.set_paused_with_times(monitor_id, paused)
+        return None if found is None else found[0]
+
+    def set_paused_with_times(self, monitor_id: int, paused: bool) -> tuple[Monitor, dict[str, Any]] | None:
+        """Pause (status ``paused``) or resume (``pending``) in one statement; the monitor as
+        stored, with its timestamps."""
+        now = utcnow()
+        row = self.con.execute(
+            f"""UPDATE monitors SET paused = ?, status = ?, status_since = ?, updated_at = ? WHERE id = ?
+                RETURNING {self._MONITOR_COLUMNS}, created_at, updated_at, status_since""",
+            [paused, "paused" if paused else "pending", now, now, monitor_id],
+        ).fetchone()
+        return None if row is None else self._with_times(row)
+
+    def delete_monitor(self, monitor_id: int) -> bool:
+        """Remove a monitor with its results and incidents (one transaction)."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            row = self.con.execute("DELETE FROM monitors WHERE id = ? RETURNING id", [monitor_id]).fetchone()
+            if row is not None:
+                self.con.execute("DELETE FROM checks WHERE monitor_id = ?", [monitor_id])
+                self.con.execute("DELETE FROM incidents WHERE monitor_id = ?", [monitor_id])
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        if row is not None:
+            self._batches += 1
+            self._changed[monitor_id] = self._batches
+            with self._rollup_lock:  # only the rollup job writes checks_hourly: no write conflicts
+                self._deleted.add(monitor_id)
+        return row is not None
+
+    _MONITOR_COLUMNS = ("id, account_id, name, type, spec, interval_s, timeout_s, retries, recovery_threshold,"
+                        " paused, status, tags, coalesce(integrations, [])")
+    _MONITOR_WIDTH = 13
+
+    def _monitor_from_row(self, row: tuple) -> Monitor:
+        """Decode a stored monitor in one msgspec call (types and ranges still checked); only a
+        row that fails goes through ``parse_monitor``, to name what is wrong with it."""
+        (mid, account_id, name, kind, spec, interval, timeout, retries, recovery, paused, status, tags,
+         integrations) = row
+        try:
+            spec_obj = msgspec.json.decode(spec, type=SPEC_TYPES[kind])
+            monitor = msgspec.convert(
+                {"name": name, "interval": interval, "timeout": timeout, "retries": retries,
+                 "recoveryThreshold": recovery, "paused": paused, "tags": list(tags),
+                 "integrations": list(integrations)}, Monitor)
+        except (KeyError, msgspec.ValidationError, msgspec.DecodeError):
+            return self._monitor_from_row_slow(row)
+        if spec_obj.check_fields():  # the rules msgspec cannot express (URL scheme, headers, ...)
+            return self._monitor_from_row_slow(row)
+        monitor.spec = spec_obj
+        monitor.id = int(mid)
+        monitor.account_id = int(account_id)
+        monitor.status = status
+        return monitor
+
+    def _monitor_from_row_slow(self, row: tuple) -> Monitor:
+        (mid, account_id, name, kind, spec, interval, timeout, retries, recovery, paused, status, tags,
+         integrations) = row
+        wire = {**json.loads(spec), "type": kind, "name": name, "interval": interval, "retries": retries,
+                "recoveryThreshold": recovery, "paused": paused, "tags": list(tags),
+                "integrations": list(integrations)}
+        if timeout is not None:
+            wire["timeout"] = timeout
+        monitor = parse_monitor(wire)
+        monitor.id = int(mid)
+        monitor.account_id = int(account_id)
+        monitor.status = status
+        return monitor
+
+    def get_monitor(self, monitor_id: int) -> Monitor | None:
+        row = self.con.execute(
+            f"SELECT {self._MONITOR_COLUMNS} FROM monitors WHERE id = ?", [monitor_id]
+        ).fetchone()
+        return None if row is None else self._monitor_from_row(row)
+
+    def list_monitors(self, account_id: int | None = None) -> list[Monitor]:
+        sql = f"SELECT {self._MONITOR_COLUMNS} FROM monitors"
+        params: list[Any] = []
+        if account_id is not None:
+            sql += " WHERE account_id = ?"
+            params.append(account_id)
+        rows = self.con.execute(sql + " ORDER BY id", params).fetchall()
+        monitors = []
+        for row in rows:
+            try:
+                monitors.append(self._monitor_from_row(row))
+            except MonitorValidationError as exc:
+                # A row written by an older version (or by hand) must not stop the server.
+                log.error("monitor %s is invalid and is skipped: %s", row[0], exc)
+        return monitors
+
+    def monitor_times(self) -> dict[int, dict[str, Any]]:
+        """monitor id -> createdAt, updatedAt, statusSince of every monitor (loaded at startup;
+        every write returns its monitor's times after that)."""
+        rows = self.con.execute("SELECT id, created_at, updated_at, status_since FROM monitors").fetchall()
+        return {int(r[0]): {"createdAt": iso(r[1]), "updatedAt": iso(r[2]), "statusSince": iso(r[3])}
+                for r in rows}
