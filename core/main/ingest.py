@@ -24,7 +24,7 @@ from ext import COLUMNS
 
 if TYPE_CHECKING:
     from core.engine.supervisor import Engine
-    from core.storage.duckdb import DuckDBStore
+    from core.storage.base import Store
 
 __all__ = ["Ingest", "merge_batches"]
 
@@ -51,7 +51,7 @@ class Ingest:
     """The queue between the engine and the store, and the one task that drains it.
     ``put(None)`` (by ``close``) ends the task after everything queued before it is written."""
 
-    def __init__(self, store: DuckDBStore, threads: StoreThreads, catalog: Catalog, wake_alerts: Callable[[], None]
+    def __init__(self, store: Store, threads: StoreThreads, catalog: Catalog, wake_alerts: Callable[[], None]
                  ) -> None:
         self.store = store
         self.threads = threads

@@ -16,7 +16,7 @@ from core.services import AccountService, StoreThreads
 
 if TYPE_CHECKING:
     from core.alerting.outbox import Dispatcher
-    from core.storage.duckdb import DuckDBStore
+    from core.storage.base import Store
 
 __all__ = ["OUTBOX_KEEP_DAYS", "reminders", "rollups", "save_usage"]
 
@@ -27,7 +27,7 @@ USAGE_EVERY_S = 0.1
 OUTBOX_KEEP_DAYS = 30  # finished notifications (and their attempts) are kept this long
 
 
-async def rollups(store: DuckDBStore, executor: concurrent.futures.Executor) -> None:
+async def rollups(store: Store, executor: concurrent.futures.Executor) -> None:
     """Roll closed hours up (catching up at start), then check again every minute. The
     rollup has its own thread (and cursor): it never waits behind ingest."""
     loop = asyncio.get_running_loop()
@@ -41,7 +41,7 @@ async def rollups(store: DuckDBStore, executor: concurrent.futures.Executor) -> 
         await asyncio.sleep(ROLLUP_EVERY_S)
 
 
-async def reminders(store: DuckDBStore, threads: StoreThreads, alerts: Dispatcher) -> None:
+async def reminders(store: Store, threads: StoreThreads, alerts: Dispatcher) -> None:
     """Queue reminders for incidents still open, checked every 15 s; once an hour, forget
     finished messages older than ``OUTBOX_KEEP_DAYS`` so the outbox stays bounded."""
     pruned_at = 0.0

@@ -22,7 +22,7 @@ from core.services.system import SystemService
 
 if TYPE_CHECKING:
     from core.models import Monitor
-    from core.storage.duckdb import DuckDBStore
+    from core.storage.base import Store
 
 __all__ = ["AccountService", "Catalog", "Conflict", "DormantEngine", "HistoryService", "IntegrationService", "Invalid",
            "MonitorService", "NotFound", "ServiceError", "Services", "StoreThreads", "SystemService"]
@@ -40,7 +40,7 @@ class Services:
     catalog: Catalog
 
     @classmethod
-    def build(cls, store: DuckDBStore, threads: StoreThreads, engine: EngineLink, *, sender: Sender | None = None,
+    def build(cls, store: Store, threads: StoreThreads, engine: EngineLink, *, sender: Sender | None = None,
               catalog: Catalog | None = None, base_url: str = "", deny_private: bool = False) -> Services:
         catalog = catalog if catalog is not None else Catalog()
         monitors = MonitorService(store, threads, engine, catalog, deny_private=deny_private)

@@ -17,7 +17,7 @@ from core.services.errors import Conflict, Invalid, NotFound
 from core.services.usage import Quota, month_bounds
 
 if TYPE_CHECKING:
-    from core.storage.duckdb import DuckDBStore
+    from core.storage.base import Store
 
 __all__ = ["AccountService"]
 
@@ -30,7 +30,7 @@ class AccountService:
     here runs on the writer thread: these tables are read through the writer's connection,
     and they are small."""
 
-    def __init__(self, store: DuckDBStore, threads: StoreThreads) -> None:
+    def __init__(self, store: Store, threads: StoreThreads) -> None:
         self.store = store
         self.threads = threads
         self.quota = Quota()

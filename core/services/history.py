@@ -14,7 +14,7 @@ from core.services.context import StoreThreads
 from core.services.monitors import MonitorService
 
 if TYPE_CHECKING:
-    from core.storage.duckdb import DuckDBStore
+    from core.storage.base import Store
 
 __all__ = ["HistoryService"]
 
@@ -23,7 +23,7 @@ class HistoryService:
     """History of one monitor (raw checks, buckets, rolled-up hours), its uptime over windows,
     and incident pages."""
 
-    def __init__(self, store: DuckDBStore, threads: StoreThreads, monitors: MonitorService) -> None:
+    def __init__(self, store: Store, threads: StoreThreads, monitors: MonitorService) -> None:
         self.store = store
         self.threads = threads
         self.monitors = monitors

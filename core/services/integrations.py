@@ -17,7 +17,7 @@ from core.services.context import Catalog, EngineLink, StoreThreads
 from core.services.errors import Invalid, NotFound
 
 if TYPE_CHECKING:
-    from core.storage.duckdb import DuckDBStore
+    from core.storage.base import Store
 
 __all__ = ["DELIVERY_STATES", "IntegrationService", "Preview", "Sender"]
 
@@ -37,7 +37,7 @@ class IntegrationService:
     log. Reads come from the catalog's in-memory set of channels, kept in step with the
     database by every write."""
 
-    def __init__(self, store: DuckDBStore, threads: StoreThreads, engine: EngineLink, catalog: Catalog,
+    def __init__(self, store: Store, threads: StoreThreads, engine: EngineLink, catalog: Catalog,
                  sender: Sender | None, base_url: str) -> None:
         self.store = store
         self.threads = threads

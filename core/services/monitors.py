@@ -24,7 +24,7 @@ from core.services.context import Catalog, EngineLink, StoreThreads
 from core.services.errors import Conflict, Invalid, NotFound
 
 if TYPE_CHECKING:
-    from core.storage.duckdb import DuckDBStore
+    from core.storage.base import Store
 
 __all__ = ["MAX_BULK", "MonitorPage", "MonitorService"]
 
@@ -44,7 +44,7 @@ class MonitorService:
     """Every monitor operation of every face. Refusals are ``Invalid`` (400), ``NotFound``
     (404) and ``Conflict`` (409) with the fields at fault; faces word them their own way."""
 
-    def __init__(self, store: DuckDBStore, threads: StoreThreads, engine: EngineLink, catalog: Catalog, *,
+    def __init__(self, store: Store, threads: StoreThreads, engine: EngineLink, catalog: Catalog, *,
                  deny_private: bool = False) -> None:
         self.store = store
         self.threads = threads

@@ -13,7 +13,7 @@ from core.services.context import EngineLink, StoreThreads
 from core.services.errors import Invalid
 
 if TYPE_CHECKING:
-    from core.storage.duckdb import DuckDBStore
+    from core.storage.base import Store
 
 __all__ = ["SystemService"]
 
@@ -22,7 +22,7 @@ class SystemService:
     """``ping``, ``stats`` and ``sql``. Parts of the process outside the services (ingest,
     the API's caches) add their figures to ``stats`` through ``sources``."""
 
-    def __init__(self, store: DuckDBStore, threads: StoreThreads, engine: EngineLink) -> None:
+    def __init__(self, store: Store, threads: StoreThreads, engine: EngineLink) -> None:
         self.store = store
         self.threads = threads
         self.engine = engine
