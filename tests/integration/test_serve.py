@@ -259,6 +259,14 @@ def test_main_kill9_then_restart_keeps_monitors_and_results(data_dir: Path, targ
     there as it was: monitors with their statuses and times, incidents, the outbox, results."""
     ids = [add(data_dir, f"m{i}", "--url", f"{target}/k{i}", "--interval", "1") for i in range(3)]
     server = Serve(data_dir)
+    try:
+        _kill9_and_restart(data_dir, target, server, ids)
+    finally:
+        if server.proc.poll() is None:  # a failure before the kill: leave nothing running
+            server.kill_everything()
+
+
+def _kill9_and_restart(data_dir: Path, target: str, server: Serve, ids: list[int]) -> None:
     key = cli(data_dir, "keys", "create").stdout.splitlines()[-1]
     request = urllib.request.Request(  # a default channel nobody answers: its outbox rows stay
         f"{server.url}/api/v1/integrations", method="POST", headers={"X-API-Key": key,
