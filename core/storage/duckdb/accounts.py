@@ -6,7 +6,6 @@ import secrets
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from core.models import (
     hash_api_key,
@@ -40,18 +39,15 @@ class AccountStore:
         return {int(a): int(n) for a, n in rows}
 
     def save_usage(self, month: str, counts: dict[int, int]) -> None:
-        """Upsert absolute counts (idempotent: the server's counters are the truth)."""
+        """Upsert absolute counts (idempotent: the server's counters are the truth), in one
+        statement: the accounts and their counts travel as two list parameters (this runs
+        ten times a second while requests come in; a registered Arrow table cost twice as much)."""
         if not counts:
             return
-        table = pa.table({"account_id": pa.array(list(counts), pa.int64()),
-                          "requests": pa.array(list(counts.values()), pa.int64())})
-        self.con.register("_xuptime_usage", table)
-        try:
-            self.con.execute(
-                """INSERT INTO api_usage SELECT account_id, ?, requests FROM _xuptime_usage
-                   ON CONFLICT (account_id, month) DO UPDATE SET requests = excluded.requests""", [month])
-        finally:
-            self.con.unregister("_xuptime_usage")
+        self.con.execute(
+            """INSERT INTO api_usage SELECT unnest($accounts), $month, unnest($counts)
+               ON CONFLICT (account_id, month) DO UPDATE SET requests = excluded.requests""",
+            {"accounts": list(counts), "counts": list(counts.values()), "month": month})
 
     # accounts and API keys ----------------------------------------------------------------
     def create_account(self, name: str, monthly_limit: int | None = None) -> dict[str, Any]:

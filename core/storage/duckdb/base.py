@@ -50,6 +50,7 @@ class StoreBase:
         for _ in range(READERS):
             self._readers.put(self.con.cursor())
         self._maint = self.con.cursor()  # the rollup job's, beside the writer
+        self._id_block: list[int] = []  # monitor ids taken from the sequence, not used yet
         self._rollup_lock = threading.Lock()
         #: Rolled-up hours that late rows landed in -> a counter bumped by each such row batch.
         self._dirty: dict[int, int] = {}
