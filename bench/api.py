@@ -199,7 +199,10 @@ def bulk_rate(base: str, key: str, target: str, seconds: float, clients: int = 4
 
 
 def writes(workdir: Path, nginx: Nginx, seconds: int, monitors: int) -> dict[str, dict[str, float]]:
-    """Single and bulk creates beside the trivial endpoint, with ``monitors`` checked every second."""
+    """Single and bulk creates beside the trivial endpoint, with ``monitors`` checked every second
+    (and the single creates' average batch: monitors per create statement)."""
+    from core.cli import control_request
+
     data_dir = workdir / "writes"
     build_data(data_dir, 0, [nginx.url(i) for i in range(4)], monitors)
     out: dict[str, dict[str, float]] = {}
@@ -210,6 +213,8 @@ def writes(workdir: Path, nginx: Nginx, seconds: int, monitors: int) -> dict[str
         log("wrk single creates, 16 connections")
         out["create_c16"] = wrk(base, key, seconds, 16, ROOT / "bench" / "create_monitor.lua",
                                 {"XUPTIME_TARGET": nginx.url()})
+        creates = control_request(data_dir, "stats")["creates"]
+        out["create_c16"]["batch"] = creates["monitors"] / max(1, creates["commits"])
         log("bulk creates, 4 clients x 1,000 monitors")
         out["bulk"] = bulk_rate(base, key, nginx.url(), seconds)
     return out
@@ -343,9 +348,10 @@ def main() -> None:
 
 def print_writes(runs: dict[str, dict[str, float]]) -> None:
     trivial, single, bulk = runs["trivial_c16"]["rps"], runs["create_c16"]["rps"], runs["bulk"]["monitors_per_s"]
+    create = runs["create_c16"]
     print(f"writes, 20k monitors at 1 s: trivial {trivial:,.0f} req/s (16 conn); single creates {single:,.0f}/s "
-          f"(16 conn, p99 {runs['create_c16'].get('p99', 0):.1f} ms) = {single / trivial:.2f} x trivial; "
-          f"bulk {bulk:,.0f} monitors/s = {bulk / single:.1f} x single")
+          f"(16 conn, p99 {create.get('p99', 0):.1f} ms, {create.get('batch', 0):.1f} a commit) "
+          f"= {single / trivial:.2f} x trivial; bulk {bulk:,.0f} monitors/s = {bulk / single:.1f} x single")
 
 
 def _hit_rate(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:

@@ -44,11 +44,13 @@ class Services:
               catalog: Catalog | None = None, base_url: str = "", deny_private: bool = False) -> Services:
         catalog = catalog if catalog is not None else Catalog()
         monitors = MonitorService(store, threads, engine, catalog, deny_private=deny_private)
+        system = SystemService(store, threads, engine)
+        system.sources.append(monitors.stats)
         return cls(monitors=monitors,
                    integrations=IntegrationService(store, threads, engine, catalog, sender, base_url),
                    accounts=AccountService(store, threads),
                    history=HistoryService(store, threads, monitors),
-                   system=SystemService(store, threads, engine),
+                   system=system,
                    catalog=catalog)
 
     async def load(self, monitors: list[Monitor]) -> None:

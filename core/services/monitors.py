@@ -56,6 +56,8 @@ class MonitorService:
         self._pending: list[tuple[Monitor, asyncio.Future[Found]]] = []
         self._committing = False
         self._committer: asyncio.Task[None] | None = None
+        #: Create statements and the monitors they stored (their ratio is the batch size).
+        self.create_commits = self.created = 0
 
     # reads ---------------------------------------------------------------------------------
     async def get(self, account_id: int, monitor_id: int) -> Found:
@@ -85,6 +87,9 @@ class MonitorService:
         times = self.catalog.times
         page = [(monitors[i], times.get(i, {})) for i in chosen[:limit] if i in monitors]
         return page, len(ids), len(chosen) > limit
+
+    def stats(self) -> dict[str, Any]:
+        return {"creates": {"commits": self.create_commits, "monitors": self.created}}
 
     def every(self) -> list[Monitor]:
         """Every account's monitors, by id (the CLI's list: the operator sees them all)."""
@@ -222,6 +227,8 @@ class MonitorService:
         """Store monitors in one transaction (all or none), then index and schedule them: the
         monitors as stored, with their timestamps, in the order given."""
         created = await self.threads.write(self.store.create_monitors, monitors)
+        self.create_commits += 1
+        self.created += len(created)
         for monitor, times in created:
             self.catalog.times[monitor.id] = times
             self.catalog.add(monitor)
