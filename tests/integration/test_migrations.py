@@ -3,13 +3,15 @@ a newer xuptime is refused with a clear message and left as it was.
 
 The fixtures (``tests/fixtures/schemas/v{N}.duckdb.gz``) were written by the xuptime that
 introduced each schema version (see ``make.py`` there), with monitors, a key, an hour of
-checks, incidents and API usage.
+checks, incidents and API usage; ``tests/fixtures/datadirs/`` keeps data dirs written through
+the faces of a past commit before a restructure (see ``make.py`` there).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -99,3 +101,55 @@ def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
     assert served.returncode != 0 and message in served.stderr + served.stdout
     assert "Traceback" not in served.stderr
     assert hashlib.sha256((data_dir / DB_FILE).read_bytes()).hexdigest() == before
+
+
+def test_a_data_dir_from_before_the_services_is_served_as_it_was(tmp_path: Path) -> None:
+    """``tests/fixtures/datadirs/before-services``: written through the faces of the commit
+    before the one door (issue 10) and its store split. Everything it held is still served,
+    to the same accounts, by the CLI on the stopped dir and by the running server."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    fixtures = FIXTURES.parent / "datadirs"
+    with gzip.open(fixtures / "before-services.duckdb.gz") as src, open(data_dir / DB_FILE, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    key, acme_key = (fixtures / "before-services.keys").read_text().split()
+
+    listed = cli(data_dir, "monitors", "list").stdout  # stopped: the same op table, on the file
+    for name, target in [("homepage", "http://127.0.0.1:"), ("database", "127.0.0.1:"),
+                         ("resolver", "example.invalid MX"), ("gateway", "127.0.0.1"),
+                         ("nightly job", "/api/push/fixture-push-token-0001"), ("acme site", "http://127.0.0.1:")]:
+        line = next(row for row in listed.splitlines() if name in row)
+        assert target in line, listed
+    assert "fixture" in cli(data_dir, "keys", "list").stdout
+
+    server = Serve(data_dir, 1)
+    try:
+        auth = {"X-API-Key": key}
+        status, _, page = call(server.url + "/api/v1/monitors", headers=auth)
+        assert status == 200, page
+        by_name = {m["name"]: m for m in page["data"]}
+        assert sorted(by_name) == ["certificate", "database", "gateway", "homepage", "nightly job", "resolver"]
+        assert by_name["gateway"]["paused"] is True and by_name["gateway"]["status"] == "paused"
+        assert by_name["homepage"]["status"] == "down" and by_name["homepage"]["integrations"] == [1]
+        assert by_name["homepage"]["createdAt"].endswith("Z")
+        status, _, acme = call(server.url + "/api/v1/monitors", headers={"X-API-Key": acme_key})
+        assert status == 200 and [m["name"] for m in acme["data"]] == ["acme site"]
+        status, _, _ = call(f"{server.url}/api/v1/monitors/{by_name['homepage']['id']}",
+                                headers={"X-API-Key": acme_key})
+        assert status == 404  # another account's monitor stays unseen
+
+        status, _, channels = call(server.url + "/api/v1/integrations", headers=auth)
+        assert status == 200 and [c["name"] for c in channels["data"]] == ["ops hook"]
+        assert "fixture-channel-secret" not in json.dumps(channels)  # masked, as before
+        status, _, sent = call(server.url + "/api/v1/integrations/1/deliveries", headers=auth)
+        assert status == 200 and {d["event"] for d in sent["data"]} == {"down"} and len(sent["data"]) >= 2
+        status, _, incidents = call(server.url + "/api/v1/incidents", headers=auth)
+        assert status == 200 and len([i for i in incidents["data"] if i["resolvedAt"] is None]) >= 2
+
+        status, _, pushed = call(server.url + "/api/push/fixture-push-token-0001?status=up", method="POST")
+        assert status == 200 and pushed == {"ok": True}
+        # The old sequence goes on: a new monitor gets a fresh id, after the old ones.
+        added = cli(data_dir, "monitors", "add", "later", "--url", "http://127.0.0.1:9/", "--interval", "60").stdout
+        assert added.startswith("added monitor ") and int(added.split()[2].rstrip(":")) > 7
+    finally:
+        assert server.stop() == 0
