@@ -19,7 +19,7 @@ async def _page(request: Request[int, Any, Any], history: HistoryService, monito
     cursor = params.get("cursor")
     before = decode_cursor(cursor) if cursor else None
     page, total, more = await history.incidents(request.user, before, limit, monitor_id)
-    next_cursor = encode_cursor(page[-1]["id"]) if more and page else None
+    next_cursor = encode_cursor(page[-1].id) if more and page else None
     return {"data": page, "pagination": {"limit": limit, "nextCursor": next_cursor, "total": total}}
 
 

@@ -95,4 +95,4 @@ class IntegrationController(Controller):
         before = decode_cursor(cursor) if cursor else None
         page, more = await channels.deliveries(request.user, integration_id, params.get("status"), before, limit)
         return {"data": page, "pagination": {"limit": limit,
-                                             "nextCursor": encode_cursor(page[-1]["id"]) if more and page else None}}
+                                             "nextCursor": encode_cursor(page[-1].id) if more and page else None}}

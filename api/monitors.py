@@ -18,7 +18,7 @@ from litestar import Controller, Request, delete, get, patch, post
 
 from api.errors import ApiError, BadRequest
 from api.schemas import ERROR_RESPONSES
-from core.models import KINDS, STATUSES, Monitor, monitor_to_wire
+from core.models import KINDS, STATUSES, Monitor, MonitorTimes, monitor_to_wire
 from core.services import MonitorService
 
 __all__ = ["MonitorController", "decode_cursor", "encode_cursor", "json_body", "parse_limit"]
@@ -85,7 +85,7 @@ def _last_check_at(monitor_id: int, ts_us: int) -> str:
     return memo[1]
 
 
-def monitor_body(monitor: Monitor, times: dict[str, Any], last: tuple[int, int] | None,
+def monitor_body(monitor: Monitor, times: MonitorTimes, last: tuple[int, int] | None,
                  cache: dict[int, tuple[Monitor, dict[str, Any]]] | None = None) -> dict[str, Any]:
     """The wire form of a monitor. With ``cache`` (the server's, for monitors of its live set),
     the static part is built once per monitor object: the set replaces a monitor's object on
@@ -102,7 +102,8 @@ def monitor_body(monitor: Monitor, times: dict[str, Any], last: tuple[int, int] 
             cache[monitor.id] = (monitor, static)
     return {**static, "status": monitor.status,
             "lastCheckAt": _last_check_at(monitor.id, last[0]) if last else None,
-            "lastLatencyMs": round(last[1] / 1000, 3) if last else None, **times}
+            "lastLatencyMs": round(last[1] / 1000, 3) if last else None, "createdAt": times.created_at,
+            "updatedAt": times.updated_at, "statusSince": times.status_since}
 
 
 class MonitorController(Controller):
@@ -180,7 +181,7 @@ class MonitorController(Controller):
         return _one(monitors, await monitors.set_paused(request.user, monitor_id, False))
 
 
-def _one(monitors: MonitorService, found: tuple[Monitor, dict[str, Any]]) -> dict[str, Any]:
+def _one(monitors: MonitorService, found: tuple[Monitor, MonitorTimes]) -> dict[str, Any]:
     """One monitor's answer: ``{"data": ...}``."""
     monitor, times = found
     return {"data": monitor_body(monitor, times, monitors.last_check(monitor.id))}

@@ -24,18 +24,26 @@ import msgspec
 __all__ = [
     "KINDS",
     "STATUSES",
+    "Account",
+    "ApiKey",
     "CheckResult",
+    "Delivery",
     "DnsSpec",
     "ErrorCode",
     "FieldError",
     "HttpSpec",
+    "Incident",
+    "Integration",
     "Monitor",
+    "MonitorTimes",
     "MonitorValidationError",
+    "NewApiKey",
     "PingSpec",
     "PushSpec",
     "TcpSpec",
     "TlsSpec",
     "Transition",
+    "Uptime",
     "hash_api_key",
     "monitor_to_wire",
     "parse_json_path",
@@ -380,6 +388,80 @@ class Integration(msgspec.Struct, kw_only=True):
     reminder_interval: int | None = None  # seconds between reminders while down; None: none
     created_at: str | None = None
     updated_at: str | None = None
+
+
+class MonitorTimes(msgspec.Struct, kw_only=True, rename="camel"):
+    """When a monitor was created and last changed, and since when it has had its status
+    (ISO 8601 UTC, seconds; ``status_since`` None before its first transition). Kept in
+    memory beside the monitor; ingest moves ``status_since`` with every transition."""
+
+    created_at: str | None
+    updated_at: str | None
+    status_since: str | None
+
+
+class Account(msgspec.Struct, kw_only=True, rename="camel"):
+    """A tenant: monitors, channels and keys belong to one; ``monthly_request_limit`` bounds
+    its API requests per UTC calendar month."""
+
+    id: int
+    name: str
+    monthly_request_limit: int
+    created_at: str | None
+
+
+class ApiKey(msgspec.Struct, kw_only=True, rename="camel"):
+    """A key as kept: its first characters (``prefix``) and its life, never its secret."""
+
+    id: int
+    name: str
+    prefix: str
+    created_at: str | None
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class NewApiKey(ApiKey, kw_only=True, rename="camel"):
+    """A key just made: the only time its ``secret`` exists outside the caller's hands."""
+
+    secret: str
+
+
+class Incident(msgspec.Struct, kw_only=True, rename="camel"):
+    """A monitor's outage: open from its down transition until it is up again."""
+
+    id: int
+    monitor_id: int
+    started_at: str | None
+    resolved_at: str | None
+    status: str  # "open" or "resolved"
+    cause: str | None
+    duration_seconds: float  # so far, while open
+
+
+class Delivery(msgspec.Struct, kw_only=True, rename="camel"):
+    """One message of a channel's outbox and where its delivery stands."""
+
+    id: int
+    monitor_id: int
+    incident_id: int | None
+    event: str
+    status: str  # "pending", "sent" or "failed"
+    attempts: int
+    created_at: str | None
+    delivered_at: str | None
+    next_attempt_at: str | None  # while pending
+    last_status: int | None
+    last_response: str | None
+
+
+class Uptime(msgspec.Struct, kw_only=True, rename="camel"):
+    """One window of a monitor's record: the share of checks that were up (None without
+    checks), how many there were, and the seconds its incidents covered."""
+
+    uptime: float | None
+    checks: int
+    downtime_seconds: float
 
 
 class FieldError(msgspec.Struct):

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from core.models import Monitor, monitor_to_wire
 from core.services import Invalid, NotFound, Services
 
@@ -67,23 +69,23 @@ async def _monitors_resume(services: Services, args: dict[str, Any]) -> dict[str
 
 # accounts and keys ------------------------------------------------------------------------
 async def _accounts_create(services: Services, args: dict[str, Any]) -> dict[str, Any]:
-    return await services.accounts.create_account(args.get("name"), args.get("monthlyLimit"))
+    return msgspec.to_builtins(await services.accounts.create_account(args.get("name"), args.get("monthlyLimit")))
 
 
 async def _accounts_list(services: Services, args: dict[str, Any]) -> list[dict[str, Any]]:
-    return await services.accounts.accounts()
+    return msgspec.to_builtins(await services.accounts.accounts())
 
 
 async def _keys_create(services: Services, args: dict[str, Any]) -> dict[str, Any]:
     account = await services.accounts.account_id(args.get("account"))
     try:
-        return await services.accounts.create_key(account, args.get("name") or "default")
+        return msgspec.to_builtins(await services.accounts.create_key(account, args.get("name") or "default"))
     except Invalid:
         raise OpError("a key name of 1 to 100 characters is required") from None
 
 
 async def _keys_list(services: Services, args: dict[str, Any]) -> list[dict[str, Any]]:
-    return await services.accounts.keys(await services.accounts.account_id(args.get("account")))
+    return msgspec.to_builtins(await services.accounts.keys(await services.accounts.account_id(args.get("account"))))
 
 
 async def _keys_revoke(services: Services, args: dict[str, Any]) -> dict[str, Any]:

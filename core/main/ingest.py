@@ -4,7 +4,7 @@ by one task that coalesces queued batches into one Arrow insert. Workers flush e
 and this writes at once, so a result is in DuckDB's WAL well within 1 s of its check.
 
 Transitions are applied after their batch's rows (incidents and outbox rows in the store),
-then the engine's live statuses and the catalog's ``statusSince`` follow, and the alert
+then the engine's live statuses and the catalog's ``status_since`` follow, and the alert
 dispatcher is woken.
 """
 
@@ -112,4 +112,4 @@ class Ingest:
             self.engine.set_status(t.monitor_id, t.new)
             found = times.get(t.monitor_id)
             if found is not None:
-                found["statusSince"] = dt.datetime.fromtimestamp(t.ts_us / 1e6, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                found.status_since = dt.datetime.fromtimestamp(t.ts_us / 1e6, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

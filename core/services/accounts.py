@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from core.models import FieldError, hash_api_key
+from core.models import Account, ApiKey, FieldError, NewApiKey, hash_api_key
 from core.services.context import StoreThreads
 from core.services.errors import Conflict, Invalid, NotFound
 from core.services.usage import Quota, month_bounds
@@ -25,8 +25,7 @@ DEFAULT_ACCOUNT = "default"  # ``accounts`` row 1: the CLI's monitors and keys, 
 
 
 class AccountService:
-    """Accounts, their keys, and their request quota. Account and key dicts are the CLI's
-    and the API's shape (``id``, ``name``, ``prefix``, ``createdAt``...). Every store call
+    """Accounts, their keys, and their request quota. Every store call
     here runs on the writer thread: these tables are read through the writer's connection,
     and they are small."""
 
@@ -65,7 +64,7 @@ class AccountService:
             await self.threads.write(self.store.save_usage, month, counts)
 
     # accounts ------------------------------------------------------------------------------
-    async def create_account(self, name: Any, monthly_limit: Any = None) -> dict[str, Any]:
+    async def create_account(self, name: Any, monthly_limit: Any = None) -> Account:
         name = str(name or "").strip()
         if not name or len(name) > 100:
             raise Invalid("An account name of 1 to 100 characters is required")
@@ -76,12 +75,12 @@ class AccountService:
         await self.load()
         return account
 
-    def _create_account(self, name: str, monthly_limit: int | None) -> dict[str, Any]:
+    def _create_account(self, name: str, monthly_limit: int | None) -> Account:
         if self.store.get_account(name) is not None:
             raise Conflict(f"An account named {name!r} already exists")
         return self.store.create_account(name, monthly_limit)
 
-    async def accounts(self) -> list[dict[str, Any]]:
+    async def accounts(self) -> list[Account]:
         return await self.threads.write(self.store.list_accounts)
 
     async def account_id(self, name: Any) -> int:
@@ -90,14 +89,14 @@ class AccountService:
         account = await self.threads.write(self.store.get_account, name)
         if account is None:
             raise NotFound(f"No account named {name!r} (create it with `xuptime accounts create {name}`)")
-        return int(account["id"])
+        return account.id
 
     # keys ----------------------------------------------------------------------------------
-    async def keys(self, account_id: int) -> list[dict[str, Any]]:
+    async def keys(self, account_id: int) -> list[ApiKey]:
         """The account's keys: prefix, name, created, last used, revoked (never a secret)."""
         return await self.threads.write(self.store.list_api_keys, account_id)
 
-    async def create_key(self, account_id: int, name: Any = "default") -> dict[str, Any]:
+    async def create_key(self, account_id: int, name: Any = "default") -> NewApiKey:
         """A new key; the answer is the only time its ``secret`` is shown."""
         label = name.strip() if isinstance(name, str) else None
         if not label or len(label) > 100:

@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from core.models import Integration, Monitor
+from core.models import Integration, Monitor, MonitorTimes
 
 __all__ = ["Catalog", "DormantEngine", "EngineLink", "LastChecks", "StoreThreads"]
 
@@ -92,14 +92,14 @@ class Catalog:
 
     def __init__(self) -> None:
         self.account_ids: dict[int, list[int]] = {}
-        #: monitor id -> ``createdAt``, ``updatedAt``, ``statusSince`` (ISO 8601 UTC).
-        self.times: dict[int, dict[str, Any]] = {}
+        #: monitor id -> when it was created and changed, and since when it has its status.
+        self.times: dict[int, MonitorTimes] = {}
         #: push token -> monitor id; 0 while a write that takes the token is in flight.
         self.push_tokens: dict[str, int] = {}
         self.integrations: dict[int, Integration] = {}
         self.last_checks = LastChecks()
 
-    def load(self, monitors: list[Monitor], times: dict[int, dict[str, Any]], integrations: list[Integration],
+    def load(self, monitors: list[Monitor], times: dict[int, MonitorTimes], integrations: list[Integration],
              last_checks: dict[int, tuple[int, int]]) -> None:
         self.times = times
         for monitor in monitors:

@@ -8,8 +8,9 @@ the pages' charts).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from core.models import Incident, Uptime
 from core.services.context import StoreThreads
 from core.services.monitors import MonitorService
 
@@ -53,13 +54,13 @@ class HistoryService:
         return await self.threads.read(self.store.history_hours, monitor_id, start, end, before, limit)
 
     async def uptime(self, account_id: int, monitor_id: int, windows: list[tuple[str, int]]
-                     ) -> dict[str, dict[str, Any]]:
+                     ) -> dict[str, Uptime]:
         """Uptime ratio, checks and downtime per ``(label, seconds)`` window, ending now."""
         self.monitors.require(account_id, monitor_id)
         return await self.threads.read(self.store.uptime, monitor_id, windows, time.time_ns() // 1000)
 
     async def incidents(self, account_id: int, before: int | None, limit: int, monitor_id: int | None = None
-                        ) -> tuple[list[dict[str, Any]], int, bool]:
+                        ) -> tuple[list[Incident], int, bool]:
         """The account's incidents (or one monitor's) newest first: ``(page, total, more)``."""
         if monitor_id is not None:
             self.monitors.require(account_id, monitor_id)

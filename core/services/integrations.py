@@ -12,7 +12,7 @@ import msgspec
 from core.alerting import EVENTS, ConfigError, event_context, message_text, parse_integration, provider_of, typed_config
 from core.alerting.base import SendContext, SendResult
 from core.alerting.templates import sample_context, validate_template
-from core.models import FieldError, Integration
+from core.models import Delivery, FieldError, Integration
 from core.services.context import Catalog, EngineLink, StoreThreads
 from core.services.errors import Invalid, NotFound
 
@@ -132,7 +132,7 @@ class IntegrationService:
         return event, text, payload
 
     async def deliveries(self, account_id: int, integration_id: int, status: str | None, before: int | None,
-                         limit: int) -> tuple[list[dict[str, Any]], bool]:
+                         limit: int) -> tuple[list[Delivery], bool]:
         """The channel's messages, newest first (read on a reader thread)."""
         self.get(account_id, integration_id)
         if status is not None and status not in DELIVERY_STATES:

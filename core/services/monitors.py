@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from core.models import FieldError, Monitor, MonitorValidationError, parse_monitor, private_target
+from core.models import FieldError, Monitor, MonitorTimes, MonitorValidationError, parse_monitor, private_target
 from core.services.context import Catalog, EngineLink, StoreThreads
 from core.services.errors import Conflict, Invalid, NotFound
 
@@ -29,9 +29,10 @@ if TYPE_CHECKING:
 __all__ = ["MAX_BULK", "MonitorPage", "MonitorService"]
 
 #: One page: (monitor, its timestamps) pairs, the number matching, and whether more follow.
-MonitorPage = tuple[list[tuple[Monitor, dict[str, Any]]], int, bool]
-#: A monitor with its ``createdAt``, ``updatedAt`` and ``statusSince``.
-Found = tuple[Monitor, dict[str, Any]]
+MonitorPage = tuple[list[tuple[Monitor, MonitorTimes]], int, bool]
+#: A monitor with its times.
+Found = tuple[Monitor, MonitorTimes]
+_NO_TIMES = MonitorTimes(created_at=None, updated_at=None, status_since=None)
 
 #: Monitors in one bulk create at most.
 MAX_BULK = 1000
@@ -62,7 +63,7 @@ class MonitorService:
     # reads ---------------------------------------------------------------------------------
     async def get(self, account_id: int, monitor_id: int) -> Found:
         """The monitor (with its live status) and its timestamps."""
-        return self.require(account_id, monitor_id), self.catalog.times.get(monitor_id, {})
+        return self.require(account_id, monitor_id), self.catalog.times.get(monitor_id, _NO_TIMES)
 
     def require(self, account_id: int, monitor_id: int) -> Monitor:
         """The live monitor, or ``NotFound``."""
@@ -85,7 +86,7 @@ class MonitorService:
         start = bisect.bisect_right(ids, after_id)
         chosen = ids[start:start + limit + 1]
         times = self.catalog.times
-        page = [(monitors[i], times.get(i, {})) for i in chosen[:limit] if i in monitors]
+        page = [(monitors[i], times.get(i, _NO_TIMES)) for i in chosen[:limit] if i in monitors]
         return page, len(ids), len(chosen) > limit
 
     def stats(self) -> dict[str, Any]:

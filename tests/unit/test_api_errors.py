@@ -27,7 +27,7 @@ def _fail(*args: Any, **kwargs: Any) -> Any:
 def test_a_fault_is_a_500_in_the_error_shape_without_its_cause(caplog: pytest.LogCaptureFixture,
                                                                tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path)
-    key = store.create_api_key(1, "test")["secret"]
+    key = store.create_api_key(1, "test").secret
     threads = StoreThreads(1)
     services = Services.build(store, threads, DormantEngine([]))
     app = create_app(services)

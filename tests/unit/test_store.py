@@ -111,24 +111,27 @@ def test_accounts_and_api_keys(store: DuckDBStore) -> None:
     from core.models import hash_api_key
     from core.storage.duckdb import DuplicateError
 
-    assert [a["name"] for a in store.list_accounts()] == ["default"]
+    assert [a.name for a in store.list_accounts()] == ["default"]
     acme = store.create_account("acme", 100)
-    assert acme["monthlyRequestLimit"] == 100 and store.get_account("acme") == acme
+    assert acme.monthly_request_limit == 100 and store.get_account("acme") == acme
     with pytest.raises(DuplicateError):
         store.create_account("acme")
-    key = store.create_api_key(acme["id"], "ci")
-    secret = key["secret"]
-    assert secret.startswith("xup_") and len(secret) == 36 and key["prefix"] == secret[:12]
-    assert store.find_api_key(secret) == acme["id"]
+    key = store.create_api_key(acme.id, "ci")
+    secret = key.secret
+    assert secret.startswith("xup_") and len(secret) == 36 and key.prefix == secret[:12]
+    assert store.find_api_key(secret) == acme.id
     assert store.find_api_key(secret + "x") is None and store.find_api_key("Bearer " + secret) is None
     stored = store.query("SELECT prefix, sha256 FROM api_keys")[1]
     assert stored == [(secret[:12], hash_api_key(secret))]  # the secret itself is nowhere
-    assert all("secret" not in k for k in store.list_api_keys(acme["id"]))
-    other = store.create_api_key(store.get_account("default")["id"], "x")
-    assert not store.revoke_api_key(acme["id"], other["id"])  # another account's key
-    assert store.revoke_api_key(acme["id"], key["id"]) and not store.revoke_api_key(acme["id"], key["id"])
+    assert all(not hasattr(k, "secret") for k in store.list_api_keys(acme.id))
+    default = store.get_account("default")
+    assert default is not None
+    other = store.create_api_key(default.id, "x")
+    assert not store.revoke_api_key(acme.id, other.id)  # another account's key
+    assert store.revoke_api_key(acme.id, key.id) and not store.revoke_api_key(acme.id, key.id)
     assert store.find_api_key(secret) is None
-    assert store.list_api_keys(acme["id"])[0]["revokedAt"].endswith("Z")
+    revoked_at = store.list_api_keys(acme.id)[0].revoked_at
+    assert revoked_at is not None and revoked_at.endswith("Z")
 
 
 HOUR = 3600 * 10**6
@@ -196,8 +199,8 @@ def test_buckets_and_uptime_match_brute_force(tmp_path_factory: pytest.TempPathF
         result = store.uptime(7, windows, now)
         for label, seconds in windows:
             window = [ok for offset, ok, _ in checks if base + offset >= now - seconds * 10**6]
-            assert result[label]["checks"] == len(window)
-            assert result[label]["uptime"] == (sum(window) / len(window) if window else None)
+            assert result[label].checks == len(window)
+            assert result[label].uptime == (sum(window) / len(window) if window else None)
     finally:
         store.close()
 

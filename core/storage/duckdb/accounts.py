@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 import duckdb
+import msgspec
 
 from core.models import (
+    Account,
+    ApiKey,
+    NewApiKey,
     hash_api_key,
 )
 from core.storage.duckdb.common import (
@@ -50,7 +53,7 @@ class AccountStore:
             {"accounts": list(counts), "counts": list(counts.values()), "month": month})
 
     # accounts and API keys ----------------------------------------------------------------
-    def create_account(self, name: str, monthly_limit: int | None = None) -> dict[str, Any]:
+    def create_account(self, name: str, monthly_limit: int | None = None) -> Account:
         if self.get_account(name) is not None:
             raise DuplicateError(name)
         if monthly_limit is None:
@@ -62,33 +65,33 @@ class AccountStore:
         assert account is not None
         return account
 
-    def get_account(self, name: str) -> dict[str, Any] | None:
+    def get_account(self, name: str) -> Account | None:
         row = self.con.execute(
             "SELECT id, name, monthly_request_limit, created_at FROM accounts WHERE name = ?", [name]).fetchone()
         if row is None:
             return None
-        return {"id": int(row[0]), "name": row[1], "monthlyRequestLimit": int(row[2]), "createdAt": iso(row[3])}
+        return Account(id=int(row[0]), name=row[1], monthly_request_limit=int(row[2]), created_at=iso(row[3]))
 
-    def list_accounts(self) -> list[dict[str, Any]]:
+    def list_accounts(self) -> list[Account]:
         rows = self.con.execute("SELECT name FROM accounts ORDER BY id").fetchall()
         return [a for (name,) in rows if (a := self.get_account(name)) is not None]
 
-    def create_api_key(self, account_id: int, name: str) -> dict[str, Any]:
+    def create_api_key(self, account_id: int, name: str) -> NewApiKey:
         """A new key for the account; the returned ``secret`` is never stored or shown again."""
         secret = API_KEY_PREFIX + secrets.token_urlsafe(24)
         row = self.con.execute(
             "INSERT INTO api_keys (account_id, name, prefix, sha256, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
             [account_id, name, secret[:12], hash_api_key(secret), utcnow()]).fetchone()
         assert row is not None
-        key = next(k for k in self.list_api_keys(account_id) if k["id"] == int(row[0]))
-        return {**key, "secret": secret}
+        key = next(k for k in self.list_api_keys(account_id) if k.id == int(row[0]))
+        return NewApiKey(**msgspec.structs.asdict(key), secret=secret)
 
-    def list_api_keys(self, account_id: int) -> list[dict[str, Any]]:
+    def list_api_keys(self, account_id: int) -> list[ApiKey]:
         rows = self.con.execute(
             """SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys
                WHERE account_id = ? ORDER BY id""", [account_id]).fetchall()
-        return [{"id": int(r[0]), "name": r[1], "prefix": r[2], "createdAt": iso(r[3]), "lastUsedAt": iso(r[4]),
-                 "revokedAt": iso(r[5])} for r in rows]
+        return [ApiKey(id=int(r[0]), name=r[1], prefix=r[2], created_at=iso(r[3]), last_used_at=iso(r[4]),
+                       revoked_at=iso(r[5])) for r in rows]
 
     def revoke_api_key(self, account_id: int, key_id: int) -> bool:
         row = self.con.execute(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import bisect
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import duckdb
 
+from core.models import Incident, Uptime
 from core.storage.duckdb.common import (
     HOUR_CACHE_MONITORS,
     iso,
@@ -24,7 +24,7 @@ class HistoryStore:
     con: duckdb.DuckDBPyConnection
 
     def incident_page(self, account_id: int, before_id: int | None, limit: int, monitor_id: int | None = None
-                      ) -> tuple[list[dict[str, Any]], int, bool]:
+                      ) -> tuple[list[Incident], int, bool]:
         """Incidents newest first (keyset on id): ``(page, total, more after this page)``."""
         where, params = ["account_id = ?"], [account_id]
         if monitor_id is not None:
@@ -39,9 +39,9 @@ class HistoryStore:
                            epoch_us(coalesce(resolved_at, now() AT TIME ZONE 'UTC')) - epoch_us(started_at)
                     FROM incidents WHERE {clause}{keyset} ORDER BY id DESC LIMIT ?""",
                 [*params, *([before_id] if before_id is not None else []), limit + 1]).fetchall()
-        page = [{"id": int(r[0]), "monitorId": int(r[1]), "startedAt": iso(r[2]), "resolvedAt": iso(r[3]),
-                 "status": "open" if r[3] is None else "resolved", "cause": r[4],
-                 "durationSeconds": round(max(0, int(r[5])) / 1e6, 3)} for r in rows[:limit]]
+        page = [Incident(id=int(r[0]), monitor_id=int(r[1]), started_at=iso(r[2]), resolved_at=iso(r[3]),
+                         status="open" if r[3] is None else "resolved", cause=r[4],
+                         duration_seconds=round(max(0, int(r[5])) / 1e6, 3)) for r in rows[:limit]]
         return page, int(total[0]) if total else 0, len(rows) > limit
 
     # history ----------------------------------------------------------------------------
@@ -198,9 +198,9 @@ class HistoryStore:
                     self._hour_cache.popitem(last=False)
         return rows
 
-    def uptime(self, monitor_id: int, windows: list[tuple[str, int]], now_us: int) -> dict[str, dict[str, Any]]:
+    def uptime(self, monitor_id: int, windows: list[tuple[str, int]], now_us: int) -> dict[str, Uptime]:
         """Per window (label, seconds): uptime ratio, checks, and downtime seconds from incidents."""
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, Uptime] = {}
         with self._reading() as cur:
             for label, seconds in windows:
                 start = now_us - seconds * 1_000_000
@@ -223,8 +223,8 @@ class HistoryStore:
                     """SELECT coalesce(sum(greatest(0, least(coalesce(epoch_us(resolved_at), ?), ?)
                                                       - greatest(epoch_us(started_at), ?))), 0)
                        FROM incidents WHERE monitor_id = ?""", [now_us, now_us, start, monitor_id]).fetchone()
-                out[label] = {"uptime": (up / checks) if checks else None, "checks": checks,
-                              "downtimeSeconds": round(int(down_us[0] if down_us else 0) / 1e6, 3)}
+                out[label] = Uptime(uptime=(up / checks) if checks else None, checks=checks,
+                                    downtime_seconds=round(int(down_us[0] if down_us else 0) / 1e6, 3))
         return out
 
     def history_version(self, monitor_id: int) -> tuple[int, int, int, int | None]:

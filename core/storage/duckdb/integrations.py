@@ -11,6 +11,7 @@ import msgspec
 import pyarrow as pa
 
 from core.models import (
+    Delivery,
     Integration,
 )
 from core.storage.duckdb.common import (
@@ -148,7 +149,7 @@ class IntegrationStore:
             self.con.unregister("_xuptime_attempts")
 
     def outbox_page(self, account_id: int, integration_id: int, status: str | None, before_id: int | None,
-                    limit: int) -> tuple[list[dict[str, Any]], bool]:
+                    limit: int) -> tuple[list[Delivery], bool]:
         """A channel's messages newest first, with the provider's last answer."""
         where, params = ["account_id = ?", "integration_id = ?"], [account_id, integration_id]
         if status is not None:
@@ -163,10 +164,10 @@ class IntegrationStore:
                            next_attempt_at, last_status, last_response
                     FROM outbox WHERE {" AND ".join(where)} ORDER BY id DESC LIMIT ?""",
                 [*params, limit + 1]).fetchall()
-        page = [{"id": int(r[0]), "monitorId": int(r[1]), "incidentId": r[2], "event": r[3], "status": r[4],
-                 "attempts": int(r[5]), "createdAt": iso(r[6]), "deliveredAt": iso(r[7]),
-                 "nextAttemptAt": iso(r[8]) if r[4] == "pending" else None, "lastStatus": r[9],
-                 "lastResponse": r[10]} for r in rows[:limit]]
+        page = [Delivery(id=int(r[0]), monitor_id=int(r[1]), incident_id=r[2], event=r[3], status=r[4],
+                         attempts=int(r[5]), created_at=iso(r[6]), delivered_at=iso(r[7]),
+                         next_attempt_at=iso(r[8]) if r[4] == "pending" else None, last_status=r[9],
+                         last_response=r[10]) for r in rows[:limit]]
         return page, len(rows) > limit
 
 

@@ -11,6 +11,7 @@ import msgspec
 
 from core.models import (
     Monitor,
+    MonitorTimes,
     MonitorValidationError,
     parse_monitor,
 )
@@ -46,7 +47,7 @@ class MonitorStore:
     def create_monitor(self, monitor: Monitor) -> Monitor:
         return self.create_monitors([monitor])[0][0]
 
-    def create_monitors(self, monitors: list[Monitor]) -> list[tuple[Monitor, dict[str, Any]]]:
+    def create_monitors(self, monitors: list[Monitor]) -> list[tuple[Monitor, MonitorTimes]]:
         """Insert monitors in one statement (all or none) and return each (the objects given,
         with their new id and status) with its timestamps, in the order given (ids ascending
         in that order). One statement is one transaction and one commit, whatever the count:
@@ -68,7 +69,7 @@ class MonitorStore:
         out = []
         for monitor, row in zip(monitors, rows, strict=True):
             monitor.id, monitor.status = row["id"], row["status"]
-            out.append((monitor, {"createdAt": stamp, "updatedAt": stamp, "statusSince": None}))
+            out.append((monitor, MonitorTimes(created_at=stamp, updated_at=stamp, status_since=None)))
         return out
 
     def _take_monitor_ids(self, count: int) -> list[int]:
@@ -86,7 +87,7 @@ class MonitorStore:
         return ids
 
     def update_monitor(self, monitor: Monitor, paused_changed: bool = False
-                       ) -> tuple[Monitor, dict[str, Any]] | None:
+                       ) -> tuple[Monitor, MonitorTimes] | None:
         """Store a changed monitor (a change of ``paused`` resets its status to ``paused`` or
         ``pending``) and return it as stored with its timestamps: one statement."""
         now = utcnow()
@@ -102,16 +103,16 @@ class MonitorStore:
         ).fetchone()
         return None if row is None else self._with_times(row)
 
-    def _with_times(self, row: tuple) -> tuple[Monitor, dict[str, Any]]:
+    def _with_times(self, row: tuple) -> tuple[Monitor, MonitorTimes]:
         n = self._MONITOR_WIDTH
-        return self._monitor_from_row(row[:n]), {"createdAt": iso(row[n]), "updatedAt": iso(row[n + 1]),
-                                                  "statusSince": iso(row[n + 2])}
+        return self._monitor_from_row(row[:n]), MonitorTimes(created_at=iso(row[n]), updated_at=iso(row[n + 1]),
+                                                             status_since=iso(row[n + 2]))
 
     def set_paused(self, monitor_id: int, paused: bool) -> Monitor | None:
         found = self.set_paused_with_times(monitor_id, paused)
         return None if found is None else found[0]
 
-    def set_paused_with_times(self, monitor_id: int, paused: bool) -> tuple[Monitor, dict[str, Any]] | None:
+    def set_paused_with_times(self, monitor_id: int, paused: bool) -> tuple[Monitor, MonitorTimes] | None:
         """Pause (status ``paused``) or resume (``pending``) in one statement; the monitor as
         stored, with its timestamps."""
         now = utcnow()
@@ -202,9 +203,9 @@ class MonitorStore:
                 log.error("monitor %s is invalid and is skipped: %s", row[0], exc)
         return monitors
 
-    def monitor_times(self) -> dict[int, dict[str, Any]]:
+    def monitor_times(self) -> dict[int, MonitorTimes]:
         """monitor id -> createdAt, updatedAt, statusSince of every monitor (loaded at startup;
         every write returns its monitor's times after that)."""
         rows = self.con.execute("SELECT id, created_at, updated_at, status_since FROM monitors").fetchall()
-        return {int(r[0]): {"createdAt": iso(r[1]), "updatedAt": iso(r[2]), "statusSince": iso(r[3])}
+        return {int(r[0]): MonitorTimes(created_at=iso(r[1]), updated_at=iso(r[2]), status_since=iso(r[3]))
                 for r in rows}
