@@ -27,8 +27,9 @@ import numpy as np
 from litestar import MediaType, Request, Response, get
 
 from api.errors import BadRequest
-from api.monitors import decode_cursor, encode_cursor, iso_us, parse_limit
+from api.monitors import decode_cursor, encode_cursor, parse_limit
 from api.schemas import ERROR_RESPONSES
+from core.clock import iso_ms
 from core.services import HistoryService, MonitorService
 
 __all__ = ["AnswerCache", "HourJson", "monitor_history", "monitor_uptime"]
@@ -39,7 +40,7 @@ _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 # Bucket starts repeat from request to request: format each once.
-_iso = functools.lru_cache(maxsize=1 << 16)(iso_us)
+_iso = functools.lru_cache(maxsize=1 << 16)(iso_ms)
 
 
 class AnswerCache:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import time
 from typing import Any
 
 import msgspec
@@ -18,6 +17,7 @@ from litestar import Controller, Request, delete, get, patch, post
 
 from api.errors import ApiError, BadRequest
 from api.schemas import ERROR_RESPONSES
+from core.clock import iso_ms
 from core.models import KINDS, STATUSES, Monitor, MonitorTimes, monitor_to_wire
 from core.services import MonitorService
 
@@ -66,12 +66,6 @@ def parse_limit(raw: str | None, default: int = 25, maximum: int = 100) -> int:
     return int(raw)
 
 
-def iso_us(ts_us: int) -> str:
-    """µs since the epoch as ISO 8601 UTC with milliseconds and ``Z``."""
-    seconds, us = divmod(ts_us, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{us // 1000:03d}Z"
-
-
 _last_iso: dict[int, tuple[int, str]] = {}  # monitor id -> (ts µs, ISO) of its last check, formatted once
 _LAST_ISO_MAX = 1_000_000  # entries; past it the memo starts over (deleted monitors leave theirs behind)
 
@@ -81,7 +75,7 @@ def _last_check_at(monitor_id: int, ts_us: int) -> str:
     if memo is None or memo[0] != ts_us:
         if len(_last_iso) >= _LAST_ISO_MAX:
             _last_iso.clear()
-        memo = _last_iso[monitor_id] = (ts_us, iso_us(ts_us))
+        memo = _last_iso[monitor_id] = (ts_us, iso_ms(ts_us))
     return memo[1]
 
 

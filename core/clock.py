@@ -1,11 +1,30 @@
-"""Clocks. The scheduler reads time only through a ``Clock`` so tests can drive it."""
+"""Clocks, and the one way instants are written down. The scheduler reads time only through a
+``Clock`` so tests can drive it. Every instant shown to people or sent on the wire is ISO 8601
+in UTC with a ``Z``: ``iso_seconds`` for record times, ``iso_ms`` for check times."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "MonotonicClock"]
+__all__ = ["Clock", "FakeClock", "MonotonicClock", "iso_ms", "iso_seconds", "iso_utc"]
+
+
+def iso_seconds(ts_us: int) -> str:
+    """µs since the epoch as ``2026-12-01T17:30:11Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_us // 1_000_000))
+
+
+def iso_ms(ts_us: int) -> str:
+    """µs since the epoch as ``2026-12-01T17:30:11.042Z``."""
+    seconds, us = divmod(ts_us, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{us // 1000:03d}Z"
+
+
+def iso_utc(value: dt.datetime | None) -> str | None:
+    """A naive UTC datetime (what DuckDB's TIMESTAMP columns hold) as ``iso_seconds`` does."""
+    return None if value is None else value.isoformat(timespec="seconds") + "Z"
 
 
 class Clock(Protocol):

@@ -11,13 +11,13 @@ dispatcher is woken.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.clock import iso_seconds
 from core.models import Transition
 from core.services import Catalog, StoreThreads
 from ext import COLUMNS
@@ -112,4 +112,4 @@ class Ingest:
             self.engine.set_status(t.monitor_id, t.new)
             found = times.get(t.monitor_id)
             if found is not None:
-                found.status_since = dt.datetime.fromtimestamp(t.ts_us / 1e6, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                found.status_since = iso_seconds(t.ts_us)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 
+from core.clock import iso_seconds
+
 __all__ = ["Quota", "month_bounds"]
 
 
@@ -53,7 +55,7 @@ class Quota:
         used = self.counts.get(account_id, 0) if month == self.month else 0
         limit = self.limits.get(account_id, 0)
         return {"month": month, "limit": limit, "used": used, "remaining": max(0, limit - used), "reset": reset,
-                "resetAt": dt.datetime.fromtimestamp(reset, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                "resetAt": iso_seconds(reset * 1_000_000)}
 
     def take_dirty(self) -> tuple[str, dict[int, int]]:
         dirty, self.dirty = self.dirty, set()

@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 
 from api.history import AnswerCache, HourJson
-from api.monitors import iso_us
+from core.clock import iso_ms as iso_us
 from core.models import parse_monitor
 from core.storage.duckdb import DuckDBStore
 from ext import ResultBuffer

@@ -15,14 +15,15 @@ other answers fail the delivery.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
+import time
 from typing import Annotated, ClassVar
 
 import msgspec
 
 from core.alerting.base import FieldProblem, SendContext, SendResult, check_url, http_outcome, request_json
+from core.clock import iso_ms
 
 __all__ = ["WebhookProvider"]
 
@@ -64,7 +65,7 @@ class WebhookProvider:
                 "test": e["is_test"], "monitor": e["monitor"], "reason": e["reason"],
                 "incident": {"id": e["incident_id"], "startedAt": e["started"] or None,
                              "resolvedAt": e["resolved"] or None, "durationSeconds": e["duration_seconds"]},
-                "sentAt": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+                "sentAt": iso_ms(time.time_ns() // 1000)}
 
     async def send(self, ctx: SendContext) -> SendResult:
         config: WebhookConfig = ctx.config

@@ -8,6 +8,7 @@ import logging
 import sys
 from typing import Any
 
+from core.clock import iso_utc
 from core.models import (
     KINDS,
 )
@@ -50,8 +51,7 @@ class ReadOnlyQueryError(ValueError):
 API_KEY_PREFIX = "xup_"
 
 
-def iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat(timespec="seconds") + "Z"
+iso = iso_utc  # (the store's name for it)
 
 
 def ts_of(ts_us: int) -> dt.datetime:
