@@ -157,11 +157,16 @@ def _target(m: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # ``--data-dir`` is taken before the command and after it; the default lives on the top
+    # parser only, or a subcommand's default would override one given before the command.
+    top = argparse.ArgumentParser(add_help=False)
+    top.add_argument("--data-dir", default=default_data_dir(),
+                     help="data directory (default: $XUPTIME_DATA_DIR, then ./xuptime-data)")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", default=default_data_dir(),
+    common.add_argument("--data-dir", default=argparse.SUPPRESS,
                         help="data directory (default: $XUPTIME_DATA_DIR, then ./xuptime-data)")
     parser = argparse.ArgumentParser(prog="xuptime", description="Self-hosted uptime monitoring at scale.",
-                                     parents=[common])
+                                     parents=[top])
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", parents=[common], help="run the monitor (engine workers + storage)")

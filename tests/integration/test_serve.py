@@ -341,6 +341,12 @@ def test_cli_on_a_stopped_data_dir(data_dir: Path) -> None:
     env_dir = subprocess.run([sys.executable, "-m", "core.cli", "monitors", "list", "--json"], capture_output=True,
                              text=True, env={**os.environ, "XUPTIME_DATA_DIR": str(data_dir)}, timeout=60)
     assert json.loads(env_dir.stdout) == []
+    add(data_dir, "before", "--url", "http://127.0.0.1:9/")
+    # ``--data-dir`` before the command counts too (it used to fall back to ./xuptime-data)
+    before = subprocess.run([sys.executable, "-m", "core.cli", "--data-dir", str(data_dir), "monitors", "list",
+                             "--json"], capture_output=True, text=True, timeout=60, cwd=data_dir.parent)
+    assert [m["name"] for m in json.loads(before.stdout)] == ["before"]
+    assert not (data_dir.parent / "xuptime-data").exists()
 
 
 def test_an_invalid_stored_monitor_does_not_stop_the_server(data_dir: Path, target: str) -> None:
