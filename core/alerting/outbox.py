@@ -52,6 +52,10 @@ class _Channel:
 
 
 class Dispatcher:
+    """The outbox's one sender in a process (see the module docstring): claims due rows,
+    sends them per channel within the provider's limits, and records every attempt. A row
+    is claimed by at most one send at a time and never sent again once recorded as sent."""
+
     def __init__(self, *, fetch_due: Callable[[dt.datetime, int], Awaitable[list[tuple]]],
                  record: Callable[[list[dict[str, Any]]], Awaitable[None]],
                  integration: Callable[[int], Integration | None], base_url: str = "",

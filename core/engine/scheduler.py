@@ -118,6 +118,11 @@ class _Entry:
 
 
 class Scheduler:
+    """One worker's checks (see the module docstring for the rules). Owns its monitors'
+    wheel entries, in-flight jobs, state machines and result buffer; everything runs on one
+    event loop, so none of it is locked. ``upsert``/``delete`` take effect at the next tick:
+    a changed monitor keeps its phase, a check in flight finishes under the old definition."""
+
     def __init__(
         self,
         on_flush: Callable[[dict[str, Any], list[Transition]], None],

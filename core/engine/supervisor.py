@@ -60,6 +60,11 @@ class _WorkerHandle:
 
 
 class Engine:
+    """The engine as the main process holds it: the authoritative monitor set (with live
+    statuses, set by ingest), one worker process per shard, and the frames between them. A
+    change is sent only to the worker that owns the monitor (``monitor_id % shards``); a
+    restarted worker gets its whole shard again."""
+
     def __init__(self, shards: int, on_results: ResultsHandler, *, max_inflight: int = 0,
                  log_level: str | None = None, deny_private: bool = False) -> None:
         if shards < 1:

@@ -65,6 +65,9 @@ def rss_bytes() -> int:
 
 
 class Worker:
+    """One shard's process: a scheduler fed by the channel's frames, whose flushed results
+    go back over the channel (dropped and counted, never blocking checks, when it backs up)."""
+
     def __init__(self, channel: Channel, shard: int, shards: int, max_inflight: int) -> None:
         self.channel = channel
         self.shard = shard

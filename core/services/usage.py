@@ -24,6 +24,9 @@ def month_bounds(now: dt.datetime) -> tuple[str, int]:
 
 
 class Quota:
+    """Per-account request counts of the current UTC month against each account's limit.
+    ``dirty`` names the accounts counted since the last ``take_dirty`` (to be saved)."""
+
     def __init__(self) -> None:
         self.month = ""
         self.counts: dict[int, int] = {}

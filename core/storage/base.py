@@ -34,6 +34,8 @@ Page = tuple[list[tuple], bool]  # rows, and whether more follow
 
 
 class Store(Protocol):
+    """What a store offers, by concern (see ``core/storage/duckdb/`` for the embedded one)."""
+
     rollup_upto_us: int | None  # exclusive end (µs) of the rolled-up hours; None before the first rollup
 
     # lifecycle
