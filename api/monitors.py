@@ -129,7 +129,7 @@ class MonitorController(Controller):
     @post("/", operation_id="createMonitor", status_code=201, responses=ERROR_RESPONSES)
     async def create_monitor(self, request: Request[int, Any, Any], monitors: MonitorService) -> dict[str, Any]:
         """Create a monitor; its first check runs within one interval."""
-        return _one(monitors, await monitors.create(request.user, await json_body(request)))
+        return _answer(monitors, await monitors.create(request.user, await json_body(request)))
 
     @post("/bulk", operation_id="createMonitors", status_code=201, responses=ERROR_RESPONSES)
     async def create_monitors(self, request: Request[int, Any, Any], monitors: MonitorService) -> dict[str, Any]:
@@ -145,14 +145,14 @@ class MonitorController(Controller):
     async def get_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
                           monitor_id: int) -> dict[str, Any]:
         """One monitor."""
-        return _one(monitors, await monitors.get(request.user, monitor_id))
+        return _answer(monitors, await monitors.get(request.user, monitor_id))
 
     @patch("/{monitor_id:int}", operation_id="updateMonitor", responses=ERROR_RESPONSES)
     async def update_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
                              monitor_id: int) -> dict[str, Any]:
         """Change some fields of a monitor; the type cannot change."""
         await monitors.get(request.user, monitor_id)  # (another account's: 404 before any body error)
-        return _one(monitors, await monitors.update(request.user, monitor_id, await json_body(request)))
+        return _answer(monitors, await monitors.update(request.user, monitor_id, await json_body(request)))
 
     @delete("/{monitor_id:int}", operation_id="deleteMonitor", status_code=200, responses=ERROR_RESPONSES)
     async def delete_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
@@ -166,16 +166,16 @@ class MonitorController(Controller):
     async def pause_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
                             monitor_id: int) -> dict[str, Any]:
         """Stop checking a monitor (no results, no alerts) until resumed."""
-        return _one(monitors, await monitors.set_paused(request.user, monitor_id, True))
+        return _answer(monitors, await monitors.set_paused(request.user, monitor_id, True))
 
     @post("/{monitor_id:int}/resume", operation_id="resumeMonitor", status_code=200, responses=ERROR_RESPONSES)
     async def resume_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
                              monitor_id: int) -> dict[str, Any]:
         """Check a paused monitor again; it starts as pending."""
-        return _one(monitors, await monitors.set_paused(request.user, monitor_id, False))
+        return _answer(monitors, await monitors.set_paused(request.user, monitor_id, False))
 
 
-def _one(monitors: MonitorService, found: tuple[Monitor, MonitorTimes]) -> dict[str, Any]:
+def _answer(monitors: MonitorService, found: tuple[Monitor, MonitorTimes]) -> dict[str, Any]:
     """One monitor's answer: ``{"data": ...}``."""
     monitor, times = found
     return {"data": monitor_body(monitor, times, monitors.last_check(monitor.id))}
