@@ -162,10 +162,8 @@ class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
         for key, value in self.headers.items():
             if not key or any(c in key for c in ":\r\n \t") or any(c in value for c in "\r\n"):
                 errors.append(FieldError(f"headers.{key}", "invalid header name or value"))
-        try:
-            parse_status_ranges(self.expected_status)
-        except ValueError as exc:
-            errors.append(FieldError("expectedStatus", str(exc)))
+        if (problem := _status_ranges_problem(tuple(self.expected_status))) is not None:
+            errors.append(FieldError("expectedStatus", problem))
         if self.json_path is not None and parse_json_path(self.json_path) is None:
             errors.append(FieldError("jsonPath", "must be a path like $.status or $.items[0].state"))
         if self.expected_value is not None and self.json_path is None:
@@ -481,7 +479,19 @@ _COMMON = {f.encode_name: f for f in msgspec.structs.fields(Monitor) if f.name n
 _READ_ONLY = {"id", "status", "lastCheckAt", "lastLatencyMs", "createdAt", "updatedAt", "statusSince"}
 
 
-def _convert_fields(data: dict[str, Any], names: dict[str, Any], errors: list[FieldError]) -> dict:
+def _convert_fields(data: dict[str, Any], names: dict[str, Any], errors: list[FieldError],
+                    together: type | None = None) -> dict:
+    """The fields of ``names`` present in ``data``, converted strictly, by field name. With
+    ``together`` (``_together(names)``) they are first converted in one call, the common case;
+    only input with a fault goes field by field, to name every bad field."""
+    if together is not None:
+        present = {wire: data[wire] for wire in names if wire in data}
+        try:
+            converted = msgspec.convert(present, together, strict=True)
+        except msgspec.ValidationError:
+            pass
+        else:
+            return {names[wire].name: getattr(converted, names[wire].name) for wire in present}
     out: dict[str, Any] = {}
     for wire, field in names.items():
         if wire not in data:
@@ -498,6 +508,20 @@ def _convert_fields(data: dict[str, Any], names: dict[str, Any], errors: list[Fi
 def _clean(message: str) -> str:
     # msgspec says "Expected `int`, got `str`" or "... - at `$[0]`"; keep the first part.
     return message.split(" - at `")[0]
+
+
+def _together(key: Any, names: dict[str, Any]) -> type:
+    """A Struct of these fields (wire names, types, required-ness: defaults do not matter, as
+    only present fields are read back), made once per ``key``."""
+    made = _TOGETHER.get(key)
+    if made is None:
+        made = _TOGETHER[key] = msgspec.defstruct(
+            "Fields", [(f.name, f.type) if f.required else (f.name, f.type, None) for f in names.values()],
+            rename={f.name: wire for wire, f in names.items()}, kw_only=True)
+    return made
+
+
+_TOGETHER: dict[Any, type] = {}
 
 
 @functools.cache
@@ -526,7 +550,7 @@ def parse_monitor(data: Any, *, partial_of: Monitor | None = None) -> Monitor:
     spec_cls = KINDS.get(kind) if isinstance(kind, str) else None
     if spec_cls is None:
         errors.append(FieldError("type", f"must be one of {', '.join(KINDS)}"))
-    common = _convert_fields(data, _COMMON, errors)
+    common = _convert_fields(data, _COMMON, errors, _together("common", _COMMON))
     spec_fields = _spec_fields(spec_cls) if spec_cls else {}
     known = set(_COMMON) | set(spec_fields) | {"type"} | (_READ_ONLY if partial_of else set())
     for key in data:
@@ -534,7 +558,7 @@ def parse_monitor(data: Any, *, partial_of: Monitor | None = None) -> Monitor:
             errors.append(FieldError(key, "unknown field"))
     spec = None
     if spec_cls is not None:
-        spec_values = _convert_fields(data, spec_fields, errors)
+        spec_values = _convert_fields(data, spec_fields, errors, _together(spec_cls, spec_fields))
         if not any(e.field in spec_fields for e in errors):
             spec = spec_cls(**spec_values)
             errors.extend(spec.check_fields())
@@ -572,6 +596,15 @@ def wire_target(row: dict[str, Any]) -> str:
     return msgspec.convert({k: v for k, v in row.items() if k in fields}, spec_cls).target()
 
 
+@functools.lru_cache(maxsize=1024)
+def _status_ranges_problem(items: tuple[str, ...]) -> str | None:
+    try:
+        parse_status_ranges(list(items))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def parse_status_ranges(items: list[str]) -> list[tuple[int, int]]:
     """``["200-299", "301", "4xx"]`` -> inclusive ranges; ValueError names the bad item."""
     if not items:
@@ -595,6 +628,7 @@ def parse_status_ranges(items: list[str]) -> list[tuple[int, int]]:
     return ranges
 
 
+@functools.lru_cache(maxsize=4096)  # (pure; a bulk import names the same hosts again and again)
 def valid_host(host: str) -> bool:
     """An IP address, or a DNS name that can be looked up: at most 253 characters, labels of
     1 to 63 (after IDNA encoding), no spaces, slashes or control characters."""

@@ -80,8 +80,16 @@ class MonitorStore:
         del self._id_block[:count]
         missing = count - len(ids)
         if missing:
-            fresh = sorted(int(r[0]) for r in self.con.execute(
-                "SELECT nextval('monitors_id_seq') FROM range(?)", [max(ID_BLOCK, missing)]).fetchall())
+            need = max(ID_BLOCK, missing)
+            # One writer draws from the sequence, so one statement's values are consecutive;
+            # read just their bounds (checked), not a row per id.
+            row = self.con.execute("SELECT min(v), max(v), count(*) FROM (SELECT nextval('monitors_id_seq') AS v"
+                                   " FROM range(?))", [need]).fetchone()
+            assert row is not None
+            low, high, drawn = int(row[0]), int(row[1]), int(row[2])
+            if high - low + 1 != drawn:
+                raise RuntimeError("monitor ids were drawn from the sequence by another writer")
+            fresh = list(range(low, high + 1))
             ids += fresh[:missing]
             self._id_block = fresh[missing:]
         return ids
