@@ -669,6 +669,7 @@ def private_target(monitor: Monitor) -> tuple[str, str] | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # (pure; the worker asks for every monitor it is given)
 def is_ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
