@@ -15,10 +15,18 @@ from litestar import Controller, Request, delete, get, patch, post
 
 from api.monitors import decode_cursor, encode_cursor, json_body, parse_limit
 from api.schemas import ERROR_RESPONSES
-from core.alerting import integration_wire
+from core.models import Integration
 from core.services import IntegrationService
 
-__all__ = ["IntegrationController"]
+__all__ = ["IntegrationController", "integration_wire"]
+
+
+def integration_wire(integration: Integration) -> dict[str, Any]:
+    """A channel on the wire: secrets masked, on every response (the create response included)."""
+    return {"id": integration.id, "name": integration.name, "type": integration.type,
+            "config": IntegrationService.masked(integration), "template": integration.template,
+            "isDefault": integration.is_default, "reminderInterval": integration.reminder_interval,
+            "createdAt": integration.created_at, "updatedAt": integration.updated_at}
 
 
 class IntegrationController(Controller):

@@ -19,7 +19,7 @@ from core.alerting.templates import human_duration, render, validate_template
 from core.models import Integration
 
 __all__ = ["EVENTS", "PROVIDERS", "ConfigError", "FieldProblem", "Integration", "event_context",
-           "integration_wire", "message_text", "parse_integration", "provider_of", "typed_config"]
+           "masked_config", "message_text", "parse_integration", "provider_of", "typed_config"]
 
 EVENTS = ("down", "up", "reminder", "test")
 _TOP = {"name", "type", "config", "template", "isDefault", "reminderInterval"}
@@ -95,13 +95,9 @@ def parse_integration(data: Any, *, partial_of: Integration | None = None) -> In
     return out
 
 
-def integration_wire(integration: Integration) -> dict[str, Any]:
-    """The API's view: secrets masked, on every response (the create response included)."""
-    return {"id": integration.id, "name": integration.name, "type": integration.type,
-            "config": mask_config(integration.config, PROVIDERS[integration.type].secret_fields),
-            "template": integration.template, "isDefault": integration.is_default,
-            "reminderInterval": integration.reminder_interval, "createdAt": integration.created_at,
-            "updatedAt": integration.updated_at}
+def masked_config(integration: Integration) -> dict[str, Any]:
+    """The channel's config as anyone may see it: every secret field masked."""
+    return mask_config(integration.config, PROVIDERS[integration.type].secret_fields)
 
 
 def event_context(snapshot: dict[str, Any], event: str, *, private: bool, base_url: str) -> dict[str, Any]:

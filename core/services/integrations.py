@@ -1,6 +1,6 @@
 """Notification channels, the same for every face. A channel of another account is
 ``NotFound``. Config errors name every bad field at once (``config.webhookUrl``); secrets are
-the provider's business to mask (``core.alerting.integration_wire``), at the face.
+masked by ``masked`` for every face to show (the stored config never leaves unmasked).
 """
 
 from __future__ import annotations
@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from core.alerting import EVENTS, ConfigError, event_context, message_text, parse_integration, provider_of, typed_config
+from core.alerting import (
+    EVENTS,
+    ConfigError,
+    event_context,
+    masked_config,
+    message_text,
+    parse_integration,
+    provider_of,
+    typed_config,
+)
 from core.alerting.base import SendContext, SendResult
 from core.alerting.templates import sample_context, validate_template
 from core.models import Delivery, FieldError, Integration
@@ -52,6 +61,11 @@ class IntegrationService:
         if integration is None or integration.account_id != account_id:
             raise NotFound("Integration not found")
         return integration
+
+    @staticmethod
+    def masked(integration: Integration) -> dict[str, Any]:
+        """The channel's config with every secret field masked: what faces show."""
+        return masked_config(integration)
 
     def page(self, account_id: int, after_id: int, limit: int) -> tuple[list[Integration], int, bool]:
         """One keyset page of the account's channels by id: ``(page, total, more after it)``."""

@@ -103,7 +103,8 @@ def _secrets(value: Any) -> list[str]:
 def test_every_providers_secrets_are_declared_masked_kept_and_scrubbed() -> None:
     """Driven by the contract, not by what each provider declares: a provider that forgets a
     secret field fails here."""
-    from core.alerting import PROVIDERS, integration_wire, parse_integration
+    from api.integrations import integration_wire
+    from core.alerting import PROVIDERS, parse_integration
 
     assert set(PROVIDERS) == set(_CONTRACT)
     for kind, (fields, config) in _CONTRACT.items():
@@ -124,7 +125,8 @@ def test_every_providers_secrets_are_declared_masked_kept_and_scrubbed() -> None
 
 
 def test_one_changed_header_keeps_the_other_masked_headers() -> None:
-    from core.alerting import integration_wire, parse_integration
+    from api.integrations import integration_wire
+    from core.alerting import parse_integration
 
     created = parse_integration({"name": "hook", "type": "webhook", "config": _CONTRACT["webhook"][1]})
     shown = integration_wire(created)["config"]
