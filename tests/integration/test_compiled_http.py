@@ -154,9 +154,10 @@ def test_the_compiled_path_gives_the_general_checkers_results() -> None:
             assert set(fast[name]) == {(True, 200, 0, None)}, name
         # Keep-alive is kept where the server allows it, and only there.
         assert fast_conns["ok"] == general_conns["ok"] == 1
-        assert fast_conns["new_connection"] == len(fast["new_connection"])
-        assert fast_conns["closes"] == len(fast["closes"])
-        assert fast_conns["big_body"] == len(fast["big_body"])  # a cut body leaves the connection unusable
+        # A connection per check (a check still in flight when the run stops has connected
+        # but not reported: at most one more connection than results).
+        for name in ("new_connection", "closes", "big_body"):  # a cut body leaves the connection unusable
+            assert len(fast[name]) <= fast_conns[name] <= len(fast[name]) + 1, (name, fast_conns[name], fast[name])
         # Status changes come through the state machine as on the general path.
         kinds = {(t.monitor_id, t.old, t.new) for t in fast_changes}
         names = [*CASES, "refused"]
