@@ -135,7 +135,8 @@ def serving(data_dir: Path, workdir: Path, http_server: str = "uvicorn", extra: 
             ready: Callable[[dict[str, Any]], bool] = rolled_up, settle: float = 3.0) -> Iterator[tuple[str, str]]:
     """``xuptime serve --workers 1`` on CPU 1 with the given embedded ASGI server (and
     ``extra`` arguments): yields (base URL, a new key) once its workers are ready and
-    ``ready(stats)`` holds, ``settle`` seconds later."""
+    ``ready(stats)`` holds, ``settle`` seconds later. When it is stopped, the server's
+    warnings and errors are printed (slow garbage collections among them)."""
     from core.cli import ServerNotRunning, control_request
 
     port = free_port()
@@ -164,6 +165,9 @@ def serving(data_dir: Path, workdir: Path, http_server: str = "uvicorn", extra: 
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(60)
+            for line in (workdir / serve_log.name).read_text().splitlines():
+                if "WARNING" in line or "ERROR" in line:
+                    log(f"serve: {line}")
 
 
 def bulk_rate(base: str, key: str, target: str, seconds: float, clients: int = 4, size: int = 1000) -> dict[str, float]:
