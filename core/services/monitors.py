@@ -12,15 +12,16 @@ committed together) and tells the owning worker once.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import contextlib
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from core.models import FieldError, Monitor, MonitorTimes, MonitorValidationError, parse_monitor, private_target
-from core.services.context import Catalog, EngineLink, StoreThreads
+from core.services.context import Catalog, EngineLink, GroupCommit, StoreThreads
 from core.services.errors import Conflict, Invalid, NotFound
 
 if TYPE_CHECKING:
@@ -36,10 +37,10 @@ _NO_TIMES = MonitorTimes(created_at=None, updated_at=None, status_since=None)
 
 #: Monitors in one bulk create at most.
 MAX_BULK = 1000
-#: How long a small batch of creates waits for more before it is committed (a commit costs
-#: about 4 ms whatever its size, so 16 clients committing one at a time wait on each other).
+#: How long a small batch of writes waits for more before it is committed (a commit costs
+#: about 3 ms whatever its size, so 16 clients committing one at a time wait on each other).
 CREATE_LINGER_S = 0.002
-CREATE_BATCH = 16  # creates that commit at once without waiting for more
+CREATE_BATCH = 16  # writes that commit at once without waiting for more
 
 
 class MonitorService:
@@ -54,12 +55,12 @@ class MonitorService:
         self.catalog = catalog
         #: Refuse monitors of private, loopback and link-local targets (shared installs).
         self.deny_private = deny_private
-        #: Single creates waiting for the writer, committed together (see ``_store_one``).
-        self._pending: list[tuple[Monitor, asyncio.Future[Found]]] = []
-        self._committing = False
-        self._committer: asyncio.Task[None] | None = None
-        #: Create statements and the monitors they stored (their ratio is the batch size).
-        self.create_commits = self.created = 0
+        #: Creates, and changes (pause and resume included), committed in batches.
+        self._creates: GroupCommit[Monitor, Found] = GroupCommit(
+            threads, store.create_monitors, self._created, batch=CREATE_BATCH, limit=MAX_BULK, linger=CREATE_LINGER_S)
+        self._changes: GroupCommit[tuple[Monitor, bool], Found | None] = GroupCommit(
+            threads, store.update_monitors, self._changed, batch=CREATE_BATCH, limit=MAX_BULK,
+            linger=CREATE_LINGER_S)
 
     # reads ---------------------------------------------------------------------------------
     async def get(self, account_id: int, monitor_id: int) -> Found:
@@ -91,7 +92,8 @@ class MonitorService:
         return page, len(ids), len(chosen) > limit
 
     def stats(self) -> dict[str, Any]:
-        return {"creates": {"commits": self.create_commits, "monitors": self.created}}
+        return {"creates": {"commits": self._creates.commits, "monitors": self._creates.stored},
+                "changes": {"commits": self._changes.commits, "monitors": self._changes.stored}}
 
     def every(self) -> list[Monitor]:
         """Every account's monitors, by id (the CLI's list: the operator sees them all)."""
@@ -126,7 +128,7 @@ class MonitorService:
         monitor.account_id = account_id
         self._check(account_id, monitor)
         with self._taking_tokens([monitor]):
-            return await self._store_one(monitor)
+            return await self._creates.one(monitor)
 
     async def create_many(self, account_id: int, items: Any) -> list[Found]:
         """Up to ``MAX_BULK`` monitors, all or none: every item is validated first (errors
@@ -150,23 +152,22 @@ class MonitorService:
         if errors:
             raise Invalid("Invalid monitors", errors)
         with self._taking_tokens(monitors):
-            return await self._store_many(monitors)
+            return await self._creates.many(monitors)
 
     async def update(self, account_id: int, monitor_id: int, data: Any) -> Found:
         """Change some fields (the type cannot change); a change of ``paused`` pauses or
-        resumes. One statement, then the worker is told once."""
+        resumes. One statement (committed with other changes waiting), then the worker is
+        told once."""
         current = self.require(account_id, monitor_id)
         if not isinstance(data, dict):
             raise Invalid("Invalid monitor", [FieldError("body", "must be a JSON object")])
         updated = self.parse(data, current)
         self._check(account_id, updated)
         with self._taking_tokens([updated]):
-            found = await self.threads.write(self.store.update_monitor, updated, updated.paused != current.paused)
+            found = await self._changes.one((updated, updated.paused != current.paused))
         if found is None:
             raise NotFound("Monitor not found")
         self.catalog.index_push(found[0], current)
-        self.catalog.times[monitor_id] = found[1]
-        await self.engine.upsert(found[0])
         return found
 
     async def delete(self, account_id: int, monitor_id: int) -> None:
@@ -178,68 +179,29 @@ class MonitorService:
         self.catalog.remove(monitor_id, monitor)
 
     async def set_paused(self, account_id: int, monitor_id: int, paused: bool) -> Found:
-        """Pause (no checks, no alerts) or resume (pending again) a monitor."""
-        self.require(account_id, monitor_id)
-        found = await self.threads.write(self.store.set_paused_with_times, monitor_id, paused)
+        """Pause (no checks, no alerts) or resume (pending again, whatever its status was) a
+        monitor."""
+        current = self.require(account_id, monitor_id)
+        found = await self._changes.one((msgspec.structs.replace(current, paused=paused), True))
         if found is None:
             raise NotFound("Monitor not found")
-        self.catalog.times[monitor_id] = found[1]
-        await self.engine.upsert(found[0])
         return found
 
-    # the write path ------------------------------------------------------------------------
-    async def _store_one(self, monitor: Monitor) -> Found:
-        """Store and schedule one monitor. Creates that arrive while the writer is busy are
-        committed together (one statement, one transaction, one frame per worker): with many
-        concurrent clients the writer works in batches instead of a round trip each."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Found] = loop.create_future()
-        self._pending.append((monitor, future))
-        if not self._committing:
-            self._committing = True
-            self._committer = loop.create_task(self._commit_pending())  # (held: a bare task may be collected)
-        return await future
-
-    async def _commit_pending(self) -> None:
-        loop = asyncio.get_running_loop()
-        solo = 0  # after a batch failed, its monitors go one at a time: one that fails fails alone
-        try:
-            while self._pending:
-                # Let creates already on their way join the batch: a statement costs about the
-                # same for 1 monitor as for 16, and the writer's core is the engine's too.
-                deadline = loop.time() + CREATE_LINGER_S
-                while len(self._pending) < CREATE_BATCH and loop.time() < deadline:
-                    await asyncio.sleep(CREATE_LINGER_S / 8)
-                size = 1 if solo else MAX_BULK
-                batch = self._pending[:size]
-                del self._pending[:size]
-                solo = max(0, solo - 1)
-                try:
-                    created = await self._store_many([monitor for monitor, _ in batch])
-                except Exception as exc:
-                    if len(batch) > 1:
-                        self._pending[:0] = batch
-                        solo = len(batch)
-                    elif not batch[0][1].done():
-                        batch[0][1].set_exception(exc)
-                    continue
-                for (_, future), found in zip(batch, created, strict=True):
-                    if not future.done():
-                        future.set_result(found)
-        finally:
-            self._committing = False
-
-    async def _store_many(self, monitors: list[Monitor]) -> list[Found]:
-        """Store monitors in one transaction (all or none), then index and schedule them: the
-        monitors as stored, with their timestamps, in the order given."""
-        created = await self.threads.write(self.store.create_monitors, monitors)
-        self.create_commits += 1
-        self.created += len(created)
+    # the write path ----------------------------------------------------------------------
+    async def _created(self, created: list[Found]) -> None:
+        """After a batch of creates committed: index them, and give them to their workers
+        (one frame per worker)."""
         for monitor, times in created:
             self.catalog.times[monitor.id] = times
             self.catalog.add(monitor)
         await self.engine.upsert_many([monitor for monitor, _ in created])
-        return created
+
+    async def _changed(self, changed: list[Found | None]) -> None:
+        """After a batch of changes committed: their times, and their workers told once."""
+        stored = [found for found in changed if found is not None]
+        for monitor, times in stored:
+            self.catalog.times[monitor.id] = times
+        await self.engine.upsert_many([monitor for monitor, _ in stored])
 
     # validation ----------------------------------------------------------------------------
     @staticmethod

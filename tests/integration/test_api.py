@@ -686,3 +686,43 @@ def test_concurrent_creates_all_land_and_a_push_token_goes_to_one(api: dict[str,
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = sorted(pool.map(claim, range(8)))
     assert statuses == [201] + [409] * 7
+
+
+def test_concurrent_changes_all_land_each_with_its_own_answer(api: dict[str, Any]) -> None:
+    """PATCHes, pauses and resumes that arrive together are committed together (fewer
+    commits than changes, in the server's stats); each caller gets its own monitor back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = api["url"] + "/api/v1/monitors"
+    key = cli(api["data_dir"], "keys", "create").stdout.splitlines()[-1]
+    created = send(base + "/bulk", "POST", {"monitors": [
+        {"name": f"change-{i}", "type": "tcp", "host": "127.0.0.1", "port": 9, "interval": 3600} for i in range(40)]},
+                   key)[2]["data"]
+    ids = [m["id"] for m in created]
+    before = json.loads(cli(api["data_dir"], "status", "--json").stdout)["changes"]
+
+    def change(i: int) -> tuple[int, Any]:
+        mid = ids[i]
+        if i % 4 == 0:
+            status, _, body = send(f"{base}/{mid}/pause", "POST", None, key)
+        else:
+            status, _, body = send(f"{base}/{mid}", "PATCH", {"name": f"changed-{i}", "retries": i % 3}, key)
+        return status, body
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(change, range(40)))
+    assert [status for status, _ in results] == [200] * 40
+    for i, (_, body) in enumerate(results):
+        monitor = body["data"]
+        assert monitor["id"] == ids[i]
+        if i % 4 == 0:
+            assert monitor["paused"] is True and monitor["status"] == "paused" and monitor["name"] == f"change-{i}"
+        else:
+            assert monitor["name"] == f"changed-{i}" and monitor["retries"] == i % 3 and monitor["paused"] is False
+    after = json.loads(cli(api["data_dir"], "status", "--json").stdout)["changes"]
+    assert after["monitors"] - before["monitors"] == 40
+    assert after["commits"] - before["commits"] < 40
+    stored = {m["id"]: m for m in json.loads(cli(api["data_dir"], "monitors", "list", "--json").stdout)}
+    assert all(stored[ids[i]]["name"] == (f"change-{i}" if i % 4 == 0 else f"changed-{i}") for i in range(40))
+    assert all(stored[ids[i]]["paused"] is (i % 4 == 0) for i in range(40))
+

@@ -98,7 +98,24 @@ class MonitorStore:
                        ) -> tuple[Monitor, MonitorTimes] | None:
         """Store a changed monitor (a change of ``paused`` resets its status to ``paused`` or
         ``pending``) and return it as stored with its timestamps: one statement."""
+        return self._update(monitor, paused_changed, utcnow())
+
+    def update_monitors(self, changes: list[tuple[Monitor, bool]]) -> list[tuple[Monitor, MonitorTimes] | None]:
+        """``update_monitor`` for each ``(monitor, paused_changed)``, in one transaction (all
+        or none, one commit): each as stored, or None for one that no longer exists."""
+        if len(changes) == 1:
+            return [self.update_monitor(*changes[0])]
         now = utcnow()
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            found = [self._update(monitor, paused_changed, now) for monitor, paused_changed in changes]
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return found
+
+    def _update(self, monitor: Monitor, paused_changed: bool, now: Any) -> tuple[Monitor, MonitorTimes] | None:
         status = ", paused = ?, status = ?, status_since = ?" if paused_changed else ""
         extra = [monitor.paused, "paused" if monitor.paused else "pending", now] if paused_changed else []
         row = self.con.execute(
@@ -117,19 +134,12 @@ class MonitorStore:
                                                              status_since=iso(row[n + 2]))
 
     def set_paused(self, monitor_id: int, paused: bool) -> Monitor | None:
-        found = self.set_paused_with_times(monitor_id, paused)
+        """Pause (status ``paused``) or resume (``pending``) a monitor: the monitor as stored."""
+        monitor = self.get_monitor(monitor_id)
+        if monitor is None:
+            return None
+        found = self.update_monitor(msgspec.structs.replace(monitor, paused=paused), True)
         return None if found is None else found[0]
-
-    def set_paused_with_times(self, monitor_id: int, paused: bool) -> tuple[Monitor, MonitorTimes] | None:
-        """Pause (status ``paused``) or resume (``pending``) in one statement; the monitor as
-        stored, with its timestamps."""
-        now = utcnow()
-        row = self.con.execute(
-            f"""UPDATE monitors SET paused = ?, status = ?, status_since = ?, updated_at = ? WHERE id = ?
-                RETURNING {self._MONITOR_COLUMNS}, created_at, updated_at, status_since""",
-            [paused, "paused" if paused else "pending", now, now, monitor_id],
-        ).fetchone()
-        return None if row is None else self._with_times(row)
 
     def delete_monitor(self, monitor_id: int) -> bool:
         """Remove a monitor with its results and incidents (one transaction)."""
