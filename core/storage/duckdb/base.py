@@ -33,8 +33,11 @@ class StoreBase:
         elif not self.path.exists():
             raise FileNotFoundError(f"no xuptime database at {self.path}")
         # DuckDB sizes its thread pool from the machine, not from this process's CPU affinity.
+        # No file but its own, ever: operators' SQL (``query``) cannot read or write files,
+        # attach databases or load extensions, and nothing can turn that back on while it runs.
         self.con = duckdb.connect(str(self.path), read_only=read_only,
-                                  config={"threads": max(1, len(os.sched_getaffinity(0)))})
+                                  config={"threads": max(1, len(os.sched_getaffinity(0))),
+                                          "enable_external_access": False})
         self.con.create_function("xuptime_target", alert_target, [str, str], str, side_effects=False)
         try:
             if not read_only:
@@ -50,7 +53,6 @@ class StoreBase:
         for _ in range(READERS):
             self._readers.put(self.con.cursor())
         self._maint = self.con.cursor()  # the rollup job's, beside the writer
-        self._id_block: list[int] = []  # monitor ids taken from the sequence, not used yet
         self._rollup_lock = threading.Lock()
         #: Rolled-up hours that late rows landed in -> a counter bumped by each such row batch.
         self._dirty: dict[int, int] = {}

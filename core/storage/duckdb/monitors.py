@@ -23,7 +23,6 @@ from core.storage.duckdb.common import (
 
 __all__ = ["MonitorStore"]
 
-ID_BLOCK = 64  # monitor ids taken from the sequence at a time
 _NEW_ROW = ('{"id": "BIGINT", "account_id": "BIGINT", "name": "VARCHAR", "type": "VARCHAR", "spec": "VARCHAR",'
             ' "interval_s": "INTEGER", "timeout_s": "DOUBLE", "retries": "INTEGER", "recovery_threshold": "INTEGER",'
             ' "paused": "BOOLEAN", "status": "VARCHAR", "tags": "VARCHAR[]", "integrations": "BIGINT[]"}')
@@ -41,24 +40,23 @@ class MonitorStore:
     """Monitors: create (many in one statement), update, pause, delete, read back."""
 
     con: duckdb.DuckDBPyConnection
-    _id_block: list[int]  # (set empty by ``StoreBase``)
 
     # monitors ---------------------------------------------------------------------------
     def create_monitor(self, monitor: Monitor) -> Monitor:
         return self.create_monitors([monitor])[0][0]
 
     def create_monitors(self, monitors: list[Monitor]) -> list[tuple[Monitor, MonitorTimes]]:
-        """Insert monitors in one statement (all or none) and return each (the objects given,
-        with their new id and status) with its timestamps, in the order given (ids ascending
-        in that order). One statement is one transaction and one commit, whatever the count:
-        ids come from a block of the sequence held in memory, the times are the ones written,
-        and nothing is read back (the monitors were validated before; decoding them again cost
-        more than the insert). The rows travel as one JSON parameter, unnested by DuckDB: an
-        Arrow table cost 1.6 ms to scan however small, and a VALUES list 300 µs a row to bind."""
+        """Insert monitors (all or none) and return each (the objects given, with their new
+        id and status) with its timestamps, in the order given (ids ascending in that order).
+        Two statements whatever the count: the ids drawn from the sequence, then the rows in
+        one insert. The times are the ones written and nothing is read back (the monitors were
+        validated before; decoding them again cost more than the insert). The rows travel as
+        one JSON parameter, unnested by DuckDB: an Arrow table cost 1.6 ms to scan however
+        small, and a VALUES list 300 µs a row to bind."""
         if not monitors:
             return []
         now = utcnow()
-        ids = self._take_monitor_ids(len(monitors))
+        ids = self._take_monitor_ids(len(monitors))  # (a failed insert leaves a gap: harmless)
         rows = [{"id": mid, "account_id": m.account_id, "name": m.name, "type": m.type,
                  "spec": msgspec.json.encode(m.spec).decode(), "interval_s": m.interval, "timeout_s": m.timeout,
                  "retries": m.retries, "recovery_threshold": m.recovery_threshold, "paused": m.paused,
@@ -73,26 +71,17 @@ class MonitorStore:
         return out
 
     def _take_monitor_ids(self, count: int) -> list[int]:
-        """``count`` new monitor ids, ascending: from the sequence in blocks of at least
-        ``ID_BLOCK`` (ids left in a block when the process stops are never used: gaps are
-        harmless, reuse would not be)."""
-        ids = self._id_block[:count]
-        del self._id_block[:count]
-        missing = count - len(ids)
-        if missing:
-            need = max(ID_BLOCK, missing)
-            # One writer draws from the sequence, so one statement's values are consecutive;
-            # read just their bounds (checked), not a row per id.
-            row = self.con.execute("SELECT min(v), max(v), count(*) FROM (SELECT nextval('monitors_id_seq') AS v"
-                                   " FROM range(?))", [need]).fetchone()
-            assert row is not None
-            low, high, drawn = int(row[0]), int(row[1]), int(row[2])
-            if high - low + 1 != drawn:
-                raise RuntimeError("monitor ids were drawn from the sequence by another writer")
-            fresh = list(range(low, high + 1))
-            ids += fresh[:missing]
-            self._id_block = fresh[missing:]
-        return ids
+        """``count`` new monitor ids, ascending, from the sequence. One writer draws from it,
+        so one statement's values are consecutive: only their bounds are read (checked), not
+        a row per id. (Ids are never taken ahead: the CLI's ``added monitor N`` must go on
+        counting one by one.)"""
+        row = self.con.execute("SELECT min(v), max(v), count(*) FROM (SELECT nextval('monitors_id_seq') AS v"
+                               " FROM range(?))", [count]).fetchone()
+        assert row is not None
+        low, high, drawn = int(row[0]), int(row[1]), int(row[2])
+        if high - low + 1 != drawn or drawn != count:
+            raise RuntimeError("monitor ids were drawn from the sequence by another writer")
+        return list(range(low, high + 1))
 
     def update_monitor(self, monitor: Monitor, paused_changed: bool = False
                        ) -> tuple[Monitor, MonitorTimes] | None:
