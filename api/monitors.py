@@ -39,6 +39,8 @@ async def json_body(request: Request[Any, Any, Any]) -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise BadRequest("Body is not valid JSON", [{"field": "body", "message": str(exc)}]) from None
+    except RecursionError:  # (msgspec follows nesting on the C stack, up to Python's limit)
+        raise BadRequest("Body is not valid JSON", [{"field": "body", "message": "nested too deeply"}]) from None
 
 
 def encode_cursor(last_id: int) -> str:
@@ -51,7 +53,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         after = json.loads(raw)["after"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
         raise BadRequest("Invalid cursor", [{"field": "cursor", "message": "not a cursor from this API"}]) from None
     if not isinstance(after, int) or isinstance(after, bool) or after < 0:
         raise BadRequest("Invalid cursor", [{"field": "cursor", "message": "not a cursor from this API"}])

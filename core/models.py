@@ -143,13 +143,20 @@ class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
 
     def check_fields(self) -> list[FieldError]:
         errors: list[FieldError] = []
-        parts = urlsplit(self.url)
+        try:
+            parts = urlsplit(self.url)
+            _ = parts.hostname
+        except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+            return [FieldError("url", "is not a valid URL")]
         if parts.scheme not in ("http", "https"):
             errors.append(FieldError("url", "must be an http:// or https:// URL"))
         elif not parts.hostname:
             errors.append(FieldError("url", "must include a host"))
         elif not valid_host(parts.hostname):
             errors.append(FieldError("url", "the host is not a valid host name or IP address"))
+        elif parts.username is not None or parts.password is not None:
+            errors.append(FieldError("url", "must not hold credentials (user:password@); send an "
+                                            "Authorization header instead"))
         else:
             try:
                 _ = parts.port
@@ -354,7 +361,7 @@ class Monitor(msgspec.Struct, kw_only=True, rename="camel"):
     retries: Count = 0
     recovery_threshold: Threshold = 1
     paused: bool = False
-    tags: list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]] = []
+    tags: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]], msgspec.Meta(max_length=100)] = []
     #: Notification channels (integration ids) on top of the account's default channels.
     integrations: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(max_length=50)] = []
     spec: HttpSpec | TcpSpec | TlsSpec | DnsSpec | PingSpec | PushSpec | None = None
@@ -632,6 +639,8 @@ def parse_status_ranges(items: list[str]) -> list[tuple[int, int]]:
 def valid_host(host: str) -> bool:
     """An IP address, or a DNS name that can be looked up: at most 253 characters, labels of
     1 to 63 (after IDNA encoding), no spaces, slashes or control characters."""
+    if "%" in host:  # a scoped IPv6 address (fe80::1%eth0) names a local interface: never a target
+        return False
     if is_ip_literal(host):
         return True
     if any(c in host for c in " /\\:@?#[]") or any(ord(c) < 32 for c in host):

@@ -81,11 +81,18 @@ def shorten(text: str, limit: int) -> str:
 def check_url(value: str | None, field: str, errors: list[FieldProblem]) -> None:
     if value is None:  # already reported as a type error
         return
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        errors.append(FieldProblem(field, "is not a valid URL"))
+        return
+    if parts.scheme not in ("http", "https") or not hostname:
         errors.append(FieldProblem(field, "must be an http:// or https:// URL"))
     elif any(c in value for c in " \r\n\t"):
         errors.append(FieldProblem(field, "must not contain whitespace"))
+    elif "%" in hostname:
+        errors.append(FieldProblem(field, "a scoped IPv6 address (with %zone) cannot be a target"))
 
 
 def _mask(value: str) -> str:
