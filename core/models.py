@@ -167,8 +167,7 @@ class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
         if self.method.upper() not in _METHODS:
             errors.append(FieldError("method", f"must be one of {', '.join(_METHODS)}"))
         for key, value in self.headers.items():
-            if not key or any(c in key for c in ":\r\n \t") or any(c in value for c in "\r\n"):
-                errors.append(FieldError(f"headers.{key}", "invalid header name or value"))
+            errors.extend(_header_problems(key, value))
         if (problem := _status_ranges_problem(tuple(self.expected_status))) is not None:
             errors.append(FieldError("expectedStatus", problem))
         if self.json_path is not None and parse_json_path(self.json_path) is None:
@@ -594,6 +593,31 @@ def hash_api_key(secret: str) -> str:
     """Keys are 192 random bits, so a plain SHA-256 is enough to store them (a slow KDF is
     for guessable passwords); only the hash and a short visible prefix are kept."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+_TCHAR = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
+#: Headers that frame or route the request: the engine writes them, a monitor may not.
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "te", "trailer", "upgrade", "connection",
+                             "keep-alive", "proxy-connection"})
+_HOST_HEADER = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?$")
+
+
+def _header_problems(name: str, value: str) -> list[FieldError]:
+    """A monitor's own request header: a token name, a value without control characters, no
+    framing header (a second ``Content-Length`` would smuggle a request to the backend), and
+    a ``Host`` that is a host (and port) only."""
+    field = f"headers.{name}"
+    if not _TCHAR.match(name) or len(name) > 256:
+        return [FieldError(field, "is not a valid header name")]
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value) or len(value) > 8192:
+        return [FieldError(field, "must not contain control characters (and at most 8192 characters)")]
+    lower = name.lower()
+    if lower in FRAMING_HEADERS:
+        reason = "set keepAlive instead" if lower in ("connection", "keep-alive") else "the engine frames requests"
+        return [FieldError(field, f"cannot be set: {reason}")]
+    if lower == "host" and not _HOST_HEADER.match(value.strip()):
+        return [FieldError(field, "must be a host name, optionally with :port")]
+    return []
 
 
 def wire_target(row: dict[str, Any]) -> str:

@@ -48,7 +48,15 @@ import httptools
 import msgspec
 
 from core.checkers.base import CheckContext, abort_with_reset, classify_os_error, fail, now_us
-from core.models import CheckResult, ErrorCode, HttpSpec, is_ip_literal, parse_json_path, parse_status_ranges
+from core.models import (
+    FRAMING_HEADERS,
+    CheckResult,
+    ErrorCode,
+    HttpSpec,
+    is_ip_literal,
+    parse_json_path,
+    parse_status_ranges,
+)
 
 __all__ = ["PreparedHttp", "check", "compiled_spec", "prepare", "start"]
 
@@ -66,13 +74,16 @@ class _Stop(Exception):
     """Raised inside a parser callback to stop parsing; the reason is in ``proto.error``."""
 
 
+_NOT_SENT = FRAMING_HEADERS | {"host"}
+
+
 class _Target:
     """One request target (a URL) with its request bytes prebuilt."""
 
     __slots__ = ("host", "ip", "method", "port", "request", "sni", "tls", "url")
 
     def __init__(self, url: str, method: str, headers: dict[str, str], body: str | None,
-                 keep_alive: bool, user_agent: bytes) -> None:
+                 keep_alive: bool, user_agent: bytes, own_host: bool = True) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"unsupported URL {url!r}")
@@ -89,14 +100,19 @@ class _Target:
         default_port = (self.tls and self.port == 443) or (not self.tls and self.port == 80)
         host_header = parts.netloc.rsplit("@", 1)[-1] if not default_port else (
             f"[{self.host}]" if ":" in self.host else self.host)
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}"]
+        # The monitor's own Host header is honoured towards its URL's origin (a virtual host
+        # behind an IP), never towards another origin a redirect leads to.
+        own = next((v.strip() for k, v in headers.items() if k.lower() == "host"), None) if own_host else None
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {own or host_header}"]
         names = {k.lower() for k in headers}
         if "user-agent" not in names:
             lines.append(f"User-Agent: {user_agent.decode()}")
         if "accept" not in names:
             lines.append("Accept: */*")
         lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
-        lines.extend(f"{k}: {v}" for k, v in headers.items() if k.lower() not in ("connection", "host"))
+        # (framing headers are refused when a monitor is saved; one stored before that rule is
+        # still never sent beside the engine's own)
+        lines.extend(f"{k}: {v}" for k, v in headers.items() if k.lower() not in _NOT_SENT)
         payload = body.encode() if body is not None else b""
         if payload or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(payload)}")
@@ -130,7 +146,8 @@ class PreparedHttp:
         if status == 303 or (status in (301, 302) and method == "POST"):
             method = "GET"
         body = self.spec.body if method == current.method else None
-        return _Target(url, method, self.headers, body, False, self.user_agent)
+        same_origin = urlsplit(url).netloc.rsplit("@", 1)[-1] == urlsplit(self.first.url).netloc.rsplit("@", 1)[-1]
+        return _Target(url, method, self.headers, body, False, self.user_agent, own_host=same_origin)
 
 
 @functools.lru_cache(maxsize=1024)
