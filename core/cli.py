@@ -244,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ns = build_parser().parse_args(argv)
     data_dir = Path(ns.data_dir)
+    # Everything this process writes in the data dir (the database, its WAL, the socket) is
+    # its owner's alone: other local users never see a window of a readable file.
+    os.umask(0o077)
     try:
         return _main(ns, data_dir)
     except NewerSchemaError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import queue
 import threading
@@ -19,7 +20,21 @@ from core.storage.duckdb.common import (
 from core.storage.duckdb.integrations import alert_target
 from core.storage.schema import LATEST, MIGRATIONS
 
-__all__ = ["StoreBase"]
+__all__ = ["StoreBase", "keep_private"]
+
+log = logging.getLogger("xuptime.storage")
+
+
+def keep_private(data_dir: Path) -> None:
+    """The data dir is its owner's alone (0700) and so is every file in it (0600): it holds
+    the checks, the API key hashes and the channels' secrets. A dir or file that other users
+    can read is fixed, with a warning saying what was open."""
+    for path in (data_dir, *sorted(p for p in data_dir.iterdir() if p.is_file() or p.is_socket())):
+        want = 0o700 if path.is_dir() else 0o600
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning("%s was readable by other users (mode %o); it is now %o", path, mode, want)
+            path.chmod(want)
 
 
 class StoreBase:
@@ -29,7 +44,8 @@ class StoreBase:
         self.path = Path(data_dir) / DB_FILE
         self.read_only = read_only
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            keep_private(self.path.parent)
         elif not self.path.exists():
             raise FileNotFoundError(f"no xuptime database at {self.path}")
         # DuckDB sizes its thread pool from the machine, not from this process's CPU affinity.
