@@ -33,6 +33,7 @@ from core.main.control import start_control
 from core.main.http import HttpHost, bind
 from core.main.ingest import Ingest
 from core.services import Catalog, Services, StoreThreads
+from core.services.sealing import Sealer
 from core.storage.duckdb import READERS, DuckDBStore
 
 __all__ = ["ServeProcess"]
@@ -87,7 +88,8 @@ class ServeProcess:
         engine = Engine(self.workers, ingest.put, max_inflight=self.max_inflight, deny_private=self.deny_private)
         ingest.engine = engine
         services = self.services = Services.build(store, threads, engine, catalog=catalog, base_url=base_url,
-                                                  deny_private=self.deny_private)
+                                                  deny_private=self.deny_private,
+                                                  sealer=Sealer.for_data_dir(self.data_dir))
         await services.load(monitors)
         services.system.sources.append(ingest.stats)
         alerts = Dispatcher(fetch_due=functools.partial(threads.read, store.due_outbox),

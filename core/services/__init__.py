@@ -18,6 +18,7 @@ from core.services.errors import Conflict, Invalid, NotFound, ServiceError
 from core.services.history import HistoryService
 from core.services.integrations import IntegrationService, Sender
 from core.services.monitors import MonitorService
+from core.services.sealing import Sealer
 from core.services.system import SystemService
 
 if TYPE_CHECKING:
@@ -41,13 +42,14 @@ class Services:
 
     @classmethod
     def build(cls, store: Store, threads: StoreThreads, engine: EngineLink, *, sender: Sender | None = None,
-              catalog: Catalog | None = None, base_url: str = "", deny_private: bool = False) -> Services:
+              catalog: Catalog | None = None, base_url: str = "", deny_private: bool = False,
+              sealer: Sealer | None = None) -> Services:
         catalog = catalog if catalog is not None else Catalog()
         monitors = MonitorService(store, threads, engine, catalog, deny_private=deny_private)
         system = SystemService(store, threads, engine)
         system.sources.append(monitors.stats)
         return cls(monitors=monitors,
-                   integrations=IntegrationService(store, threads, engine, catalog, sender, base_url),
+                   integrations=IntegrationService(store, threads, engine, catalog, sender, base_url, sealer),
                    accounts=AccountService(store, threads),
                    history=HistoryService(store, threads, monitors),
                    system=system,
@@ -57,6 +59,6 @@ class Services:
         """Fill the catalog (``monitors``: the engine's, as loaded from the store) and the
         key map."""
         store, threads = self.monitors.store, self.monitors.threads
-        self.catalog.load(monitors, await threads.write(store.monitor_times),
-                          await threads.write(store.list_integrations), await threads.write(store.last_checks))
+        self.catalog.load(monitors, await threads.write(store.monitor_times), await threads.write(store.last_checks))
+        await self.integrations.load()
         await self.accounts.load()

@@ -168,14 +168,16 @@ class Catalog:
         self.integrations: dict[int, Integration] = {}
         self.last_checks = LastChecks()
 
-    def load(self, monitors: list[Monitor], times: dict[int, MonitorTimes], integrations: list[Integration],
+    def load(self, monitors: list[Monitor], times: dict[int, MonitorTimes],
              last_checks: dict[int, tuple[int, int]]) -> None:
         self.times = times
         for monitor in monitors:
             self.add(monitor)
+        self.last_checks.load(last_checks)
+
+    def load_integrations(self, integrations: list[Integration]) -> None:
         self.integrations.clear()  # (in place: the alert dispatcher holds its ``get``)
         self.integrations.update((i.id, i) for i in integrations)
-        self.last_checks.load(last_checks)
 
     def add(self, monitor: Monitor) -> None:
         ids = self.account_ids.setdefault(monitor.account_id, [])

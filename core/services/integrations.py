@@ -11,6 +11,7 @@ import msgspec
 
 from core.alerting import (
     EVENTS,
+    PROVIDERS,
     ConfigError,
     event_context,
     masked_config,
@@ -24,6 +25,7 @@ from core.alerting.templates import sample_context, validate_template
 from core.models import Delivery, FieldError, Integration
 from core.services.context import Catalog, EngineLink, StoreThreads
 from core.services.errors import Invalid, NotFound
+from core.services.sealing import Sealer
 
 if TYPE_CHECKING:
     from core.storage.base import Store
@@ -47,7 +49,7 @@ class IntegrationService:
     database by every write."""
 
     def __init__(self, store: Store, threads: StoreThreads, engine: EngineLink, catalog: Catalog,
-                 sender: Sender | None, base_url: str) -> None:
+                 sender: Sender | None, base_url: str, sealer: Sealer | None = None) -> None:
         self.store = store
         self.threads = threads
         self.engine = engine
@@ -55,6 +57,35 @@ class IntegrationService:
         self.sender = sender
         #: The server's own URL, for links in messages.
         self.base_url = base_url
+        #: Seals secret fields before they are stored, opens them when read (None: stored as
+        #: given and kept as stored: the CLI on a stopped data dir never sends).
+        self.sealer = sealer
+
+    async def load(self) -> None:
+        """Every channel into the catalog, secrets open; a secret stored plain (before
+        sealing) or with a key other than the first is sealed again now."""
+        stored = await self.threads.write(self.store.list_integrations)
+        if self.sealer is None:
+            self.catalog.load_integrations(stored)
+            return
+        opened = [self._opened(i) for i in stored]
+        stale = [i for s, i in zip(stored, opened, strict=True)
+                 if not self.sealer.config_is_current(s.config, PROVIDERS[s.type].secret_fields)]
+        for integration in stale:
+            await self.threads.write(self.store.reseal_integration, self._sealed(integration))
+        self.catalog.load_integrations(opened)
+
+    def _sealed(self, integration: Integration) -> Integration:
+        if self.sealer is None:
+            return integration
+        config = self.sealer.seal_config(integration.config, PROVIDERS[integration.type].secret_fields)
+        return msgspec.structs.replace(integration, config=config)
+
+    def _opened(self, integration: Integration) -> Integration:
+        if self.sealer is None:
+            return integration
+        config = self.sealer.open_config(integration.config, PROVIDERS[integration.type].secret_fields)
+        return msgspec.structs.replace(integration, config=config)
 
     def get(self, account_id: int, integration_id: int) -> Integration:
         integration = self.catalog.integrations.get(integration_id)
@@ -78,7 +109,7 @@ class IntegrationService:
         """Validate and store a channel (``isDefault`` ones get every monitor's alerts)."""
         integration = self._parse(data)
         integration.account_id = account_id
-        created = await self.threads.write(self.store.create_integration, integration)
+        created = self._opened(await self.threads.write(self.store.create_integration, self._sealed(integration)))
         self.catalog.integrations[created.id] = created
         return created
 
@@ -86,7 +117,8 @@ class IntegrationService:
         """Change some fields: ``config`` fields sent replace stored ones, a masked secret
         sent back keeps the stored secret, the type cannot change."""
         changed = self._parse(data, self.get(account_id, integration_id))
-        updated = await self.threads.write(self.store.update_integration, changed)
+        updated = await self.threads.write(self.store.update_integration, self._sealed(changed))
+        updated = self._opened(updated) if updated is not None else None
         if updated is None:
             raise NotFound("Integration not found")
         self.catalog.integrations[updated.id] = updated

@@ -57,6 +57,12 @@ class IntegrationStore:
              integration.reminder_interval, utcnow(), integration.id, integration.account_id]).fetchone()
         return None if row is None else self._integration(row)
 
+    def reseal_integration(self, integration: Integration) -> None:
+        """Store a channel's config again as given (its secrets sealed anew), nothing else
+        changed: not a change anyone made, so ``updated_at`` stays."""
+        self.con.execute("UPDATE integrations SET config = ? WHERE id = ?",
+                         [json.dumps(integration.config), integration.id])
+
     def delete_integration(self, account_id: int, integration_id: int) -> list[int] | None:
         """Delete a channel and detach it from monitors (its queued messages fail as
         deleted); returns the ids of the monitors it was detached from, None if not found."""
