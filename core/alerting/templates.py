@@ -18,8 +18,10 @@ Rendering runs on the server's event loop, so a template must be cheap by constr
 sandbox refuses loops, macros, assignments, includes and call blocks, offers only filters
 that cannot grow their input much (``upper``, ``lower``, ``title``, ``capitalize``, ``trim``,
 ``truncate``, ``default``, ``replace`` (bounded), ``round``, ``int``, ``float``, ``string``,
-``length``, ``first``, ``last``, ``abs``, ``striptags``, ``wordcount``), and bounds ``*`` and
-``**``. Without loops or variables, a value can only be as large as the template spells out.
+``length``, ``first``, ``last``, ``abs``, ``striptags``, ``wordcount``), bounds ``*`` and
+``**``, refuses ``%`` formatting of strings and the string methods that take a width or a
+format (``format``, ``ljust``, ``center``, ``zfill``, ``replace``...). Without loops or
+variables, a value can only be as large as the template spells out.
 Conditions, filters and expressions are all a message needs.
 """
 
@@ -58,12 +60,32 @@ def _replace(value: Any, old: str, new: str, count: int | None = None) -> str:
     return out
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja2's immutable sandbox, plus bounds on ``*`` and ``**`` (see the module docstring)."""
+#: String methods whose output can be far larger than their input (a width, a format spec, a
+#: replacement): refused in templates (the bounded ``replace`` filter stays).
+_GROWING_METHODS = frozenset({"format", "format_map", "center", "ljust", "rjust", "zfill", "expandtabs",
+                              "replace", "translate", "join", "encode"})
 
-    intercepted_binops = frozenset({"*", "**"})
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, plus bounds on ``*`` and ``**``, no ``%`` formatting of
+    strings and none of the string methods that grow (see the module docstring)."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str) and attr in _GROWING_METHODS:
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def wrap_str_format(self, value: Any) -> None:
+        # Jinja hands out a sandboxed ``str.format``/``format_map`` before asking
+        # ``is_safe_attribute``; a format spec's width builds a string of any size, so there is
+        # none: the attribute is then refused like the other growing methods.
+        return None
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "%" and not all(isinstance(v, int | float) for v in (left, right)):
+            raise SecurityError("% formatting is not allowed in templates (write the value with {{ }})")
         numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right))
         if operator == "**" and not (numbers and abs(right) <= 64 and abs(left) <= 10**6):
             raise SecurityError("powers are limited in templates")
