@@ -9,6 +9,7 @@ it). The quota counts in memory on the event loop (exact under concurrency, see
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import TYPE_CHECKING, Any
 
 from core.models import Account, ApiKey, FieldError, NewApiKey, hash_api_key
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AccountService"]
 
+LAST_USED_EVERY_S = 60.0  # a key's lastUsedAt is written at most this often
 DEFAULT_ACCOUNT = "default"  # ``accounts`` row 1: the CLI's monitors and keys, unless told otherwise
 
 
@@ -33,7 +35,11 @@ class AccountService:
         self.store = store
         self.threads = threads
         self.quota = Quota()
-        self._keys: dict[str, int] = {}  # sha256 of every unrevoked key -> its account
+        self._keys: dict[str, tuple[int, int]] = {}  # sha256 of every unrevoked key -> (account, key id)
+        #: Keys used since their last-use time was written (key id -> when), and when each was
+        #: last written: a key's ``lastUsedAt`` is written at most once a minute.
+        self._used: dict[int, dt.datetime] = {}
+        self._written: dict[int, float] = {}
 
     async def load(self) -> None:
         """Read the keys, the limits and this month's usage (at start, and after changes)."""
@@ -47,8 +53,17 @@ class AccountService:
 
     # authentication and quota --------------------------------------------------------------
     def authenticate(self, secret: str | None) -> int | None:
-        """The account of an unrevoked key; None for a missing, unknown or revoked one."""
-        return self._keys.get(hash_api_key(secret)) if secret else None
+        """The account of an unrevoked key; None for a missing, unknown or revoked one. The
+        key's use is noted (written behind, at most once a minute per key)."""
+        found = self._keys.get(hash_api_key(secret)) if secret else None
+        if found is None:
+            return None
+        account_id, key_id = found
+        now = time.monotonic()
+        if now - self._written.get(key_id, -LAST_USED_EVERY_S) >= LAST_USED_EVERY_S:
+            self._written[key_id] = now
+            self._used[key_id] = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return account_id
 
     def take(self, account_id: int) -> tuple[bool, dict[str, str], int]:
         """Count one request if the month allows it: ``(allowed, quota headers, retry after s)``."""
@@ -58,10 +73,14 @@ class AccountService:
         return self.quota.usage(account_id)
 
     async def save_usage(self) -> None:
-        """Write the counts changed since the last save (absolute counts: idempotent)."""
+        """Write the counts changed since the last save (absolute counts: idempotent), and
+        when keys were last used."""
         month, counts = self.quota.take_dirty()
         if counts:
             await self.threads.write(self.store.save_usage, month, counts)
+        if self._used:
+            used, self._used = self._used, {}
+            await self.threads.write(self.store.touch_api_keys, used)
 
     # accounts ------------------------------------------------------------------------------
     async def create_account(self, name: Any, monthly_limit: Any = None) -> Account:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 import duckdb
 import msgspec
@@ -28,10 +29,18 @@ class AccountStore:
 
     con: duckdb.DuckDBPyConnection
 
-    def api_key_map(self) -> dict[str, int]:
-        """sha256 -> account id of every unrevoked key (the server's authentication map)."""
-        rows = self.con.execute("SELECT sha256, account_id FROM api_keys WHERE revoked_at IS NULL").fetchall()
-        return {h: int(a) for h, a in rows}
+    def api_key_map(self) -> dict[str, tuple[int, int]]:
+        """sha256 -> (account id, key id) of every unrevoked key (the authentication map)."""
+        rows = self.con.execute("SELECT sha256, account_id, id FROM api_keys WHERE revoked_at IS NULL").fetchall()
+        return {h: (int(a), int(k)) for h, a, k in rows}
+
+    def touch_api_keys(self, used: dict[int, Any]) -> None:
+        """Record when keys were last used (key id -> naive UTC datetime), in one statement."""
+        if used:
+            self.con.execute(
+                """UPDATE api_keys SET last_used_at = u.at
+                   FROM (SELECT unnest($ids) AS id, unnest($ats) AS at) u WHERE api_keys.id = u.id""",
+                {"ids": list(used), "ats": list(used.values())})
 
     def account_limits(self) -> dict[int, int]:
         rows = self.con.execute("SELECT id, monthly_request_limit FROM accounts").fetchall()

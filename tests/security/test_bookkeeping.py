@@ -1,0 +1,47 @@
+"""Issue 11, item 9 (in part): a key's ``lastUsedAt`` is written (at most once a minute per
+key), and the api-keys list pages like every other list (``pagination.limit`` is the limit
+asked, not the count)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_api import call, send
+from tests.integration.test_serve import Serve, cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_last_used_is_written_and_keys_page(data_dir: Path) -> None:
+    server = Serve(data_dir, 1)
+    try:
+        key = cli(data_dir, "keys", "create", "--name", "first").stdout.splitlines()[-1]
+        base = server.url + "/api/v1/api-keys"
+        for i in range(4):
+            assert send(base, "POST", {"name": f"k{i}"}, key)[0] == 201
+        auth = {"X-API-Key": key}
+        status, _, page = call(f"{base}?limit=2", headers=auth)
+        assert status == 200 and page["pagination"]["limit"] == 2 and page["pagination"]["total"] == 5
+        names = [k["name"] for k in page["data"]]
+        while page["pagination"]["nextCursor"]:
+            status, _, page = call(f"{base}?limit=2&cursor={page['pagination']['nextCursor']}", headers=auth)
+            names += [k["name"] for k in page["data"]]
+        assert names == ["first", "k0", "k1", "k2", "k3"]
+        deadline = time.monotonic() + 10
+        first: dict = {}
+        while time.monotonic() < deadline:
+            first = call(f"{base}?limit=1", headers=auth)[2]["data"][0]
+            if first["lastUsedAt"]:
+                break
+            time.sleep(0.2)
+        assert first["name"] == "first" and first["lastUsedAt"] and first["lastUsedAt"].endswith("Z")
+        unused = call(f"{base}?limit=5", headers=auth)[2]["data"][1]
+        assert unused["name"] == "k0" and unused["lastUsedAt"] is None
+    finally:
+        assert server.stop() == 0
+    listed = cli(data_dir, "keys", "list").stdout  # stopped: read from the file
+    row = next(line for line in listed.splitlines() if " first " in line)
+    assert row.count("Z") == 2  # created and last used
