@@ -35,6 +35,7 @@ from core.services import Services
 __all__ = ["create_app"]
 
 MAX_BODY = 1024 * 1024
+BODY_TIMEOUT_S = 30.0
 
 
 @get("/account/usage", operation_id="getAccountUsage", tags=["account"], responses=ERROR_RESPONSES)
@@ -111,7 +112,10 @@ def _configure_dependencies(services: Services) -> dict[str, Provide]:
             "accounts": provide(services.accounts), "history": provide(services.history)}
 
 
-def create_app(services: Services) -> Litestar:
+def create_app(services: Services, *, body_timeout: float = BODY_TIMEOUT_S) -> Litestar:
+    """The API over ``services``. A request body that has not fully arrived ``body_timeout``
+    seconds after its handler asked for it is a 408 (a client that never finishes sending
+    does not hold its handler for ever)."""
     history_cache = AnswerCache()
     services.system.sources.append(lambda: {"historyCache": {"hits": history_cache.hits,
                                                              "computed": history_cache.computed}})
@@ -120,7 +124,8 @@ def create_app(services: Services) -> Litestar:
         dependencies=_configure_dependencies(services),
         exception_handlers=exception_handlers,
         request_max_body_size=MAX_BODY,
-        state=State({"services": services, "history_cache": history_cache, "hour_json": HourJson(),
+        state=State({"services": services, "body_timeout": body_timeout, "history_cache": history_cache,
+                     "hour_json": HourJson(),
                      "wire_cache": {}}),
         before_send=[add_quota_headers],
         openapi_config=_configure_openapi(),

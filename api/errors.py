@@ -18,7 +18,8 @@ from core.services import Conflict as ServiceConflict
 from core.services import NotFound as ServiceNotFound
 from core.services import ServiceError
 
-__all__ = ["ApiError", "BadRequest", "NotFound", "TooManyRequests", "error_response", "exception_handlers"]
+__all__ = ["ApiError", "BadRequest", "NotFound", "RequestTimeout", "TooManyRequests", "error_response",
+           "exception_handlers"]
 
 log = logging.getLogger("xuptime.api")
 
@@ -46,6 +47,10 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status_code = 409
+
+
+class RequestTimeout(ApiError):
+    status_code = 408
 
 
 class TooManyRequests(ApiError):

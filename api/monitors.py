@@ -7,6 +7,7 @@ takes too), and encodes the answer in camelCase. Another account's monitor is a 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -15,7 +16,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 
-from api.errors import ApiError, BadRequest
+from api.errors import ApiError, BadRequest, RequestTimeout
 from api.schemas import ERROR_RESPONSES
 from core.clock import iso_ms
 from core.models import KINDS, STATUSES, Monitor, MonitorTimes, monitor_to_wire
@@ -34,7 +35,11 @@ async def json_body(request: Request[Any, Any, Any]) -> Any:
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaType("Send the body as application/json")
-    body = await request.body()
+    try:
+        body = await asyncio.wait_for(request.body(), request.app.state.get("body_timeout", 30.0))
+    except TimeoutError:
+        raise RequestTimeout("The request body did not arrive in time",
+                             [{"field": "body", "message": "send the whole body at once"}]) from None
     try:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as exc:

@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="embedded ASGI server (granian: optional, `pip install granian`; see bench/README.md)")
     serve.add_argument("--alert-retry-base", type=float, default=2.0, metavar="SECONDS",
                        help="first retry of a failed notification after this long, doubling each time (default 2)")
+    serve.add_argument("--body-timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="answer 408 to a request whose body has not arrived this long after its head "
+                            "(default: 30)")
     serve.add_argument("--deny-private-targets", action="store_true",
                        help="refuse monitors of private, loopback and link-local addresses (for shared installs)")
     serve.add_argument("--log-level", default="INFO")
@@ -344,6 +347,8 @@ def _keys(ns: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
+    import functools
+
     import uvloop
 
     from api.app import create_app
@@ -359,7 +364,8 @@ def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
     else:
         print(f"xuptime: a server is already running on {data_dir}", file=sys.stderr)
         return 2
-    server = ServeProcess(data_dir, create_app, host=ns.host, port=ns.port, workers=ns.workers,
+    make_app = functools.partial(create_app, body_timeout=ns.body_timeout)
+    server = ServeProcess(data_dir, make_app, host=ns.host, port=ns.port, workers=ns.workers,
                           demo_monitors=ns.demo, max_inflight=ns.max_inflight, http_server=ns.http_server,
                           alert_retry_base=ns.alert_retry_base, deny_private=ns.deny_private_targets)
     uvloop.run(server.run())

@@ -4,6 +4,8 @@ asked, not the count)."""
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from pathlib import Path
 
@@ -45,3 +47,26 @@ def test_last_used_is_written_and_keys_page(data_dir: Path) -> None:
     listed = cli(data_dir, "keys", "list").stdout  # stopped: read from the file
     row = next(line for line in listed.splitlines() if " first " in line)
     assert row.count("Z") == 2  # created and last used
+
+
+def test_a_body_that_never_finishes_is_a_408(data_dir: Path) -> None:
+    server = Serve(data_dir, 1, "--body-timeout", "1")
+    try:
+        key = cli(data_dir, "keys", "create").stdout.splitlines()[-1]
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
+            sock.sendall(b"POST /api/v1/monitors HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"X-API-Key: " + key.encode() + b"\r\nContent-Length: 100\r\n\r\n{\"name\":")
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408")
+        payload = json.loads(body)
+        assert payload["statusCode"] == 408 and payload["data"]["errors"][0]["field"] == "body"
+        assert send(server.url + "/api/v1/monitors", "POST",
+                    {"name": "whole", "type": "tcp", "host": "127.0.0.1", "port": 9}, key)[0] == 201
+    finally:
+        assert server.stop() == 0
