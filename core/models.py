@@ -696,10 +696,13 @@ def private_target(monitor: Monitor) -> tuple[str, str] | None:
     if found is None:
         return None
     field, host = found
+    return (field, host) if is_private_host(host) else None
+
+
+def is_private_host(host: str) -> bool:
+    """A host written as a private, loopback or link-local address, or as ``localhost``."""
     name = host.strip("[]").rstrip(".").lower()
-    if name == "localhost" or name.endswith(".localhost") or is_private_address(name):
-        return field, host
-    return None
+    return name == "localhost" or name.endswith(".localhost") or is_private_address(name)
 
 
 @functools.lru_cache(maxsize=4096)  # (pure; the worker asks for every monitor it is given)

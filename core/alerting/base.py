@@ -22,8 +22,23 @@ import msgspec
 
 from core.models import FieldError as FieldProblem  # one field-error shape for monitors and channels
 
-__all__ = ["TIMEOUT", "ConfigError", "FieldProblem", "Provider", "SendContext", "SendResult", "check_url",
-           "keep_masked", "mask_config", "parse_retry_after", "request_json", "scrub", "shorten"]
+__all__ = [
+    "TIMEOUT",
+    "ConfigError",
+    "FieldProblem",
+    "Provider",
+    "PublicResolver",
+    "SendContext",
+    "SendResult",
+    "check_url",
+    "keep_masked",
+    "mask_config",
+    "parse_retry_after",
+    "request_json",
+    "scrub",
+    "shorten",
+    "target_host",
+]
 
 TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)  # every outbound call has a timeout
 RESPONSE_KEEP = 300  # characters of a provider's answer kept for the API
@@ -67,9 +82,38 @@ class Provider(Protocol):
     type: ClassVar[str]
     Config: ClassVar[type[msgspec.Struct]]
     secret_fields: ClassVar[frozenset[str]]  # wire (camelCase) names
+    target_fields: ClassVar[frozenset[str]]  # wire names of the fields naming the host sent to
     default_template: ClassVar[str]
 
     async def send(self, ctx: SendContext) -> SendResult: ...
+
+
+def target_host(value: Any) -> str | None:
+    """The host a channel's target field names: a URL's host, or the value itself (an SMTP
+    host); None when there is none to judge."""
+    if not isinstance(value, str) or not value:
+        return None
+    if "://" not in value:
+        return value
+    try:
+        return urlsplit(value).hostname
+    except ValueError:
+        return None
+
+
+class PublicResolver(aiohttp.ThreadedResolver):
+    """The resolver of a server that denies private targets: a name that resolves to a
+    private, loopback or link-local address is refused when a message is sent (an address
+    written as one is refused when the channel is saved; redirects are never followed)."""
+
+    async def resolve(self, host: str, port: int = 0, family: Any = 0) -> Any:
+        from core.models import is_private_address
+
+        found = await super().resolve(host, port, family)
+        private = [r["host"] for r in found if is_private_address(r["host"])]
+        if private:
+            raise OSError(f"{host} resolves to a private address ({private[0]}); this server denies private targets")
+        return found
 
 
 def shorten(text: str, limit: int) -> str:

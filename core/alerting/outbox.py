@@ -36,7 +36,7 @@ from typing import Any
 import aiohttp
 
 from core.alerting import event_context, message_text, provider_of, typed_config
-from core.alerting.base import SendContext, SendResult, scrub
+from core.alerting.base import PublicResolver, SendContext, SendResult, scrub
 from core.models import Integration
 
 __all__ = ["Dispatcher"]
@@ -60,7 +60,9 @@ class Dispatcher:
                  record: Callable[[list[dict[str, Any]]], Awaitable[None]],
                  integration: Callable[[int], Integration | None], base_url: str = "",
                  max_attempts: int = 10, backoff_base: float = 2.0, backoff_cap: float = 1800.0,
-                 poll_s: float = 1.0, max_claimed: int = 5000) -> None:
+                 poll_s: float = 1.0, max_claimed: int = 5000, deny_private: bool = False) -> None:
+        #: Refuse to send to names that resolve to private, loopback or link-local addresses.
+        self.deny_private = deny_private
         self._fetch_due = fetch_due
         self._record = record
         self._integration = integration
@@ -84,7 +86,9 @@ class Dispatcher:
 
     # lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, limit_per_host=20))
+        resolver = PublicResolver() if self.deny_private else None
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, limit_per_host=20,
+                                                                             resolver=resolver))
         self._loop_tasks = [asyncio.create_task(self._poll_loop()), asyncio.create_task(self._flush_loop())]
 
     async def stop(self, timeout: float = 5.0) -> None:

@@ -95,7 +95,7 @@ class ServeProcess:
         alerts = Dispatcher(fetch_due=functools.partial(threads.read, store.due_outbox),
                             record=functools.partial(threads.write, store.record_deliveries),
                             integration=catalog.integrations.get, base_url=base_url,
-                            backoff_base=self.alert_retry_base)
+                            backoff_base=self.alert_retry_base, deny_private=self.deny_private)
         services.integrations.sender = alerts
         await alerts.start()
 

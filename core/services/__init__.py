@@ -49,7 +49,8 @@ class Services:
         system = SystemService(store, threads, engine)
         system.sources.append(monitors.stats)
         return cls(monitors=monitors,
-                   integrations=IntegrationService(store, threads, engine, catalog, sender, base_url, sealer),
+                   integrations=IntegrationService(store, threads, engine, catalog, sender, base_url, sealer,
+                                                   deny_private=deny_private),
                    accounts=AccountService(store, threads),
                    history=HistoryService(store, threads, monitors),
                    system=system,

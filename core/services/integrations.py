@@ -20,9 +20,9 @@ from core.alerting import (
     provider_of,
     typed_config,
 )
-from core.alerting.base import SendContext, SendResult
+from core.alerting.base import SendContext, SendResult, target_host
 from core.alerting.templates import sample_context, validate_template
-from core.models import Delivery, FieldError, Integration
+from core.models import Delivery, FieldError, Integration, is_private_host
 from core.services.context import Catalog, EngineLink, StoreThreads
 from core.services.errors import Invalid, NotFound
 from core.services.sealing import Sealer
@@ -49,7 +49,8 @@ class IntegrationService:
     database by every write."""
 
     def __init__(self, store: Store, threads: StoreThreads, engine: EngineLink, catalog: Catalog,
-                 sender: Sender | None, base_url: str, sealer: Sealer | None = None) -> None:
+                 sender: Sender | None, base_url: str, sealer: Sealer | None = None, *,
+                 deny_private: bool = False) -> None:
         self.store = store
         self.threads = threads
         self.engine = engine
@@ -60,6 +61,9 @@ class IntegrationService:
         #: Seals secret fields before they are stored, opens them when read (None: stored as
         #: given and kept as stored: the CLI on a stopped data dir never sends).
         self.sealer = sealer
+        #: Refuse channels whose target is written as a private, loopback or link-local
+        #: address (the dispatcher refuses names that resolve to one).
+        self.deny_private = deny_private
 
     async def load(self) -> None:
         """Every channel into the catalog, secrets open; a secret stored plain (before
@@ -109,6 +113,7 @@ class IntegrationService:
         """Validate and store a channel (``isDefault`` ones get every monitor's alerts)."""
         integration = self._parse(data)
         integration.account_id = account_id
+        self._check_target(integration)
         created = self._opened(await self.threads.write(self.store.create_integration, self._sealed(integration)))
         self.catalog.integrations[created.id] = created
         return created
@@ -117,6 +122,7 @@ class IntegrationService:
         """Change some fields: ``config`` fields sent replace stored ones, a masked secret
         sent back keeps the stored secret, the type cannot change."""
         changed = self._parse(data, self.get(account_id, integration_id))
+        self._check_target(changed)
         updated = await self.threads.write(self.store.update_integration, self._sealed(changed))
         updated = self._opened(updated) if updated is not None else None
         if updated is None:
@@ -184,6 +190,15 @@ class IntegrationService:
         if status is not None and status not in DELIVERY_STATES:
             raise Invalid("Invalid filter", [FieldError("status", f"must be one of {', '.join(DELIVERY_STATES)}")])
         return await self.threads.read(self.store.outbox_page, account_id, integration_id, status, before, limit)
+
+    def _check_target(self, integration: Integration) -> None:
+        if not self.deny_private:
+            return
+        errors = [FieldError(f"config.{name}", f"{host}: private and loopback targets are not allowed on this server")
+                  for name in sorted(PROVIDERS[integration.type].target_fields)
+                  if (host := target_host(integration.config.get(name))) is not None and is_private_host(host)]
+        if errors:
+            raise Invalid("Invalid integration", errors)
 
     @staticmethod
     def _parse(data: Any, current: Integration | None = None) -> Integration:

@@ -51,6 +51,8 @@ class AppriseProvider:
     type: ClassVar[str] = "apprise"
     Config: ClassVar[type[msgspec.Struct]] = AppriseConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset({"url"})
+    #: Config fields naming the host a message goes to (the target policy applies to them).
+    target_fields: ClassVar[frozenset[str]] = frozenset({"url"})
     parallel: ClassVar[int] = 2
     default_template: ClassVar[str] = (
         "{% if is_test %}Test message from xuptime.{% elif event == 'up' %}{{ monitor.name }} is back up after "

@@ -34,6 +34,8 @@ class DiscordProvider:
     type: ClassVar[str] = "discord"
     Config: ClassVar[type[msgspec.Struct]] = DiscordConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset({"webhookUrl"})
+    #: Config fields naming the host a message goes to (the target policy applies to them).
+    target_fields: ClassVar[frozenset[str]] = frozenset({"webhookUrl"})
     default_template: ClassVar[str] = (
         "{% if is_test %}This is a test message from xuptime: alerts for your monitors will arrive here."
         "{% elif event == 'up' %}**{{ monitor.name }}** is back up after {{ duration }}."

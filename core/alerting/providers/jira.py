@@ -70,6 +70,8 @@ class JiraProvider:
     type: ClassVar[str] = "jira"
     Config: ClassVar[type[msgspec.Struct]] = JiraConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset({"apiToken"})
+    #: Config fields naming the host a message goes to (the target policy applies to them).
+    target_fields: ClassVar[frozenset[str]] = frozenset({"siteUrl"})
     min_interval: ClassVar[float] = 0.2
     default_template: ClassVar[str] = (
         "{% if event == 'up' %}Recovered after {{ duration }} (at {{ resolved }}).{% elif event == 'reminder' %}"

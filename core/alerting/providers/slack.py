@@ -32,6 +32,8 @@ class SlackProvider:
     type: ClassVar[str] = "slack"
     Config: ClassVar[type[msgspec.Struct]] = SlackConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset({"webhookUrl"})
+    #: Config fields naming the host a message goes to (the target policy applies to them).
+    target_fields: ClassVar[frozenset[str]] = frozenset({"webhookUrl"})
     default_template: ClassVar[str] = (
         "{% if is_test %}:white_check_mark: Test message from xuptime: this channel receives alerts."
         "{% elif event == 'up' %}:large_green_circle: *{{ monitor.name }}* is back up after {{ duration }}."

@@ -46,6 +46,8 @@ class EmailProvider:
     type: ClassVar[str] = "email"
     Config: ClassVar[type[msgspec.Struct]] = EmailConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset({"password"})
+    #: Config fields naming the host a message goes to (the target policy applies to them).
+    target_fields: ClassVar[frozenset[str]] = frozenset({"host"})
     min_interval: ClassVar[float] = 0.0
     default_template: ClassVar[str] = (
         "{% if is_test %}This is a test message from xuptime: alerts will be sent to this address.\n"

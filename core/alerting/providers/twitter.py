@@ -66,6 +66,8 @@ class TwitterProvider:
     type: ClassVar[str] = "twitter"
     Config: ClassVar[type[msgspec.Struct]] = TwitterConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset({"bearerToken"})
+    #: Config fields naming the host a message goes to (the target policy applies to them).
+    target_fields: ClassVar[frozenset[str]] = frozenset({"apiBaseUrl"})
     min_interval: ClassVar[float] = 1.0
     default_template: ClassVar[str] = (
         "{% if is_test %}Test post from xuptime: status updates will appear here."

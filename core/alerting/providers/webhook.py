@@ -44,6 +44,8 @@ class WebhookProvider:
     # The URL too: like Slack's and Discord's, a webhook URL often is the credential.
     #: ``headers`` too: a receiver's Authorization header is as secret as the signing key.
     secret_fields: ClassVar[frozenset[str]] = frozenset({"url", "secret", "headers"})
+    #: Config fields naming the host a message goes to (the target policy applies to them).
+    target_fields: ClassVar[frozenset[str]] = frozenset({"url"})
     parallel: ClassVar[int] = 8  # concurrent requests per channel: a webhook is ours to scale
     default_template: ClassVar[str] = (
         "{% if is_test %}Test message from xuptime{% elif event == 'up' %}{{ monitor.name }} is up again after "
