@@ -21,6 +21,7 @@ import aiohttp
 import msgspec
 
 from core.models import FieldError as FieldProblem  # one field-error shape for monitors and channels
+from core.models import is_private_address
 
 __all__ = [
     "TIMEOUT",
@@ -107,8 +108,6 @@ class PublicResolver(aiohttp.ThreadedResolver):
     written as one is refused when the channel is saved; redirects are never followed)."""
 
     async def resolve(self, host: str, port: int = 0, family: Any = 0) -> Any:
-        from core.models import is_private_address
-
         found = await super().resolve(host, port, family)
         private = [r["host"] for r in found if is_private_address(r["host"])]
         if private:
