@@ -10,12 +10,16 @@ cut short and scrubbed of the config's secret values before they are kept or sho
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import dataclasses
+import re
 import time
 import types
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import msgspec
@@ -42,7 +46,7 @@ __all__ = [
 ]
 
 TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)  # every outbound call has a timeout
-RESPONSE_KEEP = 300  # characters of a provider's answer kept for the API
+RESPONSE_KEEP = 200  # characters of a provider's answer kept for the API (one line)
 
 
 class ConfigError(ValueError):
@@ -173,14 +177,51 @@ def keep_masked(sent: Mapping[str, Any], stored: Mapping[str, Any], secret_field
     return out
 
 
-def scrub(text: str, config: Mapping[str, Any], secret_fields: frozenset[str]) -> str:
-    """A provider's answer, cut short, with any secret value of the config blanked out."""
-    text = text[:RESPONSE_KEEP * 2]
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
+
+
+def _secret_pieces(config: Mapping[str, Any], secret_fields: frozenset[str]) -> list[str]:
+    """Every secret of the config, and the parts an endpoint may echo on their own: a secret
+    URL's path, its path segments and query values (a Slack or Discord token lives there)."""
+    pieces: list[str] = []
     for name in secret_fields:
         value = config.get(name)
         for secret in value.values() if isinstance(value, dict) else (value,):
-            if isinstance(secret, str) and len(secret) >= 4:
-                text = text.replace(secret, "****")
+            if not isinstance(secret, str) or len(secret) < 4:
+                continue
+            pieces.append(secret)
+            if "://" in secret:
+                with contextlib.suppress(ValueError):
+                    parts = urlsplit(secret)
+                    pieces += [p for p in (parts.path, parts.query) if len(p) >= 6]
+                    pieces += [seg for seg in parts.path.split("/") if len(seg) >= 6]
+                    pieces += [v for _, _, v in (q.partition("=") for q in parts.query.split("&")) if len(v) >= 6]
+            elif " " in secret:  # a header value: "Bearer <token>"
+                pieces += [w for w in secret.split() if len(w) >= 6]
+    return sorted(set(pieces), key=len, reverse=True)  # longest first: a whole URL before its path
+
+
+def scrub(text: str, config: Mapping[str, Any], secret_fields: frozenset[str]) -> str:
+    """A provider's answer as it may be kept and shown: one short line, with every secret of
+    the config blanked out, as it is, URL-encoded, or inside base64 (``Authorization: Basic``,
+    SMTP's AUTH): an endpoint that echoes what it was sent gives nothing away."""
+    text = " ".join(text[:RESPONSE_KEEP * 8].split())
+    pieces = _secret_pieces(config, secret_fields)
+    for secret in pieces:
+        for form in {secret, quote(secret, safe=""), quote(secret)}:
+            text = text.replace(form, "****")
+
+    def blank_encoded(match: re.Match[str]) -> str:
+        run = match.group(0)
+        for decode in (base64.b64decode, base64.urlsafe_b64decode):
+            with contextlib.suppress(ValueError, binascii.Error):
+                plain = decode(run + "=" * (-len(run) % 4)).decode("utf-8", "replace")
+                if any(secret in plain for secret in pieces):
+                    return "****"
+        return run
+
+    if pieces:
+        text = _BASE64_RUN.sub(blank_encoded, text)
     return text[:RESPONSE_KEEP]
 
 

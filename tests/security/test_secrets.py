@@ -83,3 +83,42 @@ def test_secrets_are_sealed_on_disk_and_open_for_sending(data_dir: Path, receive
         assert headers["X-Xuptime-Signature"] == expected
     finally:
         assert again.stop() == 0
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    """An endpoint that answers 400 with everything it was sent: path, headers, body."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        echo = f"bad request to {self.path}\n{self.headers}\n".encode() + body
+        self.send_response(400)
+        self.send_header("Content-Length", str(len(echo)))
+        self.end_headers()
+        self.wfile.write(echo)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_an_endpoint_echoing_its_request_gets_no_secret_shown(data_dir: Path) -> None:
+    echo = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
+    server = Serve(data_dir, 1)
+    try:
+        key = cli(data_dir, "keys", "create").stdout.splitlines()[-1]
+        port = echo.server_address[1]
+        status, _, hook = send(server.url + "/api/v1/integrations", "POST", {
+            "name": "echo", "type": "webhook", "config": {
+                "url": f"http://127.0.0.1:{port}/hook/path-token-7f3a?k=query-token-7f3a",
+                "secret": "signing-secret-7f3a", "headers": {"Authorization": "Bearer header-token-7f3a"}}}, key)
+        assert status == 201, hook
+        status, _, result = send(f"{server.url}/api/v1/integrations/{hook['data']['id']}/test", "POST", {}, key)
+        assert status == 200 and result["data"]["delivered"] is False and result["data"]["statusCode"] == 400
+        shown = result["data"]["response"]
+        assert shown.startswith("bad request to ****") and "\n" not in shown and len(shown) <= 200
+        for secret in ("path-token-7f3a", "query-token-7f3a", "header-token-7f3a", "signing-secret-7f3a"):
+            assert secret not in shown, (secret, shown)
+    finally:
+        assert server.stop() == 0
+        echo.shutdown()
+        echo.server_close()

@@ -133,3 +133,24 @@ def test_one_changed_header_keeps_the_other_masked_headers() -> None:
     headers = {**shown["headers"], "X-Team": "new team"}
     patched = parse_integration({"config": {"headers": headers}}, partial_of=created)
     assert patched.config["headers"] == {"Authorization": "Bearer S7header", "X-Team": "new team"}
+
+
+def test_an_echoed_secret_is_blanked_in_every_encoding() -> None:
+    """Issue 11, item 5: an endpoint that echoes what it was sent (the path, the headers, a
+    Basic or SMTP AUTH credential in base64, the URL encoded) gives no secret away, and the
+    answer kept is one short line."""
+    import base64
+
+    config = {"url": "https://hooks.example.com/services/T0AAA/B0BBB/xoxbSECRET123", "secret": "signing-s3cret",
+              "headers": {"Authorization": "Bearer hdrTOKEN999"}, "password": "smtpPASS77"}
+    fields = frozenset({"url", "secret", "headers", "password"})
+    basic = base64.b64encode(b"me@example.com:hdrTOKEN999").decode()
+    plain = base64.urlsafe_b64encode(b"\0user\0smtpPASS77").decode()
+    echo = ("400 bad request: POST /services/T0AAA/B0BBB/xoxbSECRET123 Authorization: Basic "
+            + basic + " AUTH PLAIN " + plain + " sig=signing-s3cret url="
+            + "https%3A%2F%2Fhooks.example.com%2Fservices%2FT0AAA%2FB0BBB%2FxoxbSECRET123\n\n" + "x" * 1000)
+    kept = scrub(echo, config, fields)
+    for secret in ("xoxbSECRET123", "T0AAA/B0BBB", "hdrTOKEN999", "smtpPASS77", "signing-s3cret", basic, plain):
+        assert secret not in kept, (secret, kept)
+    assert "\n" not in kept and len(kept) <= 200 and kept.startswith("400 bad request: POST ****")
+    assert scrub("plain answer, nothing secret", config, fields) == "plain answer, nothing secret"
