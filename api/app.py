@@ -109,7 +109,8 @@ def _configure_dependencies(services: Services) -> dict[str, Provide]:
         return Provide(lambda: value, sync_to_thread=False)
 
     return {"monitors": provide(services.monitors), "channels": provide(services.integrations),
-            "accounts": provide(services.accounts), "history": provide(services.history)}
+            "accounts": provide(services.accounts), "history": provide(services.history),
+            "system": provide(services.system)}
 
 
 def create_app(services: Services, *, body_timeout: float = BODY_TIMEOUT_S) -> Litestar:

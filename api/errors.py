@@ -17,6 +17,7 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Validatio
 from core.services import Conflict as ServiceConflict
 from core.services import NotFound as ServiceNotFound
 from core.services import ServiceError
+from core.services import Unavailable as ServiceUnavailable
 
 __all__ = ["ApiError", "BadRequest", "NotFound", "RequestTimeout", "TooManyRequests", "error_response",
            "exception_handlers"]
@@ -80,7 +81,8 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, ApiError):
         return error_response(exc.status_code, exc.reason, exc.errors, exc.headers)
     if isinstance(exc, ServiceError):  # the services' refusals, in the API's words
-        status = 404 if isinstance(exc, ServiceNotFound) else 409 if isinstance(exc, ServiceConflict) else 400
+        status = (404 if isinstance(exc, ServiceNotFound) else 409 if isinstance(exc, ServiceConflict)
+                  else 503 if isinstance(exc, ServiceUnavailable) else 400)
         errors = [{"field": e.field, "message": e.message} for e in exc.errors] if exc.errors is not None else None
         return error_response(status, exc.reason, errors)
     if isinstance(exc, NotAuthorizedException):

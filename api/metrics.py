@@ -18,13 +18,13 @@ from typing import Any
 
 from litestar import Request, Response, get
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from api.auth import key_from
 from api.errors import ApiError
 from core.models import STATUSES
-from core.services import AccountService, MonitorService
+from core.services import AccountService, MonitorService, SystemService
 
 __all__ = ["metrics"]
 
@@ -69,13 +69,29 @@ class _AccountMonitors(Collector):
         yield from (up, status, paused, latency, last, interval)
 
 
+class _Results(Collector):
+    """The process's result keeping (the same for every account: no monitor named)."""
+
+    def __init__(self, system: SystemService) -> None:
+        self.system = system
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self.system.ingest()
+        yield GaugeMetricFamily("xuptime_results_waiting", "check results kept in memory while the disk is full",
+                                value=figures.get("rowsSpilled", 0))
+        yield CounterMetricFamily("xuptime_results_dropped", "check results the store could not take",
+                                  value=figures.get("rowsDropped", 0))
+
+
 @get("/metrics", include_in_schema=False)
-async def metrics(request: Request[Any, Any, Any], monitors: MonitorService, accounts: AccountService
-                  ) -> Response[bytes]:
-    """The account's monitors for Prometheus (API key required)."""
+async def metrics(request: Request[Any, Any, Any], monitors: MonitorService, accounts: AccountService,
+                  system: SystemService) -> Response[bytes]:
+    """The account's monitors for Prometheus (API key required), and whether results are
+    being kept: waiting in memory for a full disk, or dropped."""
     account_id = accounts.authenticate(key_from(request))
     if account_id is None:
         raise _Unauthorized("API key missing or invalid", headers={"WWW-Authenticate": "Bearer"})
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_AccountMonitors(monitors, account_id))
+    registry.register(_Results(system))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE)

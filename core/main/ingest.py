@@ -11,7 +11,9 @@ dispatcher is woken.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from core.clock import iso_seconds
 from core.models import Transition
-from core.services import Catalog, StoreThreads
+from core.services import Catalog, StoreThreads, Unavailable
 from ext import COLUMNS
 
 if TYPE_CHECKING:
@@ -30,6 +32,9 @@ __all__ = ["Ingest", "merge_batches"]
 
 log = logging.getLogger("xuptime.ingest")
 MAX_COALESCED_ROWS = 200_000
+MAX_SPILL_ROWS = 2_000_000  # results kept in memory while the disk is full (~100 s of 20k checks/s)
+RETRY_S = 1.0  # how often a full disk is tried again
+WARN_EVERY_S = 60.0
 
 
 def merge_batches(batches: list[dict[str, Any]]) -> dict[str, Any]:
@@ -49,7 +54,14 @@ def merge_batches(batches: list[dict[str, Any]]) -> dict[str, Any]:
 
 class Ingest:
     """The queue between the engine and the store, and the one task that drains it.
-    ``put(None)`` (by ``close``) ends the task after everything queued before it is written."""
+    ``close`` ends the task after everything queued before it is written (or spilled).
+
+    When the disk is full, nothing acknowledged is lost quietly: a batch the store cannot take
+    is kept in memory (the spill, up to ``MAX_SPILL_ROWS`` rows) and written, oldest first,
+    as soon as the store takes writes again (tried every ``RETRY_S``); past the bound the
+    oldest batches are dropped and counted. ``stats`` reports both, and the log says so once
+    a minute while it lasts. A batch refused for any other reason is dropped, counted and
+    logged (it would be refused again)."""
 
     def __init__(self, store: Store, threads: StoreThreads, catalog: Catalog, wake_alerts: Callable[[], None]
                  ) -> None:
@@ -59,7 +71,11 @@ class Ingest:
         self.wake_alerts = wake_alerts
         self.engine: Engine | None = None  # set once the engine exists (it feeds this queue)
         self.rows_written = 0
+        self.rows_dropped = 0
         self._queue: asyncio.Queue[tuple[dict[str, Any], list[Transition]] | None] = asyncio.Queue(maxsize=64)
+        self._spill: collections.deque[tuple[dict[str, Any] | None, list[Transition]]] = collections.deque()
+        self._spilled_rows = 0
+        self._warned_at = -WARN_EVERY_S
         self._task: asyncio.Task[None] | None = None
 
     async def put(self, batch: dict[str, Any], transitions: list[Transition]) -> None:
@@ -70,21 +86,27 @@ class Ingest:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        """Write everything queued, then stop."""
+        """Write everything queued (what the store cannot take stays counted as dropped), then stop."""
         await self._queue.put(None)
         if self._task is not None:
             await self._task
 
     def stats(self) -> dict[str, Any]:
-        return {"rowsWritten": self.rows_written}
+        return {"rowsWritten": self.rows_written, "rowsSpilled": self._spilled_rows, "rowsDropped": self.rows_dropped}
 
     async def _run(self) -> None:
         done = False
         while not done:
-            item = await self._queue.get()
+            try:
+                item = await (asyncio.wait_for(self._queue.get(), RETRY_S) if self._spill else self._queue.get())
+            except TimeoutError:
+                item = ({}, [])  # nothing new: try the spill again
             if item is None:
-                break
-            batches, transitions, rows = [item[0]], list(item[1]), len(item[0]["monitor_id"])
+                done = True
+                item = ({}, [])
+            batches = [item[0]] if item[0] else []
+            transitions = list(item[1])
+            rows = len(item[0]["monitor_id"]) if item[0] else 0
             while rows < MAX_COALESCED_ROWS and not self._queue.empty():
                 nxt = self._queue.get_nowait()
                 if nxt is None:
@@ -93,17 +115,52 @@ class Ingest:
                 batches.append(nxt[0])
                 transitions.extend(nxt[1])
                 rows += len(nxt[0]["monitor_id"])
+            if batches or transitions:
+                self._spill.append((merge_batches(batches) if batches else None, transitions))
+                self._spilled_rows += rows
+            await self._drain()
+        if self._spilled_rows:
+            self.rows_dropped += self._spilled_rows
+            log.error("stopping with %d results the store could not take; they are lost", self._spilled_rows)
+
+    async def _drain(self) -> None:
+        """Write the spill, oldest first, until it is empty or the store refuses."""
+        while self._spill:
+            batch, transitions = self._spill[0]
+            rows = len(batch["monitor_id"]) if batch is not None else 0
             try:
-                if rows:
-                    merged = merge_batches(batches)
-                    self.rows_written += await self.threads.write(self.store.ingest, merged)
-                    self.catalog.last_checks.note(merged)
+                if batch is not None:
+                    self.rows_written += await self.threads.write(self.store.ingest, batch)
+                    self.catalog.last_checks.note(batch)
+                    self._spill[0] = (None, transitions)  # (written: its transitions may still wait)
+                    self._spilled_rows -= rows
                 if transitions:
                     await self.threads.write(self.store.apply_transitions, transitions)
                     self.wake_alerts()
                     self._follow(transitions)
+            except Unavailable:
+                self._bound()
+                self._warn()
+                return
             except Exception:
-                log.exception("ingest of %d rows failed", rows)
+                log.exception("ingest of %d rows failed; they are dropped", rows)
+                self.rows_dropped += rows if self._spill[0][0] is not None else 0
+                self._spilled_rows -= rows if self._spill[0][0] is not None else 0
+            self._spill.popleft()
+
+    def _bound(self) -> None:
+        while self._spilled_rows > MAX_SPILL_ROWS and len(self._spill) > 1:
+            batch, _ = self._spill.popleft()  # the oldest go first (their transitions with them)
+            rows = len(batch["monitor_id"]) if batch is not None else 0
+            self._spilled_rows -= rows
+            self.rows_dropped += rows
+
+    def _warn(self) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY_S:
+            self._warned_at = now
+            log.warning("the data dir is out of space: %d results wait in memory (up to %d), %d dropped so far",
+                        self._spilled_rows, MAX_SPILL_ROWS, self.rows_dropped)
 
     def _follow(self, transitions: list[Transition]) -> None:
         assert self.engine is not None

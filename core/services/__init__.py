@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from core.services.accounts import AccountService
 from core.services.context import Catalog, DormantEngine, EngineLink, StoreThreads
-from core.services.errors import Conflict, Invalid, NotFound, ServiceError
+from core.services.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable
 from core.services.history import HistoryService
 from core.services.integrations import IntegrationService, Sender
 from core.services.monitors import MonitorService
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from core.storage.base import Store
 
 __all__ = ["AccountService", "Catalog", "Conflict", "DormantEngine", "HistoryService", "IntegrationService", "Invalid",
-           "MonitorService", "NotFound", "ServiceError", "Services", "StoreThreads", "SystemService"]
+           "MonitorService", "NotFound", "ServiceError", "Services", "StoreThreads", "SystemService", "Unavailable"]
 
 
 @dataclass(frozen=True)

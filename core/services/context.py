@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import concurrent.futures
+import errno
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
@@ -22,8 +23,9 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from core.models import Integration, Monitor, MonitorTimes
+from core.services.errors import Unavailable
 
-__all__ = ["Catalog", "DormantEngine", "EngineLink", "GroupCommit", "LastChecks", "StoreThreads"]
+__all__ = ["Catalog", "DormantEngine", "EngineLink", "GroupCommit", "LastChecks", "StoreThreads", "out_of_space"]
 
 T = TypeVar("T")
 In = TypeVar("In")
@@ -38,8 +40,15 @@ class StoreThreads:
         self._readers = concurrent.futures.ThreadPoolExecutor(readers, thread_name_prefix="duckdb-ro")
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a store call on the writer thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._writer, functools.partial(fn, *args, **kwargs))
+        """Run a store call on the writer thread. A disk that is full is ``Unavailable`` (the
+        store rolled the change back: nothing was changed)."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._writer,
+                                                                    functools.partial(fn, *args, **kwargs))
+        except Exception as exc:
+            if out_of_space(exc):
+                raise Unavailable("The data dir is out of space; nothing was changed") from exc
+            raise
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one of the store's read methods (reader cursors) beside the writer."""
@@ -48,6 +57,11 @@ class StoreThreads:
     def shutdown(self) -> None:
         self._writer.shutdown()
         self._readers.shutdown(wait=False)
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """A failure because the data dir's disk is full (DuckDB says so in its message)."""
+    return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc)
 
 
 class GroupCommit(Generic[In, Out]):

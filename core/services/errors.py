@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from core.models import FieldError
 
-__all__ = ["Conflict", "Invalid", "NotFound", "ServiceError"]
+__all__ = ["Conflict", "Invalid", "NotFound", "ServiceError", "Unavailable"]
 
 
 class ServiceError(Exception):
@@ -27,3 +27,7 @@ class NotFound(ServiceError):
 
 class Conflict(ServiceError):
     """The input clashes with something that exists (a push token in use)."""
+
+
+class Unavailable(ServiceError):
+    """The store cannot take the change now (its disk is full); nothing was changed."""

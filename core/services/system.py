@@ -29,6 +29,13 @@ class SystemService:
         #: Each returns figures merged into ``stats`` (``rowsWritten``, ``historyCache``...).
         self.sources: list[Callable[[], dict[str, Any]]] = []
 
+    def ingest(self) -> dict[str, Any]:
+        """Result keeping only: written, waiting in memory for a full disk, dropped."""
+        figures: dict[str, Any] = {}
+        for source in self.sources:
+            figures.update(source())
+        return {k: figures[k] for k in ("rowsWritten", "rowsSpilled", "rowsDropped") if k in figures}
+
     def ping(self) -> dict[str, Any]:
         return {"pid": os.getpid()}
 
