@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import logging
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,8 +37,8 @@ from typing import Any
 import aiohttp
 
 from core.alerting import event_context, message_text, provider_of, typed_config
-from core.alerting.base import PublicResolver, SendContext, SendResult, scrub
-from core.models import Integration
+from core.alerting.base import PublicResolver, SendContext, SendResult, scrub, target_host
+from core.models import Integration, is_private_address, is_private_host
 
 __all__ = ["Dispatcher"]
 
@@ -124,6 +125,9 @@ class Dispatcher:
         assert self._session is not None
         provider = provider_of(integration)
         try:
+            refused = await self._private_target(integration) if self.deny_private else None
+            if refused is not None:
+                return SendResult(False, None, refused, retry=False)
             ctx = SendContext(config=typed_config(integration), text=message_text(integration, event), event=event,
                               delivery_id=delivery_id, session=self._session)
             result = await provider.send(ctx)
@@ -134,6 +138,28 @@ class Dispatcher:
             result = SendResult(False, None, f"internal error: {type(exc).__name__}", retry=True)
         response = scrub(result.response, integration.config, provider.secret_fields)
         return dataclasses.replace(result, response=response)
+
+    @staticmethod
+    async def _private_target(integration: Integration) -> str | None:
+        """Why this channel's target is refused on a server that denies private targets: a
+        host that is, or resolves to, a private, loopback or link-local address. (The HTTP
+        providers' resolver refuses such names too; this covers the providers that connect on
+        their own, SMTP and Apprise, and channels saved before the server denied them.)"""
+        loop = asyncio.get_running_loop()
+        for name in sorted(provider_of(integration).target_fields):
+            host = target_host(integration.config.get(name))
+            if host is None:
+                continue
+            if is_private_host(host):
+                return f"{host} is a private address; this server denies private targets"
+            try:
+                infos = await loop.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM)
+            except OSError:
+                continue  # (the provider reports a name that does not resolve in its own words)
+            for *_, address in infos:
+                if is_private_address(address[0]):
+                    return f"{host} resolves to a private address ({address[0]}); this server denies private targets"
+        return None
 
     async def _poll_loop(self) -> None:
         # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives as

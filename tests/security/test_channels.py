@@ -82,3 +82,19 @@ def test_a_name_that_resolves_to_a_private_address_is_refused_when_sent(server: 
             await resolver.close()
 
     asyncio.run(resolve())
+
+
+@pytest.mark.parametrize(("kind", "config"), [
+    ("email", {"host": "{host}", "port": 2525, "security": "none", "from": "a@example.com", "to": "b@example.com"}),
+    ("apprise", {"url": "json://{host}:9/notify"}),
+])
+def test_providers_that_connect_on_their_own_refuse_private_names_too(server: dict[str, Any], kind: str,
+                                                                      config: dict[str, Any]) -> None:
+    host = socket.gethostname()  # resolves to a loopback address (see above)
+    filled = {k: (v.format(host=host) if isinstance(v, str) else v) for k, v in config.items()}
+    base = server["url"] + "/api/v1/integrations"
+    status, _, body = send(base, "POST", {"name": kind, "type": kind, "config": filled}, server["key"])
+    assert status == 201, body
+    status, _, result = send(f"{base}/{body['data']['id']}/test", "POST", {}, server["key"])
+    assert status == 200 and result["data"]["delivered"] is False
+    assert "resolves to a private address" in result["data"]["response"], result
