@@ -88,7 +88,7 @@ class IntegrationController(Controller):
         "template": optional, to try before saving}`` (both optional)."""
         channels.get(request.user, integration_id)
         body = await json_body(request) if await request.body() else {}
-        event, text, payload = channels.preview(request.user, integration_id, body)
+        event, text, payload = await channels.preview(request.user, integration_id, body)
         return {"data": {"event": event, "text": text, "payload": payload}}
 
     @get("/{integration_id:int}/deliveries", operation_id="listIntegrationDeliveries", responses=ERROR_RESPONSES)

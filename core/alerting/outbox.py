@@ -35,9 +35,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from core.alerting import event_context, message_text, provider_of, typed_config
 from core.alerting.base import PublicResolver, SendContext, SendResult, scrub, target_host
+from core.alerting.templates import TemplateError, off_loop
 from core.models import Integration, is_private_address, is_private_host
 
 __all__ = ["Dispatcher"]
@@ -128,7 +130,11 @@ class Dispatcher:
             refused = await self._private_target(integration) if self.deny_private else None
             if refused is not None:
                 return SendResult(False, None, refused, retry=False)
-            ctx = SendContext(config=typed_config(integration), text=message_text(integration, event), event=event,
+            try:
+                text = await off_loop(message_text, integration, event)
+            except TemplateError:  # over budget: the provider's own template, which is trusted
+                text = message_text(msgspec.structs.replace(integration, template=None), event)
+            ctx = SendContext(config=typed_config(integration), text=text, event=event,
                               delivery_id=delivery_id, session=self._session)
             result = await provider.send(ctx)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:

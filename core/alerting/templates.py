@@ -14,7 +14,8 @@ Variables (all present in every context; empty when ``private`` hides them):
 A template that does not compile, or refers to something that does not exist, is refused
 when the channel is saved (``template`` field error). Output is capped at 4,000 characters.
 
-Rendering runs on the server's event loop, so a template must be cheap by construction: the
+Rendering runs off the event loop (``off_loop``: its own two threads, a one-second budget),
+and a template is cheap by construction besides: the
 sandbox refuses loops, macros, assignments, includes and call blocks, offers only filters
 that cannot grow their input much (``upper``, ``lower``, ``title``, ``capitalize``, ``trim``,
 ``truncate``, ``default``, ``replace`` (bounded), ``round``, ``int``, ``float``, ``string``,
@@ -27,19 +28,37 @@ Conditions, filters and expressions are all a message needs.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import jinja2
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-__all__ = ["MAX_OUTPUT", "MAX_TEMPLATE", "TemplateError", "human_duration", "render", "sample_context",
-           "validate_template"]
+__all__ = [
+    "MAX_OUTPUT",
+    "MAX_TEMPLATE",
+    "RENDER_BUDGET_S",
+    "TemplateError",
+    "human_duration",
+    "off_loop",
+    "render",
+    "sample_context",
+    "validate_template",
+]
 
 MAX_TEMPLATE = 4000
 MAX_OUTPUT = 4000
+#: Seconds a template (with everything around it: a channel's validation renders it four
+#: times) may take, off the event loop, before it counts as failed.
+RENDER_BUDGET_S = 1.0
+_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="templates")
+
+T = TypeVar("T")
 
 
 class TemplateError(ValueError):
@@ -120,6 +139,18 @@ def render(source: str, context: dict[str, Any]) -> str:
     except jinja2.TemplateError as exc:  # syntax, undefined names, sandbox refusals
         raise TemplateError(f"{type(exc).__name__}: {exc}") from None
     return text.strip()[:MAX_OUTPUT]
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` (anything that renders templates) on the templates' own threads, within
+    ``RENDER_BUDGET_S``: the event loop never waits for a template, and one that takes too
+    long is a ``TemplateError`` (its thread finishes on its own; at most two run at once, so
+    slow ones cannot pile up behind each other unbounded)."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await asyncio.wait_for(loop.run_in_executor(_pool, functools.partial(fn, *args)), RENDER_BUDGET_S)
+    except TimeoutError:
+        raise TemplateError(f"rendering took longer than {RENDER_BUDGET_S:g} s") from None
 
 
 def validate_template(source: str) -> str | None:

@@ -21,7 +21,7 @@ from core.alerting import (
     typed_config,
 )
 from core.alerting.base import SendContext, SendResult, target_host
-from core.alerting.templates import sample_context, validate_template
+from core.alerting.templates import TemplateError, off_loop, sample_context, validate_template
 from core.models import Delivery, FieldError, Integration, is_private_host
 from core.services.context import Catalog, EngineLink, StoreThreads
 from core.services.errors import Invalid, NotFound
@@ -111,7 +111,7 @@ class IntegrationService:
 
     async def create(self, account_id: int, data: Any) -> Integration:
         """Validate and store a channel (``isDefault`` ones get every monitor's alerts)."""
-        integration = self._parse(data)
+        integration = await self._parse_off_loop(data)
         integration.account_id = account_id
         self._check_target(integration)
         created = self._opened(await self.threads.write(self.store.create_integration, self._sealed(integration)))
@@ -121,7 +121,7 @@ class IntegrationService:
     async def update(self, account_id: int, integration_id: int, data: Any) -> Integration:
         """Change some fields: ``config`` fields sent replace stored ones, a masked secret
         sent back keeps the stored secret, the type cannot change."""
-        changed = self._parse(data, self.get(account_id, integration_id))
+        changed = await self._parse_off_loop(data, self.get(account_id, integration_id))
         self._check_target(changed)
         updated = await self.threads.write(self.store.update_integration, self._sealed(changed))
         updated = self._opened(updated) if updated is not None else None
@@ -153,10 +153,16 @@ class IntegrationService:
             raise Invalid("Cannot send", [FieldError("integration", "messages are sent by a running server")])
         return await self.sender.send_now(integration, context)
 
-    def preview(self, account_id: int, integration_id: int, data: Any) -> Preview:
+    async def preview(self, account_id: int, integration_id: int, data: Any) -> Preview:
         """Render a message without sending it: ``{"event", "template"}``, both optional (a
-        template to try before saving it)."""
+        template to try before saving it). Rendered off the loop, within the budget."""
         integration = self.get(account_id, integration_id)
+        try:
+            return await off_loop(self._preview, integration, data)
+        except TemplateError as exc:
+            raise Invalid("Invalid preview", [FieldError("template", str(exc))]) from None
+
+    def _preview(self, integration: Integration, data: Any) -> Preview:
         if not isinstance(data, dict):
             raise Invalid("Invalid preview", [FieldError("body", "must be a JSON object")])
         errors = [FieldError(k, "unknown field") for k in data if k not in ("event", "template")]
@@ -199,6 +205,13 @@ class IntegrationService:
                   if (host := target_host(integration.config.get(name))) is not None and is_private_host(host)]
         if errors:
             raise Invalid("Invalid integration", errors)
+
+    async def _parse_off_loop(self, data: Any, current: Integration | None = None) -> Integration:
+        """``_parse`` (which renders the template for every event) off the loop, in budget."""
+        try:
+            return await off_loop(self._parse, data, current)
+        except TemplateError as exc:
+            raise Invalid("Invalid integration", [FieldError("template", str(exc))]) from None
 
     @staticmethod
     def _parse(data: Any, current: Integration | None = None) -> Integration:

@@ -154,3 +154,41 @@ def test_an_echoed_secret_is_blanked_in_every_encoding() -> None:
         assert secret not in kept, (secret, kept)
     assert "\n" not in kept and len(kept) <= 200 and kept.startswith("400 bad request: POST ****")
     assert scrub("plain answer, nothing secret", config, fields) == "plain answer, nothing secret"
+
+
+def test_rendering_runs_off_the_loop_within_a_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11, item 2: whatever renders templates runs on the templates' threads, and one
+    that runs past the budget is a TemplateError while the event loop goes on (the callable
+    here stands in for a slow render: what is under test is the budget around it)."""
+    import asyncio
+    import threading
+    import time
+
+    from core.alerting import templates
+
+    monkeypatch.setattr(templates, "RENDER_BUDGET_S", 0.2)
+    seen: list[str] = []
+
+    def slow() -> str:
+        seen.append(threading.current_thread().name)
+        time.sleep(1.0)
+        return "late"
+
+    async def main() -> list[str]:
+        ticks: list[str] = []
+
+        async def tick() -> None:
+            for _ in range(3):
+                await asyncio.sleep(0.01)
+                ticks.append("tick")
+
+        ticker = asyncio.create_task(tick())
+        with pytest.raises(templates.TemplateError, match=r"longer than 0\.2 s"):
+            await templates.off_loop(slow)
+        await ticker
+        assert await templates.off_loop(templates.render, "{{ monitor.name }}",
+                                        templates.sample_context("down")) == "Example website"
+        return ticks
+
+    assert asyncio.run(main()) == ["tick"] * 3  # the loop ran while the slow one did
+    assert seen and seen[0].startswith("templates")
