@@ -115,8 +115,8 @@ class Ingest:
                 batches.append(nxt[0])
                 transitions.extend(nxt[1])
                 rows += len(nxt[0]["monitor_id"])
-            if batches or transitions:
-                self._spill.append((merge_batches(batches) if batches else None, transitions))
+            if rows or transitions:  # (a batch of no rows is not written: only its transitions)
+                self._spill.append((merge_batches(batches) if rows else None, transitions))
                 self._spilled_rows += rows
             await self._drain()
         if self._spilled_rows:
