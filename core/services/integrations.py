@@ -5,6 +5,7 @@ masked by ``masked`` for every face to show (the stored config never leaves unma
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -25,13 +26,14 @@ from core.alerting.templates import TemplateError, off_loop, sample_context, val
 from core.models import Delivery, FieldError, Integration, is_private_host
 from core.services.context import Catalog, EngineLink, StoreThreads
 from core.services.errors import Invalid, NotFound
-from core.services.sealing import Sealer
+from core.services.sealing import Sealer, SealError
 
 if TYPE_CHECKING:
     from core.storage.base import Store
 
 __all__ = ["DELIVERY_STATES", "IntegrationService", "Preview", "Sender"]
 
+log = logging.getLogger("xuptime.services")
 DELIVERY_STATES = ("pending", "sent", "failed")
 #: What ``preview`` renders: the event, the message text, and the provider's payload (or None).
 Preview = tuple[str, str, Any]
@@ -72,9 +74,18 @@ class IntegrationService:
         if self.sealer is None:
             self.catalog.load_integrations(stored)
             return
-        opened = [self._opened(i) for i in stored]
-        stale = [i for s, i in zip(stored, opened, strict=True)
-                 if not self.sealer.config_is_current(s.config, PROVIDERS[s.type].secret_fields)]
+        opened, stale = [], []
+        for integration in stored:
+            try:
+                plain = self._opened(integration)
+            except SealError:  # a lost or wrong key: the channel stays, its secrets do not open
+                log.error("channel %d: its secrets cannot be opened with the configured keys; it cannot send "
+                          "until they are set again", integration.id)
+                opened.append(integration)
+                continue
+            opened.append(plain)
+            if not self.sealer.config_is_current(integration.config, PROVIDERS[integration.type].secret_fields):
+                stale.append(plain)
         for integration in stale:
             await self.threads.write(self.store.reseal_integration, self._sealed(integration))
         self.catalog.load_integrations(opened)

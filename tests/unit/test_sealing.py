@@ -69,3 +69,30 @@ def test_secrets_are_stored_sealed_and_old_ones_sealed_at_load(tmp_path: Path) -
             store.close()
 
     asyncio.run(main())
+
+
+def test_a_lost_key_keeps_the_channel_but_not_its_secrets(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A server started with the wrong key still starts: the channel is there (sealed values
+    stay sealed, and an error names it), the other channels work."""
+    import logging
+
+    key, other = Fernet.generate_key(), Fernet.generate_key()
+
+    async def main() -> None:
+        store = DuckDBStore(tmp_path)
+        threads = StoreThreads(1)
+        try:
+            first = IntegrationService(store, threads, DormantEngine([]), Catalog(), None, "", Sealer([key]))
+            created = await first.create(1, {"name": "hook", "type": "webhook", "config": CONFIG})
+            wrong = IntegrationService(store, threads, DormantEngine([]), Catalog(), None, "", Sealer([other]))
+            with caplog.at_level(logging.ERROR, logger="xuptime.services"):
+                await wrong.load()
+            kept = wrong.catalog.integrations[created.id]
+            assert kept.name == "hook" and kept.config["secret"].startswith(PREFIX)  # not opened, not lost
+            assert any(f"channel {created.id}" in r.getMessage() for r in caplog.records)
+            assert store.list_integrations()[0].config == kept.config  # nothing rewritten
+        finally:
+            threads.shutdown()
+            store.close()
+
+    asyncio.run(main())
