@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from core.models import Monitor, monitor_to_wire
-from core.services import Invalid, NotFound, Services
+from core.services import Invalid, NotFound, ServiceError, Services
 
 __all__ = ["NEEDS_SERVER", "OPS", "READ_ONLY_OPS", "OpError", "monitor_row", "run"]
 
@@ -153,8 +153,6 @@ async def run(services: Services, op: Any, args: dict[str, Any]) -> Any:
 
 def error_payload(exc: Exception) -> dict[str, Any]:
     """What the control socket answers for a refusal (the CLI prints it)."""
-    from core.services import ServiceError
-
     if isinstance(exc, ServiceError):
         return {"ok": False, "error": exc.reason[:1].lower() + exc.reason[1:],
                 "errors": [{"field": e.field, "message": e.message} for e in exc.errors or []]}

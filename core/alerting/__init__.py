@@ -13,13 +13,21 @@ from typing import Annotated, Any
 
 import msgspec
 
-from core.alerting.base import ConfigError, FieldProblem, Provider, convert_config, keep_masked, mask_config
+from core.alerting.base import (
+    ConfigError,
+    FieldProblem,
+    Provider,
+    convert_config,
+    keep_masked,
+    mask_config,
+    target_host,
+)
 from core.alerting.providers import PROVIDERS
 from core.alerting.templates import human_duration, render, validate_template
 from core.models import Integration
 
 __all__ = ["EVENTS", "PROVIDERS", "ConfigError", "FieldProblem", "Integration", "event_context",
-           "masked_config", "message_text", "parse_integration", "provider_of", "typed_config"]
+           "masked_config", "message_text", "parse_integration", "provider_of", "target_hosts", "typed_config"]
 
 EVENTS = ("down", "up", "reminder", "test")
 _TOP = {"name", "type", "config", "template", "isDefault", "reminderInterval"}
@@ -31,6 +39,17 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 def provider_of(integration: Integration) -> Provider:
     """The provider that delivers this channel's messages."""
     return PROVIDERS[integration.type]
+
+
+def target_hosts(integration: Integration) -> list[tuple[str, str]]:
+    """(config field, host) of each field naming where the channel's messages go (what the
+    target policy judges, when saved and again before each send)."""
+    found = []
+    for name in sorted(PROVIDERS[integration.type].target_fields):
+        host = target_host(integration.config.get(name))
+        if host is not None:
+            found.append((name, host))
+    return found
 
 
 def typed_config(integration: Integration) -> Any:

@@ -37,8 +37,8 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from core.alerting import event_context, message_text, provider_of, typed_config
-from core.alerting.base import PublicResolver, SendContext, SendResult, scrub, target_host
+from core.alerting import event_context, message_text, provider_of, target_hosts, typed_config
+from core.alerting.base import PublicResolver, SendContext, SendResult, scrub
 from core.alerting.templates import TemplateError, off_loop
 from core.models import Integration, is_private_address, is_private_host
 
@@ -152,10 +152,7 @@ class Dispatcher:
         providers' resolver refuses such names too; this covers the providers that connect on
         their own, SMTP and Apprise, and channels saved before the server denied them.)"""
         loop = asyncio.get_running_loop()
-        for name in sorted(provider_of(integration).target_fields):
-            host = target_host(integration.config.get(name))
-            if host is None:
-                continue
+        for _, host in target_hosts(integration):
             if is_private_host(host):
                 return f"{host} is a private address; this server denies private targets"
             try:

@@ -42,8 +42,7 @@ log = logging.getLogger("xuptime.server")
 
 
 class ServeProcess:
-    """One serve process over one data dir. ``run`` until ``stop`` (or a signal); the
-    services exist from just after the store opens until ``run`` returns."""
+    """One serve process over one data dir: ``run`` until ``stop`` (or a signal)."""
 
     def __init__(self, data_dir: str | Path, make_app: Callable[[Services], Any], *,
                  host: str = "127.0.0.1", port: int = 8080, workers: int = 0, demo_monitors: bool = False,
@@ -60,8 +59,6 @@ class ServeProcess:
         self.alert_retry_base = alert_retry_base
         #: Refuse monitors (and channels) of private, loopback and link-local targets.
         self.deny_private = deny_private
-        self.services: Services | None = None
-        self.ready = asyncio.Event()
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -87,7 +84,7 @@ class ServeProcess:
         ingest = Ingest(store, threads, catalog, wake_alerts=lambda: alerts.wake() if alerts is not None else None)
         engine = Engine(self.workers, ingest.put, max_inflight=self.max_inflight, deny_private=self.deny_private)
         ingest.engine = engine
-        services = self.services = Services.build(store, threads, engine, catalog=catalog, base_url=base_url,
+        services = Services.build(store, threads, engine, catalog=catalog, base_url=base_url,
                                                   deny_private=self.deny_private,
                                                   sealer=Sealer.for_data_dir(self.data_dir))
         await services.load(monitors)
@@ -113,7 +110,6 @@ class ServeProcess:
         gc.freeze()
         if _slow_collections not in gc.callbacks:
             gc.callbacks.append(_slow_collections)
-        self.ready.set()
         try:
             await self._stop.wait()
         finally:

@@ -19,9 +19,10 @@ from core.alerting import (
     message_text,
     parse_integration,
     provider_of,
+    target_hosts,
     typed_config,
 )
-from core.alerting.base import SendContext, SendResult, target_host
+from core.alerting.base import SendContext, SendResult
 from core.alerting.templates import TemplateError, off_loop, sample_context, validate_template
 from core.models import Delivery, FieldError, Integration, is_private_host
 from core.services.context import Catalog, EngineLink, StoreThreads
@@ -212,8 +213,7 @@ class IntegrationService:
         if not self.deny_private:
             return
         errors = [FieldError(f"config.{name}", f"{host}: private and loopback targets are not allowed on this server")
-                  for name in sorted(PROVIDERS[integration.type].target_fields)
-                  if (host := target_host(integration.config.get(name))) is not None and is_private_host(host)]
+                  for name, host in target_hosts(integration) if is_private_host(host)]
         if errors:
             raise Invalid("Invalid integration", errors)
 
