@@ -8,16 +8,20 @@ the loop never blocks. What lives here is the wire: camelCase shapes, answer cac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, Router, get
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
 
 from api.auth import ApiKeyAuth, add_quota_headers
 from api.errors import exception_handlers
@@ -35,6 +39,8 @@ from core.services import Services
 __all__ = ["create_app"]
 
 MAX_BODY = 1024 * 1024
+_STATIC = "/api/static/swagger-ui"
+_CACHE = CacheControlHeader(max_age=3600, public=True)
 BODY_TIMEOUT_S = 30.0
 
 
@@ -65,12 +71,14 @@ def _configure_openapi() -> OpenAPIConfig:
     # Litestar's schema router has a catch-all for its UI plugins, so it lives at /api/schema
     # (under /api/v1 it would answer unknown API paths with an HTML 404). The document is
     # also served at /api/v1/openapi.json; both are public, as is the docs page, whose UI
-    # loads its assets from a CDN.
+    # (Swagger UI) is vendored under api/static: it renders with no network.
     return OpenAPIConfig(
         title="xuptime API", version="1.0.0", path="/api/schema",
         description="Monitors, history, incidents and keys. Every request needs an API key; every "
                     "authenticated response carries X-API-Limit, X-API-Remaining and X-API-Reset.",
-        render_plugins=[_SwaggerUI(path="/docs")],
+        render_plugins=[_SwaggerUI(path="/docs", js_url=f"{_STATIC}/swagger-ui-bundle.js",
+                                   css_url=f"{_STATIC}/swagger-ui.css",
+                                   standalone_preset_js_url=f"{_STATIC}/swagger-ui-standalone-preset.js")],
         components=Components(security_schemes={
             "bearer": SecurityScheme(type="http", scheme="bearer", description="Authorization: Bearer <key>"),
             "apiKeyHeader": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
@@ -113,15 +121,20 @@ def _configure_dependencies(services: Services) -> dict[str, Provide]:
             "system": provide(services.system)}
 
 
-def create_app(services: Services, *, body_timeout: float = BODY_TIMEOUT_S) -> Litestar:
-    """The API over ``services``. A request body that has not fully arrived ``body_timeout``
+def create_app(services: Services, *, body_timeout: float = BODY_TIMEOUT_S,
+               pages: Sequence[ControllerRouterHandler] = ()) -> Litestar:
+    """The API over ``services``, beside ``pages`` (the web face's routes, composed by the
+    caller: api never imports web). A request body that has not fully arrived ``body_timeout``
     seconds after its handler asked for it is a 408 (a client that never finishes sending
     does not hold its handler for ever)."""
     history_cache = AnswerCache()
     services.system.sources.append(lambda: {"historyCache": {"hits": history_cache.hits,
                                                              "computed": history_cache.computed}})
     return Litestar(
-        route_handlers=[healthz, docs_redirect, openapi_document, push_heartbeat, metrics, _configure_api_v1()],
+        route_handlers=[healthz, docs_redirect, openapi_document, push_heartbeat, metrics, _configure_api_v1(),
+                        create_static_files_router("/api/static", [Path(__file__).parent / "static"],
+                                                   include_in_schema=False, cache_control=_CACHE),
+                        *pages],
         dependencies=_configure_dependencies(services),
         exception_handlers=exception_handlers,
         request_max_body_size=MAX_BODY,

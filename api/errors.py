@@ -15,6 +15,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 
 from core.services import Conflict as ServiceConflict
+from core.services import Forbidden as ServiceForbidden
+from core.services import Limited as ServiceLimited
 from core.services import NotFound as ServiceNotFound
 from core.services import ServiceError
 from core.services import Unavailable as ServiceUnavailable
@@ -82,9 +84,11 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         return error_response(exc.status_code, exc.reason, exc.errors, exc.headers)
     if isinstance(exc, ServiceError):  # the services' refusals, in the API's words
         status = (404 if isinstance(exc, ServiceNotFound) else 409 if isinstance(exc, ServiceConflict)
-                  else 503 if isinstance(exc, ServiceUnavailable) else 400)
+                  else 503 if isinstance(exc, ServiceUnavailable) else 403 if isinstance(exc, ServiceForbidden)
+                  else 429 if isinstance(exc, ServiceLimited) else 400)
         errors = [{"field": e.field, "message": e.message} for e in exc.errors] if exc.errors is not None else None
-        return error_response(status, exc.reason, errors)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceLimited) else None
+        return error_response(status, exc.reason, errors, headers)
     if isinstance(exc, NotAuthorizedException):
         return error_response(401, _REASONS[401])
     if isinstance(exc, ValidationException):

@@ -185,7 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: 30)")
     serve.add_argument("--deny-private-targets", action="store_true",
                        help="refuse monitors of private, loopback and link-local addresses (for shared installs)")
-    serve.add_argument("--log-level", default="INFO")
+    serve.add_argument("--public-url", metavar="URL",
+                       help="the dashboard's address as users reach it (e.g. https://status.example.com); "
+                            "links in notifications start with it (default: the address served on)")
+    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING or ERROR")
 
     monitors = sub.add_parser("monitors", parents=[common], help="add, list, pause or remove monitors")
     msub = monitors.add_subparsers(dest="action", required=True)
@@ -237,6 +240,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--account", default="default", help="account name (default: default)")
     kcreate.add_argument("--name", default="default", help="a label for the key")
 
+    users = sub.add_parser("users", parents=[common], help="create, list or remove dashboard users")
+    usub = users.add_subparsers(dest="action", required=True)
+    ucreate = usub.add_parser("create", parents=[common], help="create a user (prompts for the password)")
+    ucreate.add_argument("email", help="the e-mail address the user signs in with")
+    ucreate.add_argument("--role", choices=["admin", "editor", "viewer"], default="viewer",
+                         help="admin: everything; editor: monitors and the like; viewer: read only (default)")
+    ucreate.add_argument("--account", default="default", help="account name (default: default)")
+    ulist = usub.add_parser("list", parents=[common], help="list every account's users")
+    ulist.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    uremove = usub.add_parser("remove", parents=[common], help="remove a user (their sessions end)")
+    uremove.add_argument("email")
+    upass = usub.add_parser("set-password", parents=[common],
+                            help="set a user's password (prompts; their sessions end)")
+    upass.add_argument("email")
+    for p in (ucreate, upass):
+        p.add_argument("--password", help="the password (prompted for, unechoed, when not given; "
+                                          "visible to other local users in the process list when given)")
+
     status = sub.add_parser("status", parents=[common], help="engine statistics of the running server")
     status.add_argument("--json", action="store_true")
     return parser
@@ -267,6 +288,8 @@ def _main(ns: argparse.Namespace, data_dir: Path) -> int:
             return _accounts(ns, data_dir)
         if ns.command == "keys":
             return _keys(ns, data_dir)
+        if ns.command == "users":
+            return _users(ns, data_dir)
         if ns.command == "sql":
             result = _run(data_dir, "sql", {"sql": ns.query})
             if ns.json:
@@ -346,13 +369,49 @@ def _keys(ns: argparse.Namespace, data_dir: Path) -> int:
     return 0
 
 
-def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
-    import functools
+def _password(ns: argparse.Namespace) -> str:
+    if ns.password is not None:
+        return ns.password
+    import getpass
 
+    if not sys.stdin.isatty():  # (a pipe: one line, for scripts)
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise CommandError("the passwords differ")
+    return first
+
+
+def _users(ns: argparse.Namespace, data_dir: Path) -> int:
+    if ns.action == "create":
+        user = _run(data_dir, "users.create", {"email": ns.email, "password": _password(ns), "role": ns.role,
+                                               "account": ns.account})
+        print(f"user {user['id']} {user['email']} ({user['role']}) in account {ns.account}")
+        return 0
+    if ns.action == "remove":
+        _run(data_dir, "users.remove", {"email": ns.email})
+        print(f"removed {ns.email}")
+        return 0
+    if ns.action == "set-password":
+        _run(data_dir, "users.set-password", {"email": ns.email, "password": _password(ns)})
+        print(f"password of {ns.email} changed; their sessions have ended")
+        return 0
+    rows = _run(data_dir, "users.list", {})
+    if ns.json:
+        print(json.dumps(rows))
+    else:
+        _print_table(["id", "email", "role", "account", "created"],
+                     [[u["id"], u["email"], u["role"], u["accountId"], u["createdAt"]] for u in rows])
+    return 0
+
+
+def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
     import uvloop
 
+    import web
     from api.app import create_app
     from core.main.process import ServeProcess
+    from core.services import Services
 
     logging.basicConfig(level=ns.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -364,10 +423,13 @@ def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
     else:
         print(f"xuptime: a server is already running on {data_dir}", file=sys.stderr)
         return 2
-    make_app = functools.partial(create_app, body_timeout=ns.body_timeout)
+    def make_app(services: Services) -> Any:  # the faces over the services: the API and the pages
+        return create_app(services, body_timeout=ns.body_timeout, pages=web.routes(services))
+
     server = ServeProcess(data_dir, make_app, host=ns.host, port=ns.port, workers=ns.workers,
                           demo_monitors=ns.demo, max_inflight=ns.max_inflight, http_server=ns.http_server,
-                          alert_retry_base=ns.alert_retry_base, deny_private=ns.deny_private_targets)
+                          alert_retry_base=ns.alert_retry_base, deny_private=ns.deny_private_targets,
+                          public_url=ns.public_url)
     uvloop.run(server.run())
     return 0
 

@@ -23,6 +23,7 @@ import msgspec
 
 __all__ = [
     "KINDS",
+    "ROLES",
     "STATUSES",
     "Account",
     "ApiKey",
@@ -39,11 +40,13 @@ __all__ = [
     "MonitorValidationError",
     "NewApiKey",
     "PingSpec",
+    "Principal",
     "PushSpec",
     "TcpSpec",
     "TlsSpec",
     "Transition",
     "Uptime",
+    "User",
     "hash_api_key",
     "monitor_to_wire",
     "parse_json_path",
@@ -429,6 +432,36 @@ class NewApiKey(ApiKey, kw_only=True, rename="camel"):
     """A key just made: the only time its ``secret`` exists outside the caller's hands."""
 
     secret: str
+
+
+#: A user's role, weakest first: ``viewer`` reads; ``editor`` also changes monitors (and,
+#: later, status pages, maintenance and incident posts); ``admin`` also manages users, API
+#: keys and notification channels.
+ROLES = ("viewer", "editor", "admin")
+
+
+class User(msgspec.Struct, kw_only=True, rename="camel"):
+    """A person who signs in to the dashboard: one account, one role."""
+
+    id: int
+    account_id: int
+    email: str
+    role: str
+    created_at: str | None
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """Who asks a service for something: an account acting with a role. An API key acts as
+    its account's ``admin`` (keys are made by admins and carry their rights); a signed-in
+    user acts with their own role."""
+
+    account_id: int
+    role: str = "admin"
+    user_id: int | None = None
+
+    def may(self, role: str) -> bool:
+        """Whether this principal's role is ``role`` or stronger."""
+        return ROLES.index(self.role) >= ROLES.index(role)
 
 
 class Incident(msgspec.Struct, kw_only=True, rename="camel"):

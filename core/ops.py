@@ -95,6 +95,36 @@ async def _keys_revoke(services: Services, args: dict[str, Any]) -> dict[str, An
     return {"id": key_id, "revoked": True}
 
 
+# users: the box's owner manages every account's users, named by e-mail address --------------
+def _user(services: Services, args: dict[str, Any]) -> int:
+    user = services.users.find(str(args.get("email") or ""))
+    if user is None:
+        raise OpError(f"no user {args.get('email')!r}")
+    return user.id
+
+
+async def _users_create(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    account = await services.accounts.account_id(args.get("account"))
+    user = await services.users.create(account, args.get("email"), args.get("password"), args.get("role") or "viewer")
+    return msgspec.to_builtins(user)
+
+
+async def _users_list(services: Services, args: dict[str, Any]) -> list[dict[str, Any]]:
+    return msgspec.to_builtins(services.users.every())
+
+
+async def _users_remove(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    user_id = _user(services, args)
+    await services.users.remove(services.users.every_by_id()[user_id].account_id, user_id)
+    return {"email": args.get("email"), "removed": True}
+
+
+async def _users_set_password(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    user_id = _user(services, args)
+    await services.users.set_password(services.users.every_by_id()[user_id].account_id, user_id, args.get("password"))
+    return {"email": args.get("email"), "passwordChanged": True}
+
+
 # the process ------------------------------------------------------------------------------
 async def _ping(services: Services, args: dict[str, Any]) -> dict[str, Any]:
     return services.system.ping()
@@ -127,13 +157,17 @@ OPS: dict[str, Op] = {
     "keys.create": _keys_create,
     "keys.list": _keys_list,
     "keys.revoke": _keys_revoke,
+    "users.create": _users_create,
+    "users.list": _users_list,
+    "users.remove": _users_remove,
+    "users.set-password": _users_set_password,
     "ping": _ping,
     "stats": _stats,
     "sql": _sql,
 }
 
 #: Operations that only read: the CLI opens a stopped data dir read-only for them.
-READ_ONLY_OPS = frozenset({"monitors.list", "accounts.list", "keys.list", "sql"})
+READ_ONLY_OPS = frozenset({"monitors.list", "accounts.list", "keys.list", "users.list", "sql"})
 #: Operations that only a running server can answer.
 NEEDS_SERVER = frozenset({"ping", "stats"})
 

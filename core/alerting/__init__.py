@@ -132,7 +132,7 @@ def event_context(snapshot: dict[str, Any], event: str, *, private: bool, base_u
         "monitor": monitor, "reason": "" if private else (snapshot.get("reason") or ""),
         "incident_id": snapshot.get("incident_id"), "started": snapshot.get("started") or "",
         "resolved": snapshot.get("resolved") or "", "duration": human_duration(seconds),
-        "duration_seconds": seconds, "link": f"{base_url}/api/v1/monitors/{mid}" if base_url and mid else "",
+        "duration_seconds": seconds, "link": f"{base_url}/monitors/{mid}" if base_url and mid else "",
     }
 
 

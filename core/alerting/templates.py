@@ -187,5 +187,5 @@ def sample_context(event: str) -> dict[str, Any]:
         "monitor": {"id": 0, "name": "Example website", "type": "http", "target": "https://example.com/"},
         "reason": "status 503, expected 200-299" if down else "", "incident_id": 0,
         "started": "2026-01-01T12:00:00Z", "resolved": "" if down else "2026-01-01T12:04:10Z",
-        "duration": "4m 10s", "duration_seconds": 250.0, "link": "http://127.0.0.1:8080/api/v1/monitors/0",
+        "duration": "4m 10s", "duration_seconds": 250.0, "link": "http://127.0.0.1:8080/monitors/0",
     }

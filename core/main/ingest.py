@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["Ingest", "merge_batches"]
 
 log = logging.getLogger("xuptime.ingest")
+#: One line per stored status change (``serve --log-format`` decides its shape).
+transitions_log = logging.getLogger("xuptime.transitions")
 MAX_COALESCED_ROWS = 200_000
 MAX_SPILL_ROWS = 2_000_000  # results kept in memory while the disk is full (~100 s of 20k checks/s)
 RETRY_S = 1.0  # how often a full disk is tried again
@@ -132,6 +134,7 @@ class Ingest:
                 if batch is not None:
                     self.rows_written += await self.threads.write(self.store.ingest, batch)
                     self.catalog.last_checks.note(batch)
+                    self.catalog.recent.note(batch)
                     self._spill[0] = (None, transitions)  # (written: its transitions may still wait)
                     self._spilled_rows -= rows
                 if transitions:
@@ -164,9 +167,23 @@ class Ingest:
 
     def _follow(self, transitions: list[Transition]) -> None:
         assert self.engine is not None
-        times = self.catalog.times
+        times, live, monitors = self.catalog.times, self.catalog.live, self.engine.monitors
         for t in transitions:
             self.engine.set_status(t.monitor_id, t.new)
+            since = iso_seconds(t.ts_us)
             found = times.get(t.monitor_id)
             if found is not None:
-                found.status_since = iso_seconds(t.ts_us)
+                found.status_since = since
+            monitor = monitors.get(t.monitor_id)
+            if monitor is None:
+                continue
+            transitions_log.info("monitor %d %s: %s -> %s%s", t.monitor_id, _quoted(monitor.name), t.old, t.new,
+                                 f" ({t.cause})" if t.cause else "",
+                                 extra={"monitor_id": t.monitor_id, "old": t.old, "new": t.new, "cause": t.cause})
+            live.publish(monitor.account_id, {"event": "status", "id": t.monitor_id, "status": t.new,
+                                              "since": since})
+
+
+def _quoted(name: str) -> str:
+    """A monitor's name for a log line: quoted, control characters escaped (one line each)."""
+    return repr(name[:200])

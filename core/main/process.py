@@ -47,8 +47,10 @@ class ServeProcess:
     def __init__(self, data_dir: str | Path, make_app: Callable[[Services], Any], *,
                  host: str = "127.0.0.1", port: int = 8080, workers: int = 0, demo_monitors: bool = False,
                  max_inflight: int = 0, http_server: str = "uvicorn", alert_retry_base: float = 2.0,
-                 deny_private: bool = False) -> None:
+                 deny_private: bool = False, public_url: str | None = None) -> None:
         self.data_dir = Path(data_dir)
+        #: The dashboard's address as users reach it (behind a proxy): links in notifications.
+        self.public_url = public_url.rstrip("/") if public_url else None
         self.make_app = make_app
         self.host = host
         self.port = port
@@ -70,6 +72,7 @@ class ServeProcess:
             loop.add_signal_handler(sig, self._stop.set)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         listener, base_url = bind(self.host, self.port)  # first, so a busy port fails before anything starts
+        link_url = self.public_url or base_url  # what links in notifications start with
         threads = StoreThreads(READERS)
         rollup_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb-rollup")
         store = await threads.write(DuckDBStore, self.data_dir)
@@ -84,14 +87,14 @@ class ServeProcess:
         ingest = Ingest(store, threads, catalog, wake_alerts=lambda: alerts.wake() if alerts is not None else None)
         engine = Engine(self.workers, ingest.put, max_inflight=self.max_inflight, deny_private=self.deny_private)
         ingest.engine = engine
-        services = Services.build(store, threads, engine, catalog=catalog, base_url=base_url,
+        services = Services.build(store, threads, engine, catalog=catalog, base_url=link_url,
                                                   deny_private=self.deny_private,
                                                   sealer=Sealer.for_data_dir(self.data_dir))
         await services.load(monitors)
         services.system.sources.append(ingest.stats)
         alerts = Dispatcher(fetch_due=functools.partial(threads.read, store.due_outbox),
                             record=functools.partial(threads.write, store.record_deliveries),
-                            integration=catalog.integrations.get, base_url=base_url,
+                            integration=catalog.integrations.get, base_url=link_url,
                             backoff_base=self.alert_retry_base, deny_private=self.deny_private)
         services.integrations.sender = alerts
         await alerts.start()
@@ -103,7 +106,7 @@ class ServeProcess:
         await engine.start(monitors)
         control = await start_control(self.data_dir, services)
         http_task = self.http.start(self.make_app(services), listener)
-        self._banner(base_url, len(monitors), demo_target)
+        self._banner(base_url, len(monitors), demo_target, services.users.needs_setup())
         # Requests allocate many short-lived objects: collect young garbage less often, and keep
         # what startup loaded (monitors, caches, modules) out of the collector's full passes.
         gc.set_threshold(50_000, 20, 100)
@@ -135,18 +138,23 @@ class ServeProcess:
             threads.shutdown()
             log.info("stopped; %d results written this run", ingest.rows_written)
 
-    def _banner(self, base_url: str, count: int, demo_target: demo.DemoTarget | None) -> None:
+    def _banner(self, base_url: str, count: int, demo_target: demo.DemoTarget | None, setup: bool) -> None:
+        dashboard = (f"  dashboard: {base_url}/setup  <- open this to create the first admin" if setup
+                     else f"  dashboard: {base_url}/  (sign in; new users: xuptime users create EMAIL --role admin)")
         lines = [
+            dashboard,
             f"xuptime serving {count} monitor(s) with {self.workers} engine worker(s)",
             f"  data dir:  {self.data_dir.resolve()}",
-            f"  control:   {self.data_dir / CONTROL_SOCKET} (used by `xuptime monitors ...`, `xuptime sql ...`)",
             f"  API:       {base_url}/api/v1/monitors?limit=25 (Authorization: Bearer <key>)",
-            f"  health:    {base_url}/healthz (the web dashboard comes later)",
-            f"  API key:   xuptime keys create --data-dir {self.data_dir} (prints the key once, last line)",
+            f"  API docs:  {base_url}/api/docs",
+            f"  API key:   dashboard -> API keys, or xuptime keys create --data-dir {self.data_dir} (shown once)",
+            f"  control:   {self.data_dir / CONTROL_SOCKET} (used by `xuptime monitors ...`, `xuptime sql ...`)",
             "  try:       xuptime sql \"SELECT monitor_id, count(*), avg(latency_us) FROM checks GROUP BY 1\"",
         ]
+        if self.public_url:
+            lines.insert(2, f"  links:     notifications link to {self.public_url}/monitors/<id>")
         if demo_target is not None:
-            lines.insert(1, f"  demo:      monitors tagged 'demo' check a local demo target at {demo_target.base_url}")
+            lines.insert(2, f"  demo:      monitors tagged 'demo' check a local demo target at {demo_target.base_url}")
         print("\n".join(lines), flush=True)
 
 

@@ -9,24 +9,34 @@ catalog and the key map from the store before the first call.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from core.services.access import Actor
 from core.services.accounts import AccountService
 from core.services.context import Catalog, DormantEngine, EngineLink, StoreThreads
-from core.services.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable
+from core.services.errors import Conflict, Forbidden, Invalid, Limited, NotFound, ServiceError, Unavailable
 from core.services.history import HistoryService
 from core.services.integrations import IntegrationService, Sender
 from core.services.monitors import MonitorService
+from core.services.recent import HOURS as RECENT_HOURS
 from core.services.sealing import Sealer
 from core.services.system import SystemService
+from core.services.users import Session, UserService
 
 if TYPE_CHECKING:
     from core.models import Monitor
     from core.storage.base import Store
 
-__all__ = ["AccountService", "Catalog", "Conflict", "DormantEngine", "HistoryService", "IntegrationService", "Invalid",
-           "MonitorService", "NotFound", "ServiceError", "Services", "StoreThreads", "SystemService", "Unavailable"]
+__all__ = ["AccountService", "Actor", "Catalog", "Conflict", "DormantEngine", "Forbidden", "HistoryService",
+           "IntegrationService", "Invalid", "Limited", "MonitorService", "NotFound", "ServiceError", "Services",
+           "Session", "StoreThreads", "SystemService", "Unavailable", "UserService"]
+
+
+#: How far back the heartbeat bars are filled from the store at start (a monitor checked less
+#: often shows fewer bars until it has been checked again).
+BARS_LOOKBACK_S = 3600
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ class Services:
     accounts: AccountService
     history: HistoryService
     system: SystemService
+    users: UserService
     catalog: Catalog
 
     @classmethod
@@ -48,12 +59,14 @@ class Services:
         monitors = MonitorService(store, threads, engine, catalog, deny_private=deny_private)
         system = SystemService(store, threads, engine)
         system.sources.append(monitors.stats)
+        system.sources.append(catalog.live.stats)
         return cls(monitors=monitors,
                    integrations=IntegrationService(store, threads, engine, catalog, sender, base_url, sealer,
                                                    deny_private=deny_private),
                    accounts=AccountService(store, threads),
                    history=HistoryService(store, threads, monitors),
                    system=system,
+                   users=UserService(store, threads),
                    catalog=catalog)
 
     async def load(self, monitors: list[Monitor]) -> None:
@@ -61,5 +74,11 @@ class Services:
         key map."""
         store, threads = self.monitors.store, self.monitors.threads
         self.catalog.load(monitors, await threads.write(store.monitor_times), await threads.write(store.last_checks))
+        now_us = time.time_ns() // 1000
+        hours, bars = await threads.read(store.recent_window, now_us - RECENT_HOURS * 3600 * 10**6,
+                                         now_us - BARS_LOOKBACK_S * 10**6)
+        self.catalog.recent.load_hours(*hours)
+        self.catalog.recent.load_bars(*bars)
         await self.integrations.load()
         await self.accounts.load()
+        await self.users.load()

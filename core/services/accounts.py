@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from core.models import Account, ApiKey, FieldError, NewApiKey, hash_api_key
+from core.services.access import Actor, account_of
 from core.services.context import StoreThreads
 from core.services.errors import Conflict, Invalid, NotFound
 from core.services.usage import Quota, month_bounds
@@ -69,8 +70,9 @@ class AccountService:
         """Count one request if the month allows it: ``(allowed, quota headers, retry after s)``."""
         return self.quota.take(account_id)
 
-    def usage(self, account_id: int) -> dict[str, Any]:
-        return self.quota.usage(account_id)
+    def usage(self, actor: Actor) -> dict[str, Any]:
+        """This month's requests against the account's limit."""
+        return self.quota.usage(account_of(actor))
 
     async def save_usage(self) -> None:
         """Write the counts changed since the last save (absolute counts: idempotent), and
@@ -111,12 +113,13 @@ class AccountService:
         return account.id
 
     # keys ----------------------------------------------------------------------------------
-    async def keys(self, account_id: int) -> list[ApiKey]:
+    async def keys(self, actor: Actor) -> list[ApiKey]:
         """The account's keys: prefix, name, created, last used, revoked (never a secret)."""
-        return await self.threads.write(self.store.list_api_keys, account_id)
+        return await self.threads.write(self.store.list_api_keys, account_of(actor, "admin"))
 
-    async def create_key(self, account_id: int, name: Any = "default") -> NewApiKey:
+    async def create_key(self, actor: Actor, name: Any = "default") -> NewApiKey:
         """A new key; the answer is the only time its ``secret`` is shown."""
+        account_id = account_of(actor, "admin")
         label = name.strip() if isinstance(name, str) else None
         if not label or len(label) > 100:
             raise Invalid("Invalid API key", [FieldError("name", "must be a string of 1 to 100 characters")])
@@ -124,8 +127,9 @@ class AccountService:
         await self.load()
         return key
 
-    async def revoke_key(self, account_id: int, key_id: Any) -> None:
+    async def revoke_key(self, actor: Actor, key_id: Any) -> None:
         """Revoke a key at once (the next request with it is a 401)."""
+        account_id = account_of(actor, "admin")
         if not isinstance(key_id, int) or isinstance(key_id, bool) \
                 or not await self.threads.write(self.store.revoke_api_key, account_id, key_id):
             raise NotFound(f"No active key {key_id} in that account")

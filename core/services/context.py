@@ -24,6 +24,8 @@ import numpy as np
 
 from core.models import Integration, Monitor, MonitorTimes
 from core.services.errors import Unavailable
+from core.services.live import LiveFeed
+from core.services.recent import RecentWindow
 
 __all__ = ["Catalog", "DormantEngine", "EngineLink", "GroupCommit", "LastChecks", "StoreThreads", "out_of_space"]
 
@@ -181,6 +183,10 @@ class Catalog:
         self.push_tokens: dict[str, int] = {}
         self.integrations: dict[int, Integration] = {}
         self.last_checks = LastChecks()
+        #: Each monitor's recent checks and hourly counts (heartbeat bars, 24 h uptime).
+        self.recent = RecentWindow()
+        #: Status changes for open pages.
+        self.live = LiveFeed()
 
     def load(self, monitors: list[Monitor], times: dict[int, MonitorTimes],
              last_checks: dict[int, tuple[int, int]]) -> None:
@@ -210,6 +216,7 @@ class Catalog:
 
     def remove(self, monitor_id: int, monitor: Monitor | None) -> None:
         self.last_checks.pop(monitor_id)
+        self.recent.forget(monitor_id)
         self.times.pop(monitor_id, None)
         if monitor is None:
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from core.models import FieldError
 
-__all__ = ["Conflict", "Invalid", "NotFound", "ServiceError", "Unavailable"]
+__all__ = ["Conflict", "Forbidden", "Invalid", "Limited", "NotFound", "ServiceError", "Unavailable"]
 
 
 class ServiceError(Exception):
@@ -31,3 +31,15 @@ class Conflict(ServiceError):
 
 class Unavailable(ServiceError):
     """The store cannot take the change now (its disk is full); nothing was changed."""
+
+
+class Forbidden(ServiceError):
+    """The caller's role may not do this (a viewer's change, an editor's user admin)."""
+
+
+class Limited(ServiceError):
+    """Too many attempts (failed sign-ins); ``retry_after`` seconds until the next is heard."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after

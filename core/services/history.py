@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from core.models import Incident, Uptime
+from core.services.access import Actor, account_of
 from core.services.context import StoreThreads
 from core.services.monitors import MonitorService
 
@@ -34,34 +35,35 @@ class HistoryService:
         cache the answer under it (see ``api.history.AnswerCache``)."""
         return self.store.history_version(monitor_id)
 
-    async def raw(self, account_id: int, monitor_id: int, start: int | None, end: int | None,
+    async def raw(self, account_id: Actor, monitor_id: int, start: int | None, end: int | None,
                   before: int | None, limit: int) -> tuple[list[tuple], bool]:
         """Checks newest first: ``(rows, more)``; a row is ``(ts µs, ok, latency µs, status,
         error, dns µs, connect µs, tls µs, ttfb µs)``."""
-        self.monitors.require(account_id, monitor_id)
+        self.monitors.require(account_of(account_id), monitor_id)
         return await self.threads.read(self.store.history_raw, monitor_id, start, end, before, limit)
 
-    async def buckets(self, account_id: int, monitor_id: int, bucket_s: int, start: int | None, end: int | None,
+    async def buckets(self, account_id: Actor, monitor_id: int, bucket_s: int, start: int | None, end: int | None,
                       before: int | None, limit: int) -> tuple[list[tuple], bool]:
         """Fixed buckets newest first: ``(rows, more)``."""
-        self.monitors.require(account_id, monitor_id)
+        self.monitors.require(account_of(account_id), monitor_id)
         return await self.threads.read(self.store.history_buckets, monitor_id, bucket_s, start, end, before, limit)
 
-    async def hours(self, account_id: int, monitor_id: int, start: int | None, end: int | None,
+    async def hours(self, account_id: Actor, monitor_id: int, start: int | None, end: int | None,
                     before: int | None, limit: int) -> tuple[list[tuple], bool]:
         """Hour buckets newest first (rolled up where closed): ``(rows, more)``."""
-        self.monitors.require(account_id, monitor_id)
+        self.monitors.require(account_of(account_id), monitor_id)
         return await self.threads.read(self.store.history_hours, monitor_id, start, end, before, limit)
 
-    async def uptime(self, account_id: int, monitor_id: int, windows: list[tuple[str, int]]
+    async def uptime(self, account_id: Actor, monitor_id: int, windows: list[tuple[str, int]]
                      ) -> dict[str, Uptime]:
         """Uptime ratio, checks and downtime per ``(label, seconds)`` window, ending now."""
-        self.monitors.require(account_id, monitor_id)
+        self.monitors.require(account_of(account_id), monitor_id)
         return await self.threads.read(self.store.uptime, monitor_id, windows, time.time_ns() // 1000)
 
-    async def incidents(self, account_id: int, before: int | None, limit: int, monitor_id: int | None = None
+    async def incidents(self, account_id: Actor, before: int | None, limit: int, monitor_id: int | None = None
                         ) -> tuple[list[Incident], int, bool]:
         """The account's incidents (or one monitor's) newest first: ``(page, total, more)``."""
+        account_id = account_of(account_id)
         if monitor_id is not None:
             self.monitors.require(account_id, monitor_id)
         return await self.threads.read(self.store.incident_page, account_id, before, limit, monitor_id)

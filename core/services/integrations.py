@@ -25,6 +25,7 @@ from core.alerting import (
 from core.alerting.base import SendContext, SendResult
 from core.alerting.templates import TemplateError, off_loop, sample_context, validate_template
 from core.models import Delivery, FieldError, Integration, is_private_host
+from core.services.access import Actor, account_of
 from core.services.context import Catalog, EngineLink, StoreThreads
 from core.services.errors import Invalid, NotFound
 from core.services.sealing import Sealer, SealError
@@ -103,7 +104,8 @@ class IntegrationService:
         config = self.sealer.open_config(integration.config, PROVIDERS[integration.type].secret_fields)
         return msgspec.structs.replace(integration, config=config)
 
-    def get(self, account_id: int, integration_id: int) -> Integration:
+    def get(self, actor: Actor, integration_id: int) -> Integration:
+        account_id = account_of(actor)
         integration = self.catalog.integrations.get(integration_id)
         if integration is None or integration.account_id != account_id:
             raise NotFound("Integration not found")
@@ -114,15 +116,17 @@ class IntegrationService:
         """The channel's config with every secret field masked: what faces show."""
         return masked_config(integration)
 
-    def page(self, account_id: int, after_id: int, limit: int) -> tuple[list[Integration], int, bool]:
+    def page(self, actor: Actor, after_id: int, limit: int) -> tuple[list[Integration], int, bool]:
         """One keyset page of the account's channels by id: ``(page, total, more after it)``."""
+        account_id = account_of(actor)
         channels = self.catalog.integrations
         mine = sorted(i for i, c in channels.items() if c.account_id == account_id)
         chosen = [i for i in mine if i > after_id][:limit + 1]
         return [channels[i] for i in chosen[:limit]], len(mine), len(chosen) > limit
 
-    async def create(self, account_id: int, data: Any) -> Integration:
+    async def create(self, actor: Actor, data: Any) -> Integration:
         """Validate and store a channel (``isDefault`` ones get every monitor's alerts)."""
+        account_id = account_of(actor, "admin")
         integration = await self._parse_off_loop(data)
         integration.account_id = account_id
         self._check_target(integration)
@@ -130,10 +134,10 @@ class IntegrationService:
         self.catalog.integrations[created.id] = created
         return created
 
-    async def update(self, account_id: int, integration_id: int, data: Any) -> Integration:
+    async def update(self, actor: Actor, integration_id: int, data: Any) -> Integration:
         """Change some fields: ``config`` fields sent replace stored ones, a masked secret
         sent back keeps the stored secret, the type cannot change."""
-        changed = await self._parse_off_loop(data, self.get(account_id, integration_id))
+        changed = await self._parse_off_loop(data, self.get(account_of(actor, "admin"), integration_id))
         self._check_target(changed)
         updated = await self.threads.write(self.store.update_integration, self._sealed(changed))
         updated = self._opened(updated) if updated is not None else None
@@ -142,9 +146,10 @@ class IntegrationService:
         self.catalog.integrations[updated.id] = updated
         return updated
 
-    async def delete(self, account_id: int, integration_id: int) -> None:
+    async def delete(self, actor: Actor, integration_id: int) -> None:
         """Delete a channel: monitors stop naming it (their workers are told), its queued
         messages fail as deleted."""
+        account_id = account_of(actor, "admin")
         self.get(account_id, integration_id)
         touched = await self.threads.write(self.store.delete_integration, account_id, integration_id)
         if touched is None:
@@ -156,19 +161,19 @@ class IntegrationService:
                 await self.engine.upsert(msgspec.structs.replace(
                     monitor, integrations=[i for i in monitor.integrations if i != integration_id]))
 
-    async def test(self, account_id: int, integration_id: int) -> SendResult:
+    async def test(self, actor: Actor, integration_id: int) -> SendResult:
         """Send a message that says it is a test, now (no incident, no outbox)."""
-        integration = self.get(account_id, integration_id)
+        integration = self.get(account_of(actor, "admin"), integration_id)
         context = event_context(sample_context("test"), "test", private=_private(integration),
                                 base_url=self.base_url)
         if self.sender is None:
             raise Invalid("Cannot send", [FieldError("integration", "messages are sent by a running server")])
         return await self.sender.send_now(integration, context)
 
-    async def preview(self, account_id: int, integration_id: int, data: Any) -> Preview:
+    async def preview(self, actor: Actor, integration_id: int, data: Any) -> Preview:
         """Render a message without sending it: ``{"event", "template"}``, both optional (a
         template to try before saving it). Rendered off the loop, within the budget."""
-        integration = self.get(account_id, integration_id)
+        integration = self.get(account_of(actor, "admin"), integration_id)
         try:
             return await off_loop(self._preview, integration, data)
         except TemplateError as exc:
@@ -201,9 +206,10 @@ class IntegrationService:
             payload = provider.payload(ctx)
         return event, text, payload
 
-    async def deliveries(self, account_id: int, integration_id: int, status: str | None, before: int | None,
+    async def deliveries(self, actor: Actor, integration_id: int, status: str | None, before: int | None,
                          limit: int) -> tuple[list[Delivery], bool]:
         """The channel's messages, newest first (read on a reader thread)."""
+        account_id = account_of(actor, "admin")
         self.get(account_id, integration_id)
         if status is not None and status not in DELIVERY_STATES:
             raise Invalid("Invalid filter", [FieldError("status", f"must be one of {', '.join(DELIVERY_STATES)}")])

@@ -12,6 +12,7 @@ committed together) and tells the owning worker once.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import contextlib
 import time
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from core.models import FieldError, Monitor, MonitorTimes, MonitorValidationError, parse_monitor, private_target
+from core.services.access import Actor, account_of
 from core.services.context import Catalog, EngineLink, GroupCommit, StoreThreads
 from core.services.errors import Conflict, Invalid, NotFound
 
@@ -63,9 +65,9 @@ class MonitorService:
             linger=CREATE_LINGER_S)
 
     # reads ---------------------------------------------------------------------------------
-    async def get(self, account_id: int, monitor_id: int) -> Found:
+    async def get(self, actor: Actor, monitor_id: int) -> Found:
         """The monitor (with its live status) and its timestamps."""
-        return self.require(account_id, monitor_id), self.catalog.times.get(monitor_id, _NO_TIMES)
+        return self.require(account_of(actor), monitor_id), self.catalog.times.get(monitor_id, _NO_TIMES)
 
     def require(self, account_id: int, monitor_id: int) -> Monitor:
         """The live monitor, or ``NotFound``."""
@@ -74,10 +76,11 @@ class MonitorService:
             raise NotFound("Monitor not found")
         return monitor
 
-    def page(self, account_id: int, after_id: int, limit: int, *, status: str | None = None,
+    def page(self, actor: Actor, after_id: int, limit: int, *, status: str | None = None,
              kind: str | None = None, tag: str | None = None, q: str | None = None) -> MonitorPage:
         """One keyset page of the account's monitors by id, from memory (no database round
         trip): ``(monitors with their timestamps, total matching, more after this page)``."""
+        account_id = account_of(actor)
         monitors = self.engine.monitors
         ids = self.catalog.account_ids.get(account_id, [])
         if status is not None or kind is not None or tag is not None or q is not None:
@@ -104,10 +107,23 @@ class MonitorService:
         monitor = self.engine.monitors.get(monitor_id)
         return None if monitor is None else monitor.account_id
 
-    def account_monitors(self, account_id: int) -> list[Monitor]:
+    def account_monitors(self, actor: Actor) -> list[Monitor]:
         """The account's live monitors, by id."""
+        account_id = account_of(actor)
         monitors = self.engine.monitors
         return [monitors[i] for i in self.catalog.account_ids.get(account_id, []) if i in monitors]
+
+    def recent(self, monitor: Monitor) -> tuple[list[tuple[int, bool, int]], float | None]:
+        """A monitor's heartbeat bar (its last checks, oldest first: ts µs, ok, latency µs) and
+        its uptime over the last 24 hours, from memory. ``monitor`` comes from ``get`` or
+        ``page`` (so its owner was checked)."""
+        checks, up = self.catalog.recent.uptime(monitor.id)
+        return self.catalog.recent.bars(monitor.id), (up / checks if checks else None)
+
+    def watch(self, actor: Actor) -> contextlib.AbstractContextManager[asyncio.Queue[dict[str, Any]]]:
+        """Subscribe to the account's status changes (``{"event": "status", "id", "status",
+        "since"}``, ``created``, ``deleted``, or ``resync``) until the context ends."""
+        return self.catalog.live.subscribe(account_of(actor))
 
     def last_check(self, monitor_id: int) -> tuple[int, int] | None:
         """The newest check of a monitor: (ts µs, latency µs), or None before the first."""
@@ -122,17 +138,19 @@ class MonitorService:
         await self.engine.push(monitor_id, time.time(), ok, msg, ping_ms)
 
     # writes --------------------------------------------------------------------------------
-    async def create(self, account_id: int, data: Any) -> Found:
+    async def create(self, actor: Actor, data: Any) -> Found:
         """Validate and store a new monitor, and schedule it on its worker."""
+        account_id = account_of(actor, "editor")
         monitor = self.parse(data)
         monitor.account_id = account_id
         self._check(account_id, monitor)
         with self._taking_tokens([monitor]):
             return await self._creates.one(monitor)
 
-    async def create_many(self, account_id: int, items: Any) -> list[Found]:
+    async def create_many(self, actor: Actor, items: Any) -> list[Found]:
         """Up to ``MAX_BULK`` monitors, all or none: every item is validated first (errors
         name the item, ``monitors[3].url``), then they are stored in one transaction."""
+        account_id = account_of(actor, "editor")
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_BULK:
             raise Invalid("Invalid monitors", [FieldError("monitors", f"must be a list of 1 to {MAX_BULK} monitors")])
         monitors, errors = [], []
@@ -154,10 +172,11 @@ class MonitorService:
         with self._taking_tokens(monitors):
             return await self._creates.many(monitors)
 
-    async def update(self, account_id: int, monitor_id: int, data: Any) -> Found:
+    async def update(self, actor: Actor, monitor_id: int, data: Any) -> Found:
         """Change some fields (the type cannot change); a change of ``paused`` pauses or
         resumes. One statement (committed with other changes waiting), then the worker is
         told once."""
+        account_id = account_of(actor, "editor")
         current = self.require(account_id, monitor_id)
         if not isinstance(data, dict):
             raise Invalid("Invalid monitor", [FieldError("body", "must be a JSON object")])
@@ -170,18 +189,19 @@ class MonitorService:
         self.catalog.index_push(found[0], current)
         return found
 
-    async def delete(self, account_id: int, monitor_id: int) -> None:
+    async def delete(self, actor: Actor, monitor_id: int) -> None:
         """Delete the monitor with its results and incidents; its worker forgets it."""
-        monitor = self.require(account_id, monitor_id)
+        monitor = self.require(account_of(actor, "editor"), monitor_id)
         if not await self.threads.write(self.store.delete_monitor, monitor_id):
             raise NotFound("Monitor not found")
         await self.engine.delete(monitor_id)
         self.catalog.remove(monitor_id, monitor)
+        self.catalog.live.publish(monitor.account_id, {"event": "deleted", "id": monitor_id})
 
-    async def set_paused(self, account_id: int, monitor_id: int, paused: bool) -> Found:
+    async def set_paused(self, actor: Actor, monitor_id: int, paused: bool) -> Found:
         """Pause (no checks, no alerts) or resume (pending again, whatever its status was) a
         monitor."""
-        current = self.require(account_id, monitor_id)
+        current = self.require(account_of(actor, "editor"), monitor_id)
         found = await self._changes.one((msgspec.structs.replace(current, paused=paused), True))
         if found is None:
             raise NotFound("Monitor not found")
@@ -191,16 +211,21 @@ class MonitorService:
     async def _created(self, created: list[Found]) -> None:
         """After a batch of creates committed: index them, and give them to their workers
         (one frame per worker)."""
+        live = self.catalog.live
         for monitor, times in created:
             self.catalog.times[monitor.id] = times
             self.catalog.add(monitor)
+            live.publish(monitor.account_id, {"event": "created", "id": monitor.id, "status": monitor.status})
         await self.engine.upsert_many([monitor for monitor, _ in created])
 
     async def _changed(self, changed: list[Found | None]) -> None:
         """After a batch of changes committed: their times, and their workers told once."""
         stored = [found for found in changed if found is not None]
+        live = self.catalog.live
         for monitor, times in stored:
             self.catalog.times[monitor.id] = times
+            live.publish(monitor.account_id, {"event": "status", "id": monitor.id, "status": monitor.status,
+                                              "since": times.status_since})
         await self.engine.upsert_many([monitor for monitor, _ in stored])
 
     # validation ----------------------------------------------------------------------------

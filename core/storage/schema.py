@@ -150,4 +150,17 @@ MIGRATIONS.append([
         response VARCHAR)""",
 ])
 
+
+# Dashboard users and their sessions (the session's id is kept only as its SHA-256, like API
+# keys: a copy of the file signs nobody in).
+MIGRATIONS.append([
+    "ALTER TABLE users ADD COLUMN created_at TIMESTAMP",
+    """CREATE TABLE sessions (
+        sha256 VARCHAR PRIMARY KEY,
+        user_id BIGINT NOT NULL,
+        csrf VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        expires_at TIMESTAMP NOT NULL)""",
+])
+
 LATEST = len(MIGRATIONS)

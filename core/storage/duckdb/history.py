@@ -227,6 +227,25 @@ class HistoryStore:
                                     downtime_seconds=round(int(down_us[0] if down_us else 0) / 1e6, 3))
         return out
 
+    def recent_window(self, hours_from_us: int, bars_from_us: int) -> tuple[list, list]:
+        """For the services' in-memory recent window, at start: per monitor and hour since
+        ``hours_from_us`` its checks and up-checks (rolled-up hours, then raw rows after them),
+        and every check since ``bars_from_us`` (``monitor_id, ts µs, ok, latency µs`` columns)."""
+        upto = self.rollup_upto_us if self.rollup_upto_us is not None else hours_from_us
+        with self._reading() as cur:
+            hours = cur.execute(
+                """SELECT monitor_id, epoch_us(hour), checks, up FROM checks_hourly
+                   WHERE hour >= make_timestamp($lo) AND hour < make_timestamp($upto)
+                   UNION ALL
+                   SELECT monitor_id, epoch_us(ts) // $h * $h, count(*), count(*) FILTER (WHERE ok) FROM checks
+                   WHERE ts >= make_timestamp(greatest($lo, $upto)) GROUP BY ALL""",
+                {"lo": hours_from_us, "upto": upto, "h": HOUR_US}).fetchnumpy()
+            bars = cur.execute(
+                """SELECT monitor_id, epoch_us(ts), ok, latency_us FROM checks WHERE ts >= make_timestamp(?)
+                   QUALIFY row_number() OVER (PARTITION BY monitor_id ORDER BY ts DESC) <= 30""",
+                [bars_from_us]).fetchnumpy()
+        return list(hours.values()), list(bars.values())
+
     def history_version(self, monitor_id: int) -> tuple[int, int, int, int | None]:
         """A value that changes whenever a history or bucket answer for this monitor could:
         a batch holding one of its rows is stored, a late row makes a rolled-up hour stale, or

@@ -1,0 +1,234 @@
+"""Monitors: the list (live), the forms for every kind, a monitor's page and its chart data,
+and the one Server-Sent Events stream a page listens to."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
+
+from core.models import KINDS, STATUSES, Monitor, monitor_to_wire
+from core.services import Forbidden, HistoryService, IntegrationService, MonitorService, ServiceError
+from web.forms import COMMON, KIND_FIELDS, KIND_LABELS, form_to_monitor, monitor_values, posted_values
+from web.render import page
+from web.session import principal
+
+__all__ = ["HANDLERS"]
+
+PAGE = 25
+#: Chart ranges: (seconds, bucket seconds or 0 for raw checks, most points).
+RANGES = {"1h": (3600, 0, 3600), "24h": (86400, 300, 288), "7d": (7 * 86400, 3600, 168),
+          "30d": (30 * 86400, 6 * 3600, 120)}
+UPTIME_WINDOWS = [("24h", 86400), ("7d", 7 * 86400), ("30d", 30 * 86400), ("1y", 365 * 86400)]
+KEEPALIVE_S = 15.0
+
+
+def _row(monitors: MonitorService, monitor: Monitor) -> dict[str, Any]:
+    bars, uptime = monitors.recent(monitor)
+    last = monitors.last_check(monitor.id)
+    return {"monitor": monitor, "target": monitor.spec.target() if monitor.spec is not None else "",
+            "bars": [{"ok": ok, "ms": lat / 1000, "at": ts // 10**6} for ts, ok, lat in bars],
+            "uptime": uptime, "last_at": last[0] // 10**6 if last else None,
+            "last_ms": last[1] / 1000 if last else None}
+
+
+@get("/monitors", include_in_schema=False)
+async def monitor_list(request: Request[Any, Any, Any], monitors: MonitorService, status: str | None = None,
+                       type: str | None = None, tag: str | None = None, q: str | None = None,
+                       after: int = 0) -> Response[str]:
+    who = principal(request)
+    filters = {"status": status or None, "type": type or None, "tag": (tag or "").strip() or None,
+               "q": (q or "").strip() or None}
+    found, total, more = monitors.page(who, max(after, 0), PAGE, status=filters["status"], kind=filters["type"],
+                                       tag=filters["tag"], q=filters["q"])
+    rows = [_row(monitors, m) for m, _ in found]
+    counts: dict[str, int] = {}
+    for m in monitors.account_monitors(who):
+        counts[m.status] = counts.get(m.status, 0) + 1
+    return page(request, "monitors.html", title="Monitors", rows=rows, total=total, more=more,
+                next_after=found[-1][0].id if found and more else None, filters=filters, statuses=STATUSES,
+                kinds=KIND_LABELS, counts=counts, now=int(time.time()))
+
+
+def _defaults(kind: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for f in (*msgspec.structs.fields(Monitor), *msgspec.structs.fields(KINDS[kind])):
+        if f.name in ("id", "account_id", "status", "paused", "spec", "push_token"):
+            continue
+        if f.default is not msgspec.NODEFAULT:
+            values[f.encode_name] = f.default
+        elif f.default_factory is not msgspec.NODEFAULT:
+            values[f.encode_name] = f.default_factory()
+    return monitor_values(values)
+
+
+def _form(request: Request[Any, Any, Any], channels: IntegrationService, *, kind: str, values: dict[str, Any],
+          errors: dict[str, str], monitor: Monitor | None = None, status: int = 200) -> Response[str]:
+    mine, _, _ = channels.page(principal(request), 0, 1000)
+    title = f"Edit {monitor.name}" if monitor is not None else f"New {KIND_LABELS[kind]} monitor"
+    return page(request, "monitor_form.html", status=status, title=title, kind=kind, kinds=KIND_LABELS,
+                common=COMMON, fields=KIND_FIELDS[kind], values=values, errors=errors, monitor=monitor,
+                channels=mine)
+
+
+@get("/monitors/new", include_in_schema=False)
+async def new_monitor(request: Request[Any, Any, Any], channels: IntegrationService,
+                      type: str = "http") -> Response[str]:
+    kind = type if type in KINDS else "http"
+    principal(request)
+    return _form(request, channels, kind=kind, values=_defaults(kind), errors={})
+
+
+def _errors(exc: ServiceError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for e in exc.errors or []:
+        errors.setdefault(e.field, e.message)
+    if not errors:
+        errors["form"] = exc.reason
+    return errors
+
+
+@post("/monitors/new", include_in_schema=False)
+async def create_monitor(request: Request[Any, Any, Any], monitors: MonitorService,
+                         channels: IntegrationService) -> Response[Any]:
+    form = await request.form()
+    kind = form.get("type") if form.get("type") in KINDS else "http"
+    data, problems = form_to_monitor(form, kind, editing=False)
+    if problems:
+        return _form(request, channels, kind=kind, values=posted_values(form), status=400,
+                     errors={e.field: e.message for e in problems})
+    try:
+        monitor, _ = await monitors.create(principal(request), data)
+    except ServiceError as exc:
+        if _forbidden(exc):
+            raise
+        return _form(request, channels, kind=kind, values=posted_values(form), errors=_errors(exc), status=400)
+    return Redirect(f"/monitors/{monitor.id}", status_code=303)
+
+
+def _forbidden(exc: ServiceError) -> bool:
+    """A refusal for the role (shown as the 403 page, not beside a field)."""
+    return isinstance(exc, Forbidden)
+
+
+@get("/monitors/{monitor_id:int}", include_in_schema=False)
+async def monitor_page(request: Request[Any, Any, Any], monitor_id: int, monitors: MonitorService,
+                       history: HistoryService) -> Response[str]:
+    who = principal(request)
+    monitor, times = await monitors.get(who, monitor_id)
+    uptime, (incidents, _, _), (checks, _) = await asyncio.gather(
+        history.uptime(who, monitor_id, UPTIME_WINDOWS),
+        history.incidents(who, None, 10, monitor_id),
+        history.raw(who, monitor_id, None, None, None, 20))
+    recent = [{"at": r[0] // 10**6, "ok": r[1], "ms": r[2] / 1000 if r[2] is not None else None,
+               "status": r[3], "error": r[4]} for r in checks]
+    wire = monitor_to_wire(monitor)
+    push_url = None
+    if monitor.type == "push":
+        push_url = f"{request.base_url}api/push/{wire.get('pushToken')}"
+    return page(request, "monitor.html", title=monitor.name, row=_row(monitors, monitor), times=times,
+                uptime=uptime, incidents=incidents, checks=recent, ranges=list(RANGES), push_url=push_url,
+                wire=wire, now=int(time.time()))
+
+
+@get("/monitors/{monitor_id:int}/chart", include_in_schema=False)
+async def monitor_chart(request: Request[Any, Any, Any], monitor_id: int, history: HistoryService,
+                        range: str = "24h") -> dict[str, Any]:
+    """Chart data for one range: raw checks with their phases (1 h), else buckets with
+    average and percentile latency and uptime. Times in seconds, latencies in ms."""
+    who = principal(request)
+    span, bucket, most = RANGES.get(range, RANGES["24h"])
+    now_us = time.time_ns() // 1000
+    start = now_us - span * 10**6
+    window = {"from": start / 1e6, "to": now_us / 1e6}
+    if bucket == 0:
+        rows, _ = await history.raw(who, monitor_id, start, None, None, most)
+        rows.reverse()
+
+        def ms(i: int) -> list[float | None]:
+            return [r[i] / 1000 if r[i] is not None else None for r in rows]
+
+        return {**window, "kind": "raw", "ts": [r[0] / 1e6 for r in rows], "latency": ms(2), "dns": ms(5),
+                "connect": ms(6), "tls": ms(7), "ttfb": ms(8), "ok": [bool(r[1]) for r in rows]}
+    rows, _ = await history.buckets(who, monitor_id, bucket, start, None, None, most)
+    rows.reverse()
+    return {**window, "kind": "buckets", "ts": [r[0] / 1e6 for r in rows],
+            "avg": [r[3] / 1000 if r[3] is not None else None for r in rows],
+            "p95": [r[6][1] / 1000 if r[6] and r[6][1] is not None else None for r in rows],
+            "p99": [r[6][2] / 1000 if r[6] and r[6][2] is not None else None for r in rows],
+            "uptime": [r[2] / r[1] if r[1] else None for r in rows]}
+
+
+@get("/monitors/{monitor_id:int}/edit", include_in_schema=False)
+async def edit_monitor(request: Request[Any, Any, Any], monitor_id: int, monitors: MonitorService,
+                       channels: IntegrationService) -> Response[str]:
+    monitor, _ = await monitors.get(principal(request), monitor_id)
+    return _form(request, channels, kind=monitor.type, values=monitor_values(monitor_to_wire(monitor)), errors={},
+                 monitor=monitor)
+
+
+@post("/monitors/{monitor_id:int}/edit", include_in_schema=False)
+async def update_monitor(request: Request[Any, Any, Any], monitor_id: int, monitors: MonitorService,
+                         channels: IntegrationService) -> Response[Any]:
+    who = principal(request)
+    monitor, _ = await monitors.get(who, monitor_id)
+    form = await request.form()
+    data, problems = form_to_monitor(form, monitor.type, editing=True)
+    if problems:
+        return _form(request, channels, kind=monitor.type, values=posted_values(form), monitor=monitor, status=400,
+                     errors={e.field: e.message for e in problems})
+    try:
+        await monitors.update(who, monitor_id, data)
+    except ServiceError as exc:
+        if _forbidden(exc):
+            raise
+        return _form(request, channels, kind=monitor.type, values=posted_values(form), monitor=monitor,
+                     errors=_errors(exc), status=400)
+    return Redirect(f"/monitors/{monitor_id}", status_code=303)
+
+
+@post("/monitors/{monitor_id:int}/pause", include_in_schema=False)
+async def pause_monitor(request: Request[Any, Any, Any], monitor_id: int, monitors: MonitorService) -> Redirect:
+    await monitors.set_paused(principal(request), monitor_id, True)
+    return Redirect(f"/monitors/{monitor_id}", status_code=303)
+
+
+@post("/monitors/{monitor_id:int}/resume", include_in_schema=False)
+async def resume_monitor(request: Request[Any, Any, Any], monitor_id: int, monitors: MonitorService) -> Redirect:
+    await monitors.set_paused(principal(request), monitor_id, False)
+    return Redirect(f"/monitors/{monitor_id}", status_code=303)
+
+
+@post("/monitors/{monitor_id:int}/delete", include_in_schema=False)
+async def delete_monitor(request: Request[Any, Any, Any], monitor_id: int, monitors: MonitorService) -> Redirect:
+    await monitors.delete(principal(request), monitor_id)
+    return Redirect("/monitors", status_code=303)
+
+
+@get("/live", include_in_schema=False)
+async def live(request: Request[Any, Any, Any], monitors: MonitorService) -> ServerSentEvent:
+    """The page's one stream of its account's status changes (``status``, ``created``,
+    ``deleted``, ``resync`` events, JSON data), with a comment every 15 s to keep it open."""
+    who = principal(request)
+
+    async def events() -> AsyncGenerator[ServerSentEventMessage, None]:
+        with monitors.watch(who) as queue:
+            yield ServerSentEventMessage(comment="connected", retry=3000)
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield ServerSentEventMessage(comment="keep-alive")
+                    continue
+                yield ServerSentEventMessage(event=event["event"], data=msgspec.json.encode(event).decode())
+
+    return ServerSentEvent(events(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+HANDLERS = [monitor_list, new_monitor, create_monitor, monitor_page, monitor_chart, edit_monitor, update_monitor,
+            pause_monitor, resume_monitor, delete_monitor, live]

@@ -1,0 +1,66 @@
+"""HTML from Jinja2 templates, autoescaped: every piece of user text (monitor names, tags,
+errors, e-mail addresses) is escaped wherever a template prints it; nothing is marked safe.
+
+Pages carry a Content-Security-Policy that allows scripts and styles from this origin only
+(no inline script, no inline style attribute): a name that slipped past escaping still could
+not run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from litestar import Request, Response
+
+__all__ = ["CSP", "page"]
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
+_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
+            "Cache-Control": "no-store"}
+
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                          autoescape=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def _ago(iso: str | None) -> str:
+    """``2026-12-01T10:00:00Z`` -> ``5 min ago`` (the exact time is in the element's title)."""
+    if not iso:
+        return "never"
+    try:
+        then = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    seconds = int((dt.datetime.now(dt.UTC) - then).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{max(seconds, 0)} s ago"
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
+def _pct(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "100%" if value >= 1 else f"{value * 100:.2f}%"
+
+
+_env.filters.update(ago=_ago, ms=_ms, pct=_pct, tojson_attr=lambda v: json.dumps(v, separators=(",", ":")))
+
+
+def page(request: Request[Any, Any, Any], template: str, *, status: int = 200, **context: Any) -> Response[str]:
+    """Render ``template`` for this request (its session, CSRF token and path are known to
+    every template)."""
+    state = request.scope.get("state") or {}
+    html = _env.get_template(template).render(session=state.get("web_session"), path=request.url.path,
+                                              csrf=state.get("web_csrf", ""), **context)
+    return Response(html, status_code=status, media_type="text/html; charset=utf-8", headers=_HEADERS)
