@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SOURCES := pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd)
 
-.PHONY: install run test lint bench bench-quick fuzz clean
+.PHONY: install run test screenshots lint bench bench-quick fuzz clean
 
 install: $(STAMP)
 
@@ -17,14 +17,24 @@ $(STAMP): $(SOURCES)
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
+# `make run PORT=9000 HOST=0.0.0.0` to serve elsewhere (default 127.0.0.1:8080).
+HOST ?= 127.0.0.1
+PORT ?= 8080
 run: install
-	$(VENV)/bin/xuptime serve --demo
+	@$(VENV)/bin/xuptime serve --demo --host $(HOST) --port $(PORT)
 
 lint: install
 	$(VENV)/bin/ruff check .
 
+# The browser tests drive Debian's Chromium (never a downloaded browser): installed when missing.
 test: install lint
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the browser tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	$(PY) -m pytest -q
+
+# Screenshots of the main pages (taken by the browser tests) into docs/screenshots.
+screenshots: install
+	XUPTIME_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/e2e
 
 bench: install
 	$(PY) -m bench.wheel

@@ -77,6 +77,7 @@ def _configure_openapi() -> OpenAPIConfig:
         description="Monitors, history, incidents and keys. Every request needs an API key; every "
                     "authenticated response carries X-API-Limit, X-API-Remaining and X-API-Reset.",
         render_plugins=[_SwaggerUI(path="/docs", js_url=f"{_STATIC}/swagger-ui-bundle.js",
+                                   favicon=f"<link rel='icon' type='image/png' href='{_STATIC}/favicon-32x32.png'>",
                                    css_url=f"{_STATIC}/swagger-ui.css",
                                    standalone_preset_js_url=f"{_STATIC}/swagger-ui-standalone-preset.js")],
         components=Components(security_schemes={

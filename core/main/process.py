@@ -91,6 +91,9 @@ class ServeProcess:
                                                   deny_private=self.deny_private,
                                                   sealer=Sealer.for_data_dir(self.data_dir))
         await services.load(monitors)
+        # (the listener is bound: connections wait for the app; the dashboard's address is the
+        # first thing a new user reads, before any log line)
+        self._banner(base_url, len(monitors), demo_target, services.users.needs_setup())
         services.system.sources.append(ingest.stats)
         alerts = Dispatcher(fetch_due=functools.partial(threads.read, store.due_outbox),
                             record=functools.partial(threads.write, store.record_deliveries),
@@ -106,7 +109,6 @@ class ServeProcess:
         await engine.start(monitors)
         control = await start_control(self.data_dir, services)
         http_task = self.http.start(self.make_app(services), listener)
-        self._banner(base_url, len(monitors), demo_target, services.users.needs_setup())
         # Requests allocate many short-lived objects: collect young garbage less often, and keep
         # what startup loaded (monitors, caches, modules) out of the collector's full passes.
         gc.set_threshold(50_000, 20, 100)

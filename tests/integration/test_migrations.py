@@ -57,6 +57,12 @@ def test_an_old_database_migrates_and_serves(tmp_path: Path, version: int) -> No
         assert monitors["database"].type == "tcp" and monitors["database"].interval == 30
         if version >= 2:  # API usage was kept from then on
             assert store.con.execute("SELECT requests FROM api_usage WHERE month = '2026-11'").fetchall() == [(42,)]
+        users = store.list_users()
+        if version >= 5:  # dashboard users from then on: the fixture's still signs in (Argon2id hash kept)
+            found = store.find_user("fixture@example.com")
+            assert found is not None and found[0].role == "admin" and found[1].startswith("$argon2id$")
+        else:
+            assert users == []
     finally:
         store.close()
 

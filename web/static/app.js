@@ -74,6 +74,7 @@
     source.addEventListener("status", function (e) {
       var event = JSON.parse(e.data);
       setStatus(event.id, event.status);
+      document.dispatchEvent(new CustomEvent("xuptime:status", {detail: event}));
     });
     source.addEventListener("created", refreshList);
     source.addEventListener("deleted", refreshList);

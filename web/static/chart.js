@@ -51,7 +51,17 @@
         draw(box, b.dataset.range);
       });
     });
+    var current = function () {
+      var pressed = document.querySelector("[data-range][aria-pressed=true]");
+      return pressed ? pressed.dataset.range : "24h";
+    };
     draw(box, "24h");
+    // new checks: redraw when this monitor's status changes, and once a minute
+    var head = document.querySelector(".page-head[data-monitor-id]");
+    document.addEventListener("xuptime:status", function (e) {
+      if (head && String(e.detail.id) === head.dataset.monitorId) draw(box, current());
+    });
+    setInterval(function () { if (!document.hidden) draw(box, current()); }, 60000);
     window.addEventListener("resize", function () { if (plot) plot.setSize({width: box.clientWidth, height: 260}); });
   });
 })();

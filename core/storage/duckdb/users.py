@@ -4,6 +4,7 @@ session id only, like API keys)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import duckdb
 
@@ -13,6 +14,7 @@ from core.storage.duckdb.common import DuplicateError, iso, utcnow
 __all__ = ["UserStore"]
 
 _COLUMNS = "id, account_id, email, role, created_at"
+_SCHEMA = 5  # the version that added sessions and users.created_at
 
 
 def _user(row: tuple) -> User:
@@ -23,6 +25,7 @@ class UserStore:
     """Users by account, and the server-side half of each session."""
 
     con: duckdb.DuckDBPyConnection
+    schema_version: Callable[[], int]  # (StoreBase's)
 
     def count_users(self) -> int:
         row = self.con.execute("SELECT count(*) FROM users").fetchone()
@@ -48,10 +51,12 @@ class UserStore:
         return None if row is None else _user(row)
 
     def list_users(self, account_id: int | None = None) -> list[User]:
+        # (a database opened read-only by the CLI may predate users.created_at: schema v5)
+        columns = _COLUMNS if self.schema_version() >= _SCHEMA else _COLUMNS.replace("created_at", "NULL")
         if account_id is None:
-            rows = self.con.execute(f"SELECT {_COLUMNS} FROM users ORDER BY id").fetchall()
+            rows = self.con.execute(f"SELECT {columns} FROM users ORDER BY id").fetchall()
         else:
-            rows = self.con.execute(f"SELECT {_COLUMNS} FROM users WHERE account_id = ? ORDER BY id",
+            rows = self.con.execute(f"SELECT {columns} FROM users WHERE account_id = ? ORDER BY id",
                                     [account_id]).fetchall()
         return [_user(r) for r in rows]
 
@@ -79,6 +84,8 @@ class UserStore:
 
     def live_sessions(self, now: dt.datetime) -> list[tuple[str, int, str, dt.datetime]]:
         """Every unexpired session: (sha256, user id, CSRF token, expires at)."""
+        if self.schema_version() < _SCHEMA:
+            return []
         return [(r[0], int(r[1]), r[2], r[3]) for r in self.con.execute(
             "SELECT sha256, user_id, csrf, expires_at FROM sessions WHERE expires_at > ?", [now]).fetchall()]
 

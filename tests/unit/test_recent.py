@@ -1,0 +1,49 @@
+"""The in-memory recent window (heartbeat bars, 24 h uptime) against a plain model: for any
+batches of checks, each monitor's bars are its last ``BARS`` checks in time order and its
+counts are those of the last ``HOURS`` hours."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.services.recent import BARS, HOUR_US, HOURS, RecentWindow
+
+START = 1_800_000_000 * 10**6
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(1, 6), st.integers(0, 3 * HOUR_US), st.booleans()), max_size=80),
+                max_size=12))
+def test_bars_and_hours_match_a_model(batches: list[list[tuple[int, int, bool]]]) -> None:
+    window = RecentWindow()
+    seen: list[tuple[int, int, bool, int]] = []
+    clock = START
+    for batch in batches:
+        # a batch holds later checks than the one before (one worker per monitor, in order)
+        rows = [(m, clock + dt, ok) for m, dt, ok in batch]
+        if not rows:
+            continue
+        clock = max(ts for _, ts, _ in rows) + 1
+        lat = list(range(len(seen), len(seen) + len(rows)))
+        window.add(np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+                   np.array([r[2] for r in rows], dtype=np.uint8), np.array(lat))
+        seen += [(m, ts, ok, latency) for (m, ts, ok), latency in zip(rows, lat, strict=True)]
+    newest_hour = max((ts for _, ts, _, _ in seen), default=0) // HOUR_US
+    for monitor in range(1, 7):
+        mine = sorted((ts, ok, lat) for m, ts, ok, lat in seen if m == monitor)
+        assert window.bars(monitor) == [(ts, ok, lat) for ts, ok, lat in mine[-BARS:]]
+        recent = [ok for ts, ok, _ in mine if ts // HOUR_US > newest_hour - HOURS]
+        assert window.uptime(monitor) == (len(recent), sum(recent))
+
+
+def test_hours_leave_the_window_and_deleted_monitors_are_forgotten() -> None:
+    window = RecentWindow()
+    window.add(np.array([7, 7]), np.array([START, START + 1]), np.array([1, 0]), np.array([5, 6]))
+    assert window.uptime(7) == (2, 1)
+    window.add(np.array([8]), np.array([START + HOURS * HOUR_US]), np.array([1]), np.array([1]))
+    assert window.uptime(7) == (0, 0)  # a day later: its hours left the window
+    assert len(window.bars(7)) == 2  # (bars are the last checks, however old)
+    window.forget(7)
+    assert window.bars(7) == [] and window.bars(10_000) == [] and window.uptime(10_000) == (0, 0)
