@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import socket
 import sys
@@ -150,10 +149,27 @@ def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
 
 
+def _when(ts_us: int | None) -> str:
+    if not ts_us:
+        return "never"
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts_us / 1e6, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
 def _target(m: dict[str, Any]) -> str:
     from core.models import wire_target
 
     return wire_target(m)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("xuptime")
+    except PackageNotFoundError:  # (a checkout that is not installed)
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,11 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="data directory (default: $XUPTIME_DATA_DIR, then ./xuptime-data)")
     parser = argparse.ArgumentParser(prog="xuptime", description="Self-hosted uptime monitoring at scale.",
                                      parents=[top])
+    parser.add_argument("--version", action="version", version=f"xuptime {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", parents=[common], help="run the monitor (engine workers + storage)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port of the dashboard and API (default 8080)")
     serve.add_argument("--workers", type=int, default=0, help="engine worker processes (default: cores)")
     serve.add_argument("--max-inflight", type=int, default=0,
                        help="concurrent checks per worker (default: sized from the open-file limit)")
@@ -189,53 +206,66 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the dashboard's address as users reach it (e.g. https://status.example.com); "
                             "links in notifications start with it (default: the address served on)")
     serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING or ERROR")
+    serve.add_argument("--log-format", choices=("text", "json"), default="text",
+                       help="text: one readable line per event (default); json: one JSON object per line")
 
     monitors = sub.add_parser("monitors", parents=[common], help="add, list, pause or remove monitors")
     msub = monitors.add_subparsers(dest="action", required=True)
     add = msub.add_parser("add", parents=[common], help="add a monitor")
-    add.add_argument("name", nargs="?")
+    add.add_argument("name", nargs="?", help="the monitor's name (or give it in --json)")
     add.add_argument("--json", help="the whole monitor as JSON (API field names)")
     add.add_argument("--type", choices=["http", "tcp", "tls", "dns", "ping", "push"],
                      help="other fields of a kind (minDaysValid, recordType, ...) go in --json")
-    add.add_argument("--url")
-    add.add_argument("--host")
-    add.add_argument("--port", type=int)
-    add.add_argument("--method")
+    add.add_argument("--url", help="http: the URL to check")
+    add.add_argument("--host", help="tcp, tls, dns, ping: the host name or address")
+    add.add_argument("--port", type=int, help="tcp, tls: the port")
+    add.add_argument("--method", help="http: the method (default GET)")
     add.add_argument("--interval", type=int, help="seconds between checks (1..86400, default 60)")
-    add.add_argument("--timeout", type=float)
-    add.add_argument("--retries", type=int)
-    add.add_argument("--recovery-threshold", type=int)
-    add.add_argument("--keyword")
+    add.add_argument("--timeout", type=float, help="seconds a check may take (default: the kind's)")
+    add.add_argument("--retries", type=int, help="failed checks in a row, beyond the first, before down")
+    add.add_argument("--recovery-threshold", type=int, help="good checks in a row before a down monitor is up")
+    add.add_argument("--keyword", help="http: down unless the body contains this text")
     add.add_argument("--expected-status", action="append", help="e.g. 200-299 (repeatable)")
     add.add_argument("--keep-alive", action="store_true", help="reuse one connection across checks")
     add.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
-    add.add_argument("--tag", action="append")
+    add.add_argument("--tag", action="append", help="a tag (repeatable)")
     lst = msub.add_parser("list", parents=[common], help="list monitors")
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
     for action in ("remove", "pause", "resume"):
         p = msub.add_parser(action, parents=[common], help=f"{action} a monitor")
-        p.add_argument("id", type=int)
+        p.add_argument("id", type=int, help="the monitor's id (see `xuptime monitors list`)")
+    show = msub.add_parser("show", parents=[common], help="a monitor's settings, status and recent checks")
+    show.add_argument("id", type=int, help="the monitor's id")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
+    edit = msub.add_parser("edit", parents=[common], help="change some of a monitor's fields")
+    edit.add_argument("id", type=int, help="the monitor's id")
+    edit.add_argument("--json", dest="changes", required=True, metavar="JSON",
+                      help='the fields to change, with API names, e.g. \'{"interval": 30, "tags": ["prod"]}\'')
+    hist = msub.add_parser("history", parents=[common], help="a monitor's latest checks, newest first")
+    hist.add_argument("id", type=int, help="the monitor's id")
+    hist.add_argument("--limit", type=int, default=20, help="how many checks (default 20, at most 10000)")
+    hist.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     sql = sub.add_parser("sql", parents=[common], help="run a read-only SQL query")
-    sql.add_argument("query")
-    sql.add_argument("--json", action="store_true")
+    sql.add_argument("query", help="one SELECT (read-only; no files, no extensions)")
+    sql.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     accounts = sub.add_parser("accounts", parents=[common], help="create or list accounts")
     asub = accounts.add_subparsers(dest="action", required=True)
     acreate = asub.add_parser("create", parents=[common], help="create an account")
-    acreate.add_argument("name")
+    acreate.add_argument("name", help="the account's name")
     acreate.add_argument("--monthly-limit", type=int, help="API requests per calendar month (default 100000)")
     alist = asub.add_parser("list", parents=[common], help="list accounts")
-    alist.add_argument("--json", action="store_true")
+    alist.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     keys = sub.add_parser("keys", parents=[common], help="create, list or revoke API keys")
     ksub = keys.add_subparsers(dest="action", required=True)
     kcreate = ksub.add_parser("create", parents=[common],
                               help="create an API key; the secret is the last line of output, shown once")
     klist = ksub.add_parser("list", parents=[common], help="list an account's keys (prefixes, never secrets)")
-    klist.add_argument("--json", action="store_true")
+    klist.add_argument("--json", action="store_true", help="print JSON instead of a table")
     krevoke = ksub.add_parser("revoke", parents=[common], help="revoke a key")
-    krevoke.add_argument("id", type=int)
+    krevoke.add_argument("id", type=int, help="the key's id (see `xuptime keys list`)")
     for p in (kcreate, klist, krevoke):
         p.add_argument("--account", default="default", help="account name (default: default)")
     kcreate.add_argument("--name", default="default", help="a label for the key")
@@ -250,16 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     ulist = usub.add_parser("list", parents=[common], help="list every account's users")
     ulist.add_argument("--json", action="store_true", help="print JSON instead of a table")
     uremove = usub.add_parser("remove", parents=[common], help="remove a user (their sessions end)")
-    uremove.add_argument("email")
+    uremove.add_argument("email", help="the user's e-mail address")
     upass = usub.add_parser("set-password", parents=[common],
                             help="set a user's password (prompts; their sessions end)")
-    upass.add_argument("email")
+    upass.add_argument("email", help="the user's e-mail address")
     for p in (ucreate, upass):
         p.add_argument("--password", help="the password (prompted for, unechoed, when not given; "
                                           "visible to other local users in the process list when given)")
 
-    status = sub.add_parser("status", parents=[common], help="engine statistics of the running server")
-    status.add_argument("--json", action="store_true")
+    status = sub.add_parser("status", parents=[common], help="how the running server is doing")
+    status.add_argument("--json", action="store_true", help="every counter, as JSON")
     return parser
 
 
@@ -302,7 +332,10 @@ def _main(ns: argparse.Namespace, data_dir: Path) -> int:
                 stats = control_request(data_dir, "stats")
             except ServerNotRunning:
                 raise CommandError(f"no server is running on {data_dir}") from None
-            print(json.dumps(stats, indent=None if ns.json else 2))
+            if ns.json:
+                print(json.dumps(stats))
+            else:
+                _print_status(stats)
             return 0
     except CommandError as exc:
         print(f"xuptime: {exc}", file=sys.stderr)
@@ -324,6 +357,38 @@ def _monitors(ns: argparse.Namespace, data_dir: Path) -> int:
         else:
             _print_table(["id", "name", "type", "target", "interval", "status"],
                          [[m["id"], m["name"], m["type"], _target(m), m["interval"], m["status"]] for m in rows])
+        return 0
+    if ns.action == "show":
+        m = _run(data_dir, "monitors.show", {"id": ns.id})
+        if ns.json:
+            print(json.dumps(m))
+            return 0
+        uptime = "-" if m["uptime24h"] is None else f"{m['uptime24h'] * 100:.2f}%"
+        bar = "".join("+" if c["ok"] else "x" for c in m["recent"]) or "-"
+        print(f"{m['name']} (monitor {m['id']}, {m['type']} {_target(m)})")
+        print(f"  status:   {m['status']}{' since ' + m['statusSince'] if m.get('statusSince') else ''}")
+        print(f"  every:    {m['interval']} s, retries {m['retries']}, tags {', '.join(m['tags']) or '-'}")
+        print(f"  24 h:     {uptime} up; recent checks (oldest first, + ok, x failed): {bar}")
+        last = m["lastLatencyMs"]
+        print(f"  last:     {_when(m['lastCheckUs'])}{'' if last is None else f', {last:.1f} ms'}")
+        return 0
+    if ns.action == "edit":
+        try:
+            changes = json.loads(ns.changes)
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--json is not valid JSON: {exc}") from None
+        m = _run(data_dir, "monitors.edit", {"id": ns.id, "changes": changes})
+        print(f"monitor {m['id']} saved: {m['name']} ({m['type']} {_target(m)}), every {m['interval']} s")
+        return 0
+    if ns.action == "history":
+        rows = _run(data_dir, "monitors.history", {"id": ns.id, "limit": ns.limit})
+        if ns.json:
+            print(json.dumps(rows))
+        else:
+            _print_table(["when", "ok", "latency ms", "status", "error"],
+                         [[_when(r["tsUs"]), "ok" if r["ok"] else "FAIL",
+                           "" if r["latencyMs"] is None else f"{r['latencyMs']:.1f}", r["statusCode"] or "",
+                           r["error"] or ""] for r in rows])
         return 0
     result = _run(data_dir, f"monitors.{ns.action}", {"id": ns.id})
     if ns.action == "remove":
@@ -369,6 +434,24 @@ def _keys(ns: argparse.Namespace, data_dir: Path) -> int:
     return 0
 
 
+def _print_status(s: dict[str, Any]) -> None:
+    """``xuptime status`` for people (``--json`` has every counter)."""
+    workers = s.get("workers", [])
+    ready = sum(1 for w in workers if w.get("ready"))
+    monitors = sum(w.get("monitors", 0) for w in workers)
+    restarts = sum(w.get("restarts", 0) for w in workers)
+    print(f"server:    running; {ready}/{len(workers)} engine workers ready"
+          f"{f', {restarts} restart(s)' if restarts else ''}; {s.get('rssBytes', 0) / 2**20:.0f} MiB (main process)")
+    print(f"monitors:  {monitors} scheduled; {s.get('inflight', 0)} checks in flight, {s.get('queued', 0)} queued")
+    print(f"checks:    {s.get('checks', 0)} done; lateness p50 {s.get('latenessP50Ms')} ms, "
+          f"p99 {s.get('latenessP99Ms')} ms; {s.get('skippedOverlap', 0)} skipped (still running), "
+          f"{s.get('dropped', 0)} dropped")
+    print(f"storage:   {s.get('rowsWritten', 0)} results written, {s.get('rowsSpilled', 0)} waiting in memory, "
+          f"{s.get('rowsDropped', 0)} lost")
+    live = s.get("live", {})
+    print(f"dashboard: {live.get('streams', 0)} live page(s) open")
+
+
 def _password(ns: argparse.Namespace) -> str:
     if ns.password is not None:
         return ns.password
@@ -410,10 +493,11 @@ def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
 
     import web
     from api.app import create_app
+    from core.logs import configure
     from core.main.process import ServeProcess
     from core.services import Services
 
-    logging.basicConfig(level=ns.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure(ns.log_level, ns.log_format)
     try:
         control_request(data_dir, "ping", timeout=2)
     except ServerNotRunning:
@@ -430,7 +514,17 @@ def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
                           demo_monitors=ns.demo, max_inflight=ns.max_inflight, http_server=ns.http_server,
                           alert_retry_base=ns.alert_retry_base, deny_private=ns.deny_private_targets,
                           public_url=ns.public_url)
-    uvloop.run(server.run())
+    if data_dir.exists() and not data_dir.is_dir():
+        raise CommandError(f"{data_dir} is not a directory; give --data-dir a directory (it is made if missing)")
+    import duckdb
+
+    try:
+        uvloop.run(server.run())
+    except duckdb.IOException as exc:
+        raise CommandError(f"cannot open the database in {data_dir}: another process holds it "
+                           f"(a running server or another xuptime command?): {exc}") from None
+    except PermissionError as exc:
+        raise CommandError(f"cannot use {data_dir}: {exc.strerror} ({exc.filename})") from None
     return 0
 
 

@@ -67,6 +67,31 @@ async def _monitors_resume(services: Services, args: dict[str, Any]) -> dict[str
     return monitor_row((await services.monitors.set_paused(account, monitor_id, False))[0])
 
 
+async def _monitors_show(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    account, monitor_id = _owner(services, args)
+    monitor, times = await services.monitors.get(account, monitor_id)
+    bars, uptime = services.monitors.recent(monitor)
+    last = services.monitors.last_check(monitor_id)
+    return {**monitor_row(monitor), **msgspec.to_builtins(times), "uptime24h": uptime,
+            "lastCheckUs": last[0] if last else None, "lastLatencyMs": last[1] / 1000 if last else None,
+            "recent": [{"tsUs": ts, "ok": ok, "latencyMs": lat / 1000} for ts, ok, lat in bars]}
+
+
+async def _monitors_edit(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    account, monitor_id = _owner(services, args)
+    return monitor_row((await services.monitors.update(account, monitor_id, args.get("changes")))[0])
+
+
+async def _monitors_history(services: Services, args: dict[str, Any]) -> list[dict[str, Any]]:
+    account, monitor_id = _owner(services, args)
+    limit = args.get("limit", 20)
+    if not isinstance(limit, int) or not 1 <= limit <= 10000:
+        raise OpError("--limit must be 1 to 10000")
+    rows, _ = await services.history.raw(account, monitor_id, None, None, None, limit)
+    return [{"tsUs": r[0], "ok": bool(r[1]), "latencyMs": r[2] / 1000 if r[2] is not None else None,
+             "statusCode": r[3], "error": r[4]} for r in rows]
+
+
 # accounts and keys ------------------------------------------------------------------------
 async def _accounts_create(services: Services, args: dict[str, Any]) -> dict[str, Any]:
     return msgspec.to_builtins(await services.accounts.create_account(args.get("name"), args.get("monthlyLimit")))
@@ -152,6 +177,9 @@ OPS: dict[str, Op] = {
     "monitors.remove": _monitors_remove,
     "monitors.pause": _monitors_pause,
     "monitors.resume": _monitors_resume,
+    "monitors.show": _monitors_show,
+    "monitors.edit": _monitors_edit,
+    "monitors.history": _monitors_history,
     "accounts.create": _accounts_create,
     "accounts.list": _accounts_list,
     "keys.create": _keys_create,
@@ -167,7 +195,8 @@ OPS: dict[str, Op] = {
 }
 
 #: Operations that only read: the CLI opens a stopped data dir read-only for them.
-READ_ONLY_OPS = frozenset({"monitors.list", "accounts.list", "keys.list", "users.list", "sql"})
+READ_ONLY_OPS = frozenset({"monitors.list", "monitors.show", "monitors.history", "accounts.list", "keys.list",
+                           "users.list", "sql"})
 #: Operations that only a running server can answer.
 NEEDS_SERVER = frozenset({"ping", "stats"})
 

@@ -239,6 +239,8 @@ class Dispatcher:
             log.warning("message %d failed after %d attempt(s): %s %s", row[0], attempt, result.status,
                         result.response[:120])
         else:
+            log.warning("message %d attempt %d failed: %s %s; retrying", row[0], attempt, result.status,
+                        result.response[:120])
             if result.retry_after is not None:  # the provider said when: then, not sooner, not much later
                 delay = result.retry_after + random.uniform(0.0, 0.25)
             else:

@@ -402,3 +402,24 @@ def test_history_version_changes_with_every_change_an_answer_could_see(store: Du
     assert store.history_version(mine) != v3
     v4 = store.history_version(mine)
     assert store.delete_monitor(mine) and store.history_version(mine) != v4
+
+
+def test_demo_monitors_never_use_the_default_channels(store: DuckDBStore) -> None:
+    """``serve --demo``'s monitors (tagged ``demo``) fail on purpose: the account's default
+    channels hear nothing of them; a channel attached to one still does."""
+    from core.alerting import parse_integration
+
+    def make(name: str, default: bool) -> int:
+        integration = parse_integration({"name": name, "type": "webhook", "config": {"url": "http://127.0.0.1:9/"},
+                                         "isDefault": default})
+        integration.account_id = 1
+        return store.create_integration(integration).id
+
+    default, attached = make("default", True), make("attached", False)
+    demo = store.create_monitor(parse_monitor({"name": "[demo] x", "type": "http", "url": "http://h/",
+                                               "tags": ["demo"], "integrations": [attached]}))
+    real = store.create_monitor(parse_monitor({"name": "real", "type": "http", "url": "http://h/"}))
+    t0 = 1_700_000_000_000_000
+    store.apply_transitions([Transition(demo.id, t0, "up", "down", "x"), Transition(real.id, t0, "up", "down", "x")])
+    rows = store.query("SELECT monitor_id, integration_id FROM outbox ORDER BY monitor_id, integration_id")[1]
+    assert rows == [(demo.id, attached), (real.id, default)]

@@ -179,8 +179,10 @@ class IntegrationStore:
 
 _ISO = "'%Y-%m-%dT%H:%M:%S.%gZ'"
 _TARGET = "xuptime_target(m.type, CAST(m.spec AS VARCHAR))"
+# A monitor's own channels, and its account's default channels unless the monitor is tagged
+# ``demo`` (``serve --demo``'s monitors must not page anyone through the defaults).
 _CHANNELS = ("JOIN integrations g ON g.account_id = m.account_id"
-             " AND (g.is_default OR list_contains(m.integrations, g.id))")
+             " AND ((g.is_default AND NOT list_contains(m.tags, 'demo')) OR list_contains(m.integrations, g.id))")
 _OUTBOX_INSERT = """INSERT INTO outbox (account_id, integration_id, monitor_id, incident_id, event, context, dedupe_key,
                                         next_attempt_at, created_at)"""
 OUTBOX_DOWN = f"""{_OUTBOX_INSERT}
