@@ -17,7 +17,7 @@ import msgspec
 from core.alerting import EVENTS, PROVIDERS
 from core.models import KINDS, Monitor
 
-__all__ = ["add_request_bodies"]
+__all__ = ["add_documentation", "add_request_bodies"]
 
 _SKIP = {"id", "account_id", "status", "spec"}
 _REF = "#/components/schemas/{name}"
@@ -105,4 +105,197 @@ def add_request_bodies(document: dict[str, Any]) -> dict[str, Any]:
         if operation is not None:
             operation["requestBody"] = {"required": name not in _OPTIONAL, "content": {
                 "application/json": {"schema": {"$ref": _REF.format(name=name)}}}}
+    return add_documentation(document)
+
+
+# Query parameters, response bodies and the routes outside /api/v1 ---------------------------
+def _q(name: str, schema: dict[str, Any], description: str, example: Any = None) -> dict[str, Any]:
+    param = {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+    if example is not None:
+        param["example"] = example
+    return param
+
+
+_LIMIT = _q("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}, "Items per page (1-100).", 25)
+_CURSOR = _q("cursor", {"type": "string"}, "`pagination.nextCursor` of the previous page; absent for the first.")
+_TIME = ("An ISO 8601 time (`2026-11-02T10:00:00Z`), or Unix seconds, or Unix milliseconds (13 digits, as "
+         "Grafana's `${__from}` gives).")
+_PARAMS: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("/api/v1/monitors", "get"): [
+        _LIMIT, _CURSOR,
+        _q("status", {"enum": ["pending", "up", "down", "paused", "maintenance"]}, "Only monitors in this status."),
+        _q("type", {"enum": list(KINDS)}, "Only monitors of this kind."),
+        _q("tag", {"type": "string"}, "Only monitors with this tag.", "prod"),
+        _q("q", {"type": "string"}, "Only monitors whose name contains this (case-insensitive).", "api")],
+    ("/api/v1/monitors/{monitor_id}/history", "get"): [
+        _q("interval", {"enum": ["raw", "1m", "5m", "1h", "1d"], "default": "raw"},
+           "`raw`: one item per check; otherwise buckets of this size with counts, uptime and latency percentiles."),
+        _q("from", {"type": "string"}, f"Oldest time to include. {_TIME}", "2026-11-02T10:00:00Z"),
+        _q("to", {"type": "string"}, f"Newest time to include. {_TIME}", "2026-11-02T11:00:00Z"),
+        _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Items per page (1-1000)."),
+        _CURSOR],
+    ("/api/v1/monitors/{monitor_id}/uptime", "get"): [
+        _q("windows", {"type": "string", "default": "24h,7d,30d"},
+           "Comma-separated windows ending now: a number and `m`, `h` or `d` (at most 365d).", "24h,7d,30d,90d")],
+    ("/api/v1/incidents", "get"): [_LIMIT, _CURSOR],
+    ("/api/v1/monitors/{monitor_id}/incidents", "get"): [_LIMIT, _CURSOR],
+    ("/api/v1/api-keys", "get"): [_LIMIT, _CURSOR],
+    ("/api/v1/integrations", "get"): [_LIMIT, _CURSOR],
+    ("/api/v1/integrations/{integration_id}/deliveries", "get"): [
+        _LIMIT, _CURSOR, _q("status", {"enum": ["pending", "sent", "failed"]}, "Only messages in this state.")],
+}
+
+_TS = {"type": "string", "format": "date-time"}
+_NTS = {"anyOf": [_TS, {"type": "null"}]}
+_NUM = {"anyOf": [{"type": "number"}, {"type": "null"}]}
+_PAGE = {"type": "object", "required": ["limit", "nextCursor"], "properties": {
+    "limit": {"type": "integer"}, "nextCursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    "total": {"type": "integer", "description": "items matching (where cheap to know)"}}}
+_MONITOR_EXAMPLE = {"id": 1, "name": "homepage", "type": "http", "url": "https://example.com/", "method": "GET",
+                    "interval": 60, "timeout": 10.0, "retries": 1, "recoveryThreshold": 1, "paused": False,
+                    "tags": ["prod"], "integrations": [], "status": "up", "expectedStatus": ["200-299"],
+                    "lastCheckAt": "2026-12-01T10:00:00.123Z", "lastLatencyMs": 84.2,
+                    "createdAt": "2026-11-01T09:00:00Z", "updatedAt": "2026-11-01T09:00:00Z",
+                    "statusSince": "2026-11-30T22:14:05Z"}
+_RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Pagination": _PAGE,
+    "Monitor": {"type": "object", "required": ["id", "name", "type", "status"], "properties": {
+        "id": {"type": "integer"}, "type": {"enum": list(KINDS)},
+        "status": {"enum": ["pending", "up", "down", "paused", "maintenance"]},
+        "lastCheckAt": _NTS, "lastLatencyMs": _NUM, "createdAt": _NTS, "updatedAt": _NTS, "statusSince": _NTS},
+        "description": "The monitor's fields as created (those of its type; see MonitorCreate) and these.",
+        "example": _MONITOR_EXAMPLE},
+    "Check": {"type": "object", "properties": {
+        "ts": _TS, "ok": {"type": "boolean"}, "latencyMs": _NUM,
+        "statusCode": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        "error": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "phases": {"type": "object", "properties": {k: _NUM for k in ("dnsMs", "connectMs", "tlsMs", "ttfbMs")}}},
+        "example": {"ts": "2026-12-01T10:00:00.123Z", "ok": True, "latencyMs": 84.2, "statusCode": 200,
+                    "error": None, "phases": {"dnsMs": 1.1, "connectMs": 10.3, "tlsMs": 30.2, "ttfbMs": 40.0}}},
+    "Bucket": {"type": "object", "properties": {
+        "ts": _TS, "checks": {"type": "integer"}, "up": {"type": "integer"}, "uptime": _NUM,
+        "latencyMs": {"type": "object", "properties": {k: _NUM for k in ("avg", "min", "max", "p50", "p95", "p99")}}},
+        "example": {"ts": "2026-12-01T10:00:00.000Z", "checks": 60, "up": 60, "uptime": 1.0,
+                    "latencyMs": {"avg": 80.1, "min": 61.0, "max": 140.2, "p50": 78.0, "p95": 120.5, "p99": 138.0}}},
+    "Uptime": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+        "uptime": _NUM, "checks": {"type": "integer"}, "downtimeSeconds": {"type": "number"}}},
+        "example": {"24h": {"uptime": 0.9993, "checks": 1440, "downtimeSeconds": 60.0}}},
+    "Incident": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "monitorId": {"type": "integer"}, "startedAt": _TS, "resolvedAt": _NTS,
+        "status": {"enum": ["open", "resolved"]}, "cause": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "durationSeconds": {"type": "number"}},
+        "example": {"id": 6, "monitorId": 4, "startedAt": "2026-12-01T20:03:16Z", "resolvedAt": "2026-12-01T20:04:06Z",
+                    "status": "resolved", "cause": "status 503, expected 200-299", "durationSeconds": 49.4}},
+    "ApiKey": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "name": {"type": "string"}, "prefix": {"type": "string"}, "createdAt": _TS,
+        "lastUsedAt": _NTS, "revokedAt": _NTS, "secret": {"type": "string", "description": "on create only"}},
+        "example": {"id": 1, "name": "grafana", "prefix": "xup_OfvmFxKL", "createdAt": "2026-12-01T20:04:46Z",
+                    "lastUsedAt": None, "revokedAt": None}},
+    "Usage": {"type": "object", "properties": {
+        "month": {"type": "string"}, "limit": {"type": "integer"}, "used": {"type": "integer"},
+        "remaining": {"type": "integer"}, "reset": {"type": "integer", "description": "Unix seconds"},
+        "resetAt": _TS},
+        "example": {"month": "2026-12", "limit": 100000, "used": 7, "remaining": 99993, "reset": 1798761600,
+                    "resetAt": "2027-01-01T00:00:00Z"}},
+    "Integration": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "name": {"type": "string"}, "type": {"enum": list(PROVIDERS)},
+        "config": {"type": "object", "description": "the type's settings; secrets masked"},
+        "template": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "isDefault": {"type": "boolean"},
+        "reminderInterval": {"anyOf": [{"type": "integer"}, {"type": "null"}]}, "createdAt": _TS, "updatedAt": _TS},
+        "example": {"id": 2, "name": "ops slack", "type": "slack", "config": {"webhookUrl": "https://hooks.sl…••••"},
+                    "template": None, "isDefault": True, "reminderInterval": 3600,
+                    "createdAt": "2026-12-01T09:00:00Z", "updatedAt": "2026-12-01T09:00:00Z"}},
+    "Delivery": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "monitorId": {"type": "integer"}, "event": {"enum": list(EVENTS)},
+        "status": {"enum": ["pending", "sent", "failed"]}, "attempts": {"type": "integer"}, "createdAt": _TS,
+        "deliveredAt": _NTS, "nextAttemptAt": _NTS}},
+}
+
+
+def _envelope(item: str, *, many: bool = False, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = schema or {"$ref": _REF.format(name=item)}
+    if many:
+        return {"type": "object", "required": ["data", "pagination"], "properties": {
+            "data": {"type": "array", "items": data}, "pagination": {"$ref": _REF.format(name="Pagination")}}}
+    return {"type": "object", "required": ["data"], "properties": {"data": data}}
+
+
+_HISTORY = {"oneOf": [{"$ref": _REF.format(name="Check")}, {"$ref": _REF.format(name="Bucket")}],
+            "description": "a Check per check (interval=raw) or a Bucket per interval"}
+_RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
+    ("/api/v1/monitors", "get"): _envelope("Monitor", many=True),
+    ("/api/v1/monitors", "post"): _envelope("Monitor"),
+    ("/api/v1/monitors/bulk", "post"): _envelope("Monitor", schema={"type": "array", "items": {
+        "$ref": _REF.format(name="Monitor")}}),
+    ("/api/v1/monitors/{monitor_id}", "get"): _envelope("Monitor"),
+    ("/api/v1/monitors/{monitor_id}", "patch"): _envelope("Monitor"),
+    ("/api/v1/monitors/{monitor_id}/pause", "post"): _envelope("Monitor"),
+    ("/api/v1/monitors/{monitor_id}/resume", "post"): _envelope("Monitor"),
+    ("/api/v1/monitors/{monitor_id}/history", "get"): _envelope("Check", many=True, schema=_HISTORY),
+    ("/api/v1/monitors/{monitor_id}/uptime", "get"): _envelope("Uptime"),
+    ("/api/v1/incidents", "get"): _envelope("Incident", many=True),
+    ("/api/v1/monitors/{monitor_id}/incidents", "get"): _envelope("Incident", many=True),
+    ("/api/v1/api-keys", "get"): _envelope("ApiKey", many=True),
+    ("/api/v1/api-keys", "post"): _envelope("ApiKey"),
+    ("/api/v1/account/usage", "get"): _envelope("Usage"),
+    ("/api/v1/integrations", "get"): _envelope("Integration", many=True),
+    ("/api/v1/integrations", "post"): _envelope("Integration"),
+    ("/api/v1/integrations/{integration_id}", "get"): _envelope("Integration"),
+    ("/api/v1/integrations/{integration_id}", "patch"): _envelope("Integration"),
+    ("/api/v1/integrations/{integration_id}/deliveries", "get"): _envelope("Delivery", many=True),
+}
+
+_OUTSIDE: dict[str, dict[str, Any]] = {
+    "/metrics": {"get": {
+        "operationId": "metrics", "tags": ["metrics"], "summary": "Prometheus metrics of the key's account",
+        "description": "The text exposition format (`text/plain; version=0.0.4`): per monitor `xuptime_monitor_up`, "
+                       "latency and check counters, labelled `monitor_id`, `name`, `type`. Needs an API key.",
+        "security": [{"bearer": []}, {"apiKeyHeader": []}, {"apiKeyQuery": []}],
+        "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"},
+                      "example": "xuptime_monitor_up{monitor_id=\"1\",name=\"homepage\",type=\"http\"} 1\n"}}},
+                      "401": {"description": "API key missing or invalid"}}}},
+    "/api/push/{token}": {**{method: {
+        "operationId": f"pushHeartbeat{method.capitalize()}", "tags": ["push"], "security": [],
+        "summary": "A heartbeat of a push monitor (no API key: the token is the secret)",
+        "parameters": [
+            {"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
+             "description": "the monitor's `pushToken`"},
+            _q("status", {"enum": ["up", "down"], "default": "up"}, "`down` reports a failed run."),
+            _q("msg", {"type": "string", "maxLength": 500}, "A note kept with the check.", "backup done"),
+            _q("ping", {"type": "number", "minimum": 0}, "The job's own run time in ms (shown as latency).")],
+        "responses": {"200": {"description": "taken", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}}, "example": {"ok": True}}}},
+            "400": {"description": "a parameter is invalid (error payload naming it)"},
+            "404": {"description": "no monitor has this token"}}} for method in ("get", "post")}},
+    "/healthz": {"get": {
+        "operationId": "health", "tags": ["health"], "security": [], "summary": "Liveness of the server",
+        "responses": {"200": {"description": "the main process answers", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {"status": {"const": "ok"}}}, "example": {"status": "ok"}}}}}}},
+}
+
+
+def add_documentation(document: dict[str, Any]) -> dict[str, Any]:
+    """Query parameters, typed response bodies with examples, and the routes outside
+    ``/api/v1`` (``/metrics``, ``/api/push/{token}``, ``/healthz``), added to ``document`` in
+    place (handlers read their own query strings, so Litestar cannot see them)."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(copy.deepcopy(_RESPONSE_SCHEMAS))
+    if "MonitorPatch" in schemas:  # every field of every kind, as the monitor shows them
+        fields = schemas["MonitorPatch"]["properties"]
+        schemas["Monitor"]["properties"] = {**fields, **schemas["Monitor"]["properties"]}
+    paths = document.setdefault("paths", {})
+    for (path, method), params in _PARAMS.items():
+        operation = paths.get(path, {}).get(method)
+        if operation is not None:
+            known = {p["name"] for p in operation.get("parameters", [])}
+            operation.setdefault("parameters", []).extend(p for p in params if p["name"] not in known)
+    for (path, method), schema in _RESPONSES.items():
+        operation = paths.get(path, {}).get(method)
+        if operation is None:
+            continue
+        for status, response in operation.get("responses", {}).items():
+            if status.startswith("2") and "content" in response:
+                response["content"] = {"application/json": {"schema": schema}}
+    for path, operations in _OUTSIDE.items():
+        paths.setdefault(path, {}).update(operations)
     return document

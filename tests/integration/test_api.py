@@ -498,6 +498,22 @@ def test_openapi_document_and_docs_page(api: dict[str, Any]) -> None:
                                             "config": {"webhookUrl": "https://hooks.slack.com/services/T/B/X"}})
     assert not jsonschema_rs.is_valid(channel, {"name": "ops", "type": "slack", "config": {"url": "https://x/"}})
     assert not jsonschema_rs.is_valid(channel, {"name": "ops", "type": "pager", "config": {}})
+    # Query parameters, typed responses (their examples valid against them) and the routes outside /api/v1.
+    def params(path: str, method: str = "get") -> set[str]:
+        return {p["name"] for p in paths[path][method].get("parameters", []) if p["in"] == "query"}
+
+    assert {"limit", "cursor", "status", "type", "tag", "q"} <= params("/api/v1/monitors")
+    assert {"interval", "from", "to", "limit", "cursor"} <= params("/api/v1/monitors/{monitor_id}/history")
+    assert "windows" in params("/api/v1/monitors/{monitor_id}/uptime")
+    assert {"/metrics", "/api/push/{token}", "/healthz"} <= set(paths)
+    assert {"status", "msg", "ping"} <= params("/api/push/{token}", "post")
+    schemas = doc["components"]["schemas"]
+    for name in ("Monitor", "Check", "Bucket", "Incident", "ApiKey", "Usage", "Integration"):
+        assert jsonschema_rs.is_valid({**schemas[name], "components": doc["components"]}, schemas[name]["example"])
+    listed = paths["/api/v1/monitors"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    status, _, page = call(api["url"] + "/api/v1/monitors?limit=5", headers={"X-API-Key": api["key"]})
+    assert status == 200 and page["data"]
+    assert jsonschema_rs.is_valid({**listed, "components": doc["components"]}, page)
     request = urllib.request.Request(api["url"] + "/api/docs")
     with urllib.request.urlopen(request, timeout=10) as response:  # redirected to the UI
         assert response.status == 200 and response.url.endswith("/api/schema/docs")
