@@ -156,8 +156,11 @@ http {{
     uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
     keepalive_requests 10000000;
     keepalive_timeout 300s;
+    # /flap answers 200 in even seconds and 500 in odd ones: monitors that change state (bench.web)
+    map $msec $flap {{ "~[13579][.]" 1; default 0; }}
     server {{
         {listens}
+        location /flap {{ if ($flap) {{ return 500 "flap\\n"; }} return 200 "ok\\n"; }}
         location / {{ return {status} "{body}\\n"; }}
     }}
     server {{

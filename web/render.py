@@ -1,5 +1,6 @@
 """HTML from Jinja2 templates, autoescaped: every piece of user text (monitor names, tags,
-errors, e-mail addresses) is escaped wherever a template prints it; nothing is marked safe.
+errors, e-mail addresses) is escaped wherever a template prints it; the only markup built
+in Python (``bars``) is made of numbers and fixed words.
 
 Pages carry a Content-Security-Policy that allows scripts and styles from this origin only
 (no inline script, no inline style attribute): a name that slipped past escaping still could
@@ -15,8 +16,9 @@ from typing import Any
 
 import jinja2
 from litestar import Request, Response
+from markupsafe import Markup
 
-__all__ = ["CSP", "page"]
+__all__ = ["CSP", "bars", "fragment", "page"]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
@@ -24,7 +26,7 @@ _HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
             "Cache-Control": "no-store"}
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                          autoescape=True, trim_blocks=True, lstrip_blocks=True)
+                          autoescape=True, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
 
 
 def _ago(iso: str | None) -> str:
@@ -54,6 +56,16 @@ def _pct(value: float | None) -> str:
     return "100%" if value >= 1 else f"{value * 100:.2f}%"
 
 
+def bars(items: list[tuple[int, bool, int]]) -> Markup:
+    """A heartbeat bar (a monitor's last checks: ts µs, ok, latency µs), built here rather than
+    in a template loop (a list page of 25 monitors has 750 of them; Jinja took 5 ms). Only
+    numbers and fixed words go in, so the markup needs no escaping."""
+    good = sum(1 for _, ok, _ in items if ok)
+    cells = "".join(f'<i class="{"ok" if ok else "bad"}" title="{"ok" if ok else "failed"} · {_ms(lat / 1000)}"></i>'
+                    for _, ok, lat in items)
+    return Markup(f'<span class="bars" role="img" aria-label="Last {len(items)} checks: {good} good">{cells}</span>')
+
+
 _env.filters.update(ago=_ago, ms=_ms, pct=_pct, tojson_attr=lambda v: json.dumps(v, separators=(",", ":")))
 
 
@@ -64,3 +76,9 @@ def page(request: Request[Any, Any, Any], template: str, *, status: int = 200, *
     html = _env.get_template(template).render(session=state.get("web_session"), path=request.url.path,
                                               csrf=state.get("web_csrf", ""), **context)
     return Response(html, status_code=status, media_type="text/html; charset=utf-8", headers=_HEADERS)
+
+
+def fragment(template: str, **context: Any) -> Markup:
+    """A part of a page, rendered on its own (autoescaped like a page), to be cached or
+    printed into one."""
+    return Markup(_env.get_template(template).render(**context))

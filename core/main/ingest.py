@@ -168,6 +168,7 @@ class Ingest:
     def _follow(self, transitions: list[Transition]) -> None:
         assert self.engine is not None
         times, live, monitors = self.catalog.times, self.catalog.live, self.engine.monitors
+        self.catalog.generation += 1
         for t in transitions:
             self.engine.set_status(t.monitor_id, t.new)
             since = iso_seconds(t.ts_us)

@@ -187,6 +187,9 @@ class Catalog:
         self.recent = RecentWindow()
         #: Status changes for open pages.
         self.live = LiveFeed()
+        #: Bumped whenever a monitor's status may have changed, or a monitor came or went
+        #: (what per-account summaries are cached against).
+        self.generation = 0
 
     def load(self, monitors: list[Monitor], times: dict[int, MonitorTimes],
              last_checks: dict[int, tuple[int, int]]) -> None:

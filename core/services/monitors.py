@@ -57,6 +57,7 @@ class MonitorService:
         self.catalog = catalog
         #: Refuse monitors of private, loopback and link-local targets (shared installs).
         self.deny_private = deny_private
+        self._counts: dict[int, tuple[int, dict[str, int]]] = {}  # account -> (catalog generation, counts)
         #: Creates, and changes (pause and resume included), committed in batches.
         self._creates: GroupCommit[Monitor, Found] = GroupCommit(
             threads, store.create_monitors, self._created, batch=CREATE_BATCH, limit=MAX_BULK, linger=CREATE_LINGER_S)
@@ -112,6 +113,28 @@ class MonitorService:
         account_id = account_of(actor)
         monitors = self.engine.monitors
         return [monitors[i] for i in self.catalog.account_ids.get(account_id, []) if i in monitors]
+
+    def version(self) -> int:
+        """A number that changes whenever a monitor's status may have changed or a monitor
+        came or went (what faces cache summaries against)."""
+        return self.catalog.generation
+
+    def count(self, actor: Actor) -> int:
+        """How many monitors the account has."""
+        return len(self.catalog.account_ids.get(account_of(actor), ()))
+
+    def status_counts(self, actor: Actor) -> dict[str, int]:
+        """How many of the account's monitors are in each status (cached until a status
+        changes or a monitor comes or goes: a list page asks for it every time)."""
+        account_id = account_of(actor)
+        cached = self._counts.get(account_id)
+        if cached is not None and cached[0] == self.catalog.generation:
+            return cached[1]
+        counts: dict[str, int] = {}
+        for monitor in self.account_monitors(account_id):
+            counts[monitor.status] = counts.get(monitor.status, 0) + 1
+        self._counts[account_id] = (self.catalog.generation, counts)
+        return counts
 
     def recent(self, monitor: Monitor) -> tuple[list[tuple[int, bool, int]], float | None]:
         """A monitor's heartbeat bar (its last checks, oldest first: ts µs, ok, latency µs) and
@@ -196,6 +219,7 @@ class MonitorService:
             raise NotFound("Monitor not found")
         await self.engine.delete(monitor_id)
         self.catalog.remove(monitor_id, monitor)
+        self.catalog.generation += 1
         self.catalog.live.publish(monitor.account_id, {"event": "deleted", "id": monitor_id})
 
     async def set_paused(self, actor: Actor, monitor_id: int, paused: bool) -> Found:
@@ -212,6 +236,7 @@ class MonitorService:
         """After a batch of creates committed: index them, and give them to their workers
         (one frame per worker)."""
         live = self.catalog.live
+        self.catalog.generation += 1
         for monitor, times in created:
             self.catalog.times[monitor.id] = times
             self.catalog.add(monitor)
@@ -222,6 +247,7 @@ class MonitorService:
         """After a batch of changes committed: their times, and their workers told once."""
         stored = [found for found in changed if found is not None]
         live = self.catalog.live
+        self.catalog.generation += 1
         for monitor, times in stored:
             self.catalog.times[monitor.id] = times
             live.publish(monitor.account_id, {"event": "status", "id": monitor.id, "status": monitor.status,

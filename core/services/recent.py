@@ -94,9 +94,12 @@ class RecentWindow:
         if not 0 <= monitor_id < len(self._next):
             return []
         n = int(self._next[monitor_id])
-        order = [(n + i) % BARS for i in range(BARS)] if n >= BARS else list(range(n))
-        ts, ok, lat = self._ts[monitor_id], self._ok[monitor_id], self._latency[monitor_id]
-        return [(int(ts[i]), bool(ok[i]), int(lat[i])) for i in order if ts[i]]
+        ts, ok, lat = self._ts[monitor_id].tolist(), self._ok[monitor_id].tolist(), self._latency[monitor_id].tolist()
+        if n < BARS:
+            return [(ts[i], bool(ok[i]), lat[i]) for i in range(n) if ts[i]]
+        start = n % BARS
+        order = [*range(start, BARS), *range(start)]
+        return [(ts[i], bool(ok[i]), lat[i]) for i in order if ts[i]]
 
     def uptime(self, monitor_id: int) -> tuple[int, int]:
         """``(checks, up)`` over the window's hours (the current one so far included)."""

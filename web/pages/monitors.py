@@ -4,6 +4,7 @@ and the one Server-Sent Events stream a page listens to."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -11,11 +12,13 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
+from markupsafe import Markup
 
 from core.models import KINDS, STATUSES, Monitor, monitor_to_wire
 from core.services import Forbidden, HistoryService, IntegrationService, MonitorService, ServiceError
 from web.forms import COMMON, KIND_FIELDS, KIND_LABELS, form_to_monitor, monitor_values, posted_values
-from web.render import page
+from web.render import bars as bars_markup
+from web.render import fragment, page
 from web.session import principal
 
 __all__ = ["HANDLERS"]
@@ -32,9 +35,39 @@ def _row(monitors: MonitorService, monitor: Monitor) -> dict[str, Any]:
     bars, uptime = monitors.recent(monitor)
     last = monitors.last_check(monitor.id)
     return {"monitor": monitor, "target": monitor.spec.target() if monitor.spec is not None else "",
-            "bars": [{"ok": ok, "ms": lat / 1000, "at": ts // 10**6} for ts, ok, lat in bars],
+            "bars": bars_markup(bars),
             "uptime": uptime, "last_at": last[0] // 10**6 if last else None,
             "last_ms": last[1] / 1000 if last else None}
+
+
+class TableCache:
+    """The monitors list's table, rendered, kept for the rest of the second it was made in
+    and only while no status changed and no monitor came or went (``MonitorService.version``):
+    a wall of screens on one list, or one user's quick reloads, costs one render a second.
+    What it shows is at most a second old; the live stream corrects statuses at once."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._entries: collections.OrderedDict[tuple[Any, ...], tuple[tuple[int, int], Markup]] = (
+            collections.OrderedDict())
+        self.size = size
+        self.hits = self.renders = 0
+
+    def get(self, key: tuple[Any, ...], stamp: tuple[int, int]) -> Markup | None:
+        found = self._entries.get(key)
+        if found is None or found[0] != stamp:
+            return None
+        self.hits += 1
+        return found[1]
+
+    def put(self, key: tuple[Any, ...], stamp: tuple[int, int], html: Markup) -> None:
+        self.renders += 1
+        self._entries[key] = (stamp, html)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+TABLES = TableCache()
 
 
 @get("/monitors", include_in_schema=False)
@@ -44,15 +77,20 @@ async def monitor_list(request: Request[Any, Any, Any], monitors: MonitorService
     who = principal(request)
     filters = {"status": status or None, "type": type or None, "tag": (tag or "").strip() or None,
                "q": (q or "").strip() or None}
+    now = int(time.time())
+    key = (who.account_id, who.may("editor"), *filters.values(), max(after, 0))
+    stamp = (monitors.version(), now)
+    table = TABLES.get(key, stamp)
     found, total, more = monitors.page(who, max(after, 0), PAGE, status=filters["status"], kind=filters["type"],
-                                       tag=filters["tag"], q=filters["q"])
-    rows = [_row(monitors, m) for m, _ in found]
-    counts: dict[str, int] = {}
-    for m in monitors.account_monitors(who):
-        counts[m.status] = counts.get(m.status, 0) + 1
-    return page(request, "monitors.html", title="Monitors", rows=rows, total=total, more=more,
-                next_after=found[-1][0].id if found and more else None, filters=filters, statuses=STATUSES,
-                kinds=KIND_LABELS, counts=counts, now=int(time.time()))
+                                       tag=filters["tag"], q=filters["q"]) if table is None else ([], 0, False)
+    if table is None:
+        rows = [_row(monitors, m) for m, _ in found]
+        table = fragment("_monitor_table.html", session=request.state.web_session, rows=rows, total=total,
+                         more=more, next_after=found[-1][0].id if found and more else None, filters=filters,
+                         now=now)
+        TABLES.put(key, stamp, table)
+    return page(request, "monitors.html", title="Monitors", table=table, total=monitors.count(who), filters=filters,
+                statuses=STATUSES, kinds=KIND_LABELS, counts=monitors.status_counts(who))
 
 
 def _defaults(kind: str) -> dict[str, Any]:
