@@ -44,9 +44,10 @@ def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
 
 def routes(services: Services) -> list[ControllerRouterHandler]:
     """The web face's routers over ``services``."""
-    deps = {"users": Provide(lambda: services.users, sync_to_thread=False)}
-    services.system.sources.append(lambda: {"pageCache": {"hits": monitors.TABLES.hits,
-                                                          "renders": monitors.TABLES.renders}})
+    tables = monitors.TableCache()
+    deps = {"users": Provide(lambda: services.users, sync_to_thread=False),
+            "tables": Provide(lambda: tables, sync_to_thread=False)}
+    services.system.sources.append(lambda: {"pageCache": {"hits": tables.hits, "renders": tables.renders}})
     handlers = {Exception: _error_page}
     public = Router(path="/", route_handlers=auth.PUBLIC, dependencies=deps, exception_handlers=handlers,
                     include_in_schema=False)

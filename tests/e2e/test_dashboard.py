@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 ADMIN = ("admin@example.com", "correct-horse-battery")
 XSS = "<img src=x onerror=alert(1)>"
-WAIT_MS = 20_000
+WAIT_MS = 30_000
 
 
 class Ok(QuietHandler):

@@ -67,11 +67,9 @@ class TableCache:
             self._entries.popitem(last=False)
 
 
-TABLES = TableCache()
-
-
 @get("/monitors", include_in_schema=False)
-async def monitor_list(request: Request[Any, Any, Any], monitors: MonitorService, status: str | None = None,
+async def monitor_list(request: Request[Any, Any, Any], monitors: MonitorService, tables: TableCache,
+                       status: str | None = None,
                        type: str | None = None, tag: str | None = None, q: str | None = None,
                        after: int = 0) -> Response[str]:
     who = principal(request)
@@ -80,7 +78,7 @@ async def monitor_list(request: Request[Any, Any, Any], monitors: MonitorService
     now = int(time.time())
     key = (who.account_id, who.may("editor"), *filters.values(), max(after, 0))
     stamp = (monitors.version(), now)
-    table = TABLES.get(key, stamp)
+    table = tables.get(key, stamp)
     found, total, more = monitors.page(who, max(after, 0), PAGE, status=filters["status"], kind=filters["type"],
                                        tag=filters["tag"], q=filters["q"]) if table is None else ([], 0, False)
     if table is None:
@@ -88,7 +86,7 @@ async def monitor_list(request: Request[Any, Any, Any], monitors: MonitorService
         table = fragment("_monitor_table.html", session=request.state.web_session, rows=rows, total=total,
                          more=more, next_after=found[-1][0].id if found and more else None, filters=filters,
                          now=now)
-        TABLES.put(key, stamp, table)
+        tables.put(key, stamp, table)
     return page(request, "monitors.html", title="Monitors", table=table, total=monitors.count(who), filters=filters,
                 statuses=STATUSES, kinds=KIND_LABELS, counts=monitors.status_counts(who))
 
