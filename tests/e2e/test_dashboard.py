@@ -97,10 +97,13 @@ def test_first_run_monitor_live_up_and_down_then_api_key(browser: Any, server: S
         page.wait_for_selector(f"[data-monitor-id='{monitor_id}'][data-status='up']")
         assert head.locator("[data-role=status]").inner_text().lower() == "up"
         page.wait_for_selector("#chart canvas")
-        page.screenshot(path=str(shots / "monitor.png"), full_page=True)
         target.close()
         page.wait_for_selector(f"[data-monitor-id='{monitor_id}'][data-status='down']")
         assert page.evaluate("window.__notReloaded") is True
+        page.reload()  # (the page as a visitor finds it now: the outage among the checks)
+        page.wait_for_selector("#chart canvas")
+        assert page.locator("text=No incidents").count() == 0
+        page.screenshot(path=str(shots / "monitor.png"), full_page=True)
         # the list shows it down too, with its heartbeat bar and uptime
         page.goto(server.url + "/monitors")
         row = page.locator(f"tr[data-monitor-id='{monitor_id}']")
