@@ -40,6 +40,7 @@ SESSION_DAYS = 14
 FAIL_WINDOW_S = 15 * 60
 FAILS_PER_EMAIL = 5  # failed sign-ins for one e-mail address in the window
 FAILS_PER_ADDRESS = 20  # failed sign-ins from one client address in the window
+MAX_TRACKED = 100_000  # addresses and e-mails with failures kept before the stale ones are dropped
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
@@ -69,6 +70,7 @@ class UserService:
         self._users: dict[int, User] = {}
         self._sessions: dict[str, tuple[int, str, dt.datetime]] = {}  # sha256 -> (user id, csrf, expires)
         self._fails: dict[str, collections.deque[float]] = {}
+        self._setup_lock = asyncio.Lock()
 
     async def load(self) -> None:
         self._users = {u.id: u for u in await self.threads.write(self.store.list_users)}
@@ -82,10 +84,12 @@ class UserService:
         return not self._users
 
     async def setup(self, email: Any, password: Any) -> User:
-        """The first admin of the default account; ``Conflict`` once any user exists."""
-        if not self.needs_setup():
-            raise Conflict("Setup is done: sign in instead")
-        return await self._create(self.default_account, email, password, "admin")
+        """The first admin of the default account; ``Conflict`` once any user exists (two
+        visitors racing through ``/setup`` make one admin, not two)."""
+        async with self._setup_lock:
+            if not self.needs_setup():
+                raise Conflict("Setup is done: sign in instead")
+            return await self._create(self.default_account, email, password, "admin")
 
     async def login(self, email: Any, password: Any, address: str) -> tuple[str, Session]:
         """Check the password: ``(session token for the cookie, the session)``. Wrong e-mail or
@@ -98,6 +102,8 @@ class UserService:
         ok = await asyncio.to_thread(self._verify, stored, str(password or ""))
         if found is None or not ok:
             now = time.monotonic()
+            if len(self._fails) > MAX_TRACKED:  # (bounded: an attacker's many addresses age out)
+                self._fails = {k: d for k, d in self._fails.items() if d and now - d[-1] <= FAIL_WINDOW_S}
             for key in keys:
                 self._fails.setdefault(key, collections.deque()).append(now)
             raise Invalid("Wrong e-mail address or password",

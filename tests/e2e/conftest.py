@@ -28,8 +28,11 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Any]:
+    """One Chromium per test module. (Playwright's sync API runs an event loop in this
+    thread while it is open: held for the whole session, it broke every later test that
+    calls ``asyncio.run``.)"""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

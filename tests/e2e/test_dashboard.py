@@ -135,6 +135,10 @@ def test_viewer_sees_no_controls_and_is_refused(browser: Any, server: Serve) -> 
                                                              "port": 9, "interval": 60})
     assert status == 201
     monitor_id = monitor["data"]["id"]
+    status, channel = _api(server, "/api/v1/integrations", key, {"name": "hook", "type": "webhook",
+                                                                  "config": {"url": "http://127.0.0.1:9/"}})
+    assert status == 201
+    channel_id = channel["data"]["id"]
     admin.goto(server.url + "/account/users")
     admin.fill("#u-email", "viewer@example.com")
     admin.fill("#u-password", "viewer-password")
@@ -163,6 +167,10 @@ def test_viewer_sees_no_controls_and_is_refused(browser: Any, server: Serve) -> 
                                              "interval": "60"})
         assert response.status == 403
         assert viewer.request.get(server.url + "/account/users").status == 403
+        # a channel's page reads (settings masked), without its admin-only parts
+        assert viewer.goto(f"{server.url}/integrations/{channel_id}").status == 200
+        assert viewer.locator("button:has-text('Send a test'), button:has-text('Preview')").count() == 0
+        assert viewer.request.post(f"{server.url}/integrations/{channel_id}/test", form={"_csrf": csrf}).status == 403
     finally:
         viewer.context.close()
     status, monitors = _api(server, "/api/v1/monitors", key)

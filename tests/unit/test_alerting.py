@@ -192,3 +192,12 @@ def test_rendering_runs_off_the_loop_within_a_budget(monkeypatch: pytest.MonkeyP
 
     assert asyncio.run(main()) == ["tick"] * 3  # the loop ran while the slow one did
     assert seen and seen[0].startswith("templates")
+
+
+def test_links_in_messages_open_the_monitors_dashboard_page() -> None:
+    from core.alerting import event_context
+
+    context = event_context(sample_context("down") | {"monitor": {"id": 5, "name": "m", "type": "http",
+                                                                  "target": "http://h/"}},
+                            "down", private=False, base_url="https://status.example.com")
+    assert context["link"] == "https://status.example.com/monitors/5"

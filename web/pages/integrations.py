@@ -71,40 +71,39 @@ async def create_integration(request: Request[Any, Any, Any], channels: Integrat
     return Redirect(f"/integrations/{channel.id}", status_code=303)
 
 
-@get("/integrations/{channel_id:int}", include_in_schema=False)
-async def integration_page(request: Request[Any, Any, Any], channel_id: int, channels: IntegrationService,
-                           ) -> Response[str]:
+async def _channel_page(request: Request[Any, Any, Any], channels: IntegrationService, channel_id: int, *,
+                        preview: dict[str, Any] | None = None, test: Any = None) -> Response[str]:
+    """A channel's page: its masked settings; for admins also the preview, the test result
+    and the delivery log (which only they may read)."""
     who = principal(request)
     channel = channels.get(who, channel_id)
-    deliveries, _ = await channels.deliveries(who, channel_id, None, None, 50)
+    deliveries = (await channels.deliveries(who, channel_id, None, None, 50))[0] if who.may("admin") else []
     return page(request, "integration.html", title=channel.name, channel=channel, config=channels.masked(channel),
-                deliveries=deliveries, events=EVENTS, preview=None, test=None)
+                deliveries=deliveries, events=EVENTS, preview=preview, test=test)
+
+
+@get("/integrations/{channel_id:int}", include_in_schema=False)
+async def integration_page(request: Request[Any, Any, Any], channel_id: int,
+                           channels: IntegrationService) -> Response[str]:
+    return await _channel_page(request, channels, channel_id)
 
 
 @post("/integrations/{channel_id:int}/test", include_in_schema=False)
 async def test_integration(request: Request[Any, Any, Any], channel_id: int,
                            channels: IntegrationService) -> Response[str]:
-    who = principal(request)
-    channel = channels.get(who, channel_id)
-    result = await channels.test(who, channel_id)
-    deliveries, _ = await channels.deliveries(who, channel_id, None, None, 50)
-    return page(request, "integration.html", title=channel.name, channel=channel, config=channels.masked(channel),
-                deliveries=deliveries, events=EVENTS, preview=None, test=result)
+    result = await channels.test(principal(request), channel_id)
+    return await _channel_page(request, channels, channel_id, test=result)
 
 
 @post("/integrations/{channel_id:int}/preview", include_in_schema=False)
 async def preview_integration(request: Request[Any, Any, Any], channel_id: int,
                               channels: IntegrationService) -> Response[str]:
-    who = principal(request)
-    channel = channels.get(who, channel_id)
     form = await request.form()
     event = form.get("event") if form.get("event") in EVENTS else "down"
-    event, text, payload = await channels.preview(who, channel_id, {"event": event})
-    deliveries, _ = await channels.deliveries(who, channel_id, None, None, 50)
+    event, text, payload = await channels.preview(principal(request), channel_id, {"event": event})
     shown = msgspec.json.format(msgspec.json.encode(payload), indent=2).decode() if payload is not None else None
-    return page(request, "integration.html", title=channel.name, channel=channel, config=channels.masked(channel),
-                deliveries=deliveries, events=EVENTS, preview={"event": event, "text": text, "payload": shown},
-                test=None)
+    return await _channel_page(request, channels, channel_id,
+                               preview={"event": event, "text": text, "payload": shown})
 
 
 @get("/integrations/{channel_id:int}/edit", include_in_schema=False)
