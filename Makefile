@@ -41,12 +41,14 @@ bench: install
 	$(PY) -m bench.engine
 	$(PY) -m bench.api
 	$(PY) -m bench.alerts
+	$(PY) -m bench.web
 
 bench-quick: install
 	$(PY) -m bench.wheel --quick
 	$(PY) -m bench.engine --quick
 	$(PY) -m bench.api --quick
 	$(PY) -m bench.alerts --quick
+	$(PY) -m bench.web --quick
 
 # Coverage-guided fuzzing of the compiled HTTP parser (atheris, libFuzzer, AddressSanitizer),
 # against the general checker. FUZZ_SECONDS=600 for a longer run; new findings are left as
