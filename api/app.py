@@ -34,6 +34,7 @@ from api.monitors import MonitorController
 from api.openapi import add_request_bodies
 from api.push import push_heartbeat
 from api.schemas import ERROR_RESPONSES, QUOTA_HEADERS
+from api.status_pages import StatusPageController
 from core.services import Services
 
 __all__ = ["create_app"]
@@ -60,6 +61,7 @@ def _configure_api_v1() -> Router:
     # Only /api/v1 needs a key (the middleware sits on this router); status pages, push URLs
     # and health are public by design.
     return Router(path="/api/v1", route_handlers=[MonitorController, ApiKeyController, IntegrationController,
+                                                  StatusPageController,
                                                   account_usage,
                                                   list_incidents, list_monitor_incidents, monitor_history,
                                                   monitor_uptime],
@@ -112,14 +114,15 @@ class _SwaggerUI(SwaggerRenderPlugin):
 
 def _configure_dependencies(services: Services) -> dict[str, Provide]:
     """The services, injected into handlers by name (``monitors: MonitorService``,
-    ``channels: IntegrationService``, ``accounts: AccountService``, ``history: HistoryService``)."""
+    ``channels: IntegrationService``, ``accounts: AccountService``, ``history: HistoryService``,
+    ``system``, ``pages: StatusPageService``)."""
 
     def provide(value: Any) -> Provide:
         return Provide(lambda: value, sync_to_thread=False)
 
     return {"monitors": provide(services.monitors), "channels": provide(services.integrations),
             "accounts": provide(services.accounts), "history": provide(services.history),
-            "system": provide(services.system)}
+            "system": provide(services.system), "pages": provide(services.pages)}
 
 
 def create_app(services: Services, *, body_timeout: float = BODY_TIMEOUT_S,

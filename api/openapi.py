@@ -56,6 +56,7 @@ def _schemas() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
            "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200}}}
     components |= {"MonitorCreate": create, "MonitorPatch": patch, "ApiKeyCreate": key}
     components |= _integration_schemas()
+    components |= copy.deepcopy(_PAGE_BODIES)
     return components, create, patch
 
 
@@ -86,7 +87,40 @@ def _integration_schemas() -> dict[str, Any]:
             "IntegrationPreview": preview}
 
 
+_SECTION = {"type": "object", "required": ["name", "monitors"], "additionalProperties": False, "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": 200},
+    "monitors": {"type": "array", "maxItems": 500, "items": {"type": "integer", "minimum": 1}}}}
+_PAGE_FIELDS = {
+    "slug": {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$",
+             "description": "the page's address: /status/{slug}; unique"},
+    "title": {"type": "string", "minLength": 1, "maxLength": 200},
+    "description": {"anyOf": [{"type": "string", "maxLength": 2000}, {"type": "null"}]},
+    "sections": {"type": "array", "maxItems": 20, "items": _SECTION,
+                 "description": "the account's monitors, grouped; at most 1000 on a page"},
+    "public": {"type": "boolean", "default": True, "description": "shown at /status/{slug} (else 404 there)"}}
+_STATES = {"enum": ["investigating", "identified", "monitoring", "resolved"]}
+_MESSAGE = {"type": "string", "minLength": 1, "maxLength": 5000}
+_PAGE_BODIES = {
+    "StatusPageCreate": {"type": "object", "required": ["slug", "title"], "additionalProperties": False,
+                         "properties": _PAGE_FIELDS,
+                         "example": {"slug": "acme", "title": "Acme status", "description": "Our public services",
+                                     "sections": [{"name": "Website", "monitors": [1, 2]}], "public": True}},
+    "StatusPagePatch": {"type": "object", "additionalProperties": False, "properties": _PAGE_FIELDS},
+    "PageIncidentCreate": {"type": "object", "required": ["title", "message"], "additionalProperties": False,
+                           "properties": {"title": {"type": "string", "minLength": 1, "maxLength": 200},
+                                          "status": {**_STATES, "default": "investigating"}, "message": _MESSAGE},
+                           "example": {"title": "Checkout errors", "status": "investigating",
+                                       "message": "We are looking into failed payments."}},
+    "PageIncidentUpdate": {"type": "object", "required": ["status", "message"], "additionalProperties": False,
+                           "properties": {"status": _STATES, "message": _MESSAGE},
+                           "example": {"status": "identified", "message": "A bad deploy; rolling back."}},
+}
+
 _BODIES = {("/api/v1/monitors", "post"): "MonitorCreate",
+           ("/api/v1/status-pages", "post"): "StatusPageCreate",
+           ("/api/v1/status-pages/{page_id}", "patch"): "StatusPagePatch",
+           ("/api/v1/status-pages/{page_id}/incidents", "post"): "PageIncidentCreate",
+           ("/api/v1/status-pages/{page_id}/incidents/{incident_id}/updates", "post"): "PageIncidentUpdate",
            ("/api/v1/monitors/{monitor_id}", "patch"): "MonitorPatch",
            ("/api/v1/api-keys", "post"): "ApiKeyCreate",
            ("/api/v1/integrations", "post"): "IntegrationCreate",
@@ -141,6 +175,7 @@ _PARAMS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("/api/v1/monitors/{monitor_id}/incidents", "get"): [_LIMIT, _CURSOR],
     ("/api/v1/api-keys", "get"): [_LIMIT, _CURSOR],
     ("/api/v1/integrations", "get"): [_LIMIT, _CURSOR],
+    ("/api/v1/status-pages", "get"): [_LIMIT, _CURSOR],
     ("/api/v1/integrations/{integration_id}/deliveries", "get"): [
         _LIMIT, _CURSOR, _q("status", {"enum": ["pending", "sent", "failed"]}, "Only messages in this state.")],
 }
@@ -205,6 +240,20 @@ _RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         "example": {"id": 2, "name": "ops slack", "type": "slack", "config": {"webhookUrl": "https://hooks.sl…••••"},
                     "template": None, "isDefault": True, "reminderInterval": 3600,
                     "createdAt": "2026-12-01T09:00:00Z", "updatedAt": "2026-12-01T09:00:00Z"}},
+    "StatusPage": {"type": "object", "properties": {
+        "id": {"type": "integer"}, **_PAGE_FIELDS, "createdAt": _NTS, "updatedAt": _NTS},
+        "example": {"id": 1, "slug": "acme", "title": "Acme status", "description": None,
+                    "sections": [{"name": "Website", "monitors": [1, 2]}], "public": True,
+                    "createdAt": "2026-12-01T09:00:00Z", "updatedAt": "2026-12-01T09:00:00Z"}},
+    "PageIncident": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "pageId": {"type": "integer"}, "title": {"type": "string"}, "status": _STATES,
+        "createdAt": _NTS, "updatedAt": _NTS, "resolvedAt": _NTS,
+        "updates": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "status": _STATES, "message": {"type": "string"}, "createdAt": _NTS}}}},
+        "example": {"id": 3, "pageId": 1, "title": "Checkout errors", "status": "identified",
+                    "createdAt": "2026-12-01T10:00:00Z", "updatedAt": "2026-12-01T10:20:00Z", "resolvedAt": None,
+                    "updates": [{"id": 4, "status": "identified", "message": "A bad deploy; rolling back.",
+                                 "createdAt": "2026-12-01T10:20:00Z"}]}},
     "Delivery": {"type": "object", "properties": {
         "id": {"type": "integer"}, "monitorId": {"type": "integer"}, "event": {"enum": list(EVENTS)},
         "status": {"enum": ["pending", "sent", "failed"]}, "attempts": {"type": "integer"}, "createdAt": _TS,
@@ -243,6 +292,14 @@ _RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
     ("/api/v1/integrations/{integration_id}", "get"): _envelope("Integration"),
     ("/api/v1/integrations/{integration_id}", "patch"): _envelope("Integration"),
     ("/api/v1/integrations/{integration_id}/deliveries", "get"): _envelope("Delivery", many=True),
+    ("/api/v1/status-pages", "get"): _envelope("StatusPage", many=True),
+    ("/api/v1/status-pages", "post"): _envelope("StatusPage"),
+    ("/api/v1/status-pages/{page_id}", "get"): _envelope("StatusPage"),
+    ("/api/v1/status-pages/{page_id}", "patch"): _envelope("StatusPage"),
+    ("/api/v1/status-pages/{page_id}/incidents", "get"): _envelope("PageIncident", schema={
+        "type": "array", "items": {"$ref": _REF.format(name="PageIncident")}}),
+    ("/api/v1/status-pages/{page_id}/incidents", "post"): _envelope("PageIncident"),
+    ("/api/v1/status-pages/{page_id}/incidents/{incident_id}/updates", "post"): _envelope("PageIncident"),
 }
 
 _OUTSIDE: dict[str, dict[str, Any]] = {

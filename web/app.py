@@ -16,7 +16,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from core.services import Forbidden, Invalid, Limited, NotFound, ServiceError, Services, Unavailable
-from web.pages import account, auth, integrations, monitors
+from web.pages import account, auth, integrations, monitors, status
 from web.render import page
 from web.session import guard
 
@@ -49,8 +49,8 @@ def routes(services: Services) -> list[ControllerRouterHandler]:
             "tables": Provide(lambda: tables, sync_to_thread=False)}
     services.system.sources.append(lambda: {"pageCache": {"hits": tables.hits, "renders": tables.renders}})
     handlers = {Exception: _error_page}
-    public = Router(path="/", route_handlers=auth.PUBLIC, dependencies=deps, exception_handlers=handlers,
-                    include_in_schema=False)
+    public = Router(path="/", route_handlers=[*auth.PUBLIC, *status.HANDLERS], dependencies=deps,
+                    exception_handlers=handlers, include_in_schema=False)
     signed_in = Router(path="/", route_handlers=[*auth.HANDLERS, *monitors.HANDLERS, *account.HANDLERS,
                                                   *integrations.HANDLERS],
                        dependencies=deps, exception_handlers=handlers, before_request=guard(services.users),

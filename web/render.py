@@ -18,7 +18,7 @@ import jinja2
 from litestar import Request, Response
 from markupsafe import Markup
 
-__all__ = ["CSP", "bars", "fragment", "page"]
+__all__ = ["CSP", "bars", "fragment", "page", "public_page"]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
@@ -82,3 +82,9 @@ def fragment(template: str, **context: Any) -> Markup:
     """A part of a page, rendered on its own (autoescaped like a page), to be cached or
     printed into one."""
     return Markup(_env.get_template(template).render(**context))
+
+
+def public_page(request: Request[Any, Any, Any], template: str, **context: Any) -> str:
+    """A public page's HTML (no session, no CSRF token: it is the same for every visitor and
+    may be cached by anyone)."""
+    return _env.get_template(template).render(session=None, path=request.url.path, csrf="", **context)

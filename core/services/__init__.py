@@ -20,6 +20,7 @@ from core.services.errors import Conflict, Forbidden, Invalid, Limited, NotFound
 from core.services.history import HistoryService
 from core.services.integrations import IntegrationService, Sender
 from core.services.monitors import MonitorService
+from core.services.pages import StatusPageService
 from core.services.recent import HOURS as RECENT_HOURS
 from core.services.sealing import Sealer
 from core.services.system import SystemService
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AccountService", "Actor", "Catalog", "Conflict", "DormantEngine", "Forbidden", "HistoryService",
            "IntegrationService", "Invalid", "Limited", "MonitorService", "NotFound", "ServiceError", "Services",
-           "Session", "StoreThreads", "SystemService", "Unavailable", "UserService"]
+           "Session", "StatusPageService", "StoreThreads", "SystemService", "Unavailable", "UserService"]
 
 
 #: How far back the heartbeat bars are filled from the store at start (a monitor checked less
@@ -49,6 +50,7 @@ class Services:
     history: HistoryService
     system: SystemService
     users: UserService
+    pages: StatusPageService
     catalog: Catalog
 
     @classmethod
@@ -67,6 +69,7 @@ class Services:
                    history=HistoryService(store, threads, monitors),
                    system=system,
                    users=UserService(store, threads),
+                   pages=StatusPageService(store, threads, monitors, catalog),
                    catalog=catalog)
 
     async def load(self, monitors: list[Monitor]) -> None:
@@ -82,3 +85,4 @@ class Services:
         await self.integrations.load()
         await self.accounts.load()
         await self.users.load()
+        await self.pages.load()

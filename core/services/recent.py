@@ -107,6 +107,16 @@ class RecentWindow:
             return 0, 0
         return int(self._checks[monitor_id].sum()), int(self._up[monitor_id].sum())
 
+    def since(self, monitor_id: int, hour_us: int) -> tuple[int, int]:
+        """``(checks, up)`` of the window's hours from the one starting at ``hour_us`` on."""
+        if not 0 <= monitor_id < len(self._next):
+            return 0, 0
+        first = max(hour_us // HOUR_US, self._hour - HOURS + 1)
+        slots = [h % HOURS for h in range(first, self._hour + 1)]
+        if not slots:
+            return 0, 0
+        return int(self._checks[monitor_id, slots].sum()), int(self._up[monitor_id, slots].sum())
+
     def forget(self, monitor_id: int) -> None:
         if 0 <= monitor_id < len(self._next):
             self._ts[monitor_id] = 0

@@ -163,4 +163,35 @@ MIGRATIONS.append([
         expires_at TIMESTAMP NOT NULL)""",
 ])
 
+# Public status pages and the incidents people post on them (with their updates).
+MIGRATIONS.append([
+    "CREATE SEQUENCE status_pages_id_seq START 1",
+    """CREATE TABLE status_pages (
+        id BIGINT PRIMARY KEY DEFAULT nextval('status_pages_id_seq'),
+        account_id BIGINT NOT NULL,
+        slug VARCHAR NOT NULL UNIQUE,
+        title VARCHAR NOT NULL,
+        description VARCHAR,
+        sections JSON NOT NULL,
+        public BOOLEAN NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        updated_at TIMESTAMP NOT NULL)""",
+    "CREATE SEQUENCE page_incidents_id_seq START 1",
+    """CREATE TABLE page_incidents (
+        id BIGINT PRIMARY KEY DEFAULT nextval('page_incidents_id_seq'),
+        page_id BIGINT NOT NULL,
+        title VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        updated_at TIMESTAMP NOT NULL,
+        resolved_at TIMESTAMP)""",
+    "CREATE SEQUENCE page_incident_updates_id_seq START 1",
+    """CREATE TABLE page_incident_updates (
+        id BIGINT PRIMARY KEY DEFAULT nextval('page_incident_updates_id_seq'),
+        incident_id BIGINT NOT NULL,
+        status VARCHAR NOT NULL,
+        message VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL)""",
+])
+
 LATEST = len(MIGRATIONS)

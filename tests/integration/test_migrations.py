@@ -63,6 +63,12 @@ def test_an_old_database_migrates_and_serves(tmp_path: Path, version: int) -> No
             assert found is not None and found[0].role == "admin" and found[1].startswith("$argon2id$")
         else:
             assert users == []
+        pages = store.list_status_pages()
+        if version >= 6:  # status pages from then on
+            assert [(p.slug, p.sections[0].monitors) for p in pages] == [("fixture", [1, 2])]
+            assert [u.message for u in store.page_incidents(pages[0].id)[0].updates] == ["A bad deploy"]
+        else:
+            assert pages == []
     finally:
         store.close()
 

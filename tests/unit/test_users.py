@@ -117,6 +117,13 @@ def test_roles_are_enforced_by_the_services(tmp_path: Path) -> None:
                 await admin_only
         with pytest.raises(Forbidden):
             s.users.users(editor)
+        page = {"slug": "p", "title": "P", "sections": [{"name": "s", "monitors": [created.id]}]}
+        with pytest.raises(Forbidden):
+            await s.pages.create(viewer, page)
+        made = await s.pages.create(editor, page)
+        with pytest.raises(Forbidden):
+            await s.pages.post_incident(viewer, made.id, {"title": "t", "message": "m"})
+        assert (await s.pages.post_incident(editor, made.id, {"title": "t", "message": "m"})).status == "investigating"
         key = await s.accounts.create_key(admin, "k")
         assert key.secret
         # another account's monitor is not found, whatever the role

@@ -1,5 +1,5 @@
 """The embedded default store: one DuckDB file, owned by exactly one process, in parts by
-concern (``monitors``, ``accounts``, ``users``, ``results``, ``history``, ``integrations``, ``query``)
+concern (``monitors``, ``accounts``, ``users``, ``pages``, ``results``, ``history``, ``integrations``, ``query``)
 over ``base`` (the connection and migrations). Every part returns domain Structs or plain
 rows; wire shapes (camelCase) belong to the faces.
 
@@ -29,6 +29,7 @@ from core.storage.duckdb.common import (
 from core.storage.duckdb.history import HistoryStore
 from core.storage.duckdb.integrations import IntegrationStore
 from core.storage.duckdb.monitors import MonitorStore
+from core.storage.duckdb.pages import StatusPageStore
 from core.storage.duckdb.query import QueryStore
 from core.storage.duckdb.results import ResultStore
 from core.storage.duckdb.users import UserStore
@@ -37,6 +38,6 @@ __all__ = ["API_KEY_PREFIX", "DB_FILE", "READERS", "DuckDBStore", "DuplicateErro
            "ReadOnlyQueryError"]
 
 
-class DuckDBStore(MonitorStore, AccountStore, UserStore, ResultStore, HistoryStore, IntegrationStore, QueryStore,
-                  StoreBase):
+class DuckDBStore(MonitorStore, AccountStore, UserStore, ResultStore, HistoryStore, IntegrationStore,
+                  StatusPageStore, QueryStore, StoreBase):
     """The whole store: every part over one connection (see the module's thread contract)."""

@@ -1,0 +1,167 @@
+"""Status pages through a real server: the API (CRUD, posted incidents and updates, the
+error shape), and what the public routes show, to anyone, without a key: names and states
+only, escaped, cacheable (ETag/304), and nothing at all of a page that is not public."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.test_api import assert_error, call, send
+from tests.integration.test_serve import Serve, cli, closed_port, wait_for
+
+pytestmark = pytest.mark.slow
+
+NAME = '<script>alert("x")</script> & <b>db</b>'
+
+
+def raw(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    data_dir = tmp_path_factory.mktemp("pages") / "data"
+    server = Serve(data_dir, 1)
+    try:
+        key = cli(data_dir, "keys", "create").stdout.splitlines()[-1]
+        base = server.url + "/api/v1"
+        secret_host = "db-internal.example.test"
+        port = closed_port()
+        ids = []
+        for body in ({"name": "Website", "type": "tcp", "host": "127.0.0.1", "port": port, "interval": 1},
+                     {"name": NAME, "type": "tcp", "host": secret_host, "port": 5432, "interval": 3600},
+                     {"name": "hidden", "type": "http", "url": "http://127.0.0.1:9/secret-path?token=t0k3n"}):
+            status, _, created = send(f"{base}/monitors", "POST", body, key)
+            assert status == 201, created
+            ids.append(created["data"]["id"])
+        yield {"server": server, "key": key, "base": base, "ids": ids, "host": secret_host, "port": port,
+               "data_dir": data_dir}
+    finally:
+        server.stop()
+
+
+def test_crud_and_errors(site: dict[str, Any]) -> None:
+    base, key, ids = site["base"], site["key"], site["ids"]
+    page = {"slug": "acme", "title": "Acme", "sections": [{"name": "Core", "monitors": ids[:2]}]}
+    status, _, created = send(f"{base}/status-pages", "POST", page, key)
+    assert status == 201 and created["data"]["slug"] == "acme" and created["data"]["public"] is True
+    page_id = created["data"]["id"]
+    status, headers, body = send(f"{base}/status-pages", "POST", page, key)
+    assert_error(status, headers, body, 409)
+    assert body["data"]["errors"][0]["field"] == "slug"
+    status, headers, body = send(f"{base}/status-pages", "POST",
+                                 {"slug": "-Bad", "title": "", "sections": [{"name": "x", "monitors": [999]}],
+                                  "colour": 1}, key)
+    assert_error(status, headers, body, 400)
+    assert {e["field"] for e in body["data"]["errors"]} == {"slug", "title", "sections[0].monitors", "colour"}
+    status, _, listed = call(f"{base}/status-pages", headers={"X-API-Key": key})
+    assert status == 200 and [p["id"] for p in listed["data"]] == [page_id] and listed["pagination"]["total"] == 1
+    status, _, patched = send(f"{base}/status-pages/{page_id}", "PATCH", {"description": "Our services"}, key)
+    assert status == 200 and patched["data"]["description"] == "Our services" and patched["data"]["slug"] == "acme"
+    status, headers, body = call(f"{base}/status-pages/424242", headers={"X-API-Key": key})
+    assert_error(status, headers, body, 404)
+    # another account sees nothing of it
+    cli(site["data_dir"], "accounts", "create", "other")
+    other = cli(site["data_dir"], "keys", "create", "--account", "other").stdout.splitlines()[-1]
+    status, headers, body = call(f"{base}/status-pages/{page_id}", headers={"X-API-Key": other})
+    assert_error(status, headers, body, 404)
+    status, headers, body = send(f"{base}/status-pages", "POST",
+                                 {"slug": "theirs", "title": "T", "sections": [{"name": "x", "monitors": ids}]}, other)
+    assert_error(status, headers, body, 400)  # (not their monitors)
+
+
+def test_posted_incidents_and_the_public_page(site: dict[str, Any]) -> None:
+    base, key, ids, server = site["base"], site["key"], site["ids"], site["server"]
+    status, _, created = send(f"{base}/status-pages", "POST",
+                              {"slug": "public-one", "title": "Public <one>",
+                               "sections": [{"name": "Core", "monitors": ids[:2]}]}, key)
+    page_id = created["data"]["id"]
+    status, _, incident = send(f"{base}/status-pages/{page_id}/incidents", "POST",
+                               {"title": "Slow <checkout>", "message": "Looking into it"}, key)
+    assert status == 201 and incident["data"]["status"] == "investigating"
+    incident_id = incident["data"]["id"]
+    status, headers, body = send(f"{base}/status-pages/{page_id}/incidents/{incident_id}/updates", "POST",
+                                 {"status": "fixed", "message": ""}, key)
+    assert_error(status, headers, body, 400)
+    assert {e["field"] for e in body["data"]["errors"]} == {"status", "message"}
+    status, _, updated = send(f"{base}/status-pages/{page_id}/incidents/{incident_id}/updates", "POST",
+                              {"status": "identified", "message": "A bad deploy"}, key)
+    assert status == 201 and [u["status"] for u in updated["data"]["updates"]] == ["identified", "investigating"]
+    # the website monitor checks a closed port every second: it goes down
+    wait_for(lambda: call(f"{base}/monitors/{ids[0]}", headers={"X-API-Key": key})[2]["data"]["status"] == "down",
+             20, "the monitor to be down")
+
+    status, headers, html = raw(server.url + "/status/public-one")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    text = html.decode()
+    assert "<script>alert" not in text and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;db" in text
+    assert "Slow &lt;checkout&gt;" in text and "A bad deploy" in text
+    assert re.search(r'class="banner banner-(partial_outage|major_outage)"', text)
+    assert text.count('role="listitem"') == 2 * 90
+    status, _, data = raw(server.url + "/status/public-one.json")
+    view = json.loads(data)
+    assert view["status"] in ("partial_outage", "major_outage")
+    names = [m["name"] for s in view["sections"] for m in s["monitors"]]
+    assert names == ["Website", NAME]
+    website = view["sections"][0]["monitors"][0]
+    assert website["status"] == "down" and len(website["days"]) == 90 and website["days"][-1]["uptime"] == 0.0
+    assert [i["title"] for i in view["incidents"]["active"]] == ["Slow <checkout>"]
+    status, headers, feed = raw(server.url + "/status/public-one/feed.atom")
+    assert status == 200 and headers["content-type"].startswith("application/atom+xml")
+    assert b"Slow &lt;checkout&gt; (identified)" in feed
+
+    # resolved: the incident moves to the past, the page is no longer degraded by it
+    send(f"{base}/status-pages/{page_id}/incidents/{incident_id}/updates", "POST",
+         {"status": "resolved", "message": "Rolled back"}, key)
+    view = json.loads(raw(server.url + "/status/public-one.json")[2])
+    assert view["incidents"]["active"] == [] and view["incidents"]["past"][0]["resolvedAt"]
+
+
+def test_cacheable_and_private_things_stay_private(site: dict[str, Any]) -> None:
+    base, key, ids, server = site["base"], site["key"], site["ids"], site["server"]
+    send(f"{base}/status-pages", "POST", {"slug": "cached", "title": "C",
+                                          "sections": [{"name": "All", "monitors": ids[:2]}]}, key)
+    status, _, private = send(f"{base}/status-pages", "POST", {"slug": "internal", "title": "Internal",
+                                                               "public": False,
+                                                               "sections": [{"name": "x", "monitors": [ids[2]]}]}, key)
+    assert status == 201
+    status, headers, _first = raw(server.url + "/status/cached")
+    assert status == 200 and headers["etag"] and "max-age=" in headers["cache-control"]
+    again, _headers2, body = raw(server.url + "/status/cached", {"If-None-Match": headers["etag"]})
+    assert again == 304 and body == b""
+    # not public, or unknown: 404 on every public route, and no badge for its monitor
+    for path in ("/status/internal", "/status/internal.json", "/status/internal/feed.atom", "/status/nope",
+                 f"/badge/{ids[2]}/status.svg", f"/badge/{ids[2]}/shields.json", "/badge/999999/status.svg"):
+        assert raw(server.url + path)[0] == 404, path
+    # badges of a public page's monitor
+    status, headers, svg = raw(f"{server.url}/badge/{ids[0]}/status.svg")
+    assert status == 200 and headers["content-type"].startswith("image/svg+xml") and b"Website" in svg
+    assert raw(f"{server.url}/badge/{ids[0]}/uptime.svg?window=7d")[0] == 200
+    assert raw(f"{server.url}/badge/{ids[0]}/uptime.svg?window=1y")[0] == 404
+    assert raw(f"{server.url}/badge/{ids[0]}/latency.svg")[0] == 200
+    shields = json.loads(raw(f"{server.url}/badge/{ids[0]}/shields.json")[2])
+    assert shields["schemaVersion"] == 1 and shields["label"] == "Website" and shields["message"] in (
+        "up", "down", "pending")
+    escaped = raw(f"{server.url}/badge/{ids[1]}/status.svg")[2]
+    assert b"<script>" not in escaped and b"&lt;script&gt;" in escaped
+    # no public route says where a monitor points or why it failed
+    everything = b"".join(raw(server.url + path)[2] for path in (
+        "/status/cached", "/status/cached.json", "/status/cached/feed.atom", "/status/public-one",
+        f"/badge/{ids[0]}/status.svg", f"/badge/{ids[1]}/shields.json", f"/badge/{ids[1]}/latency.svg"))
+    everything = everything.replace(server.url.encode(), b"")  # (the feed links to the page itself)
+    for secret in (site["host"].encode(), b"127.0.0.1", str(site["port"]).encode(), b"5432", b"secret-path",
+                   b"t0k3n", b"refused", b"connection"):
+        assert secret not in everything, secret
+    del private
