@@ -17,7 +17,7 @@ import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 
 from api.errors import ApiError, BadRequest, RequestTimeout
-from api.schemas import ERROR_RESPONSES
+from api.schemas import ERROR_RESPONSES, WRITE_RESPONSES
 from core.clock import iso_ms
 from core.models import KINDS, STATUSES, Monitor, MonitorTimes, monitor_to_wire
 from core.services import MonitorService
@@ -133,12 +133,12 @@ class MonitorController(Controller):
         next_cursor = encode_cursor(page[-1][0].id) if more and page else None
         return {"data": data, "pagination": {"limit": limit, "nextCursor": next_cursor, "total": total}}
 
-    @post("/", operation_id="createMonitor", status_code=201, responses=ERROR_RESPONSES)
+    @post("/", operation_id="createMonitor", status_code=201, responses=WRITE_RESPONSES)
     async def create_monitor(self, request: Request[int, Any, Any], monitors: MonitorService) -> dict[str, Any]:
         """Create a monitor; its first check runs within one interval."""
         return _answer(monitors, await monitors.create(request.user, await json_body(request)))
 
-    @post("/bulk", operation_id="createMonitors", status_code=201, responses=ERROR_RESPONSES)
+    @post("/bulk", operation_id="createMonitors", status_code=201, responses=WRITE_RESPONSES)
     async def create_monitors(self, request: Request[int, Any, Any], monitors: MonitorService) -> dict[str, Any]:
         """Create up to 1,000 monitors at once, all or none (for imports)."""
         body = await json_body(request)
@@ -154,7 +154,7 @@ class MonitorController(Controller):
         """One monitor."""
         return _answer(monitors, await monitors.get(request.user, monitor_id))
 
-    @patch("/{monitor_id:int}", operation_id="updateMonitor", responses=ERROR_RESPONSES)
+    @patch("/{monitor_id:int}", operation_id="updateMonitor", responses=WRITE_RESPONSES)
     async def update_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
                              monitor_id: int) -> dict[str, Any]:
         """Change some fields of a monitor; the type cannot change."""

@@ -6,7 +6,7 @@ import msgspec
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 
-__all__ = ["ERROR_RESPONSES", "QUOTA_HEADERS", "ErrorPayload"]
+__all__ = ["ERROR_RESPONSES", "QUOTA_HEADERS", "WRITE_RESPONSES", "ErrorPayload"]
 
 
 class FieldProblem(msgspec.Struct):
@@ -39,6 +39,13 @@ ERROR_RESPONSES = {
     415: _error("Body not sent as application/json"),
     429: _error("Monthly request limit reached; see Retry-After"),
     500: _error("Unexpected server error"),
+}
+
+#: Creating or changing something: it may clash with what exists, or the disk may be full.
+WRITE_RESPONSES = {
+    **ERROR_RESPONSES,
+    409: _error("Conflicts with what exists (a slug or push token in use); data.errors names the field"),
+    503: _error("The server cannot store the change now (its disk is full); nothing was changed"),
 }
 
 QUOTA_HEADERS = [

@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Controller, Request, delete, get, patch, post
 
 from api.monitors import decode_cursor, encode_cursor, json_body, parse_limit
-from api.schemas import ERROR_RESPONSES
+from api.schemas import ERROR_RESPONSES, WRITE_RESPONSES
 from core.services import StatusPageService
 
 __all__ = ["StatusPageController"]
@@ -30,7 +30,7 @@ class StatusPageController(Controller):
         return {"data": page, "pagination": {"limit": limit, "nextCursor": encode_cursor(page[-1].id)
                                              if more and page else None, "total": len(mine)}}
 
-    @post("/", operation_id="createStatusPage", status_code=201, responses=ERROR_RESPONSES)
+    @post("/", operation_id="createStatusPage", status_code=201, responses=WRITE_RESPONSES)
     async def create_page(self, request: Request[int, Any, Any], pages: StatusPageService) -> dict[str, Any]:
         """Create a page: ``slug`` (unique; lowercase letters, digits, dashes), ``title``,
         ``description``, ``sections`` (``[{"name", "monitors": [ids]}]``, the account's
@@ -42,7 +42,7 @@ class StatusPageController(Controller):
                        ) -> dict[str, Any]:
         return {"data": pages.get(request.user, page_id)}
 
-    @patch("/{page_id:int}", operation_id="updateStatusPage", responses=ERROR_RESPONSES)
+    @patch("/{page_id:int}", operation_id="updateStatusPage", responses=WRITE_RESPONSES)
     async def update_page(self, request: Request[int, Any, Any], pages: StatusPageService, page_id: int
                           ) -> dict[str, Any]:
         """Change some fields; absent fields keep their values."""
