@@ -83,8 +83,11 @@ def build_data(data_dir: Path, rows: int, nginx_urls: list[str], monitors: int) 
 
 
 def wrk(url: str, key: str, seconds: int, connections: int = 32, script: Path | None = None,
-        env: dict[str, str] | None = None, cookie: str | None = None) -> dict[str, float]:
+        env: dict[str, str] | None = None, cookie: str | None = None,
+        extra_headers: Sequence[str] = ()) -> dict[str, float]:
     auth = ["-H", f"Cookie: {cookie}"] if cookie else ["-H", f"Authorization: Bearer {key}"]
+    for header in extra_headers:
+        auth += ["-H", header]
     args = ["taskset", "-c", TARGET_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
             *auth, *(["-s", str(script)] if script else []), url]
     out = subprocess.run(args, capture_output=True, text=True, check=True, env={**os.environ, **(env or {})}).stdout

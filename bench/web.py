@@ -14,7 +14,14 @@
    by one process on CPU 0 that counts the events it receives), alternated three times.
    Target: the API's p99 with 200 streams < 1.5 x without.
 
-Every wrk run must answer 2xx only. Usage: ``python -m bench.web [--quick]``. Prints a table,
+3. **A status page under a crowd.** A public page of 100 monitors (five sections of 20),
+   the engine checking 5,000 monitors every second (1,250 with ``--quick``): ``GET
+   /status/{slug}`` (32 connections), the same with ``If-None-Match`` (304s), and the trivial
+   API endpoint, three rounds; the engine's checks/s measured idle and while the page is
+   hammered. Targets: the page's rate >= 0.5 x the trivial endpoint's; checks/s hammered >=
+   0.9 x idle.
+
+Every wrk run must answer 2xx (or 304) only. Usage: ``python -m bench.web [--quick]``. Prints a table,
 then one JSON line.
 """
 
@@ -33,6 +40,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +152,50 @@ def checks_per_s(data_dir: Path, seconds: float) -> float:
     return (control_request(data_dir, "stats")["checks"] - before) / seconds
 
 
+def status_page_phase(workdir: Path, urls: list[str], seconds: int, engine_monitors: int) -> dict[str, Any]:
+    """A public status page of 100 monitors under a crowd, beside the trivial API endpoint,
+    with the engine checking ``engine_monitors`` every second; checks/s idle and hammered."""
+    from core.cli import control_request
+
+    data_dir = workdir / "status"
+    build(data_dir, urls, engine_monitors, 0, 0, "")
+    out: dict[str, Any] = {}
+    with serving(data_dir, workdir, ready=lambda _: True, settle=5) as (base, key):
+        page = {"slug": "bench", "title": "Bench status",
+                "sections": [{"name": f"Group {g}", "monitors": list(range(1 + g * 20, 21 + g * 20))}
+                             for g in range(5)]}
+        request = urllib.request.Request(base + "/api/v1/status-pages", data=json.dumps(page).encode(),
+                                         headers={"Authorization": f"Bearer {key}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as created:
+            assert created.status == 201
+        with urllib.request.urlopen(base + "/status/bench", timeout=30) as first:
+            etag = first.headers["ETag"]
+        idle, hammered, status, cond, trivial = [], [], [], [], []
+
+        def counted(run: Callable[[], Any]) -> tuple[Any, float]:
+            """``run()``'s result and the engine's checks/s over it."""
+            before, t0 = control_request(data_dir, "stats")["checks"], time.monotonic()
+            result = run()
+            return result, (control_request(data_dir, "stats")["checks"] - before) / (time.monotonic() - t0)
+
+        for _ in range(3):
+            idle.append(counted(lambda: time.sleep(seconds))[1])
+            log("wrk /status/bench")
+            result, rate = counted(lambda: wrk(base + "/status/bench", "", seconds, cookie="none=1"))
+            status.append(result)
+            hammered.append(rate)
+            log("wrk /status/bench with If-None-Match")
+            cond.append(wrk(base + "/status/bench", "", seconds, cookie="none=1",
+                            extra_headers=[f"If-None-Match: {etag}"]))
+            log("wrk trivial")
+            trivial.append(wrk(base + "/api/v1/account/usage", key, seconds))
+        out["status_page"], out["status_page_304"], out["status_trivial"] = rounds(status), rounds(cond), rounds(
+            trivial)
+        out["checks_idle"], out["checks_hammered"] = statistics.median(idle), statistics.median(hammered)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="4 s runs, 5k-monitor engine load")
@@ -196,6 +248,8 @@ def main() -> None:
                 results["no_streams"], results["streams_200"] = rounds(quiet), rounds(busy)
                 results["streams"] = held
                 results["live_checks_per_s"] = checks_per_s(data_dir, 3)
+
+            results |= status_page_phase(workdir, urls, seconds, engine_monitors // 4)
         finally:
             nginx.stop()
     page, api = results["page"], results["api_list"]
@@ -212,9 +266,20 @@ def main() -> None:
     print(f"API p99 with 200 streams / without: {ratio_live:.2f} (target < 1.5) at "
           f"{results['live_checks_per_s']:.0f} checks/s; streams held {[h['streams'] for h in results['streams']]}, "
           f"status events received {[h['events'] for h in results['streams']]}")
-    results["ratios"] = {"page_vs_api_p99": ratio_page, "streams_vs_none_p99": ratio_live}
+    sp, sp304, st = results["status_page"], results["status_page_304"], results["status_trivial"]
+    print(f"{'GET /status/{slug} (100 monitors)':34} {sp['rps']:9.0f} {sp['p50']:8.2f} {sp['p99']:8.2f}")
+    print(f"{'  the same, If-None-Match (304)':34} {sp304['rps']:9.0f} {sp304['p50']:8.2f} {sp304['p99']:8.2f}")
+    print(f"{'  trivial API, same server':34} {st['rps']:9.0f} {st['p50']:8.2f} {st['p99']:8.2f}")
+    ratio_status = sp["rps"] / st["rps"]
+    ratio_checks = results["checks_hammered"] / results["checks_idle"]
+    print(f"status page rate / trivial API rate: {ratio_status:.2f} (target >= 0.5); engine checks/s while "
+          f"hammered / idle: {results['checks_hammered']:.0f} / {results['checks_idle']:.0f} = {ratio_checks:.2f} "
+          f"(target >= 0.9)")
+    results["ratios"] = {"page_vs_api_p99": ratio_page, "streams_vs_none_p99": ratio_live,
+                         "status_vs_trivial_rps": ratio_status, "checks_hammered_vs_idle": ratio_checks}
     print(json.dumps(results))
-    problems = [p for name in ("page", "api_list", "no_streams", "streams_200") for p in failures(name, results[name])]
+    problems = [p for name in ("page", "api_list", "no_streams", "streams_200", "status_page", "status_trivial")
+                for p in failures(name, results[name])]
     if any(h["streams"] < 200 for h in results["streams"]):
         problems.append("not every stream opened")
     if problems:

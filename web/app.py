@@ -16,7 +16,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from core.services import Forbidden, Invalid, Limited, NotFound, ServiceError, Services, Unavailable
-from web.pages import account, auth, integrations, monitors, status
+from web.pages import account, auth, integrations, monitors, status, status_admin
 from web.render import page
 from web.session import guard
 
@@ -44,15 +44,16 @@ def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
 
 def routes(services: Services) -> list[ControllerRouterHandler]:
     """The web face's routers over ``services``."""
-    tables = monitors.TableCache()
+    tables, rendered = monitors.TableCache(), status.Rendered()
     deps = {"users": Provide(lambda: services.users, sync_to_thread=False),
-            "tables": Provide(lambda: tables, sync_to_thread=False)}
+            "tables": Provide(lambda: tables, sync_to_thread=False),
+            "rendered": Provide(lambda: rendered, sync_to_thread=False)}
     services.system.sources.append(lambda: {"pageCache": {"hits": tables.hits, "renders": tables.renders}})
     handlers = {Exception: _error_page}
     public = Router(path="/", route_handlers=[*auth.PUBLIC, *status.HANDLERS], dependencies=deps,
                     exception_handlers=handlers, include_in_schema=False)
     signed_in = Router(path="/", route_handlers=[*auth.HANDLERS, *monitors.HANDLERS, *account.HANDLERS,
-                                                  *integrations.HANDLERS],
+                                                  *integrations.HANDLERS, *status_admin.HANDLERS],
                        dependencies=deps, exception_handlers=handlers, before_request=guard(services.users),
                        include_in_schema=False)
     static = create_static_files_router("/static", [STATIC], include_in_schema=False,

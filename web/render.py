@@ -16,9 +16,9 @@ from typing import Any
 
 import jinja2
 from litestar import Request, Response
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
-__all__ = ["CSP", "bars", "fragment", "page", "public_page"]
+__all__ = ["CSP", "bars", "day_bars", "fragment", "page", "public_page"]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
@@ -66,6 +66,23 @@ def bars(items: list[tuple[int, bool, int]]) -> Markup:
     return Markup(f'<span class="bars" role="img" aria-label="Last {len(items)} checks: {good} good">{cells}</span>')
 
 
+def day_bars(name: str, days: list[dict[str, Any]]) -> Markup:
+    """A monitor's 90 daily bars on a status page, each focusable with its figures (shown on
+    hover or tap). Built here, not in a template loop: a page of 100 monitors has 9,000 bars.
+    ``name`` is the only text from a user, and it is escaped."""
+    cells = []
+    for d in days:
+        ratio = d["uptime"]
+        kind = "none" if ratio is None else "ok" if ratio >= 0.999 else "warn" if ratio >= 0.99 else "bad"
+        tip = f'{d["date"]}: {"no data" if ratio is None else f"{ratio * 100:.2f}% up"}'
+        if d["incidents"]:
+            tip += f', {d["incidents"]} incident(s), {d["downtimeSeconds"] // 60} min down'
+        cells.append(f'<i class="d-{kind}" role="listitem" tabindex="0" aria-label="{tip}" data-tip="{tip}"></i>')
+    label = escape(f"{name}: daily uptime, last {len(days)} days")
+    return Markup(f'<div class="days" role="list" aria-label="{label}">{"".join(cells)}</div>')
+
+
+_env.globals.update(day_bars=day_bars)
 _env.filters.update(ago=_ago, ms=_ms, pct=_pct, tojson_attr=lambda v: json.dumps(v, separators=(",", ":")))
 
 

@@ -97,6 +97,7 @@ class StatusPageService:
             raise NotFound("Status page not found")
         self._pages[page_id] = updated
         self._forget(page_id)
+        self._days.pop(page_id, None)  # (its monitors may have changed)
         return updated
 
     async def delete(self, actor: Actor, page_id: int) -> None:
@@ -213,13 +214,22 @@ class StatusPageService:
         self._views[page.id] = (now, view)
         return view
 
-    async def _compute(self, page: StatusPage) -> dict[str, Any]:
+    async def preview(self, actor: Actor, data: Any, page_id: int | None = None) -> dict[str, Any]:
+        """What the public would see of a page with these fields (a new one, or ``page_id``
+        changed so), without saving anything; field errors as ``Invalid``."""
+        account_id = account_of(actor, "editor")
+        current = self.get(account_id, page_id) if page_id is not None else None
+        page = self._parse(account_id, data, current)
+        return await self._compute(page, cached=False)
+
+    async def _compute(self, page: StatusPage, *, cached: bool = True) -> dict[str, Any]:
         ids = page.monitor_ids()
-        rolled = self._days.get(page.id)
+        rolled = self._days.get(page.id) if cached else None
         if rolled is None or time.monotonic() - rolled[0] >= DAYS_TTL_S:
             now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             rolled = (time.monotonic(), await self.threads.read(self.store.daily_uptime, ids, DAYS, now))
-            self._days[page.id] = rolled
+            if cached:
+                self._days[page.id] = rolled
         today = dt.datetime.now(dt.UTC).date()
         today_us = int(dt.datetime.combine(today, dt.time(), dt.UTC).timestamp()) * 10**6
         open_from = max(today_us, self.store.rollup_upto_us or today_us)
@@ -240,7 +250,7 @@ class StatusPageService:
                 if not monitor.paused:
                     counted.append(monitor.status)
             sections.append({"name": section.name, "monitors": shown})
-        incidents = await self._page_incidents(page.id)
+        incidents = await self._page_incidents(page.id) if page.id else []
         cutoff = iso_seconds((time.time() - PAST_INCIDENT_DAYS * 86400) * 10**6)
         active = [i for i in incidents if i.status != "resolved"]
         past = [i for i in incidents if i.status == "resolved" and (i.resolved_at or "") >= cutoff]

@@ -58,3 +58,39 @@ def test_status_page_light_dark_phone_and_no_script(browser: Any, server: Serve,
         assert "The load balancer dropped it." in plain.content()
     finally:
         context.close()
+
+
+def test_the_editor_previews_saves_and_posts_incidents(browser: Any, server: Serve) -> None:
+    from tests.e2e.test_dashboard import _setup
+
+    key = cli(server.data_dir, "keys", "create").stdout.splitlines()[-1]
+    ids = [_api(server, "/api/v1/monitors", key, {"name": name, "type": "tcp", "host": "127.0.0.1", "port": 9,
+                                                  "interval": 3600})[1]["data"]["id"] for name in ("Web", XSS)]
+    view = _page(browser)
+    try:
+        _setup(view, server)
+        view.click("nav >> text=Status pages")
+        view.click("text=New status page")
+        view.fill("#p-title", "Our status")
+        view.fill("#p-slug", "Bad Slug")
+        view.fill("#s0-name", "Everything")
+        view.select_option("#s0-monitors", [str(i) for i in ids])
+        # the preview follows the form, unsaved, and says what is wrong
+        view.locator("#preview [data-error-for=slug]").wait_for()
+        view.fill("#p-slug", "ours")
+        view.locator("#preview .pm-name", has_text="Web").wait_for()
+        assert view.locator("#preview .pm-name").all_inner_texts() == ["Web", XSS]
+        assert view.locator("img[src=x]").count() == 0
+        assert _api(server, "/api/v1/status-pages", key)[1]["data"] == []  # (nothing saved by previewing)
+        view.click("button:has-text('Create status page')")
+        view.wait_for_url(re.compile(r".*/status-pages/\d+$"))
+        view.fill("#i-title", "Slow pages")
+        view.fill("#i-message", "We are on it")
+        view.click("button:has-text('Post incident')")
+        view.locator("[data-incident-id] h3", has_text="Slow pages").wait_for()
+        public = view.context.new_page()
+        public.goto(server.url + "/status/ours")
+        assert "We are on it" in public.content()
+        assert view.dialogs == [] and view.outside == []
+    finally:
+        view.context.close()

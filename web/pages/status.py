@@ -7,7 +7,7 @@ nothing else). Every answer carries an ``ETag`` and a short ``Cache-Control``; a
 from __future__ import annotations
 
 import hashlib
-import time
+from collections.abc import Callable
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -18,7 +18,7 @@ from litestar.exceptions import NotFoundException
 from core.services import HistoryService, MonitorService, StatusPageService
 from web.render import CSP, fragment, public_page
 
-__all__ = ["HANDLERS"]
+__all__ = ["HANDLERS", "Rendered"]
 
 MAX_AGE = 5  # seconds a browser or proxy may reuse a status page (the view is recomputed as often)
 BADGE_MAX_AGE = 60
@@ -26,8 +26,27 @@ WINDOWS = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400}
 _COLORS = {"up": "#2e9e44", "down": "#d73a3a", "pending": "#9f9f9f", "paused": "#9f9f9f", "maintenance": "#6d28d9"}
 
 
-def _cached(request: Request[Any, Any, Any], body: bytes, media_type: str, max_age: int) -> Response[bytes]:
-    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+class Rendered:
+    """Each page's answers as bytes with their ETag, made once per view (``StatusPageService``
+    recomputes a view at most every few seconds): a crowd's requests, and their 304s, cost a
+    lookup and a comparison, not a render."""
+
+    def __init__(self) -> None:
+        self._answers: dict[tuple[int, str], tuple[int, bytes, str]] = {}  # (page, kind) -> (id(view), body, etag)
+
+    def get(self, page_id: int, kind: str, view: dict[str, Any], make: Callable[[], bytes]) -> tuple[bytes, str]:
+        found = self._answers.get((page_id, kind))
+        if found is not None and found[0] == id(view):
+            return found[1], found[2]
+        body = make()
+        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        self._answers[(page_id, kind)] = (id(view), body, etag)
+        return body, etag
+
+
+def _cached(request: Request[Any, Any, Any], body: bytes, media_type: str, max_age: int,
+            etag: str | None = None) -> Response[bytes]:
+    etag = etag or '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}", "X-Content-Type-Options": "nosniff",
                "Content-Security-Policy": CSP}
     if etag in (request.headers.get("if-none-match") or "").replace("W/", "").split(", "):
@@ -36,7 +55,8 @@ def _cached(request: Request[Any, Any, Any], body: bytes, media_type: str, max_a
 
 
 @get("/status/{name:str}", include_in_schema=False)
-async def status_page(request: Request[Any, Any, Any], name: str, pages: StatusPageService) -> Response[bytes]:
+async def status_page(request: Request[Any, Any, Any], name: str, pages: StatusPageService,
+                      rendered: Rendered) -> Response[bytes]:
     """The page in HTML, or with ``.json`` after the slug as data."""
     as_json = name.endswith(".json")
     page = pages.by_slug(name.removesuffix(".json"))
@@ -44,9 +64,11 @@ async def status_page(request: Request[Any, Any, Any], name: str, pages: StatusP
         raise NotFoundException("There is no such status page.")
     view = await pages.view(page)
     if as_json:
-        return _cached(request, msgspec.json.encode(view), "application/json", MAX_AGE)
-    html = public_page(request, "status.html", title=view["page"]["title"], view=view, now=int(time.time()))
-    return _cached(request, html.encode(), "text/html", MAX_AGE)
+        body, etag = rendered.get(page.id, "json", view, lambda: msgspec.json.encode(view))
+        return _cached(request, body, "application/json", MAX_AGE, etag)
+    body, etag = rendered.get(page.id, "html", view, lambda: public_page(
+        request, "status.html", title=view["page"]["title"], view=view).encode())
+    return _cached(request, body, "text/html", MAX_AGE, etag)
 
 
 @get("/status/{slug:str}/feed.atom", include_in_schema=False)
