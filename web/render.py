@@ -77,7 +77,7 @@ def day_bars(name: str, days: list[dict[str, Any]]) -> Markup:
         tip = f'{d["date"]}: {"no data" if ratio is None else f"{ratio * 100:.2f}% up"}'
         if d["incidents"]:
             tip += f', {d["incidents"]} incident(s), {d["downtimeSeconds"] // 60} min down'
-        cells.append(f'<i class="d-{kind}" role="listitem" tabindex="0" aria-label="{tip}" data-tip="{tip}"></i>')
+        cells.append(f'<i class="d-{kind}" role="listitem" tabindex="0" aria-label="{tip}"></i>')
     label = escape(f"{name}: daily uptime, last {len(days)} days")
     return Markup(f'<div class="days" role="list" aria-label="{label}">{"".join(cells)}</div>')
 

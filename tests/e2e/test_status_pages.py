@@ -43,7 +43,7 @@ def test_status_page_light_dark_phone_and_no_script(browser: Any, server: Serve,
             days = view.locator(f"[data-monitor-id='{ids[0]}'] .days i")
             assert days.count() == 90
             days.last.hover()  # today's figures show on hover (and on focus, for a tap)
-            assert re.match(r"\d{4}-\d\d-\d\d: ", days.last.get_attribute("data-tip") or "")
+            assert re.match(r"\d{4}-\d\d-\d\d: ", days.last.get_attribute("aria-label") or "")
             assert view.evaluate("document.documentElement.scrollWidth") <= (options.get("width") or 1280)
             view.screenshot(path=str(shots / name), full_page=True)
         finally:

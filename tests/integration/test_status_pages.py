@@ -4,6 +4,7 @@ only, escaped, cacheable (ETag/304), and nothing at all of a page that is not pu
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import urllib.error
@@ -141,6 +142,9 @@ def test_cacheable_and_private_things_stay_private(site: dict[str, Any]) -> None
     assert status == 200 and headers["etag"] and "max-age=" in headers["cache-control"]
     again, _headers2, body = raw(server.url + "/status/cached", {"If-None-Match": headers["etag"]})
     assert again == 304 and body == b""
+    status, zipped_headers, zipped = raw(server.url + "/status/cached", {"Accept-Encoding": "gzip"})
+    assert status == 200 and zipped_headers["content-encoding"] == "gzip"
+    assert b"</html>" in gzip.decompress(zipped) and len(zipped) < len(_first) / 3
     # not public, or unknown: 404 on every public route, and no badge for its monitor
     for path in ("/status/internal", "/status/internal.json", "/status/internal/feed.atom", "/status/nope",
                  f"/badge/{ids[2]}/status.svg", f"/badge/{ids[2]}/shields.json", "/badge/999999/status.svg"):
