@@ -29,6 +29,7 @@ from api.history import AnswerCache, HourJson, monitor_history, monitor_uptime
 from api.incidents import list_incidents, list_monitor_incidents
 from api.integrations import IntegrationController
 from api.keys import ApiKeyController
+from api.maintenance import MaintenanceController
 from api.metrics import metrics
 from api.monitors import MonitorController
 from api.openapi import add_request_bodies
@@ -61,7 +62,7 @@ def _configure_api_v1() -> Router:
     # Only /api/v1 needs a key (the middleware sits on this router); status pages, push URLs
     # and health are public by design.
     return Router(path="/api/v1", route_handlers=[MonitorController, ApiKeyController, IntegrationController,
-                                                  StatusPageController,
+                                                  StatusPageController, MaintenanceController,
                                                   account_usage,
                                                   list_incidents, list_monitor_incidents, monitor_history,
                                                   monitor_uptime],
@@ -122,7 +123,8 @@ def _configure_dependencies(services: Services) -> dict[str, Provide]:
 
     return {"monitors": provide(services.monitors), "channels": provide(services.integrations),
             "accounts": provide(services.accounts), "history": provide(services.history),
-            "system": provide(services.system), "pages": provide(services.pages)}
+            "system": provide(services.system), "pages": provide(services.pages),
+            "maintenance": provide(services.maintenance)}
 
 
 def create_app(services: Services, *, body_timeout: float = BODY_TIMEOUT_S,

@@ -116,7 +116,31 @@ _PAGE_BODIES = {
                            "example": {"status": "identified", "message": "A bad deploy; rolling back."}},
 }
 
+_WINDOW_FIELDS = {
+    "name": {"type": "string", "minLength": 1, "maxLength": 200},
+    "monitors": {"type": "array", "items": {"type": "integer", "minimum": 1}, "description": "monitor ids"},
+    "tags": {"type": "array", "maxItems": 100, "items": {"type": "string", "minLength": 1, "maxLength": 64},
+             "description": "the account's monitors with any of these tags"},
+    "startsAt": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}],
+                 "description": "once: the start, with its offset"},
+    "endsAt": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}],
+               "description": "once: the end (at most 31 days after the start)"},
+    "schedule": {"anyOf": [{"type": "string"}, {"type": "null"}],
+                 "description": "recurring: a five-field cron expression, in timezone"},
+    "duration": {"anyOf": [{"type": "integer", "minimum": 60, "maximum": 604800}, {"type": "null"}],
+                 "description": "recurring: seconds each time lasts"},
+    "timezone": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "recurring: an IANA zone"}}
+_PAGE_BODIES |= {
+    "MaintenanceCreate": {"type": "object", "required": ["name"], "additionalProperties": False,
+                          "properties": _WINDOW_FIELDS,
+                          "example": {"name": "Database upgrade", "tags": ["db"], "schedule": "0 3 * * 0",
+                                      "duration": 3600, "timezone": "Europe/Berlin"}},
+    "MaintenancePatch": {"type": "object", "additionalProperties": False, "properties": _WINDOW_FIELDS},
+}
+
 _BODIES = {("/api/v1/monitors", "post"): "MonitorCreate",
+           ("/api/v1/maintenance", "post"): "MaintenanceCreate",
+           ("/api/v1/maintenance/{window_id}", "patch"): "MaintenancePatch",
            ("/api/v1/status-pages", "post"): "StatusPageCreate",
            ("/api/v1/status-pages/{page_id}", "patch"): "StatusPagePatch",
            ("/api/v1/status-pages/{page_id}/incidents", "post"): "PageIncidentCreate",
@@ -176,11 +200,17 @@ _PARAMS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("/api/v1/api-keys", "get"): [_LIMIT, _CURSOR],
     ("/api/v1/integrations", "get"): [_LIMIT, _CURSOR],
     ("/api/v1/status-pages", "get"): [_LIMIT, _CURSOR],
+    ("/api/v1/maintenance", "get"): [_LIMIT, _CURSOR],
     ("/api/v1/integrations/{integration_id}/deliveries", "get"): [
         _LIMIT, _CURSOR, _q("status", {"enum": ["pending", "sent", "failed"]}, "Only messages in this state.")],
 }
 
 _TS = {"type": "string", "format": "date-time"}
+_WINDOW_FIELDS_OUT = {
+    "name": {"type": "string"}, "monitors": {"type": "array", "items": {"type": "integer"}},
+    "tags": {"type": "array", "items": {"type": "string"}},
+    **{k: {"anyOf": [{"type": "string"}, {"type": "null"}]} for k in ("startsAt", "endsAt", "schedule", "timezone")},
+    "duration": {"anyOf": [{"type": "integer"}, {"type": "null"}]}}
 _NTS = {"anyOf": [_TS, {"type": "null"}]}
 _NUM = {"anyOf": [{"type": "number"}, {"type": "null"}]}
 _PAGE = {"type": "object", "required": ["limit", "nextCursor"], "properties": {
@@ -254,6 +284,11 @@ _RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
                     "createdAt": "2026-12-01T10:00:00Z", "updatedAt": "2026-12-01T10:20:00Z", "resolvedAt": None,
                     "updates": [{"id": 4, "status": "identified", "message": "A bad deploy; rolling back.",
                                  "createdAt": "2026-12-01T10:20:00Z"}]}},
+    "Maintenance": {"type": "object", "properties": {
+        "id": {"type": "integer"}, **_WINDOW_FIELDS_OUT, "createdAt": _NTS, "updatedAt": _NTS},
+        "example": {"id": 1, "name": "Database upgrade", "monitors": [], "tags": ["db"], "startsAt": None,
+                    "endsAt": None, "schedule": "0 3 * * 0", "duration": 3600, "timezone": "Europe/Berlin",
+                    "createdAt": "2026-12-01T09:00:00Z", "updatedAt": "2026-12-01T09:00:00Z"}},
     "Delivery": {"type": "object", "properties": {
         "id": {"type": "integer"}, "monitorId": {"type": "integer"}, "event": {"enum": list(EVENTS)},
         "status": {"enum": ["pending", "sent", "failed"]}, "attempts": {"type": "integer"}, "createdAt": _TS,
@@ -292,6 +327,10 @@ _RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
     ("/api/v1/integrations/{integration_id}", "get"): _envelope("Integration"),
     ("/api/v1/integrations/{integration_id}", "patch"): _envelope("Integration"),
     ("/api/v1/integrations/{integration_id}/deliveries", "get"): _envelope("Delivery", many=True),
+    ("/api/v1/maintenance", "get"): _envelope("Maintenance", many=True),
+    ("/api/v1/maintenance", "post"): _envelope("Maintenance"),
+    ("/api/v1/maintenance/{window_id}", "get"): _envelope("Maintenance"),
+    ("/api/v1/maintenance/{window_id}", "patch"): _envelope("Maintenance"),
     ("/api/v1/status-pages", "get"): _envelope("StatusPage", many=True),
     ("/api/v1/status-pages", "post"): _envelope("StatusPage"),
     ("/api/v1/status-pages/{page_id}", "get"): _envelope("StatusPage"),

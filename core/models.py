@@ -36,6 +36,7 @@ __all__ = [
     "HttpSpec",
     "Incident",
     "Integration",
+    "Maintenance",
     "Monitor",
     "MonitorTimes",
     "MonitorValidationError",
@@ -492,6 +493,25 @@ class StatusPage(msgspec.Struct, kw_only=True, rename="camel"):
 
     def monitor_ids(self) -> list[int]:
         return [m for section in self.sections for m in section.monitors]
+
+
+class Maintenance(msgspec.Struct, kw_only=True, rename="camel"):
+    """A maintenance window over ``monitors`` and monitors with any of ``tags``: one-off
+    (``starts_at`` to ``ends_at``, UTC) or recurring (``schedule``, a five-field cron
+    expression in ``timezone``, each time lasting ``duration`` seconds)."""
+
+    id: int = 0
+    account_id: int = 0
+    name: str
+    monitors: list[int] = []
+    tags: list[str] = []
+    starts_at: str | None = None
+    ends_at: str | None = None
+    schedule: str | None = None
+    duration: int | None = None
+    timezone: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
 
 
 #: What people say about an incident they post, in the order it usually goes.

@@ -19,6 +19,7 @@ from core.services.context import Catalog, DormantEngine, EngineLink, StoreThrea
 from core.services.errors import Conflict, Forbidden, Invalid, Limited, NotFound, ServiceError, Unavailable
 from core.services.history import HistoryService
 from core.services.integrations import IntegrationService, Sender
+from core.services.maintenance import MaintenanceService
 from core.services.monitors import MonitorService
 from core.services.pages import StatusPageService
 from core.services.recent import HOURS as RECENT_HOURS
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
     from core.storage.base import Store
 
 __all__ = ["AccountService", "Actor", "Catalog", "Conflict", "DormantEngine", "Forbidden", "HistoryService",
-           "IntegrationService", "Invalid", "Limited", "MonitorService", "NotFound", "ServiceError", "Services",
-           "Session", "StatusPageService", "StoreThreads", "SystemService", "Unavailable", "UserService"]
+           "IntegrationService", "Invalid", "Limited", "MaintenanceService", "MonitorService", "NotFound",
+           "ServiceError", "Services", "Session", "StatusPageService", "StoreThreads", "SystemService", "Unavailable",
+           "UserService"]
 
 
 #: How far back the heartbeat bars are filled from the store at start (a monitor checked less
@@ -51,6 +53,7 @@ class Services:
     system: SystemService
     users: UserService
     pages: StatusPageService
+    maintenance: MaintenanceService
     catalog: Catalog
 
     @classmethod
@@ -62,6 +65,7 @@ class Services:
         system = SystemService(store, threads, engine)
         system.sources.append(monitors.stats)
         system.sources.append(catalog.live.stats)
+        maintenance = MaintenanceService(store, threads, monitors, catalog)
         return cls(monitors=monitors,
                    integrations=IntegrationService(store, threads, engine, catalog, sender, base_url, sealer,
                                                    deny_private=deny_private),
@@ -69,7 +73,8 @@ class Services:
                    history=HistoryService(store, threads, monitors),
                    system=system,
                    users=UserService(store, threads),
-                   pages=StatusPageService(store, threads, monitors, catalog),
+                   pages=StatusPageService(store, threads, monitors, catalog, maintenance),
+                   maintenance=maintenance,
                    catalog=catalog)
 
     async def load(self, monitors: list[Monitor]) -> None:
@@ -86,3 +91,4 @@ class Services:
         await self.accounts.load()
         await self.users.load()
         await self.pages.load()
+        await self.maintenance.load()

@@ -29,6 +29,7 @@ from core.services.context import Catalog, StoreThreads
 from core.services.errors import Conflict, Invalid, NotFound
 
 if TYPE_CHECKING:
+    from core.services.maintenance import MaintenanceService
     from core.services.monitors import MonitorService
     from core.storage.base import Store
 
@@ -48,8 +49,10 @@ _FIELDS = {"slug", "title", "description", "sections", "public"}
 class StatusPageService:
     """Status pages of every account (a few per account: kept in memory, written through)."""
 
-    def __init__(self, store: Store, threads: StoreThreads, monitors: MonitorService, catalog: Catalog) -> None:
+    def __init__(self, store: Store, threads: StoreThreads, monitors: MonitorService, catalog: Catalog,
+                 maintenance: MaintenanceService | None = None) -> None:
         self.store = store
+        self.maintenance = maintenance
         self.threads = threads
         self.monitors = monitors
         self.catalog = catalog
@@ -204,6 +207,12 @@ class StatusPageService:
             return None
         return self.monitors.engine.monitors.get(monitor_id)
 
+    def _windows(self, page: StatusPage) -> dict[str, list[dict[str, Any]]]:
+        """Active and upcoming (7 days) maintenance of the page's monitors: names and times."""
+        if self.maintenance is None:
+            return {"active": [], "upcoming": []}
+        return _split(self.maintenance.schedule_of(page.account_id, set(page.monitor_ids()), dt.datetime.now(dt.UTC)))
+
     async def view(self, page: StatusPage) -> dict[str, Any]:
         """What the public sees of ``page`` (computed at most every ``VIEW_TTL_S`` seconds)."""
         now = time.monotonic()
@@ -258,7 +267,15 @@ class StatusPageService:
                 "status": _banner(counted, bool(active)), "updatedAt": iso_seconds(time.time_ns() // 1000),
                 "sections": sections,
                 "incidents": {"active": msgspec.to_builtins(active), "past": msgspec.to_builtins(past)},
-                "maintenance": {"active": [], "upcoming": []}}
+                "maintenance": self._windows(page)}
+
+
+def _split(windows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Active and upcoming windows apart, without their ``active`` flag."""
+    out: dict[str, list[dict[str, Any]]] = {"active": [], "upcoming": []}
+    for window in windows:
+        out["active" if window.pop("active") else "upcoming"].append(window)
+    return out
 
 
 def _incident_fields(data: Any, *, with_title: bool) -> tuple[str, str, str]:

@@ -194,4 +194,23 @@ MIGRATIONS.append([
         created_at TIMESTAMP NOT NULL)""",
 ])
 
+# Maintenance windows: one-off (starts_at, ends_at) or recurring (a cron schedule in an IANA
+# time zone, and a duration), over monitors named or tagged.
+MIGRATIONS.append([
+    "CREATE SEQUENCE maintenance_id_seq START 1",
+    """CREATE TABLE maintenance (
+        id BIGINT PRIMARY KEY DEFAULT nextval('maintenance_id_seq'),
+        account_id BIGINT NOT NULL,
+        name VARCHAR NOT NULL,
+        monitors BIGINT[] NOT NULL,
+        tags VARCHAR[] NOT NULL,
+        starts_at TIMESTAMP,
+        ends_at TIMESTAMP,
+        schedule VARCHAR,
+        duration_s INTEGER,
+        timezone VARCHAR,
+        created_at TIMESTAMP NOT NULL,
+        updated_at TIMESTAMP NOT NULL)""",
+])
+
 LATEST = len(MIGRATIONS)

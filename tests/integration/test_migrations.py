@@ -69,6 +69,12 @@ def test_an_old_database_migrates_and_serves(tmp_path: Path, version: int) -> No
             assert [u.message for u in store.page_incidents(pages[0].id)[0].updates] == ["A bad deploy"]
         else:
             assert pages == []
+        windows = store.list_maintenance()
+        if version >= 7:  # maintenance windows from then on
+            assert [(w.name, w.tags, w.schedule, w.timezone) for w in windows] == [
+                ("Nightly", ["web"], "0 3 * * *", "Europe/Berlin")]
+        else:
+            assert windows == []
     finally:
         store.close()
 

@@ -4,6 +4,7 @@ only, escaped, cacheable (ETag/304), and nothing at all of a page that is not pu
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import re
@@ -169,3 +170,36 @@ def test_cacheable_and_private_things_stay_private(site: dict[str, Any]) -> None
                    b"t0k3n", b"refused", b"connection"):
         assert secret not in everything, secret
     del private
+
+
+def test_maintenance_windows_over_the_api_and_on_the_public_page(site: dict[str, Any]) -> None:
+    base, key, ids, server = site["base"], site["key"], site["ids"], site["server"]
+    status, headers, body = send(f"{base}/maintenance", "POST", {"name": "x", "monitors": [ids[0]],
+                                                                "schedule": "bad", "duration": 1}, key)
+    assert_error(status, headers, body, 400)
+    assert {e["field"] for e in body["data"]["errors"]} == {"schedule", "duration", "timezone"}
+    status, _, nightly = send(f"{base}/maintenance", "POST", {"name": "Nightly <db> work", "monitors": [ids[1]],
+                                                             "schedule": "0 3 * * *", "duration": 3600,
+                                                             "timezone": "Europe/Berlin"}, key)
+    assert status == 201 and nightly["data"]["timezone"] == "Europe/Berlin"
+    now = dt.datetime.now(dt.UTC)
+    status, _, current = send(f"{base}/maintenance", "POST", {
+        "name": "Now", "monitors": [ids[0]], "startsAt": (now - dt.timedelta(minutes=5)).isoformat(),
+        "endsAt": (now + dt.timedelta(hours=1)).isoformat()}, key)
+    assert status == 201
+    status, _, listed = call(f"{base}/maintenance", headers={"X-API-Key": key})
+    assert [w["name"] for w in listed["data"]] == ["Nightly <db> work", "Now"]
+    status, _, patched = send(f"{base}/maintenance/{current['data']['id']}", "PATCH", {"name": "Right now"}, key)
+    assert status == 200 and patched["data"]["startsAt"] == current["data"]["startsAt"]
+    send(f"{base}/status-pages", "POST", {"slug": "with-maintenance", "title": "M",
+                                          "sections": [{"name": "All", "monitors": ids[:2]}]}, key)
+    view = json.loads(raw(server.url + "/status/with-maintenance.json")[2])
+    assert [w["name"] for w in view["maintenance"]["active"]] == ["Right now"]
+    assert view["maintenance"]["upcoming"][0]["name"] == "Nightly <db> work"
+    assert set(view["maintenance"]["active"][0]) == {"name", "startsAt", "endsAt"}
+    html = raw(server.url + "/status/with-maintenance")[2].decode()
+    assert "Nightly &lt;db&gt; work" in html and 'data-maintenance="active"' in html
+    status, _, _ = call(f"{base}/maintenance/{nightly['data']['id']}", "DELETE", headers={"X-API-Key": key})
+    assert status == 200
+    status, headers, body = call(f"{base}/maintenance/{nightly['data']['id']}", headers={"X-API-Key": key})
+    assert_error(status, headers, body, 404)

@@ -28,6 +28,7 @@ from core.storage.duckdb.common import (
 )
 from core.storage.duckdb.history import HistoryStore
 from core.storage.duckdb.integrations import IntegrationStore
+from core.storage.duckdb.maintenance import MaintenanceStore
 from core.storage.duckdb.monitors import MonitorStore
 from core.storage.duckdb.pages import StatusPageStore
 from core.storage.duckdb.query import QueryStore
@@ -39,5 +40,5 @@ __all__ = ["API_KEY_PREFIX", "DB_FILE", "READERS", "DuckDBStore", "DuplicateErro
 
 
 class DuckDBStore(MonitorStore, AccountStore, UserStore, ResultStore, HistoryStore, IntegrationStore,
-                  StatusPageStore, QueryStore, StoreBase):
+                  StatusPageStore, MaintenanceStore, QueryStore, StoreBase):
     """The whole store: every part over one connection (see the module's thread contract)."""

@@ -1,0 +1,107 @@
+"""Maintenance windows with a fake clock: when they are (across DST changes), which monitors
+they cover, and what the service refuses."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.models import Maintenance, Principal
+from core.services import DormantEngine, Forbidden, Invalid, Services, StoreThreads
+from core.services.maintenance import occurrences
+from core.storage.duckdb import READERS, DuckDBStore
+
+UTC = dt.UTC
+
+
+def at(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=UTC)
+
+
+def test_a_daily_window_keeps_its_local_time_across_dst() -> None:
+    nightly = Maintenance(name="n", schedule="0 3 * * *", duration=3600, timezone="Europe/Berlin")
+    starts = [s for s, _ in occurrences(nightly, at(2026, 3, 27), at(2026, 3, 31))]
+    assert starts == [at(2026, 3, 27, 2), at(2026, 3, 28, 2), at(2026, 3, 29, 1), at(2026, 3, 30, 1)]
+    # 02:30 does not exist on 29 March: the next time that does; on 25 October it happens twice: once
+    skipped = Maintenance(name="s", schedule="30 2 * * *", duration=3600, timezone="Europe/Berlin")
+    assert [s for s, _ in occurrences(skipped, at(2026, 3, 29), at(2026, 3, 30))] == [at(2026, 3, 29, 1)]
+    assert [s for s, _ in occurrences(skipped, at(2026, 10, 25), at(2026, 10, 26))] == [at(2026, 10, 25, 0, 30)]
+
+
+def test_occurrences_overlapping_the_range_and_one_off_windows() -> None:
+    weekly = Maintenance(name="w", schedule="0 22 * * 0", duration=4 * 3600, timezone="UTC")
+    # a Sunday-night window still running at Monday 01:00 is returned for a range starting then
+    assert occurrences(weekly, at(2026, 12, 7, 1), at(2026, 12, 7, 2)) == [(at(2026, 12, 6, 22), at(2026, 12, 7, 2))]
+    once = Maintenance(name="o", starts_at="2026-12-24T02:00:00Z", ends_at="2026-12-24T04:00:00Z")
+    assert occurrences(once, at(2026, 12, 24), at(2026, 12, 25)) == [(at(2026, 12, 24, 2), at(2026, 12, 24, 4))]
+    assert occurrences(once, at(2026, 12, 24, 4), at(2026, 12, 25)) == []  # (the end is not in it)
+
+
+def run(data_dir: Path, body: Any) -> Any:
+    async def main() -> Any:
+        threads = StoreThreads(READERS)
+        store = await threads.write(DuckDBStore, data_dir)
+        try:
+            services = Services.build(store, threads, DormantEngine([]))
+            await services.load([])
+            return await body(services)
+        finally:
+            await threads.write(store.close)
+            threads.shutdown()
+
+    return asyncio.run(main())
+
+
+def test_the_service_validates_covers_by_tag_and_says_what_is_active(tmp_path: Path) -> None:
+    async def body(s: Services) -> None:
+        db, _ = await s.monitors.create(1, {"name": "db", "type": "tcp", "host": "127.0.0.1", "port": 5432,
+                                            "tags": ["db"]})
+        web, _ = await s.monitors.create(1, {"name": "web", "type": "http", "url": "http://127.0.0.1/"})
+        with pytest.raises(Invalid) as bad:
+            await s.maintenance.create(1, {"name": "", "monitors": [999], "schedule": "every night",
+                                           "duration": 5, "timezone": "Mars/Olympus", "colour": 1})
+        assert {e.field for e in bad.value.errors or []} == {"name", "monitors", "schedule", "duration", "timezone",
+                                                             "colour"}
+        with pytest.raises(Invalid) as both:
+            await s.maintenance.create(1, {"name": "x", "tags": ["db"], "startsAt": "2026-12-24T02:00:00Z",
+                                           "endsAt": "2026-12-24T04:00:00Z", "schedule": "0 3 * * *"})
+        assert [e.field for e in both.value.errors or []] == ["schedule"]
+        with pytest.raises(Invalid) as naive:
+            await s.maintenance.create(1, {"name": "x", "tags": ["db"], "startsAt": "2026-12-24T02:00:00",
+                                           "endsAt": "2026-12-24T01:00:00Z"})
+        assert {e.field for e in naive.value.errors or []} == {"startsAt"}
+        with pytest.raises(Forbidden):
+            await s.maintenance.create(Principal(account_id=1, role="viewer"), {"name": "x", "tags": ["db"],
+                                                                               "startsAt": "2026-12-24T02:00:00Z",
+                                                                               "endsAt": "2026-12-24T03:00:00Z"})
+        nightly = await s.maintenance.create(1, {"name": "Nightly", "tags": ["db"], "schedule": "0 3 * * *",
+                                                 "duration": 3600, "timezone": "Europe/Berlin"})
+        once = await s.maintenance.create(1, {"name": "Move", "monitors": [web.id],
+                                              "startsAt": "2026-12-24T03:00:00+01:00",
+                                              "endsAt": "2026-12-24T05:00:00+01:00"})
+        assert once.starts_at == "2026-12-24T02:00:00Z"
+        assert s.maintenance.active(at(2026, 12, 24, 2, 30)) == {db.id: at(2026, 12, 24, 3),
+                                                                 web.id: at(2026, 12, 24, 4)}
+        assert s.maintenance.active(at(2026, 12, 24, 3, 30)) == {web.id: at(2026, 12, 24, 4)}
+        assert s.maintenance.active(at(2026, 12, 24, 4)) == {}
+        upcoming = s.maintenance.schedule_of(1, {db.id}, at(2026, 12, 24, 2, 30), dt.timedelta(days=2))
+        assert [(w["name"], w["active"]) for w in upcoming] == [("Nightly", True), ("Nightly", False),
+                                                                ("Nightly", False)]
+        changed = await s.maintenance.update(1, nightly.id, {"duration": 7200})
+        assert changed.duration == 7200 and changed.schedule == "0 3 * * *"
+        await s.maintenance.delete(1, once.id)
+        assert [w.name for w in s.maintenance.list(1)] == ["Nightly"]
+        assert s.maintenance.list(2) == []
+
+    run(tmp_path, body)
+    # written through: another process reading the file sees the same windows
+    store = DuckDBStore(tmp_path)
+    try:
+        assert [(w.name, w.duration, w.timezone) for w in store.list_maintenance()] == [
+            ("Nightly", 7200, "Europe/Berlin")]
+    finally:
+        store.close()
