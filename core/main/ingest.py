@@ -79,9 +79,12 @@ class Ingest:
         self._spilled_rows = 0
         self._warned_at = -WARN_EVERY_S
         self._task: asyncio.Task[None] | None = None
+        #: Sees every batch's transitions before they are stored (the maintenance gate holds
+        #: back those of monitors in a window); None: all are stored.
+        self.gate: Callable[[list[Transition]], list[Transition]] | None = None
 
     async def put(self, batch: dict[str, Any], transitions: list[Transition]) -> None:
-        """The engine's results handler."""
+        """The engine's results handler (``batch`` may be ``{}``: transitions alone)."""
         await self._queue.put((batch, transitions))
 
     def start(self) -> None:
@@ -114,9 +117,12 @@ class Ingest:
                 if nxt is None:
                     done = True
                     break
-                batches.append(nxt[0])
+                if nxt[0]:
+                    batches.append(nxt[0])
+                    rows += len(nxt[0]["monitor_id"])
                 transitions.extend(nxt[1])
-                rows += len(nxt[0]["monitor_id"])
+            if self.gate is not None and transitions:
+                transitions = self.gate(transitions)
             if rows or transitions:  # (a batch of no rows is not written: only its transitions)
                 self._spill.append((merge_batches(batches) if rows else None, transitions))
                 self._spilled_rows += rows

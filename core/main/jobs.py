@@ -1,5 +1,6 @@
 """Background jobs of the serve process, each a loop that survives its own failures: hourly
-rollups, alert reminders (and outbox pruning), and writing the quota counters behind."""
+rollups, alert reminders (and outbox pruning), writing the quota counters behind, and
+maintenance windows beginning and ending."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import concurrent.futures
 import datetime as dt
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -16,14 +18,17 @@ from core.services import AccountService, StoreThreads
 
 if TYPE_CHECKING:
     from core.alerting.outbox import Dispatcher
+    from core.models import Transition
+    from core.services.maintenance import MaintenanceGate
     from core.storage.base import Store
 
-__all__ = ["OUTBOX_KEEP_DAYS", "reminders", "rollups", "save_usage"]
+__all__ = ["OUTBOX_KEEP_DAYS", "maintenance", "reminders", "rollups", "save_usage"]
 
 log = logging.getLogger("xuptime.jobs")
 ROLLUP_EVERY_S = 60.0
 REMINDER_EVERY_S = 15.0
 USAGE_EVERY_S = 0.1
+MAINTENANCE_EVERY_S = 1.0
 OUTBOX_KEEP_DAYS = 30  # finished notifications (and their attempts) are kept this long
 
 
@@ -66,3 +71,17 @@ async def save_usage(accounts: AccountService) -> None:
             await accounts.save_usage()
         except duckdb.Error:
             log.exception("cannot save API usage; retrying")
+
+
+async def maintenance(gate: MaintenanceGate, put: Callable[[dict[str, Any], list[Transition]], Awaitable[None]],
+                      every: float = MAINTENANCE_EVERY_S) -> None:
+    """Each second, windows that began or ended become status transitions, stored in order
+    with the engine's through ``put`` (the ingest queue)."""
+    while True:
+        try:
+            transitions = gate.tick(dt.datetime.now(dt.UTC))
+            if transitions:
+                await put({}, transitions)
+        except Exception:
+            log.exception("maintenance windows could not be applied; trying again")
+        await asyncio.sleep(every)

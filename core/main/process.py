@@ -33,6 +33,7 @@ from core.main.control import start_control
 from core.main.http import HttpHost, bind
 from core.main.ingest import Ingest
 from core.services import Catalog, Services, StoreThreads
+from core.services.maintenance import MaintenanceGate
 from core.services.sealing import Sealer
 from core.storage.duckdb import READERS, DuckDBStore
 
@@ -91,6 +92,9 @@ class ServeProcess:
                                                   deny_private=self.deny_private,
                                                   sealer=Sealer.for_data_dir(self.data_dir))
         await services.load(monitors)
+        gate = MaintenanceGate(services.maintenance, engine.monitors)
+        gate.load(monitors)
+        ingest.gate = gate.filter
         # (the listener is bound: connections wait for the app; the dashboard's address is the
         # first thing a new user reads, before any log line)
         self._banner(base_url, len(monitors), demo_target, services.users.needs_setup())
@@ -105,6 +109,7 @@ class ServeProcess:
         ingest.start()
         background = [loop.create_task(jobs.rollups(store, rollup_thread)),
                       loop.create_task(jobs.reminders(store, threads, alerts)),
+                      loop.create_task(jobs.maintenance(gate, ingest.put)),
                       loop.create_task(jobs.save_usage(services.accounts))]
         await engine.start(monitors)
         control = await start_control(self.data_dir, services)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from croniter import croniter
 
-from core.models import FieldError, Maintenance
+from core.models import FieldError, Maintenance, Monitor, Transition
 from core.services.access import Actor, account_of
 from core.services.context import Catalog, StoreThreads
 from core.services.errors import Invalid, NotFound
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from core.services.monitors import MonitorService
     from core.storage.base import Store
 
-__all__ = ["MaintenanceService", "occurrences"]
+__all__ = ["MaintenanceGate", "MaintenanceService", "occurrences"]
 
 MIN_DURATION, MAX_DURATION = 60, 7 * 86400
 MAX_ONE_OFF = 31 * 86400
@@ -225,3 +225,54 @@ class MaintenanceService:
                 out.append({"name": window.name, "startsAt": began.strftime("%Y-%m-%dT%H:%M:%SZ"),
                             "endsAt": ends.strftime("%Y-%m-%dT%H:%M:%SZ"), "active": began <= now < ends})
         return sorted(out, key=lambda w: w["startsAt"])
+
+
+class MaintenanceGate:
+    """Puts monitors in and out of ``maintenance`` as their windows begin and end, and holds
+    back what the engine says of them meanwhile.
+
+    The workers keep checking and keep their own up/down machine (they know nothing of
+    windows); their checks are stored as always. ``filter`` sees every transition before it
+    is stored: one of a monitor inside a window only updates what its status would be (no
+    status change, no incident, no notification). ``tick(now)`` returns the transitions of
+    windows that began (``X -> maintenance``: an open incident is resolved, silently) or ended
+    (``maintenance -> `` the status the engine last said: a monitor still down opens a new
+    incident and alerts then, as a fresh ``down``; one that is up says nothing). A monitor
+    whose stored status is ``maintenance`` at start (a restart during a window) is inside
+    until the next tick says otherwise; what the engine says of it is not known yet, so it
+    leaves a window as ``pending``. Paused monitors are left alone."""
+
+    def __init__(self, service: MaintenanceService, monitors: dict[int, Monitor]) -> None:
+        self.service = service
+        self.monitors = monitors  # the engine's live monitor set
+        self.inside: dict[int, str] = {}  # monitor id -> the status the engine last said
+
+    def load(self, monitors: list[Monitor]) -> None:
+        self.inside = {m.id: "pending" for m in monitors if m.status == "maintenance"}
+
+    def filter(self, transitions: list[Transition]) -> list[Transition]:
+        out = []
+        for t in transitions:
+            if t.monitor_id in self.inside and "maintenance" not in (t.old, t.new):
+                self.inside[t.monitor_id] = t.new
+                continue
+            out.append(t)
+        return out
+
+    def tick(self, now: dt.datetime) -> list[Transition]:
+        active = self.service.active(now)
+        ts_us = int(now.timestamp() * 1_000_000)
+        out = []
+        for monitor_id in sorted(active.keys() - self.inside.keys()):
+            monitor = self.monitors.get(monitor_id)
+            if monitor is None or monitor.paused:
+                continue
+            self.inside[monitor_id] = monitor.status
+            if monitor.status != "maintenance":
+                out.append(Transition(monitor_id, ts_us, monitor.status, "maintenance", "maintenance window"))
+        for monitor_id in sorted(self.inside.keys() - active.keys()):
+            underlying = self.inside.pop(monitor_id)
+            monitor = self.monitors.get(monitor_id)
+            if monitor is not None and not monitor.paused:
+                out.append(Transition(monitor_id, ts_us, "maintenance", underlying, None))
+        return out

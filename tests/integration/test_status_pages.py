@@ -8,9 +8,11 @@ import datetime as dt
 import gzip
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -203,3 +205,38 @@ def test_maintenance_windows_over_the_api_and_on_the_public_page(site: dict[str,
     assert status == 200
     status, headers, body = call(f"{base}/maintenance/{nightly['data']['id']}", headers={"X-API-Key": key})
     assert_error(status, headers, body, 404)
+
+
+def test_a_window_holds_alerts_and_a_monitor_still_down_alerts_when_it_ends(tmp_path: Path) -> None:
+    from tests.integration.test_alerts import Sink
+
+    sink = Sink()
+    data_dir = tmp_path / "data"
+    server = Serve(data_dir, 1)
+    try:
+        key = cli(data_dir, "keys", "create").stdout.splitlines()[-1]
+        base = server.url + "/api/v1"
+        status, _, _ = send(f"{base}/integrations", "POST", {"name": "hook", "type": "webhook", "isDefault": True,
+                                                             "config": {"url": sink.url + "/hook"}}, key)
+        assert status == 201
+        _, _, created = send(f"{base}/monitors", "POST", {"name": "db", "type": "tcp", "host": "127.0.0.1",
+                                                          "port": closed_port(), "interval": 1, "tags": ["db"]}, key)
+        monitor = f"{base}/monitors/{created['data']['id']}"
+
+        def status_now() -> str:
+            return call(monitor, headers={"X-API-Key": key})[2]["data"]["status"]
+
+        wait_for(lambda: len(sink.bodies("/hook")) == 1, 20, "the first down alert")
+        now = dt.datetime.now(dt.UTC)
+        send(f"{base}/maintenance", "POST", {"name": "Upgrade", "tags": ["db"], "startsAt": now.isoformat(),
+                                             "endsAt": (now + dt.timedelta(seconds=6)).isoformat()}, key)
+        wait_for(lambda: status_now() == "maintenance", 10, "the monitor to be in maintenance")
+        time.sleep(2)  # checks go on (and fail) inside the window: nothing is sent
+        assert status_now() == "maintenance" and len(sink.bodies("/hook")) == 1
+        wait_for(lambda: status_now() == "down", 15, "the window to end")
+        wait_for(lambda: len(sink.bodies("/hook")) == 2, 15, "a fresh down alert")
+        first, fresh = sink.bodies("/hook")
+        assert first["event"] == fresh["event"] == "down" and first["incident"] != fresh["incident"]
+    finally:
+        server.stop()
+        sink.close()

@@ -105,3 +105,66 @@ def test_the_service_validates_covers_by_tag_and_says_what_is_active(tmp_path: P
             ("Nightly", 7200, "Europe/Berlin")]
     finally:
         store.close()
+
+
+def test_the_gate_holds_a_window_and_ends_it_with_what_the_engine_said(tmp_path: Path) -> None:
+    from core.models import Transition
+    from core.services.maintenance import MaintenanceGate
+
+    async def body(s: Services) -> None:
+        db, _ = await s.monitors.create(1, {"name": "db", "type": "tcp", "host": "127.0.0.1", "port": 5432,
+                                            "tags": ["db"]})
+        quiet, _ = await s.monitors.create(1, {"name": "q", "type": "tcp", "host": "127.0.0.1", "port": 1,
+                                               "tags": ["db"], "paused": True})
+        await s.maintenance.create(1, {"name": "Upgrade", "tags": ["db"], "startsAt": "2026-12-24T02:00:00Z",
+                                       "endsAt": "2026-12-24T03:00:00Z"})
+        live = s.monitors.engine.monitors
+        live[db.id].status = "up"
+        gate = MaintenanceGate(s.maintenance, live)
+        assert gate.tick(at(2026, 12, 24, 1, 59)) == []
+        entered = gate.tick(at(2026, 12, 24, 2))
+        assert [(t.monitor_id, t.old, t.new) for t in entered] == [(db.id, "up", "maintenance")]  # (paused: left)
+        assert gate.tick(at(2026, 12, 24, 2, 30)) == []
+        # what the engine says meanwhile is held back, and remembered
+        held = [Transition(db.id, 1, "up", "down", "refused")]
+        assert gate.filter(held) == []
+        other = [Transition(quiet.id, 2, "pending", "down", "x")]
+        assert gate.filter(other) == other
+        left = gate.tick(at(2026, 12, 24, 3))
+        assert [(t.monitor_id, t.old, t.new) for t in left] == [(db.id, "maintenance", "down")]
+        assert gate.filter(held) == held  # (outside a window, everything passes)
+        # a restart inside a window: the stored status says so; the engine has said nothing yet
+        live[db.id].status = "maintenance"
+        restarted = MaintenanceGate(s.maintenance, live)
+        restarted.load(list(live.values()))
+        assert restarted.tick(at(2026, 12, 24, 2, 45)) == []
+        assert [(t.old, t.new) for t in restarted.tick(at(2026, 12, 24, 3))] == [("maintenance", "pending")]
+
+    run(tmp_path, body)
+
+
+def test_a_window_resolves_the_open_incident_silently_and_a_down_after_it_alerts_afresh(tmp_path: Path) -> None:
+    from core.alerting import parse_integration
+    from core.models import Transition, parse_monitor
+
+    store = DuckDBStore(tmp_path)
+    try:
+        channel = parse_integration({"name": "hook", "type": "webhook", "config": {"url": "http://127.0.0.1:9/"},
+                                     "isDefault": True})
+        channel.account_id = 1
+        store.create_integration(channel)
+        monitor = store.create_monitor(parse_monitor({"name": "db", "type": "tcp", "host": "127.0.0.1",
+                                                      "port": 5432}))
+        t0 = 1_800_000_000_000_000
+        for i, (old, new) in enumerate([("up", "down"), ("down", "maintenance"), ("maintenance", "down")]):
+            store.apply_transitions([Transition(monitor.id, t0 + i * 10**6, old, new, "refused")])
+        incidents = store.query("SELECT id, resolved_at IS NOT NULL FROM incidents ORDER BY id")[1]
+        assert [done for _, done in incidents] == [True, False]  # the window closed the first, a new one opened
+        sent = store.query("SELECT incident_id, event FROM outbox ORDER BY id")[1]
+        assert sent == [(incidents[0][0], "down"), (incidents[1][0], "down")]  # no "up" for the window
+        store.apply_transitions([Transition(monitor.id, t0 + 9 * 10**6, "down", "maintenance", None),
+                                 Transition(monitor.id, t0 + 10 * 10**6, "maintenance", "up", None)])
+        assert store.query("SELECT count(*) FROM outbox")[1] == [(2,)]  # leaving up: nothing to say
+        assert store.query(f"SELECT status FROM monitors WHERE id = {monitor.id}")[1] == [("up",)]
+    finally:
+        store.close()

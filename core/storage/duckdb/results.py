@@ -133,7 +133,7 @@ class ResultStore:
                     self.con.execute(
                         """UPDATE incidents SET resolved_at = t.ts FROM _xuptime_transitions t
                            WHERE incidents.monitor_id = t.monitor_id AND incidents.resolved_at IS NULL
-                             AND t.old = 'down' AND t.new = 'up'""")
+                             AND t.old = 'down' AND t.new IN ('up', 'maintenance')""")
                     self.con.execute(OUTBOX_DOWN, [now, now])
                     self.con.execute(OUTBOX_UP, [now, now])
                 finally:
