@@ -16,7 +16,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from core.services import Forbidden, Invalid, Limited, NotFound, ServiceError, Services, Unavailable
-from web.pages import account, auth, integrations, monitors, status, status_admin
+from web.pages import account, auth, integrations, maintenance, monitors, status, status_admin
 from web.render import page
 from web.session import guard
 
@@ -53,7 +53,8 @@ def routes(services: Services) -> list[ControllerRouterHandler]:
     public = Router(path="/", route_handlers=[*auth.PUBLIC, *status.HANDLERS], dependencies=deps,
                     exception_handlers=handlers, include_in_schema=False)
     signed_in = Router(path="/", route_handlers=[*auth.HANDLERS, *monitors.HANDLERS, *account.HANDLERS,
-                                                  *integrations.HANDLERS, *status_admin.HANDLERS],
+                                                  *integrations.HANDLERS, *status_admin.HANDLERS,
+                                                  *maintenance.HANDLERS],
                        dependencies=deps, exception_handlers=handlers, before_request=guard(services.users),
                        include_in_schema=False)
     static = create_static_files_router("/static", [STATIC], include_in_schema=False,

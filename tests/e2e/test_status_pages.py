@@ -94,3 +94,33 @@ def test_the_editor_previews_saves_and_posts_incidents(browser: Any, server: Ser
         assert view.dialogs == [] and view.outside == []
     finally:
         view.context.close()
+
+
+def test_maintenance_page_adds_lists_and_refuses_with_field_errors(browser: Any, server: Serve) -> None:
+    from tests.e2e.test_dashboard import _setup
+
+    key = cli(server.data_dir, "keys", "create").stdout.splitlines()[-1]
+    _api(server, "/api/v1/monitors", key, {"name": "db", "type": "tcp", "host": "127.0.0.1", "port": 9,
+                                           "interval": 3600, "tags": ["db"]})
+    view = _page(browser)
+    try:
+        _setup(view, server)
+        view.click("nav >> text=Maintenance")
+        view.fill("#m-name", "Weekly")
+        view.check("#m-recurring")
+        view.fill("#m-schedule", "not cron")
+        view.fill("#m-duration", "60")
+        view.fill("#m-timezone", "Europe/Berlin")
+        view.fill("#m-tags", "db")
+        view.click("button:has-text('Add window')")
+        assert view.locator("[data-error-for=schedule]").is_visible()
+        assert view.locator("#m-name").input_value() == "Weekly"  # (kept)
+        view.fill("#m-schedule", "0 3 * * *")
+        view.click("button:has-text('Add window')")
+        view.wait_for_url("**/maintenance")
+        assert view.locator("table >> text=Weekly").count() >= 1
+        assert view.locator("section[aria-labelledby=cal-h] tbody tr").count() >= 13  # (daily, over 14 days)
+        windows = _api(server, "/api/v1/maintenance", key)[1]["data"]
+        assert [(w["schedule"], w["duration"], w["tags"]) for w in windows] == [("0 3 * * *", 3600, ["db"])]
+    finally:
+        view.context.close()
