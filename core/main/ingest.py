@@ -22,6 +22,8 @@ import numpy as np
 from core.clock import iso_seconds
 from core.models import Transition
 from core.services import Catalog, StoreThreads, Unavailable
+from core.services.maintenance import MaintenanceGate
+from core.services.recent import HOUR_US
 from ext import COLUMNS
 
 if TYPE_CHECKING:
@@ -79,9 +81,9 @@ class Ingest:
         self._spilled_rows = 0
         self._warned_at = -WARN_EVERY_S
         self._task: asyncio.Task[None] | None = None
-        #: Sees every batch's transitions before they are stored (the maintenance gate holds
-        #: back those of monitors in a window); None: all are stored.
-        self.gate: Callable[[list[Transition]], list[Transition]] | None = None
+        #: The maintenance gate: sees every batch's transitions before they are stored (and
+        #: holds back those of monitors in a window), and says which monitors are in one.
+        self.gate: MaintenanceGate | None = None
 
     async def put(self, batch: dict[str, Any], transitions: list[Transition]) -> None:
         """The engine's results handler (``batch`` may be ``{}``: transitions alone)."""
@@ -122,7 +124,7 @@ class Ingest:
                     rows += len(nxt[0]["monitor_id"])
                 transitions.extend(nxt[1])
             if self.gate is not None and transitions:
-                transitions = self.gate(transitions)
+                transitions = self.gate.filter(transitions)
             if rows or transitions:  # (a batch of no rows is not written: only its transitions)
                 self._spill.append((merge_batches(batches) if rows else None, transitions))
                 self._spilled_rows += rows
@@ -138,9 +140,10 @@ class Ingest:
             rows = len(batch["monitor_id"]) if batch is not None else 0
             try:
                 if batch is not None:
-                    self.rows_written += await self.threads.write(self.store.ingest, batch)
+                    held = self._held(batch)
+                    self.rows_written += await self.threads.write(self.store.ingest, batch, held=held)
                     self.catalog.last_checks.note(batch)
-                    self.catalog.recent.note(batch)
+                    self.catalog.recent.note(batch, held[0] if held is not None else None)
                     self._spill[0] = (None, transitions)  # (written: its transitions may still wait)
                     self._spilled_rows -= rows
                 if transitions:
@@ -156,6 +159,24 @@ class Ingest:
                 self.rows_dropped += rows if self._spill[0][0] is not None else 0
                 self._spilled_rows -= rows if self._spill[0][0] is not None else 0
             self._spill.popleft()
+
+    def _held(self, batch: dict[str, Any]) -> tuple[np.ndarray, dict[str, list[int]]] | None:
+        """Which of the batch's rows were checks of monitors in maintenance, and their counts
+        per monitor and hour (what uptime leaves out); None when no monitor is in one."""
+        inside = self.gate.inside if self.gate is not None else None
+        if not inside:
+            return None
+        ids = batch["monitor_id"]
+        mask = np.isin(ids, np.fromiter(inside, dtype=np.int64, count=len(inside)))
+        if not mask.any():
+            return None
+        hours = batch["ts_us"][mask] // HOUR_US * HOUR_US
+        keys, index = np.unique(np.stack([ids[mask].astype(np.int64), hours]), axis=1, return_inverse=True)
+        index = index.reshape(-1)
+        checks = np.bincount(index, minlength=keys.shape[1])
+        up = np.bincount(index, weights=batch["ok"][mask].astype(np.int64), minlength=keys.shape[1])
+        return mask, {"ids": keys[0].tolist(), "hours_us": keys[1].tolist(), "checks": checks.tolist(),
+                      "up": up.astype(np.int64).tolist()}
 
     def _bound(self) -> None:
         while self._spilled_rows > MAX_SPILL_ROWS and len(self._spill) > 1:

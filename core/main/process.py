@@ -94,7 +94,7 @@ class ServeProcess:
         await services.load(monitors)
         gate = MaintenanceGate(services.maintenance, engine.monitors)
         gate.load(monitors)
-        ingest.gate = gate.filter
+        ingest.gate = gate
         # (the listener is bound: connections wait for the app; the dashboard's address is the
         # first thing a new user reads, before any log line)
         self._banner(base_url, len(monitors), demo_target, services.users.needs_setup())

@@ -57,11 +57,14 @@ class RecentWindow:
             self._up[:, h % HOURS] = 0
         self._hour = hour
 
-    def note(self, batch: dict[str, Any]) -> None:
-        """Take a stored batch's rows (columns ``monitor_id``, ``ts_us``, ``ok``, ``latency_us``)."""
-        self.add(batch["monitor_id"], batch["ts_us"], batch["ok"], batch["latency_us"])
+    def note(self, batch: dict[str, Any], held: np.ndarray | None = None) -> None:
+        """Take a stored batch's rows (columns ``monitor_id``, ``ts_us``, ``ok``, ``latency_us``);
+        rows where ``held`` is true (checks made in maintenance) join the bars but not the
+        hourly counts."""
+        self.add(batch["monitor_id"], batch["ts_us"], batch["ok"], batch["latency_us"], held)
 
-    def add(self, ids: np.ndarray, ts: np.ndarray, ok: np.ndarray, latency: np.ndarray) -> None:
+    def add(self, ids: np.ndarray, ts: np.ndarray, ok: np.ndarray, latency: np.ndarray,
+            held: np.ndarray | None = None) -> None:
         if not len(ids):
             return
         ids = np.asarray(ids, dtype=np.int64)
@@ -73,6 +76,8 @@ class RecentWindow:
         hours = ts // HOUR_US
         self._advance(int(hours.max()))
         keep = hours > self._hour - HOURS
+        if held is not None:
+            keep &= ~np.asarray(held, dtype=bool)
         slots = hours[keep] % HOURS
         np.add.at(self._checks, (ids[keep], slots), 1)
         np.add.at(self._up, (ids[keep], slots), ok[keep])

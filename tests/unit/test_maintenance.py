@@ -168,3 +168,46 @@ def test_a_window_resolves_the_open_incident_silently_and_a_down_after_it_alerts
         assert store.query(f"SELECT status FROM monitors WHERE id = {monitor.id}")[1] == [("up",)]
     finally:
         store.close()
+
+
+def test_checks_made_in_maintenance_are_left_out_of_uptime_and_day_bars(tmp_path: Path) -> None:
+    """Ingest notes the rows of monitors in a window (the gate says which); the uptime of any
+    window and the status page's days leave them out, the checks themselves stay."""
+    import time
+
+    import numpy as np
+
+    from core.main.ingest import Ingest
+    from core.models import parse_monitor
+    from core.services import Catalog
+    from ext import ResultBuffer
+
+    store = DuckDBStore(tmp_path)
+    try:
+        monitor = store.create_monitor(parse_monitor({"name": "db", "type": "tcp", "host": "127.0.0.1",
+                                                      "port": 5432}))
+        hour = (time.time_ns() // 1000 - 7200 * 10**6) // 3_600_000_000 * 3_600_000_000
+        buf = ResultBuffer(64)
+        for i in range(40):  # 20 good, then 20 failing while in maintenance
+            buf.append(monitor.id, hour + i * 60 * 10**6, i < 20, 1000)
+        batch = buf.flush()
+
+        class Gate:
+            inside = {monitor.id: "down"}
+
+        ingest = Ingest(store, None, Catalog(), lambda: None)  # type: ignore[arg-type]
+        ingest.gate = Gate()  # type: ignore[assignment]
+        held = ingest._held(batch)
+        assert held is not None and held[0].tolist() == [True] * 40
+        # (in the real process only the window's rows are held; here: the last 20)
+        mask = np.arange(40) >= 20
+        store.ingest(batch, held=(mask, {"ids": [monitor.id], "hours_us": [hour], "checks": [20], "up": [0]}))
+        assert store.query("SELECT count(*) FROM checks")[1] == [(40,)]
+        found = store.uptime(monitor.id, [("24h", 86400)], time.time_ns() // 1000)["24h"]
+        assert (found.checks, found.uptime) == (20, 1.0)
+        now = dt.datetime.now(UTC).replace(tzinfo=None)
+        store.rollup(time.time_ns() // 1000)
+        days = store.daily_uptime([monitor.id], 2, now)[monitor.id]
+        assert [(d[1], d[2]) for d in days] == [(20, 20)]
+    finally:
+        store.close()

@@ -48,3 +48,11 @@ def test_hours_leave_the_window_and_deleted_monitors_are_forgotten() -> None:
     assert len(window.bars(7)) == 2  # (bars are the last checks, however old)
     window.forget(7)
     assert window.bars(7) == [] and window.bars(10_000) == [] and window.uptime(10_000) == (0, 0)
+
+
+def test_checks_held_for_maintenance_join_the_bars_but_not_the_counts() -> None:
+    window = RecentWindow()
+    window.add(np.array([4, 4, 4]), np.array([START, START + 1, START + 2]), np.array([1, 0, 0]),
+               np.array([1, 2, 3]), held=np.array([False, True, True]))
+    assert len(window.bars(4)) == 3 and window.uptime(4) == (1, 1)
+    assert window.since(4, START) == (1, 1)

@@ -219,6 +219,13 @@ class HistoryStore:
                         " AND epoch_us(hour) NOT IN (SELECT unnest(?::BIGINT[]))",
                         [monitor_id, *rolled]).fetchone()
                     checks, up = checks + int(row[0]), up + int(row[1])
+                # checks made in maintenance are left out (by the hour: the hour holding the
+                # window's start counts whole)
+                held = cur.execute(
+                    """SELECT coalesce(sum(checks), 0), coalesce(sum(up), 0) FROM maintenance_checks
+                       WHERE monitor_id = ? AND hour >= make_timestamp(?)""",
+                    [monitor_id, start // HOUR_US * HOUR_US]).fetchone() if self._has_maintenance() else (0, 0)
+                checks, up = max(0, checks - int(held[0])), max(0, up - int(held[1]))
                 down_us = cur.execute(
                     """SELECT coalesce(sum(greatest(0, least(coalesce(epoch_us(resolved_at), ?), ?)
                                                       - greatest(epoch_us(started_at), ?))), 0)
@@ -245,6 +252,10 @@ class HistoryStore:
                    QUALIFY row_number() OVER (PARTITION BY monitor_id ORDER BY ts DESC) <= 30""",
                 [bars_from_us]).fetchnumpy()
         return list(hours.values()), list(bars.values())
+
+    def _has_maintenance(self) -> bool:
+        """(An older file opened read-only has no ``maintenance_checks`` yet.)"""
+        return not self.read_only or self.schema_version() >= 7  # type: ignore[attr-defined]
 
     def history_version(self, monitor_id: int) -> tuple[int, int, int, int | None]:
         """A value that changes whenever a history or bucket answer for this monitor could:

@@ -59,3 +59,13 @@ class MaintenanceStore:
     def delete_maintenance(self, account_id: int, window_id: int) -> bool:
         return self.con.execute("DELETE FROM maintenance WHERE id = ? AND account_id = ? RETURNING id",
                                 [window_id, account_id]).fetchone() is not None
+
+    def note_maintenance_checks(self, ids: list[int], hours_us: list[int], checks: list[int], up: list[int]) -> None:
+        """Add checks made in maintenance to their monitor's hour (one statement)."""
+        if ids:
+            self.con.execute(
+                """INSERT INTO maintenance_checks SELECT unnest($ids), make_timestamp(unnest($hours)), unnest($checks),
+                          unnest($up)
+                   ON CONFLICT (monitor_id, hour) DO UPDATE SET checks = checks + excluded.checks,
+                                                                up = up + excluded.up""",
+                {"ids": ids, "hours": hours_us, "checks": checks, "up": up})

@@ -136,9 +136,17 @@ class StatusPageStore:
                           sum(epoch(coalesce(resolved_at, $now)) - epoch(started_at))
                    FROM incidents WHERE monitor_id IN (SELECT unnest($ids)) AND started_at >= $start GROUP BY ALL""",
                 {"ids": monitor_ids, "start": start, "now": now}).fetchall()
+            held = cur.execute(
+                """SELECT monitor_id, CAST(hour AS DATE) AS day, sum(checks), sum(up) FROM maintenance_checks
+                   WHERE monitor_id IN (SELECT unnest($ids)) AND hour >= $start GROUP BY ALL""",
+                {"ids": monitor_ids, "start": start}).fetchall()
         out: dict[int, dict[Any, list[Any]]] = {}
         for monitor_id, day, n, up in checks:
             out.setdefault(int(monitor_id), {})[day] = [day, int(n), int(up), 0, 0.0]
+        for monitor_id, day, n, up in held:  # (checks made in maintenance are left out)
+            entry = out.get(int(monitor_id), {}).get(day)
+            if entry is not None:
+                entry[1], entry[2] = max(0, entry[1] - int(n)), max(0, entry[2] - int(up))
         for monitor_id, day, n, down_s in incidents:
             entry = out.setdefault(int(monitor_id), {}).setdefault(day, [day, 0, 0, 0, 0.0])
             entry[3], entry[4] = int(n), float(down_s or 0)

@@ -49,8 +49,11 @@ class ResultStore:
         return {int(m): (int(ts), int(lat)) for m, ts, lat in rows}
 
     # results ----------------------------------------------------------------------------
-    def ingest(self, batch: dict[str, Any], region: str | None = None) -> int:
-        """Append one flushed result batch (columns as numpy arrays); returns rows written."""
+    def ingest(self, batch: dict[str, Any], region: str | None = None,
+               held: tuple[Any, dict[str, list[int]]] | None = None) -> int:
+        """Append one flushed result batch (columns as numpy arrays); returns rows written.
+        ``held``: the rows made in maintenance and their counts per monitor and hour, noted in
+        ``maintenance_checks`` by the same call."""
         n = len(batch["monitor_id"])
         if n == 0:
             return 0
@@ -82,6 +85,8 @@ class ResultStore:
             self.con.execute("INSERT INTO checks SELECT * FROM _xuptime_batch")
         finally:
             self.con.unregister("_xuptime_batch")
+        if held is not None:
+            self.note_maintenance_checks(**held[1])  # type: ignore[attr-defined]
         self._note_ingest(batch["ts_us"], batch["monitor_id"])
         return n
 
