@@ -440,8 +440,8 @@ class NewApiKey(ApiKey, kw_only=True, rename="camel"):
     secret: str
 
 
-#: A user's role, weakest first: ``viewer`` reads; ``editor`` also changes monitors (and,
-#: later, status pages, maintenance and incident posts); ``admin`` also manages users, API
+#: A user's role, weakest first: ``viewer`` reads; ``editor`` also changes monitors, status
+#: pages, incident posts and maintenance; ``admin`` also manages users, API
 #: keys and notification channels.
 ROLES = ("viewer", "editor", "admin")
 

@@ -1,4 +1,4 @@
-"""The web face: the signed-in dashboard (and, later, public status pages and badges).
+"""The web face: the signed-in dashboard, and the public status pages and badges.
 Litestar handlers render Jinja2 templates (autoescaped) and call services only; htmx and a
 little script of ours make pages live over one Server-Sent Events stream; uPlot draws charts.
 Vendored JS/CSS lives under ``static/vendor`` with its licences: nothing loads from a CDN.
