@@ -8,11 +8,11 @@ the loop never blocks. What lives here is the wire: camelCase shapes, answer cac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Request, Router, get
+from litestar import Litestar, Request, Response, Router, get
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
@@ -127,12 +127,29 @@ def _configure_dependencies(services: Services) -> dict[str, Provide]:
             "maintenance": provide(services.maintenance)}
 
 
+def _error_handlers(page_errors: Callable[[Request[Any, Any, Any], Exception], Response[Any]] | None
+                    ) -> dict[type[Exception] | int, Any]:
+    if page_errors is None:
+        return exception_handlers
+
+    def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        path = request.url.path
+        wants_html = "text/html" in (request.headers.get("accept") or "")
+        if wants_html and not path.startswith(("/api/", "/metrics", "/healthz")):
+            return page_errors(request, exc)
+        return exception_handlers[Exception](request, exc)
+
+    return {Exception: handle}
+
+
 def create_app(services: Services, *, body_timeout: float = BODY_TIMEOUT_S,
-               pages: Sequence[ControllerRouterHandler] = ()) -> Litestar:
+               pages: Sequence[ControllerRouterHandler] = (),
+               page_errors: Callable[[Request[Any, Any, Any], Exception], Response[Any]] | None = None) -> Litestar:
     """The API over ``services``, beside ``pages`` (the web face's routes, composed by the
-    caller: api never imports web). A request body that has not fully arrived ``body_timeout``
-    seconds after its handler asked for it is a 408 (a client that never finishes sending
-    does not hold its handler for ever)."""
+    caller: api never imports web). ``page_errors`` answers errors outside ``/api`` for
+    clients that ask for HTML (a browser on a mistyped address gets a page, not JSON). A
+    request body that has not fully arrived ``body_timeout`` seconds after its handler asked
+    for it is a 408 (a client that never finishes sending does not hold its handler for ever)."""
     history_cache = AnswerCache()
     services.system.sources.append(lambda: {"historyCache": {"hits": history_cache.hits,
                                                              "computed": history_cache.computed}})
@@ -142,7 +159,7 @@ def create_app(services: Services, *, body_timeout: float = BODY_TIMEOUT_S,
                                                    include_in_schema=False, cache_control=_CACHE),
                         *pages],
         dependencies=_configure_dependencies(services),
-        exception_handlers=exception_handlers,
+        exception_handlers=_error_handlers(page_errors),
         request_max_body_size=MAX_BODY,
         state=State({"services": services, "body_timeout": body_timeout, "history_cache": history_cache,
                      "hour_json": HourJson(),

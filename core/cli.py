@@ -508,7 +508,8 @@ def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
         print(f"xuptime: a server is already running on {data_dir}", file=sys.stderr)
         return 2
     def make_app(services: Services) -> Any:  # the faces over the services: the API and the pages
-        return create_app(services, body_timeout=ns.body_timeout, pages=web.routes(services))
+        return create_app(services, body_timeout=ns.body_timeout, pages=web.routes(services),
+                          page_errors=web.error_page)
 
     server = ServeProcess(data_dir, make_app, host=ns.host, port=ns.port, workers=ns.workers,
                           demo_monitors=ns.demo, max_inflight=ns.max_inflight, http_server=ns.http_server,

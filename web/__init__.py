@@ -9,6 +9,6 @@ pages=web.routes(services))``): api and web never import each other.
 
 from __future__ import annotations
 
-from web.app import routes
+from web.app import error_page, routes
 
-__all__ = ["routes"]
+__all__ = ["error_page", "routes"]

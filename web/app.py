@@ -20,13 +20,13 @@ from web.pages import account, auth, integrations, maintenance, monitors, status
 from web.render import page
 from web.session import guard
 
-__all__ = ["routes"]
+__all__ = ["error_page", "routes"]
 
 log = logging.getLogger("xuptime.web")
 STATIC = Path(__file__).parent / "static"
 
 
-def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Every error of a page, as a page (never a traceback; a 500 says nothing of its cause)."""
     if isinstance(exc, ServiceError):
         status = (404 if isinstance(exc, NotFound) else 403 if isinstance(exc, Forbidden)
@@ -49,7 +49,7 @@ def routes(services: Services) -> list[ControllerRouterHandler]:
             "tables": Provide(lambda: tables, sync_to_thread=False),
             "rendered": Provide(lambda: rendered, sync_to_thread=False)}
     services.system.sources.append(lambda: {"pageCache": {"hits": tables.hits, "renders": tables.renders}})
-    handlers = {Exception: _error_page}
+    handlers = {Exception: error_page}
     public = Router(path="/", route_handlers=[*auth.PUBLIC, *status.HANDLERS], dependencies=deps,
                     exception_handlers=handlers, include_in_schema=False)
     signed_in = Router(path="/", route_handlers=[*auth.HANDLERS, *monitors.HANDLERS, *account.HANDLERS,

@@ -240,3 +240,13 @@ def test_a_window_holds_alerts_and_a_monitor_still_down_alerts_when_it_ends(tmp_
     finally:
         server.stop()
         sink.close()
+
+
+def test_a_mistyped_address_is_a_page_for_browsers_and_json_for_the_api(site: dict[str, Any]) -> None:
+    server = site["server"]
+    status, headers, body = raw(server.url + "/no-such-page", {"Accept": "text/html,application/xhtml+xml"})
+    assert status == 404 and headers["content-type"].startswith("text/html") and b"There is no such page" in body
+    status, headers, body = raw(server.url + "/no-such-page")
+    assert status == 404 and json.loads(body)["statusCode"] == 404
+    status, headers, body = raw(server.url + "/api/v1/no-such", {"Accept": "text/html"})
+    assert status == 404 and headers["content-type"].startswith("application/json")
