@@ -205,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--public-url", metavar="URL",
                        help="the dashboard's address as users reach it (e.g. https://status.example.com); "
                             "links in notifications start with it (default: the address served on)")
+    serve.add_argument("--flap-changes", type=int, default=5, metavar="N",
+                       help="a monitor changing between up and down more than N times in --flap-window is "
+                            "flapping: one message instead of a stream (default 5)")
+    serve.add_argument("--flap-window", type=int, default=600, metavar="SECONDS",
+                       help="the flapping window; a flapping monitor settles after this long without a change "
+                            "(default 600)")
     serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING or ERROR")
     serve.add_argument("--log-format", choices=("text", "json"), default="text",
                        help="text: one readable line per event (default); json: one JSON object per line")
@@ -514,7 +520,7 @@ def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
     server = ServeProcess(data_dir, make_app, host=ns.host, port=ns.port, workers=ns.workers,
                           demo_monitors=ns.demo, max_inflight=ns.max_inflight, http_server=ns.http_server,
                           alert_retry_base=ns.alert_retry_base, deny_private=ns.deny_private_targets,
-                          public_url=ns.public_url)
+                          public_url=ns.public_url, flap_changes=ns.flap_changes, flap_window_s=ns.flap_window)
     if data_dir.exists() and not data_dir.is_dir():
         raise CommandError(f"{data_dir} is not a directory; give --data-dir a directory (it is made if missing)")
     import duckdb

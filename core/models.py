@@ -116,6 +116,9 @@ class Transition(msgspec.Struct, array_like=True, gc=False):
     old: str
     new: str
     cause: str | None = None
+    #: Stored as usual (status, incidents) but no notification is queued: the monitor is
+    #: flapping, and one "flapping" message stands in for the stream (set in the serve process).
+    quiet: bool = False
 
 
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=86400)]

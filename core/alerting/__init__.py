@@ -29,7 +29,7 @@ from core.models import Integration
 __all__ = ["EVENTS", "PROVIDERS", "ConfigError", "FieldProblem", "Integration", "event_context",
            "masked_config", "message_text", "parse_integration", "provider_of", "target_hosts", "typed_config"]
 
-EVENTS = ("down", "up", "reminder", "test")
+EVENTS = ("down", "up", "reminder", "test", "flapping", "settled")
 _TOP = {"name", "type", "config", "template", "isDefault", "reminderInterval"}
 _READ_ONLY = {"id", "createdAt", "updatedAt"}
 
@@ -127,8 +127,9 @@ def event_context(snapshot: dict[str, Any], event: str, *, private: bool, base_u
         monitor["target"] = ""
     seconds = snapshot.get("duration_seconds")
     mid = monitor.get("id")
+    status = snapshot.get("status") or ("up" if event == "up" else "down")  # (flapping messages carry theirs)
     return {
-        "event": event, "status": "up" if event == "up" else "down", "is_test": event == "test",
+        "event": event, "status": status, "is_test": event == "test", "changes": snapshot.get("changes"),
         "monitor": monitor, "reason": "" if private else (snapshot.get("reason") or ""),
         "incident_id": snapshot.get("incident_id"), "started": snapshot.get("started") or "",
         "resolved": snapshot.get("resolved") or "", "duration": human_duration(seconds),

@@ -2,14 +2,17 @@
 
 Variables (all present in every context; empty when ``private`` hides them):
 
-- ``event``: ``down``, ``up`` (recovery), ``reminder`` or ``test``
+- ``event``: ``down``, ``up`` (recovery), ``reminder``, ``test``, ``flapping`` (it keeps
+  changing between up and down: this one message stands in for the stream) or ``settled``
+  (the flapping stopped)
 - ``status``: the monitor's status the message is about (``down`` or ``up``)
+- ``changes``: how many times a flapping monitor changed (``flapping``, ``settled``)
 - ``is_test``: true for ``POST /integrations/{id}/test``
 - ``monitor``: ``id``, ``name``, ``type``, ``target`` (URL or host:port; empty when private)
 - ``reason``: why it went down (empty when private)
 - ``incident_id``, ``started`` (ISO 8601 UTC), ``resolved`` (on recovery)
 - ``duration``: how long it has been down (``1h 2m 5s``), ``duration_seconds``
-- ``link``: the monitor in this xuptime's API
+- ``link``: the monitor's page in this xuptime's dashboard
 
 A template that does not compile, or refers to something that does not exist, is refused
 when the channel is saved (``template`` field error). Output is capped at 4,000 characters.
@@ -157,7 +160,7 @@ def validate_template(source: str) -> str | None:
     """None when ``source`` renders for every kind of event, else the reason it does not."""
     if len(source) > MAX_TEMPLATE:
         return f"must be at most {MAX_TEMPLATE} characters"
-    for event in ("down", "up", "reminder", "test"):
+    for event in ("down", "up", "reminder", "test", "flapping", "settled"):
         try:
             render(source, sample_context(event))
         except TemplateError as exc:
@@ -184,6 +187,7 @@ def sample_context(event: str) -> dict[str, Any]:
     down = event != "up"
     return {
         "event": event, "status": "down" if down else "up", "is_test": event == "test",
+        "changes": 7 if event in ("flapping", "settled") else None,
         "monitor": {"id": 0, "name": "Example website", "type": "http", "target": "https://example.com/"},
         "reason": "status 503, expected 200-299" if down else "", "incident_id": 0,
         "started": "2026-01-01T12:00:00Z", "resolved": "" if down else "2026-01-01T12:04:10Z",

@@ -22,6 +22,7 @@ import numpy as np
 from core.clock import iso_seconds
 from core.models import Transition
 from core.services import Catalog, StoreThreads, Unavailable
+from core.services.flapping import FlapGuard
 from core.services.maintenance import MaintenanceGate
 from core.services.recent import HOUR_US
 from ext import COLUMNS
@@ -84,6 +85,8 @@ class Ingest:
         #: The maintenance gate: sees every batch's transitions before they are stored (and
         #: holds back those of monitors in a window), and says which monitors are in one.
         self.gate: MaintenanceGate | None = None
+        #: Marks the transitions of flapping monitors quiet (``core.services.flapping``).
+        self.flaps: FlapGuard | None = None
 
     async def put(self, batch: dict[str, Any], transitions: list[Transition]) -> None:
         """The engine's results handler (``batch`` may be ``{}``: transitions alone)."""
@@ -125,6 +128,8 @@ class Ingest:
                 transitions.extend(nxt[1])
             if self.gate is not None and transitions:
                 transitions = self.gate.filter(transitions)
+            if self.flaps is not None and transitions:
+                transitions = self.flaps.observe(transitions)
             if rows or transitions:  # (a batch of no rows is not written: only its transitions)
                 self._spill.append((merge_batches(batches) if rows else None, transitions))
                 self._spilled_rows += rows

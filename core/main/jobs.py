@@ -19,16 +19,18 @@ from core.services import AccountService, StoreThreads
 if TYPE_CHECKING:
     from core.alerting.outbox import Dispatcher
     from core.models import Transition
+    from core.services.flapping import FlapGuard
     from core.services.maintenance import MaintenanceGate
     from core.storage.base import Store
 
-__all__ = ["OUTBOX_KEEP_DAYS", "maintenance", "reminders", "rollups", "save_usage"]
+__all__ = ["OUTBOX_KEEP_DAYS", "flapping", "maintenance", "reminders", "rollups", "save_usage"]
 
 log = logging.getLogger("xuptime.jobs")
 ROLLUP_EVERY_S = 60.0
 REMINDER_EVERY_S = 15.0
 USAGE_EVERY_S = 0.1
 MAINTENANCE_EVERY_S = 1.0
+FLAPPING_EVERY_S = 1.0
 OUTBOX_KEEP_DAYS = 30  # finished notifications (and their attempts) are kept this long
 
 
@@ -84,4 +86,21 @@ async def maintenance(gate: MaintenanceGate, put: Callable[[dict[str, Any], list
                 await put({}, transitions)
         except Exception:
             log.exception("maintenance windows could not be applied; trying again")
+        await asyncio.sleep(every)
+
+
+async def flapping(guard: FlapGuard, store: Store, threads: StoreThreads, wake: Callable[[], None],
+                   every: float = FLAPPING_EVERY_S) -> None:
+    """Each second, queue the messages of flapping spells that began or settled."""
+    while True:
+        try:
+            events = guard.tick(time.time_ns() // 1000)
+            if events:
+                await threads.write(store.queue_flap_events, events)
+                wake()
+                for monitor_id, event, _, changes, status in events:
+                    log.info("monitor %d %s after %d changes (now %s)", monitor_id,
+                             "is flapping" if event == "flapping" else "settled", changes, status)
+        except Exception:
+            log.exception("flapping messages could not be queued; trying again")
         await asyncio.sleep(every)

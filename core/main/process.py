@@ -33,6 +33,7 @@ from core.main.control import start_control
 from core.main.http import HttpHost, bind
 from core.main.ingest import Ingest
 from core.services import Catalog, Services, StoreThreads
+from core.services.flapping import FLAP_CHANGES, FLAP_WINDOW_S, FlapGuard
 from core.services.maintenance import MaintenanceGate
 from core.services.sealing import Sealer
 from core.storage.duckdb import READERS, DuckDBStore
@@ -48,10 +49,12 @@ class ServeProcess:
     def __init__(self, data_dir: str | Path, make_app: Callable[[Services], Any], *,
                  host: str = "127.0.0.1", port: int = 8080, workers: int = 0, demo_monitors: bool = False,
                  max_inflight: int = 0, http_server: str = "uvicorn", alert_retry_base: float = 2.0,
-                 deny_private: bool = False, public_url: str | None = None) -> None:
+                 deny_private: bool = False, public_url: str | None = None,
+                 flap_changes: int = FLAP_CHANGES, flap_window_s: int = FLAP_WINDOW_S) -> None:
         self.data_dir = Path(data_dir)
         #: The dashboard's address as users reach it (behind a proxy): links in notifications.
         self.public_url = public_url.rstrip("/") if public_url else None
+        self.flap_changes, self.flap_window_s = flap_changes, flap_window_s
         self.make_app = make_app
         self.host = host
         self.port = port
@@ -95,6 +98,7 @@ class ServeProcess:
         gate = MaintenanceGate(services.maintenance, engine.monitors)
         gate.load(monitors)
         ingest.gate = gate
+        ingest.flaps = flaps = FlapGuard(self.flap_changes, self.flap_window_s)
         # (the listener is bound: connections wait for the app; the dashboard's address is the
         # first thing a new user reads, before any log line)
         self._banner(base_url, len(monitors), demo_target, services.users.needs_setup())
@@ -110,6 +114,7 @@ class ServeProcess:
         background = [loop.create_task(jobs.rollups(store, rollup_thread)),
                       loop.create_task(jobs.reminders(store, threads, alerts)),
                       loop.create_task(jobs.maintenance(gate, ingest.put)),
+                      loop.create_task(jobs.flapping(flaps, store, threads, ingest.wake_alerts)),
                       loop.create_task(jobs.save_usage(services.accounts))]
         await engine.start(monitors)
         control = await start_control(self.data_dir, services)

@@ -250,3 +250,51 @@ def test_a_mistyped_address_is_a_page_for_browsers_and_json_for_the_api(site: di
     assert status == 404 and json.loads(body)["statusCode"] == 404
     status, headers, body = raw(server.url + "/api/v1/no-such", {"Accept": "text/html"})
     assert status == 404 and headers["content-type"].startswith("application/json")
+
+
+def test_a_flapping_monitor_sends_one_message_and_one_when_it_settles(tmp_path: Path) -> None:
+    import threading
+
+    from tests.integration.test_alerts import Sink
+    from tests.servers import QuietHandler, ThreadedHttp
+
+    state = {"flap": True, "n": 0}
+    lock = threading.Lock()
+
+    class Flapper(QuietHandler):
+        def do_GET(self) -> None:
+            with lock:
+                state["n"] += 1
+                good = not state["flap"] or state["n"] % 2 == 0
+            self.reply(200 if good else 500, b"ok" if good else b"no")
+
+    target, sink = ThreadedHttp(Flapper), Sink()
+    data_dir = tmp_path / "data"
+    server = Serve(data_dir, 1, "--flap-changes", "3", "--flap-window", "4")
+    try:
+        key = cli(data_dir, "keys", "create").stdout.splitlines()[-1]
+        base = server.url + "/api/v1"
+        send(f"{base}/integrations", "POST", {"name": "hook", "type": "webhook", "isDefault": True,
+                                              "config": {"url": sink.url + "/hook"}}, key)
+        send(f"{base}/monitors", "POST", {"name": "flaky", "type": "http", "url": target.url + "/", "interval": 1},
+             key)
+
+        def events() -> list[str]:
+            return [b["event"] for b in sink.bodies("/hook")]
+
+        wait_for(lambda: "flapping" in events(), 30, "a flapping message")
+        time.sleep(4)  # it keeps flapping: nothing more is sent
+        flapping_at = events().index("flapping")
+        assert events()[flapping_at:] == ["flapping"]
+        with lock:
+            state["flap"] = False  # steady from now on
+        wait_for(lambda: "settled" in events(), 30, "a settled message")
+        assert events()[flapping_at:] == ["flapping", "settled"]
+        settled = sink.bodies("/hook")[-1]
+        assert settled["status"] == "up" and "settled after" in settled["message"] and settled["changes"] >= 4
+        # before the spell: the first down (from pending: not a change) and the three changes it allows
+        assert len([e for e in events()[:flapping_at] if e in ("down", "up")]) <= 4
+    finally:
+        server.stop()
+        sink.close()
+        target.close()

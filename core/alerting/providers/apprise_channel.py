@@ -57,6 +57,8 @@ class AppriseProvider:
     default_template: ClassVar[str] = (
         "{% if is_test %}Test message from xuptime.{% elif event == 'up' %}{{ monitor.name }} is back up after "
         "{{ duration }}.{% elif event == 'reminder' %}{{ monitor.name }} is still down ({{ duration }})."
+        "{% elif event == 'flapping' %}{{ monitor.name }} is flapping ({{ changes }} changes); alerts held."
+        "{% elif event == 'settled' %}{{ monitor.name }} settled after {{ changes }} changes: {{ status }}."
         "{% else %}{{ monitor.name }} is down{% if reason %}: {{ reason }}{% endif %}.{% endif %}")
 
     @staticmethod
@@ -70,7 +72,8 @@ class AppriseProvider:
 
     @staticmethod
     def payload(ctx: SendContext) -> dict[str, str]:
-        what = {"up": "is back up", "reminder": "is still down", "test": "test"}.get(ctx.event["event"], "is down")
+        what = {"up": "is back up", "reminder": "is still down", "test": "test", "flapping": "is flapping",
+                "settled": "settled"}.get(ctx.event["event"], "is down")
         return {"title": f"{ctx.event['monitor']['name']} {what}", "body": ctx.text}
 
     async def send(self, ctx: SendContext) -> SendResult:

@@ -22,6 +22,7 @@ from core.alerting.base import FieldProblem, SendContext, SendResult, check_url,
 __all__ = ["DiscordProvider"]
 
 RED, GREEN, GREY = 0xE74C3C, 0x2ECC71, 0x95A5A6
+ORANGE = 0xF08C00
 
 
 class DiscordConfig(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -39,6 +40,9 @@ class DiscordProvider:
     default_template: ClassVar[str] = (
         "{% if is_test %}This is a test message from xuptime: alerts for your monitors will arrive here."
         "{% elif event == 'up' %}**{{ monitor.name }}** is back up after {{ duration }}."
+        "{% elif event == 'flapping' %}**{{ monitor.name }}** is flapping: {{ changes }} changes between up and "
+        "down; alerts are held until it settles."
+        "{% elif event == 'settled' %}**{{ monitor.name }}** settled after {{ changes }} changes; it is {{ status }}."
         "{% elif event == 'reminder' %}**{{ monitor.name }}** is still down ({{ duration }})."
         "{% else %}**{{ monitor.name }}** is down.{% endif %}")
 
@@ -53,6 +57,10 @@ class DiscordProvider:
         e = ctx.event
         if e["is_test"]:
             title, colour = f"[TEST] {e['monitor']['name']}", GREY
+        elif e["event"] == "flapping":
+            title, colour = f"{e['monitor']['name']} is flapping", ORANGE
+        elif e["event"] == "settled":
+            title, colour = f"{e['monitor']['name']} settled ({e['status']})", GREEN if e["status"] == "up" else RED
         elif e["status"] == "up":
             title, colour = f"{e['monitor']['name']} is up", GREEN
         else:

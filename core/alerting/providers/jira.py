@@ -74,7 +74,11 @@ class JiraProvider:
     target_fields: ClassVar[frozenset[str]] = frozenset({"siteUrl"})
     min_interval: ClassVar[float] = 0.2
     default_template: ClassVar[str] = (
-        "{% if event == 'up' %}Recovered after {{ duration }} (at {{ resolved }}).{% elif event == 'reminder' %}"
+        "{% if event == 'up' %}Recovered after {{ duration }} (at {{ resolved }})."
+        "{% elif event == 'flapping' %}{{ monitor.name }} is flapping: {{ changes }} changes between up and down "
+        "since {{ started }}; alerts are held until it settles."
+        "{% elif event == 'settled' %}Settled after {{ changes }} changes; it is {{ status }}."
+        "{% elif event == 'reminder' %}"
         "Still down after {{ duration }}.{% else %}{{ monitor.name }} ({{ monitor.type }}) is down since {{ started }}."
         "{% if reason %}\nReason: {{ reason }}{% endif %}{% if monitor.target %}\nTarget: {{ monitor.target }}"
         "{% endif %}{% if link %}\nDetails: {{ link }}{% endif %}{% endif %}")
@@ -128,7 +132,7 @@ class JiraProvider:
         found = await self._find(ctx, site, headers)
         if isinstance(found, SendResult):
             return found
-        if event == "down":
+        if event in ("down", "flapping"):  # (a flapping spell is an issue of its own, keyed by its start)
             if found is not None:
                 return SendResult(True, 200, f"{found} already open for this incident", reference=found)
             return await self._create(ctx, site, headers)
@@ -138,7 +142,7 @@ class JiraProvider:
             ctx.session, "POST", f"{site}/rest/api/3/issue/{found}/comment", {"body": _adf(ctx.text)}, headers)
         if not 200 <= status < 300:
             return http_outcome(status, response_headers, _errors(text))
-        if event == "up" and config.resolve_transition:
+        if event in ("up", "settled") and config.resolve_transition:
             return await self._transition(ctx, site, headers, found)
         return SendResult(True, status, f"commented on {found}", reference=found)
 

@@ -37,6 +37,10 @@ class SlackProvider:
     default_template: ClassVar[str] = (
         "{% if is_test %}:white_check_mark: Test message from xuptime: this channel receives alerts."
         "{% elif event == 'up' %}:large_green_circle: *{{ monitor.name }}* is back up after {{ duration }}."
+        "{% elif event == 'flapping' %}:large_orange_circle: *{{ monitor.name }}* is flapping: {{ changes }} "
+        "changes between up and down; alerts are held until it settles."
+        "{% elif event == 'settled' %}:large_blue_circle: *{{ monitor.name }}* settled after {{ changes }} "
+        "changes; it is {{ status }}."
         "{% elif event == 'reminder' %}:red_circle: *{{ monitor.name }}* is still down ({{ duration }})."
         "{% else %}:red_circle: *{{ monitor.name }}* is down.{% endif %}")
 
@@ -49,7 +53,8 @@ class SlackProvider:
     @staticmethod
     def payload(ctx: SendContext) -> dict[str, Any]:
         e, private = ctx.event, ctx.config.private
-        title = {"up": "is back up", "reminder": "is still down", "test": "test message"}.get(e["event"], "is down")
+        title = {"up": "is back up", "reminder": "is still down", "test": "test message", "flapping": "is flapping",
+                 "settled": "settled"}.get(e["event"], "is down")
         fields = [f"*Status*\n{e['status']}", f"*Since*\n{e['started'] or '-'}"]
         if e["event"] == "up":
             fields.append(f"*Downtime*\n{e['duration']}")

@@ -52,6 +52,9 @@ class EmailProvider:
     default_template: ClassVar[str] = (
         "{% if is_test %}This is a test message from xuptime: alerts will be sent to this address.\n"
         "{% elif event == 'up' %}{{ monitor.name }} is back up after {{ duration }}.\n"
+        "{% elif event == 'flapping' %}{{ monitor.name }} is flapping: {{ changes }} changes between up and down. "
+        "Alerts are held until it settles.\n"
+        "{% elif event == 'settled' %}{{ monitor.name }} settled after {{ changes }} changes; it is {{ status }}.\n"
         "{% elif event == 'reminder' %}{{ monitor.name }} is still down ({{ duration }}).\n"
         "{% else %}{{ monitor.name }} is down.\n{% endif %}"
         "{% if not is_test %}\nSince: {{ started }}{% if reason %}\nReason: {{ reason }}{% endif %}"
@@ -75,7 +78,8 @@ class EmailProvider:
     def message(ctx: SendContext) -> email.message.EmailMessage:
         config: EmailConfig = ctx.config
         e = ctx.event
-        what = {"up": "is back up", "reminder": "is still down", "test": "test message"}.get(e["event"], "is down")
+        what = {"up": "is back up", "reminder": "is still down", "test": "test message", "flapping": "is flapping",
+                 "settled": "settled"}.get(e["event"], "is down")
         msg = email.message.EmailMessage()
         msg["Subject"] = f"[xuptime] {e['monitor']['name']} {what}"
         msg["From"] = config.from_

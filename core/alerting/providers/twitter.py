@@ -72,6 +72,8 @@ class TwitterProvider:
     default_template: ClassVar[str] = (
         "{% if is_test %}Test post from xuptime: status updates will appear here."
         "{% elif event == 'up' %}Resolved: {{ monitor.name }} is back up after {{ duration }}."
+        "{% elif event == 'flapping' %}{{ monitor.name }} is unstable: it keeps going down and up. We are on it."
+        "{% elif event == 'settled' %}Update: {{ monitor.name }} is stable again ({{ status }})."
         "{% elif event == 'reminder' %}Update: {{ monitor.name }} is still down. We are working on it."
         "{% else %}{{ monitor.name }} is down since {{ started }}. We are investigating.{% endif %}")
 

@@ -48,7 +48,10 @@ class WebhookProvider:
     target_fields: ClassVar[frozenset[str]] = frozenset({"url"})
     parallel: ClassVar[int] = 8  # concurrent requests per channel: a webhook is ours to scale
     default_template: ClassVar[str] = (
-        "{% if is_test %}Test message from xuptime{% elif event == 'up' %}{{ monitor.name }} is up again after "
+        "{% if is_test %}Test message from xuptime"
+        "{% elif event == 'flapping' %}{{ monitor.name }} is flapping ({{ changes }} changes)"
+        "{% elif event == 'settled' %}{{ monitor.name }} settled after {{ changes }} changes: {{ status }}"
+        "{% elif event == 'up' %}{{ monitor.name }} is up again after "
         "{{ duration }}{% else %}{{ monitor.name }} is down{% if reason %}: {{ reason }}{% endif %}{% endif %}")
 
     @staticmethod
@@ -67,7 +70,7 @@ class WebhookProvider:
                 "test": e["is_test"], "monitor": e["monitor"], "reason": e["reason"],
                 "incident": {"id": e["incident_id"], "startedAt": e["started"] or None,
                              "resolvedAt": e["resolved"] or None, "durationSeconds": e["duration_seconds"]},
-                "sentAt": iso_ms(time.time_ns() // 1000)}
+                "changes": e.get("changes"), "sentAt": iso_ms(time.time_ns() // 1000)}
 
     async def send(self, ctx: SendContext) -> SendResult:
         config: WebhookConfig = ctx.config

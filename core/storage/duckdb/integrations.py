@@ -91,6 +91,25 @@ class IntegrationStore:
                                 [] if account_id is None else [account_id]).fetchall()
         return [self._integration(r) for r in rows]
 
+    def queue_flap_events(self, events: list[tuple[int, str, int, int, str]]) -> None:
+        """Queue each ``(monitor id, "flapping" | "settled", spell start µs, changes, status)``
+        for the monitor's channels, in one statement."""
+        if not events:
+            return
+        table = pa.table({
+            "monitor_id": pa.array([e[0] for e in events], pa.int64()),
+            "event": pa.array([e[1] for e in events], pa.string()),
+            "since": pa.array([e[2] for e in events], pa.int64()).cast(pa.timestamp("us")),
+            "changes": pa.array([e[3] for e in events], pa.int64()),
+            "status": pa.array([e[4] for e in events], pa.string()),
+        })
+        now = utcnow()
+        self.con.register("_xuptime_flaps", table)
+        try:
+            self.con.execute(OUTBOX_FLAPS, [now, now])
+        finally:
+            self.con.unregister("_xuptime_flaps")
+
     def queue_reminders(self, now: dt.datetime) -> int:
         """Queue a reminder for each open incident and each of its channels with a reminder
         interval, once per elapsed interval (keyed by its number, so calling this often is
@@ -192,7 +211,7 @@ OUTBOX_DOWN = f"""{_OUTBOX_INSERT}
            i.id || ':down:' || g.id, ?, ?
     FROM _xuptime_transitions t JOIN monitors m ON m.id = t.monitor_id
     JOIN incidents i ON i.monitor_id = t.monitor_id AND i.resolved_at IS NULL {_CHANNELS}
-    WHERE t.new = 'down' AND t.old <> 'down' AND NOT m.paused
+    WHERE t.new = 'down' AND t.old <> 'down' AND NOT m.paused AND NOT t.quiet
     ON CONFLICT DO NOTHING"""
 OUTBOX_UP = f"""{_OUTBOX_INSERT}
     SELECT m.account_id, g.id, m.id, i.id, 'up',
@@ -203,7 +222,19 @@ OUTBOX_UP = f"""{_OUTBOX_INSERT}
            i.id || ':up:' || g.id, ?, ?
     FROM _xuptime_transitions t JOIN monitors m ON m.id = t.monitor_id
     JOIN incidents i ON i.monitor_id = t.monitor_id AND i.resolved_at = t.ts {_CHANNELS}
-    WHERE t.old = 'down' AND t.new = 'up' AND NOT m.paused
+    WHERE t.old = 'down' AND t.new = 'up' AND NOT m.paused AND NOT t.quiet
+    ON CONFLICT DO NOTHING"""
+
+#: A flapping monitor's own messages ("flapping" once, "settled" once), from a registered
+#: table ``_xuptime_flaps(monitor_id, event, since, changes, status)``; keyed by the flapping
+#: spell so a replay queues nothing twice.
+OUTBOX_FLAPS = f"""{_OUTBOX_INSERT}
+    SELECT m.account_id, g.id, m.id, NULL, f.event,
+           json_object('monitor', json_object('id', m.id, 'name', m.name, 'type', m.type, 'target', {_TARGET}),
+                       'started', strftime(f.since, {_ISO}), 'changes', f.changes, 'status', f.status),
+           'flap:' || m.id || ':' || epoch_us(f.since) || ':' || f.event || ':' || g.id, ?, ?
+    FROM _xuptime_flaps f JOIN monitors m ON m.id = f.monitor_id {_CHANNELS}
+    WHERE NOT m.paused
     ON CONFLICT DO NOTHING"""
 
 

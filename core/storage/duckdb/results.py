@@ -123,6 +123,7 @@ class ResultStore:
                     "old": pa.array([t.old for t in batch], pa.string()),
                     "new": pa.array([t.new for t in batch], pa.string()),
                     "cause": pa.array([t.cause for t in batch], pa.string()),
+                    "quiet": pa.array([t.quiet for t in batch], pa.bool_()),
                 })
                 self.con.register("_xuptime_transitions", table)
                 try:
