@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, delete, get, post
 
 from api.errors import BadRequest, NotFound
-from api.monitors import decode_cursor, encode_cursor, json_body, parse_limit
+from api.monitors import id_page, json_body
 from api.schemas import ERROR_RESPONSES
 from core.services import AccountService
 from core.services import NotFound as ServiceNotFound
@@ -23,14 +23,7 @@ class ApiKeyController(Controller):
     async def list_keys(self, request: Request[int, Any, Any], accounts: AccountService) -> dict[str, Any]:
         """The account's keys, oldest first, 25 at a time by default: prefix, name, created,
         last used (written at most once a minute), revoked."""
-        limit = parse_limit(request.query_params.get("limit"))
-        cursor = request.query_params.get("cursor")
-        after = decode_cursor(cursor) if cursor else 0
-        keys = await accounts.keys(request.user)
-        chosen = [k for k in keys if k.id > after][:limit + 1]
-        page, more = chosen[:limit], len(chosen) > limit
-        return {"data": page, "pagination": {"limit": limit, "nextCursor": encode_cursor(page[-1].id)
-                                             if more and page else None, "total": len(keys)}}
+        return id_page(request, await accounts.keys(request.user))
 
     @post("/", operation_id="createApiKey", status_code=201, responses=ERROR_RESPONSES)
     async def create_key(self, request: Request[int, Any, Any], accounts: AccountService) -> dict[str, Any]:

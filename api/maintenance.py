@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post
 
-from api.monitors import decode_cursor, encode_cursor, json_body, parse_limit
+from api.monitors import id_page, json_body
 from api.schemas import ERROR_RESPONSES, WRITE_RESPONSES
 from core.services import MaintenanceService
 
@@ -21,14 +21,7 @@ class MaintenanceController(Controller):
     async def list_windows(self, request: Request[int, Any, Any], maintenance: MaintenanceService
                            ) -> dict[str, Any]:
         """The account's maintenance windows, oldest first."""
-        limit = parse_limit(request.query_params.get("limit"))
-        cursor = request.query_params.get("cursor")
-        after = decode_cursor(cursor) if cursor else 0
-        mine = sorted(maintenance.list(request.user), key=lambda w: w.id)
-        chosen = [w for w in mine if w.id > after][:limit + 1]
-        page, more = chosen[:limit], len(chosen) > limit
-        return {"data": page, "pagination": {"limit": limit, "nextCursor": encode_cursor(page[-1].id)
-                                             if more and page else None, "total": len(mine)}}
+        return id_page(request, maintenance.list(request.user))
 
     @post("/", operation_id="createMaintenance", status_code=201, responses=WRITE_RESPONSES)
     async def create_window(self, request: Request[int, Any, Any], maintenance: MaintenanceService

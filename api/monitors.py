@@ -73,6 +73,19 @@ def parse_limit(raw: str | None, default: int = 25, maximum: int = 100) -> int:
     return int(raw)
 
 
+def id_page(request: Request[Any, Any, Any], items: list[Any]) -> dict[str, Any]:
+    """One keyset page of small in-memory lists (keys, status pages, maintenance windows) by
+    ``id``, oldest first, with ``limit`` and ``cursor`` from the query: the API's envelope."""
+    limit = parse_limit(request.query_params.get("limit"))
+    cursor = request.query_params.get("cursor")
+    after = decode_cursor(cursor) if cursor else 0
+    ordered = sorted(items, key=lambda item: item.id)
+    chosen = [item for item in ordered if item.id > after][:limit + 1]
+    page, more = chosen[:limit], len(chosen) > limit
+    return {"data": page, "pagination": {"limit": limit, "nextCursor": encode_cursor(page[-1].id)
+                                         if more and page else None, "total": len(ordered)}}
+
+
 _last_iso: dict[int, tuple[int, str]] = {}  # monitor id -> (ts µs, ISO) of its last check, formatted once
 _LAST_ISO_MAX = 1_000_000  # entries; past it the memo starts over (deleted monitors leave theirs behind)
 

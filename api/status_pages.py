@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post
 
-from api.monitors import decode_cursor, encode_cursor, json_body, parse_limit
+from api.monitors import id_page, json_body
 from api.schemas import ERROR_RESPONSES, WRITE_RESPONSES
 from core.services import StatusPageService
 
@@ -21,14 +21,7 @@ class StatusPageController(Controller):
     @get("/", operation_id="listStatusPages", responses=ERROR_RESPONSES)
     async def list_pages(self, request: Request[int, Any, Any], pages: StatusPageService) -> dict[str, Any]:
         """The account's status pages, oldest first."""
-        limit = parse_limit(request.query_params.get("limit"))
-        cursor = request.query_params.get("cursor")
-        after = decode_cursor(cursor) if cursor else 0
-        mine = sorted(pages.list(request.user), key=lambda p: p.id)
-        chosen = [p for p in mine if p.id > after][:limit + 1]
-        page, more = chosen[:limit], len(chosen) > limit
-        return {"data": page, "pagination": {"limit": limit, "nextCursor": encode_cursor(page[-1].id)
-                                             if more and page else None, "total": len(mine)}}
+        return id_page(request, pages.list(request.user))
 
     @post("/", operation_id="createStatusPage", status_code=201, responses=WRITE_RESPONSES)
     async def create_page(self, request: Request[int, Any, Any], pages: StatusPageService) -> dict[str, Any]:

@@ -17,8 +17,9 @@ from typing import Any
 from litestar.datastructures import FormMultiDict
 
 from core.models import FieldError
+from core.services import Forbidden, ServiceError
 
-__all__ = ["COMMON", "KIND_FIELDS", "KIND_LABELS", "Field", "form_to_monitor", "monitor_values"]
+__all__ = ["COMMON", "KIND_FIELDS", "KIND_LABELS", "Field", "field_errors", "form_to_monitor", "monitor_values"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,18 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
               "heartbeat is down.", attrs={"min": "0", "max": "86400"}),
     ),
 }
+
+
+def field_errors(exc: ServiceError) -> dict[str, str]:
+    """A service's refusal as ``{field: message}`` to show beside the fields (the reason under
+    ``form`` when it names none). A role's refusal is not a field error: it is raised again,
+    to be the 403 page."""
+    if isinstance(exc, Forbidden):
+        raise exc
+    errors: dict[str, str] = {}
+    for e in exc.errors or []:
+        errors.setdefault(e.field, e.message)
+    return errors or {"form": exc.reason}
 
 
 def _text(form: FormMultiDict, name: str) -> str:

@@ -3,17 +3,16 @@ they cover, and what the service refuses."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from core.models import Maintenance, Principal
-from core.services import DormantEngine, Forbidden, Invalid, Services, StoreThreads
+from core.services import Forbidden, Invalid, Services
 from core.services.maintenance import occurrences
-from core.storage.duckdb import READERS, DuckDBStore
+from core.storage.duckdb import DuckDBStore
+from tests.services import run_services
 
 UTC = dt.UTC
 
@@ -41,19 +40,7 @@ def test_occurrences_overlapping_the_range_and_one_off_windows() -> None:
     assert occurrences(once, at(2026, 12, 24, 4), at(2026, 12, 25)) == []  # (the end is not in it)
 
 
-def run(data_dir: Path, body: Any) -> Any:
-    async def main() -> Any:
-        threads = StoreThreads(READERS)
-        store = await threads.write(DuckDBStore, data_dir)
-        try:
-            services = Services.build(store, threads, DormantEngine([]))
-            await services.load([])
-            return await body(services)
-        finally:
-            await threads.write(store.close)
-            threads.shutdown()
-
-    return asyncio.run(main())
+run = run_services
 
 
 def test_the_service_validates_covers_by_tag_and_says_what_is_active(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ thread: the rules every face (pages, CLI, API) gets from one place."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,26 +11,14 @@ import argon2
 import pytest
 
 from core.models import Principal
-from core.services import Conflict, DormantEngine, Forbidden, Invalid, Limited, NotFound, Services, StoreThreads
+from core.services import Conflict, Forbidden, Invalid, Limited, NotFound, Services
 from core.services.users import FAILS_PER_EMAIL
-from core.storage.duckdb import READERS, DuckDBStore
+from tests.services import run_services
 
 Body = Callable[[Services], Awaitable[Any]]
 
 
-def run(data_dir: Path, body: Body) -> Any:
-    async def main() -> Any:
-        threads = StoreThreads(READERS)
-        store = await threads.write(DuckDBStore, data_dir)
-        try:
-            services = Services.build(store, threads, DormantEngine([]))
-            await services.load([])
-            return await body(services)
-        finally:
-            await threads.write(store.close)
-            threads.shutdown()
-
-    return asyncio.run(main())
+run = run_services
 
 
 def test_setup_makes_the_first_admin_once_and_passwords_are_argon2id(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ from litestar.response import Redirect
 
 from core.alerting import EVENTS, PROVIDERS
 from core.models import Integration
-from core.services import Forbidden, IntegrationService, ServiceError
-from web.forms import CHANNEL_HELP, channel_fields, channel_values, form_to_channel
+from core.services import IntegrationService, ServiceError
+from web.forms import CHANNEL_HELP, channel_fields, channel_values, field_errors, form_to_channel
 from web.render import page
 from web.session import principal
 
@@ -40,14 +40,6 @@ def _form(request: Request[Any, Any, Any], kind: str, values: dict[str, Any], er
                 help=CHANNEL_HELP.get(kind, ""), values=values, errors=errors, channel=channel)
 
 
-def _errors(exc: ServiceError) -> dict[str, str]:
-    if isinstance(exc, Forbidden):
-        raise exc
-    errors: dict[str, str] = {}
-    for e in exc.errors or []:
-        errors.setdefault(e.field, e.message)
-    return errors or {"form": exc.reason}
-
 
 @get("/integrations/new", include_in_schema=False)
 async def new_integration(request: Request[Any, Any, Any], type: str = "slack") -> Response[str]:
@@ -67,7 +59,7 @@ async def create_integration(request: Request[Any, Any, Any], channels: Integrat
     try:
         channel = await channels.create(principal(request), data)
     except ServiceError as exc:
-        return _form(request, kind, values, _errors(exc), status=400)
+        return _form(request, kind, values, field_errors(exc), status=400)
     return Redirect(f"/integrations/{channel.id}", status_code=303)
 
 
@@ -128,7 +120,7 @@ async def update_integration(request: Request[Any, Any, Any], channel_id: int,
     try:
         await channels.update(who, channel_id, data)
     except ServiceError as exc:
-        return _form(request, channel.type, values, _errors(exc), channel=channel, status=400)
+        return _form(request, channel.type, values, field_errors(exc), channel=channel, status=400)
     return Redirect(f"/integrations/{channel_id}", status_code=303)
 
 

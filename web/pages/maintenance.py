@@ -9,8 +9,9 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.response import Redirect
 
-from core.services import Forbidden, MaintenanceService, MonitorService, ServiceError
+from core.services import MaintenanceService, MonitorService, ServiceError
 from core.services.maintenance import occurrences
+from web.forms import field_errors
 from web.render import page
 from web.session import principal
 
@@ -74,16 +75,12 @@ async def create_maintenance(request: Request[Any, Any, Any], maintenance: Maint
     try:
         await maintenance.create(principal(request), _form_data(form))
     except ServiceError as exc:
-        if isinstance(exc, Forbidden):
-            raise
-        errors: dict[str, str] = {}
-        for e in exc.errors or []:
-            errors.setdefault(e.field, e.message)
+        errors = field_errors(exc)
         if "duration" in errors:  # (the form asks for minutes)
             errors["duration"] = "must be a whole number of minutes, 1 to 10080"
         values = {k: v for k, v in form.items() if k != "_csrf"}
         values["monitors"] = [int(m) for m in form.getall("monitors", []) if str(m).isdigit()]
-        return await _page(request, maintenance, monitors, values=values, errors=errors or {"form": exc.reason},
+        return await _page(request, maintenance, monitors, values=values, errors=errors,
                            status=400)
     return Redirect("/maintenance", status_code=303)
 

@@ -15,8 +15,8 @@ from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 from markupsafe import Markup
 
 from core.models import KINDS, STATUSES, Monitor, monitor_to_wire
-from core.services import Forbidden, HistoryService, IntegrationService, MonitorService, ServiceError
-from web.forms import COMMON, KIND_FIELDS, KIND_LABELS, form_to_monitor, monitor_values, posted_values
+from core.services import HistoryService, IntegrationService, MonitorService, ServiceError
+from web.forms import COMMON, KIND_FIELDS, KIND_LABELS, field_errors, form_to_monitor, monitor_values, posted_values
 from web.render import bars as bars_markup
 from web.render import fragment, page
 from web.session import principal
@@ -120,14 +120,6 @@ async def new_monitor(request: Request[Any, Any, Any], channels: IntegrationServ
     return _form(request, channels, kind=kind, values=_defaults(kind), errors={})
 
 
-def _errors(exc: ServiceError) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    for e in exc.errors or []:
-        errors.setdefault(e.field, e.message)
-    if not errors:
-        errors["form"] = exc.reason
-    return errors
-
 
 @post("/monitors/new", include_in_schema=False)
 async def create_monitor(request: Request[Any, Any, Any], monitors: MonitorService,
@@ -141,15 +133,9 @@ async def create_monitor(request: Request[Any, Any, Any], monitors: MonitorServi
     try:
         monitor, _ = await monitors.create(principal(request), data)
     except ServiceError as exc:
-        if _forbidden(exc):
-            raise
-        return _form(request, channels, kind=kind, values=posted_values(form), errors=_errors(exc), status=400)
+        return _form(request, channels, kind=kind, values=posted_values(form), errors=field_errors(exc), status=400)
     return Redirect(f"/monitors/{monitor.id}", status_code=303)
 
-
-def _forbidden(exc: ServiceError) -> bool:
-    """A refusal for the role (shown as the 403 page, not beside a field)."""
-    return isinstance(exc, Forbidden)
 
 
 @get("/monitors/{monitor_id:int}", include_in_schema=False)
@@ -221,10 +207,8 @@ async def update_monitor(request: Request[Any, Any, Any], monitor_id: int, monit
     try:
         await monitors.update(who, monitor_id, data)
     except ServiceError as exc:
-        if _forbidden(exc):
-            raise
         return _form(request, channels, kind=monitor.type, values=posted_values(form), monitor=monitor,
-                     errors=_errors(exc), status=400)
+                     errors=field_errors(exc), status=400)
     return Redirect(f"/monitors/{monitor_id}", status_code=303)
 
 

@@ -10,7 +10,8 @@ from litestar.datastructures import FormMultiDict
 from litestar.response import Redirect
 
 from core.models import INCIDENT_STATES, StatusPage
-from core.services import Forbidden, MonitorService, ServiceError, StatusPageService
+from core.services import MonitorService, ServiceError, StatusPageService
+from web.forms import field_errors
 from web.render import fragment, page
 from web.session import principal
 
@@ -43,14 +44,6 @@ def _values(status_page: StatusPage | None) -> dict[str, Any]:
             "sections": [{"name": s.name, "monitors": s.monitors} for s in status_page.sections]}
 
 
-def _errors(exc: ServiceError) -> dict[str, str]:
-    if isinstance(exc, Forbidden):
-        raise exc
-    errors: dict[str, str] = {}
-    for e in exc.errors or []:
-        errors.setdefault(e.field, e.message)
-    return errors or {"form": exc.reason}
-
 
 async def _editor(request: Request[Any, Any, Any], pages: StatusPageService, monitors: MonitorService, *,
                   status_page: StatusPage | None, values: dict[str, Any], errors: dict[str, str],
@@ -82,7 +75,7 @@ async def create_status_page(request: Request[Any, Any, Any], pages: StatusPageS
     try:
         created = await pages.create(principal(request), data)
     except ServiceError as exc:
-        return await _editor(request, pages, monitors, status_page=None, values=data, errors=_errors(exc),
+        return await _editor(request, pages, monitors, status_page=None, values=data, errors=field_errors(exc),
                              status=400)
     return Redirect(f"/status-pages/{created.id}", status_code=303)
 
@@ -103,7 +96,7 @@ async def update_status_page(request: Request[Any, Any, Any], page_id: int, page
     try:
         await pages.update(who, page_id, data)
     except ServiceError as exc:
-        return await _editor(request, pages, monitors, status_page=current, values=data, errors=_errors(exc),
+        return await _editor(request, pages, monitors, status_page=current, values=data, errors=field_errors(exc),
                              status=400)
     return Redirect(f"/status-pages/{page_id}", status_code=303)
 
@@ -123,7 +116,7 @@ async def preview_status_page(request: Request[Any, Any, Any], pages: StatusPage
         view = await pages.preview(principal(request), form_to_page(form),
                                    int(page_id) if isinstance(page_id, str) and page_id.isdigit() else None)
     except ServiceError as exc:
-        errors = _errors(exc)
+        errors = field_errors(exc)
         return Response(fragment("_preview_errors.html", errors=errors), media_type="text/html")
     return Response(fragment("_status_body.html", view=view), media_type="text/html")
 
@@ -139,7 +132,7 @@ async def post_incident(request: Request[Any, Any, Any], page_id: int, pages: St
                                                  "message": form.get("message", "")})
     except ServiceError as exc:
         return await _editor(request, pages, monitors, status_page=current, values=_values(current),
-                             errors={f"incident.{k}": v for k, v in _errors(exc).items()}, status=400)
+                             errors={f"incident.{k}": v for k, v in field_errors(exc).items()}, status=400)
     return Redirect(f"/status-pages/{page_id}#incidents", status_code=303)
 
 
@@ -154,7 +147,7 @@ async def post_update(request: Request[Any, Any, Any], page_id: int, incident_id
                                                           "message": form.get("message", "")})
     except ServiceError as exc:
         return await _editor(request, pages, monitors, status_page=current, values=_values(current),
-                             errors={f"update{incident_id}.{k}": v for k, v in _errors(exc).items()}, status=400)
+                             errors={f"update{incident_id}.{k}": v for k, v in field_errors(exc).items()}, status=400)
     return Redirect(f"/status-pages/{page_id}#incidents", status_code=303)
 
 
