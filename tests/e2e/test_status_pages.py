@@ -87,7 +87,7 @@ def test_the_editor_previews_saves_and_posts_incidents(browser: Any, server: Ser
         view.fill("#i-title", "Slow pages")
         view.fill("#i-message", "We are on it")
         view.click("button:has-text('Post incident')")
-        view.locator("[data-incident-id] h3", has_text="Slow pages").wait_for()
+        view.locator("#incidents [data-incident-id] h3", has_text="Slow pages").wait_for()  # (the preview shows it too)
         public = view.context.new_page()
         public.goto(server.url + "/status/ours")
         assert "We are on it" in public.content()
