@@ -3,8 +3,9 @@
 The monitored job calls ``/api/push/{pushToken}``; the main process hands each call to the
 owning worker (``Env.pushes``). At each of the monitor's checks the latest push decides:
 
-- a push since the previous check (less ``grace`` seconds): its ``status`` (``up`` unless it
-  said ``down``, with its ``msg`` as the reason), and its ``ping`` as the latency;
+- a push since the previous check (less ``grace`` seconds): ``up``, with its ``ping`` as the
+  latency (a push that says ``status=down`` does not wait for a check: the scheduler records
+  it as a failure at once, decisive whatever ``retries`` says, and consumes it);
 - none: down with ``no_push``;
 - the monitor's first check, with no push yet: nothing is recorded (the job may not have had
   a chance to call yet).

@@ -217,9 +217,30 @@ class Scheduler:
         self.wheel.schedule(monitor.id, first, interval_ms)
 
     def push(self, mid: int, ts: float, ok: bool, msg: str | None, ping_ms: float | None) -> None:
-        """Record a heartbeat of a push monitor for its next check (``core.checkers.push``)."""
-        if self._env is not None and mid in self.entries:
+        """Record a heartbeat of a push monitor for its next check (``core.checkers.push``).
+
+        A push that reports a failure (``status=down``) is a result at once, not at the next
+        deadline, and a decisive one (the job said so: no retries): a daily job's failure
+        alerts now, and a failure followed by a success before the deadline is not lost. It
+        is consumed: the next check needs a newer push (or it is ``no_push``)."""
+        entry = self.entries.get(mid)
+        if self._env is None or entry is None:
+            return
+        if ok or entry.monitor.paused:
             self._env.pushes[mid] = (ts, ok, msg, ping_ms)
+            return
+        self._env.pushes.pop(mid, None)
+        self._env.push_checked[mid] = ts
+        ts_us = int(ts * 1_000_000)
+        latency_us = int(ping_ms * 1000) if ping_ms is not None and ping_ms >= 0 else 0
+        error = (msg or "the job reported down")[:500]
+        self.checks += 1
+        self.buffer.append(mid, ts_us, False, latency_us, 0, int(ErrorCode.PUSH_DOWN), -1, -1, -1, -1, error)
+        m = entry.monitor
+        transition = observe(entry.state, mid, False, ts_us, 0, m.recovery_threshold, error)
+        if transition is not None:
+            m.status = transition.new
+            self.transitions.append(transition)
 
     def _compile(self, entry: _Entry) -> None:
         spec = http.compiled_spec(entry.prepared)

@@ -619,6 +619,29 @@ def test_push_monitors_hear_heartbeats(api: dict[str, Any]) -> None:
     call(f"{base}/api/v1/monitors/{mid}", method="DELETE", headers={"X-API-Key": key})
 
 
+def test_a_failure_push_is_a_result_at_once(api: dict[str, Any]) -> None:
+    """A daily job (interval one day) that reports a failure is down now, not tomorrow, even
+    with retries (the job said so), with the job's message as the cause."""
+    base = api["url"]
+    key = cli(api["data_dir"], "keys", "create").stdout.splitlines()[-1]
+    status, _, created = send(f"{base}/api/v1/monitors", "POST",
+                              {"name": "daily", "type": "push", "interval": 86400, "retries": 2}, key)
+    assert status == 201
+    token, mid = created["data"]["pushToken"], created["data"]["id"]
+
+    def monitor() -> dict[str, Any]:
+        return call(f"{base}/api/v1/monitors/{mid}", headers={"X-API-Key": key})[2]["data"]
+
+    with urllib.request.urlopen(f"{base}/api/push/{token}?status=down&msg=disk%20full", timeout=10) as answer:
+        assert answer.status == 200
+    wait_for(lambda: monitor()["status"] == "down", 10, "down at once")
+    history = call(f"{base}/api/v1/monitors/{mid}/history?limit=5", headers={"X-API-Key": key})[2]["data"]
+    assert [(h["ok"], h["error"]) for h in history] == [(False, "disk full")]
+    incidents = call(f"{base}/api/v1/monitors/{mid}/incidents", headers={"X-API-Key": key})[2]["data"]
+    assert [(i["status"], i["cause"]) for i in incidents] == [("open", "disk full")]
+    call(f"{base}/api/v1/monitors/{mid}", method="DELETE", headers={"X-API-Key": key})
+
+
 def test_deny_private_targets_option(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     server = Serve(data_dir, 1, "--deny-private-targets")
