@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from core.models import Monitor, monitor_to_wire
+from core.models import Monitor, User, monitor_to_wire
 from core.services import Invalid, NotFound, ServiceError, Services
 
 __all__ = ["NEEDS_SERVER", "OPS", "READ_ONLY_OPS", "OpError", "monitor_row", "run"]
@@ -121,11 +121,11 @@ async def _keys_revoke(services: Services, args: dict[str, Any]) -> dict[str, An
 
 
 # users: the box's owner manages every account's users, named by e-mail address --------------
-def _user(services: Services, args: dict[str, Any]) -> int:
+def _user(services: Services, args: dict[str, Any]) -> User:
     user = services.users.find(str(args.get("email") or ""))
     if user is None:
         raise OpError(f"no user {args.get('email')!r}")
-    return user.id
+    return user
 
 
 async def _users_create(services: Services, args: dict[str, Any]) -> dict[str, Any]:
@@ -139,14 +139,14 @@ async def _users_list(services: Services, args: dict[str, Any]) -> list[dict[str
 
 
 async def _users_remove(services: Services, args: dict[str, Any]) -> dict[str, Any]:
-    user_id = _user(services, args)
-    await services.users.remove(services.users.every_by_id()[user_id].account_id, user_id)
+    user = _user(services, args)
+    await services.users.remove(user.account_id, user.id)
     return {"email": args.get("email"), "removed": True}
 
 
 async def _users_set_password(services: Services, args: dict[str, Any]) -> dict[str, Any]:
-    user_id = _user(services, args)
-    await services.users.set_password(services.users.every_by_id()[user_id].account_id, user_id, args.get("password"))
+    user = _user(services, args)
+    await services.users.set_password(user.account_id, user.id, args.get("password"))
     return {"email": args.get("email"), "passwordChanged": True}
 
 

@@ -142,11 +142,6 @@ class RecentWindow:
         np.add.at(self._up, (ids[keep], hours[keep] % HOURS), np.asarray(up)[keep].astype(np.int32))
 
     def load_bars(self, ids: np.ndarray, ts: np.ndarray, ok: np.ndarray, latency: np.ndarray) -> None:
-        """Recent checks from the store (at start), without counting them into the hours."""
-        checks, up, hour = self._checks.copy(), self._up.copy(), self._hour
-        self.add(ids, ts, ok, latency)
-        n = len(checks)
-        self._checks[:n], self._up[:n] = checks, up
-        self._checks[n:] = self._up[n:] = 0
-        if self._hour != hour and hour:
-            self._hour = hour
+        """Recent checks from the store (at start), without counting them into the hours
+        (``load_hours`` did)."""
+        self.add(ids, ts, ok, latency, held=np.ones(len(ids), dtype=bool))

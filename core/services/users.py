@@ -209,9 +209,6 @@ class UserService:
             raise NotFound("User not found")
         return user
 
-    def every_by_id(self) -> dict[int, User]:
-        return dict(self._users)
-
     def find(self, email: str) -> User | None:
         """The user with this e-mail address (the CLI names users by address)."""
         email = email.strip().lower()
