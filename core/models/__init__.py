@@ -1,4 +1,6 @@
-"""Domain models: monitors (one spec Struct per kind), check results, transitions.
+"""Domain models: monitors (one spec Struct per kind), check results, transitions, incidents
+and channels; accounts and users in ``accounts``, status pages and maintenance in ``pages``
+(re-exported here: callers import from ``core.models``).
 
 Wire names are camelCase (``rename="camel"``); Python attributes are snake_case. A monitor is
 flat on the wire (``{"name": ..., "type": "http", "url": ...}``) and split here into the
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import hashlib
 import ipaddress
 import re
 import secrets
@@ -20,6 +21,9 @@ from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
 import msgspec
+
+from core.models.accounts import ROLES, Account, ApiKey, NewApiKey, Principal, User, hash_api_key
+from core.models.pages import INCIDENT_STATES, Maintenance, PageIncident, PageSection, PageUpdate, StatusPage
 
 __all__ = [
     "INCIDENT_STATES",
@@ -416,133 +420,6 @@ class MonitorTimes(msgspec.Struct, kw_only=True, rename="camel"):
     status_since: str | None
 
 
-class Account(msgspec.Struct, kw_only=True, rename="camel"):
-    """A tenant: monitors, channels and keys belong to one; ``monthly_request_limit`` bounds
-    its API requests per UTC calendar month."""
-
-    id: int
-    name: str
-    monthly_request_limit: int
-    created_at: str | None
-
-
-class ApiKey(msgspec.Struct, kw_only=True, rename="camel"):
-    """A key as kept: its first characters (``prefix``) and its life, never its secret."""
-
-    id: int
-    name: str
-    prefix: str
-    created_at: str | None
-    last_used_at: str | None
-    revoked_at: str | None
-
-
-class NewApiKey(ApiKey, kw_only=True, rename="camel"):
-    """A key just made: the only time its ``secret`` exists outside the caller's hands."""
-
-    secret: str
-
-
-#: A user's role, weakest first: ``viewer`` reads; ``editor`` also changes monitors, status
-#: pages, incident posts and maintenance; ``admin`` also manages users, API
-#: keys and notification channels.
-ROLES = ("viewer", "editor", "admin")
-
-
-class User(msgspec.Struct, kw_only=True, rename="camel"):
-    """A person who signs in to the dashboard: one account, one role."""
-
-    id: int
-    account_id: int
-    email: str
-    role: str
-    created_at: str | None
-
-
-class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """Who asks a service for something: an account acting with a role. An API key acts as
-    its account's ``admin`` (keys are made by admins and carry their rights); a signed-in
-    user acts with their own role."""
-
-    account_id: int
-    role: str = "admin"
-    user_id: int | None = None
-
-    def may(self, role: str) -> bool:
-        """Whether this principal's role is ``role`` or stronger."""
-        return ROLES.index(self.role) >= ROLES.index(role)
-
-
-class PageSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A group of monitors on a status page, shown under ``name``."""
-
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    monitors: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(max_length=500)]
-
-
-class StatusPage(msgspec.Struct, kw_only=True, rename="camel"):
-    """A public status page: sections of the account's monitors, shown at ``/status/{slug}``
-    (when ``public``) by name and state only."""
-
-    id: int = 0
-    account_id: int = 0
-    slug: str
-    title: str
-    description: str | None = None
-    sections: list[PageSection] = []
-    public: bool = True
-    created_at: str | None = None
-    updated_at: str | None = None
-
-    def monitor_ids(self) -> list[int]:
-        return [m for section in self.sections for m in section.monitors]
-
-
-class Maintenance(msgspec.Struct, kw_only=True, rename="camel"):
-    """A maintenance window over ``monitors`` and monitors with any of ``tags``: one-off
-    (``starts_at`` to ``ends_at``, UTC) or recurring (``schedule``, a five-field cron
-    expression in ``timezone``, each time lasting ``duration`` seconds)."""
-
-    id: int = 0
-    account_id: int = 0
-    name: str
-    monitors: list[int] = []
-    tags: list[str] = []
-    starts_at: str | None = None
-    ends_at: str | None = None
-    schedule: str | None = None
-    duration: int | None = None
-    timezone: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-
-
-#: What people say about an incident they post, in the order it usually goes.
-INCIDENT_STATES = ("investigating", "identified", "monitoring", "resolved")
-
-
-class PageUpdate(msgspec.Struct, kw_only=True, rename="camel"):
-    """One message on a posted incident, with the state it moved the incident to."""
-
-    id: int
-    status: str
-    message: str
-    created_at: str | None
-
-
-class PageIncident(msgspec.Struct, kw_only=True, rename="camel"):
-    """An incident posted by people on a status page (not a monitor's automatic one)."""
-
-    id: int
-    page_id: int
-    title: str
-    status: str
-    created_at: str | None
-    updated_at: str | None
-    resolved_at: str | None
-    updates: list[PageUpdate] = []
-
-
 class Incident(msgspec.Struct, kw_only=True, rename="camel"):
     """A monitor's outage: open from its down transition until it is up again."""
 
@@ -699,12 +576,6 @@ def monitor_to_wire(monitor: Monitor) -> dict[str, Any]:
     spec = out.pop("spec") or {}
     out.pop("accountId", None)
     return {**out, "type": monitor.type, **spec}
-
-
-def hash_api_key(secret: str) -> str:
-    """Keys are 192 random bits, so a plain SHA-256 is enough to store them (a slow KDF is
-    for guessable passwords); only the hash and a short visible prefix are kept."""
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 _TCHAR = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
