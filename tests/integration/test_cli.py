@@ -39,7 +39,11 @@ def test_a_monitor_from_the_cli_and_json_logs(tmp_path: Path) -> None:
         assert f"closed (monitor {monitor_id}, tcp 127.0.0.1:{port})" in shown and "x" in shown.split("failed):")[1]
         as_json = json.loads(cli(data_dir, "monitors", "show", str(monitor_id), "--json").stdout)
         assert as_json["status"] == "down" and as_json["uptime24h"] == 0.0 and as_json["recent"]
-        history = json.loads(cli(data_dir, "monitors", "history", str(monitor_id), "--json", "--limit", "2").stdout)
+        def newest_two() -> list[dict] | None:
+            rows = json.loads(cli(data_dir, "monitors", "history", str(monitor_id), "--json", "--limit", "2").stdout)
+            return rows if len(rows) == 2 else None
+
+        history = wait_for(newest_two, 20, "two checks")
         assert len(history) == 2 and not history[0]["ok"] and history[0]["tsUs"] > history[1]["tsUs"]
         table = cli(data_dir, "monitors", "history", str(monitor_id)).stdout
         assert table.splitlines()[0].split() == ["when", "ok", "latency", "ms", "status", "error"]
