@@ -16,6 +16,7 @@ import socket
 import ssl
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,14 @@ class Env:
     #: and -> wall time of its previous check (see ``core.checkers.push``).
     pushes: dict[int, tuple[float, bool, str | None, float | None]] = field(default_factory=dict)
     push_checked: dict[int, float] = field(default_factory=dict)
+    #: Agent monitors: monitor id -> wall time of the newest report, of the first time this
+    #: worker watched it, and of its last ``agent_silent`` result (see ``core.checkers.agent``).
+    reports: dict[int, float] = field(default_factory=dict)
+    watching: dict[int, float] = field(default_factory=dict)
+    silent: dict[int, float] = field(default_factory=dict)
+    #: Wall time in seconds: the scheduler's clock (a test's fake one), for the kinds judged
+    #: against the calendar (cron heartbeats, agents' silence).
+    now: Callable[[], float] = time.time
     #: ``serve --deny-private-targets`` (shared installs): refuse to connect to private,
     #: loopback and link-local addresses, whatever name led there (set for the workers).
     deny_private: bool = field(default_factory=lambda: os.environ.get("XUPTIME_DENY_PRIVATE") == "1")

@@ -10,35 +10,95 @@ owning worker (``Env.pushes``). At each of the monitor's checks the latest push 
 - the monitor's first check, with no push yet: nothing is recorded (the job may not have had
   a chance to call yet).
 
+With a cron ``schedule`` the monitor is timed instead (the scheduler arms ``next_due``): each
+run due at ``d`` (the schedule read in its ``timezone``, croniter, so 03:00 stays 03:00 local
+across DST changes) is judged once, at ``d + grace``: up if a push came at ``d - grace`` or
+later, else ``no_push`` naming the run. A worker that began watching inside a run's window
+has nothing to go on and records nothing for that run. A push that says ``up`` while the
+monitor is down is a result at once (the scheduler's), so a late run recovers when it pings.
+
 It runs on the scheduler's callback path: no task, no I/O.
 """
 
 from __future__ import annotations
 
-import time
+import datetime as dt
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
-from core.checkers.base import CheckContext, fail
-from core.models import CheckResult, ErrorCode, PushSpec
+from core.checkers.base import CheckContext, Env, fail
+from core.models import CheckResult, ErrorCode, Monitor, PushSpec
 
-__all__ = ["PreparedPush", "check", "prepare", "start"]
+__all__ = ["PreparedPush", "check", "next_due", "prepare", "start"]
 
 
 class PreparedPush:
-    __slots__ = ("grace", "spec")
+    __slots__ = ("cron", "grace", "pending", "spec", "zone")
 
-    def __init__(self, spec: PushSpec) -> None:
+    def __init__(self, monitor: Monitor) -> None:
+        spec = monitor.spec
+        assert isinstance(spec, PushSpec)
         self.spec = spec
         self.grace = float(spec.grace)
+        self.zone = zoneinfo.ZoneInfo(spec.timezone)
+        self.cron: Any = None
+        if spec.schedule is not None:
+            from croniter import croniter
+
+            self.cron = croniter(spec.schedule, dt.datetime.now(self.zone))
+        #: The run being waited for (wall seconds), once armed.
+        self.pending: float | None = None
+
+    def run_after(self, ts: float) -> float:
+        """The first run the schedule names strictly after ``ts`` (wall seconds). A local time
+        that happens twice when clocks go back names one run, the first, as cron runs it once."""
+        self.cron.set_current(dt.datetime.fromtimestamp(ts, self.zone), force=True)
+        before = dt.datetime.fromtimestamp(ts, self.zone).replace(tzinfo=None)
+        for _ in range(4):
+            run = float(self.cron.get_next(float))
+            if dt.datetime.fromtimestamp(run, self.zone).replace(tzinfo=None) != before:
+                return run
+        return run
 
 
-def prepare(spec: PushSpec) -> PreparedPush:
-    return PreparedPush(spec)
+def prepare(monitor: Monitor) -> PreparedPush:
+    return PreparedPush(monitor)
+
+
+def next_due(prepared: PreparedPush, env: Env, mid: int) -> float | None:
+    """When a cron heartbeat is next judged (wall seconds); None for one checked every interval."""
+    if prepared.cron is None:
+        return None
+    if prepared.pending is None:
+        prepared.pending = prepared.run_after(env.now() - prepared.grace)
+    return prepared.pending + prepared.grace
+
+
+def _judge_run(prepared: PreparedPush, ctx: CheckContext) -> CheckResult | None:
+    env, mid, now = ctx.env, ctx.monitor_id, ctx.env.now()
+    run, grace = prepared.pending, prepared.grace
+    if run is None or now < run + grace - 0.001:
+        return None  # (armed early: nothing is due yet)
+    prepared.pending = prepared.run_after(run)
+    last = env.pushes.get(mid)
+    if last is not None and last[0] >= run - grace:
+        _, ok, _, ping_ms = last
+        # A failure the job reported was recorded when it came: not again.
+        return CheckResult(True, int(ping_ms * 1000) if ping_ms is not None and ping_ms >= 0 else 0) if ok else None
+    if env.watching.get(mid, 0.0) > run - grace:
+        return None  # watched only since inside this run's window: nothing to go on
+    due = dt.datetime.fromtimestamp(run, prepared.zone)
+    until = dt.datetime.fromtimestamp(run + grace, prepared.zone)
+    return fail(ctx, ErrorCode.NO_PUSH, f"the run due at {due:%Y-%m-%d %H:%M} {due.tzname()} did not ping"
+                                        f" by {until:%H:%M:%S}")
 
 
 def decide(prepared: PreparedPush, ctx: CheckContext) -> CheckResult | None:
-    env, mid, now = ctx.env, ctx.monitor_id, time.time()
+    if prepared.cron is not None:
+        return _judge_run(prepared, ctx)
+    env, mid = ctx.env, ctx.monitor_id
+    now = env.now()
     previous = env.push_checked.get(mid)
     env.push_checked[mid] = now
     last = env.pushes.get(mid)

@@ -104,17 +104,19 @@ def phase_offset(monitor_id: int, interval_ms: int) -> int:
 
 
 class _Entry:
-    __slots__ = ("checker", "compiled", "interval_ms", "monitor", "origin", "prepared", "state", "timeout")
+    __slots__ = ("checker", "compiled", "due_ms", "interval_ms", "monitor", "origin", "prepared", "state", "timeout")
 
-    def __init__(self, monitor: Monitor, checker: Checker, prepared: Any) -> None:
+    def __init__(self, monitor: Monitor, checker: Checker) -> None:
         self.monitor = monitor
         self.checker = checker
-        self.prepared = prepared
+        self.prepared = checker.prepare(monitor if checker.next_due is not None else monitor.spec)
         self.state = MonitorState(monitor.status)
         self.timeout = monitor.effective_timeout
         self.interval_ms = monitor.interval * 1000
         self.compiled = False  # registered with the compiled HTTP engine
         self.origin: tuple[str, int, int] | None = None  # its origin there
+        #: A timed monitor's armed deadline (monotonic ms), None while it is periodic.
+        self.due_ms: int | None = None
 
 
 class Scheduler:
@@ -194,8 +196,7 @@ class Scheduler:
     # monitor set -------------------------------------------------------------------------
     def upsert(self, monitor: Monitor) -> None:
         """Add or replace a monitor. A replaced monitor keeps its phase and state counters."""
-        checker = REGISTRY[monitor.type]
-        entry = _Entry(monitor, checker, checker.prepare(monitor.spec))
+        entry = _Entry(monitor, REGISTRY[monitor.type])
         old = self.entries.get(monitor.id)
         if old is not None and old.monitor.status == monitor.status:
             entry.state = old.state
@@ -205,16 +206,62 @@ class Scheduler:
         if monitor.paused:
             self.wheel.cancel(monitor.id)
             return
+        if entry.checker.next_due is not None and self._arm(monitor.id, entry):
+            return
         if self.fast is not None and monitor.type == "http":
             self._compile(entry)
-        interval_ms = monitor.interval * 1000
         old_interval = old.monitor.interval if old is not None and not old.monitor.paused else None
-        if old_interval == monitor.interval and monitor.id in self.wheel:
+        if old_interval == monitor.interval and monitor.id in self.wheel and old is not None and old.due_ms is None:
             return  # same cadence: keep the pending deadline
+        self._schedule_periodic(monitor)
+
+    def _schedule_periodic(self, monitor: Monitor) -> None:
+        interval_ms = monitor.interval * 1000
         now = self.clock.monotonic_ms()
         offset = phase_offset(monitor.id, interval_ms)
         first = now + (offset - now) % interval_ms
         self.wheel.schedule(monitor.id, first, interval_ms)
+
+    def _arm(self, mid: int, entry: _Entry) -> bool:
+        """Arm a timed monitor's next look (one-shot, on the wall clock's time); False when
+        it is periodic after all (a push monitor without a schedule). Before ``start`` there
+        is no environment yet: ``start`` arms them."""
+        assert entry.checker.next_due is not None
+        if self._env is None:
+            return True
+        now_s = self.clock.wall_us() / 1e6
+        self._env.watching.setdefault(mid, now_s)
+        due = entry.checker.next_due(entry.prepared, self._env, mid)
+        if due is None:
+            entry.due_ms = None
+            return False
+        now_ms = self.clock.monotonic_ms()
+        entry.due_ms = now_ms + max(0, int((due - now_s) * 1000 + 0.999))
+        self.wheel.schedule(mid, entry.due_ms, 0)
+        return True
+
+    def report(self, mid: int, ts: float, ok: bool, reason: str | None) -> None:
+        """An agent's report, judged against its thresholds by the serve process: a result at
+        once (``ok`` False: over a threshold, ``reason`` says which); ``forReports`` failures
+        in a row make the monitor down. Re-arms the watch for its silence."""
+        entry = self.entries.get(mid)
+        if self._env is None or entry is None or entry.monitor.type != "agent" or entry.monitor.paused:
+            return
+        env = self._env
+        if ts > env.reports.get(mid, 0.0):
+            env.reports[mid] = ts
+        ts_us = int(ts * 1_000_000)
+        self.checks += 1
+        self.buffer.append(mid, ts_us, ok, 0, 0, 0 if ok else int(ErrorCode.AGENT_THRESHOLD), -1, -1, -1, -1,
+                           None if ok else reason)
+        m = entry.monitor
+        transition = observe(entry.state, mid, ok, ts_us, entry.prepared.for_reports - 1, m.recovery_threshold,
+                             reason)
+        if transition is not None:
+            m.status = transition.new
+            self.transitions.append(transition)
+        if mid not in self.inflight:
+            self._arm(mid, entry)
 
     def push(self, mid: int, ts: float, ok: bool, msg: str | None, ping_ms: float | None) -> None:
         """Record a heartbeat of a push monitor for its next check (``core.checkers.push``).
@@ -224,20 +271,29 @@ class Scheduler:
         alerts now, and a failure followed by a success before the deadline is not lost. It
         is consumed: the next check needs a newer push (or it is ``no_push``)."""
         entry = self.entries.get(mid)
-        if self._env is None or entry is None:
+        if self._env is None or entry is None or entry.monitor.type != "push":
             return
         if ok or entry.monitor.paused:
             self._env.pushes[mid] = (ts, ok, msg, ping_ms)
+            if ok and entry.state.status == "down" and not entry.monitor.paused:
+                self._record_now(mid, entry, ts, True, ping_ms, ErrorCode.OK, None)  # a late job recovers now
             return
-        self._env.pushes.pop(mid, None)
-        self._env.push_checked[mid] = ts
+        if entry.due_ms is None:  # (a cron heartbeat keeps it: the run it answers is judged as down)
+            self._env.pushes.pop(mid, None)
+            self._env.push_checked[mid] = ts
+        else:
+            self._env.pushes[mid] = (ts, ok, msg, ping_ms)
+        self._record_now(mid, entry, ts, False, ping_ms, ErrorCode.PUSH_DOWN, (msg or "the job reported down")[:500])
+
+    def _record_now(self, mid: int, entry: _Entry, ts: float, ok: bool, ping_ms: float | None, code: ErrorCode,
+                    error: str | None) -> None:
+        """A heartbeat that is a result at once, and decisive (the job said so: no retries)."""
         ts_us = int(ts * 1_000_000)
         latency_us = int(ping_ms * 1000) if ping_ms is not None and ping_ms >= 0 else 0
-        error = (msg or "the job reported down")[:500]
         self.checks += 1
-        self.buffer.append(mid, ts_us, False, latency_us, 0, int(ErrorCode.PUSH_DOWN), -1, -1, -1, -1, error)
+        self.buffer.append(mid, ts_us, ok, latency_us, 0, int(code), -1, -1, -1, -1, error)
         m = entry.monitor
-        transition = observe(entry.state, mid, False, ts_us, 0, m.recovery_threshold, error)
+        transition = observe(entry.state, mid, ok, ts_us, 0, m.recovery_threshold, error)
         if transition is not None:
             m.status = transition.new
             self.transitions.append(transition)
@@ -329,13 +385,19 @@ class Scheduler:
             self.queued.discard(monitor_id)
             self.queue = collections.deque(item for item in self.queue if item[0] != monitor_id)
         if self._env is not None:
-            self._env.pushes.pop(monitor_id, None)
-            self._env.push_checked.pop(monitor_id, None)
+            for kept in (self._env.pushes, self._env.push_checked, self._env.reports, self._env.watching,
+                         self._env.silent):
+                kept.pop(monitor_id, None)
 
     # running -----------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._env = Env(loop)
+        clock = self.clock
+        self._env.now = lambda: clock.wall_us() / 1e6
+        for mid, entry in self.entries.items():
+            if entry.checker.next_due is not None and not entry.monitor.paused and not self._arm(mid, entry):
+                self._schedule_periodic(entry.monitor)
         self._last_flush = loop.time()
         self._next_tick_at = loop.time()
         self._ticker = loop.call_soon(self._tick)
@@ -440,8 +502,11 @@ class Scheduler:
             entry = self.entries.get(mid)
             if entry is None:
                 continue
-            interval_ms = entry.interval_ms
-            due_ms = now - (now - phase_offset(mid, interval_ms)) % interval_ms
+            if entry.due_ms is not None:
+                due_ms = entry.due_ms
+            else:
+                interval_ms = entry.interval_ms
+                due_ms = now - (now - phase_offset(mid, interval_ms)) % interval_ms
             if len(inflight) < self._general_room():
                 self._start(mid, entry, due_ms, now)
             else:
@@ -508,8 +573,12 @@ class Scheduler:
         self.inflight.pop(mid, None)
         if self.queue:
             self._next_queued()
-        if self.entries.get(mid) is not entry or result is None:
+        if self.entries.get(mid) is not entry:
             return  # removed or replaced while running: its result no longer applies
+        if entry.due_ms is not None and not entry.monitor.paused:
+            self._arm(mid, entry)  # (after the check: it moved what the next look depends on)
+        if result is None:
+            return
         self.checks += 1
         self._latency_sum += result.latency_us
         self.buffer.append(mid, ts_us, result.ok, result.latency_us, result.status_code, result.error_code,

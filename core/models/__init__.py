@@ -30,7 +30,10 @@ __all__ = [
     "KINDS",
     "ROLES",
     "STATUSES",
+    "TOKEN_KINDS",
     "Account",
+    "AgentSpec",
+    "AgentThresholds",
     "ApiKey",
     "CheckResult",
     "Delivery",
@@ -92,6 +95,8 @@ class ErrorCode(enum.IntEnum):
     NO_PUSH = 16
     PUSH_DOWN = 17
     JSON = 18
+    AGENT_SILENT = 19
+    AGENT_THRESHOLD = 20
 
     @property
     def label(self) -> str:
@@ -335,23 +340,39 @@ class PingSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
         return "host", self.host
 
 
-_PUSH_TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(18)
 
 
 class PushSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, tag="push",
                tag_field="type"):
     """A heartbeat: the monitored job calls ``/api/push/{pushToken}`` (GET or POST,
     ``?status=up|down&msg=&ping=``) at least once per interval; ``grace`` more seconds are
-    allowed before it counts as down. The token is generated when not given."""
+    allowed before it counts as down. The token is generated when not given.
+
+    With a cron ``schedule`` (read in ``timezone``) the interval is not used: the job is due
+    at each time the schedule names, and a run due at ``d`` must ping between ``d - grace``
+    and ``d + grace`` (Healthchecks' rule, with the grace on both sides for clocks that
+    differ), else it is down at ``d + grace``."""
 
     kind: ClassVar[str] = "push"
-    push_token: str = msgspec.field(default_factory=lambda: secrets.token_urlsafe(18))
-    grace: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 0
+    push_token: str = msgspec.field(default_factory=_new_token)
+    grace: Annotated[int, msgspec.Meta(ge=0, le=86400 * 7)] = 0
+    schedule: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
 
     def check_fields(self) -> list[FieldError]:
-        if not _PUSH_TOKEN.match(self.push_token):
-            return [FieldError("pushToken", "must be 8 to 64 letters, digits, - or _")]
-        return []
+        errors = []
+        if not _TOKEN.match(self.push_token):
+            errors.append(FieldError("pushToken", "must be 8 to 64 letters, digits, - or _"))
+        return errors  # (the schedule and zone: the monitors service, which may read zone files)
+
+    @property
+    def token(self) -> str:
+        return self.push_token
 
     def target(self) -> str:
         return f"/api/push/{self.push_token}"
@@ -360,9 +381,54 @@ class PushSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
         return None  # nothing is connected to: the monitored side calls in
 
 
-Spec = HttpSpec | TcpSpec | TlsSpec | DnsSpec | PingSpec | PushSpec
+Percent = Annotated[float, msgspec.Meta(gt=0, le=100)]
+
+
+class AgentThresholds(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, omit_defaults=True):
+    """Limits an agent's report must stay under (each optional): CPU busy, memory used and
+    the fullest real filesystem in percent, and the 1-minute load average."""
+
+    cpu_percent: Percent | None = None
+    memory_percent: Percent | None = None
+    disk_percent: Percent | None = None
+    load1: Annotated[float, msgspec.Meta(gt=0, le=100_000)] | None = None
+
+
+class AgentSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, tag="agent",
+                tag_field="type"):
+    """A server watched by ``xuptime agent``, which posts a report to
+    ``/api/agent/{agentToken}/report`` every few seconds. A report over a threshold is a
+    failed check with the reason (``disk / at 95% > 90%``); ``forReports`` such reports in a
+    row make the monitor down. No report for ``interval + grace`` seconds is down
+    (``agent_silent``). The token is generated when not given."""
+
+    kind: ClassVar[str] = "agent"
+    agent_token: str = msgspec.field(default_factory=_new_token)
+    thresholds: AgentThresholds = msgspec.field(default_factory=AgentThresholds)
+    for_reports: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+    grace: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 30
+
+    def check_fields(self) -> list[FieldError]:
+        if not _TOKEN.match(self.agent_token):
+            return [FieldError("agentToken", "must be 8 to 64 letters, digits, - or _")]
+        return []
+
+    @property
+    def token(self) -> str:
+        return self.agent_token
+
+    def target(self) -> str:
+        return f"/api/agent/{self.agent_token}/report"
+
+    def address(self) -> tuple[str, str] | None:
+        return None  # the agent calls in
+
+
+Spec = HttpSpec | TcpSpec | TlsSpec | DnsSpec | PingSpec | PushSpec | AgentSpec
 KINDS: dict[str, type[Spec]] = {"http": HttpSpec, "tcp": TcpSpec, "tls": TlsSpec, "dns": DnsSpec,
-                                "ping": PingSpec, "push": PushSpec}
+                                "ping": PingSpec, "push": PushSpec, "agent": AgentSpec}
+#: Kinds whose monitored side calls in with a token (``spec.token``), which is its credential.
+TOKEN_KINDS = frozenset({"push", "agent"})
 
 
 class Monitor(msgspec.Struct, kw_only=True, rename="camel"):
@@ -379,7 +445,7 @@ class Monitor(msgspec.Struct, kw_only=True, rename="camel"):
     tags: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]], msgspec.Meta(max_length=100)] = []
     #: Notification channels (integration ids) on top of the account's default channels.
     integrations: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(max_length=50)] = []
-    spec: HttpSpec | TcpSpec | TlsSpec | DnsSpec | PingSpec | PushSpec | None = None
+    spec: HttpSpec | TcpSpec | TlsSpec | DnsSpec | PingSpec | PushSpec | AgentSpec | None = None
     status: str = "pending"
 
     @property

@@ -172,15 +172,15 @@ class DormantEngine:
 
 class Catalog:
     """The read model kept beside the engine's monitor set: each account's monitor ids in
-    order, each monitor's timestamps, push tokens, every account's channels, and each
+    order, each monitor's timestamps, push and agent tokens, every account's channels, and each
     monitor's newest check."""
 
     def __init__(self) -> None:
         self.account_ids: dict[int, list[int]] = {}
         #: monitor id -> when it was created and changed, and since when it has its status.
         self.times: dict[int, MonitorTimes] = {}
-        #: push token -> monitor id; 0 while a write that takes the token is in flight.
-        self.push_tokens: dict[str, int] = {}
+        #: push or agent token -> monitor id; 0 while a write that takes the token is in flight.
+        self.tokens: dict[str, int] = {}
         self.integrations: dict[int, Integration] = {}
         self.last_checks = LastChecks()
         #: Each monitor's recent checks and hourly counts (heartbeat bars, 24 h uptime).
@@ -207,15 +207,15 @@ class Catalog:
         at = bisect.bisect_left(ids, monitor.id)
         if at == len(ids) or ids[at] != monitor.id:
             ids.insert(at, monitor.id)
-        self.index_push(monitor)
+        self.index_token(monitor)
 
-    def index_push(self, monitor: Monitor, old: Monitor | None = None) -> None:
-        token = getattr(old.spec, "push_token", None) if old is not None else None
-        if token is not None and self.push_tokens.get(token) == old.id:  # type: ignore[union-attr]
-            del self.push_tokens[token]
-        token = getattr(monitor.spec, "push_token", None)
+    def index_token(self, monitor: Monitor, old: Monitor | None = None) -> None:
+        token = getattr(old.spec, "token", None) if old is not None else None
+        if token is not None and self.tokens.get(token) == old.id:  # type: ignore[union-attr]
+            del self.tokens[token]
+        token = getattr(monitor.spec, "token", None)
         if token is not None:
-            self.push_tokens[token] = monitor.id
+            self.tokens[token] = monitor.id
 
     def remove(self, monitor_id: int, monitor: Monitor | None) -> None:
         self.last_checks.pop(monitor_id)
@@ -223,9 +223,9 @@ class Catalog:
         self.times.pop(monitor_id, None)
         if monitor is None:
             return
-        token = getattr(monitor.spec, "push_token", None)
-        if token is not None and self.push_tokens.get(token) == monitor_id:
-            del self.push_tokens[token]
+        token = getattr(monitor.spec, "token", None)
+        if token is not None and self.tokens.get(token) == monitor_id:
+            del self.tokens[token]
         ids = self.account_ids.get(monitor.account_id, [])
         at = bisect.bisect_left(ids, monitor_id)
         if at < len(ids) and ids[at] == monitor_id:

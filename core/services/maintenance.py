@@ -40,6 +40,21 @@ def _utc(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
 
 
+def schedule_problems(schedule: Any, timezone: Any) -> list[FieldError]:
+    """A five-field cron expression (croniter's dialect) and an IANA time zone, as a recurring
+    maintenance window and a cron heartbeat take them."""
+    errors = []
+    if not isinstance(schedule, str) or len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+        errors.append(FieldError("schedule", "must be a five-field cron expression, e.g. '0 3 * * 0'"))
+    try:
+        valid_zone = isinstance(timezone, str) and bool(timezone) and zoneinfo.ZoneInfo(timezone) is not None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        valid_zone = False
+    if not valid_zone:
+        errors.append(FieldError("timezone", "must be an IANA time zone, e.g. Europe/Berlin or UTC"))
+    return errors
+
+
 def occurrences(window: Maintenance, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
     """The window's occurrences that overlap ``[start, end)`` (aware UTC datetimes), in order."""
     if window.schedule is None:
@@ -180,17 +195,9 @@ class MaintenanceService:
     @staticmethod
     def _recurring(data: dict[str, Any], window: Maintenance, errors: list[FieldError]) -> None:
         schedule, duration, timezone = data.get("schedule"), data.get("duration"), data.get("timezone")
-        if not isinstance(schedule, str) or len(schedule.split()) != 5 or not croniter.is_valid(schedule):
-            errors.append(FieldError("schedule", "must be a five-field cron expression, e.g. '0 3 * * 0'"))
         if not isinstance(duration, int) or isinstance(duration, bool) or not MIN_DURATION <= duration <= MAX_DURATION:
             errors.append(FieldError("duration", f"must be {MIN_DURATION} to {MAX_DURATION} seconds"))
-        try:
-            zoneinfo.ZoneInfo(timezone) if isinstance(timezone, str) and timezone else None
-            valid_zone = isinstance(timezone, str) and bool(timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            valid_zone = False
-        if not valid_zone:
-            errors.append(FieldError("timezone", "must be an IANA time zone, e.g. Europe/Berlin or UTC"))
+        errors.extend(schedule_problems(schedule, timezone))
         window.schedule, window.duration, window.timezone = schedule, duration, timezone
 
     # when ------------------------------------------------------------------------------------

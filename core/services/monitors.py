@@ -21,10 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from core.models import FieldError, Monitor, MonitorTimes, MonitorValidationError, parse_monitor, private_target
+from core.models import (
+    FieldError,
+    Monitor,
+    MonitorTimes,
+    MonitorValidationError,
+    PushSpec,
+    parse_monitor,
+    private_target,
+)
 from core.services.access import Actor, account_of
 from core.services.context import Catalog, EngineLink, GroupCommit, StoreThreads
 from core.services.errors import Conflict, Invalid, NotFound
+from core.services.maintenance import schedule_problems
 
 if TYPE_CHECKING:
     from core.storage.base import Store
@@ -155,8 +164,8 @@ class MonitorService:
     async def push(self, token: str, ok: bool, msg: str | None, ping_ms: float | None) -> None:
         """A heartbeat for the push monitor with this token (``NotFound`` if there is none).
         A paused monitor's heartbeats are taken and ignored."""
-        monitor_id = self.catalog.push_tokens.get(token)
-        if not monitor_id:
+        monitor_id = self.catalog.tokens.get(token)
+        if not monitor_id or self.engine.monitors[monitor_id].type != "push":
             raise NotFound("Unknown push token")
         await self.engine.push(monitor_id, time.time(), ok, msg, ping_ms)
 
@@ -186,9 +195,10 @@ class MonitorService:
             except (Invalid, Conflict) as exc:
                 errors += [FieldError(f"monitors[{i}].{e.field}", e.message) for e in exc.errors or []]
                 continue
-            token = getattr(monitor.spec, "push_token", None)
+            token = getattr(monitor.spec, "token", None)
             if token is not None and tokens.setdefault(token, i) != i:
-                errors.append(FieldError(f"monitors[{i}].pushToken", f"is the same as monitors[{tokens[token]}]'s"))
+                errors.append(FieldError(f"monitors[{i}].{monitor.type}Token",
+                                         f"is the same as monitors[{tokens[token]}]'s"))
             monitors.append(monitor)
         if errors:
             raise Invalid("Invalid monitors", errors)
@@ -209,7 +219,7 @@ class MonitorService:
             found = await self._changes.one((updated, updated.paused != current.paused))
         if found is None:
             raise NotFound("Monitor not found")
-        self.catalog.index_push(found[0], current)
+        self.catalog.index_token(found[0], current)
         return found
 
     async def delete(self, actor: Actor, monitor_id: int) -> None:
@@ -270,10 +280,17 @@ class MonitorService:
         if unknown:
             raise Invalid("Invalid monitor", [FieldError("integrations",
                                                          f"no such integration: {', '.join(map(str, unknown))}")])
-        token = getattr(monitor.spec, "push_token", None)
-        owner = self.catalog.push_tokens.get(token) if token is not None else None
+        spec = monitor.spec
+        if isinstance(spec, PushSpec) and (spec.schedule is not None or spec.timezone != "UTC"):
+            if spec.schedule is None:
+                raise Invalid("Invalid monitor", [FieldError("schedule", "is needed with a timezone")])
+            if problems := schedule_problems(spec.schedule, spec.timezone):
+                raise Invalid("Invalid monitor", problems)
+        token = getattr(monitor.spec, "token", None)
+        owner = self.catalog.tokens.get(token) if token is not None else None
         if owner is not None and (owner != monitor.id or not monitor.id):
-            raise Conflict("Push token already in use", [FieldError("pushToken", "is used by another monitor")])
+            raise Conflict(f"{monitor.type.capitalize()} token already in use",
+                           [FieldError(f"{monitor.type}Token", "is used by another monitor")])
         if self.deny_private and (found := private_target(monitor)) is not None:
             field, host = found
             raise Invalid("Invalid monitor", [FieldError(field, f"{host}: private and loopback targets are not "
@@ -281,19 +298,19 @@ class MonitorService:
 
     @contextlib.contextmanager
     def _taking_tokens(self, monitors: list[Monitor]) -> Iterator[None]:
-        """Hold the push tokens of monitors being written (as owned by no monitor, id 0) until
+        """Hold the tokens (push and agent) of monitors being written (as owned by no monitor, id 0) until
         the catalog indexes them: two concurrent creates with one token cannot both pass
         ``_check``. A write that fails lets them go."""
         taken = []
         for monitor in monitors:
-            token = getattr(monitor.spec, "push_token", None)
-            if token is not None and token not in self.catalog.push_tokens:
-                self.catalog.push_tokens[token] = 0
+            token = getattr(monitor.spec, "token", None)
+            if token is not None and token not in self.catalog.tokens:
+                self.catalog.tokens[token] = 0
                 taken.append(token)
         try:
             yield
         except BaseException:
             for token in taken:
-                if self.catalog.push_tokens.get(token) == 0:
-                    del self.catalog.push_tokens[token]
+                if self.catalog.tokens.get(token) == 0:
+                    del self.catalog.tokens[token]
             raise

@@ -221,4 +221,31 @@ MIGRATIONS.append([
         PRIMARY KEY (monitor_id, hour))""",
 ])
 
+MIGRATIONS.append([
+    # One row per agent report, columnar like ``checks`` (no key: append-only, time-ordered
+    # per monitor). Memory and disk figures in bytes, rates in bytes a second.
+    """CREATE TABLE agent_reports (
+        monitor_id BIGINT NOT NULL,
+        ts TIMESTAMP NOT NULL,
+        cpu_percent REAL NOT NULL,
+        mem_used BIGINT NOT NULL,
+        mem_total BIGINT NOT NULL,
+        swap_used BIGINT,
+        swap_total BIGINT,
+        load1 REAL,
+        load5 REAL,
+        load15 REAL,
+        rx_bps DOUBLE,
+        tx_bps DOUBLE,
+        processes INTEGER,
+        uptime_s BIGINT,
+        disks STRUCT(mount VARCHAR, used BIGINT, total BIGINT)[])""",
+    # Each agent's newest report as sent (host name, OS, version...) and its time: what the
+    # server needs at start (duplicates are reports not newer than ``last_ts``) without a scan.
+    """CREATE TABLE agents (
+        monitor_id BIGINT PRIMARY KEY,
+        last_ts TIMESTAMP NOT NULL,
+        report JSON NOT NULL)""",
+])
+
 LATEST = len(MIGRATIONS)

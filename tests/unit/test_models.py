@@ -131,7 +131,7 @@ def test_private_addresses_and_targets() -> None:
 
 def test_every_kind_names_its_target_one_way() -> None:
     """``Spec.target()`` is the one answer for the CLI's list (from the flat wire form too)
-    and for alert messages, where a push monitor's token-bearing URL is left out."""
+    and for alert messages, where a push or agent monitor's token-bearing URL is left out."""
     from core.models import KINDS, wire_target
     from core.storage.duckdb.integrations import alert_target
 
@@ -142,6 +142,7 @@ def test_every_kind_names_its_target_one_way() -> None:
         "dns": ({"host": "example.com", "recordType": "MX"}, "example.com MX"),
         "ping": ({"host": "192.0.2.7"}, "192.0.2.7"),
         "push": ({"pushToken": "tok-12345678"}, "/api/push/tok-12345678"),
+        "agent": ({"agentToken": "tok-12345678"}, "/api/agent/tok-12345678/report"),
     }
     assert set(cases) == set(KINDS)
     for kind, (fields, target) in cases.items():
@@ -149,4 +150,4 @@ def test_every_kind_names_its_target_one_way() -> None:
         assert monitor.spec is not None and monitor.spec.target() == target
         assert wire_target(monitor_to_wire(monitor)) == target
         spec_json = msgspec.json.encode(monitor.spec).decode()
-        assert alert_target(kind, spec_json) == ("" if kind == "push" else target)
+        assert alert_target(kind, spec_json) == ("" if kind in ("push", "agent") else target)

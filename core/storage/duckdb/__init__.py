@@ -1,5 +1,6 @@
 """The embedded default store: one DuckDB file, owned by exactly one process, in parts by
-concern (``monitors``, ``accounts``, ``users``, ``pages``, ``results``, ``history``, ``integrations``, ``query``)
+concern (``monitors``, ``accounts``, ``users``, ``pages``, ``results``, ``history``, ``agents``, ``integrations``,
+``query``)
 over ``base`` (the connection and migrations). Every part returns domain Structs or plain
 rows; wire shapes (camelCase) belong to the faces.
 
@@ -17,6 +18,7 @@ WAL, so an acknowledged batch survives ``kill -9``.
 from __future__ import annotations
 
 from core.storage.duckdb.accounts import AccountStore
+from core.storage.duckdb.agents import AgentStore
 from core.storage.duckdb.base import StoreBase
 from core.storage.duckdb.common import (
     API_KEY_PREFIX,
@@ -39,6 +41,6 @@ __all__ = ["API_KEY_PREFIX", "DB_FILE", "READERS", "DuckDBStore", "DuplicateErro
            "ReadOnlyQueryError"]
 
 
-class DuckDBStore(MonitorStore, AccountStore, UserStore, ResultStore, HistoryStore, IntegrationStore,
+class DuckDBStore(MonitorStore, AccountStore, UserStore, ResultStore, HistoryStore, AgentStore, IntegrationStore,
                   StatusPageStore, MaintenanceStore, QueryStore, StoreBase):
     """The whole store: every part over one connection (see the module's thread contract)."""

@@ -11,6 +11,7 @@ import msgspec
 import pyarrow as pa
 
 from core.models import (
+    TOKEN_KINDS,
     Delivery,
     Integration,
 )
@@ -254,8 +255,8 @@ _OUTBOX_REMINDERS = f"""{_OUTBOX_INSERT}
 
 
 def alert_target(kind: str, spec: str) -> str:
-    """``Spec.target()`` for alert messages (SQL ``xuptime_target(type, spec)``); a push
-    monitor's is empty, as its URL holds the token that lets anyone report it up."""
-    if kind == "push":
+    """``Spec.target()`` for alert messages (SQL ``xuptime_target(type, spec)``); a push or
+    agent monitor's is empty, as its URL holds the token that lets anyone report it up."""
+    if kind in TOKEN_KINDS:
         return ""
     return msgspec.json.decode(spec, type=SPEC_TYPES[kind]).target()

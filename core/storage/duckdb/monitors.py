@@ -138,6 +138,7 @@ class MonitorStore:
             if row is not None:
                 self.con.execute("DELETE FROM checks WHERE monitor_id = ?", [monitor_id])
                 self.con.execute("DELETE FROM incidents WHERE monitor_id = ?", [monitor_id])
+                self.delete_agent_reports(monitor_id)  # type: ignore[attr-defined]
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
