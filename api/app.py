@@ -23,6 +23,7 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from api.agents import agent_metrics, agent_report, agent_script
 from api.auth import ApiKeyAuth, add_quota_headers
 from api.errors import exception_handlers
 from api.history import AnswerCache, HourJson, monitor_history, monitor_uptime
@@ -33,7 +34,7 @@ from api.maintenance import MaintenanceController
 from api.metrics import metrics
 from api.monitors import MonitorController
 from api.openapi import add_request_bodies
-from api.push import push_heartbeat
+from api.push import push_heartbeat, push_start
 from api.schemas import ERROR_RESPONSES, QUOTA_HEADERS
 from api.status_pages import StatusPageController
 from core.services import Services
@@ -65,7 +66,7 @@ def _configure_api_v1() -> Router:
                                                   StatusPageController, MaintenanceController,
                                                   account_usage,
                                                   list_incidents, list_monitor_incidents, monitor_history,
-                                                  monitor_uptime],
+                                                  monitor_uptime, agent_metrics],
                   middleware=[DefineMiddleware(ApiKeyAuth)], response_headers=QUOTA_HEADERS,
                   security=[{"bearer": []}, {"apiKeyHeader": []}, {"apiKeyQuery": []}])
 
@@ -124,7 +125,7 @@ def _configure_dependencies(services: Services) -> dict[str, Provide]:
     return {"monitors": provide(services.monitors), "channels": provide(services.integrations),
             "accounts": provide(services.accounts), "history": provide(services.history),
             "system": provide(services.system), "pages": provide(services.pages),
-            "maintenance": provide(services.maintenance)}
+            "maintenance": provide(services.maintenance), "agents": provide(services.agents)}
 
 
 def _error_handlers(page_errors: Callable[[Request[Any, Any, Any], Exception], Response[Any]] | None
@@ -154,7 +155,8 @@ def create_app(services: Services, *, body_timeout: float = BODY_TIMEOUT_S,
     services.system.sources.append(lambda: {"historyCache": {"hits": history_cache.hits,
                                                              "computed": history_cache.computed}})
     return Litestar(
-        route_handlers=[healthz, docs_redirect, openapi_document, push_heartbeat, metrics, _configure_api_v1(),
+        route_handlers=[healthz, docs_redirect, openapi_document, push_heartbeat, push_start, agent_report,
+                        agent_script, metrics, _configure_api_v1(),
                         create_static_files_router("/api/static", [Path(__file__).parent / "static"],
                                                    include_in_schema=False, cache_control=_CACHE),
                         *pages],

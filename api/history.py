@@ -154,19 +154,21 @@ def _ms(us: Any) -> float | None:
 
 
 def parse_time(field: str, raw: str | None) -> int | None:
-    """ISO 8601 (a missing zone means UTC) or Unix seconds -> µs since the epoch."""
+    """ISO 8601 (a missing zone means UTC), Unix seconds or Unix milliseconds -> µs since the epoch."""
     if raw is None or raw == "":
         return None
     try:
         if re.fullmatch(r"-?\d+(\.\d+)?", raw):
-            return int(float(raw) * 1_000_000)
+            number = float(raw)
+            # 10^11 and more is milliseconds (Grafana's ${__from}); seconds reach it in the year 5138.
+            return int(number * 1000) if abs(number) >= 1e11 else int(number * 1_000_000)
         value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         return int(value.timestamp() * 1_000_000)
     except (ValueError, OverflowError):
         raise BadRequest(f"Invalid {field}",
-                         [{"field": field, "message": "must be ISO 8601 or Unix seconds"}]) from None
+                         [{"field": field, "message": "must be ISO 8601, Unix seconds or Unix milliseconds"}]) from None
 
 
 @get("/monitors/{monitor_id:int}/history", operation_id="getMonitorHistory", tags=["history"],

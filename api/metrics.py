@@ -8,7 +8,11 @@ Per monitor (labels ``monitor_id``, ``name``, ``type``):
 ``xuptime_monitor_up`` (1 up, 0 otherwise), ``xuptime_monitor_status`` (1 for the current one
 of pending/up/down/paused/maintenance, as a ``status`` label), ``xuptime_monitor_paused``,
 ``xuptime_monitor_latency_seconds`` and ``xuptime_monitor_last_check_timestamp_seconds`` of
-the newest check, and ``xuptime_monitor_interval_seconds``.
+the newest check, and ``xuptime_monitor_interval_seconds``. Per agent (labels ``monitor_id``,
+``name``, ``hostname``), its newest report: ``xuptime_agent_cpu_percent``, ``_load{period}``,
+``_memory_used_bytes``/``_total_bytes``, ``_swap_*``, ``_disk_used_bytes{mount}``/
+``_disk_total_bytes``, ``_network_receive_bytes_per_second``/``_transmit_``, ``_processes``,
+``_uptime_seconds`` and ``_last_report_timestamp_seconds``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from prometheus_client.registry import Collector
 from api.auth import key_from
 from api.errors import ApiError
 from core.models import STATUSES
-from core.services import AccountService, MonitorService, SystemService
+from core.services import AccountService, AgentService, MonitorService, SystemService
 
 __all__ = ["metrics"]
 
@@ -69,6 +73,55 @@ class _AccountMonitors(Collector):
         yield from (up, status, paused, latency, last, interval)
 
 
+class _Agents(Collector):
+    """The newest report of each of the account's agents (the host's own figures)."""
+
+    def __init__(self, agents: AgentService, account_id: int) -> None:
+        self.agents = agents
+        self.account_id = account_id
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["monitor_id", "name", "hostname"]
+
+        def gauge(name: str, text: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
+            return GaugeMetricFamily(f"xuptime_agent_{name}", text, labels=[*labels, *extra])
+
+        cpu = gauge("cpu_percent", "CPU busy, percent")
+        load = gauge("load", "load average", ("period",))
+        mem_used, mem_total = gauge("memory_used_bytes", "memory in use"), gauge("memory_total_bytes", "memory")
+        swap_used, swap_total = gauge("swap_used_bytes", "swap in use"), gauge("swap_total_bytes", "swap")
+        disk_used = gauge("disk_used_bytes", "filesystem space in use", ("mount",))
+        disk_total = gauge("disk_total_bytes", "filesystem size", ("mount",))
+        rx = gauge("network_receive_bytes_per_second", "received over every interface but loopback")
+        tx = gauge("network_transmit_bytes_per_second", "sent over every interface but loopback")
+        procs, uptime = gauge("processes", "processes running"), gauge("uptime_seconds", "time since boot")
+        last = gauge("last_report_timestamp_seconds", "Unix time of the newest report")
+        for monitor, ts_us, r in self.agents.gauges(self.account_id):
+            values = [str(monitor.id), monitor.name, r.hostname or ""]
+            cpu.add_metric(values, r.cpu_percent)
+            mem_used.add_metric(values, float(r.memory.used_bytes))
+            mem_total.add_metric(values, float(r.memory.total_bytes))
+            last.add_metric(values, ts_us / 1e6)
+            if r.load is not None:
+                for period, value in zip(("1m", "5m", "15m"), r.load, strict=True):
+                    load.add_metric([*values, period], value)
+            if r.swap is not None:
+                swap_used.add_metric(values, float(r.swap.used_bytes))
+                swap_total.add_metric(values, float(r.swap.total_bytes))
+            for d in r.disks:
+                disk_used.add_metric([*values, d.mount], float(d.used_bytes))
+                disk_total.add_metric([*values, d.mount], float(d.total_bytes))
+            if r.network is not None:
+                rx.add_metric(values, r.network.rx_bytes_per_s)
+                tx.add_metric(values, r.network.tx_bytes_per_s)
+            if r.processes is not None:
+                procs.add_metric(values, float(r.processes))
+            if r.uptime_s is not None:
+                uptime.add_metric(values, float(r.uptime_s))
+        yield from (cpu, load, mem_used, mem_total, swap_used, swap_total, disk_used, disk_total, rx, tx, procs,
+                    uptime, last)
+
+
 class _Results(Collector):
     """The process's result keeping (the same for every account: no monitor named)."""
 
@@ -85,7 +138,7 @@ class _Results(Collector):
 
 @get("/metrics", include_in_schema=False)
 async def metrics(request: Request[Any, Any, Any], monitors: MonitorService, accounts: AccountService,
-                  system: SystemService) -> Response[bytes]:
+                  system: SystemService, agents: AgentService) -> Response[bytes]:
     """The account's monitors for Prometheus (API key required), and whether results are
     being kept: waiting in memory for a full disk, or dropped."""
     account_id = accounts.authenticate(key_from(request))
@@ -93,5 +146,6 @@ async def metrics(request: Request[Any, Any, Any], monitors: MonitorService, acc
         raise _Unauthorized("API key missing or invalid", headers={"WWW-Authenticate": "Bearer"})
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_AccountMonitors(monitors, account_id))
+    registry.register(_Agents(agents, account_id))
     registry.register(_Results(system))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE)

@@ -192,6 +192,13 @@ _PARAMS: dict[tuple[str, str], list[dict[str, Any]]] = {
         _q("to", {"type": "string"}, f"Newest time to include. {_TIME}", "2026-11-02T11:00:00Z"),
         _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Items per page (1-1000)."),
         _CURSOR],
+    ("/api/v1/monitors/{monitor_id}/metrics", "get"): [
+        _q("interval", {"enum": ["raw", "1m", "5m", "1h", "1d"], "default": "raw"},
+           "`raw`: one item per agent report; otherwise buckets of this size with averages and maxima."),
+        _q("from", {"type": "string"}, f"Oldest time to include. {_TIME}", "2026-11-02T10:00:00Z"),
+        _q("to", {"type": "string"}, f"Newest time to include. {_TIME}", "2026-11-02T11:00:00Z"),
+        _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Items per page (1-1000)."),
+        _CURSOR],
     ("/api/v1/monitors/{monitor_id}/uptime", "get"): [
         _q("windows", {"type": "string", "default": "24h,7d,30d"},
            "Comma-separated windows ending now: a number and `m`, `h` or `d` (at most 365d).", "24h,7d,30d,90d")],
@@ -289,6 +296,38 @@ _RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         "example": {"id": 1, "name": "Database upgrade", "monitors": [], "tags": ["db"], "startsAt": None,
                     "endsAt": None, "schedule": "0 3 * * 0", "duration": 3600, "timezone": "Europe/Berlin",
                     "createdAt": "2026-12-01T09:00:00Z", "updatedAt": "2026-12-01T09:00:00Z"}},
+    "AgentReport": {"type": "object", "required": ["cpuPercent", "memory"], "properties": {
+        "ts": {"type": "number", "description": "Unix seconds when measured"},
+        "hostname": {"type": "string", "maxLength": 256}, "os": {"type": "string", "maxLength": 256},
+        "uptimeS": {"type": "integer", "minimum": 0}, "cpuPercent": {"type": "number", "minimum": 0, "maximum": 100},
+        "load": {"type": "array", "items": {"type": "number", "minimum": 0}, "minItems": 3, "maxItems": 3},
+        "memory": {"$ref": _REF.format(name="AgentBytes")}, "swap": {"$ref": _REF.format(name="AgentBytes")},
+        "disks": {"type": "array", "maxItems": 64, "items": {"type": "object", "required": [
+            "mount", "usedBytes", "totalBytes"], "properties": {"mount": {"type": "string"},
+                                                                "usedBytes": {"type": "integer"},
+                                                                "totalBytes": {"type": "integer"}}}},
+        "network": {"type": "object", "properties": {"rxBytesPerS": {"type": "number"},
+                                                     "txBytesPerS": {"type": "number"}}},
+        "processes": {"type": "integer", "minimum": 0}, "version": {"type": "string"}},
+        "example": {"ts": 1796160000, "hostname": "db1", "os": "Debian GNU/Linux 12", "uptimeS": 86400,
+                    "cpuPercent": 12.5, "load": [0.4, 0.3, 0.2],
+                    "memory": {"usedBytes": 2147483648, "totalBytes": 8589934592},
+                    "disks": [{"mount": "/", "usedBytes": 10737418240, "totalBytes": 53687091200}],
+                    "network": {"rxBytesPerS": 1200.5, "txBytesPerS": 800.0}, "processes": 142}},
+    "AgentBytes": {"type": "object", "required": ["usedBytes", "totalBytes"], "properties": {
+        "usedBytes": {"type": "integer", "minimum": 0}, "totalBytes": {"type": "integer", "minimum": 0}}},
+    "AgentSample": {"type": "object", "description": "One report (interval=raw), percents computed",
+                    "properties": {"ts": _TS, "cpuPercent": {"type": "number"}, "memory": {"type": "object"},
+                                   "swap": {"type": ["object", "null"]}, "load": {"type": ["array", "null"]},
+                                   "disks": {"type": "array"}, "network": {"type": ["object", "null"]},
+                                   "processes": {"type": ["integer", "null"]},
+                                   "uptimeS": {"type": ["integer", "null"]}}},
+    "AgentBucket": {"type": "object", "description": "Reports in one bucket: averages and maxima, each disk's "
+                                                     "fullest", "properties": {
+        "ts": _TS, "reports": {"type": "integer"}, "cpuPercent": {"type": "object"},
+        "memoryPercent": {"type": "object"}, "swapPercent": _NUM, "load1": {"type": ["object", "null"]},
+        "network": {"type": ["object", "null"]}, "processes": {"type": ["integer", "null"]},
+        "disks": {"type": "array"}}},
     "Delivery": {"type": "object", "properties": {
         "id": {"type": "integer"}, "monitorId": {"type": "integer"}, "event": {"enum": list(EVENTS)},
         "status": {"enum": ["pending", "sent", "failed"]}, "attempts": {"type": "integer"}, "createdAt": _TS,
@@ -317,6 +356,8 @@ _RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
     ("/api/v1/monitors/{monitor_id}/resume", "post"): _envelope("Monitor"),
     ("/api/v1/monitors/{monitor_id}/history", "get"): _envelope("Check", many=True, schema=_HISTORY),
     ("/api/v1/monitors/{monitor_id}/uptime", "get"): _envelope("Uptime"),
+    ("/api/v1/monitors/{monitor_id}/metrics", "get"): _envelope("AgentSample", many=True, schema={"oneOf": [
+        {"$ref": _REF.format(name="AgentSample")}, {"$ref": _REF.format(name="AgentBucket")}]}),
     ("/api/v1/incidents", "get"): _envelope("Incident", many=True),
     ("/api/v1/monitors/{monitor_id}/incidents", "get"): _envelope("Incident", many=True),
     ("/api/v1/api-keys", "get"): _envelope("ApiKey", many=True),
@@ -363,6 +404,35 @@ _OUTSIDE: dict[str, dict[str, Any]] = {
             "schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}}, "example": {"ok": True}}}},
             "400": {"description": "a parameter is invalid (error payload naming it)"},
             "404": {"description": "no monitor has this token"}}} for method in ("get", "post")}},
+    "/api/push/{token}/start": {**{method: {
+        "operationId": f"pushStart{method.capitalize()}", "tags": ["push"], "security": [],
+        "summary": "A push monitor's job started: its next ping reports the run time as latency",
+        "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
+                        "description": "the monitor's `pushToken`"}],
+        "responses": {"200": {"description": "taken", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}}, "example": {"ok": True}}}},
+            "404": {"description": "no push monitor has this token"}}} for method in ("get", "post")}},
+    "/api/agent/{token}/report": {"post": {
+        "operationId": "agentReport", "tags": ["agents"], "security": [],
+        "summary": "A server agent's report, or a list of them (no API key: the token is the secret)",
+        "description": "At most 64 KiB. `cpuPercent` and `memory` are required; `ts` (Unix seconds, when "
+                       "measured) defaults to arrival. Reports not newer than the agent's last stored one are "
+                       "duplicates: counted, not stored.",
+        "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
+                        "description": "the monitor's `agentToken`"}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+            {"$ref": _REF.format(name="AgentReport")},
+            {"type": "array", "items": {"$ref": _REF.format(name="AgentReport")}, "minItems": 1,
+             "maxItems": 500}]}}}},
+        "responses": {"202": {"description": "stored", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {"data": {"type": "object", "properties": {
+                "stored": {"type": "integer"}, "duplicates": {"type": "integer"}, "interval": {"type": "integer"}}}}},
+            "example": {"data": {"stored": 1, "duplicates": 0, "interval": 60}}}}},
+            "400": {"description": "a field is invalid (error payload naming it)"},
+            "404": {"description": "no agent monitor has this token"},
+            "413": {"description": "the body is over 64 KiB"},
+            "415": {"description": "the body is not application/json"},
+            "429": {"description": "too many requests for this token (Retry-After)"}}}},
     "/healthz": {"get": {
         "operationId": "health", "tags": ["health"], "security": [], "summary": "Liveness of the server",
         "responses": {"200": {"description": "the main process answers", "content": {"application/json": {

@@ -4,6 +4,9 @@ Public like a status page: the token in the URL is the credential, so no API key
 ``?status=up|down`` (default ``up``), ``msg`` (the reason shown when down, up to 500
 characters), ``ping`` (milliseconds, reported as the check's latency). Answers
 ``{"ok": true}``; an unknown token is a 404 and a bad parameter a 400, in the error shape.
+
+``/api/push/{token}/start`` (GET or POST) says the job started: the next ping without ``ping``
+reports the time since as its latency (the job's run time).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from litestar import Request, route
 from api.errors import BadRequest
 from core.services import MonitorService
 
-__all__ = ["push_heartbeat"]
+__all__ = ["push_heartbeat", "push_start"]
 
 
 @route("/api/push/{token:str}", http_method=["GET", "POST"], include_in_schema=False,
@@ -42,4 +45,11 @@ async def push_heartbeat(request: Request[Any, Any, Any], monitors: MonitorServi
     if errors:
         raise BadRequest("Invalid push", errors)
     await monitors.push(token, status == "up", msg, ping)
+    return {"ok": True}
+
+
+@route("/api/push/{token:str}/start", http_method=["GET", "POST"], include_in_schema=False, status_code=200)
+async def push_start(monitors: MonitorService, token: str) -> dict[str, Any]:
+    """Tell a push monitor that its job started (its next ping measures the run)."""
+    monitors.push_start(token)
     return {"ok": True}

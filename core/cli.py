@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import core.agent
+
 __all__ = ["main"]
 
 
@@ -296,13 +298,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", parents=[common], help="how the running server is doing")
     status.add_argument("--json", action="store_true", help="every counter, as JSON")
+
+    agent = sub.add_parser("agent", help="report this host's health to a server (an agent monitor's token)",
+                           description="The server agent (also served as one file at /agent/xuptime-agent.py).")
+    core.agent.add_arguments(agent)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from core.storage.duckdb import NewerSchemaError
 
-    ns = build_parser().parse_args(argv)
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.command == "agent":
+        core.agent.check_arguments(parser, ns)
+        return core.agent.run(ns)
     data_dir = Path(ns.data_dir)
     # Everything this process writes in the data dir (the database, its WAL, the socket) is
     # its owner's alone: other local users never see a window of a readable file.

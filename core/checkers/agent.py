@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.checkers.base import CheckContext, Env, fail
+from core.checkers.base import CheckContext, Env
 from core.models import AgentSpec, CheckResult, ErrorCode, Monitor
 
 __all__ = ["PreparedAgent", "check", "next_due", "prepare", "start"]
@@ -62,9 +62,12 @@ def decide(prepared: PreparedAgent, ctx: CheckContext) -> CheckResult | None:
     env.silent[mid] = now
     last = env.reports.get(mid)
     if last is None:
-        return fail(ctx, ErrorCode.AGENT_SILENT, f"no report from the agent for {now - _since(env, mid):.0f} s"
-                                                 " (none since the server started)")
-    return fail(ctx, ErrorCode.AGENT_SILENT, f"no report from the agent for {now - last:.0f} s")
+        return _silent(f"no report from the agent for {now - _since(env, mid):.0f} s (none since the server started)")
+    return _silent(f"no report from the agent for {now - last:.0f} s")
+
+
+def _silent(why: str) -> CheckResult:
+    return CheckResult(False, 0, 0, int(ErrorCode.AGENT_SILENT), why)
 
 
 def start(prepared: PreparedAgent, ctx: CheckContext, done: Callable[[CheckResult | None], None],
@@ -74,4 +77,4 @@ def start(prepared: PreparedAgent, ctx: CheckContext, done: Callable[[CheckResul
 
 async def check(prepared: PreparedAgent, ctx: CheckContext) -> CheckResult:
     """The coroutine form (tools): silent now, whatever the allowance."""
-    return fail(ctx, ErrorCode.AGENT_SILENT, "no report from the agent")
+    return _silent("no report from the agent")

@@ -23,6 +23,7 @@ import numpy as np
 
 from core.engine.scheduler import LATENESS_BUCKETS
 from core.engine.transport import (
+    AgentResults,
     Bye,
     Channel,
     Delete,
@@ -211,6 +212,18 @@ class Engine:
         except (ConnectionError, RuntimeError):
             return False
         return True
+
+    async def report(self, results: list[tuple[int, float, bool, str | None]]) -> None:
+        """Hand judged agent reports to their owning workers, one frame per worker. A worker
+        that is restarting misses them (its silence watch starts afresh when it is back)."""
+        by_owner: dict[int, list[tuple[int, float, bool, str | None]]] = {}
+        for item in results:
+            by_owner.setdefault(item[0] % self.shards, []).append(item)
+        for items in by_owner.values():
+            handle = self._owner(items[0][0])
+            if handle.ready and handle.channel is not None:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await handle.channel.send(AgentResults(results=items))
 
     def set_status(self, monitor_id: int, status: str) -> None:
         monitor = self.monitors.get(monitor_id)

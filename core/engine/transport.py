@@ -22,8 +22,8 @@ from core.models import Monitor, Transition
 from ext import COLUMNS, DTYPES
 
 __all__ = [
-    "PROTOCOL_VERSION", "AnyFrame", "Bye", "Channel", "Delete", "Frame", "Hello", "Push", "Results", "Shutdown",
-    "Stats", "StreamChannel", "Upsert", "batch_from_frame", "frame_from_batch",
+    "PROTOCOL_VERSION", "AgentResults", "AnyFrame", "Bye", "Channel", "Delete", "Frame", "Hello", "Push", "Results",
+    "Shutdown", "Stats", "StreamChannel", "Upsert", "batch_from_frame", "frame_from_batch",
 ]
 
 PROTOCOL_VERSION = 1
@@ -81,6 +81,13 @@ class Push(Frame, tag="push"):
     ping_ms: float | None = None
 
 
+class AgentResults(Frame, tag="agent"):
+    """Agents' reports as judged by the serve process, stored: ``(monitor id, ts s, ok,
+    reason)`` each, in time order per monitor (main -> owning worker, one frame a commit)."""
+
+    results: list[tuple[int, float, bool, str | None]]
+
+
 class Shutdown(Frame, tag="shutdown"):
     pass
 
@@ -89,7 +96,7 @@ class Bye(Frame, tag="bye"):
     pass
 
 
-AnyFrame = Hello | Upsert | Delete | Push | Results | Stats | Shutdown | Bye
+AnyFrame = Hello | Upsert | Delete | Push | AgentResults | Results | Stats | Shutdown | Bye
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyFrame)
 

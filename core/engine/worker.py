@@ -26,6 +26,7 @@ import uvloop
 
 from core.engine.scheduler import Scheduler
 from core.engine.transport import (
+    AgentResults,
     Bye,
     Channel,
     Delete,
@@ -138,6 +139,9 @@ class Worker:
                     self.scheduler.remove(mid)
             elif isinstance(frame, Push):
                 self.scheduler.push(frame.monitor_id, frame.ts, frame.ok, frame.msg, frame.ping_ms)
+            elif isinstance(frame, AgentResults):
+                for mid, ts, ok, reason in frame.results:
+                    self.scheduler.report(mid, ts, ok, reason)
             elif isinstance(frame, Shutdown):
                 self.stopping.set()
                 return

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from core.services.access import Actor
 from core.services.accounts import AccountService
+from core.services.agents import AgentService
 from core.services.context import Catalog, DormantEngine, EngineLink, StoreThreads
 from core.services.errors import Conflict, Forbidden, Invalid, Limited, NotFound, ServiceError, Unavailable
 from core.services.history import HistoryService
@@ -31,10 +32,10 @@ if TYPE_CHECKING:
     from core.models import Monitor
     from core.storage.base import Store
 
-__all__ = ["AccountService", "Actor", "Catalog", "Conflict", "DormantEngine", "Forbidden", "HistoryService",
-           "IntegrationService", "Invalid", "Limited", "MaintenanceService", "MonitorService", "NotFound",
-           "ServiceError", "Services", "Session", "StatusPageService", "StoreThreads", "SystemService", "Unavailable",
-           "UserService"]
+__all__ = ["AccountService", "Actor", "AgentService", "Catalog", "Conflict", "DormantEngine", "Forbidden",
+           "HistoryService", "IntegrationService", "Invalid", "Limited", "MaintenanceService", "MonitorService",
+           "NotFound", "ServiceError", "Services", "Session", "StatusPageService", "StoreThreads", "SystemService",
+           "Unavailable", "UserService"]
 
 
 #: How far back the heartbeat bars are filled from the store at start (a monitor checked less
@@ -54,6 +55,7 @@ class Services:
     users: UserService
     pages: StatusPageService
     maintenance: MaintenanceService
+    agents: AgentService
     catalog: Catalog
 
     @classmethod
@@ -66,6 +68,8 @@ class Services:
         system.sources.append(monitors.stats)
         system.sources.append(catalog.live.stats)
         maintenance = MaintenanceService(store, threads, monitors, catalog)
+        agents = AgentService(store, threads, engine, monitors, catalog)
+        system.sources.append(agents.stats)
         return cls(monitors=monitors,
                    integrations=IntegrationService(store, threads, engine, catalog, sender, base_url, sealer,
                                                    deny_private=deny_private),
@@ -75,6 +79,7 @@ class Services:
                    users=UserService(store, threads),
                    pages=StatusPageService(store, threads, monitors, catalog, maintenance),
                    maintenance=maintenance,
+                   agents=agents,
                    catalog=catalog)
 
     async def load(self, monitors: list[Monitor]) -> None:
@@ -92,3 +97,4 @@ class Services:
         await self.users.load()
         await self.pages.load()
         await self.maintenance.load()
+        await self.agents.load()

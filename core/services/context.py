@@ -143,6 +143,7 @@ class EngineLink(Protocol):
     async def upsert_many(self, monitors: list[Monitor]) -> None: ...
     async def delete(self, monitor_id: int) -> None: ...
     async def push(self, monitor_id: int, ts: float, ok: bool, msg: str | None, ping_ms: float | None) -> bool: ...
+    async def report(self, results: list[tuple[int, float, bool, str | None]]) -> None: ...
     def stats(self) -> dict[str, Any]: ...
 
 
@@ -165,6 +166,9 @@ class DormantEngine:
 
     async def push(self, monitor_id: int, ts: float, ok: bool, msg: str | None, ping_ms: float | None) -> bool:
         return False
+
+    async def report(self, results: list[tuple[int, float, bool, str | None]]) -> None:
+        pass  # (nothing watches agents while no server runs)
 
     def stats(self) -> dict[str, Any]:
         raise LookupError("no server is running on this data dir")

@@ -48,6 +48,7 @@ _NO_TIMES = MonitorTimes(created_at=None, updated_at=None, status_since=None)
 
 #: Monitors in one bulk create at most.
 MAX_BULK = 1000
+MAX_RUN_S = 86400  # a push job's start counts for its run time this long
 #: How long a small batch of writes waits for more before it is committed (a commit costs
 #: about 3 ms whatever its size, so 16 clients committing one at a time wait on each other).
 CREATE_LINGER_S = 0.002
@@ -67,6 +68,7 @@ class MonitorService:
         #: Refuse monitors of private, loopback and link-local targets (shared installs).
         self.deny_private = deny_private
         self._counts: dict[int, tuple[int, dict[str, int]]] = {}  # account -> (catalog generation, counts)
+        self._starts: dict[int, float] = {}  # push monitor id -> when its job said it started
         #: Creates, and changes (pause and resume included), committed in batches.
         self._creates: GroupCommit[Monitor, Found] = GroupCommit(
             threads, store.create_monitors, self._created, batch=CREATE_BATCH, limit=MAX_BULK, linger=CREATE_LINGER_S)
@@ -163,11 +165,25 @@ class MonitorService:
 
     async def push(self, token: str, ok: bool, msg: str | None, ping_ms: float | None) -> None:
         """A heartbeat for the push monitor with this token (``NotFound`` if there is none).
-        A paused monitor's heartbeats are taken and ignored."""
+        A paused monitor's heartbeats are taken and ignored. Without ``ping_ms``, a job that
+        said it started (``push_start``) in the last ``MAX_RUN_S`` reports its run time."""
+        monitor_id = self._push_monitor(token)
+        now = time.time()
+        started = self._starts.pop(monitor_id, None)
+        if ping_ms is None and started is not None and now - started <= MAX_RUN_S:
+            ping_ms = (now - started) * 1000
+        await self.engine.push(monitor_id, now, ok, msg, ping_ms)
+
+    def push_start(self, token: str) -> None:
+        """The job behind this push token started: its next ping measures its run time."""
+        self._starts[self._push_monitor(token)] = time.time()
+
+    def _push_monitor(self, token: str) -> int:
         monitor_id = self.catalog.tokens.get(token)
-        if not monitor_id or self.engine.monitors[monitor_id].type != "push":
+        monitor = self.engine.monitors.get(monitor_id) if monitor_id else None
+        if monitor is None or monitor.type != "push":
             raise NotFound("Unknown push token")
-        await self.engine.push(monitor_id, time.time(), ok, msg, ping_ms)
+        return monitor.id
 
     # writes --------------------------------------------------------------------------------
     async def create(self, actor: Actor, data: Any) -> Found:
