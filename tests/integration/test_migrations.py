@@ -51,7 +51,7 @@ def test_an_old_database_migrates_and_serves(tmp_path: Path, version: int) -> No
     try:
         assert store.schema_version() == LATEST
         monitors = {m.name: m for m in store.list_monitors()}
-        assert sorted(monitors) == ["database", "homepage"]
+        assert sorted(monitors) == sorted(["database", "homepage"] + (["db-host"] if version >= 8 else []))
         assert (monitors["homepage"].retries, monitors["homepage"].tags, monitors["homepage"].status) == (
             1, ["web"], "down")
         assert monitors["database"].type == "tcp" and monitors["database"].interval == 30
@@ -75,6 +75,14 @@ def test_an_old_database_migrates_and_serves(tmp_path: Path, version: int) -> No
                 ("Nightly", ["web"], "0 3 * * *", "Europe/Berlin")]
         else:
             assert windows == []
+        latest = store.agent_latest()
+        if version >= 8:  # agent reports from then on
+            assert latest[3][1].hostname == "db-host-1" and monitors["db-host"].type == "agent"
+            rows, _ = store.agent_raw(3, None, None, 10)
+            assert [r[1] for r in rows] == [12.0, 11.0, 10.0] and rows[0][13] == [{"mount": "/", "used": 52,
+                                                                                   "total": 100}]
+        else:
+            assert latest == {}
     finally:
         store.close()
 
@@ -83,7 +91,8 @@ def test_an_old_database_migrates_and_serves(tmp_path: Path, version: int) -> No
         auth = {"X-API-Key": SECRET}
         status, _, page = call(server.url + "/api/v1/monitors", headers=auth)
         assert status == 200, page
-        assert sorted(m["name"] for m in page["data"]) == ["database", "homepage"]
+        assert sorted(m["name"] for m in page["data"]) == sorted(["database", "homepage"] + (
+            ["db-host"] if version >= 8 else []))
         home = next(m for m in page["data"] if m["name"] == "homepage")
         assert home["status"] == "down" and home["url"] == "http://127.0.0.1:9/"
         query = "?from=2026-11-02T10:00:00Z&to=2026-11-02T11:00:00Z"
