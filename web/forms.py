@@ -47,7 +47,7 @@ COMMON = (
 )
 
 KIND_LABELS = {"http": "HTTP(S)", "tcp": "TCP port", "tls": "TLS certificate", "dns": "DNS record",
-               "ping": "Ping (ICMP)", "push": "Push (heartbeat)"}
+               "ping": "Ping (ICMP)", "push": "Push (heartbeat)", "agent": "Server agent"}
 
 KIND_FIELDS: dict[str, tuple[Field, ...]] = {
     "http": (
@@ -86,8 +86,25 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("host", "Host", required=True, placeholder="192.0.2.10"),
     ),
     "push": (
-        Field("grace", "Grace (seconds)", "int", help="Extra time after the interval before a missing "
-              "heartbeat is down.", attrs={"min": "0", "max": "86400"}),
+        Field("grace", "Grace (seconds)", "int", help="Extra time after the interval (or the scheduled time) "
+              "before a missing heartbeat is down.", attrs={"min": "0", "max": "604800"}),
+        Field("schedule", "Cron schedule", placeholder="0 3 * * *", help="Instead of the interval: when the job "
+              "runs, as cron writes it (minute hour day month weekday). Each run must ping within the grace."),
+        Field("timezone", "Time zone", placeholder="Europe/Berlin", help="The zone the schedule is read in "
+              "(an IANA name); 03:00 stays 03:00 local when clocks change."),
+    ),
+    "agent": (
+        Field("grace", "Grace (seconds)", "int", help="Extra time after the interval before a silent agent is "
+              "down.", attrs={"min": "0", "max": "86400"}),
+        Field("forReports", "Reports in a row", "int", help="How many reports over a threshold, in a row, make "
+              "the monitor down.", attrs={"min": "1", "max": "100"}),
+        Field("thresholds.cpuPercent", "CPU above (%)", "float", help="Empty: no limit.",
+              attrs={"min": "0.1", "max": "100", "step": "0.1"}),
+        Field("thresholds.memoryPercent", "Memory above (%)", "float", attrs={"min": "0.1", "max": "100",
+                                                                              "step": "0.1"}),
+        Field("thresholds.diskPercent", "Any disk above (%)", "float", attrs={"min": "0.1", "max": "100",
+                                                                              "step": "0.1"}),
+        Field("thresholds.load1", "Load (1 min) above", "float", attrs={"min": "0.01", "step": "0.01"}),
     ),
 }
 
@@ -134,6 +151,13 @@ def form_to_monitor(form: FormMultiDict, kind: str, *, editing: bool) -> tuple[d
             data[f.name] = _convert(f, raw)
         except ValueError as exc:
             errors.append(FieldError(f.name, str(exc)))
+    for name in [n for n in data if "." in n]:  # thresholds.cpuPercent -> {"thresholds": {"cpuPercent": ...}}
+        outer, _, inner = name.partition(".")
+        value = data.pop(name)
+        if value is not None:
+            data.setdefault(outer, {})[inner] = value
+        elif editing:
+            data.setdefault(outer, {})
     ids = form.getall("integrations", [])
     try:
         data["integrations"] = sorted({int(i) for i in ids})
@@ -176,6 +200,8 @@ def monitor_values(wire: dict[str, Any]) -> dict[str, str | bool | list[int]]:
             values[key] = value
         elif isinstance(value, list):
             values[key] = ", ".join(str(v) for v in value)
+        elif key == "thresholds" and isinstance(value, dict):
+            values.update((f"thresholds.{k}", "" if v is None else f"{v:g}") for k, v in value.items())
         elif isinstance(value, dict):
             values[key] = "\n".join(f"{k}: {v}" for k, v in value.items())
         else:

@@ -83,7 +83,28 @@ def day_bars(name: str, days: list[dict[str, Any]]) -> Markup:
 
 
 _env.globals.update(day_bars=day_bars)
-_env.filters.update(ago=_ago, ms=_ms, pct=_pct, tojson_attr=lambda v: json.dumps(v, separators=(",", ":")))
+def _bytes(value: float | None) -> str:
+    """1536 -> "1.5 KiB" (binary units, as free and df -h show them)."""
+    if value is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} PiB"  # (not reached)
+
+
+def _duration(seconds: int | None) -> str:
+    """93784 -> "1 d 2 h" (an uptime, to the two largest units)."""
+    if seconds is None:
+        return "-"
+    parts = [(seconds // 86400, "d"), (seconds % 86400 // 3600, "h"), (seconds % 3600 // 60, "min")]
+    shown = [f"{n} {u}" for n, u in parts if n][:2]
+    return " ".join(shown) or f"{seconds} s"
+
+
+_env.filters.update(ago=_ago, ms=_ms, pct=_pct, bytes=_bytes, duration=_duration,
+                    tojson_attr=lambda v: json.dumps(v, separators=(",", ":")))
 
 
 def page(request: Request[Any, Any, Any], template: str, *, status: int = 200, **context: Any) -> Response[str]:

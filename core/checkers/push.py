@@ -41,7 +41,7 @@ class PreparedPush:
         assert isinstance(spec, PushSpec)
         self.spec = spec
         self.grace = float(spec.grace)
-        self.zone = zoneinfo.ZoneInfo(spec.timezone)
+        self.zone = zoneinfo.ZoneInfo(spec.timezone or "UTC")
         self.cron: Any = None
         if spec.schedule is not None:
             from croniter import croniter

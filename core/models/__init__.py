@@ -362,7 +362,7 @@ class PushSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
     push_token: str = msgspec.field(default_factory=_new_token)
     grace: Annotated[int, msgspec.Meta(ge=0, le=86400 * 7)] = 0
     schedule: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
+    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None  # (None: UTC)
 
     def check_fields(self) -> list[FieldError]:
         errors = []

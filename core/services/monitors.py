@@ -297,10 +297,11 @@ class MonitorService:
             raise Invalid("Invalid monitor", [FieldError("integrations",
                                                          f"no such integration: {', '.join(map(str, unknown))}")])
         spec = monitor.spec
-        if isinstance(spec, PushSpec) and (spec.schedule is not None or spec.timezone != "UTC"):
-            if spec.schedule is None:
-                raise Invalid("Invalid monitor", [FieldError("schedule", "is needed with a timezone")])
-            if problems := schedule_problems(spec.schedule, spec.timezone):
+        if isinstance(spec, PushSpec) and (spec.schedule is not None or spec.timezone is not None):
+            problems = schedule_problems(spec.schedule, spec.timezone or "UTC")
+            if spec.schedule is None:  # (a zone alone is kept for a schedule to come)
+                problems = [p for p in problems if p.field != "schedule"]
+            if problems:
                 raise Invalid("Invalid monitor", problems)
         token = getattr(monitor.spec, "token", None)
         owner = self.catalog.tokens.get(token) if token is not None else None

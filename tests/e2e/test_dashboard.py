@@ -302,3 +302,48 @@ def test_api_docs_render_offline(browser: Any, server: Serve) -> None:
         assert page.outside == []
     finally:
         page.context.close()
+
+
+def test_an_agent_monitor_from_its_form_to_its_charts(browser: Any, server: Serve, shots: Path) -> None:
+    """Create an agent monitor in the form (a threshold among its fields), read the install
+    line on its page, run that agent, and see its figures and charts; the edit form keeps
+    the threshold."""
+    from tests.integration.test_agents import start_agent, stop
+
+    page = _page(browser)
+    agent = None
+    try:
+        _setup(page, server)
+        page.goto(server.url + "/monitors/new?type=agent")
+        page.fill("#f-name", "db server")
+        page.fill("#f-interval", "5")
+        page.fill("[name='thresholds.diskPercent']", "99.5")
+        page.click("button:has-text('Create monitor')")
+        page.wait_for_url(re.compile(r".*/monitors/\d+$"))
+        monitor_id = int(page.url.rsplit("/", 1)[1])
+        assert "No report yet" in page.locator("#agent-now").inner_text()
+        line = page.locator("#agent-install-line").inner_text()
+        token = re.search(r"XUPTIME_AGENT_TOKEN=(\S+)", line).group(1)  # type: ignore[union-attr]
+        assert f"curl -fsSO {server.url}/agent/xuptime-agent.py" in line and f"--server {server.url}" in line
+        assert "RestartPreventExitStatus=2" in page.locator("#agent-unit").inner_text()
+        agent = start_agent(server.url, token, "--interval", "1")
+        page.wait_for_selector(f"[data-monitor-id='{monitor_id}'][data-status='up']")
+        page.reload()
+        assert page.locator("#agent-now [data-metric=cpu]").inner_text().endswith("%")
+        assert page.locator("#agent-now tr[data-mount]").count() >= 1
+        page.click("[data-range='1h']")
+        page.wait_for_function("document.querySelectorAll('#agent-charts canvas').length === 4")
+        page.screenshot(path=str(shots / "agent.png"), full_page=True)
+        page.goto(f"{server.url}/monitors/{monitor_id}/edit")
+        assert page.locator("[name='thresholds.diskPercent']").input_value() == "99.5"
+        page.fill("[name='thresholds.diskPercent']", "")  # cleared: no disk limit any more
+        page.fill("[name='thresholds.cpuPercent']", "90")
+        page.click("button:has-text('Save')")
+        page.wait_for_url(re.compile(rf".*/monitors/{monitor_id}$"))
+        key = _new_key(page, server, "agents")
+        assert _api(server, f"/api/v1/monitors/{monitor_id}", key)[1]["data"]["thresholds"] == {"cpuPercent": 90.0}
+        assert page.dialogs == [] and page.outside == []
+    finally:
+        if agent is not None:
+            stop(agent)
+        page.context.close()

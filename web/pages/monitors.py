@@ -14,8 +14,9 @@ from litestar import Request, Response, get, post
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 from markupsafe import Markup
 
-from core.models import KINDS, STATUSES, Monitor, monitor_to_wire
-from core.services import HistoryService, IntegrationService, MonitorService, ServiceError
+from core.models import KINDS, STATUSES, TOKEN_KINDS, Monitor, monitor_to_wire
+from core.models.agents import AgentReport, disk_percent
+from core.services import AgentService, HistoryService, IntegrationService, MonitorService, ServiceError
 from web.forms import COMMON, KIND_FIELDS, KIND_LABELS, field_errors, form_to_monitor, monitor_values, posted_values
 from web.render import bars as bars_markup
 from web.render import fragment, page
@@ -34,7 +35,9 @@ KEEPALIVE_S = 15.0
 def _row(monitors: MonitorService, monitor: Monitor) -> dict[str, Any]:
     bars, uptime = monitors.recent(monitor)
     last = monitors.last_check(monitor.id)
-    return {"monitor": monitor, "target": monitor.spec.target() if monitor.spec is not None else "",
+    # (a push or agent monitor's target is its token's URL: the credential, shown only where it is explained)
+    target = monitor.spec.target() if monitor.spec is not None and monitor.type not in TOKEN_KINDS else ""
+    return {"monitor": monitor, "target": target,
             "bars": bars_markup(bars),
             "uptime": uptime, "last_at": last[0] // 10**6 if last else None,
             "last_ms": last[1] / 1000 if last else None}
@@ -94,7 +97,7 @@ async def monitor_list(request: Request[Any, Any, Any], monitors: MonitorService
 def _defaults(kind: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for f in (*msgspec.structs.fields(Monitor), *msgspec.structs.fields(KINDS[kind])):
-        if f.name in ("id", "account_id", "status", "paused", "spec", "push_token"):
+        if f.name in ("id", "account_id", "status", "paused", "spec", "push_token", "agent_token", "thresholds"):
             continue
         if f.default is not msgspec.NODEFAULT:
             values[f.encode_name] = f.default
@@ -140,7 +143,7 @@ async def create_monitor(request: Request[Any, Any, Any], monitors: MonitorServi
 
 @get("/monitors/{monitor_id:int}", include_in_schema=False)
 async def monitor_page(request: Request[Any, Any, Any], monitor_id: int, monitors: MonitorService,
-                       history: HistoryService) -> Response[str]:
+                       history: HistoryService, agents: AgentService) -> Response[str]:
     who = principal(request)
     monitor, times = await monitors.get(who, monitor_id)
     uptime, (incidents, _, _), (checks, _) = await asyncio.gather(
@@ -150,12 +153,92 @@ async def monitor_page(request: Request[Any, Any, Any], monitor_id: int, monitor
     recent = [{"at": r[0] // 10**6, "ok": r[1], "ms": r[2] / 1000 if r[2] is not None else None,
                "status": r[3], "error": r[4]} for r in checks]
     wire = monitor_to_wire(monitor)
-    push_url = None
+    push_url = agent = None
     if monitor.type == "push":
         push_url = f"{request.base_url}api/push/{wire.get('pushToken')}"
+    if monitor.type == "agent":
+        agent = _agent_view(str(request.base_url).rstrip("/"), wire["agentToken"], agents.newest(who, monitor_id))
     return page(request, "monitor.html", title=monitor.name, row=_row(monitors, monitor), times=times,
                 uptime=uptime, incidents=incidents, checks=recent, ranges=list(RANGES), push_url=push_url,
-                wire=wire, now=int(time.time()))
+                agent=agent, wire=wire, now=int(time.time()))
+
+
+def _agent_view(base: str, token: str, newest: tuple[int, AgentReport] | None) -> dict[str, Any]:
+    """What the page shows of an agent: its newest report, and how to install it (a one-line
+    run of the served file, and a systemd unit that keeps the token out of the process list)."""
+    install = (f"curl -fsSO {base}/agent/xuptime-agent.py && XUPTIME_AGENT_TOKEN={token} "
+               f"python3 xuptime-agent.py --server {base}")
+    unit = AGENT_UNIT.format(base=base)
+    env = f"XUPTIME_AGENT_TOKEN={token}"
+    report = None
+    if newest is not None:
+        ts_us, r = newest
+        report = {"at": ts_us // 10**6, "r": r, "memory": r.memory_percent,
+                  "disks": [(d.mount, disk_percent(d), d.used_bytes, d.total_bytes) for d in r.disks]}
+    return {"install": install, "unit": unit, "env": env, "report": report, "base": base}
+
+
+AGENT_UNIT = """# /etc/systemd/system/xuptime-agent.service
+# with the agent at /usr/local/lib/xuptime-agent.py:
+#   curl -fsS {base}/agent/xuptime-agent.py -o /usr/local/lib/xuptime-agent.py
+# and the token in /etc/xuptime-agent.env (chmod 600), then:
+#   systemctl daemon-reload && systemctl enable --now xuptime-agent
+[Unit]
+Description=xuptime agent
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+ExecStart=/usr/bin/python3 /usr/local/lib/xuptime-agent.py --server {base}
+EnvironmentFile=/etc/xuptime-agent.env
+DynamicUser=yes
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=read-only
+Restart=on-failure
+RestartSec=10
+# exit status 2: the server does not know the token; restarting cannot help
+RestartPreventExitStatus=2
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+#: Agent chart ranges: (seconds, metrics interval).
+AGENT_RANGES = {"1h": (3600, "raw"), "24h": (86400, "5m"), "7d": (7 * 86400, "1h"), "30d": (30 * 86400, "1d")}
+
+
+@get("/monitors/{monitor_id:int}/agent-chart", include_in_schema=False)
+async def agent_chart(request: Request[Any, Any, Any], monitor_id: int, agents: AgentService,
+                      range: str = "24h") -> dict[str, Any]:
+    """An agent's series for one range, oldest first: CPU, memory and swap in percent, load,
+    network in bytes a second, and each disk's percent (raw reports for 1 h, else averages,
+    a disk's fullest). Times in seconds."""
+    span, interval = AGENT_RANGES.get(range, AGENT_RANGES["24h"])
+    now_us = time.time_ns() // 1000
+    start = now_us - span * 10**6
+    rows, _ = await agents.series(principal(request), monitor_id, interval, start, None, 1000)
+    rows.reverse()
+    mounts: dict[str, list[float | None]] = {}
+    out: dict[str, Any] = {"from": start / 1e6, "to": now_us / 1e6, "ts": [r[0] / 1e6 for r in rows]}
+    if interval == "raw":
+        out.update(cpu=[r[1] for r in rows], memory=[_pct(r[2], r[3]) for r in rows],
+                   swap=[_pct(r[4], r[5]) for r in rows], load=[r[6] for r in rows],
+                   rx=[r[9] for r in rows], tx=[r[10] for r in rows])
+        disks = [{d["mount"]: _pct(d["used"], d["total"]) for d in r[13] or []} for r in rows]
+    else:
+        out.update(cpu=[r[2] for r in rows], memory=[r[4] for r in rows], swap=[r[6] for r in rows],
+                   load=[r[7] for r in rows], rx=[r[9] for r in rows], tx=[r[10] for r in rows])
+        disks = [{d[0]: d[1] for d in r[12]} for r in rows]
+    for i, found in enumerate(disks):
+        for mount, value in found.items():
+            mounts.setdefault(mount, [None] * len(rows))[i] = value
+    out["disks"] = mounts
+    return out
+
+
+def _pct(used: Any, total: Any) -> float | None:
+    return 100.0 * used / total if used is not None and total else None
 
 
 @get("/monitors/{monitor_id:int}/chart", include_in_schema=False)
@@ -250,5 +333,5 @@ async def live(request: Request[Any, Any, Any], monitors: MonitorService) -> Ser
     return ServerSentEvent(events(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-HANDLERS = [monitor_list, new_monitor, create_monitor, monitor_page, monitor_chart, edit_monitor, update_monitor,
-            pause_monitor, resume_monitor, delete_monitor, live]
+HANDLERS = [monitor_list, new_monitor, create_monitor, monitor_page, monitor_chart, agent_chart, edit_monitor,
+            update_monitor, pause_monitor, resume_monitor, delete_monitor, live]
