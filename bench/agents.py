@@ -69,7 +69,7 @@ def cpu_seconds(pid: int) -> float:
 def main_pid(data_dir: Path) -> int:
     from core.cli import control_request
 
-    return int(control_request(data_dir, "stats")["pid"])
+    return int(control_request(data_dir, "ping")["pid"])
 
 
 def fleet(base: str, agents: int, rate: float, seconds: float) -> dict[str, Any]:

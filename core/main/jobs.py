@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from core.services import AccountService, StoreThreads
+from core.services import AccountService, AgentService, StoreThreads
 
 if TYPE_CHECKING:
     from core.alerting.outbox import Dispatcher
@@ -23,12 +23,13 @@ if TYPE_CHECKING:
     from core.services.maintenance import MaintenanceGate
     from core.storage.base import Store
 
-__all__ = ["OUTBOX_KEEP_DAYS", "flapping", "maintenance", "reminders", "rollups", "save_usage"]
+__all__ = ["OUTBOX_KEEP_DAYS", "flapping", "maintenance", "reminders", "rollups", "save_agents", "save_usage"]
 
 log = logging.getLogger("xuptime.jobs")
 ROLLUP_EVERY_S = 60.0
 REMINDER_EVERY_S = 15.0
 USAGE_EVERY_S = 0.1
+AGENTS_EVERY_S = 5.0
 MAINTENANCE_EVERY_S = 1.0
 FLAPPING_EVERY_S = 1.0
 OUTBOX_KEEP_DAYS = 30  # finished notifications (and their attempts) are kept this long
@@ -73,6 +74,16 @@ async def save_usage(accounts: AccountService) -> None:
             await accounts.save_usage()
         except duckdb.Error:
             log.exception("cannot save API usage; retrying")
+
+
+async def save_agents(agents: AgentService, every: float = AGENTS_EVERY_S) -> None:
+    """Write agents' newest reports behind, every few seconds (the process saves once more at exit)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await agents.save()
+        except duckdb.Error:
+            log.exception("cannot save agents' newest reports; retrying")
 
 
 async def maintenance(gate: MaintenanceGate, put: Callable[[dict[str, Any], list[Transition]], Awaitable[None]],

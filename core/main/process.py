@@ -115,6 +115,7 @@ class ServeProcess:
                       loop.create_task(jobs.reminders(store, threads, alerts)),
                       loop.create_task(jobs.maintenance(gate, ingest.put)),
                       loop.create_task(jobs.flapping(flaps, store, threads, ingest.wake_alerts)),
+                      loop.create_task(jobs.save_agents(services.agents)),
                       loop.create_task(jobs.save_usage(services.accounts))]
         await engine.start(monitors)
         control = await start_control(self.data_dir, services)
@@ -134,7 +135,9 @@ class ServeProcess:
             await http_task
             log.info("shutting down: HTTP stopped")
             background[-1].cancel()
+            background[-2].cancel()
             await services.accounts.save_usage()
+            await services.agents.save()
             await engine.stop()
             await ingest.close()
             log.info("shutting down: workers stopped, results written")

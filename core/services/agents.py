@@ -7,9 +7,9 @@ the token has requests left (a bucket of ``BURST`` refilled at ``RATE`` a second
 more than ``MAX_AHEAD_S`` ahead of the server's clock or older than ``MAX_AGE_S``. Reports not
 newer than the agent's last stored one are duplicates: acknowledged, not stored (an agent
 that lost an answer sends the batch again). The rest are judged against the monitor's
-thresholds, committed with whatever other agents sent meanwhile (one Arrow insert per
-commit: ``GroupCommit``), and only then handed to the owning worker as results and
-acknowledged. An acknowledged report is on disk.
+thresholds, committed with whatever other agents sent meanwhile (one insert per commit:
+``GroupCommit``), and only then handed to the owning worker as results and acknowledged. An
+acknowledged report is on disk.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ RATE = 1.0  # requests a second after that
 MAX_AHEAD_S = 300  # a report's ts may be this far ahead of the server's clock
 MAX_AGE_S = 7 * 86400  # ... and no older than this
 BUCKETS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
+BATCH, LINGER_S = 16, 0.1
 
 Row = tuple[int, int, AgentReport, bool, "str | None"]  # monitor id, ts µs, report, ok, reason
 
@@ -61,13 +62,28 @@ class AgentService:
         #: duplicate is not newer than.
         self._newest: dict[int, int] = {}
         self._buckets: dict[int, tuple[float, float]] = {}  # monitor id -> (tokens, at)
+        self._dirty: set[int] = set()  # agents whose newest report is not saved yet
+        # A commit's fixed cost is most of it: a few agents reporting wait up to LINGER_S to
+        # share one; a busy server fills BATCH reports at once and commits without waiting.
         self._commits: GroupCommit[list[Row], list[Row]] = GroupCommit(threads, self._store_many, self._stored,
-                                                                       batch=64, linger=0.05)
+                                                                       batch=BATCH, linger=LINGER_S)
         self.reports = self.duplicates = 0
 
     async def load(self) -> None:
-        self.latest = await self.threads.write(self.store.agent_latest)
-        self._newest = {mid: ts for mid, (ts, _) in self.latest.items()}
+        since = int((time.time() - MAX_AGE_S - MAX_AHEAD_S) * 1_000_000)  # (older reports are refused anyway)
+        self.latest, self._newest = await self.threads.write(self.store.agent_latest, since)
+
+    async def save(self) -> None:
+        """Write the newest report of every agent that reported since the last save (the
+        serve process calls this every few seconds and at exit: host names and the like for
+        the next start; what is a duplicate is decided from the reports themselves)."""
+        dirty, self._dirty = self._dirty, set()
+        rows = [(mid, *self.latest[mid]) for mid in dirty if mid in self.latest]
+        try:
+            await self.threads.write(self.store.save_agents, rows)
+        except BaseException:
+            self._dirty |= dirty
+            raise
 
     # reports in -------------------------------------------------------------------------------
     def monitor_of(self, token: str) -> Monitor:
@@ -141,6 +157,7 @@ class AgentService:
                 current = self.latest.get(mid)
                 if current is None or ts_us > current[0]:
                     self.latest[mid] = (ts_us, r)
+                    self._dirty.add(mid)
                 results.append((mid, ts_us / 1e6, ok, reason))
             self.reports += len(rows)
         await self.engine.report(results)

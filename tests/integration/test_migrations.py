@@ -75,14 +75,15 @@ def test_an_old_database_migrates_and_serves(tmp_path: Path, version: int) -> No
                 ("Nightly", ["web"], "0 3 * * *", "Europe/Berlin")]
         else:
             assert windows == []
-        latest = store.agent_latest()
+        latest, newest = store.agent_latest(0)
         if version >= 8:  # agent reports from then on
             assert latest[3][1].hostname == "db-host-1" and monitors["db-host"].type == "agent"
+            assert newest == {3: latest[3][0]}
             rows, _ = store.agent_raw(3, None, None, 10)
             assert [r[1] for r in rows] == [12.0, 11.0, 10.0] and rows[0][13] == [{"mount": "/", "used": 52,
                                                                                    "total": 100}]
         else:
-            assert latest == {}
+            assert latest == {} and newest == {}
     finally:
         store.close()
 
