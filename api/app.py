@@ -23,7 +23,7 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
-from api.agents import agent_metrics, agent_report, agent_script
+from api.agents import ReportPath, agent_metrics, agent_script
 from api.auth import ApiKeyAuth, add_quota_headers
 from api.errors import exception_handlers
 from api.history import AnswerCache, HourJson, monitor_history, monitor_uptime
@@ -145,18 +145,19 @@ def _error_handlers(page_errors: Callable[[Request[Any, Any, Any], Exception], R
 
 def create_app(services: Services, *, body_timeout: float = BODY_TIMEOUT_S,
                pages: Sequence[ControllerRouterHandler] = (),
-               page_errors: Callable[[Request[Any, Any, Any], Exception], Response[Any]] | None = None) -> Litestar:
+               page_errors: Callable[[Request[Any, Any, Any], Exception], Response[Any]] | None = None) -> Any:
     """The API over ``services``, beside ``pages`` (the web face's routes, composed by the
     caller: api never imports web). ``page_errors`` answers errors outside ``/api`` for
     clients that ask for HTML (a browser on a mistyped address gets a page, not JSON). A
     request body that has not fully arrived ``body_timeout`` seconds after its handler asked
-    for it is a 408 (a client that never finishes sending does not hold its handler for ever)."""
+    for it is a 408 (a client that never finishes sending does not hold its handler for ever).
+    The application answers behind ``api.agents.ReportPath`` (agents' reports go around it)."""
     history_cache = AnswerCache()
     services.system.sources.append(lambda: {"historyCache": {"hits": history_cache.hits,
                                                              "computed": history_cache.computed}})
-    return Litestar(
-        route_handlers=[healthz, docs_redirect, openapi_document, push_heartbeat, push_start, agent_report,
-                        agent_script, metrics, _configure_api_v1(),
+    app = Litestar(
+        route_handlers=[healthz, docs_redirect, openapi_document, push_heartbeat, push_start, agent_script, metrics,
+                        _configure_api_v1(),
                         create_static_files_router("/api/static", [Path(__file__).parent / "static"],
                                                    include_in_schema=False, cache_control=_CACHE),
                         *pages],
@@ -171,3 +172,4 @@ def create_app(services: Services, *, body_timeout: float = BODY_TIMEOUT_S,
         logging_config=None,
         debug=False,
     )
+    return ReportPath(app, services.agents, body_timeout)  # (agents' reports bypass the framework)

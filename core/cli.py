@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = msub.add_parser("add", parents=[common], help="add a monitor")
     add.add_argument("name", nargs="?", help="the monitor's name (or give it in --json)")
     add.add_argument("--json", help="the whole monitor as JSON (API field names)")
-    add.add_argument("--type", choices=["http", "tcp", "tls", "dns", "ping", "push"],
+    add.add_argument("--type", choices=["http", "tcp", "tls", "dns", "ping", "push", "agent"],
                      help="other fields of a kind (minDaysValid, recordType, ...) go in --json")
     add.add_argument("--url", help="http: the URL to check")
     add.add_argument("--host", help="tcp, tls, dns, ping: the host name or address")

@@ -36,7 +36,7 @@ RATE = 1.0  # requests a second after that
 MAX_AHEAD_S = 300  # a report's ts may be this far ahead of the server's clock
 MAX_AGE_S = 7 * 86400  # ... and no older than this
 BUCKETS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
-BATCH, LINGER_S = 16, 0.1
+BATCH, LINGER_S, QUIET_GAPS = 256, 0.25, 6.0
 
 Row = tuple[int, int, AgentReport, bool, "str | None"]  # monitor id, ts µs, report, ok, reason
 
@@ -63,10 +63,11 @@ class AgentService:
         self._newest: dict[int, int] = {}
         self._buckets: dict[int, tuple[float, float]] = {}  # monitor id -> (tokens, at)
         self._dirty: set[int] = set()  # agents whose newest report is not saved yet
-        # A commit's fixed cost is most of it: a few agents reporting wait up to LINGER_S to
-        # share one; a busy server fills BATCH reports at once and commits without waiting.
-        self._commits: GroupCommit[list[Row], list[Row]] = GroupCommit(threads, self._store_many, self._stored,
-                                                                       batch=BATCH, linger=LINGER_S)
+        # A commit's fixed cost is most of it (a few ms): reports wait up to LINGER_S to share
+        # one while others keep coming (a fleet reporting on its own clocks), QUIET_GAPS mean
+        # gaps once they stop (clients that wait for their answer), none once BATCH wait.
+        self._commits: GroupCommit[list[Row], list[Row]] = GroupCommit(
+            threads, self._store_many, self._stored, batch=BATCH, linger=LINGER_S, quiet=QUIET_GAPS)
         self.reports = self.duplicates = 0
 
     async def load(self) -> None:

@@ -72,17 +72,24 @@ class GroupCommit(Generic[In, Out]):
     the batch on the loop (the catalog, one frame per worker). A commit costs about the same
     for 1 row as for 16, and the writer's core is the engine's too.
 
-    A batch waits at most ``linger`` seconds for more when it has fewer than ``batch`` items.
+    A batch waits at most ``linger`` seconds for more when it has fewer than ``batch`` items;
+    with ``quiet``, no longer than ``quiet`` times the mean gap between arrivals (an average
+    of recent ones) without a new item: callers that wait for their answer before sending
+    again will not send more until this batch is stored, while callers on their own clocks
+    keep the gaps near their mean (at random arrivals, a gap of 6 means happens 0.25% of the
+    time).
     If a batch fails, its items are retried one at a time, so one bad item fails alone; every
     caller gets its own result or exception, in the order the store returned them."""
 
     def __init__(self, threads: StoreThreads, store_many: Callable[[list[In]], list[Out]],
                  after: Callable[[list[Out]], Awaitable[None]], *, batch: int = 16, limit: int = 1000,
-                 linger: float = 0.002) -> None:
+                 linger: float = 0.002, quiet: float | None = None) -> None:
         self.threads = threads
         self.store_many = store_many
         self.after = after
-        self.batch, self.limit, self.linger = batch, limit, linger
+        self.batch, self.limit, self.linger, self.quiet = batch, limit, linger, quiet
+        self._gap = linger  # mean gap between arrivals (s), a moving average
+        self._arrived = 0.0
         #: Store calls made and the items they stored (their ratio is the batch size).
         self.commits = self.stored = 0
         self._pending: list[tuple[In, asyncio.Future[Out]]] = []
@@ -100,6 +107,10 @@ class GroupCommit(Generic[In, Out]):
         """Store one item, committed with whatever else is waiting."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Out] = loop.create_future()
+        if self.quiet is not None:
+            now = loop.time()
+            self._gap += 0.1 * (min(now - self._arrived, self.linger) - self._gap)
+            self._arrived = now
         self._pending.append((item, future))
         if self._task is None:
             self._task = loop.create_task(self._drain())
@@ -111,8 +122,14 @@ class GroupCommit(Generic[In, Out]):
         try:
             while self._pending:
                 deadline = loop.time() + self.linger
-                while len(self._pending) < self.batch and loop.time() < deadline:
-                    await asyncio.sleep(self.linger / 8)
+                while len(self._pending) < self.batch and (now := loop.time()) < deadline:
+                    if self.quiet is None:
+                        await asyncio.sleep(self.linger / 8)
+                        continue
+                    quiet_for = max(0.0005, self.quiet * self._gap)
+                    if now - self._arrived >= quiet_for:
+                        break
+                    await asyncio.sleep(min(self._arrived + quiet_for - now, deadline - now))
                 size = 1 if solo else self.limit
                 batch = self._pending[:size]
                 del self._pending[:size]
