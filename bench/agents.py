@@ -14,7 +14,8 @@ generators on CPU 0.
    status, which the steady state does not), an open-loop client on CPU 0 sends them at that
    rate, at random times, for ``--seconds``, and the main process's CPU time (utime + stime
    from ``/proc``) over the window is compared with as long idle. Target: < 10% of a core for
-   10k agents.
+   10k agents. Beside it, the floor: the same fleet against ``bench.bare_asgi`` (read the
+   body, answer 202) under uvicorn, which is what the HTTP server alone costs.
 
 Usage: ``python -m bench.agents [--quick] [--agents N] [--seconds S]``. Prints a table, then
 one JSON line.
@@ -33,11 +34,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from bench.api import ROOT, failures, serving, wrk
-from bench.engine import TARGET_CPU, _dist_version, ensure_tools, log, version_of
+from bench.engine import CONTENDER_CPU, TARGET_CPU, _dist_version, ensure_tools, free_port, log, version_of
 
 SCRIPT = Path(__file__).with_name("agent_report.lua")
 REPORT = {"hostname": "web-17", "os": "Debian GNU/Linux 12 (Linux 6.1.0)", "uptimeS": 864000, "cpuPercent": 23.5,
@@ -142,6 +144,29 @@ def fleet_cost(base: str, data_dir: Path, agents: int, seconds: float) -> dict[s
     return {"rate": rate, "idle_core": idle, "busy_core": busy, "cost_core": busy - idle, **sent}
 
 
+def bare_floor(agents: int, seconds: float) -> dict[str, Any]:
+    """The same fleet against ``bench.bare_asgi`` under uvicorn (as ``serve`` embeds it: uvloop,
+    httptools, no access log) on CPU 1: what the HTTP server alone costs a second."""
+    port = free_port()
+    proc = subprocess.Popen(["taskset", "-c", CONTENDER_CPU, sys.executable, "-m", "uvicorn", "bench.bare_asgi:app",
+                             "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                             "--log-level", "warning", "--no-server-header"], cwd=ROOT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        before, started = cpu_seconds(proc.pid), time.monotonic()
+        sent = send(base, agents, agents / 30, seconds)
+        return {"core": (cpu_seconds(proc.pid) - before) / (time.monotonic() - started), **sent}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def stored(data_dir: Path) -> int:
     from core.cli import _run
 
@@ -187,6 +212,8 @@ def main() -> None:
                     problems += failures(name, run)
             time.sleep(1)
             results["stored"] = stored(data_dir)
+        log("floor: the same fleet against a bare ASGI app under uvicorn")
+        results["bare_uvicorn"] = bare_floor(args.agents, window)
     results["reports"] = {k: statistics.median(r[k] for r in reports) for k in ("rps", "p50", "p99")}
     results["trivial"] = {k: statistics.median(r[k] for r in trivial) for k in ("rps", "p50", "p99")}
     sent = sum(r["rps"] for r in reports) * seconds + results["fleet"]["sent"] + args.agents  # (+ the warm-up)
@@ -204,6 +231,8 @@ def main() -> None:
     print(f"fleet of {args.agents} at 30 s ({fl['rate']:.0f} reports/s, {fl['late']} sent late): main process "
           f"{fl['busy_core'] * 100:.1f}% of a core vs {fl['idle_core'] * 100:.1f}% idle = "
           f"{fl['cost_core'] * 100:.1f}% for the reports (target < 10%)")
+    print(f"  the same fleet against a bare ASGI app under uvicorn (the HTTP server alone): "
+          f"{results['bare_uvicorn']['core'] * 100:.1f}% of a core")
     for problem in problems:
         print(f"INVALID RUN: {problem}")
     print(json.dumps({"bench": "agents", "http_server": args.http_server, "ratio_reports_trivial": round(ratio, 3),
