@@ -621,7 +621,8 @@ def test_push_monitors_hear_heartbeats(api: dict[str, Any]) -> None:
 
 def test_a_failure_push_is_a_result_at_once(api: dict[str, Any]) -> None:
     """A daily job (interval one day) that reports a failure is down now, not tomorrow, even
-    with retries (the job said so), with the job's message as the cause."""
+    with retries (the job said so), with the job's message as the cause; its next good run
+    is up at once too."""
     base = api["url"]
     key = cli(api["data_dir"], "keys", "create").stdout.splitlines()[-1]
     status, _, created = send(f"{base}/api/v1/monitors", "POST",
@@ -639,6 +640,52 @@ def test_a_failure_push_is_a_result_at_once(api: dict[str, Any]) -> None:
     assert [(h["ok"], h["error"]) for h in history] == [(False, "disk full")]
     incidents = call(f"{base}/api/v1/monitors/{mid}/incidents", headers={"X-API-Key": key})[2]["data"]
     assert [(i["status"], i["cause"]) for i in incidents] == [("open", "disk full")]
+    # The job runs again and succeeds: up now, not at tomorrow's check.
+    with urllib.request.urlopen(f"{base}/api/push/{token}", timeout=10) as answer:
+        assert answer.status == 200
+    wait_for(lambda: monitor()["status"] == "up", 10, "up at once")
+    history = call(f"{base}/api/v1/monitors/{mid}/history?limit=5", headers={"X-API-Key": key})[2]["data"]
+    assert [h["ok"] for h in history] == [True, False]
+    call(f"{base}/api/v1/monitors/{mid}", method="DELETE", headers={"X-API-Key": key})
+
+
+def test_cron_heartbeats_are_validated_and_start_pings_time_the_run(api: dict[str, Any]) -> None:
+    """A push monitor with a cron schedule and zone is taken as given (a bad one names its
+    field); ``/start`` then the ping reports the run time as the check's latency."""
+    base = api["url"]
+    key = cli(api["data_dir"], "keys", "create").stdout.splitlines()[-1]
+    status, _, created = send(f"{base}/api/v1/monitors", "POST", {
+        "name": "nightly backup", "type": "push", "schedule": "0 3 * * *", "timezone": "Europe/Berlin",
+        "grace": 600}, key)
+    assert status == 201, created
+    assert (created["data"]["schedule"], created["data"]["timezone"], created["data"]["grace"]) == (
+        "0 3 * * *", "Europe/Berlin", 600)
+    call(f"{base}/api/v1/monitors/{created['data']['id']}", method="DELETE", headers={"X-API-Key": key})
+    for body, field in (({"schedule": "0 3 * *"}, "schedule"), ({"schedule": "61 3 * * *"}, "schedule"),
+                        ({"schedule": "0 3 * * *", "timezone": "Mars/Olympus"}, "timezone"),
+                        ({"timezone": "Europe/Nowhere"}, "timezone")):
+        status, headers, error = send(f"{base}/api/v1/monitors", "POST", {"name": "x", "type": "push", **body}, key)
+        assert_error(status, headers, error, 400)
+        assert [e["field"] for e in error["data"]["errors"]] == [field], error
+
+    status, _, created = send(f"{base}/api/v1/monitors", "POST", {"name": "job", "type": "push", "interval": 2}, key)
+    token, mid = created["data"]["pushToken"], created["data"]["id"]
+
+    def history() -> list[dict[str, Any]]:
+        return call(f"{base}/api/v1/monitors/{mid}/history?limit=20", headers={"X-API-Key": key})[2]["data"]
+
+    def ping(path: str = "") -> None:
+        with urllib.request.urlopen(f"{base}/api/push/{token}{path}", timeout=10) as answer:
+            assert answer.status == 200 and json.loads(answer.read()) == {"ok": True}
+
+    ping("/start")
+    time.sleep(0.4)
+    ping()
+    timed = wait_for(lambda: [h for h in history() if h["ok"]], 10, "the run's check")
+    assert 400 <= timed[0]["latencyMs"] < 5000  # the run time, start to ping
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(f"{base}/api/push/not-a-token-at-all/start", timeout=10)
+    assert info.value.code == 404
     call(f"{base}/api/v1/monitors/{mid}", method="DELETE", headers={"X-API-Key": key})
 
 
