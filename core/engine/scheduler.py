@@ -17,7 +17,9 @@ in-flight checks, the state machine, and the result buffer.
   they all hit their timeouts, and goodput collapses instead of levelling off.
 - Lateness (start minus due time) goes into a per-millisecond histogram.
 - Results go into the ``ResultBuffer``; ``on_flush(batch, transitions)`` is called every
-  ``flush_s`` (250 ms) or as soon as ``flush_rows`` rows are waiting.
+  ``flush_s`` (250 ms) while a status change waits, every ``quiet_flush_s`` (1 s) while none
+  does (each flush is a statement in the serve process, whose fixed cost is most of a small
+  batch's), or as soon as ``flush_rows`` rows are waiting.
 - Plain-HTTP monitors without a body test run on the compiled path (``ext._fasthttp``) once
   their origin has an address: no Python per check; their results reach the state machine
   only when they could change a status (a failure, or a monitor not quietly ``up``). Host
@@ -136,6 +138,7 @@ class Scheduler:
         buffer_rows: int = 65_536,
         flush_rows: int = 32_768,
         flush_s: float = 0.25,
+        quiet_flush_s: float = 1.0,
         tick_s: float = 0.005,
         compiled_http: bool | None = None,
     ) -> None:
@@ -157,6 +160,7 @@ class Scheduler:
         self._next_adapt_at = 0.0
         self.flush_rows = flush_rows
         self.flush_s = flush_s
+        self.quiet_flush_s = max(flush_s, quiet_flush_s)
         self.tick_s = tick_s
         self.wheel = TimingWheel(tick=1, start=self.clock.monotonic_ms())
         self.buffer = ResultBuffer(buffer_rows)
@@ -442,7 +446,8 @@ class Scheduler:
                 self.fast.expire()
                 self._resolve_due(now)
             self.run_due()
-            if len(self.buffer) >= self.flush_rows or loop.time() - self._last_flush >= self.flush_s:
+            every = self.flush_s if self.transitions else self.quiet_flush_s
+            if len(self.buffer) >= self.flush_rows or loop.time() - self._last_flush >= every:
                 self.flush()
         except Exception:  # the ticker must survive anything
             log.exception("scheduler tick failed")

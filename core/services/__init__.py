@@ -70,6 +70,7 @@ class Services:
         maintenance = MaintenanceService(store, threads, monitors, catalog)
         agents = AgentService(store, threads, engine, monitors, catalog)
         system.sources.append(agents.stats)
+        system.sources.append(threads.stats)
         return cls(monitors=monitors,
                    integrations=IntegrationService(store, threads, engine, catalog, sender, base_url, sealer,
                                                    deny_private=deny_private),

@@ -36,7 +36,7 @@ RATE = 1.0  # requests a second after that
 MAX_AHEAD_S = 300  # a report's ts may be this far ahead of the server's clock
 MAX_AGE_S = 7 * 86400  # ... and no older than this
 BUCKETS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
-BATCH, LINGER_S, QUIET_GAPS = 256, 0.25, 6.0
+BATCH, LINGER_S, QUIET_GAPS = 512, 1.0, 6.0
 
 Row = tuple[int, int, AgentReport, bool, "str | None"]  # monitor id, ts µs, report, ok, reason
 
@@ -199,4 +199,4 @@ class AgentService:
 
     def stats(self) -> dict[str, Any]:
         return {"agents": {"reports": self.reports, "duplicates": self.duplicates,
-                           "commits": self._commits.commits}}
+                           "commits": self._commits.commits, "closedBy": dict(self._commits.closed)}}

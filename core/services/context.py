@@ -17,6 +17,7 @@ import bisect
 import concurrent.futures
 import errno
 import functools
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -40,17 +41,32 @@ class StoreThreads:
     def __init__(self, readers: int) -> None:
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb")
         self._readers = concurrent.futures.ThreadPoolExecutor(readers, thread_name_prefix="duckdb-ro")
+        #: Store calls on the writer thread by name: [calls, CPU seconds of that thread]
+        #: (``xuptime status --json`` shows them: where the writer's time goes).
+        self.writes: dict[str, list[float]] = {}
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a store call on the writer thread. A disk that is full is ``Unavailable`` (the
         store rolled the change back: nothing was changed)."""
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._writer,
-                                                                    functools.partial(fn, *args, **kwargs))
+            return await asyncio.get_running_loop().run_in_executor(self._writer, self._timed, fn, args, kwargs)
         except Exception as exc:
             if out_of_space(exc):
                 raise Unavailable("The data dir is out of space; nothing was changed") from exc
             raise
+
+    def _timed(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        started = time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            figures = self.writes.setdefault(getattr(fn, "__name__", "call"), [0, 0.0])
+            figures[0] += 1
+            figures[1] += time.thread_time() - started
+
+    def stats(self) -> dict[str, Any]:
+        return {"storeWrites": {name: {"calls": int(n), "cpuSeconds": round(cpu, 3)}
+                                for name, (n, cpu) in sorted(self.writes.items())}}
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one of the store's read methods (reader cursors) beside the writer."""
@@ -73,8 +89,8 @@ class GroupCommit(Generic[In, Out]):
     for 1 row as for 16, and the writer's core is the engine's too.
 
     A batch waits at most ``linger`` seconds for more when it has fewer than ``batch`` items;
-    with ``quiet``, no longer than ``quiet`` times the mean gap between arrivals (an average
-    of recent ones) without a new item: callers that wait for their answer before sending
+    with ``quiet``, no longer than ``quiet`` times the mean gap between arrivals (over the
+    last second) without a new item: callers that wait for their answer before sending
     again will not send more until this batch is stored, while callers on their own clocks
     keep the gaps near their mean (at random arrivals, a gap of 6 means happens 0.25% of the
     time).
@@ -88,10 +104,13 @@ class GroupCommit(Generic[In, Out]):
         self.store_many = store_many
         self.after = after
         self.batch, self.limit, self.linger, self.quiet = batch, limit, linger, quiet
-        self._gap = linger  # mean gap between arrivals (s), a moving average
-        self._arrived = 0.0
-        #: Store calls made and the items they stored (their ratio is the batch size).
+        self._gap = linger  # mean gap between arrivals (s), over the last second or so
+        self._arrived = self._counted_from = 0.0
+        self._counted = 0
+        #: Store calls made and the items they stored (their ratio is the batch size), and what
+        #: ended each batch's wait: ``batch`` items, ``linger`` seconds, or ``quiet``.
         self.commits = self.stored = 0
+        self.closed = {"batch": 0, "linger": 0, "quiet": 0}
         self._pending: list[tuple[In, asyncio.Future[Out]]] = []
         self._task: asyncio.Task[None] | None = None  # (held: a bare task may be collected)
 
@@ -107,10 +126,12 @@ class GroupCommit(Generic[In, Out]):
         """Store one item, committed with whatever else is waiting."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Out] = loop.create_future()
-        if self.quiet is not None:
-            now = loop.time()
-            self._gap += 0.1 * (min(now - self._arrived, self.linger) - self._gap)
-            self._arrived = now
+        if self.quiet is not None:  # (a count over time, not an average of gaps: arrivals come in bursts)
+            now = self._arrived = loop.time()
+            self._counted += 1
+            if now - self._counted_from >= 1.0:
+                self._gap = min(self.linger, (now - self._counted_from) / self._counted)
+                self._counted_from, self._counted = now, 0
         self._pending.append((item, future))
         if self._task is None:
             self._task = loop.create_task(self._drain())
@@ -122,14 +143,20 @@ class GroupCommit(Generic[In, Out]):
         try:
             while self._pending:
                 deadline = loop.time() + self.linger
-                while len(self._pending) < self.batch and (now := loop.time()) < deadline:
+                why = "batch"
+                while len(self._pending) < self.batch:
+                    if (now := loop.time()) >= deadline:
+                        why = "linger"
+                        break
                     if self.quiet is None:
                         await asyncio.sleep(self.linger / 8)
                         continue
                     quiet_for = max(0.0005, self.quiet * self._gap)
                     if now - self._arrived >= quiet_for:
+                        why = "quiet"
                         break
                     await asyncio.sleep(min(self._arrived + quiet_for - now, deadline - now))
+                self.closed[why] += 1
                 size = 1 if solo else self.limit
                 batch = self._pending[:size]
                 del self._pending[:size]
