@@ -12,8 +12,9 @@ generators on CPU 0.
 2. **Cost at a fleet's pace.** Every agent reporting every 30 s is ``agents / 30`` reports a
    second (333/s for 10k): after one report from every agent (a first report changes the
    status, which the steady state does not), an open-loop client on CPU 0 sends them at that
-   rate, at random times, for ``--seconds``, and the main process's CPU time (utime + stime
-   from ``/proc``) over the window is compared with as long idle. Target: < 10% of a core for
+   rate, at random times, each on a new connection as the agent does, for ``--seconds``, and
+   the main process's CPU time (utime + stime from ``/proc``) over the window is compared
+   with as long idle. Target: < 10% of a core for
    10k agents. Beside it, the floor: the same fleet against ``bench.bare_asgi`` (read the
    body, answer 202) under uvicorn, which is what the HTTP server alone costs.
 
@@ -80,7 +81,8 @@ def main_pid(data_dir: Path) -> int:
 
 def fleet(base: str, agents: int, rate: float, seconds: float) -> dict[str, Any]:
     """Open loop: ``rate`` reports a second on average, at random times (exponential gaps, as
-    independent agents arrive), agents in turn, each request at its intended time (late ones
+    independent agents arrive), agents in turn, each on a new connection (as the agent sends
+    them: it does not hold one open for 30 s), each request at its intended time (late ones
     are sent at once and counted late). Run on CPU 0 in its own process."""
     import aiohttp
 
@@ -89,7 +91,7 @@ def fleet(base: str, agents: int, rate: float, seconds: float) -> dict[str, Any]
     async def run() -> dict[str, Any]:
         statuses: dict[int, int] = {}
         late = 0
-        connector = aiohttp.TCPConnector(limit=64)
+        connector = aiohttp.TCPConnector(limit=64, force_close=True)  # (as the agent: a connection a report)
         async with aiohttp.ClientSession(connector=connector) as session:
             async def one(i: int) -> None:
                 url = f"{base}/api/agent/bench-agent-{i % agents:07d}/report"

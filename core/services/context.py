@@ -31,6 +31,7 @@ from core.services.recent import RecentWindow
 __all__ = ["Catalog", "DormantEngine", "EngineLink", "GroupCommit", "LastChecks", "StoreThreads", "out_of_space"]
 
 T = TypeVar("T")
+QUIET_MAX_S = 0.05
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -90,7 +91,8 @@ class GroupCommit(Generic[In, Out]):
 
     A batch waits at most ``linger`` seconds for more when it has fewer than ``batch`` items;
     with ``quiet``, no longer than ``quiet`` times the mean gap between arrivals (over the
-    last second) without a new item: callers that wait for their answer before sending
+    last second; at most ``QUIET_MAX_S``, so a lone caller is not kept waiting) without a new
+    item: callers that wait for their answer before sending
     again will not send more until this batch is stored, while callers on their own clocks
     keep the gaps near their mean (at random arrivals, a gap of 6 means happens 0.25% of the
     time).
@@ -151,7 +153,7 @@ class GroupCommit(Generic[In, Out]):
                     if self.quiet is None:
                         await asyncio.sleep(self.linger / 8)
                         continue
-                    quiet_for = max(0.0005, self.quiet * self._gap)
+                    quiet_for = min(QUIET_MAX_S, max(0.0005, self.quiet * self._gap))
                     if now - self._arrived >= quiet_for:
                         why = "quiet"
                         break

@@ -56,10 +56,8 @@ class StoreBase:
                                           "enable_external_access": False})
         self.con.create_function("xuptime_target", alert_target, [str, str], str, side_effects=False)
         try:
-            if not read_only:
-                self.migrate()
-            else:
-                self._not_newer()
+            # (kept: every thread asks, and only the writer may touch ``con``)
+            self._version = self.migrate() if not read_only else self._not_newer()
         except BaseException:
             self.con.close()
             raise
@@ -93,6 +91,12 @@ class StoreBase:
 
     # schema -----------------------------------------------------------------------------
     def schema_version(self) -> int:
+        """The file's schema version: read once when it is opened (and migrated), then kept, so
+        any thread may ask (a reader asking the writer's connection would race the writer)."""
+        version = getattr(self, "_version", None)
+        return version if version is not None else self._read_version()
+
+    def _read_version(self) -> int:
         exists = self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
         ).fetchone()
@@ -103,7 +107,7 @@ class StoreBase:
 
     def _not_newer(self) -> int:
         """The schema version, or ``NewerSchemaError`` when a newer xuptime wrote it."""
-        version = self.schema_version()
+        version = self._read_version()
         if version > LATEST:
             raise NewerSchemaError(f"database schema v{version} is newer than this xuptime (v{LATEST})")
         return version
