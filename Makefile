@@ -42,6 +42,7 @@ bench: install
 	$(PY) -m bench.api
 	$(PY) -m bench.alerts
 	$(PY) -m bench.web
+	$(PY) -m bench.agents
 
 bench-quick: install
 	$(PY) -m bench.wheel --quick
@@ -49,6 +50,7 @@ bench-quick: install
 	$(PY) -m bench.api --quick
 	$(PY) -m bench.alerts --quick
 	$(PY) -m bench.web --quick
+	$(PY) -m bench.agents --quick
 
 # Coverage-guided fuzzing of the compiled HTTP parser (atheris, libFuzzer, AddressSanitizer),
 # against the general checker. FUZZ_SECONDS=600 for a longer run; new findings are left as
