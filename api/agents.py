@@ -20,9 +20,8 @@ import msgspec
 from litestar import MediaType, Request, Response, get
 
 import core.agent
-from api.errors import BadRequest
-from api.history import parse_time
-from api.monitors import decode_cursor, encode_cursor, parse_limit
+from api.history import series_query
+from api.monitors import encode_cursor
 from api.schemas import ERROR_RESPONSES
 from core.clock import iso_ms
 from core.models.agents import MAX_REPORT_BYTES
@@ -175,21 +174,9 @@ def _bucket(r: tuple) -> dict[str, Any]:
 async def agent_metrics(request: Request[int, Any, Any], agents: AgentService, monitor_id: int) -> Response[bytes]:
     """An agent monitor's reports (``interval=raw``, the default) or buckets (``1m``, ``5m``,
     ``1h``, ``1d``: averages and maxima, each disk's fullest), newest first."""
-    params = request.query_params
-    interval = params.get("interval", "raw")
-    errors = []
-    if interval not in ("raw", "1m", "5m", "1h", "1d"):
-        errors.append({"field": "interval", "message": "must be one of raw, 1m, 5m, 1h, 1d"})
-    limit = parse_limit(params.get("limit"), default=100, maximum=1000)
-    start, end = parse_time("from", params.get("from")), parse_time("to", params.get("to"))
-    if start is not None and end is not None and start > end:
-        errors.append({"field": "from", "message": "must not be after to"})
-    if errors:
-        raise BadRequest("Invalid metrics query", errors)
-    cursor = params.get("cursor")
-    if cursor:
-        before = decode_cursor(cursor) - 1
-        end = before if end is None else min(end, before)
+    interval, limit, start, end, before = series_query(request.query_params, "metrics")
+    if before is not None:  # (a cursor is the oldest time shown: exclusive)
+        end = before - 1 if end is None else min(end, before - 1)
     rows, more = await agents.series(request.user, monitor_id, interval, start, end, limit)
     data = [_raw(r) for r in rows] if interval == "raw" else [_bucket(r) for r in rows]
     pagination = {"limit": limit, "nextCursor": encode_cursor(rows[-1][0]) if more and rows else None}

@@ -171,12 +171,9 @@ def parse_time(field: str, raw: str | None) -> int | None:
                          [{"field": field, "message": "must be ISO 8601, Unix seconds or Unix milliseconds"}]) from None
 
 
-@get("/monitors/{monitor_id:int}/history", operation_id="getMonitorHistory", tags=["history"],
-     responses=ERROR_RESPONSES)
-async def monitor_history(request: Request[int, Any, Any], monitors: MonitorService, history: HistoryService,
-                          monitor_id: int) -> Response[dict[str, Any]]:
-    """Checks or time buckets of one monitor, newest first."""
-    params = request.query_params
+def series_query(params: Any, what: str) -> tuple[str, int, int | None, int | None, int | None]:
+    """A series' query (``interval``, ``limit`` 1..1000, ``from``, ``to``, ``cursor``) as
+    ``(interval, limit, from µs, to µs, before µs)``, or a 400 naming every bad parameter."""
     interval = params.get("interval", "raw")
     errors = []
     if interval != "raw" and interval not in BUCKETS:
@@ -186,9 +183,17 @@ async def monitor_history(request: Request[int, Any, Any], monitors: MonitorServ
     if start is not None and end is not None and start > end:
         errors.append({"field": "from", "message": "must not be after to"})
     if errors:
-        raise BadRequest("Invalid history query", errors)
+        raise BadRequest(f"Invalid {what} query", errors)
     cursor = params.get("cursor")
-    before = decode_cursor(cursor) if cursor else None
+    return interval, limit, start, end, decode_cursor(cursor) if cursor else None
+
+
+@get("/monitors/{monitor_id:int}/history", operation_id="getMonitorHistory", tags=["history"],
+     responses=ERROR_RESPONSES)
+async def monitor_history(request: Request[int, Any, Any], monitors: MonitorService, history: HistoryService,
+                          monitor_id: int) -> Response[dict[str, Any]]:
+    """Checks or time buckets of one monitor, newest first."""
+    interval, limit, start, end, before = series_query(request.query_params, "history")
     monitors.require(request.user, monitor_id)
     account = request.user
     cache: AnswerCache = request.app.state.history_cache

@@ -102,6 +102,10 @@ def test_an_agent_reports_breaches_falls_silent_and_survives_a_server_restart(tm
         assert newest["disks"] and all(d["totalBytes"] > 0 for d in newest["disks"])
         assert not any(d["mount"].startswith(("/proc", "/sys", "/dev/shm", "/run")) for d in newest["disks"])
         assert raw[0]["ts"] > raw[1]["ts"]  # newest first
+        first = api(base, key, f"/api/v1/monitors/{mid}/metrics?limit=1")[1]
+        cursor = first["pagination"]["nextCursor"]
+        second = api(base, key, f"/api/v1/monitors/{mid}/metrics?limit=1&cursor={cursor}")[1]["data"]
+        assert cursor and len(second) == 1 and second[0]["ts"] < first["data"][0]["ts"]
         buckets = api(base, key, f"/api/v1/monitors/{mid}/metrics?interval=1m")[1]["data"]
         assert sum(b["reports"] for b in buckets) >= 2  # (two minutes when the reports straddle one's end)
         assert all(b["cpuPercent"]["max"] >= b["cpuPercent"]["avg"] and b["disks"] for b in buckets)
@@ -229,6 +233,12 @@ def test_reports_are_refused_clearly(tmp_path: Path) -> None:
         assert status == 404 and answer["data"]["reason"] == "Unknown agent token"
         assert sql(data_dir, "SELECT count(*) FROM agent_reports")[0][0] == 0  # nothing of that was stored
 
+        for query, field in (("?interval=2m", "interval"), ("?limit=0", "limit"), ("?from=yesterday", "from")):
+            status, answer = api(server.url, key, f"/api/v1/monitors/1/metrics{query}")
+            assert status == 400 and answer["data"]["errors"][0]["field"] == field, answer
+        http_id = api(server.url, key, "/api/v1/monitors", "POST", {"name": "site", "type": "http",
+                                                                   "url": "http://127.0.0.1:9/"})[1]["data"]["id"]
+        assert api(server.url, key, f"/api/v1/monitors/{http_id}/metrics")[0] == 404  # (no agent: no metrics)
         assert post(json.dumps(good).encode()) == (202, {"data": {"stored": 1, "duplicates": 0, "interval": 60}})
         assert post(json.dumps(good).encode()) == (202, {"data": {"stored": 0, "duplicates": 1, "interval": 60}})
         statuses = [post(json.dumps({**good, "ts": time.time()}).encode())[0] for _ in range(40)]
