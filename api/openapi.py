@@ -299,7 +299,7 @@ _RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     "AgentReport": {"type": "object", "required": ["cpuPercent", "memory"], "properties": {
         "ts": {"type": "number", "description": "Unix seconds when measured"},
         "hostname": {"type": "string", "maxLength": 256}, "os": {"type": "string", "maxLength": 256},
-        "uptimeS": {"type": "integer", "minimum": 0}, "cpuPercent": {"type": "number", "minimum": 0, "maximum": 100},
+        "uptimeS": {"type": "number", "minimum": 0}, "cpuPercent": {"type": "number", "minimum": 0, "maximum": 100},
         "load": {"type": "array", "items": {"type": "number", "minimum": 0}, "minItems": 3, "maxItems": 3},
         "memory": {"$ref": _REF.format(name="AgentBytes")}, "swap": {"$ref": _REF.format(name="AgentBytes")},
         "disks": {"type": "array", "maxItems": 64, "items": {"type": "object", "required": [

@@ -94,10 +94,11 @@ def _bytes(value: float | None) -> str:
     return f"{value:.1f} PiB"  # (not reached)
 
 
-def _duration(seconds: int | None) -> str:
+def _duration(value: float | None) -> str:
     """93784 -> "1 d 2 h" (an uptime, to the two largest units)."""
-    if seconds is None:
+    if value is None:
         return "-"
+    seconds = int(value)
     parts = [(seconds // 86400, "d"), (seconds % 86400 // 3600, "h"), (seconds % 3600 // 60, "min")]
     shown = [f"{n} {u}" for n, u in parts if n][:2]
     return " ".join(shown) or f"{seconds} s"

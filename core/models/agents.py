@@ -56,7 +56,7 @@ class AgentReport(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_f
     ts: Annotated[float, msgspec.Meta(gt=0, lt=1e11)] | None = None
     hostname: Text | None = None
     os: Text | None = None
-    uptime_s: Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
+    uptime_s: Annotated[float, msgspec.Meta(ge=0, le=2**40)] | None = None  # (stored in whole seconds)
     load: Annotated[list[Load], msgspec.Meta(min_length=3, max_length=3)] | None = None
     swap: AgentMemory | None = None
     disks: Annotated[list[AgentDisk], msgspec.Meta(max_length=MAX_DISKS)] = []

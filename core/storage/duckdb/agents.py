@@ -50,8 +50,8 @@ class AgentStore:
         rows = [{"m": mid, "t": ts_us, "c": r.cpu_percent, "mu": r.memory.used_bytes, "mt": r.memory.total_bytes,
                  "su": r.swap.used_bytes if r.swap else None, "st": r.swap.total_bytes if r.swap else None,
                  "l": r.load, "rx": r.network.rx_bytes_per_s if r.network else None,
-                 "tx": r.network.tx_bytes_per_s if r.network else None, "p": r.processes, "u": r.uptime_s,
-                 "d": r.disks}
+                 "tx": r.network.tx_bytes_per_s if r.network else None, "p": r.processes,
+                 "u": None if r.uptime_s is None else int(r.uptime_s), "d": r.disks}
                 for mid, ts_us, r in reports]
         self.con.execute(_INSERT, {"rows": _ROWS.encode(rows).decode()})
         return len(reports)
