@@ -210,8 +210,11 @@ class Scheduler:
         if monitor.paused:
             self.wheel.cancel(monitor.id)
             return
-        if entry.checker.next_due is not None and self._arm(monitor.id, entry):
-            return
+        if entry.checker.next_due is not None:
+            if self._env is not None and (old is None or old.monitor.paused):
+                self._env.watching[monitor.id] = self.clock.wall_us() / 1e6  # (new or resumed: watched from now)
+            if self._arm(monitor.id, entry):
+                return
         if self.fast is not None and monitor.type == "http":
             self._compile(entry)
         old_interval = old.monitor.interval if old is not None and not old.monitor.paused else None

@@ -163,3 +163,31 @@ def test_an_agent_is_down_after_its_silence_and_over_its_thresholds_for_reports_
     assert changes == [(15, "down", sink.rows[0][3]), (34, "up", None), (45, "down", "cpu at 98% > 90%"),
                        (48, "up", None), (63, "down", "no report from the agent for 15 s")]
     assert np.all(np.diff([ts for ts, *_ in sink.rows]) >= 0)
+
+
+def test_a_resumed_agent_gets_its_full_allowance_again() -> None:
+    """Reports are ignored while an agent monitor is paused; resumed a day later, it is
+    watched from then on, not judged silent at once for the day it was paused."""
+    async def main() -> tuple[Sink, int]:
+        d = Drive(1_800_000_000)
+        t0 = d.now
+        d.s.start(asyncio.get_running_loop())
+        m = make(7, type="agent", interval=10, grace=5)
+        d.s.upsert(m)
+        d.s.report(7, d.now, True, None)
+        await d.until(t0 + 5, step_s=1)
+        paused = make(7, type="agent", interval=10, grace=5, paused=True)
+        paused.status = "up"
+        d.s.upsert(paused)
+        await d.until(t0 + 86400, step_s=600)
+        resumed = make(7, type="agent", interval=10, grace=5)
+        resumed.status = "up"
+        d.s.upsert(resumed)
+        await d.until(t0 + 86400 + 14, step_s=1)
+        d.s.report(7, d.now, True, None)
+        await d.until(t0 + 86400 + 20, step_s=1)
+        await d.s.stop()
+        return d.sink, t0
+
+    sink, t0 = asyncio.run(main())
+    assert [(ts - t0, ok) for ts, ok, *_ in sink.rows] == [(0, True), (86414, True)]
