@@ -15,8 +15,9 @@ generators on CPU 0.
    rate, at random times, each on a new connection as the agent does, for ``--seconds``, and
    the main process's CPU time (utime + stime from ``/proc``) over the window is compared
    with as long idle. Target: < 10% of a core for
-   10k agents. Beside it, the floor: the same fleet against ``bench.bare_asgi`` (read the
-   body, answer 202) under uvicorn, which is what the HTTP server alone costs.
+   10k agents. Alternated with it (three rounds each, medians), the floor: the same fleet
+   against ``bench.bare_asgi`` (read the body, answer 202) under uvicorn on the same CPU,
+   which is what the HTTP server alone costs.
 
 Usage: ``python -m bench.agents [--quick] [--agents N] [--seconds S]``. Prints a table, then
 one JSON line.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -36,6 +38,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,29 +129,10 @@ def send(base: str, agents: int, rate: float, seconds: float) -> dict[str, Any]:
     return json.loads(out)
 
 
-def fleet_cost(base: str, data_dir: Path, agents: int, seconds: float) -> dict[str, Any]:
-    """The main process's CPU idle, then while the fleet reports. Every agent has reported
-    once before (a first report is a status change, pending -> up, which the steady state
-    does not have)."""
-    pid = main_pid(data_dir)
-    before = cpu_seconds(pid)
-    time.sleep(seconds)
-    idle = (cpu_seconds(pid) - before) / seconds
-    log(f"warm-up: one report from each of the {agents} agents")
-    send(base, agents, 2000.0, agents / 2000)
-    time.sleep(3)
-    rate = agents / 30
-    before = cpu_seconds(pid)
-    started = time.monotonic()
-    sent = send(base, agents, rate, seconds)
-    elapsed = time.monotonic() - started
-    busy = (cpu_seconds(pid) - before) / elapsed
-    return {"rate": rate, "idle_core": idle, "busy_core": busy, "cost_core": busy - idle, **sent}
-
-
-def bare_floor(agents: int, seconds: float) -> dict[str, Any]:
-    """The same fleet against ``bench.bare_asgi`` under uvicorn (as ``serve`` embeds it: uvloop,
-    httptools, no access log) on CPU 1: what the HTTP server alone costs a second."""
+@contextlib.contextmanager
+def bare_server() -> Iterator[tuple[str, int]]:
+    """``bench.bare_asgi`` under uvicorn (as ``serve`` embeds it: uvloop, httptools, no access
+    log) on the server's CPU: (base URL, pid)."""
     port = free_port()
     proc = subprocess.Popen(["taskset", "-c", CONTENDER_CPU, sys.executable, "-m", "uvicorn", "bench.bare_asgi:app",
                              "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
@@ -161,12 +145,44 @@ def bare_floor(agents: int, seconds: float) -> dict[str, Any]:
                 break
             except OSError:
                 time.sleep(0.1)
-        before, started = cpu_seconds(proc.pid), time.monotonic()
-        sent = send(base, agents, agents / 30, seconds)
-        return {"core": (cpu_seconds(proc.pid) - before) / (time.monotonic() - started), **sent}
+        yield base, proc.pid
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def cost(pid: int, base: str, agents: int, seconds: float) -> dict[str, Any]:
+    """A fleet's window against ``base``: the share of a core ``pid`` used, and what was sent."""
+    before, started = cpu_seconds(pid), time.monotonic()
+    sent = send(base, agents, agents / 30, seconds)
+    return {"core": (cpu_seconds(pid) - before) / (time.monotonic() - started), **sent}
+
+
+def fleet_phase(base: str, data_dir: Path, agents: int, seconds: float, rounds: int) -> dict[str, Any]:
+    """The main process's CPU idle; then, once every agent has reported (a first report is a
+    status change, pending -> up, which a steady fleet does not have), ``rounds`` fleet windows
+    against xuptime alternated with as many against the bare ASGI app (the floor); medians."""
+    pid = main_pid(data_dir)
+    before = cpu_seconds(pid)
+    time.sleep(seconds)
+    idle = (cpu_seconds(pid) - before) / seconds
+    log(f"warm-up: one report from each of the {agents} agents")
+    send(base, agents, 2000.0, agents / 2000)
+    time.sleep(3)
+    ours, floor = [], []
+    with bare_server() as (bare, bare_pid):
+        for _ in range(rounds):
+            log(f"fleet: {agents} agents every 30 s for {seconds:g} s against xuptime")
+            ours.append(cost(pid, base, agents, seconds))
+            log("the same fleet against a bare ASGI app under uvicorn")
+            floor.append(cost(bare_pid, bare, agents, seconds))
+    busy = statistics.median(r["core"] for r in ours)
+    return {"rate": agents / 30, "idle_core": idle, "busy_core": busy, "cost_core": busy - idle,
+            "bare_core": statistics.median(r["core"] for r in floor),
+            "rounds": [{"xuptime": a["core"], "bare": b["core"]} for a, b in zip(ours, floor, strict=True)],
+            "statuses": {k: sum(r["statuses"].get(k, 0) for r in ours + floor)
+                         for k in {k for r in ours + floor for k in r["statuses"]}},
+            "sent": sum(r["sent"] for r in ours), "late": sum(r["late"] for r in ours + floor)}
 
 
 def stored(data_dir: Path) -> int:
@@ -198,9 +214,8 @@ def main() -> None:
         data_dir = workdir / "data"
         build(data_dir, args.agents)
         with serving(data_dir, workdir, args.http_server, ready=lambda _: True, settle=2) as (base, key):
-            log(f"fleet: {args.agents} agents every 30 s for {window:g} s, after as long idle")
-            results["fleet"] = fleet_cost(base, data_dir, args.agents, window)
-            if set(results["fleet"]["statuses"]) != {"202"}:
+            results["fleet"] = fleet_phase(base, data_dir, args.agents, window, 1 if args.quick else 3)
+            if set(results["fleet"]["statuses"]) != {"202"}:  # (the bare app answers 202 too)
                 problems.append(f"fleet: answers {results['fleet']['statuses']}")
             reports, trivial = [], []
             for _ in range(3):
@@ -214,8 +229,6 @@ def main() -> None:
                     problems += failures(name, run)
             time.sleep(1)
             results["stored"] = stored(data_dir)
-        log("floor: the same fleet against a bare ASGI app under uvicorn")
-        results["bare_uvicorn"] = bare_floor(args.agents, window)
     results["reports"] = {k: statistics.median(r[k] for r in reports) for k in ("rps", "p50", "p99")}
     results["trivial"] = {k: statistics.median(r[k] for r in trivial) for k in ("rps", "p50", "p99")}
     sent = sum(r["rps"] for r in reports) * seconds + results["fleet"]["sent"] + args.agents  # (+ the warm-up)
@@ -230,11 +243,12 @@ def main() -> None:
     ratio = rep["rps"] / triv["rps"]
     print(f"reports/s / trivial req/s: {ratio:.2f} (target >= 0.5); rows stored {results['stored']} of about "
           f"{sent:.0f} sent (wrk's count is rounded)")
-    print(f"fleet of {args.agents} at 30 s ({fl['rate']:.0f} reports/s, {fl['late']} sent late): main process "
-          f"{fl['busy_core'] * 100:.1f}% of a core vs {fl['idle_core'] * 100:.1f}% idle = "
-          f"{fl['cost_core'] * 100:.1f}% for the reports (target < 10%)")
+    print(f"fleet of {args.agents} at 30 s ({fl['rate']:.0f} reports/s, {fl['late']} sent late; medians of "
+          f"{len(fl['rounds'])}): main process {fl['busy_core'] * 100:.1f}% of a core vs "
+          f"{fl['idle_core'] * 100:.1f}% idle = {fl['cost_core'] * 100:.1f}% for the reports (target < 10%)")
     print(f"  the same fleet against a bare ASGI app under uvicorn (the HTTP server alone): "
-          f"{results['bare_uvicorn']['core'] * 100:.1f}% of a core")
+          f"{fl['bare_core'] * 100:.1f}% of a core; rounds (xuptime, bare): "
+          + ", ".join(f"({r['xuptime'] * 100:.1f}, {r['bare'] * 100:.1f})" for r in fl["rounds"]))
     for problem in problems:
         print(f"INVALID RUN: {problem}")
     print(json.dumps({"bench": "agents", "http_server": args.http_server, "ratio_reports_trivial": round(ratio, 3),
