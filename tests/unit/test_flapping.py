@@ -43,17 +43,10 @@ def test_slow_changes_and_other_transitions_do_not_count() -> None:
 
 
 def test_quiet_transitions_are_stored_without_messages_and_a_spell_is_announced_once(tmp_path: Path) -> None:
-    from core.alerting import parse_integration
-    from core.models import parse_monitor
-    from core.storage.duckdb import DuckDBStore
+    from tests.services import store_with_hook
 
-    store = DuckDBStore(tmp_path)
+    store, monitor = store_with_hook(tmp_path, {"name": "m", "type": "tcp", "host": "127.0.0.1", "port": 1})
     try:
-        channel = parse_integration({"name": "hook", "type": "webhook", "config": {"url": "http://127.0.0.1:9/"},
-                                     "isDefault": True})
-        channel.account_id = 1
-        store.create_integration(channel)
-        monitor = store.create_monitor(parse_monitor({"name": "m", "type": "tcp", "host": "127.0.0.1", "port": 1}))
         quiet = [Transition(monitor.id, i * S, *(("up", "down") if i % 2 == 0 else ("down", "up")), None, True)
                  for i in range(4)]
         store.apply_transitions(quiet)

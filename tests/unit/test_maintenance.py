@@ -131,17 +131,11 @@ def test_the_gate_holds_a_window_and_ends_it_with_what_the_engine_said(tmp_path:
 
 
 def test_a_window_resolves_the_open_incident_silently_and_a_down_after_it_alerts_afresh(tmp_path: Path) -> None:
-    from core.alerting import parse_integration
-    from core.models import Transition, parse_monitor
+    from core.models import Transition
+    from tests.services import store_with_hook
 
-    store = DuckDBStore(tmp_path)
+    store, monitor = store_with_hook(tmp_path, {"name": "db", "type": "tcp", "host": "127.0.0.1", "port": 5432})
     try:
-        channel = parse_integration({"name": "hook", "type": "webhook", "config": {"url": "http://127.0.0.1:9/"},
-                                     "isDefault": True})
-        channel.account_id = 1
-        store.create_integration(channel)
-        monitor = store.create_monitor(parse_monitor({"name": "db", "type": "tcp", "host": "127.0.0.1",
-                                                      "port": 5432}))
         t0 = 1_800_000_000_000_000
         for i, (old, new) in enumerate([("up", "down"), ("down", "maintenance"), ("maintenance", "down")]):
             store.apply_transitions([Transition(monitor.id, t0 + i * 10**6, old, new, "refused")])
