@@ -24,7 +24,7 @@ from api.history import series_query
 from api.monitors import encode_cursor
 from api.schemas import ERROR_RESPONSES
 from core.clock import iso_ms
-from core.models.agents import MAX_REPORT_BYTES
+from core.models.agents import MAX_REPORT_BYTES, used_percent
 from core.services import AgentService, Limited, NotFound, ServiceError, Unavailable
 
 __all__ = ["ReportPath", "agent_metrics", "agent_script"]
@@ -138,7 +138,7 @@ async def agent_script() -> Response[bytes]:
 
 
 def _pct(used: Any, total: Any) -> float | None:
-    return round(100.0 * used / total, 2) if used is not None and total else None
+    return _round(used_percent(used, total))
 
 
 def _raw(r: tuple) -> dict[str, Any]:

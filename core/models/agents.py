@@ -19,7 +19,7 @@ import msgspec
 from core.models import FieldError
 
 __all__ = ["MAX_DISKS", "MAX_REPORT_BYTES", "AgentDisk", "AgentMemory", "AgentNetwork", "AgentReport",
-           "breaches", "decode_reports", "disk_percent"]
+           "breaches", "decode_reports", "disk_percent", "used_percent"]
 
 MAX_REPORT_BYTES = 64 * 1024
 MAX_DISKS = 64
@@ -106,8 +106,14 @@ def _field_error(text: str) -> FieldError:
     return FieldError(field, message)
 
 
+def used_percent(used: int | None, total: int | None) -> float | None:
+    """``used`` of ``total`` in percent; None when either is missing or ``total`` is 0 (a
+    host without swap)."""
+    return 100.0 * used / total if used is not None and total else None
+
+
 def _percent(used: int, total: int) -> float:
-    return 100.0 * used / total if total > 0 else 0.0
+    return used_percent(used, total) or 0.0
 
 
 def disk_percent(disk: AgentDisk) -> float:

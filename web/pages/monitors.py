@@ -15,7 +15,7 @@ from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 from markupsafe import Markup
 
 from core.models import KINDS, STATUSES, TOKEN_KINDS, Monitor, monitor_to_wire
-from core.models.agents import AgentReport, disk_percent
+from core.models.agents import AgentReport, disk_percent, used_percent
 from core.services import AgentService, HistoryService, IntegrationService, MonitorService, ServiceError
 from web.forms import COMMON, KIND_FIELDS, KIND_LABELS, field_errors, form_to_monitor, monitor_values, posted_values
 from web.render import bars as bars_markup
@@ -222,10 +222,10 @@ async def agent_chart(request: Request[Any, Any, Any], monitor_id: int, agents: 
     mounts: dict[str, list[float | None]] = {}
     out: dict[str, Any] = {"from": start / 1e6, "to": now_us / 1e6, "ts": [r[0] / 1e6 for r in rows]}
     if interval == "raw":
-        out.update(cpu=[r[1] for r in rows], memory=[_pct(r[2], r[3]) for r in rows],
-                   swap=[_pct(r[4], r[5]) for r in rows], load=[r[6] for r in rows],
+        out.update(cpu=[r[1] for r in rows], memory=[used_percent(r[2], r[3]) for r in rows],
+                   swap=[used_percent(r[4], r[5]) for r in rows], load=[r[6] for r in rows],
                    rx=[r[9] for r in rows], tx=[r[10] for r in rows])
-        disks = [{d["mount"]: _pct(d["used"], d["total"]) for d in r[13] or []} for r in rows]
+        disks = [{d["mount"]: used_percent(d["used"], d["total"]) for d in r[13] or []} for r in rows]
     else:
         out.update(cpu=[r[2] for r in rows], memory=[r[4] for r in rows], swap=[r[6] for r in rows],
                    load=[r[7] for r in rows], rx=[r[9] for r in rows], tx=[r[10] for r in rows])
@@ -235,10 +235,6 @@ async def agent_chart(request: Request[Any, Any, Any], monitor_id: int, agents: 
             mounts.setdefault(mount, [None] * len(rows))[i] = value
     out["disks"] = mounts
     return out
-
-
-def _pct(used: Any, total: Any) -> float | None:
-    return 100.0 * used / total if used is not None and total else None
 
 
 @get("/monitors/{monitor_id:int}/chart", include_in_schema=False)
