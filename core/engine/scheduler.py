@@ -257,16 +257,8 @@ class Scheduler:
         env = self._env
         if ts > env.reports.get(mid, 0.0):
             env.reports[mid] = ts
-        ts_us = int(ts * 1_000_000)
-        self.checks += 1
-        self.buffer.append(mid, ts_us, ok, 0, 0, 0 if ok else int(ErrorCode.AGENT_THRESHOLD), -1, -1, -1, -1,
-                           None if ok else reason)
-        m = entry.monitor
-        transition = observe(entry.state, mid, ok, ts_us, entry.prepared.for_reports - 1, m.recovery_threshold,
-                             reason)
-        if transition is not None:
-            m.status = transition.new
-            self.transitions.append(transition)
+        self._record_now(mid, entry, ts, ok, None, ErrorCode.OK if ok else ErrorCode.AGENT_THRESHOLD,
+                         None if ok else reason, retries=entry.prepared.for_reports - 1)
         if mid not in self.inflight:
             self._arm(mid, entry)
 
@@ -293,14 +285,15 @@ class Scheduler:
         self._record_now(mid, entry, ts, False, ping_ms, ErrorCode.PUSH_DOWN, (msg or "the job reported down")[:500])
 
     def _record_now(self, mid: int, entry: _Entry, ts: float, ok: bool, ping_ms: float | None, code: ErrorCode,
-                    error: str | None) -> None:
-        """A heartbeat that is a result at once, and decisive (the job said so: no retries)."""
+                    error: str | None, retries: int = 0) -> None:
+        """A result told by the monitored side, recorded at once (not at a check): a heartbeat,
+        decisive by default (the job said so: no retries), or an agent's report."""
         ts_us = int(ts * 1_000_000)
         latency_us = int(ping_ms * 1000) if ping_ms is not None and ping_ms >= 0 else 0
         self.checks += 1
         self.buffer.append(mid, ts_us, ok, latency_us, 0, int(code), -1, -1, -1, -1, error)
         m = entry.monitor
-        transition = observe(entry.state, mid, ok, ts_us, 0, m.recovery_threshold, error)
+        transition = observe(entry.state, mid, ok, ts_us, retries, m.recovery_threshold, error)
         if transition is not None:
             m.status = transition.new
             self.transitions.append(transition)

@@ -1,4 +1,4 @@
-"""Agent reports: appended in batches (one statement a commit, never ``executemany``), each
+"""Agent reports: appended in batches (one statement a commit, never a statement a row), each
 agent's newest report saved beside them now and then, and the series read back raw or in
 buckets."""
 
