@@ -55,7 +55,8 @@ def routes(services: Services) -> list[ControllerRouterHandler]:
     signed_in = Router(path="/", route_handlers=[*auth.HANDLERS, *monitors.HANDLERS, *account.HANDLERS,
                                                   *integrations.HANDLERS, *status_admin.HANDLERS,
                                                   *maintenance.HANDLERS],
-                       dependencies=deps, exception_handlers=handlers, before_request=guard(services.users),
+                       dependencies=deps, exception_handlers=handlers,
+                       before_request=guard(services.users, services.monitors),
                        include_in_schema=False)
     static = create_static_files_router("/static", [STATIC], include_in_schema=False,
                                         cache_control=CacheControlHeader(max_age=3600, public=True))

@@ -113,7 +113,8 @@ def page(request: Request[Any, Any, Any], template: str, *, status: int = 200, *
     every template)."""
     state = request.scope.get("state") or {}
     html = _env.get_template(template).render(session=state.get("web_session"), path=request.url.path,
-                                              csrf=state.get("web_csrf", ""), **context)
+                                              csrf=state.get("web_csrf", ""), live=state.get("web_live", ""),
+                                              **context)
     return Response(html, status_code=status, media_type="text/html; charset=utf-8", headers=_HEADERS)
 
 

@@ -20,7 +20,7 @@ from litestar.datastructures import Cookie
 from litestar.response import Redirect
 
 from core.models import Principal
-from core.services import Session, UserService
+from core.services import MonitorService, Session, UserService
 from web.render import page
 
 __all__ = ["SESSION_COOKIE", "guard", "login_csrf", "principal", "safe_next", "session_cookie"]
@@ -49,10 +49,11 @@ def principal(request: Request[Any, Any, Any]) -> Principal:
     return session.principal
 
 
-def guard(users: UserService):  # type: ignore[no-untyped-def]
+def guard(users: UserService, monitors: MonitorService):  # type: ignore[no-untyped-def]
     """A ``before_request`` hook for the signed-in pages: no session sends the visitor to
     sign in (and back here afterwards); a state change without the session's CSRF token is a
-    403 and changes nothing."""
+    403 and changes nothing. The account's live mark is taken here, before the page reads
+    anything, so that its stream (``/live?after=``) brings every change since."""
 
     async def before(request: Request[Any, Any, Any]) -> Response[Any] | None:
         session = users.session(request.cookies.get(SESSION_COOKIE))
@@ -63,6 +64,7 @@ def guard(users: UserService):  # type: ignore[no-untyped-def]
             return Redirect(f"/login?next={quote(target, safe='/')}", status_code=303)
         request.state.web_session = session
         request.state.web_csrf = session.csrf
+        request.state.web_live = monitors.live_mark(session.principal)
         if request.method not in _SAFE:
             sent = request.headers.get("x-csrf-token")
             if sent is None:

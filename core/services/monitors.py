@@ -154,10 +154,16 @@ class MonitorService:
         checks, up = self.catalog.recent.uptime(monitor.id)
         return self.catalog.recent.bars(monitor.id), (up / checks if checks else None)
 
-    def watch(self, actor: Actor) -> contextlib.AbstractContextManager[asyncio.Queue[dict[str, Any]]]:
+    def watch(self, actor: Actor, after: str | None = None
+              ) -> contextlib.AbstractContextManager[asyncio.Queue[dict[str, Any]]]:
         """Subscribe to the account's status changes (``{"event": "status", "id", "status",
-        "since"}``, ``created``, ``deleted``, or ``resync``) until the context ends."""
-        return self.catalog.live.subscribe(account_of(actor))
+        "since", "seq"}``, ``created``, ``deleted``, or ``resync``) until the context ends;
+        with ``after`` (a ``live_mark``), those since that mark first."""
+        return self.catalog.live.subscribe(account_of(actor), after)
+
+    def live_mark(self, actor: Actor) -> str:
+        """Where the account's status changes are now (for a page about to be rendered)."""
+        return self.catalog.live.mark(account_of(actor))
 
     def last_check(self, monitor_id: int) -> tuple[int, int] | None:
         """The newest check of a monitor: (ts µs, latency µs), or None before the first."""

@@ -312,11 +312,15 @@ async def delete_monitor(request: Request[Any, Any, Any], monitor_id: int, monit
 @get("/live", include_in_schema=False)
 async def live(request: Request[Any, Any, Any], monitors: MonitorService) -> ServerSentEvent:
     """The page's one stream of its account's status changes (``status``, ``created``,
-    ``deleted``, ``resync`` events, JSON data), with a comment every 15 s to keep it open."""
+    ``deleted``, ``resync`` events, JSON data), with a comment every 15 s to keep it open.
+    It starts after the page's mark (``?after=``, rendered into the page) or, reconnecting,
+    after the last event the page had (``Last-Event-ID``): nothing in between is missed."""
     who = principal(request)
+    after = request.headers.get("last-event-id") or request.query_params.get("after")
+    boot = monitors.live_mark(who).partition(".")[0]
 
     async def events() -> AsyncGenerator[ServerSentEventMessage, None]:
-        with monitors.watch(who) as queue:
+        with monitors.watch(who, after) as queue:
             yield ServerSentEventMessage(comment="connected", retry=3000)
             while True:
                 try:
@@ -324,7 +328,9 @@ async def live(request: Request[Any, Any, Any], monitors: MonitorService) -> Ser
                 except TimeoutError:
                     yield ServerSentEventMessage(comment="keep-alive")
                     continue
-                yield ServerSentEventMessage(event=event["event"], data=msgspec.json.encode(event).decode())
+                seq = event.get("seq")
+                yield ServerSentEventMessage(event=event["event"], data=msgspec.json.encode(event).decode(),
+                                             id=None if seq is None else f"{boot}.{seq}")
 
     return ServerSentEvent(events(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
