@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+ANSWER = b'{"data":{"stored":1,"duplicates":0,"interval":30}}'
+
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     while (await receive()).get("more_body"):
         pass
-    await send({"type": "http.response.start", "status": 202, "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": b'{"data":{"stored":1,"duplicates":0,"interval":30}}'})
+    await send({"type": "http.response.start", "status": 202,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(ANSWER)).encode())]})
+    await send({"type": "http.response.body", "body": ANSWER})

@@ -18,8 +18,12 @@ it uses psutil when importable.
 Reports the server has not acknowledged wait in a bounded backlog (``--backlog``, oldest
 dropped first) and are sent, oldest first and in batches, when the server answers again;
 failed sends are retried with exponential backoff and jitter. The server skips reports it
-already has, so a batch sent twice is stored once. An unknown token (404) ends the agent with
-a clear message (exit status 2): retrying cannot help. The token may be given in
+already has, so a batch sent twice is stored once. Reports go over one kept-open connection
+(the server keeps an idle one 75 s by default, so an agent reporting every 30 or 60 s does not
+open one a report); a kept connection the server has closed meanwhile is replaced and the
+batch sent again at once. Through a proxy (``https_proxy``/``http_proxy``, unless
+``no_proxy`` names the server) each report is its own request, as urllib sends it. An
+unknown token (404) ends the agent with a clear message (exit status 2): retrying cannot help. The token may be given in
 ``XUPTIME_AGENT_TOKEN`` (or ``--token-file``) rather than on the command line, where other
 local users could read it.
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import http.client
 import json
 import os
 import platform
@@ -37,6 +42,7 @@ import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 VERSION = "1"
@@ -216,9 +222,28 @@ class TokenRefused(Exception):
     """The server does not know this token (404)."""
 
 
+class Refused(Exception):
+    """The server answered with an error status."""
+
+    def __init__(self, status: int, detail: str, retry_after: str | None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status, self.detail, self.retry_after = status, detail, retry_after
+
+
+#: A kept-open connection the server closed while it was idle shows as one of these on reuse.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
 class Agent:
     def __init__(self, server: str, token: str, interval: float | None, backlog: int, timeout: float = 10.0) -> None:
         self.url = f"{server.rstrip('/')}/api/agent/{token}/report"
+        parts = urllib.parse.urlsplit(self.url)
+        self.origin = (parts.scheme, parts.hostname or "", parts.port)
+        self.path = parts.path
+        #: Through a proxy from the environment, urllib's own requests (no kept connection).
+        self.proxied = parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(
+            parts.hostname or "")
+        self.conn: http.client.HTTPConnection | None = None
         self.interval = interval or 30.0
         self.fixed_interval = interval is not None
         self.backlog: collections.deque = collections.deque(maxlen=backlog)
@@ -237,11 +262,47 @@ class Agent:
         self.backlog.append(report)
 
     def _post(self, batch: list) -> dict:
+        """The server's answer to one batch; raises Refused on an error status, OSError or
+        http.client.HTTPException when there is no answer."""
         body = json.dumps(batch if len(batch) > 1 else batch[0], separators=(",", ":")).encode()
-        request = urllib.request.Request(self.url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "User-Agent": f"xuptime-agent/{VERSION}"})
-        with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-            return json.loads(answer.read() or b"{}")
+        headers = {"Content-Type": "application/json", "User-Agent": f"xuptime-agent/{VERSION}"}
+        if self.proxied:
+            request = urllib.request.Request(self.url, data=body, method="POST", headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                    return json.loads(answer.read() or b"{}")
+            except urllib.error.HTTPError as exc:
+                raise Refused(exc.code, exc.read()[:500].decode("utf-8", "replace"),
+                              exc.headers.get("Retry-After")) from None
+        for attempt in (1, 2):
+            reused = self.conn is not None
+            if self.conn is None:
+                scheme, host, port = self.origin
+                kind = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+                self.conn = kind(host, port, timeout=self.timeout)
+            try:
+                self.conn.request("POST", self.path, body, headers)
+                answer = self.conn.getresponse()
+                data = answer.read()
+            except _STALE:
+                self.close()
+                if reused and attempt == 1:
+                    continue  # (closed by the server while idle: once more on a new connection)
+                raise
+            except BaseException:
+                self.close()
+                raise
+            if answer.will_close:
+                self.close()
+            if answer.status >= 400:
+                raise Refused(answer.status, data[:500].decode("utf-8", "replace"), answer.getheader("Retry-After"))
+            return json.loads(data or b"{}")
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
     def _batch(self) -> list:
         batch, size = [], 2
@@ -261,19 +322,18 @@ class Agent:
             batch = self._batch()
             try:
                 answer = self._post(batch)
-            except urllib.error.HTTPError as exc:
-                detail = exc.read()[:500].decode("utf-8", "replace")
-                if exc.code == 404:
-                    raise TokenRefused(detail) from None
-                if exc.code in (400, 413, 415):  # this batch will never be taken: drop it, keep going
-                    log(f"the server refused {len(batch)} report(s) ({exc.code}): {detail}")
+            except Refused as exc:
+                if exc.status == 404:
+                    raise TokenRefused(exc.detail) from None
+                if exc.status in (400, 413, 415):  # this batch will never be taken: drop it, keep going
+                    log(f"the server refused {len(batch)} report(s) ({exc.status}): {exc.detail}")
                     for _ in batch:
                         self.backlog.popleft()
                     continue
-                wait = exc.headers.get("Retry-After") if exc.code == 429 else None
-                self._failed(f"HTTP {exc.code}", float(wait) if wait and wait.isdigit() else None)
+                wait = exc.retry_after if exc.status == 429 else None
+                self._failed(f"HTTP {exc.status}", float(wait) if wait and wait.isdigit() else None)
                 return False
-            except (OSError, ValueError) as exc:  # refused, reset, timed out, unreachable, bad answer
+            except (OSError, ValueError, http.client.HTTPException) as exc:  # refused, reset, timed out, bad answer
                 self._failed(str(getattr(exc, "reason", exc)))
                 return False
             for _ in batch:
@@ -363,6 +423,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except KeyboardInterrupt:
         pass
+    finally:
+        agent.close()
     if agent.backlog:
         log(f"stopping with {len(agent.backlog)} report(s) not sent")
     return 0

@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="add demo monitors against a local demo target")
     serve.add_argument("--http-server", choices=("uvicorn", "granian"), default="uvicorn",
                        help="embedded ASGI server (granian: optional, `pip install granian`; see bench/README.md)")
+    serve.add_argument("--keep-alive", type=float, default=75.0, metavar="SECONDS",
+                       help="keep an idle HTTP connection open this long (default 75: agents reporting every "
+                            "30 or 60 s reuse one connection)")
     serve.add_argument("--alert-retry-base", type=float, default=2.0, metavar="SECONDS",
                        help="first retry of a failed notification after this long, doubling each time (default 2)")
     serve.add_argument("--body-timeout", type=float, default=30.0, metavar="SECONDS",
@@ -530,7 +533,10 @@ def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
     server = ServeProcess(data_dir, make_app, host=ns.host, port=ns.port, workers=ns.workers,
                           demo_monitors=ns.demo, max_inflight=ns.max_inflight, http_server=ns.http_server,
                           alert_retry_base=ns.alert_retry_base, deny_private=ns.deny_private_targets,
-                          public_url=ns.public_url, flap_changes=ns.flap_changes, flap_window_s=ns.flap_window)
+                          public_url=ns.public_url, flap_changes=ns.flap_changes, flap_window_s=ns.flap_window,
+                          keep_alive_s=ns.keep_alive)
+    if not 1 <= ns.keep_alive <= 3600:
+        raise CommandError("--keep-alive must be 1 to 3600 seconds")
     if data_dir.exists() and not data_dir.is_dir():
         raise CommandError(f"{data_dir} is not a directory; give --data-dir a directory (it is made if missing)")
     import duckdb

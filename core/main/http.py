@@ -31,8 +31,11 @@ def bind(host: str, port: int) -> tuple[socket.socket, str]:
 class HttpHost:
     """One embedded ASGI server on this loop; ``stop`` lets open requests finish (5 s)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, keep_alive_s: float = 75.0) -> None:
         self.kind = kind
+        #: How long an idle connection is kept (uvicorn): agents reporting more often than
+        #: this hold one connection instead of opening one per report (see ``bench.agents``).
+        self.keep_alive_s = keep_alive_s
         self.server: Any = None
 
     def start(self, app: Any, listener: socket.socket) -> asyncio.Task[None]:
@@ -44,9 +47,15 @@ class HttpHost:
             def capture_signals(self) -> contextlib.AbstractContextManager[None]:
                 return contextlib.nullcontext()  # the process's own SIGTERM/SIGINT handling stays
 
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        # An application may serve some connections itself (``api.agents.ReportPath``: agents'
+        # reports), handing the others to uvicorn's protocol.
+        http = app.http_protocol(HttpToolsProtocol) if hasattr(app, "http_protocol") else HttpToolsProtocol
         # A request still open at shutdown (a client that never sends its body) gets 5 s.
-        config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False,
-                                server_header=False, date_header=True, timeout_graceful_shutdown=5)
+        config = uvicorn.Config(app, http=http, lifespan="on", log_level="warning", access_log=False,
+                                server_header=False, date_header=True, timeout_graceful_shutdown=5,
+                                timeout_keep_alive=self.keep_alive_s)
         self.server = _Embedded(config)
         return asyncio.get_running_loop().create_task(self.server.serve(sockets=[listener]))
 

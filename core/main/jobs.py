@@ -29,7 +29,7 @@ log = logging.getLogger("xuptime.jobs")
 ROLLUP_EVERY_S = 60.0
 REMINDER_EVERY_S = 15.0
 USAGE_EVERY_S = 0.1
-AGENTS_EVERY_S = 5.0
+AGENTS_EVERY_S = 60.0  # (a crash loses at most this of host names and the like: the reports are stored)
 MAINTENANCE_EVERY_S = 1.0
 FLAPPING_EVERY_S = 1.0
 OUTBOX_KEEP_DAYS = 30  # finished notifications (and their attempts) are kept this long
@@ -77,7 +77,7 @@ async def save_usage(accounts: AccountService) -> None:
 
 
 async def save_agents(agents: AgentService, every: float = AGENTS_EVERY_S) -> None:
-    """Write agents' newest reports behind, every few seconds (the process saves once more at exit)."""
+    """Write agents' newest reports behind, every minute (the process saves once more at exit)."""
     while True:
         await asyncio.sleep(every)
         try:

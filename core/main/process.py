@@ -50,7 +50,8 @@ class ServeProcess:
                  host: str = "127.0.0.1", port: int = 8080, workers: int = 0, demo_monitors: bool = False,
                  max_inflight: int = 0, http_server: str = "uvicorn", alert_retry_base: float = 2.0,
                  deny_private: bool = False, public_url: str | None = None,
-                 flap_changes: int = FLAP_CHANGES, flap_window_s: int = FLAP_WINDOW_S) -> None:
+                 flap_changes: int = FLAP_CHANGES, flap_window_s: int = FLAP_WINDOW_S,
+                 keep_alive_s: float = 75.0) -> None:
         self.data_dir = Path(data_dir)
         #: The dashboard's address as users reach it (behind a proxy): links in notifications.
         self.public_url = public_url.rstrip("/") if public_url else None
@@ -61,7 +62,7 @@ class ServeProcess:
         self.workers = workers or os.cpu_count() or 1
         self.demo = demo_monitors
         self.max_inflight = max_inflight
-        self.http = HttpHost(http_server)
+        self.http = HttpHost(http_server, keep_alive_s)
         self.alert_retry_base = alert_retry_base
         #: Refuse monitors (and channels) of private, loopback and link-local targets.
         self.deny_private = deny_private

@@ -76,7 +76,7 @@ class AgentService:
 
     async def save(self) -> None:
         """Write the newest report of every agent that reported since the last save (the
-        serve process calls this every few seconds and at exit: host names and the like for
+        serve process calls this every minute and at exit: host names and the like for
         the next start; what is a duplicate is decided from the reports themselves)."""
         dirty, self._dirty = self._dirty, set()
         rows = [(mid, *self.latest[mid]) for mid in dirty if mid in self.latest]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -184,12 +185,14 @@ def test_the_served_agent_runs_alone_and_a_wrong_token_ends_it(tmp_path: Path) -
         assert once.wait(30) == 0, once.communicate()[1]
         stored = api(server.url, key, f"/api/v1/monitors/{mid}/metrics")[1]["data"]
         assert len(stored) == 1 and stored[0]["memory"]["usedBytes"] > 0
-        wait_for(lambda: sql(data_dir, f"SELECT report->>'hostname' FROM agents WHERE monitor_id = {mid}") == [
-            [os.uname().nodename]], 15, "the agent's host name saved (every 5 s)")
 
         wrong = start_agent(server.url, "no-such-token-000", "--interval", "1", script=script)
         assert wrong.wait(30) == 2
         assert "does not know this token" in wrong.communicate()[1]
+        assert server.stop() == 0
+        # (saved every minute and at exit: the host name is there for the next start)
+        assert sql(data_dir, f"SELECT report->>'hostname' FROM agents WHERE monitor_id = {mid}") == [
+            [os.uname().nodename]]
     finally:
         server.stop()
 
@@ -243,5 +246,101 @@ def test_reports_are_refused_clearly(tmp_path: Path) -> None:
         assert post(json.dumps(good).encode()) == (202, {"data": {"stored": 0, "duplicates": 1, "interval": 60}})
         statuses = [post(json.dumps({**good, "ts": time.time()}).encode())[0] for _ in range(40)]
         assert 429 in statuses and statuses[0] == 202
+    finally:
+        server.stop()
+
+
+def _exchange(sock: socket.socket, request: bytes, answers: int = 1) -> list[tuple[int, dict[str, str], bytes]]:
+    """Send ``request`` (one or more requests) and read ``answers`` HTTP answers off ``sock``:
+    (status, headers, body) each, or fewer when the server closes."""
+    sock.sendall(request)
+    out: list[tuple[int, dict[str, str], bytes]] = []
+    buf = b""
+    while len(out) < answers:
+        while b"\r\n\r\n" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return out
+            buf += chunk
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        status = int(lines[0].split()[1])
+        if status == 100:
+            continue
+        length = int(headers.get("content-length", 0))
+        while len(buf) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return out
+            buf += chunk
+        out.append((status, headers, buf[:length]))
+        buf = buf[length:]
+    return out
+
+
+def _closed(sock: socket.socket) -> bool:
+    sock.settimeout(5)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_report_connections_are_kept_and_anything_else_goes_to_the_full_server(tmp_path: Path) -> None:
+    """Agents' reports on one kept connection (as the agent sends them), pipelined, HTTP/1.0,
+    chunked and with ``Expect: 100-continue``; the same connection then asking for a page is
+    answered by the full server, and reports after that still are; a body that does not
+    arrive is a 408, an unknown token a 404, and both close the connection."""
+    data_dir = tmp_path / "data"
+    server = Serve(data_dir, 1, "--body-timeout", "1")
+    try:
+        key = cli(data_dir, "keys", "create").stdout.splitlines()[-1]
+        token = api(server.url, key, "/api/v1/monitors", "POST", {"name": "x", "type": "agent"})[1]["data"][
+            "agentToken"]
+        clock = iter(range(10**6))
+
+        def report(to: str = token, version: str = "HTTP/1.1", extra: str = "") -> bytes:
+            body = json.dumps({"cpuPercent": 5, "memory": {"usedBytes": 1, "totalBytes": 2},
+                               "ts": time.time() - 600 + next(clock)}).encode()
+            return (f"POST /api/agent/{to}/report {version}\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+
+        port = int(server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            for _ in range(2):
+                [(status, headers, body)] = _exchange(sock, report())
+                assert status == 202 and json.loads(body)["data"]["stored"] == 1, body
+                assert headers["content-type"] == "application/json" and "date" in headers
+            pipelined = _exchange(sock, report() + report(), answers=2)
+            assert [(s, json.loads(b)["data"]["stored"]) for s, _, b in pipelined] == [(202, 1), (202, 1)]
+            [(status, _, body)] = _exchange(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert status == 200, body  # (a page: the full server took the connection over)
+            [(status, _, body)] = _exchange(sock, report())
+            assert status == 202 and json.loads(body)["data"]["stored"] == 1
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            [(status, headers, _)] = _exchange(sock, report(version="HTTP/1.0"))
+            assert status == 202 and headers.get("connection") == "close" and _closed(sock)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            full = report()
+            head, body = full.split(b"\r\n\r\n", 1)
+            head = head.replace(f"Content-Length: {len(body)}".encode(), b"Transfer-Encoding: chunked")
+            chunked = head + b"\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+            [(status, _, answer)] = _exchange(sock, chunked)
+            assert status == 202 and json.loads(answer)["data"]["stored"] == 1, answer
+            expecting = report(extra="Expect: 100-continue\r\n")
+            head, body = expecting.split(b"\r\n\r\n", 1)
+            sock.sendall(head + b"\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 100")
+            [(status, _, answer)] = _exchange(sock, body)
+            assert status == 202 and json.loads(answer)["data"]["stored"] == 1, answer
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            [(status, _, body)] = _exchange(sock, report()[:-10])  # (the body's end never comes)
+            assert status == 408 and json.loads(body)["statusCode"] == 408 and _closed(sock)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            [(status, _, body)] = _exchange(sock, report(to="no-such-token"))
+            assert status == 404 and json.loads(body)["data"]["reason"] == "Unknown agent token"
+            assert _closed(sock)
+        assert sql(data_dir, "SELECT count(*) FROM agent_reports")[0][0] == 8
     finally:
         server.stop()

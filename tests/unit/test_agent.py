@@ -4,10 +4,11 @@ backlog into batches the server takes, and how it backs off."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -68,35 +69,81 @@ def test_proc_sampler_reads_rates_memory_and_real_filesystems(tmp_path: Path) ->
     assert decode_reports(json.dumps(report).encode())[0].cpu_percent == report["cpuPercent"]
 
 
-def test_the_backlog_goes_in_batches_the_server_takes_and_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    a = agent.Agent("http://127.0.0.1:9", "tok-12345678", 30.0, backlog=300)
-    big = {"cpuPercent": 1.0, "memory": {"usedBytes": 1, "totalBytes": 2},
-           "disks": [{"mount": f"/m{i:03d}", "usedBytes": 1, "totalBytes": 2} for i in range(12)]}
-    for _ in range(350):
-        a.backlog.append(dict(big))
-    assert len(a.backlog) == 300  # the oldest went first
-    sent: list[bytes] = []
+class Collector(http.server.ThreadingHTTPServer):
+    """A loopback server that takes agents' posts (HTTP/1.1, keep-alive): the bodies and the
+    connections they came on. ``drop_idle``: it closes each connection right after its answer,
+    without saying so (as a server does to an idle kept connection)."""
 
-    class Answer:
-        def __enter__(self) -> Answer:
-            return self
+    def __init__(self, drop_idle: bool = False) -> None:
+        self.bodies: list[bytes] = []
+        self.peers: list[tuple[str, int]] = []
+        self.drop_idle = drop_idle
+        collector = self
 
-        def __exit__(self, *exc: object) -> None:
-            pass
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
 
-        def read(self) -> bytes:
-            return b'{"data": {"stored": 1, "duplicates": 0, "interval": 30}}'
+            def do_POST(self) -> None:
+                collector.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+                collector.peers.append(self.client_address)
+                answer = b'{"data": {"stored": 1, "duplicates": 0, "interval": 30}}'
+                self.send_response(202)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+                self.close_connection = collector.drop_idle
 
-    def post(request: urllib.request.Request, timeout: float) -> Answer:
-        sent.append(request.data)  # type: ignore[arg-type]
-        return Answer()
+            def log_message(self, *args: object) -> None:
+                pass
 
-    monkeypatch.setattr(urllib.request, "urlopen", post)
-    assert a.flush() is True and not a.backlog
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        super().__exit__(*exc)
+
+
+def test_the_backlog_goes_in_batches_the_server_takes_and_stays_bounded() -> None:
+    with Collector() as server:
+        a = agent.Agent(server.url, "tok-12345678", 30.0, backlog=300)
+        big = {"cpuPercent": 1.0, "memory": {"usedBytes": 1, "totalBytes": 2},
+               "disks": [{"mount": f"/m{i:03d}", "usedBytes": 1, "totalBytes": 2} for i in range(12)]}
+        for _ in range(350):
+            a.backlog.append(dict(big))
+        assert len(a.backlog) == 300  # the oldest went first
+        assert a.flush() is True and not a.backlog
+        a.close()
+    sent = server.bodies
     batches = [json.loads(body) for body in sent]
     assert sum(len(b) for b in batches) == 300 and all(1 <= len(b) <= agent.MAX_BATCH for b in batches)
     assert all(len(body) < MAX_REPORT_BYTES for body in sent) and len(sent) >= 3
     assert [len(decode_reports(body)) for body in sent] == [len(b) for b in batches]  # the server takes them
+    assert len(set(server.peers)) == 1  # every batch over one kept connection
+
+
+def test_a_kept_connection_the_server_closed_is_replaced_without_losing_a_report(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with Collector(drop_idle=True) as server:
+        a = agent.Agent(server.url, "tok-12345678", 30.0, backlog=10)
+        for n in range(3):
+            a.backlog.append({"cpuPercent": float(n)})
+            assert a.flush() is True  # (each flush finds the connection it kept closed)
+            time.sleep(0.05)
+        a.close()
+    assert [json.loads(b)["cpuPercent"] for b in server.bodies] == [0.0, 1.0, 2.0]
+    assert len(set(server.peers)) == 3 and a.failures == 0
+    assert "cannot report" not in capsys.readouterr().err
+
+
+def test_an_unreachable_server_keeps_the_report_for_the_next_try() -> None:
+    a = agent.Agent("http://127.0.0.1:9", "tok-12345678", 30.0, backlog=10)
+    a.backlog.append({"cpuPercent": 1.0})
+    assert a.flush() is False and a.failures == 1 and len(a.backlog) == 1  # (kept for the next try)
 
 
 def test_a_failed_send_backs_off_with_jitter_up_to_five_minutes() -> None:
