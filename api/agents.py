@@ -96,7 +96,7 @@ class ReportPath:
             return _refusal(exc)
         if content_type.split(b";", 1)[0].strip().lower() != b"application/json":
             return 415, _error(415, "Send the report as application/json"), []
-        if length is not None and (not length.isdigit() or int(length) > MAX_REPORT_BYTES):
+        if length is not None and (not length.isdigit() or len(length) > 9 or int(length) > MAX_REPORT_BYTES):
             return 413, _error(413, TOO_LARGE), []
         return None
 
@@ -150,12 +150,12 @@ class ReportProtocol(asyncio.Protocol):
         self.keep_alive_s: float = server["config"].timeout_keep_alive
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.buffer = b""
+        self.buffer = bytearray()
+        self.pending: tuple[str, bool, int, int] | None = None  # (the report whose head is read)
         self.busy = False  # (a report is being taken: its answer comes before anything else)
         self.closing = False  # (close once the answer in progress is written)
         self.paused = False
         self.timer: asyncio.TimerHandle | None = None
-        self.admitted: bytes | None = None  # (the token of a request whose head passed ``admit``)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -168,7 +168,7 @@ class ReportProtocol(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
-        self.buffer = self.buffer + data if self.buffer else data
+        self.buffer += data
         if self.busy:
             if len(self.buffer) > HEAD_MAX + MAX_REPORT_BYTES and self.transport and not self.paused:
                 self.paused = True
@@ -190,58 +190,75 @@ class ReportProtocol(asyncio.Protocol):
         pass
 
     def _next(self) -> None:
-        """Serve the request at the head of the buffer if it is whole; hand over if it is not ours."""
+        """Serve the request at the head of the buffer once it is whole; hand the connection
+        over at one that is not ours."""
         buf = self.buffer
         if not buf:
             self._arm(self.keep_alive_s, self._idle)
             return
-        end = buf.find(b"\r\n\r\n", 0, HEAD_MAX)
-        if end < 0:
-            if len(buf) >= HEAD_MAX or not (buf.startswith(_PREFIX) or _PREFIX.startswith(buf)):
-                self._hand_over()
-            elif self.timer is None or self.timer.when() > self.loop.time() + self.path.body_timeout:
-                self._arm(self.path.body_timeout, self._timed_out)
+        if self.pending is None:
+            end = buf.find(b"\r\n\r\n", 0, HEAD_MAX)
+            if end < 0:
+                if len(buf) >= HEAD_MAX or not (buf.startswith(_PREFIX) or _PREFIX.startswith(buf)):
+                    self._hand_over()
+                else:
+                    self._deadline()
+                return
+            self.pending = self._head(bytes(buf[:end]), end + 4)
+            if self.pending is None:
+                return  # (handed over, or refused)
+        token, keep_alive, start, size = self.pending
+        if len(buf) < size:
+            self._deadline()
             return
-        lines = buf[:end].split(b"\r\n")
+        body = bytes(buf[start:size])
+        del buf[:size]
+        self.pending = None
+        self._disarm()
+        self.busy = True
+        self.state.total_requests += 1
+        task = self.loop.create_task(self._take(token, body, keep_alive))
+        self.state.tasks.add(task)
+        task.add_done_callback(self.state.tasks.discard)
+
+    def _head(self, head: bytes, start: int) -> tuple[str, bool, int, int] | None:
+        """A report's (token, keep-alive, body start, request end) from its head, admitted; or
+        None once the connection is handed over or the report refused."""
+        lines = head.split(b"\r\n")
         if any(b"\n" in line or b"\r" in line for line in lines):
-            return self._hand_over()  # (a bare CR or LF: the full parser decides)
+            self._hand_over()  # (a bare CR or LF: the full parser decides)
+            return None
         parts = lines[0].split(b" ")
         if (len(parts) != 3 or parts[0] != b"POST" or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0")
-                or not parts[1].startswith(_PREFIX[5:]) or not parts[1].endswith(_SUFFIX)):
-            return self._hand_over()
-        token = parts[1][len(_PREFIX) - 5:-len(_SUFFIX)]
-        if not _TOKEN.fullmatch(token):
-            return self._hand_over()
+                or not parts[1].startswith(_PREFIX[5:]) or not parts[1].endswith(_SUFFIX)
+                or not _TOKEN.fullmatch(parts[1][len(_PREFIX) - 5:-len(_SUFFIX)])):
+            self._hand_over()
+            return None
         headers: dict[bytes, bytes] = {}
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
             name = name.lower()
             if not colon or not name or name != name.strip() or name in headers or name in _HAND_OVER:
-                return self._hand_over()  # (odd or repeated headers: the full parser decides)
+                self._hand_over()  # (odd or repeated headers: the full parser decides)
+                return None
             headers[name] = value.strip()
         length = headers.get(b"content-length")
         if length is None or not length.isdigit():
-            return self._hand_over()
+            self._hand_over()
+            return None
         keep = headers.get(b"connection", b"").lower()
         keep_alive = keep != b"close" if parts[2] == b"HTTP/1.1" else keep == b"keep-alive"
-        text = token.decode()
-        if self.admitted != token:
-            refused = self.path.admit(text, headers.get(b"content-type", b""), length)
-            if refused is not None:
-                return self._answer(refused, keep_alive=False)  # (the body is not read)
-            self.admitted = token
-        size = end + 4 + int(length)
-        if len(buf) < size:
-            if self.timer is None or self.timer.when() > self.loop.time() + self.path.body_timeout:
-                self._arm(self.path.body_timeout, self._timed_out)
-            return
-        body, self.buffer, self.admitted = buf[end + 4:size], buf[size:], None
-        self._disarm()
-        self.busy = True
-        self.state.total_requests += 1
-        task = self.loop.create_task(self._take(text, body, keep_alive))
-        self.state.tasks.add(task)
-        task.add_done_callback(self.state.tasks.discard)
+        token = parts[1][len(_PREFIX) - 5:-len(_SUFFIX)].decode()
+        refused = self.path.admit(token, headers.get(b"content-type", b""), length)
+        if refused is not None:
+            self._answer(refused, keep_alive=False)  # (the body is not read)
+            return None
+        return token, keep_alive, start, start + int(length)
+
+    def _deadline(self) -> None:
+        """The request begun must be whole ``body_timeout`` after it began (not after its last byte)."""
+        if self.timer is None or self.timer.when() > self.loop.time() + self.path.body_timeout:
+            self._arm(self.path.body_timeout, self._timed_out)
 
     async def _take(self, token: str, body: bytes, keep_alive: bool) -> None:
         self._answer(await self.path.take(token, body), keep_alive)
@@ -280,8 +297,8 @@ class ReportProtocol(asyncio.Protocol):
         if self.paused:
             transport.resume_reading()
         if self.buffer:
-            protocol.data_received(self.buffer)
-        self.buffer = b""
+            protocol.data_received(bytes(self.buffer))
+        self.buffer = bytearray()
 
     def _idle(self) -> None:
         self.timer = None

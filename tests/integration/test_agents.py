@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -337,6 +338,10 @@ def test_report_connections_are_kept_and_anything_else_goes_to_the_full_server(t
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             [(status, _, body)] = _exchange(sock, report()[:-10])  # (the body's end never comes)
             assert status == 408 and json.loads(body)["statusCode"] == 408 and _closed(sock)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            huge = re.sub(rb"Content-Length: \d+", b"Content-Length: " + b"9" * 5000, report())
+            [(status, _, body)] = _exchange(sock, huge)
+            assert status == 413 and json.loads(body)["statusCode"] == 413 and _closed(sock)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             [(status, _, body)] = _exchange(sock, report(to="no-such-token"))
             assert status == 404 and json.loads(body)["data"]["reason"] == "Unknown agent token"
