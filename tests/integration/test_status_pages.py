@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -180,8 +181,10 @@ def test_maintenance_windows_over_the_api_and_on_the_public_page(site: dict[str,
                                                                 "schedule": "bad", "duration": 1}, key)
     assert_error(status, headers, body, 400)
     assert {e["field"] for e in body["data"]["errors"]} == {"schedule", "duration", "timezone"}
+    # (an hour 12 hours from now: upcoming, never active, whatever the hour the test runs at)
+    hour = (dt.datetime.now(ZoneInfo("Europe/Berlin")).hour + 12) % 24
     status, _, nightly = send(f"{base}/maintenance", "POST", {"name": "Nightly <db> work", "monitors": [ids[1]],
-                                                             "schedule": "0 3 * * *", "duration": 3600,
+                                                             "schedule": f"0 {hour} * * *", "duration": 3600,
                                                              "timezone": "Europe/Berlin"}, key)
     assert status == 201 and nightly["data"]["timezone"] == "Europe/Berlin"
     now = dt.datetime.now(dt.UTC)
