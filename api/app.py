@@ -26,7 +26,7 @@ from litestar.types import ControllerRouterHandler
 from api.agents import ReportPath, agent_metrics, agent_script
 from api.auth import ApiKeyAuth, add_quota_headers
 from api.errors import exception_handlers
-from api.history import AnswerCache, HourJson, monitor_history, monitor_uptime
+from api.history import AnswerCache, HourJson, get_retention, monitor_history, monitor_uptime, update_retention
 from api.incidents import list_incidents, list_monitor_incidents
 from api.integrations import IntegrationController
 from api.keys import ApiKeyController
@@ -66,7 +66,7 @@ def _configure_api_v1() -> Router:
                                                   StatusPageController, MaintenanceController,
                                                   account_usage,
                                                   list_incidents, list_monitor_incidents, monitor_history,
-                                                  monitor_uptime, agent_metrics],
+                                                  monitor_uptime, agent_metrics, get_retention, update_retention],
                   middleware=[DefineMiddleware(ApiKeyAuth)], response_headers=QUOTA_HEADERS,
                   security=[{"bearer": []}, {"apiKeyHeader": []}, {"apiKeyQuery": []}])
 

@@ -24,13 +24,14 @@ from typing import Any
 
 import msgspec
 import numpy as np
-from litestar import MediaType, Request, Response, get
+from litestar import MediaType, Request, Response, get, patch
 
 from api.errors import BadRequest
-from api.monitors import decode_cursor, encode_cursor, parse_limit
-from api.schemas import ERROR_RESPONSES
+from api.monitors import decode_cursor, encode_cursor, json_body, parse_limit
+from api.schemas import ERROR_RESPONSES, WRITE_RESPONSES
 from core.clock import iso_ms
-from core.services import HistoryService, MonitorService
+from core.models import FieldError
+from core.services import HistoryService, Invalid, MonitorService
 
 __all__ = ["AnswerCache", "HourJson", "monitor_history", "monitor_uptime"]
 
@@ -253,3 +254,21 @@ async def monitor_uptime(request: Request[int, Any, Any], history: HistoryServic
     if not windows or len(windows) > 10:
         raise BadRequest("Invalid windows", [{"field": "windows", "message": "give 1 to 10 windows"}])
     return {"data": await history.uptime(request.user, monitor_id, windows)}
+
+
+@get("/settings/retention", operation_id="getRetention", tags=["history"], responses=ERROR_RESPONSES)
+async def get_retention(request: Request[int, Any, Any], history: HistoryService) -> dict[str, Any]:
+    """How long the server keeps each tier of history: ``raw`` checks (and agents' reports),
+    ``hourly`` and ``daily`` rollups, each a duration (``90d``, ``2y``) or ``forever``."""
+    return {"data": history.retention(request.user).text()}
+
+
+@patch("/settings/retention", operation_id="updateRetention", tags=["history"], responses=WRITE_RESPONSES)
+async def update_retention(request: Request[int, Any, Any], history: HistoryService) -> dict[str, Any]:
+    """Change some tiers (``{"raw": "30d"}``; the others stay), for the whole server: only an
+    admin of its own account may. Rows past the new retention go within a minute; a tier
+    is never kept shorter than a finer one (raw <= hourly <= daily)."""
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise Invalid("Invalid retention", [FieldError("body", "must be a JSON object of tiers")])
+    return {"data": (await history.set_retention(request.user, body)).text()}

@@ -269,6 +269,11 @@ _RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         "resetAt": _TS},
         "example": {"month": "2026-12", "limit": 100000, "used": 7, "remaining": 99993, "reset": 1798761600,
                     "resetAt": "2027-01-01T00:00:00Z"}},
+    "Retention": {"type": "object", "properties": {
+        tier: {"type": "string", "pattern": "^([0-9]{1,6}[smhdwy]|forever)$"} for tier in ("raw", "hourly", "daily")},
+        "description": "How long each tier of history is kept: raw checks and agents' reports, hourly and daily "
+                       "rollups (raw <= hourly <= daily; raw at least 1d).",
+        "example": {"raw": "90d", "hourly": "2y", "daily": "forever"}},
     "Integration": {"type": "object", "properties": {
         "id": {"type": "integer"}, "name": {"type": "string"}, "type": {"enum": list(PROVIDERS)},
         "config": {"type": "object", "description": "the type's settings; secrets masked"},
@@ -363,6 +368,8 @@ _RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
     ("/api/v1/api-keys", "get"): _envelope("ApiKey", many=True),
     ("/api/v1/api-keys", "post"): _envelope("ApiKey"),
     ("/api/v1/account/usage", "get"): _envelope("Usage"),
+    ("/api/v1/settings/retention", "get"): _envelope("Retention"),
+    ("/api/v1/settings/retention", "patch"): _envelope("Retention"),
     ("/api/v1/integrations", "get"): _envelope("Integration", many=True),
     ("/api/v1/integrations", "post"): _envelope("Integration"),
     ("/api/v1/integrations/{integration_id}", "get"): _envelope("Integration"),

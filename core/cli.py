@@ -200,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--keep-alive", type=float, default=75.0, metavar="SECONDS",
                        help="keep an idle HTTP connection open this long (default 75: agents reporting every "
                             "30 or 60 s reuse one connection)")
+    serve.add_argument("--retention", metavar="TIER=DURATION,...",
+                       help="how long history is kept: raw checks, hourly and daily rollups, e.g. "
+                            "raw=90d,hourly=2y,daily=forever (the defaults); tiers not named keep their setting, "
+                            "which is kept across restarts (change it while running: xuptime retention --set)")
     serve.add_argument("--alert-retry-base", type=float, default=2.0, metavar="SECONDS",
                        help="first retry of a failed notification after this long, doubling each time (default 2)")
     serve.add_argument("--body-timeout", type=float, default=30.0, metavar="SECONDS",
@@ -281,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--account", default="default", help="account name (default: default)")
     kcreate.add_argument("--name", default="default", help="a label for the key")
 
+    retention = sub.add_parser("retention", parents=[common],
+                               help="show or change how long history is kept (raw checks, hourly and daily rollups)")
+    retention.add_argument("--set", metavar="TIER=DURATION,...",
+                           help="change tiers, e.g. raw=30d or hourly=1y,daily=forever (the others stay); rows "
+                                "past the new retention go within a minute")
+    retention.add_argument("--json", action="store_true", help="print JSON")
+
     users = sub.add_parser("users", parents=[common], help="create, list or remove dashboard users")
     usub = users.add_subparsers(dest="action", required=True)
     ucreate = usub.add_parser("create", parents=[common], help="create a user (prompts for the password)")
@@ -339,6 +350,8 @@ def _main(ns: argparse.Namespace, data_dir: Path) -> int:
             return _keys(ns, data_dir)
         if ns.command == "users":
             return _users(ns, data_dir)
+        if ns.command == "retention":
+            return _retention(ns, data_dir)
         if ns.command == "sql":
             result = _run(data_dir, "sql", {"sql": ns.query})
             if ns.json:
@@ -429,6 +442,15 @@ def _accounts(ns: argparse.Namespace, data_dir: Path) -> int:
     else:
         _print_table(["id", "name", "monthly limit", "created"],
                      [[a["id"], a["name"], a["monthlyRequestLimit"], a["createdAt"]] for a in rows])
+    return 0
+
+
+def _retention(ns: argparse.Namespace, data_dir: Path) -> int:
+    tiers = _run(data_dir, "retention.set", {"set": ns.set}) if ns.set else _run(data_dir, "retention.show", {})
+    if ns.json:
+        print(json.dumps(tiers))
+    else:
+        _print_table(["tier", "kept"], [[tier, kept] for tier, kept in tiers.items()])
     return 0
 
 
@@ -534,9 +556,16 @@ def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
                           demo_monitors=ns.demo, max_inflight=ns.max_inflight, http_server=ns.http_server,
                           alert_retry_base=ns.alert_retry_base, deny_private=ns.deny_private_targets,
                           public_url=ns.public_url, flap_changes=ns.flap_changes, flap_window_s=ns.flap_window,
-                          keep_alive_s=ns.keep_alive)
+                          keep_alive_s=ns.keep_alive, retention=ns.retention)
     if not 1 <= ns.keep_alive <= 3600:
         raise CommandError("--keep-alive must be 1 to 3600 seconds")
+    if ns.retention is not None:
+        from core.models.retention import RetentionError, parse_retention
+
+        try:
+            parse_retention(ns.retention)  # (checked again over the kept setting once the store is open)
+        except RetentionError as exc:
+            raise CommandError(f"--retention: {exc}") from None
     if data_dir.exists() and not data_dir.is_dir():
         raise CommandError(f"{data_dir} is not a directory; give --data-dir a directory (it is made if missing)")
     import duckdb

@@ -16,6 +16,7 @@ import msgspec
 
 from core.models import Monitor, User, monitor_to_wire
 from core.services import Invalid, NotFound, ServiceError, Services
+from core.services.history import OWNER_ACCOUNT
 
 __all__ = ["NEEDS_SERVER", "OPS", "READ_ONLY_OPS", "OpError", "monitor_row", "run"]
 
@@ -120,6 +121,21 @@ async def _keys_revoke(services: Services, args: dict[str, Any]) -> dict[str, An
     return {"id": key_id, "revoked": True}
 
 
+# retention: the server's, set by its owner ---------------------------------------------------
+async def _retention_show(services: Services, args: dict[str, Any]) -> dict[str, str]:
+    return services.history.retention(OWNER_ACCOUNT).text()
+
+
+async def _retention_set(services: Services, args: dict[str, Any]) -> dict[str, str]:
+    changes: dict[str, str] = {}
+    for part in str(args.get("set") or "").split(","):
+        tier, eq, value = part.partition("=")
+        if not eq:
+            raise OpError(f"{part.strip()!r}: write tier=duration, e.g. raw=30d,hourly=1y,daily=forever")
+        changes[tier.strip()] = value.strip()
+    return (await services.history.set_retention(OWNER_ACCOUNT, changes)).text()
+
+
 # users: the box's owner manages every account's users, named by e-mail address --------------
 def _user(services: Services, args: dict[str, Any]) -> User:
     user = services.users.find(str(args.get("email") or ""))
@@ -185,6 +201,8 @@ OPS: dict[str, Op] = {
     "keys.create": _keys_create,
     "keys.list": _keys_list,
     "keys.revoke": _keys_revoke,
+    "retention.show": _retention_show,
+    "retention.set": _retention_set,
     "users.create": _users_create,
     "users.list": _users_list,
     "users.remove": _users_remove,
@@ -196,7 +214,7 @@ OPS: dict[str, Op] = {
 
 #: Operations that only read: the CLI opens a stopped data dir read-only for them.
 READ_ONLY_OPS = frozenset({"monitors.list", "monitors.show", "monitors.history", "accounts.list", "keys.list",
-                           "users.list", "sql"})
+                           "users.list", "sql", "retention.show"})
 #: Operations that only a running server can answer.
 NEEDS_SERVER = frozenset({"ping", "stats"})
 

@@ -36,8 +36,10 @@ OUTBOX_KEEP_DAYS = 30  # finished notifications (and their attempts) are kept th
 
 
 async def rollups(store: Store, executor: concurrent.futures.Executor) -> None:
-    """Roll closed hours up (catching up at start), then check again every minute. The
-    rollup has its own thread (and cursor): it never waits behind ingest."""
+    """Roll closed hours up (catching up at start), then keep the tables up (``upkeep``:
+    deleted monitors' rows purged, tiers past retention dropped, closed days rewritten
+    sorted); again every minute. This has its own thread (and cursor): it never waits behind
+    ingest, and ingest never waits behind it."""
     loop = asyncio.get_running_loop()
     while True:
         try:
@@ -46,6 +48,13 @@ async def rollups(store: Store, executor: concurrent.futures.Executor) -> None:
                 log.info("rolled up %d monitor-hours (now up to %s)", hours, store.rollup_upto_us)
         except duckdb.Error:
             log.exception("rollup failed; retrying in a minute (reads stay exact from raw checks)")
+        try:
+            done = await loop.run_in_executor(executor, store.upkeep, time.time_ns() // 1000)
+            if any(done.values()):
+                log.info("upkeep: %d rows of deleted monitors purged, %d rows past retention dropped, "
+                         "%d days compacted", done["purged"], done["expired"], done["compacted"])
+        except duckdb.Error:
+            log.exception("upkeep failed; retrying in a minute (nothing is lost: each step is one transaction)")
         await asyncio.sleep(ROLLUP_EVERY_S)
 
 

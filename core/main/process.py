@@ -32,6 +32,7 @@ from core.main import CONTROL_SOCKET, jobs
 from core.main.control import start_control
 from core.main.http import HttpHost, bind
 from core.main.ingest import Ingest
+from core.models.retention import parse_retention
 from core.services import Catalog, Services, StoreThreads
 from core.services.flapping import FLAP_CHANGES, FLAP_WINDOW_S, FlapGuard
 from core.services.maintenance import MaintenanceGate
@@ -51,7 +52,7 @@ class ServeProcess:
                  max_inflight: int = 0, http_server: str = "uvicorn", alert_retry_base: float = 2.0,
                  deny_private: bool = False, public_url: str | None = None,
                  flap_changes: int = FLAP_CHANGES, flap_window_s: int = FLAP_WINDOW_S,
-                 keep_alive_s: float = 75.0) -> None:
+                 keep_alive_s: float = 75.0, retention: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         #: The dashboard's address as users reach it (behind a proxy): links in notifications.
         self.public_url = public_url.rstrip("/") if public_url else None
@@ -63,6 +64,8 @@ class ServeProcess:
         self.demo = demo_monitors
         self.max_inflight = max_inflight
         self.http = HttpHost(http_server, keep_alive_s)
+        #: ``serve --retention`` (tiers named there change; the others stay as kept), or None.
+        self.retention = retention
         self.alert_retry_base = alert_retry_base
         #: Refuse monitors (and channels) of private, loopback and link-local targets.
         self.deny_private = deny_private
@@ -81,6 +84,8 @@ class ServeProcess:
         threads = StoreThreads(READERS)
         rollup_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb-rollup")
         store = await threads.write(DuckDBStore, self.data_dir)
+        if self.retention is not None:  # (serve --retention: over what was kept, and kept from now on)
+            await threads.write(store.set_retention, parse_retention(self.retention, store.retention))
         demo_target = None
         if self.demo:
             demo_target = await demo.start_target()

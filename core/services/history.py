@@ -10,15 +10,19 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from core.models import Incident, Uptime
+from core.models import FieldError, Incident, Uptime
+from core.models.retention import TIERS, Retention, RetentionError, parse_retention
 from core.services.access import Actor, account_of
 from core.services.context import StoreThreads
+from core.services.errors import Forbidden, Invalid
 from core.services.monitors import MonitorService
 
 if TYPE_CHECKING:
     from core.storage.base import Store
 
-__all__ = ["HistoryService"]
+__all__ = ["OWNER_ACCOUNT", "HistoryService"]
+
+OWNER_ACCOUNT = 1  # the server's own account ("default", made with the database)
 
 
 class HistoryService:
@@ -59,6 +63,31 @@ class HistoryService:
         """Uptime ratio, checks and downtime per ``(label, seconds)`` window, ending now."""
         self.monitors.require(account_of(account_id), monitor_id)
         return await self.threads.read(self.store.uptime, monitor_id, windows, time.time_ns() // 1000)
+
+    def retention(self, actor: Actor) -> Retention:
+        """How long each tier of history is kept (the server's, the same for every account)."""
+        account_of(actor)
+        return self.store.retention
+
+    async def set_retention(self, actor: Actor, changes: dict[str, str]) -> Retention:
+        """Change some tiers (``{"raw": "30d"}``; the others stay); kept across restarts and
+        applied by the next upkeep, within a minute. The setting is the server's: only an admin
+        of its own account (the first, ``default``) may change it."""
+        if account_of(actor, "admin") != OWNER_ACCOUNT:
+            raise Forbidden("Retention is the server's setting: only an admin of its own account may change it")
+        errors = [FieldError(k, f"unknown tier: the tiers are {', '.join(TIERS)}") for k in changes if k not in TIERS]
+        errors += [FieldError(k, "must be a duration such as 90d or 2y, or forever")
+                   for k, v in changes.items() if k in TIERS and not isinstance(v, str)]
+        if not changes:
+            errors.append(FieldError("body", f"name at least one tier: {', '.join(TIERS)}"))
+        if errors:
+            raise Invalid("Invalid retention", errors)
+        try:
+            retention = parse_retention(",".join(f"{k}={v}" for k, v in changes.items()), self.store.retention)
+        except RetentionError as exc:
+            raise Invalid("Invalid retention", [FieldError(exc.field, exc.message)]) from None
+        await self.threads.write(self.store.set_retention, retention)
+        return retention
 
     async def incidents(self, account_id: Actor, before: int | None, limit: int, monitor_id: int | None = None
                         ) -> tuple[list[Incident], int, bool]:

@@ -30,6 +30,7 @@ from core.models import (
     User,
 )
 from core.models.agents import AgentReport
+from core.models.retention import Retention
 
 __all__ = ["Store"]
 
@@ -42,6 +43,8 @@ class Store(Protocol):
     """What a store offers, by concern (see ``core/storage/duckdb/`` for the embedded one)."""
 
     rollup_upto_us: int | None  # exclusive end (µs) of the rolled-up hours; None before the first rollup
+    retention: Retention  # how long each tier of history is kept (``set_retention``)
+    compacted_upto_us: int | None  # exclusive end (µs) of the days of checks rewritten sorted
 
     # lifecycle
     def migrate(self) -> int: ...
@@ -96,6 +99,10 @@ class Store(Protocol):
     def incident_page(self, account_id: int, before_id: int | None, limit: int,
                       monitor_id: int | None = None) -> tuple[list[Incident], int, bool]: ...
     def rollup(self, now_us: int, grace_us: int = 120000000, chunk_us: int = 86400000000) -> int: ...
+    # upkeep (the rollup job's thread)
+    def set_retention(self, retention: Retention) -> None: ...
+    def upkeep(self, now_us: int, grace_us: int = 120000000) -> dict[str, int]: ...
+    def compact(self, now_us: int, grace_us: int = 120000000) -> int: ...
     # agents
     def insert_agent_reports(self, reports: list[tuple[int, int, AgentReport]]) -> int: ...
     def save_agents(self, latest: list[tuple[int, int, AgentReport]]) -> None: ...

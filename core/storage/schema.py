@@ -248,4 +248,13 @@ MIGRATIONS.append([
         report JSON NOT NULL)""",
 ])
 
+MIGRATIONS.append([
+    # Server-wide settings changed while running (``retention``: JSON of ``Retention``).
+    "CREATE TABLE settings (name VARCHAR PRIMARY KEY, value JSON NOT NULL)",
+    # Deleted monitors whose rows in the big tables (checks, rollups, agents' reports) are
+    # still to go: the upkeep job deletes them on its own cursor, beside ingest, and then the
+    # row here; written in the transaction that deletes the monitor, so none is forgotten.
+    "CREATE TABLE purge (monitor_id BIGINT PRIMARY KEY, deleted_at TIMESTAMP NOT NULL)",
+])
+
 LATEST = len(MIGRATIONS)

@@ -11,6 +11,7 @@ import msgspec
 from api.history import AnswerCache, HourJson
 from core.clock import iso_ms as iso_us
 from core.models import parse_monitor
+from core.models.retention import Retention
 from core.storage.duckdb import DuckDBStore
 from ext import ResultBuffer
 
@@ -81,6 +82,7 @@ def test_hour_json_is_the_bucket_encoding_and_follows_changed_hours(tmp_path: Pa
     hour = 3_600_000_000
     base = 1_700_000_000_000_000 - 1_700_000_000_000_000 % (24 * hour)
     store = DuckDBStore(tmp_path)
+    store.set_retention(Retention(raw=None, hourly=None, daily=None))  # (rows of 2023)
     try:
         mid = store.create_monitor(parse_monitor({"name": "h", "type": "http", "url": "http://h/"})).id
         buf = ResultBuffer(64)

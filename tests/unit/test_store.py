@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.models import Transition, parse_monitor
+from core.models.retention import Retention
 from core.storage.duckdb import DuckDBStore, ReadOnlyQueryError
 from core.storage.schema import LATEST
 from ext import ResultBuffer
@@ -77,7 +78,8 @@ def test_paused_and_deleted_monitors_ignore_transitions(store: DuckDBStore) -> N
     assert store.query("SELECT count(*) FROM incidents")[1] == [(0,)]
 
 
-def test_delete_removes_results_and_incidents(store: DuckDBStore) -> None:
+def test_delete_removes_results_and_incidents(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path)
     a, b = add(store, "a"), add(store, "b")
     buf = ResultBuffer(4)
     for mid in (a, b):
@@ -85,8 +87,16 @@ def test_delete_removes_results_and_incidents(store: DuckDBStore) -> None:
     store.ingest(buf.flush())
     store.apply_transitions([Transition(a, 1, "pending", "down")])
     assert store.delete_monitor(a) and not store.delete_monitor(a)
-    assert store.query("SELECT DISTINCT monitor_id FROM checks")[1] == [(b,)]
     assert store.query("SELECT count(*) FROM incidents")[1] == [(0,)]
+    assert store.query("SELECT monitor_id FROM purge")[1] == [(a,)]  # (its checks go with the upkeep)
+    store.close()
+    store = DuckDBStore(tmp_path)  # (noted durably: a restart before the upkeep forgets nothing)
+    try:
+        assert store.upkeep(2_000_000)["purged"] == 1
+        assert store.query("SELECT DISTINCT monitor_id FROM checks")[1] == [(b,)]
+        assert store.query("SELECT count(*) FROM purge")[1] == [(0,)]
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("sql", ["DELETE FROM checks", "INSERT INTO accounts (name) VALUES ('x')",
@@ -135,6 +145,7 @@ def test_accounts_and_api_keys(store: DuckDBStore) -> None:
 
 
 HOUR = 3600 * 10**6
+FOREVER = Retention(raw=None, hourly=None, daily=None)
 
 
 def _ingest(store: DuckDBStore, checks: list[tuple[int, bool, int]], base: int, ids: tuple[int, int] = (7, 8)) -> None:
@@ -164,6 +175,7 @@ def test_buckets_and_uptime_match_brute_force(tmp_path_factory: pytest.TempPathF
     lo, hi = sorted(bounds, key=lambda b: -1 if b is None else b) if None not in bounds else bounds
     lo_us, hi_us = (None if lo is None else base + lo), (None if hi is None else base + hi)
     store = DuckDBStore(tmp_path_factory.mktemp("h"))
+    store.set_retention(FOREVER)  # (the rows are of 2023: past the default retention)
     try:
         _ingest(store, checks[:split], base)
         if rollups in ("between", "both"):
@@ -215,6 +227,7 @@ def test_raw_history_pages_match_brute_force(tmp_path_factory: pytest.TempPathFa
     base = 1_700_000_000_000_000
     lo, hi = sorted(bounds) if None not in bounds else bounds
     store = DuckDBStore(tmp_path_factory.mktemp("r"))
+    store.set_retention(FOREVER)  # (the rows are of 2023: past the default retention)
     try:
         _ingest(store, [(o, True, o % 1000) for o in offsets], base)
         seen, before = [], None
@@ -236,6 +249,7 @@ def test_raw_history_pages_match_brute_force(tmp_path_factory: pytest.TempPathFa
 def test_rollup_catches_up_in_chunks_and_survives_reopen(tmp_path: Path) -> None:
     base = 1_700_000_000_000_000 - 1_700_000_000_000_000 % (24 * HOUR)
     store = DuckDBStore(tmp_path)
+    store.set_retention(FOREVER)  # (the rows are of 2023: past the default retention)
     first, second = add(store, "a"), add(store, "b")
     _ingest(store, [(h * HOUR + 5, True, 1000 + h) for h in range(60)], base, (first, second))
     assert store.rollup(base + 61 * HOUR, grace_us=0, chunk_us=7 * HOUR) == 2 * 60  # two monitors
@@ -249,6 +263,7 @@ def test_rollup_catches_up_in_chunks_and_survives_reopen(tmp_path: Path) -> None
         assert store.query(sql)[1] == [(first, 60, 60), (second, 60, 60)]
         assert store.delete_monitor(first)
         store.rollup(base + 61 * HOUR, grace_us=0)
+        store.upkeep(base + 61 * HOUR, grace_us=0)
         assert store.query(sql)[1] == [(second, 60, 60)]
     finally:
         store.close()
@@ -362,6 +377,7 @@ def test_a_crash_right_after_migrating_and_writing_reopens(tmp_path: Path) -> No
     script = f"""
 import os
 from core.models import Transition, parse_monitor
+from core.models.retention import Retention
 from core.storage.duckdb import DuckDBStore
 store = DuckDBStore({str(tmp_path)!r})
 m = store.create_monitor(parse_monitor({{"name": "m", "type": "http", "url": "http://h/"}}))
@@ -371,6 +387,7 @@ os._exit(0)
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     store = DuckDBStore(tmp_path)
+    store.set_retention(FOREVER)  # (the rows are of 2023: past the default retention)
     try:
         monitors = store.list_monitors()
         assert [(m.name, m.integrations, m.status) for m in monitors] == [("m", [1, 2], "down")]

@@ -35,6 +35,7 @@ from core.storage.duckdb.monitors import MonitorStore
 from core.storage.duckdb.pages import StatusPageStore
 from core.storage.duckdb.query import QueryStore
 from core.storage.duckdb.results import ResultStore
+from core.storage.duckdb.upkeep import UpkeepStore
 from core.storage.duckdb.users import UserStore
 
 __all__ = ["API_KEY_PREFIX", "DB_FILE", "READERS", "DuckDBStore", "DuplicateError", "NewerSchemaError",
@@ -42,5 +43,5 @@ __all__ = ["API_KEY_PREFIX", "DB_FILE", "READERS", "DuckDBStore", "DuplicateErro
 
 
 class DuckDBStore(MonitorStore, AccountStore, UserStore, ResultStore, HistoryStore, AgentStore, IntegrationStore,
-                  StatusPageStore, MaintenanceStore, QueryStore, StoreBase):
+                  StatusPageStore, MaintenanceStore, QueryStore, UpkeepStore, StoreBase):
     """The whole store: every part over one connection (see the module's thread contract)."""

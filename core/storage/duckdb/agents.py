@@ -83,10 +83,10 @@ class AgentStore:
             [since_us]).fetchall()}
         return latest, newest
 
-    def delete_agent_reports(self, monitor_id: int) -> None:
-        """(Inside the caller's transaction: a deleted monitor's reports go with it.)"""
-        self.con.execute("DELETE FROM agent_reports WHERE monitor_id = ?", [monitor_id])
-        self.con.execute("DELETE FROM agents WHERE monitor_id = ?", [monitor_id])
+    def _raw_floor(self, from_us: int | None) -> int | None:
+        """``from_us`` moved up to the raw tier's retention (reports past it are never shown)."""
+        floor = self.floor_us("raw", time.time_ns() // 1000)  # type: ignore[attr-defined]
+        return floor if from_us is None else from_us if floor is None else max(from_us, floor)
 
     def agent_raw(self, monitor_id: int, from_us: int | None, to_us: int | None, limit: int
                   ) -> tuple[list[tuple], bool]:
@@ -100,7 +100,7 @@ class AgentStore:
                 return cur.execute(f"""SELECT {_RAW} FROM agent_reports WHERE monitor_id = ?
                                        AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)
                                        ORDER BY ts DESC LIMIT ?""", [monitor_id, start, end, limit + 1]).fetchall()
-            rows = _probe(from_us, to_us, limit + 1, HOUR_US // 60, fetch)
+            rows = _probe(self._raw_floor(from_us), to_us, limit + 1, HOUR_US // 60, fetch)
         return rows[:limit], len(rows) > limit
 
     def agent_buckets(self, monitor_id: int, bucket_s: int, from_us: int | None, to_us: int | None, limit: int
@@ -131,7 +131,7 @@ class AgentStore:
                                                WHERE d.b = top.b), [])
                        FROM top ORDER BY b DESC""",
                     {"b": bucket_us, "m": monitor_id, "lo": start, "hi": end, "n": limit + 1}).fetchall()
-            rows = _probe(from_us, to_us, limit + 1, bucket_us, fetch)
+            rows = _probe(self._raw_floor(from_us), to_us, limit + 1, bucket_us, fetch)
         return rows[:limit], len(rows) > limit
 
 

@@ -70,7 +70,6 @@ class StoreBase:
         self._rollup_lock = threading.Lock()
         #: Rolled-up hours that late rows landed in -> a counter bumped by each such row batch.
         self._dirty: dict[int, int] = {}
-        self._deleted: set[int] = set()  # deleted monitors whose rollups are still to drop
         self._rolling_to = 0
         #: Bumped when rolled-up hours are rewritten (not when new hours are appended).
         self._rollup_generation = 0
@@ -88,6 +87,7 @@ class StoreBase:
             row = None
         #: Exclusive end (µs) of the hours in ``checks_hourly``; None before the first rollup.
         self.rollup_upto_us: int | None = None if row is None else int(row[0])
+        self._load_upkeep()  # type: ignore[attr-defined]
 
     # schema -----------------------------------------------------------------------------
     def schema_version(self) -> int:

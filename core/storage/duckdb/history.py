@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 
 import duckdb
@@ -66,6 +67,9 @@ class HistoryStore:
         first, last = self._ts_range
         hi = last if hi is None else min(hi, last)
         lo = first if lo is None else max(lo, first)
+        floor = self.floor_us("raw", time.time_ns() // 1000)  # type: ignore[attr-defined]
+        if floor is not None:  # (rows past retention may stand until the upkeep drops them: never shown)
+            lo = max(lo, floor)
         if hi < lo:
             return []
         width = HOUR_US
@@ -151,9 +155,13 @@ class HistoryStore:
                limit: int, *, with_hist: bool) -> list[tuple]:
         """Per-hour aggregates of one monitor within [lo, hi], newest first, at most ``limit``:
         (hour µs, checks, up, latency sum, min, max, p50, p95, p99, hist bins, hist counts)."""
+        now = time.time_ns() // 1000
+        lo = _later(lo, self.floor_us("hourly", now))  # type: ignore[attr-defined]
+        raw_floor = self.floor_us("raw", now)  # type: ignore[attr-defined]
         rolled, raw = self._split(lo, hi)
         branches, params = [], []
         for start, end in raw:
+            start = _later(start, raw_floor)
             branches.append("SELECT epoch_us(ts) AS t, ok, latency_us FROM checks WHERE monitor_id = ?"
                             " AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)")
             params += [monitor_id, -2**62 if start is None else start, 2**62 if end is None else end]
@@ -202,15 +210,17 @@ class HistoryStore:
         """Per window (label, seconds): uptime ratio, checks, and downtime seconds from incidents."""
         out: dict[str, Uptime] = {}
         with self._reading() as cur:
+            raw_floor = self.floor_us("raw", now_us)  # type: ignore[attr-defined]
+            hourly_floor = self.floor_us("hourly", now_us)  # type: ignore[attr-defined]
             for label, seconds in windows:
-                start = now_us - seconds * 1_000_000
+                start = _later(now_us - seconds * 1_000_000, hourly_floor)
                 checks = up = 0
                 rolled, raw = self._split(start, None)
                 for lo, hi in raw:
                     row = cur.execute(
                         "SELECT count(*), count(*) FILTER (WHERE ok) FROM checks WHERE monitor_id = ?"
                         " AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)",
-                        [monitor_id, lo, hi if hi is not None else 2**62]).fetchone()
+                        [monitor_id, _later(lo, raw_floor), hi if hi is not None else 2**62]).fetchone()
                     checks, up = checks + int(row[0]), up + int(row[1] or 0)
                 if rolled is not None:
                     row = cur.execute(
@@ -275,36 +285,25 @@ class HistoryStore:
         with self._rollup_lock:
             self._rolling_to = max(self._rolling_to, target)
             dirty = dict(self._dirty)
-            gone, self._deleted = self._deleted, set()
         written = 0
-        try:
-            if gone:
-                cur.execute("DELETE FROM checks_hourly WHERE monitor_id IN (SELECT unnest(?))", [sorted(gone)])
-                with self._rollup_lock:
-                    for monitor_id in gone:
-                        self._hour_cache.pop(monitor_id, None)
-            upto = self.rollup_upto_us
-            if upto is None:
-                upto = target if self._ts_range is None else min(target, self._ts_range[0] // HOUR_US * HOUR_US)
-            while upto < target:
-                end = min(target, upto + chunk_us)
-                written += self._roll(cur, upto, end, replace=False)
-                upto = end
-            if upto != self.rollup_upto_us:
-                cur.execute("INSERT OR REPLACE INTO rollup_state VALUES ('hourly', make_timestamp(?))", [upto])
-                with self._rollup_lock:
-                    self.rollup_upto_us = upto
-            for hour, generation in sorted(dirty.items()):
-                if hour >= upto:
-                    continue  # not rolled up yet
-                written += self._roll(cur, hour, hour + HOUR_US, replace=True)
-                with self._rollup_lock:  # still stale if another late row came meanwhile
-                    if self._dirty.get(hour) == generation:
-                        del self._dirty[hour]
-        except BaseException:
+        upto = self.rollup_upto_us
+        if upto is None:
+            upto = target if self._ts_range is None else min(target, self._ts_range[0] // HOUR_US * HOUR_US)
+        while upto < target:
+            end = min(target, upto + chunk_us)
+            written += self._roll(cur, upto, end, replace=False)
+            upto = end
+        if upto != self.rollup_upto_us:
+            cur.execute("INSERT OR REPLACE INTO rollup_state VALUES ('hourly', make_timestamp(?))", [upto])
             with self._rollup_lock:
-                self._deleted |= gone
-            raise
+                self.rollup_upto_us = upto
+        for hour, generation in sorted(dirty.items()):
+            if hour >= upto:
+                continue  # not rolled up yet
+            written += self._roll(cur, hour, hour + HOUR_US, replace=True)
+            with self._rollup_lock:  # still stale if another late row came meanwhile
+                if self._dirty.get(hour) == generation:
+                    del self._dirty[hour]
         return written
 
     def _roll(self, cur: duckdb.DuckDBPyConnection, start: int, end: int, *, replace: bool) -> int:
@@ -328,6 +327,11 @@ class HistoryStore:
             else:
                 self.rollup_upto_us = end
         return int(row[0]) if row else 0
+
+
+def _later(a: int | None, b: int | None) -> int | None:
+    """The later of two lower bounds (None: unbounded)."""
+    return b if a is None else a if b is None else max(a, b)
 
 
 def _upper(to_us: int | None, before_us: int | None) -> int | None:

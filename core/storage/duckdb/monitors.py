@@ -131,14 +131,16 @@ class MonitorStore:
         return None if found is None else found[0]
 
     def delete_monitor(self, monitor_id: int) -> bool:
-        """Remove a monitor with its results and incidents (one transaction)."""
+        """Remove a monitor with its incidents (one transaction); its rows in the big tables
+        (checks, rollups, agents' reports) are noted in ``purge`` in the same transaction and
+        deleted by the upkeep job (``UpkeepStore``), not here on the writer."""
         self.con.execute("BEGIN TRANSACTION")
         try:
             row = self.con.execute("DELETE FROM monitors WHERE id = ? RETURNING id", [monitor_id]).fetchone()
             if row is not None:
-                self.con.execute("DELETE FROM checks WHERE monitor_id = ?", [monitor_id])
                 self.con.execute("DELETE FROM incidents WHERE monitor_id = ?", [monitor_id])
-                self.delete_agent_reports(monitor_id)  # type: ignore[attr-defined]
+                self.con.execute("DELETE FROM agents WHERE monitor_id = ?", [monitor_id])
+                self.con.execute("INSERT OR IGNORE INTO purge VALUES (?, now() AT TIME ZONE 'UTC')", [monitor_id])
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -146,8 +148,6 @@ class MonitorStore:
         if row is not None:
             self._batches += 1
             self._changed[monitor_id] = self._batches
-            with self._rollup_lock:  # only the rollup job writes checks_hourly: no write conflicts
-                self._deleted.add(monitor_id)
         return row is not None
 
     _MONITOR_COLUMNS = ("id, account_id, name, type, spec, interval_s, timeout_s, retries, recovery_threshold,"

@@ -1,0 +1,166 @@
+"""Keeping the big tables bounded and fast to read: deleted monitors' rows purged, tiers of
+history dropped past their retention, closed days of ``checks`` rewritten sorted.
+
+All of it runs on the maintenance cursor (``_maint``, the rollup job's thread), beside the
+writer: ingest only appends to these tables, and nothing else deletes from them, so the two
+never touch the same rows. Each step is one transaction: a crash leaves the step done or not
+done, never half (a day being rewritten is either still in arrival order or sorted, and no row
+is lost or doubled either way).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+import duckdb
+import msgspec
+
+from core.models.retention import DEFAULT_RETENTION, Retention, RetentionError
+from core.storage.rollups import HOUR_US
+
+__all__ = ["DAY_US", "UpkeepStore"]
+
+DAY_US = 24 * HOUR_US
+_PURGED = ("checks", "checks_hourly", "agent_reports", "maintenance_checks")
+
+
+class UpkeepStore:
+    """Retention, compaction and the purge of deleted monitors' rows."""
+
+    con: duckdb.DuckDBPyConnection
+    _maint: duckdb.DuckDBPyConnection
+    _rollup_lock: threading.Lock
+    _ts_range: tuple[int, int] | None
+    _hour_cache: Any
+    _rollup_generation: int
+    rollup_upto_us: int | None
+    #: Exclusive end of the days of ``checks`` rewritten sorted by (monitor_id, ts).
+    compacted_upto_us: int | None = None
+
+    def _load_upkeep(self) -> None:
+        """(At open.) The stored retention, and how far compaction got."""
+        self.retention = DEFAULT_RETENTION
+        if self.schema_version() < 9:  # type: ignore[attr-defined]  # (an older file, opened read-only)
+            return
+        row = self.con.execute("SELECT value FROM settings WHERE name = 'retention'").fetchone()
+        if row is not None:
+            with contextlib.suppress(msgspec.ValidationError, RetentionError):  # (else: the defaults)
+                self.retention = msgspec.json.decode(row[0], type=Retention).check()
+        row = self.con.execute("SELECT epoch_us(upto) FROM rollup_state WHERE name = 'compacted'").fetchone()
+        self.compacted_upto_us = None if row is None else int(row[0])
+
+    def set_retention(self, retention: Retention) -> None:
+        """Keep ``retention`` (checked) from now on, across restarts; the next upkeep applies it."""
+        retention.check()
+        self.con.execute("INSERT OR REPLACE INTO settings VALUES ('retention', ?)",
+                         [msgspec.json.encode(retention).decode()])
+        self.retention = retention
+
+    def floor_us(self, tier: str, now_us: int) -> int | None:
+        """The oldest time (µs) a tier may still answer with, or None (kept forever)."""
+        seconds = getattr(self.retention, tier)
+        return None if seconds is None else now_us - seconds * 1_000_000
+
+    # upkeep -------------------------------------------------------------------------------
+    def upkeep(self, now_us: int, grace_us: int = 120 * 10**6) -> dict[str, int]:
+        """One round (the rollup job calls it after each rollup): purge deleted monitors'
+        rows, drop what is past retention, rewrite closed days sorted. Returns what it did
+        (rows purged and expired, days compacted)."""
+        done = {"purged": self._purge(), "expired": self._expire(now_us), "compacted": 0}
+        done["compacted"] = self.compact(now_us, grace_us)
+        return done
+
+    def _purge(self) -> int:
+        cur = self._maint
+        ids = [int(r[0]) for r in cur.execute("SELECT monitor_id FROM purge").fetchall()]
+        if not ids:
+            return 0
+        rows = 0
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            for table in _PURGED:
+                got = cur.execute(f"DELETE FROM {table} WHERE monitor_id IN (SELECT unnest(?))", [ids]).fetchone()
+                rows += int(got[0]) if got else 0
+            cur.execute("DELETE FROM purge WHERE monitor_id IN (SELECT unnest(?))", [ids])
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        with self._rollup_lock:
+            for monitor_id in ids:
+                self._hour_cache.pop(monitor_id, None)
+            self._rollup_generation += 1
+        return rows
+
+    def _expire(self, now_us: int) -> int:
+        """Rows older than their tier's retention go, a whole day at a time (the cut is the
+        start of the day the retention reaches into, so a day is never split)."""
+        cur = self._maint
+        rows = 0
+        cuts = []
+        for tier, tables in (("raw", (("checks", "ts"), ("agent_reports", "ts"))),
+                             ("hourly", (("checks_hourly", "hour"), ("maintenance_checks", "hour")))):
+            floor = self.floor_us(tier, now_us)
+            if floor is not None:
+                cuts += [(table, column, floor // DAY_US * DAY_US) for table, column in tables]
+        if not cuts:
+            return 0
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            for table, column, cut in cuts:
+                got = cur.execute(f"DELETE FROM {table} WHERE {column} < make_timestamp(?)", [cut]).fetchone()
+                rows += int(got[0]) if got else 0
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        raw_cut = next((cut for table, _, cut in cuts if table == "checks"), None)
+        with self._rollup_lock:
+            if raw_cut is not None and self._ts_range is not None and self._ts_range[0] < raw_cut:
+                self._ts_range = (min(raw_cut, self._ts_range[1]), self._ts_range[1])
+            if rows:
+                self._rollup_generation += 1  # (cached rolled hours may hold expired ones)
+        return rows
+
+    def compact(self, now_us: int, grace_us: int = 120 * 10**6) -> int:
+        """Rewrite each closed day of ``checks`` (ended ``grace_us`` before ``now_us``) sorted by
+        ``(monitor_id, ts)``, oldest first, one transaction a day: the day's rows are appended
+        sorted and the arrival-ordered ones deleted (those visible when it began: rows that
+        arrive late meanwhile stay, in arrival order). A monitor's day then sits in one or two
+        row groups, which DuckDB's zone maps find without reading the others. Returns days
+        rewritten."""
+        cur = self._maint
+        target = (now_us - grace_us) // DAY_US * DAY_US
+        upto = self.compacted_upto_us
+        if upto is None:
+            if self._ts_range is None:
+                return 0
+            upto = self._ts_range[0] // DAY_US * DAY_US
+        days = 0
+        while upto < target:
+            end = upto + DAY_US
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                row = cur.execute("SELECT max(rowid) FROM checks WHERE ts >= make_timestamp(?) "
+                                  "AND ts < make_timestamp(?)", [upto, end]).fetchone()
+                if row is not None and row[0] is not None:
+                    # (rows this transaction appends have row ids above every stored one)
+                    cur.execute("""INSERT INTO checks SELECT * FROM checks
+                                   WHERE ts >= make_timestamp($a) AND ts < make_timestamp($b) AND rowid <= $last
+                                   ORDER BY monitor_id, ts""", {"a": upto, "b": end, "last": int(row[0])})
+                    cur.execute("""DELETE FROM checks WHERE ts >= make_timestamp($a) AND ts < make_timestamp($b)
+                                   AND rowid <= $last""", {"a": upto, "b": end, "last": int(row[0])})
+                    days += 1
+                cur.execute("INSERT OR REPLACE INTO rollup_state VALUES ('compacted', make_timestamp(?))", [end])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            upto = self.compacted_upto_us = end
+        return days
+
+    def upkeep_stats(self) -> dict[str, Any]:
+        return {"retention": self.retention.text(), "compactedUpto": self.compacted_upto_us}
+
