@@ -812,3 +812,26 @@ def test_concurrent_changes_all_land_each_with_its_own_answer(api: dict[str, Any
     assert all(stored[ids[i]]["name"] == (f"change-{i}" if i % 4 == 0 else f"changed-{i}") for i in range(40))
     assert all(stored[ids[i]]["paused"] is (i % 4 == 0) for i in range(40))
 
+
+
+def test_retention_is_read_by_every_key_and_changed_only_by_the_servers_own_admins(api: dict[str, Any]) -> None:
+    base = api["url"] + "/api/v1/settings/retention"
+    owner = cli(api["data_dir"], "keys", "create", "--name", "retention").stdout.splitlines()[-1]  # (the default
+    # account's; the module's first key may be revoked by the property-based run)
+    status, _, body = call(base, headers={"X-API-Key": api["other"]})
+    assert status == 200 and body["data"] == {"raw": "90d", "hourly": "2y", "daily": "forever"}
+    for bad, fields in [({"raw": "12h"}, ["raw"]), ({"raw": "3y"}, ["hourly"]), ({"weekly": "1d"}, ["weekly"]),
+                        ({"raw": 30}, ["raw"]), ({}, ["body"]), ([], ["body"]), ({"daily": "soon"}, ["daily"])]:
+        status, headers, response = send(base, "PATCH", bad, owner)
+        assert_error(status, headers, response, 400)
+        assert sorted(e["field"] for e in response["data"]["errors"]) == fields, (bad, response)
+    assert_error(*send(base, "PATCH", {"raw": "30d"}, api["other"]), 403)  # another account's admin
+    status, _, body = send(base, "PATCH", {"raw": "30d", "daily": "10y"}, owner)
+    assert status == 200 and body["data"] == {"raw": "30d", "hourly": "2y", "daily": "10y"}
+    shown = json.loads(cli(api["data_dir"], "retention", "--json").stdout)  # the CLI, through the server
+    assert shown == body["data"]
+    cli(api["data_dir"], "retention", "--set", "raw=90d,daily=forever")
+    assert call(base, headers={"X-API-Key": owner})[2]["data"] == {"raw": "90d", "hourly": "2y",
+                                                                       "daily": "forever"}
+    refused = cli(api["data_dir"], "retention", "--set", "raw=1h", check=False)
+    assert refused.returncode != 0 and "raw: must be at least 1d" in refused.stderr

@@ -56,7 +56,9 @@ class UpkeepStore:
         retention.check()
         self.con.execute("INSERT OR REPLACE INTO settings VALUES ('retention', ?)",
                          [msgspec.json.encode(retention).decode()])
-        self.retention = retention
+        with self._rollup_lock:
+            self.retention = retention
+            self._rollup_generation += 1  # (cached answers may reach past the new tiers)
 
     def floor_us(self, tier: str, now_us: int) -> int | None:
         """The oldest time (µs) a tier may still answer with, or None (kept forever)."""
