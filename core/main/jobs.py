@@ -51,8 +51,8 @@ async def rollups(store: Store, executor: concurrent.futures.Executor) -> None:
         try:
             done = await loop.run_in_executor(executor, store.upkeep, time.time_ns() // 1000)
             if any(done.values()):
-                log.info("upkeep: %d rows of deleted monitors purged, %d rows past retention dropped, "
-                         "%d days compacted", done["purged"], done["expired"], done["compacted"])
+                log.info("upkeep: %d rows of deleted monitors purged, %d days rolled up, %d rows past retention "
+                         "dropped, %d days compacted", done["purged"], done["days"], done["expired"], done["compacted"])
         except duckdb.Error:
             log.exception("upkeep failed; retrying in a minute (nothing is lost: each step is one transaction)")
         await asyncio.sleep(ROLLUP_EVERY_S)

@@ -257,4 +257,22 @@ MIGRATIONS.append([
     "CREATE TABLE purge (monitor_id BIGINT PRIMARY KEY, deleted_at TIMESTAMP NOT NULL)",
 ])
 
+MIGRATIONS.append([
+    # Daily rollups, merged from a closed day's rows of ``checks_hourly`` (the same columns by
+    # day): what history past the hourly tier's retention is answered from.
+    """CREATE TABLE checks_daily (
+        monitor_id BIGINT NOT NULL,
+        day TIMESTAMP NOT NULL,
+        checks INTEGER NOT NULL,
+        up INTEGER NOT NULL,
+        latency_sum BIGINT NOT NULL,
+        latency_min BIGINT NOT NULL,
+        latency_max BIGINT NOT NULL,
+        p50 DOUBLE NOT NULL,
+        p95 DOUBLE NOT NULL,
+        p99 DOUBLE NOT NULL,
+        hist_idx USMALLINT[] NOT NULL,
+        hist_cnt UINTEGER[] NOT NULL)""",
+])
+
 LATEST = len(MIGRATIONS)

@@ -147,3 +147,35 @@ def test_retention_is_written_as_it_is_read() -> None:
     assert DEFAULT_RETENTION.text() == {"raw": "90d", "hourly": "2y", "daily": "forever"}
     assert parse_retention("raw=30d, daily=10y").text() == {"raw": "30d", "hourly": "2y", "daily": "10y"}
     assert parse_retention("raw=2w,hourly=forever") == Retention(raw=14 * 86400, hourly=None, daily=None)
+
+
+def test_days_past_the_hourly_tier_are_answered_from_daily_rollups(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path)
+    try:
+        now = time.time_ns() // 1000
+        today = now // DAY_US * DAY_US
+        fill(store, today - 6 * DAY_US, 6 * 24, monitors=3, every_s=300)
+        store.rollup(now, grace_us=0)
+        late = ResultBuffer(1)
+        late.append(1, today - 5 * DAY_US + 7, True, 10**6, 200, 0)  # (a late row in a rolled-up hour)
+        assert store.upkeep(now)["days"] == 6
+        store.ingest(late.flush())
+        store.rollup(now, grace_us=0)  # (its hour is rolled up again, and its day is merged again)
+        assert store.upkeep(now)["days"] == 1
+        expected = {d: c for d, c in store.con.execute(
+            f"""SELECT epoch_us(date_trunc('day', ts)), count(*) FROM checks WHERE monitor_id = 1
+                AND ts < make_timestamp({today}) GROUP BY 1""").fetchall()}
+        store.set_retention(parse_retention("raw=3d,hourly=3d"))
+        assert store.upkeep(now)["expired"] > 0
+        assert store.query(f"SELECT count(*) FROM checks_hourly WHERE hour < make_timestamp({today - 3 * DAY_US})"
+                           )[1] == [(0,)]  # (the hours of the older days are gone)
+        days, more = store.history_buckets(1, 86400, None, today - 1, None, 30)
+        assert {d[0]: d[1] for d in days} == expected and not more  # every day, from one tier or the other
+        merged_again = next(d for d in days if d[0] == today - 5 * DAY_US)
+        assert merged_again[4] <= merged_again[6][0] <= merged_again[5] == 10**6  # (the late row's is the max)
+        store.set_retention(parse_retention("raw=3d,hourly=3d,daily=4d"))
+        store.upkeep(now)
+        days, _ = store.history_buckets(1, 86400, None, today - 1, None, 30)
+        assert min(d[0] for d in days) >= (now - 4 * DAY_US) // DAY_US * DAY_US - DAY_US
+    finally:
+        store.close()

@@ -18,6 +18,8 @@ from core.storage.rollups import HOUR_US, aggregate_hours, hour_aggregate_sql, m
 
 __all__ = ["HistoryStore"]
 
+DAY_US = 24 * HOUR_US
+
 
 class HistoryStore:
     """History reads (raw, buckets, hours, uptime), incidents, and the hourly rollups."""
@@ -117,10 +119,33 @@ class HistoryStore:
                         [bucket_us, bucket_us, monitor_id, start, end, limit + 1]).fetchall()
                 rows = self._probe(from_us, hi, limit + 1, bucket_us, fetch)
             else:
-                hours = self._hours(cur, monitor_id, from_us, hi, (limit + 2) * bucket_us // HOUR_US,
+                # Days past the hourly tier come from ``checks_daily``: the hours are read from
+                # the first whole day the hourly tier still holds.
+                now = time.time_ns() // 1000
+                hourly_floor = self.floor_us("hourly", now)  # type: ignore[attr-defined]
+                split = None if hourly_floor is None or bucket_us != DAY_US else -(-hourly_floor // DAY_US) * DAY_US
+                hours = self._hours(cur, monitor_id, _later(from_us, split), hi, (limit + 2) * bucket_us // HOUR_US,
                                     with_hist=True)
-                rows = _merge_hours(hours, bucket_us, complete=len(hours) < (limit + 2) * bucket_us // HOUR_US)
+                complete = len(hours) < (limit + 2) * bucket_us // HOUR_US
+                rows = _merge_hours(hours, bucket_us, complete=complete)
+                if split is not None and complete and (from_us is None or from_us < split):
+                    rows += self._days(cur, monitor_id, _later(from_us, self.floor_us("daily", now)),  # type: ignore[attr-defined]
+                                       split - 1 if hi is None else min(hi, split - 1), limit + 1 - len(rows))
         return rows[:limit], len(rows) > limit
+
+    def _days(self, cur: duckdb.DuckDBPyConnection, monitor_id: int, lo: int | None, hi: int, limit: int
+              ) -> list[tuple]:
+        """Whole days of ``checks_daily`` starting within [lo, hi], newest first, shaped like
+        ``history_buckets``'s rows."""
+        if limit <= 0 or (self.read_only and self.schema_version() < 10):  # type: ignore[attr-defined]
+            return []
+        got = cur.execute(
+            """SELECT epoch_us(day), checks, up, latency_sum, latency_min, latency_max, p50, p95, p99
+               FROM checks_daily WHERE monitor_id = ? AND day >= make_timestamp(?) AND day <= make_timestamp(?)
+               ORDER BY day DESC LIMIT ?""", [monitor_id, -2**62 if lo is None else -(-lo // DAY_US) * DAY_US,
+                                              hi, limit]).fetchall()
+        return [(int(d), int(c), int(u), s / c, lo_, hi_, [p50, p95, p99]) for d, c, u, s, lo_, hi_, p50, p95, p99
+                in got]
 
     def history_hours(self, monitor_id: int, from_us: int | None, to_us: int | None, before_us: int | None,
                       limit: int) -> tuple[list[tuple], bool]:
@@ -304,6 +329,9 @@ class HistoryStore:
             with self._rollup_lock:  # still stale if another late row came meanwhile
                 if self._dirty.get(hour) == generation:
                     del self._dirty[hour]
+                daily_upto = self.daily_upto_us  # type: ignore[attr-defined]
+                if daily_upto is not None and hour < daily_upto:  # (its day is merged again)
+                    self._dirty_days.add(hour // DAY_US * DAY_US)  # type: ignore[attr-defined]
         return written
 
     def _roll(self, cur: duckdb.DuckDBPyConnection, start: int, end: int, *, replace: bool) -> int:

@@ -16,14 +16,15 @@ from typing import Any
 
 import duckdb
 import msgspec
+import pyarrow as pa
 
 from core.models.retention import DEFAULT_RETENTION, Retention, RetentionError
-from core.storage.rollups import HOUR_US
+from core.storage.rollups import HOUR_US, merge_percentiles
 
 __all__ = ["DAY_US", "UpkeepStore"]
 
 DAY_US = 24 * HOUR_US
-_PURGED = ("checks", "checks_hourly", "agent_reports", "maintenance_checks")
+_PURGED = ("checks", "checks_hourly", "checks_daily", "agent_reports", "maintenance_checks")
 
 
 class UpkeepStore:
@@ -38,6 +39,8 @@ class UpkeepStore:
     rollup_upto_us: int | None
     #: Exclusive end of the days of ``checks`` rewritten sorted by (monitor_id, ts).
     compacted_upto_us: int | None = None
+    #: Exclusive end of the days merged into ``checks_daily``; None before the first.
+    daily_upto_us: int | None = None
 
     def _load_upkeep(self) -> None:
         """(At open.) The stored retention, and how far compaction got."""
@@ -50,6 +53,10 @@ class UpkeepStore:
                 self.retention = msgspec.json.decode(row[0], type=Retention).check()
         row = self.con.execute("SELECT epoch_us(upto) FROM rollup_state WHERE name = 'compacted'").fetchone()
         self.compacted_upto_us = None if row is None else int(row[0])
+        row = self.con.execute("SELECT epoch_us(upto) FROM rollup_state WHERE name = 'daily'").fetchone()
+        self.daily_upto_us = None if row is None else int(row[0])
+        #: Days merged already whose hours were recomputed since (late rows): merged again.
+        self._dirty_days: set[int] = set()
 
     def set_retention(self, retention: Retention) -> None:
         """Keep ``retention`` (checked) from now on, across restarts; the next upkeep applies it."""
@@ -70,9 +77,74 @@ class UpkeepStore:
         """One round (the rollup job calls it after each rollup): purge deleted monitors'
         rows, drop what is past retention, rewrite closed days sorted. Returns what it did
         (rows purged and expired, days compacted)."""
-        done = {"purged": self._purge(), "expired": self._expire(now_us), "compacted": 0}
+        done = {"purged": self._purge(), "days": self.roll_days(), "expired": self._expire(now_us), "compacted": 0}
         done["compacted"] = self.compact(now_us, grace_us)
         return done
+
+    def roll_days(self) -> int:
+        """Merge each day whose hours are all rolled up into ``checks_daily`` (oldest first, a
+        day a transaction), and again each merged day whose hours late rows changed since;
+        returns days merged."""
+        cur = self._maint
+        if self.rollup_upto_us is None:
+            return 0
+        target = self.rollup_upto_us // DAY_US * DAY_US
+        start = self.daily_upto_us
+        if start is None:
+            row = cur.execute("SELECT epoch_us(min(hour)) FROM checks_hourly").fetchone()
+            start = target if row is None or row[0] is None else int(row[0]) // DAY_US * DAY_US
+        days = 0
+        while start < target:
+            days += self._roll_day(cur, start, replace=False)
+            start = self.daily_upto_us = start + DAY_US
+        with self._rollup_lock:
+            dirty, self._dirty_days = {d for d in self._dirty_days if d < start}, {
+                d for d in self._dirty_days if d >= start}
+        for day in sorted(dirty):
+            days += self._roll_day(cur, day, replace=True)
+        return days
+
+    def _roll_day(self, cur: duckdb.DuckDBPyConnection, day: int, *, replace: bool) -> int:
+        got = cur.execute("""
+            WITH hh AS (SELECT * FROM checks_hourly WHERE hour >= make_timestamp($a) AND hour < make_timestamp($b)),
+                 s AS (SELECT monitor_id, sum(checks) AS c, sum(up) AS u, sum(latency_sum) AS ls,
+                              min(latency_min) AS lmin, max(latency_max) AS lmax FROM hh GROUP BY ALL),
+                 b AS (SELECT monitor_id, bin, sum(n) AS n
+                       FROM (SELECT monitor_id, unnest(hist_idx) AS bin, unnest(hist_cnt) AS n FROM hh) GROUP BY ALL),
+                 h AS (SELECT monitor_id, list(bin ORDER BY bin) AS hidx, list(n ORDER BY bin) AS hcnt
+                       FROM b GROUP BY ALL)
+            SELECT s.monitor_id, s.c, s.u, s.ls, s.lmin, s.lmax, h.hidx, h.hcnt
+            FROM s JOIN h USING (monitor_id) ORDER BY s.monitor_id""", {"a": day, "b": day + DAY_US}).fetchall()
+        quantiles = [merge_percentiles([(r[6], r[7])], r[4], r[5]) for r in got]
+        table = pa.table({
+            "monitor_id": pa.array([r[0] for r in got], pa.int64()),
+            "day": pa.array([day] * len(got), pa.int64()).cast(pa.timestamp("us")),
+            "checks": pa.array([r[1] for r in got], pa.int32()), "up": pa.array([r[2] for r in got], pa.int32()),
+            "latency_sum": pa.array([r[3] for r in got], pa.int64()),
+            "latency_min": pa.array([r[4] for r in got], pa.int64()),
+            "latency_max": pa.array([r[5] for r in got], pa.int64()),
+            "p50": pa.array([q[0] for q in quantiles], pa.float64()),
+            "p95": pa.array([q[1] for q in quantiles], pa.float64()),
+            "p99": pa.array([q[2] for q in quantiles], pa.float64()),
+            "hist_idx": pa.array([r[6] for r in got], pa.list_(pa.uint16())),
+            "hist_cnt": pa.array([[int(n) for n in r[7]] for r in got], pa.list_(pa.uint32())),
+        })
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            if replace:
+                cur.execute("DELETE FROM checks_daily WHERE day = make_timestamp(?)", [day])
+            cur.register("_xuptime_days", table)
+            try:
+                cur.execute("INSERT INTO checks_daily SELECT * FROM _xuptime_days")
+            finally:
+                cur.unregister("_xuptime_days")
+            if not replace:
+                cur.execute("INSERT OR REPLACE INTO rollup_state VALUES ('daily', make_timestamp(?))", [day + DAY_US])
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return 1
 
     def _purge(self) -> int:
         cur = self._maint
@@ -103,7 +175,8 @@ class UpkeepStore:
         rows = 0
         cuts = []
         for tier, tables in (("raw", (("checks", "ts"), ("agent_reports", "ts"))),
-                             ("hourly", (("checks_hourly", "hour"), ("maintenance_checks", "hour")))):
+                             ("hourly", (("checks_hourly", "hour"), ("maintenance_checks", "hour"))),
+                             ("daily", (("checks_daily", "day"),))):
             floor = self.floor_us(tier, now_us)
             if floor is not None:
                 cuts += [(table, column, floor // DAY_US * DAY_US) for table, column in tables]
