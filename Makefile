@@ -43,6 +43,7 @@ bench: install
 	$(PY) -m bench.alerts
 	$(PY) -m bench.web
 	$(PY) -m bench.agents
+	$(PY) -m bench.storage
 
 bench-quick: install
 	$(PY) -m bench.wheel --quick
@@ -51,6 +52,7 @@ bench-quick: install
 	$(PY) -m bench.alerts --quick
 	$(PY) -m bench.web --quick
 	$(PY) -m bench.agents --quick
+	$(PY) -m bench.storage --quick
 
 # Coverage-guided fuzzing of the compiled HTTP parser (atheris, libFuzzer, AddressSanitizer),
 # against the general checker. FUZZ_SECONDS=600 for a longer run; new findings are left as
