@@ -75,8 +75,10 @@ class UpkeepStore:
     # upkeep -------------------------------------------------------------------------------
     def upkeep(self, now_us: int, grace_us: int = 120 * 10**6) -> dict[str, int]:
         """One round (the rollup job calls it after each rollup): purge deleted monitors'
-        rows, drop what is past retention, rewrite closed days sorted. Returns what it did
-        (rows purged and expired, days compacted)."""
+        rows, merge rolled-up days into daily rollups, drop what is past retention, rewrite
+        closed days sorted. Returns what it did (rows purged and expired, days merged and
+        compacted). A first round over years of hours merges them all (a day a transaction,
+        per row in Python: slow at scale, and the rollup waits behind it; reads stay exact)."""
         done = {"purged": self._purge(), "days": self.roll_days(), "expired": self._expire(now_us), "compacted": 0}
         done["compacted"] = self.compact(now_us, grace_us)
         return done
