@@ -14,7 +14,8 @@ import re
 
 import msgspec
 
-__all__ = ["DEFAULT_RETENTION", "TIERS", "Retention", "RetentionError", "format_duration", "parse_retention"]
+__all__ = ["DEFAULT_RETENTION", "TIERS", "Retention", "RetentionError", "format_duration", "parse_duration",
+           "parse_retention"]
 
 TIERS = ("raw", "hourly", "daily")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
@@ -83,6 +84,7 @@ def parse_retention(text: str, base: Retention = DEFAULT_RETENTION) -> Retention
 
 
 def parse_duration(tier: str, value: str) -> int | None:
+    """``"90d"`` -> seconds, ``"forever"`` -> None; ``RetentionError`` naming ``tier`` else."""
     if value == "forever":
         return None
     found = _DURATION.fullmatch(value)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from core.models import FieldError, Incident, Uptime
-from core.models.retention import TIERS, Retention, RetentionError, parse_retention
+from core.models.retention import TIERS, Retention, RetentionError, parse_duration
 from core.services.access import Actor, account_of
 from core.services.context import StoreThreads
 from core.services.errors import Forbidden, Invalid
@@ -82,8 +84,9 @@ class HistoryService:
             errors.append(FieldError("body", f"name at least one tier: {', '.join(TIERS)}"))
         if errors:
             raise Invalid("Invalid retention", errors)
-        try:
-            retention = parse_retention(",".join(f"{k}={v}" for k, v in changes.items()), self.store.retention)
+        try:  # (each value on its own: "30d,daily=1d" is not a duration)
+            retention = msgspec.structs.replace(self.store.retention, **{
+                tier: parse_duration(tier, value.strip().lower()) for tier, value in changes.items()}).check()
         except RetentionError as exc:
             raise Invalid("Invalid retention", [FieldError(exc.field, exc.message)]) from None
         await self.threads.write(self.store.set_retention, retention)

@@ -821,7 +821,8 @@ def test_retention_is_read_by_every_key_and_changed_only_by_the_servers_own_admi
     status, _, body = call(base, headers={"X-API-Key": api["other"]})
     assert status == 200 and body["data"] == {"raw": "90d", "hourly": "2y", "daily": "forever"}
     for bad, fields in [({"raw": "12h"}, ["raw"]), ({"raw": "3y"}, ["hourly"]), ({"weekly": "1d"}, ["weekly"]),
-                        ({"raw": 30}, ["raw"]), ({}, ["body"]), ([], ["body"]), ({"daily": "soon"}, ["daily"])]:
+                        ({"raw": 30}, ["raw"]), ({}, ["body"]), ([], ["body"]), ({"daily": "soon"}, ["daily"]),
+                        ({"raw": "30d,daily=1d"}, ["raw"])]:
         status, headers, response = send(base, "PATCH", bad, owner)
         assert_error(status, headers, response, 400)
         assert sorted(e["field"] for e in response["data"]["errors"]) == fields, (bad, response)
