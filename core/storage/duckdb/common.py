@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
 import logging
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from core.clock import iso_utc
@@ -14,7 +16,7 @@ from core.models import (
 )
 
 __all__ = ["API_KEY_PREFIX", "DB_FILE", "HOUR_CACHE_MONITORS", "READERS", "SPEC_TYPES", "DuplicateError",
-           "NewerSchemaError", "ReadOnlyQueryError", "iso", "ts_of", "utcnow"]
+           "NewerSchemaError", "ReadOnlyQueryError", "iso", "transaction", "ts_of", "utcnow"]
 
 log = logging.getLogger("xuptime.storage")
 
@@ -66,3 +68,15 @@ class NewerSchemaError(RuntimeError):
     """The database was written by a newer xuptime: neither read nor migrated (downgrades
     are not supported; the newer version is needed to read it)."""
 
+
+
+@contextlib.contextmanager
+def transaction(cur: Any) -> Iterator[Any]:
+    """``cur`` in one transaction: committed when the block ends, rolled back if it raises."""
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        yield cur
+        cur.execute("COMMIT")
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise

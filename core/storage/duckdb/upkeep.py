@@ -19,6 +19,7 @@ import msgspec
 import pyarrow as pa
 
 from core.models.retention import DEFAULT_RETENTION, Retention, RetentionError
+from core.storage.duckdb.common import transaction
 from core.storage.rollups import HOUR_US, merge_percentiles
 
 __all__ = ["DAY_US", "UpkeepStore"]
@@ -131,8 +132,7 @@ class UpkeepStore:
             "hist_idx": pa.array([r[6] for r in got], pa.list_(pa.uint16())),
             "hist_cnt": pa.array([[int(n) for n in r[7]] for r in got], pa.list_(pa.uint32())),
         })
-        cur.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(cur):
             if replace:
                 cur.execute("DELETE FROM checks_daily WHERE day = make_timestamp(?)", [day])
             cur.register("_xuptime_days", table)
@@ -142,10 +142,6 @@ class UpkeepStore:
                 cur.unregister("_xuptime_days")
             if not replace:
                 cur.execute("INSERT OR REPLACE INTO rollup_state VALUES ('daily', make_timestamp(?))", [day + DAY_US])
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
         return 1
 
     def _purge(self) -> int:
@@ -154,16 +150,11 @@ class UpkeepStore:
         if not ids:
             return 0
         rows = 0
-        cur.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(cur):
             for table in _PURGED:
                 got = cur.execute(f"DELETE FROM {table} WHERE monitor_id IN (SELECT unnest(?))", [ids]).fetchone()
                 rows += int(got[0]) if got else 0
             cur.execute("DELETE FROM purge WHERE monitor_id IN (SELECT unnest(?))", [ids])
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
         with self._rollup_lock:
             for monitor_id in ids:
                 self._hour_cache.pop(monitor_id, None)
@@ -184,15 +175,10 @@ class UpkeepStore:
                 cuts += [(table, column, floor // DAY_US * DAY_US) for table, column in tables]
         if not cuts:
             return 0
-        cur.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(cur):
             for table, column, cut in cuts:
                 got = cur.execute(f"DELETE FROM {table} WHERE {column} < make_timestamp(?)", [cut]).fetchone()
                 rows += int(got[0]) if got else 0
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
         raw_cut = next((cut for table, _, cut in cuts if table == "checks"), None)
         with self._rollup_lock:
             if raw_cut is not None and self._ts_range is not None and self._ts_range[0] < raw_cut:
@@ -218,8 +204,7 @@ class UpkeepStore:
         days = 0
         while upto < target:
             end = upto + DAY_US
-            cur.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(cur):
                 row = cur.execute("SELECT max(rowid) FROM checks WHERE ts >= make_timestamp(?) "
                                   "AND ts < make_timestamp(?)", [upto, end]).fetchone()
                 if row is not None and row[0] is not None:
@@ -231,13 +216,6 @@ class UpkeepStore:
                                    AND rowid <= $last""", {"a": upto, "b": end, "last": int(row[0])})
                     days += 1
                 cur.execute("INSERT OR REPLACE INTO rollup_state VALUES ('compacted', make_timestamp(?))", [end])
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
             upto = self.compacted_upto_us = end
         return days
-
-    def upkeep_stats(self) -> dict[str, Any]:
-        return {"retention": self.retention.text(), "compactedUpto": self.compacted_upto_us}
 
