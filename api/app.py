@@ -26,7 +26,7 @@ from litestar.types import ControllerRouterHandler
 from api.agents import ReportPath, agent_metrics, agent_script
 from api.auth import ApiKeyAuth, add_quota_headers
 from api.errors import exception_handlers
-from api.history import AnswerCache, HourJson, get_retention, monitor_history, monitor_uptime, update_retention
+from api.history import AnswerCache, get_retention, monitor_history, monitor_uptime, update_retention
 from api.incidents import list_incidents, list_monitor_incidents
 from api.integrations import IntegrationController
 from api.keys import ApiKeyController
@@ -165,7 +165,6 @@ def create_app(services: Services, *, body_timeout: float = BODY_TIMEOUT_S,
         exception_handlers=_error_handlers(page_errors),
         request_max_body_size=MAX_BODY,
         state=State({"services": services, "body_timeout": body_timeout, "history_cache": history_cache,
-                     "hour_json": HourJson(),
                      "wire_cache": {}}),
         before_send=[add_quota_headers],
         openapi_config=_configure_openapi(),

@@ -33,7 +33,7 @@ from core.clock import iso_ms
 from core.models import FieldError
 from core.services import HistoryService, Invalid, MonitorService
 
-__all__ = ["AnswerCache", "HourJson", "monitor_history", "monitor_uptime"]
+__all__ = ["AnswerCache", "monitor_history", "monitor_uptime"]
 
 BUCKETS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
 _WINDOW = re.compile(r"^(\d{1,4})([mhdw])$")
@@ -105,45 +105,6 @@ class AnswerCache:
             self.size -= len(entry[1])
 
 
-class HourJson:
-    """Encoded JSON of hour buckets, per monitor and hour, each kept with the row it encodes
-    and reused only for that very row object: the store hands a rolled-up hour back as the
-    same tuple while it stands (``DuckDBStore.history_hours``), and a new tuple whenever it
-    changes, so a reused fragment is always the encoding of the current row. Open and stale
-    hours are new tuples every time and are encoded every time. At most one entry per hour,
-    pruned to the hours still asked for, for the ``monitors`` most recently asked for.
-    Event-loop only."""
-
-    def __init__(self, monitors: int = 32) -> None:
-        self.monitors = monitors
-        self._by_monitor: collections.OrderedDict[int, dict[int, tuple[tuple, bytes]]] = collections.OrderedDict()
-
-    def encode(self, monitor_id: int, hours: list[tuple]) -> list[bytes]:
-        known = self._by_monitor.get(monitor_id)
-        if known is None:
-            known = self._by_monitor[monitor_id] = {}
-            while len(self._by_monitor) > self.monitors:
-                self._by_monitor.popitem(last=False)
-        else:
-            self._by_monitor.move_to_end(monitor_id)
-        out = []
-        for h in hours:
-            hit = known.get(h[0])
-            if hit is None or hit[0] is not h:
-                hit = known[h[0]] = (h, _hour_json(h))
-            out.append(hit[1])
-        if len(known) > 2 * len(hours) + 48:  # hours no longer asked for (time moved on): forget them
-            asked = {h[0] for h in hours}
-            for hour in [k for k in known if k not in asked]:
-                del known[hour]
-        return out
-
-
-def _hour_json(h: tuple) -> bytes:
-    return msgspec.json.encode(_bucket(h[0], h[1], h[2], [_ms(h[3] / h[1]), _ms(h[4]), _ms(h[5]), _ms(h[6]),
-                                                          _ms(h[7]), _ms(h[8])]))
-
-
 def _bucket(ts_us: int, checks: int, up: int, ms: list[Any]) -> dict[str, Any]:
     """One bucket of the answer; ``ms``: avg, min, max, p50, p95, p99 latency in ms."""
     return {"ts": _iso(ts_us), "checks": checks, "up": up, "uptime": up / checks,
@@ -203,9 +164,8 @@ async def monitor_history(request: Request[int, Any, Any], monitors: MonitorServ
     body = cache.get(key, version)
     if body is None:
         async def make() -> bytes:
-            if interval == "1h":
-                return await _hours(request.app.state.hour_json, history, account, monitor_id, start, end, before,
-                                    limit)
+            if interval in ("raw", "1h"):
+                return await _encoded(history, account, monitor_id, interval, start, end, before, limit)
             return msgspec.json.encode(await _history(history, account, monitor_id, interval, start, end, before,
                                                       limit))
         body = await cache.fill(key, version, make)
@@ -213,12 +173,14 @@ async def monitor_history(request: Request[int, Any, Any], monitors: MonitorServ
     return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
 
 
-async def _hours(encoder: HourJson, history: HistoryService, account: int, monitor_id: int, start: int | None,
-                 end: int | None, before: int | None, limit: int) -> bytes:
-    """Hour buckets, assembled from per-hour JSON (most of it encoded by earlier answers)."""
-    hours, more = await history.hours(account, monitor_id, start, end, before, limit)
-    pagination = {"limit": limit, "nextCursor": encode_cursor(hours[-1][0]) if more and hours else None}
-    return b'{"data":[' + b",".join(encoder.encode(monitor_id, hours)) + b'],"pagination":' + \
+async def _encoded(history: HistoryService, account: int, monitor_id: int, interval: str, start: int | None,
+                   end: int | None, before: int | None, limit: int) -> bytes:
+    """Raw checks or hour buckets, each item already encoded by the store (the two questions a
+    dashboard, Grafana and the status pages ask most, uncached as often as not)."""
+    read = history.raw_json if interval == "raw" else history.hours_json
+    rows, more = await read(account, monitor_id, start, end, before, limit)
+    pagination = {"limit": limit, "nextCursor": encode_cursor(rows[-1][0]) if more and rows else None}
+    return b'{"data":[' + ",".join(r[1] for r in rows).encode() + b'],"pagination":' + \
         msgspec.json.encode(pagination) + b"}"
 
 

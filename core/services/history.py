@@ -54,11 +54,19 @@ class HistoryService:
         self.monitors.require(account_of(account_id), monitor_id)
         return await self.threads.read(self.store.history_buckets, monitor_id, bucket_s, start, end, before, limit)
 
-    async def hours(self, account_id: Actor, monitor_id: int, start: int | None, end: int | None,
-                    before: int | None, limit: int) -> tuple[list[tuple], bool]:
-        """Hour buckets newest first (rolled up where closed): ``(rows, more)``."""
+    async def raw_json(self, account_id: Actor, monitor_id: int, start: int | None, end: int | None,
+                       before: int | None, limit: int) -> tuple[list[tuple[int, str]], bool]:
+        """``raw``'s checks as ``(ts µs, the check's JSON object)``: ``(rows, more)``."""
+        monitor = self.monitors.require(account_of(account_id), monitor_id)
+        every_us = None if monitor.type in ("push", "agent") else int(monitor.interval * 1_000_000)
+        return await self.threads.read(self.store.history_raw_json, monitor_id, start, end, before, limit, every_us)
+
+    async def hours_json(self, account_id: Actor, monitor_id: int, start: int | None, end: int | None,
+                         before: int | None, limit: int) -> tuple[list[tuple[int, str]], bool]:
+        """Hour buckets newest first (rolled up where closed) as ``(hour µs, the bucket's JSON
+        object)``: ``(rows, more)``."""
         self.monitors.require(account_of(account_id), monitor_id)
-        return await self.threads.read(self.store.history_hours, monitor_id, start, end, before, limit)
+        return await self.threads.read(self.store.history_hours_json, monitor_id, start, end, before, limit)
 
     async def uptime(self, account_id: Actor, monitor_id: int, windows: list[tuple[str, int]]
                      ) -> dict[str, Uptime]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from api.history import AnswerCache, HourJson
+from api.history import AnswerCache
 from core.clock import iso_ms as iso_us
 from core.models import parse_monitor
 from core.models.retention import Retention
@@ -78,7 +78,10 @@ def test_a_failed_computation_reaches_every_waiter_and_is_not_kept() -> None:
 
 
 
-def test_hour_json_is_the_bucket_encoding_and_follows_changed_hours(tmp_path: Path) -> None:
+def test_store_encoded_answers_are_the_api_encoding(tmp_path: Path) -> None:
+    """Raw checks and hour buckets come encoded by DuckDB; each item must be what the API
+    would build from the store's rows in Python: rolled-up, open and stale hours alike, nulls
+    and phases included."""
     hour = 3_600_000_000
     base = 1_700_000_000_000_000 - 1_700_000_000_000_000 % (24 * hour)
     store = DuckDBStore(tmp_path)
@@ -88,29 +91,42 @@ def test_hour_json_is_the_bucket_encoding_and_follows_changed_hours(tmp_path: Pa
         buf = ResultBuffer(64)
         for h in range(5):
             for k in range(4):
-                buf.append(mid, base + h * hour + k * 1000, k != 3, 1000 + 37 * h + k, 200, 0)
+                buf.append(mid, base + h * hour + k * 1_234_567, k != 3, 1000 + 37 * h + 3 * k + (k == 2),
+                           200 if k != 3 else 0, 0 if k != 3 else 3, connect_us=250 + k, ttfb_us=-1 if k else 700,
+                           error="refused \"quoted\"" if k == 3 else None)
         store.ingest(buf.flush())
         store.rollup(base + 4 * hour, grace_us=0)  # hours 0-3 rolled up, hour 4 open
 
-        def answer() -> tuple[list[dict], list[bytes]]:
-            hours, _ = store.history_hours(mid, None, None, None, 100)
-            frags = encoder.encode(mid, hours)
-            return [msgspec.json.decode(f) for f in frags], frags
+        def hours() -> list[dict]:
+            encoded, more = store.history_hours_json(mid, None, None, None, 100)
+            rows, more2 = store.history_buckets(mid, 3600, None, None, None, 100)
+            assert more == more2 and [e[0] for e in encoded] == [r[0] for r in rows]
+            data = [msgspec.json.decode(e[1]) for e in encoded]
+            assert data == [{"ts": iso_us(r[0]), "checks": r[1], "up": r[2], "uptime": r[2] / r[1],
+                             "latencyMs": {"avg": round(r[3] / 1000, 3), "min": round(r[4] / 1000, 3),
+                                           "max": round(r[5] / 1000, 3), "p50": round(r[6][0] / 1000, 3),
+                                           "p95": round(r[6][1] / 1000, 3), "p99": round(r[6][2] / 1000, 3)}}
+                            for r in rows]
+            return data
 
-        encoder = HourJson()
-        data, frags = answer()
-        rows, _ = store.history_buckets(mid, 3600, None, None, None, 100)
-        assert data == [{"ts": iso_us(r[0]), "checks": r[1], "up": r[2], "uptime": r[2] / r[1],
-                         "latencyMs": {"avg": round(r[3] / 1000, 3), "min": round(r[4] / 1000, 3),
-                                       "max": round(r[5] / 1000, 3), "p50": round(r[6][0] / 1000, 3),
-                                       "p95": round(r[6][1] / 1000, 3), "p99": round(r[6][2] / 1000, 3)}}
-                        for r in rows]
-        again, frags2 = answer()
-        assert again == data and frags2[-1] is frags[-1]  # a standing rolled-up hour: encoded once
+        assert [b["checks"] for b in hours()] == [4] * 5
         late = ResultBuffer(4)
-        late.append(mid, base + hour + 500, True, 5000, 200, 0)  # a late row in rolled-up hour 1
+        late.append(mid, base + hour + 500, True, 5000, 200, 0)  # a late row in rolled-up hour 1: stale
         store.ingest(late.flush())
-        changed, _ = answer()
-        assert [b["checks"] for b in changed] == [4, 4, 4, 5, 4]
+        assert [b["checks"] for b in hours()] == [4, 4, 4, 5, 4]
+        page, more = store.history_hours_json(mid, None, None, None, 2)
+        assert more and [p[0] for p in page] == [base + 4 * hour, base + 3 * hour]
+
+        def ms(us: int | None) -> float | None:
+            return None if us is None else round(us / 1000, 3)
+
+        encoded, more = store.history_raw_json(mid, None, None, None, 15)
+        rows, more2 = store.history_raw(mid, None, None, None, 15)
+        assert more and more2 and [e[0] for e in encoded] == [r[0] for r in rows]
+        assert [msgspec.json.decode(e[1]) for e in encoded] == [
+            {"ts": iso_us(r[0]), "ok": r[1], "latencyMs": ms(r[2]), "statusCode": r[3], "error": r[4],
+             "phases": {"dnsMs": ms(r[5]), "connectMs": ms(r[6]), "tlsMs": ms(r[7]), "ttfbMs": ms(r[8])}}
+            for r in rows]
+        assert any(r[4] is not None for r in rows) and any(r[8] is not None for r in rows)
     finally:
         store.close()

@@ -21,6 +21,23 @@ __all__ = ["HistoryStore"]
 DAY_US = 24 * HOUR_US
 
 
+def _ms(us: str) -> str:
+    """SQL: a latency in µs as the API's milliseconds, rounded to the µs."""
+    return f"round({us} / 1000, 3)"
+
+
+_ISO = "strftime({}, '%Y-%m-%dT%H:%M:%S.%gZ')"  # (``core.clock.iso_ms``)
+# One check / one hour bucket as the API's JSON object (``api.history``): DuckDB encodes it.
+RAW_JSON = (f"json_object('ts', {_ISO.format('ts')}, 'ok', ok, 'latencyMs', {_ms('latency_us')},"
+            f" 'statusCode', status_code, 'error', error, 'phases', json_object("
+            f"'dnsMs', {_ms('dns_us')}, 'connectMs', {_ms('connect_us')}, 'tlsMs', {_ms('tls_us')},"
+            f" 'ttfbMs', {_ms('ttfb_us')}))")
+# (over ``hour, checks, up, lsum, lmin, lmax, q`` = [p50, p95, p99])
+HOUR_JSON = (f"json_object('ts', {_ISO.format('hour')}, 'checks', checks, 'up', up, 'uptime', up / checks,"
+             f" 'latencyMs', json_object('avg', {_ms('lsum / checks')}, 'min', {_ms('lmin')}, 'max', {_ms('lmax')},"
+             f" 'p50', {_ms('q[1]')}, 'p95', {_ms('q[2]')}, 'p99', {_ms('q[3]')}))")
+
+
 class HistoryStore:
     """History reads (raw, buckets, hours, uptime), incidents, and the hourly rollups."""
 
@@ -61,9 +78,10 @@ class HistoryStore:
             self._readers.put(cursor)
 
     def _probe(self, lo: int | None, hi: int | None, need: int, align_us: int,
-               fetch: Callable[[int | None, int], list[tuple]]) -> list[tuple]:
-        """``fetch(start, hi)`` over windows growing 8x back from ``hi`` (inclusive, µs) until it
-        returns ``need`` rows or reaches ``lo``; ``start`` is aligned down to ``align_us``."""
+               fetch: Callable[[int | None, int], list[tuple]], width_us: int = HOUR_US) -> list[tuple]:
+        """``fetch(start, hi)`` over windows growing 8x back from ``hi`` (inclusive, µs), the
+        first ``width_us`` wide, until it returns ``need`` rows or reaches ``lo``; ``start`` is
+        aligned down to ``align_us``."""
         if self._ts_range is None:
             return []
         first, last = self._ts_range
@@ -74,7 +92,7 @@ class HistoryStore:
             lo = max(lo, floor)
         if hi < lo:
             return []
-        width = HOUR_US
+        width = width_us
         while True:
             start = (hi - width) // align_us * align_us
             if start <= lo:
@@ -95,6 +113,59 @@ class HistoryStore:
                        FROM checks WHERE monitor_id = ? AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)
                        ORDER BY ts DESC LIMIT ?""", [monitor_id, start, end, limit + 1]).fetchall()
             rows = self._probe(from_us, hi, limit + 1, 1, fetch)
+        return rows[:limit], len(rows) > limit
+
+    def history_raw_json(self, monitor_id: int, from_us: int | None, to_us: int | None, before_us: int | None,
+                         limit: int, every_us: int | None = None) -> tuple[list[tuple[int, str]], bool]:
+        """``history_raw``'s checks, each as ``(ts µs, its JSON object as the API sends it)``,
+        encoded by DuckDB: an answer costs no Python per field. ``every_us``, the monitor's
+        interval if known, sizes the first window so that it usually holds the page: one
+        statement instead of two or three."""
+        hi = _upper(to_us, before_us)
+        with self._reading() as cur:
+            def fetch(start: int | None, end: int) -> list[tuple]:
+                return cur.execute(
+                    f"""SELECT epoch_us(ts), {RAW_JSON} FROM checks
+                        WHERE monitor_id = ? AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)
+                        ORDER BY ts DESC LIMIT ?""", [monitor_id, start, end, limit + 1]).fetchall()
+            width = HOUR_US if every_us is None else max(60 * 10**6, min(HOUR_US * 24, (limit + 1) * every_us * 5 // 4))
+            rows = self._probe(from_us, hi, limit + 1, 1, fetch, width)
+        return rows[:limit], len(rows) > limit
+
+    def history_hours_json(self, monitor_id: int, from_us: int | None, to_us: int | None, before_us: int | None,
+                           limit: int) -> tuple[list[tuple[int, str]], bool]:
+        """``history_hours``'s buckets, each as ``(hour µs, its JSON object as the API sends
+        it)``, in one statement that DuckDB answers and encodes: rolled-up hours from
+        ``checks_hourly`` (sorted by monitor within each day, so zone maps skip most of it),
+        the open, partial and stale hours aggregated from ``checks`` exactly as the rollup
+        would. No per-monitor cache and no Python per hour: what a month of hours costs
+        does not depend on what was asked before."""
+        hi = _upper(to_us, before_us)
+        now = time.time_ns() // 1000
+        lo = _later(from_us, self.floor_us("hourly", now))  # type: ignore[attr-defined]
+        raw_floor = self.floor_us("raw", now)  # type: ignore[attr-defined]
+        rolled, raw = self._split(lo, hi)
+        branches, params = [], []
+        for start, end in raw:
+            start = _later(start, raw_floor)
+            branches.append("SELECT ts, ok, latency_us FROM checks WHERE monitor_id = ?"
+                            " AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)")
+            params += [monitor_id, -2**62 if start is None else start, 2**62 if end is None else end]
+        sql = f"""SELECT date_trunc('hour', ts) AS hour, count(*) AS checks, count(*) FILTER (WHERE ok) AS up,
+                         sum(latency_us) AS lsum, min(latency_us) AS lmin, max(latency_us) AS lmax,
+                         quantile_cont(latency_us, [0.5, 0.95, 0.99]) AS q
+                  FROM ({" UNION ALL ".join(branches)}) GROUP BY ALL"""
+        if rolled is not None:
+            a, b, stale = rolled
+            sql = f"""SELECT hour, checks, up, latency_sum AS lsum, latency_min AS lmin, latency_max AS lmax,
+                             [p50, p95, p99] AS q FROM checks_hourly
+                      WHERE monitor_id = ? AND hour >= make_timestamp(?) AND hour < make_timestamp(?)
+                            AND NOT list_contains(?::BIGINT[], epoch_us(hour))
+                      UNION ALL {sql}"""
+            params = [monitor_id, -2**62 if a is None else a, b, stale, *params]
+        with self._reading() as cur:
+            rows = cur.execute(f"SELECT epoch_us(hour), {HOUR_JSON} FROM ({sql}) ORDER BY hour DESC LIMIT ?",
+                               [*params, limit + 1]).fetchall()
         return rows[:limit], len(rows) > limit
 
     def history_buckets(self, monitor_id: int, bucket_s: int, from_us: int | None, to_us: int | None,

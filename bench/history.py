@@ -1,0 +1,150 @@
+"""Uncached history answers at scale: how they compare with the trivial endpoint, and how they
+grow from 1M to 100M check rows.
+
+Setup, per size (a fresh data dir each): 1,000 monitors (paused: no new rows arrive while it
+is measured; their interval is the one the rows imply, 26 s at 100M), and ``rows`` checks
+over the last 30 days **in arrival order** (every monitor interleaved, as the engine writes
+them; latency 20-200 ms, 2% failures), written by SQL. Then
+the server's own jobs run once over the month before the server starts, as they would have
+run while it was collected: the hourly rollup and the upkeep (daily rollups, the rewrite of
+each closed day sorted by ``(monitor_id, ts)``); the time they took is printed. Then
+``xuptime serve --workers 1`` starts on CPU 1 (wrk on CPU 0) and wrk runs, 1 and 32
+connections, on:
+
+- ``trivial``: ``GET /api/v1/account/usage`` (authenticated and counted, no database);
+- ``hourly``: 1 h buckets over 30 days (``interval=1h&limit=1000&from=...``);
+- ``raw``: the newest 100 raw checks (``limit=100&from=...``).
+
+Every history request asks about another monitor with a ``from`` one second later than the
+last (``bench/moving_monitor.lua``), and no run repeats another's questions: every answer is
+computed, none cached (the server's cache hit rate is printed to show it).
+
+Targets (issue 15): at 100M rows, uncached p99 at 32 clients <= 3 x the trivial p99,
+uncached req/s >= 0.25 x the trivial req/s, and p99 at 100M rows <= 1.5 x p99 at 1M rows.
+Usage: ``python -m bench.history [--quick] [--rows 1000000,10000000,100000000]``.
+Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.api import ROOT, _hit_rate, failures, serving, wrk
+from bench.engine import _dist_version, ensure_tools, log
+
+DAY_US = 86400 * 10**6
+MONITORS = 1000
+
+
+def build(data_dir: Path, rows: int, monitors: int) -> tuple[list[int], dict[str, float]]:
+    """The data set, then the server's jobs over it; returns the monitor ids and seconds taken."""
+    from core.storage.duckdb import DuckDBStore
+
+    store = DuckDBStore(data_dir)
+    timings: dict[str, float] = {}
+    try:
+        con = store.con
+        con.execute("UPDATE accounts SET monthly_request_limit = 1000000000000 WHERE name = 'default'")
+        every_s = max(1, round(30 * 86400 * monitors / rows))  # (the interval the rows were checked at)
+        con.execute(f"""
+            INSERT INTO monitors (account_id, name, type, spec, interval_s, timeout_s, retries, recovery_threshold,
+                                  paused, status, tags)
+            SELECT 1, 'history-' || i, 'http', json_object('type', 'http', 'url', 'http://127.0.0.1:9/'),
+                   {every_s}, 1.0, 0, 1, true, 'pending', ['bench'] FROM range({monitors}) t(i)""")
+        ids = [int(r[0]) for r in con.execute("SELECT id FROM monitors ORDER BY id").fetchall()]
+        now_us = time.time_ns() // 1000
+        span_us = 30 * DAY_US
+        t = time.monotonic()
+        con.execute(
+            """INSERT INTO checks
+               SELECT ids[(i % len(ids)) + 1], make_timestamp(? - ? + CAST(CAST(i AS HUGEINT) * ? // ? AS BIGINT)),
+                      (i % 50) <> 0, 20000 + hash(i) % 180000,
+                      CASE WHEN (i % 50) <> 0 THEN 200 END, CASE WHEN (i % 50) <> 0 THEN 0 ELSE 7 END,
+                      CASE WHEN (i % 50) = 0 THEN 'status 500, expected 200-299' END, NULL, 300, NULL, 15000, NULL
+               FROM range(?) t(i), (SELECT ?::BIGINT[] AS ids)""", [now_us, span_us, span_us, rows, rows, ids])
+        timings["write_s"] = time.monotonic() - t
+        store.close()
+        store = DuckDBStore(data_dir)  # (it reads the time range of the rows at open)
+        t = time.monotonic()
+        store.rollup(now_us)
+        timings["rollup_s"] = time.monotonic() - t
+        t = time.monotonic()
+        store.upkeep(now_us)
+        timings["upkeep_s"] = time.monotonic() - t
+        store.con.execute("CHECKPOINT")
+    finally:
+        store.close()
+    return ids, timings
+
+
+def main() -> None:
+    from core.cli import control_request
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="1M and 10M rows, 4 s runs")
+    parser.add_argument("--rows", default="1000000,10000000,100000000")
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    ensure_tools()
+    sizes = [1_000_000, 10_000_000] if args.quick else [int(float(s)) for s in args.rows.split(",")]
+    seconds = 4 if args.quick else args.seconds
+    lua = ROOT / "bench" / "moving_monitor.lua"
+    runs: list[dict[str, Any]] = []
+    offsets = iter(range(int(time.time()) - 30 * 86400, 10**12, 100_000))
+    for rows in sizes:
+        with tempfile.TemporaryDirectory(prefix="xuptime-bench-history-") as tmp:
+            workdir = Path(tmp)
+            data_dir = workdir / "data"
+            log(f"building {rows:,} checks of {MONITORS} monitors over 30 days")
+            ids, timings = build(data_dir, rows, MONITORS)
+            log("built: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+            size = (data_dir / "xuptime.duckdb").stat().st_size
+            run: dict[str, Any] = {"rows": rows, "file_bytes": size, **{k: round(v, 1) for k, v in timings.items()}}
+            with serving(data_dir, workdir) as (base, key):
+                env_ids = ",".join(map(str, ids))
+                for name, path in (("trivial", "/api/v1/account/usage"),
+                                   ("hourly", "/api/v1/monitors/MON/history?interval=1h&limit=1000&from=FROM"),
+                                   ("raw", "/api/v1/monitors/MON/history?limit=100&from=FROM")):
+                    for connections in (1, 32):
+                        label = f"{name}_c{connections}"
+                        log(f"{rows:,} rows: wrk {label}")
+                        before = control_request(data_dir, "stats")["historyCache"]
+                        result = wrk(base, key, seconds, connections, lua,
+                                     {"XUPTIME_SINCE": str(next(offsets)), "XUPTIME_PATH": path,
+                                      "XUPTIME_IDS": env_ids})
+                        result["hit_rate"] = _hit_rate(before, control_request(data_dir, "stats")["historyCache"]
+                                                       )["hit_rate"]
+                        problems = failures(f"{rows} {label}", result)
+                        if problems:
+                            raise SystemExit("bench.history: " + "; ".join(problems))
+                        run[label] = result
+            runs.append(run)
+    print(f"\nbench.history on {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+          f"duckdb {_dist_version('duckdb')}, litestar {_dist_version('litestar')}; {MONITORS} monitors, "
+          f"30 days in arrival order; every history answer uncached; {seconds} s per run")
+    print(f"{'rows':>12} {'question':>8} {'c1 p50':>8} {'c1 p99':>8} {'c32 p50':>8} {'c32 p99':>8} {'c32 req/s':>10} "
+          f"{'÷ trivial p99':>13} {'÷ trivial req/s':>15}")
+    for run in runs:
+        for name in ("trivial", "hourly", "raw"):
+            c1, c32, trivial = run[f"{name}_c1"], run[f"{name}_c32"], run["trivial_c32"]
+            print(f"{run['rows']:12,} {name:>8} {c1['p50']:8.2f} {c1['p99']:8.2f} {c32['p50']:8.2f} "
+                  f"{c32['p99']:8.2f} {c32['rps']:10,.0f} {c32['p99'] / trivial['p99']:13.2f} "
+                  f"{c32['rps'] / trivial['rps']:15.3f}")
+        print(f"{'':12} file {run['file_bytes'] / 2**20:.0f} MiB ({run['file_bytes'] / run['rows']:.2f} B/check); "
+              f"write {run['write_s']} s, rollup {run['rollup_s']} s, upkeep {run['upkeep_s']} s")
+    if len(runs) > 1:
+        first, last = runs[0], runs[-1]
+        for name in ("hourly", "raw"):
+            print(f"{name}: p99 at 32 clients, {last['rows']:,} rows ÷ {first['rows']:,} rows = "
+                  f"{last[f'{name}_c32']['p99'] / first[f'{name}_c32']['p99']:.2f} (target <= 1.5)")
+    print(json.dumps({"bench": "history", "monitors": MONITORS, "seconds": seconds, "runs": runs}))
+
+
+if __name__ == "__main__":
+    main()
