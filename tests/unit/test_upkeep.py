@@ -179,3 +179,33 @@ def test_days_past_the_hourly_tier_are_answered_from_daily_rollups(tmp_path: Pat
         assert min(d[0] for d in days) >= (now - 4 * DAY_US) // DAY_US * DAY_US - DAY_US
     finally:
         store.close()
+
+
+def test_rolled_up_months_of_hours_are_rewritten_sorted_and_answer_the_same(tmp_path: Path) -> None:
+    from core.storage.duckdb.upkeep import _month_start
+
+    store = DuckDBStore(tmp_path)
+    this_month = _month_start(time.time_ns() // 1000)
+    last_month = _month_start(this_month - DAY_US)
+    try:
+        fill(store, this_month - 40 * DAY_US, 40 * 24 + 2, monitors=5, every_s=600)
+        store.rollup(this_month + 3 * HOUR)  # (a fixed "now": the last month closed, whenever this runs)
+        hours = ("SELECT count(*), sum(monitor_id * checks), sum(epoch_us(hour) // 1000000 * up), sum(p99)"
+                 " FROM checks_hourly")
+        before = store.query(hours)[1]
+        answers = [store.history_hours_json(m, None, None, None, 1000) for m in (1, 3, 5)]
+        assert store.compact_hours() == 2  # the month the rows begin in, and last month
+        assert store.compact_hours() == 0 and store.hours_compacted_upto_us == this_month
+        assert store.query(hours)[1] == before
+        assert [store.history_hours_json(m, None, None, None, 1000) for m in (1, 3, 5)] == answers
+        month = store.con.execute(f"""SELECT monitor_id, epoch_us(hour) FROM checks_hourly
+                                      WHERE hour >= make_timestamp({last_month})
+                                        AND hour < make_timestamp({this_month}) ORDER BY rowid""").fetchall()
+        assert month == sorted(month) and len(month) == 5 * 24 * (this_month - last_month) // DAY_US
+    finally:
+        store.close()
+    again = DuckDBStore(tmp_path)
+    try:
+        assert again.hours_compacted_upto_us == this_month and again.compact_hours() == 0
+    finally:
+        again.close()

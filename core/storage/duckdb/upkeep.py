@@ -1,5 +1,6 @@
 """Keeping the big tables bounded and fast to read: deleted monitors' rows purged, tiers of
-history dropped past their retention, closed days of ``checks`` rewritten sorted.
+history dropped past their retention, closed days of ``checks`` and rolled-up months of
+``checks_hourly`` rewritten sorted by monitor.
 
 All of it runs on the maintenance cursor (``_maint``, the rollup job's thread), beside the
 writer: ingest only appends to these tables, and nothing else deletes from them, so the two
@@ -11,6 +12,7 @@ is lost or doubled either way).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import threading
 from typing import Any
 
@@ -40,6 +42,8 @@ class UpkeepStore:
     rollup_upto_us: int | None
     #: Exclusive end of the days of ``checks`` rewritten sorted by (monitor_id, ts).
     compacted_upto_us: int | None = None
+    #: Exclusive end of the months of ``checks_hourly`` rewritten sorted by (monitor_id, hour).
+    hours_compacted_upto_us: int | None = None
     #: Exclusive end of the days merged into ``checks_daily``; None before the first.
     daily_upto_us: int | None = None
 
@@ -54,6 +58,8 @@ class UpkeepStore:
                 self.retention = msgspec.json.decode(row[0], type=Retention).check()
         row = self.con.execute("SELECT epoch_us(upto) FROM rollup_state WHERE name = 'compacted'").fetchone()
         self.compacted_upto_us = None if row is None else int(row[0])
+        row = self.con.execute("SELECT epoch_us(upto) FROM rollup_state WHERE name = 'hours_compacted'").fetchone()
+        self.hours_compacted_upto_us = None if row is None else int(row[0])
         row = self.con.execute("SELECT epoch_us(upto) FROM rollup_state WHERE name = 'daily'").fetchone()
         self.daily_upto_us = None if row is None else int(row[0])
         #: Days merged already whose hours were recomputed since (late rows): merged again.
@@ -77,11 +83,13 @@ class UpkeepStore:
     def upkeep(self, now_us: int, grace_us: int = 120 * 10**6) -> dict[str, int]:
         """One round (the rollup job calls it after each rollup): purge deleted monitors'
         rows, merge rolled-up days into daily rollups, drop what is past retention, rewrite
-        closed days sorted. Returns what it did (rows purged and expired, days merged and
-        compacted). A first round over years of hours merges them all (a day a transaction,
-        per row in Python: slow at scale, and the rollup waits behind it; reads stay exact)."""
+        closed days and rolled-up months sorted. Returns what it did (rows purged and expired,
+        days merged and compacted, months of hours compacted). A first round over years of
+        hours merges them all (a day a transaction, per row in Python: slow at scale, and the
+        rollup waits behind it; reads stay exact)."""
         done = {"purged": self._purge(), "days": self.roll_days(), "expired": self._expire(now_us), "compacted": 0}
         done["compacted"] = self.compact(now_us, grace_us)
+        done["months"] = self.compact_hours()
         return done
 
     def roll_days(self) -> int:
@@ -219,3 +227,44 @@ class UpkeepStore:
             upto = self.compacted_upto_us = end
         return days
 
+
+    def compact_hours(self) -> int:
+        """Rewrite each calendar month (UTC) of ``checks_hourly`` whose hours are all rolled up
+        sorted by ``(monitor_id, hour)``, oldest first, a month a transaction, as ``compact``
+        does with days of ``checks``. The rollup writes a day at a time, sorted within the day,
+        so a monitor's month of hours is spread over every row group of the month until then;
+        once rewritten it sits in one or two, which is what a month of hour buckets reads.
+        Hours recomputed later (late rows) are appended unsorted: few. Returns months
+        rewritten."""
+        cur = self._maint
+        rolled = self.rollup_upto_us
+        start = self.hours_compacted_upto_us
+        if rolled is None:
+            return 0
+        if start is None:
+            row = cur.execute("SELECT epoch_us(min(hour)) FROM checks_hourly").fetchone()
+            if row is None or row[0] is None:
+                return 0
+            start = _month_start(int(row[0]))
+        months = 0
+        while (end := _month_start(start + 32 * DAY_US)) <= rolled:
+            with transaction(cur):
+                row = cur.execute("SELECT max(rowid) FROM checks_hourly WHERE hour >= make_timestamp(?) "
+                                  "AND hour < make_timestamp(?)", [start, end]).fetchone()
+                if row is not None and row[0] is not None:
+                    args = {"a": start, "b": end, "last": int(row[0])}
+                    cur.execute("""INSERT INTO checks_hourly SELECT * FROM checks_hourly
+                                   WHERE hour >= make_timestamp($a) AND hour < make_timestamp($b) AND rowid <= $last
+                                   ORDER BY monitor_id, hour""", args)
+                    cur.execute("""DELETE FROM checks_hourly WHERE hour >= make_timestamp($a)
+                                   AND hour < make_timestamp($b) AND rowid <= $last""", args)
+                    months += 1
+                cur.execute("INSERT OR REPLACE INTO rollup_state VALUES ('hours_compacted', make_timestamp(?))", [end])
+            start = self.hours_compacted_upto_us = end
+        return months
+
+
+def _month_start(ts_us: int) -> int:
+    """The start (µs) of the UTC calendar month holding ``ts_us``."""
+    day = dt.datetime.fromtimestamp(ts_us // 10**6, dt.UTC)
+    return int(dt.datetime(day.year, day.month, 1, tzinfo=dt.UTC).timestamp()) * 10**6
