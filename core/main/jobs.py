@@ -37,8 +37,8 @@ OUTBOX_KEEP_DAYS = 30  # finished notifications (and their attempts) are kept th
 
 async def rollups(store: Store, executor: concurrent.futures.Executor) -> None:
     """Roll closed hours up (catching up at start), then keep the tables up (``upkeep``:
-    deleted monitors' rows purged, tiers past retention dropped, closed days rewritten
-    sorted); again every minute. This has its own thread (and cursor): it never waits behind
+    deleted monitors' rows purged, tiers past retention dropped, closed days and months of
+    hours rewritten sorted); again every minute. This has its own thread (and cursor): it never waits behind
     ingest, and ingest never waits behind it."""
     loop = asyncio.get_running_loop()
     while True:
@@ -52,7 +52,8 @@ async def rollups(store: Store, executor: concurrent.futures.Executor) -> None:
             done = await loop.run_in_executor(executor, store.upkeep, time.time_ns() // 1000)
             if any(done.values()):
                 log.info("upkeep: %d rows of deleted monitors purged, %d days rolled up, %d rows past retention "
-                         "dropped, %d days compacted", done["purged"], done["days"], done["expired"], done["compacted"])
+                         "dropped, %d days and %d months of hours compacted", done["purged"], done["days"],
+                         done["expired"], done["compacted"], done["months"])
         except duckdb.Error:
             log.exception("upkeep failed; retrying in a minute (nothing is lost: each step is one transaction)")
         await asyncio.sleep(ROLLUP_EVERY_S)

@@ -16,7 +16,6 @@ import asyncio
 import bisect
 import concurrent.futures
 import errno
-import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
@@ -42,36 +41,44 @@ class StoreThreads:
     def __init__(self, readers: int) -> None:
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb")
         self._readers = concurrent.futures.ThreadPoolExecutor(readers, thread_name_prefix="duckdb-ro")
-        #: Store calls on the writer thread by name: [calls, CPU seconds of that thread]
-        #: (``xuptime status --json`` shows them: where the writer's time goes).
+        #: Store calls on the writer thread and on the readers by name: [calls, CPU seconds
+        #: of the thread, seconds taken] (``xuptime status --json`` shows them: where the
+        #: store's time goes).
         self.writes: dict[str, list[float]] = {}
+        self.reads: dict[str, list[float]] = {}
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a store call on the writer thread. A disk that is full is ``Unavailable`` (the
         store rolled the change back: nothing was changed)."""
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._writer, self._timed, fn, args, kwargs)
+            return await asyncio.get_running_loop().run_in_executor(self._writer, self._timed, self.writes, fn, args,
+                                                                    kwargs)
         except Exception as exc:
             if out_of_space(exc):
                 raise Unavailable("The data dir is out of space; nothing was changed") from exc
             raise
 
-    def _timed(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        started = time.thread_time()
+    @staticmethod
+    def _timed(into: dict[str, list[float]], fn: Callable[..., T], args: tuple[Any, ...],
+               kwargs: dict[str, Any]) -> T:
+        cpu, wall = time.thread_time(), time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
-            figures = self.writes.setdefault(getattr(fn, "__name__", "call"), [0, 0.0])
-            figures[0] += 1
-            figures[1] += time.thread_time() - started
+            figures = into.setdefault(getattr(fn, "__name__", "call"), [0, 0.0, 0.0])
+            figures[0] += 1  # (readers may race here: the figures are a guide, not a ledger)
+            figures[1] += time.thread_time() - cpu
+            figures[2] += time.perf_counter() - wall
 
     def stats(self) -> dict[str, Any]:
-        return {"storeWrites": {name: {"calls": int(n), "cpuSeconds": round(cpu, 3)}
-                                for name, (n, cpu) in sorted(self.writes.items())}}
+        return {f"store{kind}": {name: {"calls": int(n), "cpuSeconds": round(cpu, 3), "seconds": round(wall, 3)}
+                                 for name, (n, cpu, wall) in sorted(figures.items())}
+                for kind, figures in (("Writes", self.writes), ("Reads", self.reads))}
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one of the store's read methods (reader cursors) beside the writer."""
-        return await asyncio.get_running_loop().run_in_executor(self._readers, functools.partial(fn, *args, **kwargs))
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._timed, self.reads, fn, args,
+                                                                kwargs)
 
     def shutdown(self) -> None:
         self._writer.shutdown()

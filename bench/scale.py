@@ -1,0 +1,157 @@
+"""Monitors at scale: what 1k, 10k, 100k and 1M monitors cost one box.
+
+For each size, a fresh data dir gets that many HTTP monitors (a new connection per check, 300 s
+interval, bulk-loaded into DuckDB as ``bench.engine`` does) pointing at one local nginx (CPU 0),
+and ``xuptime serve --workers 2`` starts pinned to CPU 1 (main and both workers share it, as
+on the issue's run). Measured:
+
+- **start**: seconds from the process start until ``/healthz`` answers and every worker holds
+  its whole shard;
+- a **window** of ``--window`` seconds after a warm-up: successful checks per second counted
+  as rows in DuckDB (never from counters), lateness p50/p99 from the workers' histograms, and
+  the CPU share of the main process and of the workers (from /proc);
+- **RSS** of the main process and of each worker at the end of the window;
+- the **monitors list** (``GET /api/v1/monitors?limit=25``, wrk, one connection, 5 s): p50/p99.
+
+Issue 15's targets: 1M monitors in <= 1 GB RSS in total, ready in <= 60 s, and a flat cost
+per monitor from 10k to 1M. Usage: ``python -m bench.scale [--quick] [--sizes 1000,...]``
+(``--quick``: 1k, 10k and 100k). Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.api import wrk
+from bench.engine import (
+    CONTENDER_CPU,
+    ROOT,
+    Nginx,
+    Xuptime,
+    _dist_version,
+    _main_rss,
+    cpu_seconds,
+    ensure_tools,
+    free_port,
+    log,
+    pinned,
+)
+
+INTERVAL = 300
+
+
+def run(workdir: Path, nginx: Nginx, monitors: int, window: int) -> dict[str, Any]:
+    from core.cli import ServerNotRunning, control_request
+
+    x = Xuptime(workdir, f"scale-{monitors}")
+    x.load([nginx.url()], monitors, INTERVAL, keep_alive=False)
+    port = free_port()
+    started = time.monotonic()
+    with open(workdir / f"serve-{monitors}.log", "w") as out:
+        proc = subprocess.Popen(pinned(CONTENDER_CPU, [sys.executable, "-m", "core.cli", "serve", "--data-dir",
+                                                       str(x.data_dir), "--workers", "2", "--log-level", "WARNING",
+                                                       "--port", str(port)]),
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"xuptime exited: {(workdir / out.name).read_text()[-2000:]}")
+                if time.monotonic() - started > 600:
+                    raise RuntimeError("not ready within 10 minutes")
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()
+                    s = control_request(x.data_dir, "stats", {"histogram": True})
+                    if all(w["ready"] for w in s["workers"]) and sum(w["monitors"] for w in s["workers"]) >= monitors:
+                        break
+                except (ServerNotRunning, OSError, ValueError):
+                    pass
+                time.sleep(0.25)
+            ready_s = time.monotonic() - started
+            log(f"{monitors:,} monitors: ready in {ready_s:.1f} s")
+            time.sleep(min(30, window))  # (warm-up: the first checks spread over the interval)
+            s0 = control_request(x.data_dir, "stats", {"histogram": True})
+            workers = [w["pid"] for w in s0["workers"]]
+            cpu0 = (cpu_seconds([proc.pid]), cpu_seconds(workers))
+            t0 = time.time_ns() // 1000
+            time.sleep(window)
+            t1 = time.time_ns() // 1000
+            cpu1 = (cpu_seconds([proc.pid]), cpu_seconds(workers))
+            s1 = control_request(x.data_dir, "stats", {"histogram": True})
+            main_rss = _main_rss(proc.pid)
+            workers_rss = [_main_rss(pid) for pid in workers]
+            key = control_request(x.data_dir, "keys.create", {"name": "bench"})["secret"]
+            listing = wrk(f"http://127.0.0.1:{port}/api/v1/monitors?limit=25", key, 5, connections=1)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(180)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    rows, ok = x.rows_between(t0, t1)
+    hist = np.array(s1["latenessHistogram"]) - np.array(s0["latenessHistogram"])
+    cumulative = np.cumsum(hist)
+
+    def pct(q: float) -> float:
+        return float(np.searchsorted(cumulative, q * hist.sum())) if hist.sum() else 0.0
+
+    seconds = (t1 - t0) / 1e6
+    total_rss = main_rss + sum(workers_rss)
+    return {"monitors": monitors, "ready_s": round(ready_s, 1), "cps": round(ok / seconds), "rows": rows,
+            "ok_share": ok / rows if rows else 0.0, "expected_cps": round(monitors / INTERVAL),
+            "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99),
+            "main_cpu": round((cpu1[0] - cpu0[0]) / seconds, 3), "workers_cpu": round((cpu1[1] - cpu0[1]) / seconds, 3),
+            "main_rss_mb": round(main_rss / 2**20, 1), "workers_rss_mb": [round(r / 2**20, 1) for r in workers_rss],
+            "total_rss_mb": round(total_rss / 2**20, 1), "bytes_per_monitor": round(total_rss / monitors),
+            "list_p50_ms": listing.get("p50"), "list_p99_ms": listing.get("p99"), "list_rps": listing.get("rps")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="1k, 10k and 100k monitors, 30 s windows")
+    parser.add_argument("--sizes", default="1000,10000,100000,1000000")
+    parser.add_argument("--window", type=int, default=60, help="seconds measured per size")
+    args = parser.parse_args()
+    ensure_tools()
+    sizes = [1000, 10_000, 100_000] if args.quick else [int(float(s)) for s in args.sizes.split(",")]
+    window = 30 if args.quick else args.window
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="xuptime-bench-scale-") as tmp:
+        workdir = Path(tmp)
+        nginx = Nginx(workdir)
+        nginx.start()
+        try:
+            for monitors in sizes:
+                runs.append(run(workdir, nginx, monitors, window))
+                log(json.dumps(runs[-1]))
+        finally:
+            nginx.stop()
+    print(f"\nbench.scale on {platform.processor() or platform.machine()} ({os.cpu_count()} CPUs), Python "
+          f"{platform.python_version()}, duckdb {_dist_version('duckdb')}; HTTP monitors, new connection per check, "
+          f"every {INTERVAL} s; serve --workers 2 on one CPU; {window} s windows")
+    print(f"{'monitors':>10} {'ready s':>8} {'checks/s':>9} {'expected':>9} {'late p99':>9} {'main CPU':>9} "
+          f"{'workers CPU':>11} {'main MB':>8} {'workers MB':>14} {'total MB':>9} {'B/monitor':>10} {'list p99':>9}")
+    for r in runs:
+        print(f"{r['monitors']:10,} {r['ready_s']:8.1f} {r['cps']:9,} {r['expected_cps']:9,} "
+              f"{r['lateness_p99_ms']:9.0f} {r['main_cpu']:9.0%} {r['workers_cpu']:11.0%} {r['main_rss_mb']:8.0f} "
+              f"{' + '.join(f'{w:.0f}' for w in r['workers_rss_mb']):>14} {r['total_rss_mb']:9.0f} "
+              f"{r['bytes_per_monitor']:10,} {r['list_p99_ms']:9.2f}")
+    print(json.dumps({"bench": "scale", "interval_s": INTERVAL, "window_s": window, "runs": runs}))
+
+
+if __name__ == "__main__":
+    main()
