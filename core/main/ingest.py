@@ -5,7 +5,12 @@ and this writes at once, so a result is in DuckDB's WAL well within 1 s of its c
 
 Transitions are applied after their batch's rows (incidents and outbox rows in the store),
 then the engine's live statuses and the catalog's ``status_since`` follow, and the alert
-dispatcher is woken.
+dispatcher is woken. A monitor's first ``up`` (``pending -> up``: no incident, no message) is
+live at once but stored with the others of the last ``STATUS_EVERY_S``: when a million monitors
+start, each has one, and one UPDATE per batch of them cost the writer most of a core (DuckDB
+pays per vector of the table an UPDATE touches, not per row). A crash may lose the stored form
+of those two seconds of first ``up``s: those monitors start ``pending`` again and say ``up``
+again with their next check.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ transitions_log = logging.getLogger("xuptime.transitions")
 MAX_COALESCED_ROWS = 200_000
 MAX_SPILL_ROWS = 2_000_000  # results kept in memory while the disk is full (~100 s of 20k checks/s)
 RETRY_S = 1.0  # how often a full disk is tried again
+STATUS_EVERY_S = 2.0  # first ``up``s are stored together at most this often (``ResultStore.apply_statuses``)
 WARN_EVERY_S = 60.0
 
 
@@ -81,6 +87,10 @@ class Ingest:
         self._spill: collections.deque[tuple[dict[str, Any] | None, list[Transition]]] = collections.deque()
         self._spilled_rows = 0
         self._warned_at = -WARN_EVERY_S
+        #: First ``up``s (pending -> up) applied in memory whose stored status waits for the
+        #: next ``_store_statuses``: all a monitor's first round costs the store.
+        self._statuses: list[Transition] = []
+        self._statuses_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
         #: The maintenance gate: sees every batch's transitions before they are stored (and
         #: holds back those of monitors in a window), and says which monitors are in one.
@@ -108,7 +118,8 @@ class Ingest:
         done = False
         while not done:
             try:
-                item = await (asyncio.wait_for(self._queue.get(), RETRY_S) if self._spill else self._queue.get())
+                item = await (asyncio.wait_for(self._queue.get(), RETRY_S if self._spill else STATUS_EVERY_S)
+                              if self._spill or self._statuses else self._queue.get())
             except TimeoutError:
                 item = ({}, [])  # nothing new: try the spill again
             if item is None:
@@ -134,6 +145,8 @@ class Ingest:
                 self._spill.append((merge_batches(batches) if rows else None, transitions))
                 self._spilled_rows += rows
             await self._drain()
+            if self._statuses and (done or time.monotonic() - self._statuses_at >= STATUS_EVERY_S):
+                await self._store_statuses()
         if self._spilled_rows:
             self.rows_dropped += self._spilled_rows
             log.error("stopping with %d results the store could not take; they are lost", self._spilled_rows)
@@ -152,8 +165,12 @@ class Ingest:
                     self._spill[0] = (None, transitions)  # (written: its transitions may still wait)
                     self._spilled_rows -= rows
                 if transitions:
-                    await self.threads.write(self.store.apply_transitions, transitions)
-                    self.wake_alerts()
+                    first_up = [t for t in transitions if t.old == "pending" and t.new == "up"]
+                    rest = [t for t in transitions if not (t.old == "pending" and t.new == "up")]
+                    if rest:
+                        await self.threads.write(self.store.apply_transitions, rest)
+                        self.wake_alerts()
+                    self._statuses += first_up
                     self._follow(transitions)
             except Unavailable:
                 self._bound()
@@ -164,6 +181,18 @@ class Ingest:
                 self.rows_dropped += rows if self._spill[0][0] is not None else 0
                 self._spilled_rows -= rows if self._spill[0][0] is not None else 0
             self._spill.popleft()
+
+    async def _store_statuses(self) -> None:
+        """Store the first ``up``s gathered so far (kept for the next try if the disk is full:
+        they are statuses only, every one already live in memory)."""
+        try:
+            await self.threads.write(self.store.apply_statuses, self._statuses)
+        except Unavailable:
+            return
+        except Exception:
+            log.exception("storing %d statuses failed; they stay live in memory", len(self._statuses))
+        self._statuses = []
+        self._statuses_at = time.monotonic()
 
     def _held(self, batch: dict[str, Any]) -> tuple[np.ndarray, dict[str, list[int]]] | None:
         """Which of the batch's rows were checks of monitors in maintenance, and their counts

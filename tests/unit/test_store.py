@@ -69,6 +69,20 @@ def test_transitions_in_bulk_and_in_order(store: DuckDBStore) -> None:
     assert store.get_monitor(ids[0]).status == "down" and store.get_monitor(ids[1]).status == "up"
 
 
+def test_first_ups_stored_together_never_overwrite_a_newer_status(store: DuckDBStore) -> None:
+    a, b, c, paused = (add(store, n) for n in ("a", "b", "c", "paused"))
+    store.set_paused(paused, True)
+    store.apply_transitions([Transition(b, 5_000_000, "pending", "down", "refused")])  # newer than b's first up
+    stored = store.apply_statuses([Transition(a, 1_000_000, "pending", "up"), Transition(b, 2_000_000, "pending", "up"),
+                                   Transition(c, 3_000_000, "pending", "up"), Transition(c, 4_000_000, "pending", "up"),
+                                   Transition(paused, 1_000_000, "pending", "up")])
+    assert stored == 2  # a and c (c once: its later one)
+    got = dict(store.query("SELECT id, status || ' ' || epoch_us(status_since) FROM monitors")[1])
+    assert got[a] == "up 1000000" and got[b] == "down 5000000" and got[c] == "up 4000000"
+    assert got[paused].startswith("paused")
+    assert store.query(f"SELECT count(*) FROM incidents WHERE monitor_id = {b}")[1] == [(1,)]
+
+
 def test_paused_and_deleted_monitors_ignore_transitions(store: DuckDBStore) -> None:
     a, b = add(store, "a"), add(store, "b")
     store.set_paused(a, True)

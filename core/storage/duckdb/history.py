@@ -42,6 +42,7 @@ class HistoryStore:
     """History reads (raw, buckets, hours, uptime), incidents, and the hourly rollups."""
 
     con: duckdb.DuckDBPyConnection
+    busy: str | None
 
     def incident_page(self, account_id: int, before_id: int | None, limit: int, monitor_id: int | None = None
                       ) -> tuple[list[Incident], int, bool]:
@@ -376,6 +377,13 @@ class HistoryStore:
         """Roll closed hours (ended ``grace_us`` before ``now_us``) into ``checks_hourly`` and
         recompute hours that late rows touched; returns hours written. Runs on its own cursor,
         so it may run on a thread of its own beside the writer; one caller at a time."""
+        self.busy = "rollup"
+        try:
+            return self._rollup(now_us, grace_us, chunk_us)
+        finally:
+            self.busy = None
+
+    def _rollup(self, now_us: int, grace_us: int, chunk_us: int) -> int:
         cur = self._maint
         target = (now_us - grace_us) // HOUR_US * HOUR_US
         with self._rollup_lock:

@@ -90,6 +90,34 @@ class ResultStore:
         self._note_ingest(batch["ts_us"], batch["monitor_id"])
         return n
 
+    def apply_statuses(self, transitions: list[Transition]) -> int:
+        """Persist the statuses of transitions that open, resolve and notify nothing (a first
+        ``up``, which every monitor has once after it starts), in one statement, each only
+        over an older stored status (a newer change, stored meanwhile, stands). An UPDATE
+        costs DuckDB about the same for 400 scattered monitors as for 20,000 (0.2 s among 1M
+        monitors: it is the vectors touched that cost), so these are gathered and stored
+        together (``core.main.ingest``) instead of one statement per batch. Returns rows."""
+        latest: dict[int, Transition] = {}
+        for t in transitions:
+            if t.monitor_id not in latest or latest[t.monitor_id].ts_us <= t.ts_us:
+                latest[t.monitor_id] = t
+        if not latest:
+            return 0
+        table = pa.table({
+            "monitor_id": pa.array(list(latest), pa.int64()),
+            "ts": pa.array([t.ts_us for t in latest.values()], pa.int64()).cast(pa.timestamp("us")),
+            "new": pa.array([t.new for t in latest.values()], pa.string()),
+        })
+        self.con.register("_xuptime_statuses", table)
+        try:
+            row = self.con.execute(
+                """UPDATE monitors SET status = t.new, status_since = t.ts FROM _xuptime_statuses t
+                   WHERE monitors.id = t.monitor_id AND NOT monitors.paused
+                     AND (monitors.status_since IS NULL OR monitors.status_since <= t.ts)""").fetchone()
+        finally:
+            self.con.unregister("_xuptime_statuses")
+        return int(row[0]) if row else 0
+
     def apply_transitions(self, transitions: list[Transition]) -> None:
         """Persist status changes and open/resolve incidents, set-based, in one transaction.
 
@@ -125,23 +153,29 @@ class ResultStore:
                     "cause": pa.array([t.cause for t in batch], pa.string()),
                     "quiet": pa.array([t.quiet for t in batch], pa.bool_()),
                 })
+                # (each statement below joins the whole monitors table: one whose rows cannot
+                # match is not run, and most batches hold no down and no recovery)
+                down = any(t.new == "down" for t in batch)
+                recovered = any(t.old == "down" for t in batch)
                 self.con.register("_xuptime_transitions", table)
                 try:
                     self.con.execute(
                         """UPDATE monitors SET status = t.new, status_since = t.ts FROM _xuptime_transitions t
                            WHERE monitors.id = t.monitor_id AND NOT monitors.paused""")
-                    self.con.execute(
-                        """INSERT INTO incidents (account_id, monitor_id, started_at, cause)
-                           SELECT m.account_id, t.monitor_id, t.ts, t.cause
-                           FROM _xuptime_transitions t JOIN monitors m ON m.id = t.monitor_id
-                           WHERE t.new = 'down' AND NOT m.paused AND NOT EXISTS (SELECT 1 FROM incidents i
-                               WHERE i.monitor_id = t.monitor_id AND i.resolved_at IS NULL)""")
-                    self.con.execute(
-                        """UPDATE incidents SET resolved_at = t.ts FROM _xuptime_transitions t
-                           WHERE incidents.monitor_id = t.monitor_id AND incidents.resolved_at IS NULL
-                             AND t.old = 'down' AND t.new IN ('up', 'maintenance')""")
-                    self.con.execute(OUTBOX_DOWN, [now, now])
-                    self.con.execute(OUTBOX_UP, [now, now])
+                    if down:
+                        self.con.execute(
+                            """INSERT INTO incidents (account_id, monitor_id, started_at, cause)
+                               SELECT m.account_id, t.monitor_id, t.ts, t.cause
+                               FROM _xuptime_transitions t JOIN monitors m ON m.id = t.monitor_id
+                               WHERE t.new = 'down' AND NOT m.paused AND NOT EXISTS (SELECT 1 FROM incidents i
+                                   WHERE i.monitor_id = t.monitor_id AND i.resolved_at IS NULL)""")
+                        self.con.execute(OUTBOX_DOWN, [now, now])
+                    if recovered:
+                        self.con.execute(
+                            """UPDATE incidents SET resolved_at = t.ts FROM _xuptime_transitions t
+                               WHERE incidents.monitor_id = t.monitor_id AND incidents.resolved_at IS NULL
+                                 AND t.old = 'down' AND t.new IN ('up', 'maintenance')""")
+                        self.con.execute(OUTBOX_UP, [now, now])
                 finally:
                     self.con.unregister("_xuptime_transitions")
             self.con.execute("COMMIT")

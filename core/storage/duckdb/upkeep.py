@@ -44,6 +44,8 @@ class UpkeepStore:
     compacted_upto_us: int | None = None
     #: Exclusive end of the months of ``checks_hourly`` rewritten sorted by (monitor_id, hour).
     hours_compacted_upto_us: int | None = None
+    #: What the maintenance thread is doing now ("rollup", "upkeep"), or None (for stats).
+    busy: str | None = None
     #: Exclusive end of the days merged into ``checks_daily``; None before the first.
     daily_upto_us: int | None = None
 
@@ -87,9 +89,13 @@ class UpkeepStore:
         days merged and compacted, months of hours compacted). A first round over years of
         hours merges them all (a day a transaction, per row in Python: slow at scale, and the
         rollup waits behind it; reads stay exact)."""
-        done = {"purged": self._purge(), "days": self.roll_days(), "expired": self._expire(now_us), "compacted": 0}
-        done["compacted"] = self.compact(now_us, grace_us)
-        done["months"] = self.compact_hours()
+        self.busy = "upkeep"
+        try:
+            done = {"purged": self._purge(), "days": self.roll_days(), "expired": self._expire(now_us)}
+            done["compacted"] = self.compact(now_us, grace_us)
+            done["months"] = self.compact_hours()
+        finally:
+            self.busy = None
         return done
 
     def roll_days(self) -> int:
