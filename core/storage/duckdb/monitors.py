@@ -201,19 +201,25 @@ class MonitorStore:
         if account_id is not None:
             sql += " WHERE account_id = ?"
             params.append(account_id)
-        rows = self.con.execute(sql + " ORDER BY id", params).fetchall()
+        result = self.con.execute(sql + " ORDER BY id", params)
         monitors = []
-        for row in rows:
-            try:
-                monitors.append(self._monitor_from_row(row))
-            except MonitorValidationError as exc:
-                # A row written by an older version (or by hand) must not stop the server.
-                log.error("monitor %s is invalid and is skipped: %s", row[0], exc)
+        # (in chunks: every row at once as Python tuples cost 0.4 KB a monitor more at peak,
+        # which the process keeps: 400 MB more resident for a million monitors)
+        while rows := result.fetchmany(10_000):
+            for row in rows:
+                try:
+                    monitors.append(self._monitor_from_row(row))
+                except MonitorValidationError as exc:
+                    # A row written by an older version (or by hand) must not stop the server.
+                    log.error("monitor %s is invalid and is skipped: %s", row[0], exc)
         return monitors
 
     def monitor_times(self) -> dict[int, MonitorTimes]:
         """monitor id -> createdAt, updatedAt, statusSince of every monitor (loaded at startup;
         every write returns its monitor's times after that)."""
-        rows = self.con.execute("SELECT id, created_at, updated_at, status_since FROM monitors").fetchall()
-        return {int(r[0]): MonitorTimes(created_at=iso(r[1]), updated_at=iso(r[2]), status_since=iso(r[3]))
-                for r in rows}
+        result = self.con.execute("SELECT id, created_at, updated_at, status_since FROM monitors")
+        times = {}
+        while rows := result.fetchmany(10_000):  # (in chunks, as ``list_monitors``)
+            times.update((int(r[0]), MonitorTimes(created_at=iso(r[1]), updated_at=iso(r[2]), status_since=iso(r[3])))
+                         for r in rows)
+        return times
