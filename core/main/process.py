@@ -82,7 +82,8 @@ class ServeProcess:
         listener, base_url = bind(self.host, self.port)  # first, so a busy port fails before anything starts
         link_url = self.public_url or base_url  # what links in notifications start with
         threads = StoreThreads(READERS)
-        rollup_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb-rollup")
+        rollup_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb-rollup",
+                                                              initializer=jobs.background_priority)
         store = await threads.write(DuckDBStore, self.data_dir)
         if self.retention is not None:  # (serve --retention: over what was kept, and kept from now on)
             await threads.write(store.set_retention, parse_retention(self.retention, store.retention))

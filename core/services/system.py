@@ -49,7 +49,7 @@ class SystemService:
         for source in self.sources:
             stats.update(source())
         stats["rollupUptoUs"] = self.store.rollup_upto_us  # exclusive end of the rolled-up hours
-        # (what the rollup job's thread is doing: "rollup", "upkeep" or None, and how far the
+        # (what the rollup job's thread is doing: "rollup", "upkeep: compaction"... or None, how far the
         # rewrites of days of checks and of months of hours got)
         stats["upkeep"] = {"busy": self.store.busy, "compactedUptoUs": self.store.compacted_upto_us,
                            "hoursCompactedUptoUs": self.store.hours_compacted_upto_us,

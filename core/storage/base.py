@@ -47,7 +47,7 @@ class Store(Protocol):
     compacted_upto_us: int | None  # exclusive end (µs) of the days of checks rewritten sorted
     hours_compacted_upto_us: int | None  # exclusive end (µs) of the months of hours rewritten sorted
     daily_upto_us: int | None  # exclusive end (µs) of the days merged into daily rollups
-    busy: str | None  # what the rollup job's thread is doing: "rollup", "upkeep" or None
+    busy: str | None  # what the rollup job's thread is doing: "rollup", "upkeep: <step>" or None
 
     # lifecycle
     def migrate(self) -> int: ...

@@ -44,7 +44,7 @@ class UpkeepStore:
     compacted_upto_us: int | None = None
     #: Exclusive end of the months of ``checks_hourly`` rewritten sorted by (monitor_id, hour).
     hours_compacted_upto_us: int | None = None
-    #: What the maintenance thread is doing now ("rollup", "upkeep"), or None (for stats).
+    #: What the maintenance thread is doing now ("rollup", "upkeep: compaction", ...), or None.
     busy: str | None = None
     #: Exclusive end of the days merged into ``checks_daily``; None before the first.
     daily_upto_us: int | None = None
@@ -89,11 +89,16 @@ class UpkeepStore:
         days merged and compacted, months of hours compacted). A first round over years of
         hours merges them all (a day a transaction, per row in Python: slow at scale, and the
         rollup waits behind it; reads stay exact)."""
-        self.busy = "upkeep"
+        steps: list[tuple[str, str, Any]] = [
+            ("purged", "purge", self._purge), ("days", "days", self.roll_days),
+            ("expired", "retention", lambda: self._expire(now_us)),
+            ("compacted", "compaction", lambda: self.compact(now_us, grace_us)),
+            ("months", "compaction", self.compact_hours)]
+        done = {}
         try:
-            done = {"purged": self._purge(), "days": self.roll_days(), "expired": self._expire(now_us)}
-            done["compacted"] = self.compact(now_us, grace_us)
-            done["months"] = self.compact_hours()
+            for key, step, run in steps:
+                self.busy = f"upkeep: {step}"
+                done[key] = run()
         finally:
             self.busy = None
         return done
