@@ -44,6 +44,9 @@ bench: install
 	$(PY) -m bench.web
 	$(PY) -m bench.agents
 	$(PY) -m bench.storage
+	$(PY) -m bench.history
+	$(PY) -m bench.upkeep
+	$(PY) -m bench.scale
 
 bench-quick: install
 	$(PY) -m bench.wheel --quick
@@ -53,6 +56,9 @@ bench-quick: install
 	$(PY) -m bench.web --quick
 	$(PY) -m bench.agents --quick
 	$(PY) -m bench.storage --quick
+	$(PY) -m bench.history --quick
+	$(PY) -m bench.upkeep --quick
+	$(PY) -m bench.scale --quick
 
 # Coverage-guided fuzzing of the compiled HTTP parser (atheris, libFuzzer, AddressSanitizer),
 # against the general checker. FUZZ_SECONDS=600 for a longer run; new findings are left as

@@ -56,6 +56,19 @@ def day_of_checks(rng: np.random.Generator, day_us: int, monitors: int, interval
     }
 
 
+def column_bytes(con: Any, table: str) -> list[tuple[str, int]]:
+    """Bytes each column of ``table`` takes in the file, largest first: each stored segment's
+    extent in its block (up to the next segment in the block, or the block's end: the last
+    segment of a block is counted with the block's free tail, so this overstates a little)."""
+    rows = con.execute(f"""
+        WITH s AS (SELECT column_name, block_id, block_offset FROM pragma_storage_info('{table}')
+                   WHERE persistent AND block_id >= 0),
+             o AS (SELECT *, lead(block_offset) OVER (PARTITION BY block_id ORDER BY block_offset) AS nxt FROM s)
+        SELECT column_name, sum(coalesce(nxt, 262144) - block_offset) AS bytes FROM o
+        GROUP BY ALL ORDER BY bytes DESC""").fetchall()
+    return [(str(name), int(n)) for name, n in rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="120 days of 50 monitors")
@@ -94,6 +107,11 @@ def main() -> None:
                                      "daily_rows": int(daily), "bytes_per_check": size / max(1, raw),
                                      "upkeep_s": round(upkeep_s, 1)})
                     log(f"day {day + 1}: {size / 2**20:.1f} MiB, {raw} checks, {size / max(1, raw):.2f} B/check")
+            store.con.execute("CHECKPOINT")
+            raw = int(store.con.execute("SELECT count(*) FROM checks").fetchone()[0])
+            hourly = int(store.con.execute("SELECT count(*) FROM checks_hourly").fetchone()[0])
+            columns = {"checks": column_bytes(store.con, "checks"),
+                       "checks_hourly": column_bytes(store.con, "checks_hourly")}
         finally:
             store.close()
     per_day = args.monitors * 86400 // args.interval
@@ -111,7 +129,11 @@ def main() -> None:
         print(f"steady state (day {steady[0]['day']} on): file {min(sizes) / 2**20:.1f}-{max(sizes) / 2**20:.1f} MiB "
               f"(max/min {max(sizes) / min(sizes):.2f}); bytes per stored check "
               f"{steady[-1]['bytes_per_check']:.2f} (target <= 6)")
-    print(json.dumps({"bench": "storage", "generated": True, "monitors": args.monitors, "interval_s": args.interval,
+    print(f"where the bytes are at day {args.days} (each column's segments, per raw check and per hourly row):")
+    for table, rows in (("checks", raw), ("checks_hourly", hourly)):
+        print(f"  {table}: " + ", ".join(f"{name} {n / max(1, rows):.2f}" for name, n in columns[table]))
+    print(json.dumps({"bench": "storage", "generated": True, "columns": columns, "monitors": args.monitors,
+                      "interval_s": args.interval,
                       "days": args.days, "readings": readings}))
 
 
