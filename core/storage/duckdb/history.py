@@ -137,25 +137,15 @@ class HistoryStore:
                            limit: int) -> tuple[list[tuple[int, str]], bool]:
         """``history_hours``'s buckets, each as ``(hour µs, its JSON object as the API sends
         it)``, in one statement that DuckDB answers and encodes: rolled-up hours from
-        ``checks_hourly`` (sorted by monitor within each day, so zone maps skip most of it),
+        ``checks_hourly`` (closed months rewritten sorted by monitor: zone maps skip the rest),
         the open, partial and stale hours aggregated from ``checks`` exactly as the rollup
         would. No per-monitor cache and no Python per hour: what a month of hours costs
         does not depend on what was asked before."""
-        hi = _upper(to_us, before_us)
-        now = time.time_ns() // 1000
-        lo = _later(from_us, self.floor_us("hourly", now))  # type: ignore[attr-defined]
-        raw_floor = self.floor_us("raw", now)  # type: ignore[attr-defined]
-        rolled, raw = self._split(lo, hi)
-        branches, params = [], []
-        for start, end in raw:
-            start = _later(start, raw_floor)
-            branches.append("SELECT ts, ok, latency_us FROM checks WHERE monitor_id = ?"
-                            " AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)")
-            params += [monitor_id, -2**62 if start is None else start, 2**62 if end is None else end]
+        rolled, raw_sql, params = self._hour_plan(monitor_id, from_us, _upper(to_us, before_us), "ts")
         sql = f"""SELECT date_trunc('hour', ts) AS hour, count(*) AS checks, count(*) FILTER (WHERE ok) AS up,
                          sum(latency_us) AS lsum, min(latency_us) AS lmin, max(latency_us) AS lmax,
                          quantile_cont(latency_us, [0.5, 0.95, 0.99]) AS q
-                  FROM ({" UNION ALL ".join(branches)}) GROUP BY ALL"""
+                  FROM ({raw_sql}) GROUP BY ALL"""
         if rolled is not None:
             a, b, stale = rolled
             sql = f"""SELECT hour, checks, up, latency_sum AS lsum, latency_min AS lmin, latency_max AS lmax,
@@ -252,17 +242,8 @@ class HistoryStore:
                limit: int, *, with_hist: bool) -> list[tuple]:
         """Per-hour aggregates of one monitor within [lo, hi], newest first, at most ``limit``:
         (hour µs, checks, up, latency sum, min, max, p50, p95, p99, hist bins, hist counts)."""
-        now = time.time_ns() // 1000
-        lo = _later(lo, self.floor_us("hourly", now))  # type: ignore[attr-defined]
-        raw_floor = self.floor_us("raw", now)  # type: ignore[attr-defined]
-        rolled, raw = self._split(lo, hi)
-        branches, params = [], []
-        for start, end in raw:
-            start = _later(start, raw_floor)
-            branches.append("SELECT epoch_us(ts) AS t, ok, latency_us FROM checks WHERE monitor_id = ?"
-                            " AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)")
-            params += [monitor_id, -2**62 if start is None else start, 2**62 if end is None else end]
-        got = cur.execute(" UNION ALL ".join(branches), params).fetchnumpy()
+        rolled, raw_sql, params = self._hour_plan(monitor_id, lo, hi, "epoch_us(ts) AS t")
+        got = cur.execute(raw_sql, params).fetchnumpy()
         rows = aggregate_hours(got["t"], got["ok"], got["latency_us"], with_hist=with_hist)
         if rolled is not None:
             a, b, stale = rolled
@@ -276,6 +257,24 @@ class HistoryStore:
                     rows.append(r)
         rows.sort(key=lambda r: r[0], reverse=True)
         return rows[:limit]
+
+    def _hour_plan(self, monitor_id: int, lo: int | None, hi: int | None, ts: str
+                   ) -> tuple[tuple[int | None, int, list[int]] | None, str, list]:
+        """How to read one monitor's hours within [lo, hi] (µs, inclusive; lo clamped to the
+        hourly tier): the rolled-up hours ``(a, b, stale)`` to take from ``checks_hourly`` (or
+        None), and a statement reading the rest from ``checks`` (``ts`` as given, ``ok``,
+        ``latency_us``; each range clamped to the raw tier) with its parameters."""
+        now = time.time_ns() // 1000
+        lo = _later(lo, self.floor_us("hourly", now))  # type: ignore[attr-defined]
+        raw_floor = self.floor_us("raw", now)  # type: ignore[attr-defined]
+        rolled, raw = self._split(lo, hi)
+        branches, params = [], []
+        for start, end in raw:
+            start = _later(start, raw_floor)
+            branches.append(f"SELECT {ts}, ok, latency_us FROM checks WHERE monitor_id = ?"
+                            " AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)")
+            params += [monitor_id, -2**62 if start is None else start, 2**62 if end is None else end]
+        return rolled, " UNION ALL ".join(branches), params
 
     def _rolled_hours(self, cur: duckdb.DuckDBPyConnection, monitor_id: int) -> list[tuple]:
         """All of a monitor's ``checks_hourly`` rows, oldest first, from a small LRU cache that
