@@ -75,10 +75,20 @@ class ServeProcess:
         self._stop.set()
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            gc.enable()  # (also when the start failed: see below)
+
+    async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # No collection while the monitors load: each pass of the collector rescans the heap
+        # built so far, which at a million monitors was about half of the start (reading
+        # 200k monitors: 4.1 s with it, 2.2 s without). Enabled again once all is loaded.
+        gc.disable()
         listener, base_url = bind(self.host, self.port)  # first, so a busy port fails before anything starts
         link_url = self.public_url or base_url  # what links in notifications start with
         threads = StoreThreads(READERS)
@@ -131,6 +141,7 @@ class ServeProcess:
         # what startup loaded (monitors, caches, modules) out of the collector's full passes.
         gc.set_threshold(50_000, 20, 100)
         gc.freeze()
+        gc.enable()
         if _slow_collections not in gc.callbacks:
             gc.callbacks.append(_slow_collections)
         try:
