@@ -1,5 +1,5 @@
 """The history answer cache: served only at the version it was computed at, bounded, and one
-computation for a crowd of identical requests; and the per-hour JSON that answers are built from."""
+computation for a crowd of identical requests; and the answers' items the store encodes."""
 
 from __future__ import annotations
 

@@ -238,7 +238,6 @@ class UpkeepStore:
             upto = self.compacted_upto_us = end
         return days
 
-
     def compact_hours(self) -> int:
         """Rewrite each calendar month (UTC) of ``checks_hourly`` whose hours are all rolled up
         sorted by ``(monitor_id, hour)``, oldest first, a month a transaction, as ``compact``
