@@ -43,11 +43,12 @@ BACKGROUND_NICE = 10
 
 
 def background_priority() -> None:
-    """(The rollup thread's initializer.) Give this thread the lowest CPU priority: rollups,
-    compaction and retention can wait, checks cannot. With DuckDB on one thread per core, a
-    statement runs on the thread that calls it, so the whole rewrite yields to the engine
-    and the event loop when a core is contended (at capacity, a month's catch-up at normal
-    priority cut checks per second to a third)."""
+    """(The rollup thread's initializer.) Give this thread a low CPU priority (nice 10):
+    rollups, compaction and retention can wait, checks cannot. With DuckDB on one thread per
+    core, a statement runs on the thread that calls it, so the whole rewrite yields to the
+    engine and the event loop when a core is contended (at capacity, a catch-up rollup at
+    normal priority cut checks per second to a third). Not the lowest (19): at saturation the
+    rollup would then barely run and could fall behind for good (``bench.upkeep``)."""
     with contextlib.suppress(OSError):  # (not Linux, or not allowed: it runs at normal priority)
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
@@ -55,8 +56,8 @@ def background_priority() -> None:
 async def rollups(store: Store, executor: concurrent.futures.Executor) -> None:
     """Roll closed hours up (catching up at start), then keep the tables up (``upkeep``:
     deleted monitors' rows purged, tiers past retention dropped, closed days and months of
-    hours rewritten sorted); again every minute. This has its own thread (and cursor): it never waits behind
-    ingest, and ingest never waits behind it."""
+    hours rewritten sorted); again every minute. This has its own thread (and cursor): it
+    never waits behind ingest, and ingest never waits behind it."""
     loop = asyncio.get_running_loop()
     while True:
         try:
