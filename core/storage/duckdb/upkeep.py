@@ -213,7 +213,6 @@ class UpkeepStore:
         arrive late meanwhile stay, in arrival order). A monitor's day then sits in one or two
         row groups, which DuckDB's zone maps find without reading the others. Returns days
         rewritten."""
-        cur = self._maint
         target = (now_us - grace_us) // DAY_US * DAY_US
         upto = self.compacted_upto_us
         if upto is None:
@@ -223,18 +222,7 @@ class UpkeepStore:
         days = 0
         while upto < target:
             end = upto + DAY_US
-            with transaction(cur):
-                row = cur.execute("SELECT max(rowid) FROM checks WHERE ts >= make_timestamp(?) "
-                                  "AND ts < make_timestamp(?)", [upto, end]).fetchone()
-                if row is not None and row[0] is not None:
-                    # (rows this transaction appends have row ids above every stored one)
-                    cur.execute("""INSERT INTO checks SELECT * FROM checks
-                                   WHERE ts >= make_timestamp($a) AND ts < make_timestamp($b) AND rowid <= $last
-                                   ORDER BY monitor_id, ts""", {"a": upto, "b": end, "last": int(row[0])})
-                    cur.execute("""DELETE FROM checks WHERE ts >= make_timestamp($a) AND ts < make_timestamp($b)
-                                   AND rowid <= $last""", {"a": upto, "b": end, "last": int(row[0])})
-                    days += 1
-                cur.execute("INSERT OR REPLACE INTO rollup_state VALUES ('compacted', make_timestamp(?))", [end])
+            days += self._rewrite_sorted("checks", "ts", upto, end, "compacted")
             upto = self.compacted_upto_us = end
         return days
 
@@ -258,20 +246,29 @@ class UpkeepStore:
             start = _month_start(int(row[0]))
         months = 0
         while (end := _month_start(start + 32 * DAY_US)) <= rolled:
-            with transaction(cur):
-                row = cur.execute("SELECT max(rowid) FROM checks_hourly WHERE hour >= make_timestamp(?) "
-                                  "AND hour < make_timestamp(?)", [start, end]).fetchone()
-                if row is not None and row[0] is not None:
-                    args = {"a": start, "b": end, "last": int(row[0])}
-                    cur.execute("""INSERT INTO checks_hourly SELECT * FROM checks_hourly
-                                   WHERE hour >= make_timestamp($a) AND hour < make_timestamp($b) AND rowid <= $last
-                                   ORDER BY monitor_id, hour""", args)
-                    cur.execute("""DELETE FROM checks_hourly WHERE hour >= make_timestamp($a)
-                                   AND hour < make_timestamp($b) AND rowid <= $last""", args)
-                    months += 1
-                cur.execute("INSERT OR REPLACE INTO rollup_state VALUES ('hours_compacted', make_timestamp(?))", [end])
+            months += self._rewrite_sorted("checks_hourly", "hour", start, end, "hours_compacted")
             start = self.hours_compacted_upto_us = end
         return months
+
+    def _rewrite_sorted(self, table: str, column: str, start: int, end: int, state: str) -> int:
+        """In one transaction: ``table``'s rows with ``column`` in [start, end) appended sorted by
+        ``(monitor_id, column)`` and the ones they copy deleted (those visible when it began:
+        rows that arrive meanwhile stay as they came), and ``rollup_state[state]`` set to
+        ``end``. Returns 1 if there were rows, else 0. A crash leaves the span as it was or
+        rewritten, never half."""
+        cur = self._maint
+        span = f"{column} >= make_timestamp($a) AND {column} < make_timestamp($b)"
+        with transaction(cur):
+            row = cur.execute(f"SELECT max(rowid) FROM {table} WHERE {span}", {"a": start, "b": end}).fetchone()
+            found = row is not None and row[0] is not None
+            if found:
+                # (rows this transaction appends have row ids above every stored one)
+                args = {"a": start, "b": end, "last": int(row[0])}
+                cur.execute(f"INSERT INTO {table} SELECT * FROM {table} WHERE {span} AND rowid <= $last"
+                            f" ORDER BY monitor_id, {column}", args)
+                cur.execute(f"DELETE FROM {table} WHERE {span} AND rowid <= $last", args)
+            cur.execute("INSERT OR REPLACE INTO rollup_state VALUES (?, make_timestamp(?))", [state, end])
+        return int(found)
 
 
 def _month_start(ts_us: int) -> int:
