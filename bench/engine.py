@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -308,9 +308,11 @@ class Xuptime:
             FROM range({count}) t(i)""")
         store.close()
 
-    def start(self, workers: int = 1, env: dict[str, str] | None = None) -> None:
+    def start(self, workers: int = 1, env: dict[str, str] | None = None, extra: Sequence[str] = ()) -> None:
+        """Start serving on a free port (``self.port``), with ``extra`` arguments to ``serve``."""
+        self.port = free_port()
         args = [sys.executable, "-m", "core.cli", "serve", "--data-dir", str(self.data_dir),
-                "--workers", str(workers), "--log-level", "WARNING", "--port", str(free_port())]
+                "--workers", str(workers), "--log-level", "WARNING", "--port", str(self.port), *extra]
         self.log = open(self.data_dir / "serve.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(pinned(CONTENDER_CPU, args), stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})}, cwd=ROOT)

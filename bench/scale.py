@@ -24,9 +24,6 @@ import argparse
 import json
 import os
 import platform
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -37,71 +34,51 @@ import numpy as np
 
 from bench.api import wrk
 from bench.engine import (
-    CONTENDER_CPU,
-    ROOT,
     Nginx,
     Xuptime,
     _dist_version,
     _main_rss,
     cpu_seconds,
     ensure_tools,
-    free_port,
     log,
-    pinned,
 )
 
 INTERVAL = 300
 
 
 def run(workdir: Path, nginx: Nginx, monitors: int, window: int) -> dict[str, Any]:
-    from core.cli import ServerNotRunning, control_request
+    from core.cli import control_request
 
     x = Xuptime(workdir, f"scale-{monitors}")
     x.load([nginx.url()], monitors, INTERVAL, keep_alive=False)
-    port = free_port()
     started = time.monotonic()
-    with open(workdir / f"serve-{monitors}.log", "w") as out:
-        proc = subprocess.Popen(pinned(CONTENDER_CPU, [sys.executable, "-m", "core.cli", "serve", "--data-dir",
-                                                       str(x.data_dir), "--workers", "2", "--log-level", "WARNING",
-                                                       "--port", str(port)]),
-                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        try:
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"xuptime exited: {(workdir / out.name).read_text()[-2000:]}")
-                if time.monotonic() - started > 600:
-                    raise RuntimeError("not ready within 10 minutes")
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()
-                    s = control_request(x.data_dir, "stats", {"histogram": True})
-                    if all(w["ready"] for w in s["workers"]) and sum(w["monitors"] for w in s["workers"]) >= monitors:
-                        break
-                except (ServerNotRunning, OSError, ValueError):
-                    pass
+    x.start(workers=2)
+    assert x.proc is not None
+    try:
+        x.wait_loaded(monitors, timeout=600)
+        while True:  # (and the HTTP side answers)
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{x.port}/healthz", timeout=5).read()
+                break
+            except OSError:
                 time.sleep(0.25)
-            ready_s = time.monotonic() - started
-            log(f"{monitors:,} monitors: ready in {ready_s:.1f} s")
-            time.sleep(min(30, window))  # (warm-up: the first checks spread over the interval)
-            s0 = control_request(x.data_dir, "stats", {"histogram": True})
-            workers = [w["pid"] for w in s0["workers"]]
-            cpu0 = (cpu_seconds([proc.pid]), cpu_seconds(workers))
-            t0 = time.time_ns() // 1000
-            time.sleep(window)
-            t1 = time.time_ns() // 1000
-            cpu1 = (cpu_seconds([proc.pid]), cpu_seconds(workers))
-            s1 = control_request(x.data_dir, "stats", {"histogram": True})
-            main_rss = _main_rss(proc.pid)
-            workers_rss = [_main_rss(pid) for pid in workers]
-            key = control_request(x.data_dir, "keys.create", {"name": "bench"})["secret"]
-            listing = wrk(f"http://127.0.0.1:{port}/api/v1/monitors?limit=25", key, 5, connections=1)
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(180)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        ready_s = time.monotonic() - started
+        log(f"{monitors:,} monitors: ready in {ready_s:.1f} s")
+        time.sleep(min(30, window))  # (warm-up: the first checks spread over the interval)
+        s0 = x.stats()
+        workers = [w["pid"] for w in s0["workers"]]
+        cpu0 = (cpu_seconds([x.proc.pid]), cpu_seconds(workers))
+        t0 = time.time_ns() // 1000
+        time.sleep(window)
+        t1 = time.time_ns() // 1000
+        cpu1 = (cpu_seconds([x.proc.pid]), cpu_seconds(workers))
+        s1 = x.stats()
+        main_rss = _main_rss(x.proc.pid)
+        workers_rss = [_main_rss(pid) for pid in workers]
+        key = control_request(x.data_dir, "keys.create", {"name": "bench"})["secret"]
+        listing = wrk(f"http://127.0.0.1:{x.port}/api/v1/monitors?limit=25", key, 5, connections=1)
+    finally:
+        x.stop()
     rows, ok = x.rows_between(t0, t1)
     hist = np.array(s1["latenessHistogram"]) - np.array(s0["latenessHistogram"])
     cumulative = np.cumsum(hist)

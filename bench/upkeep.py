@@ -27,24 +27,18 @@ import argparse
 import json
 import platform
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.engine import (
-    CONTENDER_CPU,
-    ROOT,
     WARMUP,
     Nginx,
     Xuptime,
     _dist_version,
     ensure_tools,
-    free_port,
     log,
-    pinned,
     wrk,
 )
 
@@ -87,11 +81,8 @@ def run(workdir: Path, name: str, url: str, monitors: int, seconds: int, old_row
         preload(x.data_dir, old_rows, days)
         extra = ["--retention", "raw=3d"]
     x.load([url], monitors, 1, keep_alive=False)
-    args = [sys.executable, "-m", "core.cli", "serve", "--data-dir", str(x.data_dir), "--workers", "1",
-            "--log-level", "WARNING", "--port", str(free_port()), *extra]
-    x.log = open(x.data_dir / "serve.log", "w")  # noqa: SIM115
     started = time.monotonic()
-    x.proc = subprocess.Popen(pinned(CONTENDER_CPU, args), stdout=x.log, stderr=subprocess.STDOUT, cwd=ROOT)
+    x.start(extra=extra)
     try:
         x.wait_loaded(monitors)
         ready = time.monotonic() - started
