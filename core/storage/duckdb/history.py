@@ -106,15 +106,8 @@ class HistoryStore:
     def history_raw(self, monitor_id: int, from_us: int | None, to_us: int | None, before_us: int | None,
                     limit: int) -> tuple[list[tuple], bool]:
         """Checks newest first within [from, to], keyset on ts: ``(rows, more)``."""
-        hi = _upper(to_us, before_us)
-        with self._reading() as cur:
-            def fetch(start: int | None, end: int) -> list[tuple]:
-                return cur.execute(
-                    """SELECT epoch_us(ts), ok, latency_us, status_code, error, dns_us, connect_us, tls_us, ttfb_us
-                       FROM checks WHERE monitor_id = ? AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)
-                       ORDER BY ts DESC LIMIT ?""", [monitor_id, start, end, limit + 1]).fetchall()
-            rows = self._probe(from_us, hi, limit + 1, 1, fetch)
-        return rows[:limit], len(rows) > limit
+        return self._raw_page("epoch_us(ts), ok, latency_us, status_code, error, dns_us, connect_us, tls_us, ttfb_us",
+                              monitor_id, from_us, _upper(to_us, before_us), limit, HOUR_US)
 
     def history_raw_json(self, monitor_id: int, from_us: int | None, to_us: int | None, before_us: int | None,
                          limit: int, every_us: int | None = None) -> tuple[list[tuple[int, str]], bool]:
@@ -122,15 +115,21 @@ class HistoryStore:
         encoded by DuckDB: an answer costs no Python per field. ``every_us``, the monitor's
         interval if known, sizes the first window so that it usually holds the page: one
         statement instead of two or three."""
-        hi = _upper(to_us, before_us)
+        width = HOUR_US if every_us is None else max(60 * 10**6, min(HOUR_US * 24, (limit + 1) * every_us * 5 // 4))
+        return self._raw_page(f"epoch_us(ts), {RAW_JSON}", monitor_id, from_us, _upper(to_us, before_us), limit,
+                              width)
+
+    def _raw_page(self, columns: str, monitor_id: int, lo: int | None, hi: int | None, limit: int,
+                  width_us: int) -> tuple[list[tuple], bool]:
+        """One monitor's newest checks in [lo, hi] (µs, inclusive) as ``columns``, probed back
+        from ``hi`` in windows from ``width_us`` on: ``(rows, more)``."""
         with self._reading() as cur:
             def fetch(start: int | None, end: int) -> list[tuple]:
                 return cur.execute(
-                    f"""SELECT epoch_us(ts), {RAW_JSON} FROM checks
+                    f"""SELECT {columns} FROM checks
                         WHERE monitor_id = ? AND ts >= make_timestamp(?) AND ts <= make_timestamp(?)
                         ORDER BY ts DESC LIMIT ?""", [monitor_id, start, end, limit + 1]).fetchall()
-            width = HOUR_US if every_us is None else max(60 * 10**6, min(HOUR_US * 24, (limit + 1) * every_us * 5 // 4))
-            rows = self._probe(from_us, hi, limit + 1, 1, fetch, width)
+            rows = self._probe(lo, hi, limit + 1, 1, fetch, width_us)
         return rows[:limit], len(rows) > limit
 
     def history_hours_json(self, monitor_id: int, from_us: int | None, to_us: int | None, before_us: int | None,
