@@ -182,6 +182,29 @@ http {{
     def https_url(self) -> str:
         return f"https://127.0.0.1:{self.https_port}/"
 
+    def window(self, seconds: float) -> dict[str, Any]:
+        """Measure ``seconds`` of the running server: the window's bounds (µs), stats at both
+        ends, CPU seconds of the main process and of the workers over it, lateness p50/p99 from
+        the workers' histograms, RSS of the main process and of each worker at its end."""
+        assert self.proc is not None
+        s0 = self.stats()
+        workers = [w["pid"] for w in s0["workers"]]
+        cpu0 = (cpu_seconds([self.proc.pid]), cpu_seconds(workers))
+        t0 = time.time_ns() // 1000
+        time.sleep(seconds)
+        t1 = time.time_ns() // 1000
+        cpu1 = (cpu_seconds([self.proc.pid]), cpu_seconds(workers))
+        s1 = self.stats()
+        hist = np.array(s1["latenessHistogram"]) - np.array(s0["latenessHistogram"])
+        cumulative, total = np.cumsum(hist), int(hist.sum())
+
+        def pct(q: float) -> float:
+            return float(np.searchsorted(cumulative, q * total)) if total else 0.0
+
+        return {"t0": t0, "t1": t1, "s0": s0, "s1": s1, "main_cpu_s": cpu1[0] - cpu0[0],
+                "workers_cpu_s": cpu1[1] - cpu0[1], "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99),
+                "main_rss": _main_rss(self.proc.pid), "workers_rss": [_main_rss(pid) for pid in workers]}
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGQUIT)
@@ -337,6 +360,29 @@ class Xuptime:
             time.sleep(0.5)
         raise RuntimeError("monitors did not load in time")
 
+    def window(self, seconds: float) -> dict[str, Any]:
+        """Measure ``seconds`` of the running server: the window's bounds (µs), stats at both
+        ends, CPU seconds of the main process and of the workers over it, lateness p50/p99 from
+        the workers' histograms, RSS of the main process and of each worker at its end."""
+        assert self.proc is not None
+        s0 = self.stats()
+        workers = [w["pid"] for w in s0["workers"]]
+        cpu0 = (cpu_seconds([self.proc.pid]), cpu_seconds(workers))
+        t0 = time.time_ns() // 1000
+        time.sleep(seconds)
+        t1 = time.time_ns() // 1000
+        cpu1 = (cpu_seconds([self.proc.pid]), cpu_seconds(workers))
+        s1 = self.stats()
+        hist = np.array(s1["latenessHistogram"]) - np.array(s0["latenessHistogram"])
+        cumulative, total = np.cumsum(hist), int(hist.sum())
+
+        def pct(q: float) -> float:
+            return float(np.searchsorted(cumulative, q * total)) if total else 0.0
+
+        return {"t0": t0, "t1": t1, "s0": s0, "s1": s1, "main_cpu_s": cpu1[0] - cpu0[0],
+                "workers_cpu_s": cpu1[1] - cpu0[1], "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99),
+                "main_rss": _main_rss(self.proc.pid), "workers_rss": [_main_rss(pid) for pid in workers]}
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -390,33 +436,18 @@ def run_engine(workdir: Path, name: str, urls: list[str], monitors: int, seconds
     try:
         x.wait_loaded(monitors)
         time.sleep(warmup)
-        assert x.proc is not None
-        s0 = x.stats()
-        workers = [w["pid"] for w in s0["workers"]]
-        cpu0 = (cpu_seconds([x.proc.pid]), cpu_seconds(workers))
-        t0 = time.time_ns() // 1000
-        time.sleep(seconds)
-        t1 = time.time_ns() // 1000
-        cpu1 = (cpu_seconds([x.proc.pid]), cpu_seconds(workers))
-        s1 = x.stats()
-        main_rss = _main_rss(x.proc.pid)
+        win = x.window(seconds)
     finally:
         x.stop()
+    t0, t1, s0, s1 = win["t0"], win["t1"], win["s0"], win["s1"]
     rows, ok = x.rows_between(t0, t1)
-    hist = np.array(s1["latenessHistogram"]) - np.array(s0["latenessHistogram"])
-    total = int(hist.sum())
-    cumulative = np.cumsum(hist)
-
-    def pct(q: float) -> float:
-        return float(np.searchsorted(cumulative, q * total)) if total else 0.0
-
     shutil.rmtree(x.data_dir, ignore_errors=True)
     return {"cps": ok / ((t1 - t0) / 1e6), "rows": rows, "ok_share": ok / rows if rows else 0.0,
-            "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99),
+            "lateness_p50_ms": win["lateness_p50_ms"], "lateness_p99_ms": win["lateness_p99_ms"],
             "skipped_overlap": s1["skippedOverlap"] - s0["skippedOverlap"], "dropped": s1["dropped"],
-            "workers_rss_mb": s1["rssBytes"] / 2**20, "main_rss_mb": main_rss / 2**20, "monitors": monitors,
-            "main_cpu_share": (cpu1[0] - cpu0[0]) / ((t1 - t0) / 1e6),
-            "workers_cpu_share": (cpu1[1] - cpu0[1]) / ((t1 - t0) / 1e6),
+            "workers_rss_mb": s1["rssBytes"] / 2**20, "main_rss_mb": win["main_rss"] / 2**20, "monitors": monitors,
+            "main_cpu_share": win["main_cpu_s"] / ((t1 - t0) / 1e6),
+            "workers_cpu_share": win["workers_cpu_s"] / ((t1 - t0) / 1e6),
             "inflight_limit": sum(w.get("inflightLimit", 0) for w in s1["workers"])}
 
 

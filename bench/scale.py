@@ -30,15 +30,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bench.api import wrk
 from bench.engine import (
     Nginx,
     Xuptime,
     _dist_version,
-    _main_rss,
-    cpu_seconds,
     ensure_tools,
     log,
 )
@@ -65,34 +61,20 @@ def run(workdir: Path, nginx: Nginx, monitors: int, window: int) -> dict[str, An
         ready_s = time.monotonic() - started
         log(f"{monitors:,} monitors: ready in {ready_s:.1f} s")
         time.sleep(min(30, window))  # (warm-up: the first checks spread over the interval)
-        s0 = x.stats()
-        workers = [w["pid"] for w in s0["workers"]]
-        cpu0 = (cpu_seconds([x.proc.pid]), cpu_seconds(workers))
-        t0 = time.time_ns() // 1000
-        time.sleep(window)
-        t1 = time.time_ns() // 1000
-        cpu1 = (cpu_seconds([x.proc.pid]), cpu_seconds(workers))
-        s1 = x.stats()
-        main_rss = _main_rss(x.proc.pid)
-        workers_rss = [_main_rss(pid) for pid in workers]
+        w = x.window(window)
         key = control_request(x.data_dir, "keys.create", {"name": "bench"})["secret"]
         listing = wrk(f"http://127.0.0.1:{x.port}/api/v1/monitors?limit=25", key, 5, connections=1)
     finally:
         x.stop()
-    rows, ok = x.rows_between(t0, t1)
-    hist = np.array(s1["latenessHistogram"]) - np.array(s0["latenessHistogram"])
-    cumulative = np.cumsum(hist)
-
-    def pct(q: float) -> float:
-        return float(np.searchsorted(cumulative, q * hist.sum())) if hist.sum() else 0.0
-
-    seconds = (t1 - t0) / 1e6
-    total_rss = main_rss + sum(workers_rss)
+    rows, ok = x.rows_between(w["t0"], w["t1"])
+    seconds = (w["t1"] - w["t0"]) / 1e6
+    total_rss = w["main_rss"] + sum(w["workers_rss"])
     return {"monitors": monitors, "ready_s": round(ready_s, 1), "cps": round(ok / seconds), "rows": rows,
             "ok_share": ok / rows if rows else 0.0, "expected_cps": round(monitors / INTERVAL),
-            "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99),
-            "main_cpu": round((cpu1[0] - cpu0[0]) / seconds, 3), "workers_cpu": round((cpu1[1] - cpu0[1]) / seconds, 3),
-            "main_rss_mb": round(main_rss / 2**20, 1), "workers_rss_mb": [round(r / 2**20, 1) for r in workers_rss],
+            "lateness_p50_ms": w["lateness_p50_ms"], "lateness_p99_ms": w["lateness_p99_ms"],
+            "main_cpu": round(w["main_cpu_s"] / seconds, 3), "workers_cpu": round(w["workers_cpu_s"] / seconds, 3),
+            "main_rss_mb": round(w["main_rss"] / 2**20, 1),
+            "workers_rss_mb": [round(r / 2**20, 1) for r in w["workers_rss"]],
             "total_rss_mb": round(total_rss / 2**20, 1), "bytes_per_monitor": round(total_rss / monitors),
             "list_p50_ms": listing.get("p50"), "list_p99_ms": listing.get("p99"), "list_rps": listing.get("rps")}
 
