@@ -182,29 +182,6 @@ http {{
     def https_url(self) -> str:
         return f"https://127.0.0.1:{self.https_port}/"
 
-    def window(self, seconds: float) -> dict[str, Any]:
-        """Measure ``seconds`` of the running server: the window's bounds (µs), stats at both
-        ends, CPU seconds of the main process and of the workers over it, lateness p50/p99 from
-        the workers' histograms, RSS of the main process and of each worker at its end."""
-        assert self.proc is not None
-        s0 = self.stats()
-        workers = [w["pid"] for w in s0["workers"]]
-        cpu0 = (cpu_seconds([self.proc.pid]), cpu_seconds(workers))
-        t0 = time.time_ns() // 1000
-        time.sleep(seconds)
-        t1 = time.time_ns() // 1000
-        cpu1 = (cpu_seconds([self.proc.pid]), cpu_seconds(workers))
-        s1 = self.stats()
-        hist = np.array(s1["latenessHistogram"]) - np.array(s0["latenessHistogram"])
-        cumulative, total = np.cumsum(hist), int(hist.sum())
-
-        def pct(q: float) -> float:
-            return float(np.searchsorted(cumulative, q * total)) if total else 0.0
-
-        return {"t0": t0, "t1": t1, "s0": s0, "s1": s1, "main_cpu_s": cpu1[0] - cpu0[0],
-                "workers_cpu_s": cpu1[1] - cpu0[1], "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99),
-                "main_rss": _main_rss(self.proc.pid), "workers_rss": [_main_rss(pid) for pid in workers]}
-
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGQUIT)
