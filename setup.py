@@ -50,6 +50,7 @@ def _extensions() -> list[Extension]:
         Extension("ext._wheel", ["ext/_wheel.pyx"], extra_compile_args=args, extra_link_args=link),
         Extension("ext._buffer", ["ext/_buffer.pyx"], extra_compile_args=args, extra_link_args=link),
         Extension("ext._fasthttp", ["ext/_fasthttp.pyx"], extra_compile_args=args, extra_link_args=link),
+        Extension("ext._history", ["ext/_history.pyx"], extra_compile_args=args, extra_link_args=link),
     ]
     return cythonize(
         modules,

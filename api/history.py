@@ -178,10 +178,9 @@ async def _encoded(history: HistoryService, account: int, monitor_id: int, inter
     """Raw checks or hour buckets, each item already encoded by the store (the two questions a
     dashboard, Grafana and the status pages ask most, uncached as often as not)."""
     read = history.raw_json if interval == "raw" else history.hours_json
-    rows, more = await read(account, monitor_id, start, end, before, limit)
-    pagination = {"limit": limit, "nextCursor": encode_cursor(rows[-1][0]) if more and rows else None}
-    return b'{"data":[' + ",".join(r[1] for r in rows).encode() + b'],"pagination":' + \
-        msgspec.json.encode(pagination) + b"}"
+    items, oldest, more = await read(account, monitor_id, start, end, before, limit)
+    pagination = {"limit": limit, "nextCursor": encode_cursor(oldest) if more and oldest is not None else None}
+    return b'{"data":[' + items + b'],"pagination":' + msgspec.json.encode(pagination) + b"}"
 
 
 async def _history(history: HistoryService, account: int, monitor_id: int, interval: str, start: int | None,

@@ -71,17 +71,37 @@ class Services:
         agents = AgentService(store, threads, engine, monitors, catalog)
         system.sources.append(agents.stats)
         system.sources.append(threads.stats)
+        history = HistoryService(store, threads, monitors)
+        system.sources.append(history.stats)
         return cls(monitors=monitors,
                    integrations=IntegrationService(store, threads, engine, catalog, sender, base_url, sealer,
                                                    deny_private=deny_private),
                    accounts=AccountService(store, threads),
-                   history=HistoryService(store, threads, monitors),
+                   history=history,
                    system=system,
                    users=UserService(store, threads),
                    pages=StatusPageService(store, threads, monitors, catalog, maintenance),
                    maintenance=maintenance,
                    agents=agents,
                    catalog=catalog)
+
+    async def _load_recent_checks(self, ids: list[int], now_us: int) -> None:
+        """Each monitor's newest checks into memory, read back over as many hours as about
+        twice the rings' depth of checks takes at the last day's rate (1 to 24 h): a busy
+        server reads a few recent hours, not a day of every monitor's rows."""
+        tail = self.catalog.recent_checks
+        if not ids:
+            return
+        tail.fit(max(ids))
+        if not tail.on:
+            return
+        per_hour = max(1.0, self.catalog.recent.checks_per_hour())
+        hours = min(24.0, max(1.0, 2 * len(ids) * tail.depth / per_hour))
+        from_us = now_us - int(hours * 3600 * 10**6)
+        tail.cover_from(ids, from_us)
+        got = await self.monitors.threads.read(self.monitors.store.recent_checks, from_us, tail.depth)
+        tail.add(got["monitor_id"], got["ts_us"], got["ok"], got["latency_us"], got["status_code"], got["error"],
+                 got["dns_us"], got["connect_us"], got["tls_us"], got["ttfb_us"])
 
     async def load(self, monitors: list[Monitor]) -> None:
         """Fill the catalog (``monitors``: the engine's, as loaded from the store) and the
@@ -93,6 +113,7 @@ class Services:
                                          now_us - BARS_LOOKBACK_S * 10**6)
         self.catalog.recent.load_hours(*hours)
         self.catalog.recent.load_bars(*bars)
+        await self._load_recent_checks([m.id for m in monitors], now_us)
         await self.integrations.load()
         await self.accounts.load()
         await self.users.load()

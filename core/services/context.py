@@ -26,6 +26,7 @@ from core.models import Integration, Monitor, MonitorTimes
 from core.services.errors import Unavailable
 from core.services.live import LiveFeed
 from core.services.recent import RecentWindow
+from core.services.recent_checks import RecentChecks
 
 __all__ = ["Catalog", "DormantEngine", "EngineLink", "GroupCommit", "LastChecks", "StoreThreads", "out_of_space"]
 
@@ -242,6 +243,8 @@ class Catalog:
         self.last_checks = LastChecks()
         #: Each monitor's recent checks and hourly counts (heartbeat bars, 24 h uptime).
         self.recent = RecentWindow()
+        #: Each monitor's newest checks in full (raw history pages without a statement).
+        self.recent_checks = RecentChecks()
         #: Status changes for open pages.
         self.live = LiveFeed()
         #: Bumped whenever a monitor's status may have changed, or a monitor came or went
@@ -277,6 +280,7 @@ class Catalog:
     def remove(self, monitor_id: int, monitor: Monitor | None) -> None:
         self.last_checks.pop(monitor_id)
         self.recent.forget(monitor_id)
+        self.recent_checks.forget(monitor_id)
         self.times.pop(monitor_id, None)
         if monitor is None:
             return

@@ -8,7 +8,7 @@ the pages' charts).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -27,6 +27,20 @@ __all__ = ["OWNER_ACCOUNT", "HistoryService"]
 OWNER_ACCOUNT = 1  # the server's own account ("default", made with the database)
 
 
+#: A page of history as the API's JSON items, comma-separated: ``(items, the oldest item's
+#: time in µs or None, more after it)``.
+JsonPage = tuple[bytes, int | None, bool]
+
+
+def _joined(rows: list[tuple[int, str]], more: bool) -> JsonPage:
+    return ",".join(r[1] for r in rows).encode(), rows[-1][0] if rows else None, more
+
+
+def _upper(end: int | None, before: int | None) -> int | None:
+    """The inclusive upper bound (µs) of a page: ``to`` and a keyset cursor (exclusive)."""
+    return end if before is None else before - 1 if end is None else min(end, before - 1)
+
+
 class HistoryService:
     """History of one monitor (raw checks, buckets, rolled-up hours), its uptime over windows,
     and incident pages."""
@@ -35,11 +49,15 @@ class HistoryService:
         self.store = store
         self.threads = threads
         self.monitors = monitors
+        self.recent = monitors.catalog.recent_checks
+        #: Raw pages answered from memory and from the store (benchmarks report both).
+        self.raw_pages = {"memory": 0, "store": 0}
 
-    def version(self, monitor_id: int) -> tuple[int, int, int, int | None]:
+    def version(self, monitor_id: int) -> tuple[int, int, int, int | None, int]:
         """Changes whenever a history answer of this monitor could: take it before a read, and
-        cache the answer under it (see ``api.history.AnswerCache``)."""
-        return self.store.history_version(monitor_id)
+        cache the answer under it (see ``api.history.AnswerCache``). The memory's part moves
+        when ingest hands it rows the store has committed (and bumped its part for) already."""
+        return (*self.store.history_version(monitor_id), self.recent.generation(monitor_id))
 
     async def raw(self, account_id: Actor, monitor_id: int, start: int | None, end: int | None,
                   before: int | None, limit: int) -> tuple[list[tuple], bool]:
@@ -55,18 +73,31 @@ class HistoryService:
         return await self.threads.read(self.store.history_buckets, monitor_id, bucket_s, start, end, before, limit)
 
     async def raw_json(self, account_id: Actor, monitor_id: int, start: int | None, end: int | None,
-                       before: int | None, limit: int) -> tuple[list[tuple[int, str]], bool]:
-        """``raw``'s checks as ``(ts µs, the check's JSON object)``: ``(rows, more)``."""
+                       before: int | None, limit: int) -> JsonPage:
+        """``raw``'s checks as the API's JSON items: from memory when the newest checks there
+        answer exactly (``RecentChecks``), else from the store."""
         monitor = self.monitors.require(account_of(account_id), monitor_id)
+        floor = self.store.floor_us("raw", time.time_ns() // 1000)
+        lo = start if floor is None else floor if start is None else max(start, floor)
+        page = self.recent.page(monitor_id, lo, _upper(end, before), limit)
+        if page is not None:
+            self.raw_pages["memory"] += 1
+            return page
+        self.raw_pages["store"] += 1
         every_us = None if monitor.type in ("push", "agent") else int(monitor.interval * 1_000_000)
-        return await self.threads.read(self.store.history_raw_json, monitor_id, start, end, before, limit, every_us)
+        return _joined(*await self.threads.read(self.store.history_raw_json, monitor_id, start, end, before, limit,
+                                                every_us))
 
     async def hours_json(self, account_id: Actor, monitor_id: int, start: int | None, end: int | None,
-                         before: int | None, limit: int) -> tuple[list[tuple[int, str]], bool]:
-        """Hour buckets newest first (rolled up where closed) as ``(hour µs, the bucket's JSON
-        object)``: ``(rows, more)``."""
+                         before: int | None, limit: int) -> JsonPage:
+        """Hour buckets newest first (rolled up where closed) as the API's JSON items."""
         self.monitors.require(account_of(account_id), monitor_id)
-        return await self.threads.read(self.store.history_hours_json, monitor_id, start, end, before, limit)
+        return _joined(*await self.threads.read(self.store.history_hours_json, monitor_id, start, end, before, limit))
+
+    def stats(self) -> dict[str, Any]:
+        """Raw pages answered from memory and from the store, and what the memory holds."""
+        return {"rawPages": dict(self.raw_pages),
+                "recentChecks": {"depth": self.recent.depth, "bytes": self.recent.nbytes}}
 
     async def uptime(self, account_id: Actor, monitor_id: int, windows: list[tuple[str, int]]
                      ) -> dict[str, Uptime]:

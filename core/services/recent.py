@@ -106,6 +106,10 @@ class RecentWindow:
         order = [*range(start, BARS), *range(start)]
         return [(ts[i], bool(ok[i]), lat[i]) for i in order if ts[i]]
 
+    def checks_per_hour(self) -> float:
+        """Checks an hour, every monitor together, over the window."""
+        return float(self._checks.sum()) / HOURS
+
     def uptime(self, monitor_id: int) -> tuple[int, int]:
         """``(checks, up)`` over the window's hours (the current one so far included)."""
         if not 0 <= monitor_id < len(self._next):

@@ -358,6 +358,19 @@ class HistoryStore:
                 [bars_from_us]).fetchnumpy()
         return list(hours.values()), list(bars.values())
 
+    def recent_checks(self, from_us: int, per_monitor: int) -> dict:
+        """For the services' newest checks in memory, at start: each monitor's newest
+        ``per_monitor`` checks since ``from_us`` as columns (``ResultBuffer``'s: status 0 and
+        phases -1 for null; ``error`` a column of texts or None)."""
+        with self._reading() as cur:
+            return cur.execute(
+                """SELECT monitor_id, epoch_us(ts) AS ts_us, ok, latency_us, coalesce(status_code, 0) AS status_code,
+                          error, coalesce(dns_us, -1) AS dns_us, coalesce(connect_us, -1) AS connect_us,
+                          coalesce(tls_us, -1) AS tls_us, coalesce(ttfb_us, -1) AS ttfb_us
+                   FROM checks WHERE ts >= make_timestamp(?)
+                   QUALIFY row_number() OVER (PARTITION BY monitor_id ORDER BY ts DESC) <= ?""",
+                [from_us, per_monitor]).fetchnumpy()
+
     def _has_maintenance(self) -> bool:
         """(An older file opened read-only has no ``maintenance_checks`` yet.)"""
         return not self.read_only or self.schema_version() >= 7  # type: ignore[attr-defined]

@@ -1,0 +1,9 @@
+from collections.abc import Sequence
+
+import numpy as np
+
+def raw_items(ts: np.ndarray, ok: np.ndarray, latency: np.ndarray, status: np.ndarray, errors: Sequence[str | None],
+              dns: np.ndarray, connect: np.ndarray, tls: np.ndarray, ttfb: np.ndarray) -> bytes: ...
+def hour_items(start: np.ndarray, checks: np.ndarray, up: np.ndarray, latency_sum: np.ndarray,
+               latency_min: np.ndarray, latency_max: np.ndarray, p50: np.ndarray, p95: np.ndarray,
+               p99: np.ndarray) -> bytes: ...

@@ -1,0 +1,255 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""History answers encoded as the API's JSON items (compiled).
+
+``raw_items`` and ``hour_items`` write the items of ``GET /monitors/{id}/history`` (raw checks,
+hour buckets) straight from columns, comma-separated, without a Python object per field: the
+same JSON objects the store's ``RAW_JSON`` and ``HOUR_JSON`` make in DuckDB, number for number
+(latencies in ms rounded to the µs, as ``round(x / 1000, 3)``; timestamps as
+``core.clock.iso_ms``). Phases below 0 and a status code of 0 are ``null``.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free
+from libc.math cimport llround, round
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+import msgspec
+
+cdef extern from "Python.h":
+    char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* ptype) except NULL
+    int Py_DTSF_ADD_DOT_0
+
+_encode = msgspec.json.encode
+
+
+cdef inline Py_ssize_t put(char* out, const char* text) noexcept:
+    cdef Py_ssize_t n = 0
+    while text[n]:
+        out[n] = text[n]
+        n += 1
+    return n
+
+
+cdef inline Py_ssize_t put_int(char* out, int64_t value) noexcept:
+    cdef char digits[24]
+    cdef Py_ssize_t n = 0, i = 0
+    cdef bint negative = value < 0
+    cdef unsigned long long v = <unsigned long long>(-value if negative else value)
+    while True:
+        digits[n] = <char>(48 + v % 10)
+        n += 1
+        v //= 10
+        if v == 0:
+            break
+    if negative:
+        out[0] = 45  # -
+        i = 1
+    while n:
+        n -= 1
+        out[i] = digits[n]
+        i += 1
+    return i
+
+
+cdef inline Py_ssize_t put_thousandths(char* out, int64_t k) noexcept:
+    """``k / 1000`` as a decimal: ``12.345``, ``12.3``, ``12.0``."""
+    cdef Py_ssize_t i = 0
+    if k < 0:
+        out[0] = 45
+        i = 1
+        k = -k
+    i += put_int(out + i, k // 1000)
+    cdef int frac = <int>(k % 1000)
+    out[i] = 46  # .
+    out[i + 1] = <char>(48 + frac // 100)
+    i += 2
+    if frac % 100:
+        out[i] = <char>(48 + frac // 10 % 10)
+        i += 1
+        if frac % 10:
+            out[i] = <char>(48 + frac % 10)
+            i += 1
+    return i
+
+
+cdef inline Py_ssize_t put_ms(char* out, double us) noexcept:
+    """µs as ms rounded to 3 decimals, the way DuckDB's ``round(us / 1000, 3)`` computes it."""
+    cdef double ms = us / 1000.0
+    return put_thousandths(out, llround(round(ms * 1000.0) / 1000.0 * 1000.0))
+
+
+cdef inline Py_ssize_t put_two(char* out, int value) noexcept:
+    out[0] = <char>(48 + value // 10)
+    out[1] = <char>(48 + value % 10)
+    return 2
+
+
+cdef Py_ssize_t put_iso(char* out, int64_t ts_us) noexcept:
+    """``"2026-12-01T17:30:11.042Z"`` (quotes included): UTC, milliseconds truncated."""
+    cdef int64_t seconds = ts_us // 1000000
+    if ts_us % 1000000 < 0:
+        seconds -= 1
+    cdef int64_t ms = (ts_us - seconds * 1000000) // 1000
+    cdef int64_t days = seconds // 86400
+    cdef int64_t rest = seconds - days * 86400
+    if rest < 0:
+        days -= 1
+        rest += 86400
+    # civil date from days since 1970-01-01 (proleptic Gregorian, H. Hinnant's algorithm)
+    cdef int64_t z = days + 719468
+    cdef int64_t era = (z if z >= 0 else z - 146096) // 146097
+    cdef int64_t doe = z - era * 146097
+    cdef int64_t yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    cdef int64_t y = yoe + era * 400
+    cdef int64_t doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    cdef int64_t mp = (5 * doy + 2) // 153
+    cdef int64_t d = doy - (153 * mp + 2) // 5 + 1
+    cdef int64_t m = mp + 3 if mp < 10 else mp - 9
+    if m <= 2:
+        y += 1
+    cdef Py_ssize_t i = 1
+    out[0] = 34
+    if 0 <= y <= 9999:
+        i += put_two(out + i, <int>(y // 100))
+        i += put_two(out + i, <int>(y % 100))
+    else:
+        i += put_int(out + i, y)
+    out[i] = 45
+    i += 1
+    i += put_two(out + i, <int>m)
+    out[i] = 45
+    i += 1
+    i += put_two(out + i, <int>d)
+    out[i] = 84  # T
+    i += 1
+    i += put_two(out + i, <int>(rest // 3600))
+    out[i] = 58
+    i += 1
+    i += put_two(out + i, <int>(rest // 60 % 60))
+    out[i] = 58
+    i += 1
+    i += put_two(out + i, <int>(rest % 60))
+    out[i] = 46
+    out[i + 1] = <char>(48 + ms // 100)
+    out[i + 2] = <char>(48 + ms // 10 % 10)
+    out[i + 3] = <char>(48 + ms % 10)
+    out[i + 4] = 90  # Z
+    out[i + 5] = 34
+    return i + 6
+
+
+cdef inline Py_ssize_t put_phase(char* out, int64_t us) noexcept:
+    if us < 0:
+        return put(out, b"null")
+    return put_thousandths(out, us)
+
+
+def raw_items(const int64_t[:] ts, const int8_t[:] ok, const int64_t[:] latency, const int16_t[:] status,
+              object errors, const int64_t[:] dns, const int64_t[:] connect, const int64_t[:] tls,
+              const int64_t[:] ttfb) -> bytes:
+    """Raw checks as the API's items, comma-separated; ``errors`` is a sequence of the rows'
+    error texts (``None``: no error)."""
+    cdef Py_ssize_t n = ts.shape[0], i, at = 0, size = 0
+    if not (ok.shape[0] == latency.shape[0] == status.shape[0] == dns.shape[0] == connect.shape[0]
+            == tls.shape[0] == ttfb.shape[0] == len(errors) == n):
+        raise ValueError("columns of different lengths")
+    encoded = [None if e is None else _encode(e) for e in errors]
+    for e in encoded:
+        if e is not None:
+            size += PyBytes_GET_SIZE(e)
+    cdef char* out = <char*>malloc(n * 320 + size + 1)
+    if out == NULL:
+        raise MemoryError()
+    cdef bytes text
+    try:
+        for i in range(n):
+            if i:
+                out[at] = 44
+                at += 1
+            at += put(out + at, b'{"ts":')
+            at += put_iso(out + at, ts[i])
+            at += put(out + at, b',"ok":true' if ok[i] else b',"ok":false')
+            at += put(out + at, b',"latencyMs":')
+            at += put_thousandths(out + at, latency[i])
+            at += put(out + at, b',"statusCode":')
+            at += put_int(out + at, status[i]) if status[i] else put(out + at, b"null")
+            at += put(out + at, b',"error":')
+            e = encoded[i]
+            if e is None:
+                at += put(out + at, b"null")
+            else:
+                text = <bytes>e
+                memcpy(out + at, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
+                at += PyBytes_GET_SIZE(text)
+            at += put(out + at, b',"phases":{"dnsMs":')
+            at += put_phase(out + at, dns[i])
+            at += put(out + at, b',"connectMs":')
+            at += put_phase(out + at, connect[i])
+            at += put(out + at, b',"tlsMs":')
+            at += put_phase(out + at, tls[i])
+            at += put(out + at, b',"ttfbMs":')
+            at += put_phase(out + at, ttfb[i])
+            at += put(out + at, b"}}")
+        return PyBytes_FromStringAndSize(out, at)
+    finally:
+        free(out)
+
+
+cdef Py_ssize_t put_ratio(char* out, int64_t part, int64_t whole):
+    """``part / whole`` as Python's ``repr`` of the float (shortest that reads back)."""
+    if part == whole:
+        return put(out, b"1.0")
+    if part == 0:
+        return put(out, b"0.0")
+    cdef char* text = PyOS_double_to_string(<double>part / <double>whole, b"r", 0, Py_DTSF_ADD_DOT_0, NULL)
+    cdef Py_ssize_t n = put(out, text)
+    PyMem_Free(text)
+    return n
+
+
+def hour_items(const int64_t[:] start, const int64_t[:] checks, const int64_t[:] up, const int64_t[:] latency_sum,
+               const int64_t[:] latency_min, const int64_t[:] latency_max, const double[:] p50,
+               const double[:] p95, const double[:] p99) -> bytes:
+    """Buckets (start µs, checks, up, latency sum, min, max µs, p50, p95, p99 µs) as the API's
+    items, comma-separated. Every bucket holds at least one check."""
+    cdef Py_ssize_t n = start.shape[0], i, at = 0
+    if not (checks.shape[0] == up.shape[0] == latency_sum.shape[0] == latency_min.shape[0]
+            == latency_max.shape[0] == p50.shape[0] == p95.shape[0] == p99.shape[0] == n):
+        raise ValueError("columns of different lengths")
+    for i in range(n):
+        if checks[i] <= 0:
+            raise ValueError("a bucket without checks")
+    cdef char* out = <char*>malloc(n * 400 + 1)
+    if out == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            if i:
+                out[at] = 44
+                at += 1
+            at += put(out + at, b'{"ts":')
+            at += put_iso(out + at, start[i])
+            at += put(out + at, b',"checks":')
+            at += put_int(out + at, checks[i])
+            at += put(out + at, b',"up":')
+            at += put_int(out + at, up[i])
+            at += put(out + at, b',"uptime":')
+            at += put_ratio(out + at, up[i], checks[i])
+            at += put(out + at, b',"latencyMs":{"avg":')
+            at += put_ms(out + at, <double>latency_sum[i] / <double>checks[i])
+            at += put(out + at, b',"min":')
+            at += put_ms(out + at, <double>latency_min[i])
+            at += put(out + at, b',"max":')
+            at += put_ms(out + at, <double>latency_max[i])
+            at += put(out + at, b',"p50":')
+            at += put_ms(out + at, p50[i])
+            at += put(out + at, b',"p95":')
+            at += put_ms(out + at, p95[i])
+            at += put(out + at, b',"p99":')
+            at += put_ms(out + at, p99[i])
+            at += put(out + at, b"}}")
+        return PyBytes_FromStringAndSize(out, at)
+    finally:
+        free(out)

@@ -1,0 +1,185 @@
+"""The newest checks in memory (``RecentChecks``) and the compiled encoding of history items:
+every page answered from memory is the store's page, byte for byte in meaning, and a page the
+rings cannot answer exactly is left to the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from core.models.retention import Retention
+from core.services.recent_checks import MIN_DEPTH, ROW_BYTES, RecentChecks
+from core.storage.duckdb import DuckDBStore
+from core.storage.duckdb.history import HOUR_JSON, RAW_JSON
+from ext import ResultBuffer
+from ext._history import hour_items, raw_items
+
+
+def test_compiled_items_are_the_items_duckdb_encodes() -> None:
+    import duckdb
+
+    rng = np.random.default_rng(7)
+    n = 500
+    ts = rng.integers(0, 4_000_000_000_000_000, n)
+    ok = rng.integers(0, 2, n).astype(np.int8)
+    latency = rng.integers(0, 10**8, n)
+    status = rng.choice([0, 200, 503], n).astype(np.int16)
+    errors = [None if i % 3 else f'bad "x"\n\\ {i} é \x01' for i in range(n)]
+    phases = [np.where(rng.random(n) < 0.3, -1, rng.integers(0, 10**7, n)) for _ in range(4)]
+    con = duckdb.connect()
+    raw = pa.table({"ts": pa.array(ts).cast(pa.timestamp("us")), "ok": ok.astype(bool), "latency_us": latency,
+                    "status_code": pa.array(status, mask=status == 0), "error": errors,
+                    **{k: pa.array(v, mask=v < 0) for k, v in zip(("dns_us", "connect_us", "tls_us", "ttfb_us"),
+                                                                  phases, strict=True)}})
+    con.register("raw", raw)
+    expected = [msgspec.json.decode(r[0]) for r in con.execute(f"SELECT {RAW_JSON} FROM raw").fetchall()]
+    assert msgspec.json.decode(b"[" + raw_items(ts, ok, latency, status, errors, *phases) + b"]") == expected
+
+    checks = rng.integers(1, 4000, n)
+    up = np.where(rng.random(n) < 0.5, checks, rng.integers(0, checks + 1))
+    sums = rng.integers(0, 10**9, n) * checks + rng.integers(0, 1000, n)
+    low, high = rng.integers(0, 10**6, n), rng.integers(0, 10**8, n)
+    q = [rng.random(n) * 10**7 for _ in range(3)]
+    hours = pa.table({"hour": pa.array(ts // 3_600_000_000 * 3_600_000_000).cast(pa.timestamp("us")),
+                      "checks": checks, "up": up, "lsum": sums, "lmin": low, "lmax": high,
+                      "q": pa.array([list(x) for x in zip(*q, strict=True)])})
+    con.register("hours", hours)
+    expected = [msgspec.json.decode(r[0]) for r in con.execute(f"SELECT {HOUR_JSON} FROM hours").fetchall()]
+    got = hour_items(ts // 3_600_000_000 * 3_600_000_000, checks, up, sums, low, high, *q)
+    assert msgspec.json.decode(b"[" + got + b"]") == expected
+    with pytest.raises(ValueError, match="without checks"):
+        hour_items(*(np.zeros(1, dtype=np.int64),) * 6, *(np.zeros(1),) * 3)
+
+
+def test_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
+    """Rows arrive interleaved, in batches bigger than a ring, late, and while the rings shrink
+    for new monitors; every page the rings answer equals the store's, and the newest pages
+    (what dashboards ask) are answered."""
+    second = 1_000_000
+    base = 1_700_000_000 * second
+    # rings of 300 rows for ids below 1024; 150 once ids reach 2047
+    tail = RecentChecks(budget=300 * 1024 * ROW_BYTES)
+    store = DuckDBStore(tmp_path)
+    store.set_retention(Retention(raw=None, hourly=None, daily=None))
+    rng = np.random.default_rng(3)
+    monitors = [1, 2, 3]
+    count = dict.fromkeys([1, 2, 3, 1500], 0)
+    compared = []
+
+    def batch(ids: list[int], late: int | None = None) -> None:
+        buf = ResultBuffer(4096)
+        for mid in ids:
+            count[mid] += 1
+            ts = base + count[mid] * 10 * second + mid
+            if late is not None and mid == late:
+                ts -= 35 * second  # three checks back: older than rows already stored
+            k = count[mid]
+            buf.append(mid, ts, k % 7 != 0, 1000 + k, 200 if k % 7 else 0, 0 if k % 7 else 3,
+                       dns_us=-1 if k % 2 else 40 + k, connect_us=250, ttfb_us=900 + k,
+                       error=f"refused {k}" if k % 7 == 0 else None)
+        rows = buf.flush()
+        store.ingest(rows)
+        tail.note(rows)
+
+    def check(mid: int, answered: bool | None = None) -> None:
+        for lo, hi, limit in [(None, None, 100), (None, None, 1), (None, None, 1000),
+                              (base + count[mid] * 10 * second - 500 * second, None, 100),
+                              (None, base + count[mid] * 10 * second - 200 * second, 100),
+                              (base + 30 * second, base + 60 * second, 10)]:
+            page = tail.page(mid, lo, hi, limit)
+            rows, more = store.history_raw_json(mid, lo, hi, None, limit)
+            if page is None:
+                continue
+            items, oldest, more_here = page
+            compared.append((mid, lo, hi, limit))
+            assert msgspec.json.decode(b"[" + items + b"]") == [msgspec.json.decode(r[1]) for r in rows]
+            assert (oldest, more_here) == (rows[-1][0] if rows else None, more)
+        if answered:  # the newest page, what a dashboard asks
+            assert tail.page(mid, None, None, 100) is not None
+
+    batch([1, 2, 3] * 10)
+    for mid in monitors:
+        check(mid, answered=True)  # everything of every monitor is here
+    for _ in range(40):
+        batch([int(m) for m in rng.choice([1, 1, 1, 2, 3], 30)])
+    batch([1] * 700)  # more than a ring in one batch
+    check(1, answered=True)
+    check(2, answered=True)
+    batch([3], late=3)  # a late row: pages that reach back past it go to the store
+    assert tail.page(3, None, None, 100) is None
+    check(3)
+    batch([3] * 101)  # a page of rows after it: answered again
+    check(3, answered=True)
+    batch([1500] * 5 + [1, 2, 3])  # the rings shrink to 150 for id 1500
+    assert tail.depth == 150 >= MIN_DEPTH
+    for mid in [1, 2, 3, 1500]:
+        check(mid, answered=True)
+    assert len(compared) >= 40 and {c[3] for c in compared} == {1, 10, 100, 1000}
+    tail.forget(2)
+    assert tail.page(2, None, None, 10) is None
+    store.close()
+
+
+def test_the_rings_turn_off_below_a_page_and_start_covers_only_what_was_loaded() -> None:
+    tail = RecentChecks(budget=200 * 1024 * ROW_BYTES)
+    assert tail.on
+    tail.cover_from([5], 1000)
+    assert tail.page(5, None, None, 10) is None  # the store may hold older rows of 5
+    assert tail.page(6, None, None, 10) == (b"", None, False)  # 6 was never stored: nothing anywhere
+    one = [np.array([5]), np.array([2000]), np.array([1]), np.array([3000]), np.array([200]), [None],
+           *[np.array([-1])] * 4]
+    tail.add(*one)
+    assert tail.page(5, 1000, None, 10)[1:] == (2000, False)  # the range starts at the cover: exact
+    tail.add(np.array([5000]), *one[1:])  # ids up to 5000: 200 * 1024 / 8192 = 25 rows, too few
+    assert not tail.on and tail.page(5, 1000, None, 10) is None
+
+
+def test_a_restarted_server_answers_the_newest_pages_from_memory(tmp_path: Path) -> None:
+    """At start the services read each monitor's newest checks back into memory: the newest
+    pages come from there, equal to the store's, and a page reaching back past what was read
+    comes from the store."""
+    import asyncio
+    import time
+
+    from core.models import parse_monitor
+    from core.services import DormantEngine, Services, StoreThreads
+    from core.storage.duckdb import READERS
+
+    now = time.time_ns() // 1000
+    store = DuckDBStore(tmp_path)
+    ids = [store.create_monitor(parse_monitor({"name": f"m{k}", "type": "http", "url": "http://h/"})).id
+           for k in range(3)]
+    buf = ResultBuffer(8192)
+    for age_s in [*range(40 * 3600, 26 * 3600, -600), *range(3 * 3600, 0, -60)]:  # old rows, then recent
+        for mid in ids:
+            buf.append(mid, now - age_s * 1_000_000 + mid, age_s % 7 != 0, 900 + age_s % 500, 200, 0,
+                       connect_us=300, ttfb_us=700 + mid)
+    store.ingest(buf.flush())
+    store.close()
+
+    async def main() -> None:
+        threads = StoreThreads(READERS)
+        store = await threads.write(DuckDBStore, tmp_path)
+        try:
+            monitors = await threads.read(store.list_monitors)
+            services = Services.build(store, threads, DormantEngine(monitors))
+            await services.load(monitors)
+            assert services.history.stats()["recentChecks"]["depth"] == 1024
+            old = now - 30 * 3600 * 1_000_000
+            for mid in ids:
+                for start, limit in [(None, 100), (None, 1), (old, 1000)]:
+                    items, oldest, more = await services.history.raw_json(1, mid, start, None, None, limit)
+                    rows, more2 = await threads.read(store.history_raw_json, mid, start, None, None, limit)
+                    assert msgspec.json.decode(b"[" + items + b"]") == [msgspec.json.decode(r[1]) for r in rows]
+                    assert (oldest, more) == (rows[-1][0], more2) and len(rows) == min(limit, 204)
+            # the newest pages from memory; the one reaching 30 h back (past what start read) from the store
+            assert services.history.raw_pages == {"memory": 6, "store": 3}
+        finally:
+            await threads.write(store.close)
+            threads.shutdown()
+
+    asyncio.run(main())
