@@ -114,12 +114,17 @@ def main() -> None:
                     for connections in (1, 32):
                         label = f"{name}_c{connections}"
                         log(f"{rows:,} rows: wrk {label}")
-                        before = control_request(data_dir, "stats")["historyCache"]
+                        stats = control_request(data_dir, "stats")
+                        before, pages = stats["historyCache"], {"raw": stats["rawPages"], "hourly": stats["hourPages"]}
                         result = wrk(base, key, seconds, connections, lua,
                                      {"XUPTIME_SINCE": str(next(offsets)), "XUPTIME_PATH": path,
                                       "XUPTIME_IDS": env_ids})
-                        result["hit_rate"] = _hit_rate(before, control_request(data_dir, "stats")["historyCache"]
-                                                       )["hit_rate"]
+                        stats = control_request(data_dir, "stats")
+                        result["hit_rate"] = _hit_rate(before, stats["historyCache"])["hit_rate"]
+                        # pages answered from memory (``RecentChecks``, ``RecentHours``) and from the store
+                        now = {"raw": stats["rawPages"], "hourly": stats["hourPages"]}
+                        result["pages"] = {k: now[name][k] - pages[name][k] for k in ("memory", "store")} \
+                            if name in now else None
                         problems = failures(f"{rows} {label}", result)
                         if problems:
                             raise SystemExit("bench.history: " + "; ".join(problems))
@@ -136,6 +141,9 @@ def main() -> None:
             print(f"{run['rows']:12,} {name:>8} {c1['p50']:8.2f} {c1['p99']:8.2f} {c32['p50']:8.2f} "
                   f"{c32['p99']:8.2f} {c32['rps']:10,.0f} {c32['p99'] / trivial['p99']:13.2f} "
                   f"{c32['rps'] / trivial['rps']:15.3f}")
+        for name in ("hourly", "raw"):
+            memory, store = (sum(run[f"{name}_c{c}"]["pages"][k] for c in (1, 32)) for k in ("memory", "store"))
+            print(f"{'':12} {name} pages from memory: {memory:,}, from the store: {store:,}")
         print(f"{'':12} file {run['file_bytes'] / 2**20:.0f} MiB ({run['file_bytes'] / run['rows']:.2f} B/check); "
               f"write {run['write_s']} s, rollup {run['rollup_s']} s, upkeep {run['upkeep_s']} s")
     if len(runs) > 1:

@@ -87,8 +87,8 @@ class Services:
 
     async def _load_recent_checks(self, ids: list[int], now_us: int) -> None:
         """Each monitor's newest checks into memory, read back over as many hours as about
-        twice the rings' depth of checks takes at the last day's rate (1 to 24 h): a busy
-        server reads a few recent hours, not a day of every monitor's rows."""
+        twice the rings' depth of checks takes at the last day's rate (1 h to 31 days): the
+        rows read stay near twice what the rings hold, however busy the server."""
         tail = self.catalog.recent_checks
         if not ids:
             return
@@ -96,10 +96,11 @@ class Services:
         if not tail.on:
             return
         per_hour = max(1.0, self.catalog.recent.checks_per_hour())
-        hours = min(24.0, max(1.0, 2 * len(ids) * tail.depth / per_hour))
+        hours = min(31 * 24.0, max(1.0, 2 * len(ids) * tail.depth / per_hour))
         from_us = now_us - int(hours * 3600 * 10**6)
         tail.cover_from(ids, from_us)
-        got = await self.monitors.threads.read(self.monitors.store.recent_checks, from_us, tail.depth)
+        # (a row more than the rings hold: the oldest leaves again, moving the cover past it)
+        got = await self.monitors.threads.read(self.monitors.store.recent_checks, from_us, tail.depth + 1)
         tail.add(got["monitor_id"], got["ts_us"], got["ok"], got["latency_us"], got["status_code"], got["error"],
                  got["dns_us"], got["connect_us"], got["tls_us"], got["ttfb_us"])
 
@@ -114,6 +115,9 @@ class Services:
         self.catalog.recent.load_hours(*hours)
         self.catalog.recent.load_bars(*bars)
         await self._load_recent_checks([m.id for m in monitors], now_us)
+        if monitors:
+            self.catalog.recent_hours.fit(max(m.id for m in monitors))
+            await self.history.sync_hours()
         await self.integrations.load()
         await self.accounts.load()
         await self.users.load()

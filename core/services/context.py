@@ -27,6 +27,7 @@ from core.services.errors import Unavailable
 from core.services.live import LiveFeed
 from core.services.recent import RecentWindow
 from core.services.recent_checks import RecentChecks
+from core.services.recent_hours import RecentHours
 
 __all__ = ["Catalog", "DormantEngine", "EngineLink", "GroupCommit", "LastChecks", "StoreThreads", "out_of_space"]
 
@@ -245,6 +246,8 @@ class Catalog:
         self.recent = RecentWindow()
         #: Each monitor's newest checks in full (raw history pages without a statement).
         self.recent_checks = RecentChecks()
+        #: Each monitor's rolled-up hours of the last month (hour buckets without a statement).
+        self.recent_hours = RecentHours()
         #: Status changes for open pages.
         self.live = LiveFeed()
         #: Bumped whenever a monitor's status may have changed, or a monitor came or went

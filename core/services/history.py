@@ -7,10 +7,12 @@ the pages' charts).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import numpy as np
 
 from core.models import FieldError, Incident, Uptime
 from core.models.retention import TIERS, Retention, RetentionError, parse_duration
@@ -18,6 +20,8 @@ from core.services.access import Actor, account_of
 from core.services.context import StoreThreads
 from core.services.errors import Forbidden, Invalid
 from core.services.monitors import MonitorService
+from core.services.recent_hours import HOUR_US, aggregate
+from ext._history import hour_items
 
 if TYPE_CHECKING:
     from core.storage.base import Store
@@ -36,6 +40,11 @@ def _joined(rows: list[tuple[int, str]], more: bool) -> JsonPage:
     return ",".join(r[1] for r in rows).encode(), rows[-1][0] if rows else None, more
 
 
+def _later(a: int | None, b: int | None) -> int | None:
+    """The later of two lower bounds (None: unbounded)."""
+    return b if a is None else a if b is None else max(a, b)
+
+
 def _upper(end: int | None, before: int | None) -> int | None:
     """The inclusive upper bound (µs) of a page: ``to`` and a keyset cursor (exclusive)."""
     return end if before is None else before - 1 if end is None else min(end, before - 1)
@@ -50,8 +59,11 @@ class HistoryService:
         self.threads = threads
         self.monitors = monitors
         self.recent = monitors.catalog.recent_checks
-        #: Raw pages answered from memory and from the store (benchmarks report both).
+        self.hours = monitors.catalog.recent_hours
+        #: Pages answered from memory and from the store (benchmarks report both).
         self.raw_pages = {"memory": 0, "store": 0}
+        self.hour_pages = {"memory": 0, "store": 0}
+        self._refreshing: asyncio.Task[None] | None = None
 
     def version(self, monitor_id: int) -> tuple[int, int, int, int | None, int]:
         """Changes whenever a history answer of this monitor could: take it before a read, and
@@ -78,8 +90,7 @@ class HistoryService:
         answer exactly (``RecentChecks``), else from the store."""
         monitor = self.monitors.require(account_of(account_id), monitor_id)
         floor = self.store.floor_us("raw", time.time_ns() // 1000)
-        lo = start if floor is None else floor if start is None else max(start, floor)
-        page = self.recent.page(monitor_id, lo, _upper(end, before), limit)
+        page = self.recent.page(monitor_id, _later(start, floor), _upper(end, before), limit)
         if page is not None:
             self.raw_pages["memory"] += 1
             return page
@@ -90,14 +101,102 @@ class HistoryService:
 
     async def hours_json(self, account_id: Actor, monitor_id: int, start: int | None, end: int | None,
                          before: int | None, limit: int) -> JsonPage:
-        """Hour buckets newest first (rolled up where closed) as the API's JSON items."""
+        """Hour buckets newest first (rolled up where closed) as the API's JSON items: from
+        the rolled-up hours and the newest checks in memory where they hold the answer, else
+        from the store."""
         self.monitors.require(account_of(account_id), monitor_id)
+        page = await self._hours_from_memory(monitor_id, start, _upper(end, before), limit)
+        if page is not None:
+            self.hour_pages["memory"] += 1
+            return page
+        self.hour_pages["store"] += 1
         return _joined(*await self.threads.read(self.store.history_hours_json, monitor_id, start, end, before, limit))
+
+    async def _hours_from_memory(self, monitor_id: int, lo: int | None, hi: int | None, limit: int
+                                 ) -> JsonPage | None:
+        """The store's ``history_hours_json`` answer, assembled as the store splits it
+        (``_split``): whole rolled-up hours [a, b) from ``RecentHours``, the rest (the hours
+        not rolled up yet, the part of an hour a range starts or ends in) aggregated from
+        ``RecentChecks``, or read from the store when not there. None when memory cannot make
+        it exact: the rolled-up hours in memory are behind the store's, a stale hour is in the
+        range, or older hours than memory holds are needed."""
+        _, _, generation, upto = self.store.history_version(monitor_id)
+        if not self.hours.current(upto, generation):
+            self.refresh_hours()
+            return None
+        assert upto is not None
+        now = time.time_ns() // 1000
+        lo = _later(lo, self.store.floor_us("hourly", now))
+        raw_floor = self.store.floor_us("raw", now)
+        a = None if lo is None else -(-lo // HOUR_US) * HOUR_US
+        b = upto if hi is None else min(upto, (hi + 1) // HOUR_US * HOUR_US)
+        parts: list[dict[str, Any]] = []
+        if a is not None and a >= b:
+            ranges: list[tuple[int | None, int | None]] = [(lo, hi)]
+            first = None
+        else:
+            if any((a is None or h >= a) and h < b for h in self.store.stale_hours()):
+                return None
+            ranges = [(b, hi)]
+            got = self.hours.rolled(monitor_id, a, b)
+            if got is None:
+                return None
+            rolled, first = got
+            if lo is not None and lo < a:  # type: ignore[operator]
+                ranges.append((lo, a - 1))  # type: ignore[operator]
+        newest, older = ranges[0], ranges[1:]
+        part = await self._raw_hours(monitor_id, newest, raw_floor)
+        parts.append(part)
+        if first is not None:
+            parts.append(rolled)
+        if sum(len(p["hour"]) for p in parts) <= limit:  # older buckets are part of the answer
+            if first is not None and (a is None or a < first):
+                return None  # hours older than memory holds
+            for r in older:
+                parts.append(await self._raw_hours(monitor_id, r, raw_floor))
+        columns = {k: np.concatenate([p[k] for p in parts])[:limit + 1] for k in parts[0]}
+        more = len(columns["hour"]) > limit
+        columns = {k: v[:limit] for k, v in columns.items()}
+        if not len(columns["hour"]):
+            return b"", None, False
+        items = hour_items(*(np.ascontiguousarray(columns[k], dtype=np.float64 if k[0] == "p" else np.int64)
+                             for k in ("hour", "checks", "up", "latency_sum", "latency_min", "latency_max",
+                                       "p50", "p95", "p99")))
+        return items, int(columns["hour"][-1]), more
+
+    async def _raw_hours(self, monitor_id: int, bounds: tuple[int | None, int | None], raw_floor: int | None
+                         ) -> dict[str, Any]:
+        """Hour buckets of the checks within ``bounds`` (clamped to the raw tier), newest first:
+        aggregated from ``RecentChecks`` when it holds them all, else by the store."""
+        lo, hi = _later(bounds[0], raw_floor), bounds[1]
+        lo = -2**62 if lo is None else lo
+        if hi is not None and hi < lo:
+            return aggregate(*(np.zeros(0, dtype=np.int64),) * 3)
+        rows = self.recent.rows(monitor_id, lo, hi)
+        if rows is None:
+            rows = await self.threads.read(self.store.raw_checks, monitor_id, lo, 2**62 if hi is None else hi)
+        return aggregate(*rows)
+
+    def refresh_hours(self) -> None:
+        """Bring the rolled-up hours in memory up to the store's (in the background, once)."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self.sync_hours())
+
+    async def sync_hours(self) -> None:
+        """Fill the rolled-up hours in memory up to the store's (at start, and after rollups)."""
+        for _ in range(3):  # (the store may move on while a fill is read)
+            _, _, generation, upto = self.store.history_version(0)
+            if upto is None or not self.hours.on or self.hours.current(upto, generation):
+                return
+            start = self.hours.wanted(upto, generation)
+            rows = await self.threads.read(self.store.hourly_rows, start, upto)
+            self.hours.fill(rows, start, upto, generation)
 
     def stats(self) -> dict[str, Any]:
         """Raw pages answered from memory and from the store, and what the memory holds."""
-        return {"rawPages": dict(self.raw_pages),
-                "recentChecks": {"depth": self.recent.depth, "bytes": self.recent.nbytes}}
+        return {"rawPages": dict(self.raw_pages), "hourPages": dict(self.hour_pages),
+                "recentChecks": {"depth": self.recent.depth, "bytes": self.recent.nbytes},
+                "recentHours": {"hours": self.hours.hours, "bytes": self.hours.nbytes}}
 
     async def uptime(self, account_id: Actor, monitor_id: int, windows: list[tuple[str, int]]
                      ) -> dict[str, Uptime]:

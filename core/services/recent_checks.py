@@ -192,6 +192,17 @@ class RecentChecks:
             self._cover[monitor_id] = _NEVER
             self._generation[monitor_id] += 1
 
+    def rows(self, monitor_id: int, lo: int, hi: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Every check of the monitor within [lo, hi] (µs, inclusive) as ``(ts, ok, latency)``
+        columns, or None when some of them may not be here (``lo`` before the cover)."""
+        if not 0 <= monitor_id < self._size or lo < int(self._cover[monitor_id]):
+            return None
+        held = min(int(self._next[monitor_id]), self.depth)
+        ts = self._ts[monitor_id, :held] if held < self.depth else self._ts[monitor_id]
+        inside = (ts >= lo) if hi is None else (ts >= lo) & (ts <= hi)
+        slots = np.flatnonzero(inside)
+        return ts[slots], self._ok[monitor_id, slots], self._latency[monitor_id, slots]
+
     def page(self, monitor_id: int, lo: int | None, hi: int | None, limit: int
              ) -> tuple[bytes, int | None, bool] | None:
         """The monitor's newest checks within [lo, hi] (µs, inclusive) as the API's items,

@@ -154,7 +154,7 @@ def test_a_restarted_server_answers_the_newest_pages_from_memory(tmp_path: Path)
     ids = [store.create_monitor(parse_monitor({"name": f"m{k}", "type": "http", "url": "http://h/"})).id
            for k in range(3)]
     buf = ResultBuffer(8192)
-    for age_s in [*range(40 * 3600, 26 * 3600, -600), *range(3 * 3600, 0, -60)]:  # old rows, then recent
+    for age_s in [*range(20 * 86400, 14 * 86400, -3600), *range(3 * 3600, 0, -60)]:  # old rows, then recent
         for mid in ids:
             buf.append(mid, now - age_s * 1_000_000 + mid, age_s % 7 != 0, 900 + age_s % 500, 200, 0,
                        connect_us=300, ttfb_us=700 + mid)
@@ -169,15 +169,100 @@ def test_a_restarted_server_answers_the_newest_pages_from_memory(tmp_path: Path)
             services = Services.build(store, threads, DormantEngine(monitors))
             await services.load(monitors)
             assert services.history.stats()["recentChecks"]["depth"] == 1024
-            old = now - 30 * 3600 * 1_000_000
+            old = now - 21 * 86400 * 1_000_000
             for mid in ids:
                 for start, limit in [(None, 100), (None, 1), (old, 1000)]:
                     items, oldest, more = await services.history.raw_json(1, mid, start, None, None, limit)
                     rows, more2 = await threads.read(store.history_raw_json, mid, start, None, None, limit)
                     assert msgspec.json.decode(b"[" + items + b"]") == [msgspec.json.decode(r[1]) for r in rows]
-                    assert (oldest, more) == (rows[-1][0], more2) and len(rows) == min(limit, 204)
-            # the newest pages from memory; the one reaching 30 h back (past what start read) from the store
+                    assert (oldest, more) == (rows[-1][0], more2) and len(rows) == min(limit, 324)
+            # the newest pages from memory; the one reaching 21 days back (past what start read: 11 days
+            # of checks at the last day's rate) from the store
             assert services.history.raw_pages == {"memory": 6, "store": 3}
+        finally:
+            await threads.write(store.close)
+            threads.shutdown()
+
+    asyncio.run(main())
+
+
+def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
+    """A month of hour buckets assembled from the rolled-up hours and the newest checks in
+    memory (and the store for the part of an old hour a range starts in) equals the store's
+    answer: aligned and unaligned ranges, the open hours, pages and cursors; a late row sends
+    the pages that hold its hour to the store until the rollup recomputes it, and the memory
+    follows the recomputed hour."""
+    import asyncio
+    import time
+
+    from core.models import parse_monitor
+    from core.services import DormantEngine, Services, StoreThreads
+    from core.storage.duckdb import READERS
+
+    hour = 3_600_000_000
+    now = time.time_ns() // 1000
+    store = DuckDBStore(tmp_path)
+    ids = [store.create_monitor(parse_monitor({"name": f"m{k}", "type": "http", "url": "http://h/"})).id
+           for k in range(2)]
+    rng = np.random.default_rng(5)
+    buf = ResultBuffer(1 << 16)
+    for age_s in range(40 * 86400, 0, -300):  # 40 days, a check every 5 minutes
+        for mid in ids:
+            buf.append(mid, now - age_s * 1_000_000 + mid, bool(rng.random() < 0.97), int(rng.integers(900, 90_000)),
+                       200, 0, connect_us=300)
+    store.ingest(buf.flush())
+    store.rollup(now)
+    store.close()
+
+    async def main() -> None:
+        threads = StoreThreads(READERS)
+        store = await threads.write(DuckDBStore, tmp_path)
+        try:
+            monitors = await threads.read(store.list_monitors)
+            services = Services.build(store, threads, DormantEngine(monitors))
+            await services.load(monitors)
+            history = services.history
+
+            async def same(mid: int, start: int | None, end: int | None, limit: int,
+                           before: int | None = None) -> tuple[int | None, bool]:
+                items, oldest, more = await history.hours_json(1, mid, start, end, before, limit)
+                rows, more2 = await threads.read(store.history_hours_json, mid, start, end, before, limit)
+                assert msgspec.json.decode(b"[" + items + b"]") == [msgspec.json.decode(r[1]) for r in rows]
+                assert (oldest, more) == ((rows[-1][0] if rows else None), more2)
+                return oldest, more
+
+            month = now - 30 * 86400 * 10**6
+            for mid in ids:
+                await same(mid, month, None, 1000)  # unaligned: the first hour in part, from the store
+                await same(mid, month // hour * hour, None, 1000)
+                await same(mid, None, None, 24)
+                await same(mid, month + 7 * 10**6, now - 5 * 86400 * 10**6 + 17, 100)  # ends inside an old hour
+                await same(mid, now - 20 * 60 * 10**6, None, 10)  # inside the open hour only
+                oldest, more = await same(mid, month, None, 300)
+                assert more
+                await same(mid, month, None, 300, before=oldest)  # the next page, by its cursor
+            assert history.hour_pages == {"memory": 14, "store": 0}
+
+            late = ResultBuffer(4)  # a late row in a rolled-up hour of ids[0] two days ago
+            late.append(ids[0], now - 2 * 86400 * 10**6 + 1, False, 123_456_789, 500, 7)
+            await threads.write(store.ingest, late.flush())
+            await same(ids[0], month, None, 1000)
+            await same(ids[0], now - 86400 * 10**6, None, 10)  # (the stale hour is outside: memory)
+            assert history.hour_pages == {"memory": 15, "store": 1}
+            await threads.write(store.rollup, time.time_ns() // 1000)  # recomputes it: a new generation
+            await same(ids[0], month, None, 1000)  # (memory behind the store: from the store, and a refill)
+            await history._refreshing
+            await same(ids[0], month, None, 1000)
+            await same(ids[1], month, None, 1000)
+            assert history.hour_pages == {"memory": 17, "store": 2}
+            upto = store.rollup_upto_us
+            await threads.write(store.rollup, now + 2 * hour)  # the newest hours close: memory extends
+            await same(ids[1], month, None, 1000)
+            await history._refreshing
+            assert history.hours.upto == store.rollup_upto_us > upto
+            await same(ids[1], month, None, 1000)
+            await same(ids[0], None, None, 24)
+            assert history.hour_pages == {"memory": 19, "store": 3}
         finally:
             await threads.write(store.close)
             threads.shutdown()

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import duckdb
+import numpy as np
 
 from core.models import Incident, Uptime
 from core.storage.duckdb.common import (
@@ -370,6 +371,37 @@ class HistoryStore:
                    FROM checks WHERE ts >= make_timestamp(?)
                    QUALIFY row_number() OVER (PARTITION BY monitor_id ORDER BY ts DESC) <= ?""",
                 [from_us, per_monitor]).fetchnumpy()
+
+    def hourly_rows(self, start_us: int, upto_us: int) -> dict:
+        """Every monitor's rolled-up hours in [start, upto) as columns (the services' rolled
+        hours in memory)."""
+        with self._reading() as cur:
+            return cur.execute(
+                """SELECT monitor_id, epoch_us(hour) AS hour, checks, up, latency_sum, latency_min, latency_max,
+                          p50, p95, p99
+                   FROM checks_hourly WHERE hour >= make_timestamp(?) AND hour < make_timestamp(?)""",
+                [start_us, upto_us]).fetchnumpy()
+
+    def raw_checks(self, monitor_id: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One monitor's checks within [lo, hi] (µs, inclusive) as ``(ts, ok, latency)``
+        columns, in no order: the part of an hour (the first of a range that starts inside
+        one) that neither a rollup nor the newest checks in memory hold. On a day rewritten
+        sorted by monitor, DuckDB's zone maps skip all but a row group."""
+        # (integers in the text: DuckDB binds Python parameters slower than it parses them)
+        got = self._reading_numpy(f"""SELECT epoch_us(ts) AS t, ok, latency_us FROM checks
+                                      WHERE monitor_id = {int(monitor_id)} AND ts >= make_timestamp({int(lo)})
+                                            AND ts <= make_timestamp({int(hi)})""")
+        return got["t"], got["ok"], got["latency_us"]
+
+    def _reading_numpy(self, sql: str) -> dict:
+        with self._reading() as cur:
+            return cur.execute(sql).fetchnumpy()
+
+    def stale_hours(self) -> list[int]:
+        """Rolled-up hours (µs) a late row has landed in since they were rolled up: until the
+        rollup recomputes them, ``checks_hourly`` is not their answer."""
+        with self._rollup_lock:
+            return sorted(self._dirty)
 
     def _has_maintenance(self) -> bool:
         """(An older file opened read-only has no ``maintenance_checks`` yet.)"""

@@ -1,0 +1,169 @@
+"""Each monitor's rolled-up hours of the last month, in memory: what a dashboard's month of
+1 h buckets is made of, without a statement.
+
+``checks_hourly`` holds a row per monitor and closed hour (``core.storage.rollups``); here the
+newest ``hours`` of them sit in arrays indexed by monitor id and wall-clock hour (slot
+``hour % hours``, shared by every monitor as in ``RecentWindow``). They are filled from the
+store at start and after each rollup: the hours it closed are read once for every monitor, and
+a recomputed hour (the rollup's generation moved) reloads the lot.
+
+Invariant: while ``upto`` and ``generation`` equal the store's ``rollup_upto_us`` and rollup
+generation, the arrays hold exactly the store's rolled-up rows of every monitor for the hours
+``[upto - hours, upto)`` (a slot with no checks: no row). Hours the store marks stale (a late
+row landed in them) differ from what the store would answer until it recomputes them; the
+caller reads those from the store.
+
+Memory: ``HOUR_BYTES`` a monitor-hour, ``hours`` sized from the budget (at most ``MAX_HOURS``,
+off below ``MIN_HOURS``): a month for up to ~3,000 monitors with the default budget.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BUDGET", "HOUR_BYTES", "HOUR_US", "MAX_HOURS", "MIN_HOURS", "RecentHours", "aggregate"]
+
+HOUR_US = 3600 * 10**6
+BUDGET = 128 << 20
+MAX_HOURS = 32 * 24
+MIN_HOURS = 48
+HOUR_BYTES = 56  # checks 4, up 4, latency sum, min, max 8 each, three percentiles 8 each
+_QS = (0.5, 0.95, 0.99)
+
+
+class RecentHours:
+    """The newest rolled-up hours of every monitor (see the module's docstring). Event-loop
+    only."""
+
+    def __init__(self, budget: int = BUDGET) -> None:
+        self.budget = budget
+        self.hours = MAX_HOURS
+        self.upto: int | None = None  # (µs) nothing held until the first fill
+        self.generation: int | None = None
+        self._alloc(0)
+
+    def _alloc(self, size: int) -> None:
+        h = self.hours
+        self._checks = np.zeros((size, h), dtype=np.int32)
+        self._up = np.zeros((size, h), dtype=np.int32)
+        self._sum = np.zeros((size, h), dtype=np.int64)
+        self._min = np.zeros((size, h), dtype=np.int64)
+        self._max = np.zeros((size, h), dtype=np.int64)
+        self._q = np.zeros((3, size, h), dtype=np.float64)
+        self._size = size
+
+    @property
+    def on(self) -> bool:
+        return self.hours > 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self._checks, self._up, self._sum, self._min, self._max, self._q))
+
+    def fit(self, top: int) -> None:
+        """Room for monitor ids up to ``top``. New ids are monitors without rolled-up hours;
+        when the budget makes the month shorter, everything is dropped and refilled."""
+        if top < self._size or not self.on:
+            return
+        size = max(top + 1, 2 * self._size, 1024)
+        hours = min(self.hours, self.budget // (size * HOUR_BYTES))
+        if hours < MIN_HOURS:
+            self.hours, self.upto, self.generation = 0, None, None
+            self._alloc(0)
+            return
+        if hours != self.hours:
+            self.hours, self.upto, self.generation = hours, None, None
+            self._alloc(size)
+            return
+        old = (self._checks, self._up, self._sum, self._min, self._max, self._q)
+        n = self._size
+        self._alloc(size)
+        for new, was in zip((self._checks, self._up, self._sum, self._min, self._max), old[:5], strict=True):
+            new[:n] = was
+        self._q[:, :n] = old[5]
+
+    def current(self, upto: int | None, generation: int) -> bool:
+        return self.on and upto is not None and self.upto == upto and self.generation == generation
+
+    def wanted(self, upto: int, generation: int) -> int:
+        """Where a fill up to the store's ``upto`` (µs) at its ``generation`` starts: where the
+        arrays end, or a whole window back when they are empty, too far behind, or some hour
+        was recomputed since (a new generation)."""
+        first = upto - self.hours * HOUR_US
+        if self.upto is None or self.upto < first or self.upto > upto or self.generation != generation:
+            return first
+        return self.upto
+
+    def fill(self, rows: dict[str, Any], start: int, upto: int, generation: int) -> None:
+        """Take the store's rolled-up rows of every monitor for the hours [start, upto) (µs,
+        ``start`` from ``wanted``), made at ``generation``."""
+        if not self.on:
+            return
+        ids = np.asarray(rows["monitor_id"], dtype=np.int64)
+        if len(ids):
+            self.fit(int(ids.max()))
+        if start <= upto - self.hours * HOUR_US or self.upto is None or start != self.upto \
+                or generation != self.generation:
+            for array in (self._checks, self._up, self._sum, self._min, self._max, self._q):
+                array[...] = 0
+            start = max(start, upto - self.hours * HOUR_US)
+        else:
+            slots = [h % self.hours for h in range(start // HOUR_US, upto // HOUR_US)]
+            for array in (self._checks, self._up, self._sum, self._min, self._max):
+                array[:, slots] = 0
+            self._q[:, :, slots] = 0
+        hour = np.asarray(rows["hour"], dtype=np.int64)
+        keep = (hour >= start) & (hour < upto)
+        ids, slot = ids[keep], hour[keep] // HOUR_US % self.hours
+        self._checks[ids, slot] = np.asarray(rows["checks"])[keep]
+        self._up[ids, slot] = np.asarray(rows["up"])[keep]
+        self._sum[ids, slot] = np.asarray(rows["latency_sum"])[keep]
+        self._min[ids, slot] = np.asarray(rows["latency_min"])[keep]
+        self._max[ids, slot] = np.asarray(rows["latency_max"])[keep]
+        for k, name in enumerate(("p50", "p95", "p99")):
+            self._q[k, ids, slot] = np.asarray(rows[name])[keep]
+        self.upto, self.generation = upto, generation
+
+    def rolled(self, monitor_id: int, a: int | None, b: int) -> tuple[dict[str, np.ndarray], int] | None:
+        """The monitor's rolled-up hours within [a, b) (µs, whole hours; ``b <= upto``) that
+        hold checks, newest first, as columns, and where what is held starts (hours before
+        it are not here); None if the monitor is not held."""
+        if not self.on or self.upto is None or not 0 <= monitor_id < self._size:
+            return None
+        first = self.upto - self.hours * HOUR_US
+        lo = first if a is None else max(a, first)
+        hours = np.arange((b - HOUR_US) // HOUR_US, lo // HOUR_US - 1, -1, dtype=np.int64)
+        slots = hours % self.hours
+        checks = self._checks[monitor_id, slots]
+        held = checks > 0
+        slots = slots[held]
+        m = monitor_id
+        return {"hour": hours[held] * HOUR_US, "checks": checks[held].astype(np.int64),
+                "up": self._up[m, slots].astype(np.int64), "latency_sum": self._sum[m, slots],
+                "latency_min": self._min[m, slots], "latency_max": self._max[m, slots],
+                "p50": self._q[0, m, slots], "p95": self._q[1, m, slots], "p99": self._q[2, m, slots]}, first
+
+
+def aggregate(ts: np.ndarray, ok: np.ndarray, latency: np.ndarray) -> dict[str, np.ndarray]:
+    """Checks (``ts`` µs, ``ok``, ``latency`` µs) as hour buckets, newest first, in the columns
+    of ``RecentHours.rolled``: the sums, extremes and percentiles the store computes
+    (``quantile_cont``: ``lo + (hi - lo) * fraction`` between the two nearest ranks)."""
+    hour = np.asarray(ts, dtype=np.int64) // HOUR_US * HOUR_US
+    latency = np.asarray(latency, dtype=np.int64)
+    order = np.lexsort((latency, -hour))  # newest hour first, latencies ascending within it
+    hour, latency, ok = hour[order], latency[order], np.asarray(ok, dtype=np.int64)[order]
+    starts = np.flatnonzero(np.r_[True, hour[1:] != hour[:-1]]) if len(hour) else np.zeros(0, dtype=np.int64)
+    counts = np.diff(np.r_[starts, len(hour)])
+    out = {"hour": hour[starts], "checks": counts.astype(np.int64),
+           "up": np.add.reduceat(ok, starts) if len(hour) else np.zeros(0, dtype=np.int64),
+           "latency_sum": np.add.reduceat(latency, starts) if len(hour) else np.zeros(0, dtype=np.int64),
+           "latency_min": latency[starts], "latency_max": latency[starts + counts - 1]}
+    for name, q in zip(("p50", "p95", "p99"), _QS, strict=True):
+        rank = (counts - 1).astype(np.float64) * q
+        below = np.floor(rank)
+        lo = latency[starts + below.astype(np.int64)].astype(np.float64)
+        hi = latency[starts + np.ceil(rank).astype(np.int64)].astype(np.float64)
+        out[name] = np.where(below == rank, lo, lo + (hi - lo) * (rank - below))
+    return out
