@@ -116,6 +116,7 @@ def main() -> None:
                         log(f"{rows:,} rows: wrk {label}")
                         stats = control_request(data_dir, "stats")
                         before, pages = stats["historyCache"], {"raw": stats["rawPages"], "hourly": stats["hourPages"]}
+                        kept = stats["hourRows"]
                         result = wrk(base, key, seconds, connections, lua,
                                      {"XUPTIME_SINCE": str(next(offsets)), "XUPTIME_PATH": path,
                                       "XUPTIME_IDS": env_ids})
@@ -125,6 +126,8 @@ def main() -> None:
                         now = {"raw": stats["rawPages"], "hourly": stats["hourPages"]}
                         result["pages"] = {k: now[name][k] - pages[name][k] for k in ("memory", "store")} \
                             if name in now else None
+                        # the first hour's checks of a range that starts inside one: kept or read
+                        result["hour_rows"] = {k: stats["hourRows"][k] - kept[k] for k in ("hits", "reads")}
                         problems = failures(f"{rows} {label}", result)
                         if problems:
                             raise SystemExit("bench.history: " + "; ".join(problems))
@@ -144,6 +147,8 @@ def main() -> None:
         for name in ("hourly", "raw"):
             memory, store = (sum(run[f"{name}_c{c}"]["pages"][k] for c in (1, 32)) for k in ("memory", "store"))
             print(f"{'':12} {name} pages from memory: {memory:,}, from the store: {store:,}")
+        hits, reads = (sum(run[f"hourly_c{c}"]["hour_rows"][k] for c in (1, 32)) for k in ("hits", "reads"))
+        print(f"{'':12} hourly: the hour a range starts in, checks kept {hits:,} times, read {reads:,} times")
         print(f"{'':12} file {run['file_bytes'] / 2**20:.0f} MiB ({run['file_bytes'] / run['rows']:.2f} B/check); "
               f"write {run['write_s']} s, rollup {run['rollup_s']} s, upkeep {run['upkeep_s']} s")
     if len(runs) > 1:

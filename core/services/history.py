@@ -8,6 +8,7 @@ the pages' charts).
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,39 @@ def _upper(end: int | None, before: int | None) -> int | None:
     return end if before is None else before - 1 if end is None else min(end, before - 1)
 
 
+class HourRows:
+    """The checks of some closed hours, by ``(monitor id, hour)``, each kept with the store's
+    ``(late rows, rollup generation)`` counters it was read at and served only while they
+    stand: a closed hour's checks change only by a late row (which moves the first) or a
+    purge of a deleted monitor (whose history is never asked again). Least recently used hours
+    go beyond ``max_rows`` checks in all."""
+
+    def __init__(self, max_rows: int = 1 << 21) -> None:
+        self.max_rows = max_rows
+        self.rows = 0
+        self.hits = self.reads = 0
+        self._entries: collections.OrderedDict[tuple[int, int], tuple[tuple[int, int], Any]] = \
+            collections.OrderedDict()
+
+    def get(self, key: tuple[int, int], version: tuple[int, int]) -> Any:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != version:
+            self.reads += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry[1]
+
+    def put(self, key: tuple[int, int], version: tuple[int, int], rows: Any) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.rows -= len(old[1][0])
+        self._entries[key] = (version, rows)
+        self.rows += len(rows[0])
+        while self.rows > self.max_rows and len(self._entries) > 1:
+            self.rows -= len(self._entries.popitem(last=False)[1][1][0])
+
+
 class HistoryService:
     """History of one monitor (raw checks, buckets, rolled-up hours), its uptime over windows,
     and incident pages."""
@@ -64,6 +98,7 @@ class HistoryService:
         self.raw_pages = {"memory": 0, "store": 0}
         self.hour_pages = {"memory": 0, "store": 0}
         self._refreshing: asyncio.Task[None] | None = None
+        self.hour_rows = HourRows()
 
     def version(self, monitor_id: int) -> tuple[int, int, int, int | None, int]:
         """Changes whenever a history answer of this monitor could: take it before a read, and
@@ -174,8 +209,28 @@ class HistoryService:
             return aggregate(*(np.zeros(0, dtype=np.int64),) * 3)
         rows = self.recent.rows(monitor_id, lo, hi)
         if rows is None:
+            rows = await self._closed_hour(monitor_id, lo, hi)
+        if rows is None:
             rows = await self.threads.read(self.store.raw_checks, monitor_id, lo, 2**62 if hi is None else hi)
         return aggregate(*rows)
+
+    async def _closed_hour(self, monitor_id: int, lo: int, hi: int | None
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The checks within [lo, hi] when they lie inside one rolled-up hour, from the whole
+        hour's checks read once and kept (``HourRows``): a range that starts inside an old
+        hour keeps starting inside it while its ``from`` moves (a time picker's "last 30
+        days"), and each read of it is a statement of its own. None for other ranges."""
+        _, late, generation, upto = self.store.history_version(monitor_id)
+        hour = lo // HOUR_US * HOUR_US
+        if hi is None or hi >= hour + HOUR_US or upto is None or hour + HOUR_US > upto:
+            return None
+        version = (late, generation)
+        rows = self.hour_rows.get((monitor_id, hour), version)
+        if rows is None:
+            rows = await self.threads.read(self.store.raw_checks, monitor_id, hour, hour + HOUR_US - 1)
+            self.hour_rows.put((monitor_id, hour), version, rows)
+        keep = (rows[0] >= lo) & (rows[0] <= hi)
+        return rows[0][keep], rows[1][keep], rows[2][keep]
 
     def refresh_hours(self) -> None:
         """Bring the rolled-up hours in memory up to the store's (in the background, once)."""
@@ -195,6 +250,7 @@ class HistoryService:
     def stats(self) -> dict[str, Any]:
         """Raw pages answered from memory and from the store, and what the memory holds."""
         return {"rawPages": dict(self.raw_pages), "hourPages": dict(self.hour_pages),
+                "hourRows": {"hits": self.hour_rows.hits, "reads": self.hour_rows.reads, "rows": self.hour_rows.rows},
                 "recentChecks": {"depth": self.recent.depth, "bytes": self.recent.nbytes},
                 "recentHours": {"hours": self.hours.hours, "bytes": self.hours.nbytes}}
 

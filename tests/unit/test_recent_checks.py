@@ -245,6 +245,9 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
 
             late = ResultBuffer(4)  # a late row in a rolled-up hour of ids[0] two days ago
             late.append(ids[0], now - 2 * 86400 * 10**6 + 1, False, 123_456_789, 500, 7)
+            # and one in the hour the month's range starts in (whose checks memory kept, ``HourRows``)
+            late.append(ids[0], month + 10**6, False, 98_765_432, 500, 7)
+            assert history.hour_rows.rows > 0
             await threads.write(store.ingest, late.flush())
             await same(ids[0], month, None, 1000)
             await same(ids[0], now - 86400 * 10**6, None, 10)  # (the stale hour is outside: memory)
@@ -252,9 +255,12 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
             await threads.write(store.rollup, time.time_ns() // 1000)  # recomputes it: a new generation
             await same(ids[0], month, None, 1000)  # (memory behind the store: from the store, and a refill)
             await history._refreshing
-            await same(ids[0], month, None, 1000)
-            await same(ids[1], month, None, 1000)
-            assert history.hour_pages == {"memory": 17, "store": 2}
+            hits = history.hour_rows.hits
+            await same(ids[0], month, None, 1000)  # (the first hour's checks read again: a late row came)
+            await same(ids[1], month, None, 1000)  # (read again too: a late row anywhere drops them all)
+            await same(ids[1], month, None, 1000)  # (kept)
+            assert history.hour_rows.hits == hits + 1
+            assert history.hour_pages == {"memory": 18, "store": 2}
             upto = store.rollup_upto_us
             await threads.write(store.rollup, now + 2 * hour)  # the newest hours close: memory extends
             await same(ids[1], month, None, 1000)
@@ -262,7 +268,7 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
             assert history.hours.upto == store.rollup_upto_us > upto
             await same(ids[1], month, None, 1000)
             await same(ids[0], None, None, 24)
-            assert history.hour_pages == {"memory": 19, "store": 3}
+            assert history.hour_pages == {"memory": 20, "store": 3}
         finally:
             await threads.write(store.close)
             threads.shutdown()
