@@ -204,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how long history is kept: raw checks, hourly and daily rollups, e.g. "
                             "raw=90d,hourly=2y,daily=forever (the defaults); tiers not named keep their setting, "
                             "which is kept across restarts (change it while running: xuptime retention --set)")
+    serve.add_argument("--history-memory", type=int, default=256, metavar="MB",
+                       help="memory for each monitor's newest checks and last month of hours, which answer "
+                            "history pages without a database read (default 256; half each; 0 turns it off; "
+                            "past what it holds, pages are read from the database)")
     serve.add_argument("--alert-retry-base", type=float, default=2.0, metavar="SECONDS",
                        help="first retry of a failed notification after this long, doubling each time (default 2)")
     serve.add_argument("--body-timeout", type=float, default=30.0, metavar="SECONDS",
@@ -556,7 +560,8 @@ def _serve(ns: argparse.Namespace, data_dir: Path) -> int:
                           demo_monitors=ns.demo, max_inflight=ns.max_inflight, http_server=ns.http_server,
                           alert_retry_base=ns.alert_retry_base, deny_private=ns.deny_private_targets,
                           public_url=ns.public_url, flap_changes=ns.flap_changes, flap_window_s=ns.flap_window,
-                          keep_alive_s=ns.keep_alive, retention=ns.retention)
+                          keep_alive_s=ns.keep_alive, retention=ns.retention,
+                          history_memory=max(0, ns.history_memory) << 20)
     if not 1 <= ns.keep_alive <= 3600:
         raise CommandError("--keep-alive must be 1 to 3600 seconds")
     if ns.retention is not None:

@@ -15,13 +15,40 @@ from libc.stdint cimport int8_t, int16_t, int32_t, int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
-import msgspec
-
 cdef extern from "Python.h":
     char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* ptype) except NULL
     int Py_DTSF_ADD_DOT_0
 
-_encode = msgspec.json.encode
+
+cdef bytes json_string(str text):
+    """``text`` as a JSON string, quotes included (UTF-8; control characters, quotes and
+    backslashes escaped; a lone surrogate replaced)."""
+    cdef bytes raw = text.encode("utf-8", "replace")
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i, at = 1
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, n * 6 + 2)
+    cdef char* o = PyBytes_AS_STRING(out)
+    cdef unsigned char c
+    o[0] = 34
+    for i in range(n):
+        c = s[i]
+        if c == 34 or c == 92:
+            o[at] = 92
+            o[at + 1] = <char>c
+            at += 2
+        elif c < 32:
+            o[at] = 92
+            o[at + 1] = 117  # u
+            o[at + 2] = 48
+            o[at + 3] = 48
+            o[at + 4] = <char>(48 + c // 16)
+            o[at + 5] = <char>(c % 16 + (48 if c % 16 < 10 else 87))
+            at += 6
+        else:
+            o[at] = <char>c
+            at += 1
+    o[at] = 34
+    return out[:at + 1]
 
 
 cdef inline Py_ssize_t put(char* out, const char* text) noexcept:
@@ -155,7 +182,7 @@ def raw_items(const int64_t[:] ts, const int8_t[:] ok, const int64_t[:] latency,
     if not (ok.shape[0] == latency.shape[0] == status.shape[0] == dns.shape[0] == connect.shape[0]
             == tls.shape[0] == ttfb.shape[0] == len(errors) == n):
         raise ValueError("columns of different lengths")
-    encoded = [None if e is None else _encode(e) for e in errors]
+    encoded = [None if e is None else json_string(e) for e in errors]
     for e in encoded:
         if e is not None:
             size += PyBytes_GET_SIZE(e)
@@ -197,16 +224,29 @@ def raw_items(const int64_t[:] ts, const int8_t[:] ok, const int64_t[:] latency,
         free(out)
 
 
-cdef Py_ssize_t put_ratio(char* out, int64_t part, int64_t whole):
+# ratios by (part, whole): an hour's uptime repeats from hour to hour (137 of 138...), and the
+# shortest repr of a double costs far more than a lookup
+_ratios: dict = {}
+
+
+cdef Py_ssize_t put_ratio(char* out, int64_t part, int64_t whole) except -1:
     """``part / whole`` as Python's ``repr`` of the float (shortest that reads back)."""
     if part == whole:
         return put(out, b"1.0")
     if part == 0:
         return put(out, b"0.0")
-    cdef char* text = PyOS_double_to_string(<double>part / <double>whole, b"r", 0, Py_DTSF_ADD_DOT_0, NULL)
-    cdef Py_ssize_t n = put(out, text)
-    PyMem_Free(text)
-    return n
+    key = (part, whole)
+    cdef bytes known = _ratios.get(key)
+    cdef char* text
+    if known is None:
+        text = PyOS_double_to_string(<double>part / <double>whole, b"r", 0, Py_DTSF_ADD_DOT_0, NULL)
+        known = <bytes>text
+        PyMem_Free(text)
+        if len(_ratios) >= 65536:
+            _ratios.clear()
+        _ratios[key] = known
+    memcpy(out, PyBytes_AS_STRING(known), PyBytes_GET_SIZE(known))
+    return PyBytes_GET_SIZE(known)
 
 
 def hour_items(const int64_t[:] start, const int64_t[:] checks, const int64_t[:] up, const int64_t[:] latency_sum,

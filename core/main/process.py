@@ -52,7 +52,8 @@ class ServeProcess:
                  max_inflight: int = 0, http_server: str = "uvicorn", alert_retry_base: float = 2.0,
                  deny_private: bool = False, public_url: str | None = None,
                  flap_changes: int = FLAP_CHANGES, flap_window_s: int = FLAP_WINDOW_S,
-                 keep_alive_s: float = 75.0, retention: str | None = None) -> None:
+                 keep_alive_s: float = 75.0, retention: str | None = None,
+                 history_memory: int = 256 << 20) -> None:
         self.data_dir = Path(data_dir)
         #: The dashboard's address as users reach it (behind a proxy): links in notifications.
         self.public_url = public_url.rstrip("/") if public_url else None
@@ -66,6 +67,8 @@ class ServeProcess:
         self.http = HttpHost(http_server, keep_alive_s)
         #: ``serve --retention`` (tiers named there change; the others stay as kept), or None.
         self.retention = retention
+        #: ``serve --history-memory`` in bytes: the budget of the history pages' memory.
+        self.history_memory = history_memory
         self.alert_retry_base = alert_retry_base
         #: Refuse monitors (and channels) of private, loopback and link-local targets.
         self.deny_private = deny_private
@@ -103,7 +106,7 @@ class ServeProcess:
             await threads.write(demo.ensure_monitors, store, demo_target.base_url)
         monitors = await threads.write(store.list_monitors)
 
-        catalog = Catalog()
+        catalog = Catalog(history_memory=self.history_memory)
         alerts: Dispatcher | None = None
         ingest = Ingest(store, threads, catalog, wake_alerts=lambda: alerts.wake() if alerts is not None else None)
         engine = Engine(self.workers, ingest.put, max_inflight=self.max_inflight, deny_private=self.deny_private)

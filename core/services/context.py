@@ -232,9 +232,12 @@ class DormantEngine:
 class Catalog:
     """The read model kept beside the engine's monitor set: each account's monitor ids in
     order, each monitor's timestamps, push and agent tokens, every account's channels, and each
-    monitor's newest check."""
+    monitor's newest check.
 
-    def __init__(self) -> None:
+    ``history_memory`` (bytes) is shared by the newest checks and the rolled-up hours that
+    answer history pages (half each)."""
+
+    def __init__(self, history_memory: int = 256 << 20) -> None:
         self.account_ids: dict[int, list[int]] = {}
         #: monitor id -> when it was created and changed, and since when it has its status.
         self.times: dict[int, MonitorTimes] = {}
@@ -245,9 +248,9 @@ class Catalog:
         #: Each monitor's recent checks and hourly counts (heartbeat bars, 24 h uptime).
         self.recent = RecentWindow()
         #: Each monitor's newest checks in full (raw history pages without a statement).
-        self.recent_checks = RecentChecks()
+        self.recent_checks = RecentChecks(history_memory // 2)
         #: Each monitor's rolled-up hours of the last month (hour buckets without a statement).
-        self.recent_hours = RecentHours()
+        self.recent_hours = RecentHours(history_memory // 2)
         #: Status changes for open pages.
         self.live = LiveFeed()
         #: Bumped whenever a monitor's status may have changed, or a monitor came or went

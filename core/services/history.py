@@ -51,21 +51,24 @@ def _upper(end: int | None, before: int | None) -> int | None:
     return end if before is None else before - 1 if end is None else min(end, before - 1)
 
 
+BLOCK_HOURS = 6
+
+
 class HourRows:
-    """The checks of some closed hours, by ``(monitor id, hour)``, each kept with the store's
-    ``(late rows, rollup generation)`` counters it was read at and served only while they
-    stand: a closed hour's checks change only by a late row (which moves the first) or a
-    purge of a deleted monitor (whose history is never asked again). Least recently used hours
-    go beyond ``max_rows`` checks in all."""
+    """The checks of some blocks of closed hours, by ``(monitor id, block start)``, each kept
+    with the store's ``(late rows, rollup generation)`` counters it was read at (and the
+    block's end) and served only while they stand: a closed hour's checks change only by a
+    late row (which moves the first) or a purge of a deleted monitor (whose history is never
+    asked again). Least recently used blocks go beyond ``max_rows`` checks in all."""
 
     def __init__(self, max_rows: int = 1 << 21) -> None:
         self.max_rows = max_rows
         self.rows = 0
         self.hits = self.reads = 0
-        self._entries: collections.OrderedDict[tuple[int, int], tuple[tuple[int, int], Any]] = \
+        self._entries: collections.OrderedDict[tuple[int, int], tuple[tuple[int, int, int], Any]] = \
             collections.OrderedDict()
 
-    def get(self, key: tuple[int, int], version: tuple[int, int]) -> Any:
+    def get(self, key: tuple[int, int], version: tuple[int, int, int]) -> Any:
         entry = self._entries.get(key)
         if entry is None or entry[0] != version:
             self.reads += 1
@@ -74,7 +77,7 @@ class HourRows:
         self.hits += 1
         return entry[1]
 
-    def put(self, key: tuple[int, int], version: tuple[int, int], rows: Any) -> None:
+    def put(self, key: tuple[int, int], version: tuple[int, int, int], rows: Any) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
             self.rows -= len(old[1][0])
@@ -216,19 +219,21 @@ class HistoryService:
 
     async def _closed_hour(self, monitor_id: int, lo: int, hi: int | None
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The checks within [lo, hi] when they lie inside one rolled-up hour, from the whole
-        hour's checks read once and kept (``HourRows``): a range that starts inside an old
-        hour keeps starting inside it while its ``from`` moves (a time picker's "last 30
-        days"), and each read of it is a statement of its own. None for other ranges."""
+        """The checks within [lo, hi] when they lie inside one block of ``BLOCK_HOURS``
+        rolled-up hours, from the block's checks read once and kept (``HourRows``): a range
+        that starts inside an old hour keeps starting inside it, then inside the next ones,
+        while its ``from`` moves (a time picker's "last 30 days"), and each read is a
+        statement of its own whatever it returns. None for other ranges."""
         _, late, generation, upto = self.store.history_version(monitor_id)
-        hour = lo // HOUR_US * HOUR_US
-        if hi is None or hi >= hour + HOUR_US or upto is None or hour + HOUR_US > upto:
+        block = lo // (BLOCK_HOURS * HOUR_US) * (BLOCK_HOURS * HOUR_US)
+        end = None if upto is None else min(block + BLOCK_HOURS * HOUR_US, upto)  # (closed hours only)
+        if hi is None or end is None or hi >= end:
             return None
-        version = (late, generation)
-        rows = self.hour_rows.get((monitor_id, hour), version)
+        version = (late, generation, end)
+        rows = self.hour_rows.get((monitor_id, block), version)
         if rows is None:
-            rows = await self.threads.read(self.store.raw_checks, monitor_id, hour, hour + HOUR_US - 1)
-            self.hour_rows.put((monitor_id, hour), version, rows)
+            rows = await self.threads.read(self.store.raw_checks, monitor_id, block, end - 1)
+            self.hour_rows.put((monitor_id, block), version, rows)
         keep = (rows[0] >= lo) & (rows[0] <= hi)
         return rows[0][keep], rows[1][keep], rows[2][keep]
 

@@ -106,8 +106,7 @@ class RecentHours:
             self.fit(int(ids.max()))
         if start <= upto - self.hours * HOUR_US or self.upto is None or start != self.upto \
                 or generation != self.generation:
-            for array in (self._checks, self._up, self._sum, self._min, self._max, self._q):
-                array[...] = 0
+            self._alloc(self._size)  # (fresh zeros: pages no row lands in are never touched)
             start = max(start, upto - self.hours * HOUR_US)
         else:
             slots = [h % self.hours for h in range(start // HOUR_US, upto // HOUR_US)]
