@@ -13,7 +13,7 @@ from cpython.mem cimport PyMem_Free
 from libc.math cimport llround, round
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, strlen
 
 cdef extern from "Python.h":
     char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* ptype) except NULL
@@ -52,11 +52,9 @@ cdef bytes json_string(str text):
 
 
 cdef inline Py_ssize_t put(char* out, const char* text) noexcept:
-    cdef Py_ssize_t n = 0
-    while text[n]:
-        out[n] = text[n]
-        n += 1
-    return n
+    cdef size_t n = strlen(text)
+    memcpy(out, text, n)
+    return <Py_ssize_t>n
 
 
 cdef inline Py_ssize_t put_int(char* out, int64_t value) noexcept:
@@ -113,18 +111,14 @@ cdef inline Py_ssize_t put_two(char* out, int value) noexcept:
     return 2
 
 
-cdef Py_ssize_t put_iso(char* out, int64_t ts_us) noexcept:
-    """``"2026-12-01T17:30:11.042Z"`` (quotes included): UTC, milliseconds truncated."""
-    cdef int64_t seconds = ts_us // 1000000
-    if ts_us % 1000000 < 0:
-        seconds -= 1
-    cdef int64_t ms = (ts_us - seconds * 1000000) // 1000
-    cdef int64_t days = seconds // 86400
-    cdef int64_t rest = seconds - days * 86400
-    if rest < 0:
-        days -= 1
-        rest += 86400
-    # civil date from days since 1970-01-01 (proleptic Gregorian, H. Hinnant's algorithm)
+cdef char _date[32]
+cdef Py_ssize_t _date_len = 0
+cdef int64_t _date_days = -2**62
+
+
+cdef Py_ssize_t put_date(char* out, int64_t days) noexcept:
+    """``YYYY-MM-DD`` of a day number since 1970-01-01 (proleptic Gregorian, H. Hinnant's
+    civil-from-days)."""
     cdef int64_t z = days + 719468
     cdef int64_t era = (z if z >= 0 else z - 146096) // 146097
     cdef int64_t doe = z - era * 146097
@@ -136,8 +130,7 @@ cdef Py_ssize_t put_iso(char* out, int64_t ts_us) noexcept:
     cdef int64_t m = mp + 3 if mp < 10 else mp - 9
     if m <= 2:
         y += 1
-    cdef Py_ssize_t i = 1
-    out[0] = 34
+    cdef Py_ssize_t i = 0
     if 0 <= y <= 9999:
         i += put_two(out + i, <int>(y // 100))
         i += put_two(out + i, <int>(y % 100))
@@ -149,6 +142,28 @@ cdef Py_ssize_t put_iso(char* out, int64_t ts_us) noexcept:
     out[i] = 45
     i += 1
     i += put_two(out + i, <int>d)
+    return i
+
+
+cdef Py_ssize_t put_iso(char* out, int64_t ts_us) noexcept:
+    """``"2026-12-01T17:30:11.042Z"`` (quotes included): UTC, milliseconds truncated."""
+    global _date_len, _date_days
+    cdef int64_t seconds = ts_us // 1000000
+    if ts_us % 1000000 < 0:
+        seconds -= 1
+    cdef int64_t ms = (ts_us - seconds * 1000000) // 1000
+    cdef int64_t days = seconds // 86400
+    cdef int64_t rest = seconds - days * 86400
+    if rest < 0:
+        days -= 1
+        rest += 86400
+    cdef Py_ssize_t i = 1
+    out[0] = 34
+    if days != _date_days:  # (answers run through consecutive hours: a day's date is made once)
+        _date_len = put_date(_date, days)
+        _date_days = days
+    memcpy(out + 1, _date, _date_len)
+    i += _date_len
     out[i] = 84  # T
     i += 1
     i += put_two(out + i, <int>(rest // 3600))

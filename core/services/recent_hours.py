@@ -146,23 +146,29 @@ class RecentHours:
 
 
 def aggregate(ts: np.ndarray, ok: np.ndarray, latency: np.ndarray) -> dict[str, np.ndarray]:
-    """Checks (``ts`` µs, ``ok``, ``latency`` µs) as hour buckets, newest first, in the columns
-    of ``RecentHours.rolled``: the sums, extremes and percentiles the store computes
-    (``quantile_cont``: ``lo + (hi - lo) * fraction`` between the two nearest ranks)."""
-    hour = np.asarray(ts, dtype=np.int64) // HOUR_US * HOUR_US
+    """Checks (``ts`` µs, ``ok``, ``latency`` µs, at most 2**32 - 1) as hour buckets, newest
+    first, in the columns of ``RecentHours.rolled``: the sums, extremes and percentiles the
+    store computes (``quantile_cont``: ``lo + (hi - lo) * fraction`` between the two nearest
+    ranks). A few numpy calls whatever the number of hours (this runs per history page)."""
+    if not len(ts):
+        return {k: v.copy() for k, v in _EMPTY.items()}
+    hour = np.asarray(ts, dtype=np.int64) // HOUR_US
     latency = np.asarray(latency, dtype=np.int64)
-    order = np.lexsort((latency, -hour))  # newest hour first, latencies ascending within it
+    # one sort: newest hour first, latencies ascending within it
+    order = np.argsort(((hour.max() - hour) << 32) | latency, kind="stable")
     hour, latency, ok = hour[order], latency[order], np.asarray(ok, dtype=np.int64)[order]
-    starts = np.flatnonzero(np.r_[True, hour[1:] != hour[:-1]]) if len(hour) else np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, hour[1:] != hour[:-1]])
     counts = np.diff(np.r_[starts, len(hour)])
-    out = {"hour": hour[starts], "checks": counts.astype(np.int64),
-           "up": np.add.reduceat(ok, starts) if len(hour) else np.zeros(0, dtype=np.int64),
-           "latency_sum": np.add.reduceat(latency, starts) if len(hour) else np.zeros(0, dtype=np.int64),
-           "latency_min": latency[starts], "latency_max": latency[starts + counts - 1]}
-    for name, q in zip(("p50", "p95", "p99"), _QS, strict=True):
-        rank = (counts - 1).astype(np.float64) * q
-        below = np.floor(rank)
-        lo = latency[starts + below.astype(np.int64)].astype(np.float64)
-        hi = latency[starts + np.ceil(rank).astype(np.int64)].astype(np.float64)
-        out[name] = np.where(below == rank, lo, lo + (hi - lo) * (rank - below))
-    return out
+    rank = (counts - 1)[:, None].astype(np.float64) * _Q[None, :]
+    below = np.floor(rank)
+    lo = latency[starts[:, None] + below.astype(np.int64)].astype(np.float64)
+    hi = latency[starts[:, None] + np.ceil(rank).astype(np.int64)].astype(np.float64)
+    q = np.where(below == rank, lo, lo + (hi - lo) * (rank - below))
+    return {"hour": hour[starts] * HOUR_US, "checks": counts, "up": np.add.reduceat(ok, starts),
+            "latency_sum": np.add.reduceat(latency, starts), "latency_min": latency[starts],
+            "latency_max": latency[starts + counts - 1], "p50": q[:, 0], "p95": q[:, 1], "p99": q[:, 2]}
+
+
+_Q = np.array(_QS)
+_EMPTY = {k: np.zeros(0, dtype=np.float64 if k[0] == "p" else np.int64)
+          for k in ("hour", "checks", "up", "latency_sum", "latency_min", "latency_max", "p50", "p95", "p99")}
