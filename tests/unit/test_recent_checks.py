@@ -4,6 +4,9 @@ rings cannot answer exactly is left to the store."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -11,9 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from core.models import parse_monitor
 from core.models.retention import Retention
+from core.services import DormantEngine, Services, StoreThreads
 from core.services.recent_checks import MIN_DEPTH, ROW_BYTES, RecentChecks
-from core.storage.duckdb import DuckDBStore
+from core.storage.duckdb import READERS, DuckDBStore
 from core.storage.duckdb.history import HOUR_JSON, RAW_JSON
 from ext import ResultBuffer
 from ext._history import hour_items, raw_items
@@ -138,17 +143,27 @@ def test_the_rings_turn_off_below_a_page_and_start_covers_only_what_was_loaded()
     assert not tail.on and tail.page(5, 1000, None, 10) is None
 
 
+def restarted(data_dir: Path, body: Callable[[Services, DuckDBStore, StoreThreads], Awaitable[None]]) -> None:
+    """``body`` over the services of a server started on ``data_dir`` (its monitors loaded)."""
+    async def main() -> None:
+        threads = StoreThreads(READERS)
+        store = await threads.write(DuckDBStore, data_dir)
+        try:
+            monitors = await threads.read(store.list_monitors)
+            services = Services.build(store, threads, DormantEngine(monitors))
+            await services.load(monitors)
+            await body(services, store, threads)
+        finally:
+            await threads.write(store.close)
+            threads.shutdown()
+
+    asyncio.run(main())
+
+
 def test_a_restarted_server_answers_the_newest_pages_from_memory(tmp_path: Path) -> None:
     """At start the services read each monitor's newest checks back into memory: the newest
     pages come from there, equal to the store's, and a page reaching back past what was read
     comes from the store."""
-    import asyncio
-    import time
-
-    from core.models import parse_monitor
-    from core.services import DormantEngine, Services, StoreThreads
-    from core.storage.duckdb import READERS
-
     now = time.time_ns() // 1000
     store = DuckDBStore(tmp_path)
     ids = [store.create_monitor(parse_monitor({"name": f"m{k}", "type": "http", "url": "http://h/"})).id
@@ -161,29 +176,20 @@ def test_a_restarted_server_answers_the_newest_pages_from_memory(tmp_path: Path)
     store.ingest(buf.flush())
     store.close()
 
-    async def main() -> None:
-        threads = StoreThreads(READERS)
-        store = await threads.write(DuckDBStore, tmp_path)
-        try:
-            monitors = await threads.read(store.list_monitors)
-            services = Services.build(store, threads, DormantEngine(monitors))
-            await services.load(monitors)
-            assert services.history.stats()["recentChecks"]["depth"] == 1024
-            old = now - 21 * 86400 * 1_000_000
-            for mid in ids:
-                for start, limit in [(None, 100), (None, 1), (old, 1000)]:
-                    items, oldest, more = await services.history.raw_json(1, mid, start, None, None, limit)
-                    rows, more2 = await threads.read(store.history_raw_json, mid, start, None, None, limit)
-                    assert msgspec.json.decode(b"[" + items + b"]") == [msgspec.json.decode(r[1]) for r in rows]
-                    assert (oldest, more) == (rows[-1][0], more2) and len(rows) == min(limit, 324)
-            # the newest pages from memory; the one reaching 21 days back (past what start read: 11 days
-            # of checks at the last day's rate) from the store
-            assert services.history.raw_pages == {"memory": 6, "store": 3}
-        finally:
-            await threads.write(store.close)
-            threads.shutdown()
+    async def main(services: Services, store: DuckDBStore, threads: StoreThreads) -> None:
+        assert services.history.stats()["recentChecks"]["depth"] == 1024
+        old = now - 21 * 86400 * 1_000_000
+        for mid in ids:
+            for start, limit in [(None, 100), (None, 1), (old, 1000)]:
+                items, oldest, more = await services.history.raw_json(1, mid, start, None, None, limit)
+                rows, more2 = await threads.read(store.history_raw_json, mid, start, None, None, limit)
+                assert msgspec.json.decode(b"[" + items + b"]") == [msgspec.json.decode(r[1]) for r in rows]
+                assert (oldest, more) == (rows[-1][0], more2) and len(rows) == min(limit, 324)
+        # the newest pages from memory; the one reaching 21 days back (past what start read: 11 days
+        # of checks at the last day's rate) from the store
+        assert services.history.raw_pages == {"memory": 6, "store": 3}
 
-    asyncio.run(main())
+    restarted(tmp_path, main)
 
 
 def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
@@ -192,13 +198,6 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
     answer: aligned and unaligned ranges, the open hours, pages and cursors; a late row sends
     the pages that hold its hour to the store until the rollup recomputes it, and the memory
     follows the recomputed hour."""
-    import asyncio
-    import time
-
-    from core.models import parse_monitor
-    from core.services import DormantEngine, Services, StoreThreads
-    from core.storage.duckdb import READERS
-
     hour = 3_600_000_000
     now = time.time_ns() // 1000
     store = DuckDBStore(tmp_path)
@@ -214,63 +213,54 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
     store.rollup(now)
     store.close()
 
-    async def main() -> None:
-        threads = StoreThreads(READERS)
-        store = await threads.write(DuckDBStore, tmp_path)
-        try:
-            monitors = await threads.read(store.list_monitors)
-            services = Services.build(store, threads, DormantEngine(monitors))
-            await services.load(monitors)
-            history = services.history
+    async def main(services: Services, store: DuckDBStore, threads: StoreThreads) -> None:
+        history = services.history
 
-            async def same(mid: int, start: int | None, end: int | None, limit: int,
-                           before: int | None = None) -> tuple[int | None, bool]:
-                items, oldest, more = await history.hours_json(1, mid, start, end, before, limit)
-                rows, more2 = await threads.read(store.history_hours_json, mid, start, end, before, limit)
-                assert msgspec.json.decode(b"[" + items + b"]") == [msgspec.json.decode(r[1]) for r in rows]
-                assert (oldest, more) == ((rows[-1][0] if rows else None), more2)
-                return oldest, more
+        async def same(mid: int, start: int | None, end: int | None, limit: int,
+                       before: int | None = None) -> tuple[int | None, bool]:
+            items, oldest, more = await history.hours_json(1, mid, start, end, before, limit)
+            rows, more2 = await threads.read(store.history_hours_json, mid, start, end, before, limit)
+            assert msgspec.json.decode(b"[" + items + b"]") == [msgspec.json.decode(r[1]) for r in rows]
+            assert (oldest, more) == ((rows[-1][0] if rows else None), more2)
+            return oldest, more
 
-            month = now - 30 * 86400 * 10**6
-            for mid in ids:
-                await same(mid, month, None, 1000)  # unaligned: the first hour in part, from the store
-                await same(mid, month // hour * hour, None, 1000)
-                await same(mid, None, None, 24)
-                await same(mid, month + 7 * 10**6, now - 5 * 86400 * 10**6 + 17, 100)  # ends inside an old hour
-                await same(mid, now - 20 * 60 * 10**6, None, 10)  # inside the open hour only
-                oldest, more = await same(mid, month, None, 300)
-                assert more
-                await same(mid, month, None, 300, before=oldest)  # the next page, by its cursor
-            assert history.hour_pages == {"memory": 14, "store": 0}
+        month = now - 30 * 86400 * 10**6
+        for mid in ids:
+            await same(mid, month, None, 1000)  # unaligned: the first hour in part, from the store
+            await same(mid, month // hour * hour, None, 1000)
+            await same(mid, None, None, 24)
+            await same(mid, month + 7 * 10**6, now - 5 * 86400 * 10**6 + 17, 100)  # ends inside an old hour
+            await same(mid, now - 20 * 60 * 10**6, None, 10)  # inside the open hour only
+            oldest, more = await same(mid, month, None, 300)
+            assert more
+            await same(mid, month, None, 300, before=oldest)  # the next page, by its cursor
+        assert history.hour_pages == {"memory": 14, "store": 0}
 
-            late = ResultBuffer(4)  # a late row in a rolled-up hour of ids[0] two days ago
-            late.append(ids[0], now - 2 * 86400 * 10**6 + 1, False, 123_456_789, 500, 7)
-            # and one in the hour the month's range starts in (whose checks memory kept, ``HourRows``)
-            late.append(ids[0], month + 10**6, False, 98_765_432, 500, 7)
-            assert history.hour_rows.rows > 0
-            await threads.write(store.ingest, late.flush())
-            await same(ids[0], month, None, 1000)
-            await same(ids[0], now - 86400 * 10**6, None, 10)  # (the stale hour is outside: memory)
-            assert history.hour_pages == {"memory": 15, "store": 1}
-            await threads.write(store.rollup, time.time_ns() // 1000)  # recomputes it: a new generation
-            await same(ids[0], month, None, 1000)  # (memory behind the store: from the store, and a refill)
-            await history._refreshing
-            hits = history.hour_rows.hits
-            await same(ids[0], month, None, 1000)  # (the first hour's checks read again: a late row came)
-            await same(ids[1], month, None, 1000)  # (read again too: a late row anywhere drops them all)
-            await same(ids[1], month, None, 1000)  # (kept)
-            assert history.hour_rows.hits == hits + 1
-            assert history.hour_pages == {"memory": 18, "store": 2}
-            upto = store.rollup_upto_us
-            await threads.write(store.rollup, now + 2 * hour)  # the newest hours close: memory extends
-            await same(ids[1], month, None, 1000)
-            await history._refreshing
-            assert history.hours.upto == store.rollup_upto_us > upto
-            await same(ids[1], month, None, 1000)
-            await same(ids[0], None, None, 24)
-            assert history.hour_pages == {"memory": 20, "store": 3}
-        finally:
-            await threads.write(store.close)
-            threads.shutdown()
+        late = ResultBuffer(4)  # a late row in a rolled-up hour of ids[0] two days ago
+        late.append(ids[0], now - 2 * 86400 * 10**6 + 1, False, 123_456_789, 500, 7)
+        # and one in the hour the month's range starts in (whose checks memory kept, ``HourRows``)
+        late.append(ids[0], month + 10**6, False, 98_765_432, 500, 7)
+        assert history.hour_rows.rows > 0
+        await threads.write(store.ingest, late.flush())
+        await same(ids[0], month, None, 1000)
+        await same(ids[0], now - 86400 * 10**6, None, 10)  # (the stale hour is outside: memory)
+        assert history.hour_pages == {"memory": 15, "store": 1}
+        await threads.write(store.rollup, time.time_ns() // 1000)  # recomputes it: a new generation
+        await same(ids[0], month, None, 1000)  # (memory behind the store: from the store, and a refill)
+        await history._refreshing
+        hits = history.hour_rows.hits
+        await same(ids[0], month, None, 1000)  # (the first hour's checks read again: a late row came)
+        await same(ids[1], month, None, 1000)  # (read again too: a late row anywhere drops them all)
+        await same(ids[1], month, None, 1000)  # (kept)
+        assert history.hour_rows.hits == hits + 1
+        assert history.hour_pages == {"memory": 18, "store": 2}
+        upto = store.rollup_upto_us
+        await threads.write(store.rollup, now + 2 * hour)  # the newest hours close: memory extends
+        await same(ids[1], month, None, 1000)
+        await history._refreshing
+        assert history.hours.upto == store.rollup_upto_us > upto
+        await same(ids[1], month, None, 1000)
+        await same(ids[0], None, None, 24)
+        assert history.hour_pages == {"memory": 20, "store": 3}
 
-    asyncio.run(main())
+    restarted(tmp_path, main)
