@@ -13,7 +13,10 @@ connections, on:
 
 - ``trivial``: ``GET /api/v1/account/usage`` (authenticated and counted, no database);
 - ``hourly``: 1 h buckets over 30 days (``interval=1h&limit=1000&from=...``);
-- ``raw``: the newest 100 raw checks (``limit=100&from=...``).
+- ``raw``: the newest 100 raw checks (``limit=100&from=...``);
+- ``again`` (32 connections only): ``hourly`` once more, each ``from`` a second later than in
+  its run at 32 connections: new answers, over what that run left in memory (the checks of the
+  first hours, read in blocks of 6 hours: a time picker refreshing its range).
 
 Every history request asks about another monitor with a ``from`` one second later than the
 last (``bench/moving_monitor.lua``), and no run repeats another's questions: every answer is
@@ -108,30 +111,35 @@ def main() -> None:
             run: dict[str, Any] = {"rows": rows, "file_bytes": size, **{k: round(v, 1) for k, v in timings.items()}}
             with serving(data_dir, workdir) as (base, key):
                 env_ids = ",".join(map(str, ids))
-                for name, path in (("trivial", "/api/v1/account/usage"),
-                                   ("hourly", "/api/v1/monitors/MON/history?interval=1h&limit=1000&from=FROM"),
-                                   ("raw", "/api/v1/monitors/MON/history?limit=100&from=FROM")):
-                    for connections in (1, 32):
-                        label = f"{name}_c{connections}"
-                        log(f"{rows:,} rows: wrk {label}")
-                        stats = control_request(data_dir, "stats")
-                        before, pages = stats["historyCache"], {"raw": stats["rawPages"], "hourly": stats["hourPages"]}
-                        kept = stats["hourRows"]
-                        result = wrk(base, key, seconds, connections, lua,
-                                     {"XUPTIME_SINCE": str(next(offsets)), "XUPTIME_PATH": path,
-                                      "XUPTIME_IDS": env_ids})
-                        stats = control_request(data_dir, "stats")
-                        result["hit_rate"] = _hit_rate(before, stats["historyCache"])["hit_rate"]
-                        # pages answered from memory (``RecentChecks``, ``RecentHours``) and from the store
-                        now = {"raw": stats["rawPages"], "hourly": stats["hourPages"]}
-                        result["pages"] = {k: now[name][k] - pages[name][k] for k in ("memory", "store")} \
-                            if name in now else None
-                        # the first hour's checks of a range that starts inside one: kept or read
-                        result["hour_rows"] = {k: stats["hourRows"][k] - kept[k] for k in ("hits", "reads")}
-                        problems = failures(f"{rows} {label}", result)
-                        if problems:
-                            raise SystemExit("bench.history: " + "; ".join(problems))
-                        run[label] = result
+                hours = "/api/v1/monitors/MON/history?interval=1h&limit=1000&from=FROM"
+                sinces: dict[str, int] = {}
+                # (``again``: the hourly run at 32 clients once more, each ``from`` a second
+                # later than there: new answers, over the blocks of first hours the run kept)
+                plan = [(name, path, c) for name, path in (("trivial", "/api/v1/account/usage"), ("hourly", hours),
+                                                           ("raw", "/api/v1/monitors/MON/history?limit=100&from=FROM"))
+                        for c in (1, 32)] + [("again", hours, 32)]
+                for name, path, connections in plan:
+                    label = f"{name}_c{connections}"
+                    log(f"{rows:,} rows: wrk {label}")
+                    since = sinces["hourly_c32"] + 1 if name == "again" else next(offsets)
+                    sinces[label] = since
+                    stats = control_request(data_dir, "stats")
+                    # pages answered from memory (``RecentChecks``, ``RecentHours``) and from the store
+                    source = {"raw": "rawPages", "hourly": "hourPages", "again": "hourPages"}.get(name)
+                    before, pages = stats["historyCache"], stats[source] if source else None
+                    kept = stats["hourRows"]
+                    result = wrk(base, key, seconds, connections, lua,
+                                 {"XUPTIME_SINCE": str(since), "XUPTIME_PATH": path,
+                                  "XUPTIME_IDS": env_ids})
+                    stats = control_request(data_dir, "stats")
+                    result["hit_rate"] = _hit_rate(before, stats["historyCache"])["hit_rate"]
+                    result["pages"] = {k: stats[source][k] - pages[k] for k in ("memory", "store")} if source else None
+                    # the first hour's checks of a range that starts inside one: kept or read
+                    result["hour_rows"] = {k: stats["hourRows"][k] - kept[k] for k in ("hits", "reads")}
+                    problems = failures(f"{rows} {label}", result)
+                    if problems:
+                        raise SystemExit("bench.history: " + "; ".join(problems))
+                    run[label] = result
             runs.append(run)
     print(f"\nbench.history on {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
           f"duckdb {_dist_version('duckdb')}, litestar {_dist_version('litestar')}; {MONITORS} monitors, "
@@ -139,16 +147,19 @@ def main() -> None:
     print(f"{'rows':>12} {'question':>8} {'c1 p50':>8} {'c1 p99':>8} {'c32 p50':>8} {'c32 p99':>8} {'c32 req/s':>10} "
           f"{'÷ trivial p99':>13} {'÷ trivial req/s':>15}")
     for run in runs:
-        for name in ("trivial", "hourly", "raw"):
-            c1, c32, trivial = run[f"{name}_c1"], run[f"{name}_c32"], run["trivial_c32"]
+        for name in ("trivial", "hourly", "raw", "again"):
+            c1, c32, trivial = run.get(f"{name}_c1", {"p50": float("nan"), "p99": float("nan")}), run[f"{name}_c32"], \
+                run["trivial_c32"]
             print(f"{run['rows']:12,} {name:>8} {c1['p50']:8.2f} {c1['p99']:8.2f} {c32['p50']:8.2f} "
                   f"{c32['p99']:8.2f} {c32['rps']:10,.0f} {c32['p99'] / trivial['p99']:13.2f} "
                   f"{c32['rps'] / trivial['rps']:15.3f}")
         for name in ("hourly", "raw"):
             memory, store = (sum(run[f"{name}_c{c}"]["pages"][k] for c in (1, 32)) for k in ("memory", "store"))
             print(f"{'':12} {name} pages from memory: {memory:,}, from the store: {store:,}")
-        hits, reads = (sum(run[f"hourly_c{c}"]["hour_rows"][k] for c in (1, 32)) for k in ("hits", "reads"))
-        print(f"{'':12} hourly: the hour a range starts in, checks kept {hits:,} times, read {reads:,} times")
+        for label in ("hourly_c1", "hourly_c32", "again_c32"):
+            kept = run[label]["hour_rows"]
+            print(f"{'':12} {label}: the hour a range starts in, checks kept {kept['hits']:,} times, "
+                  f"read {kept['reads']:,} times")
         print(f"{'':12} file {run['file_bytes'] / 2**20:.0f} MiB ({run['file_bytes'] / run['rows']:.2f} B/check); "
               f"write {run['write_s']} s, rollup {run['rollup_s']} s, upkeep {run['upkeep_s']} s")
     if len(runs) > 1:
