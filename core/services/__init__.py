@@ -86,9 +86,10 @@ class Services:
                    catalog=catalog)
 
     async def _load_recent_checks(self, ids: list[int], now_us: int) -> None:
-        """Each monitor's newest checks into memory, read back over as many hours as about
-        twice the rings' depth of checks takes at the last day's rate (1 h to 31 days): the
-        rows read stay near twice what the rings hold, however busy the server."""
+        """Each monitor's newest checks into memory, read back over as long as about twice the
+        rings' depth of checks takes at the last day's rate (a minute to 31 days): the rows
+        read stay near twice what the rings hold (``2 * budget / ROW_BYTES``), however busy
+        the server."""
         tail = self.catalog.recent_checks
         if not ids:
             return
@@ -96,7 +97,7 @@ class Services:
         if not tail.on:
             return
         per_hour = max(1.0, self.catalog.recent.checks_per_hour())
-        hours = min(31 * 24.0, max(1.0, 2 * len(ids) * tail.depth / per_hour))
+        hours = min(31 * 24.0, max(1 / 60, 2 * len(ids) * tail.depth / per_hour))
         from_us = now_us - int(hours * 3600 * 10**6)
         tail.cover_from(ids, from_us)
         # (a row more than the rings hold: the oldest leaves again, moving the cover past it)
