@@ -52,6 +52,8 @@ def _upper(end: int | None, before: int | None) -> int | None:
 
 
 BLOCK_HOURS = 6
+# (``RecentHours.rolled``'s columns, in ``hour_items``'s order: int64 but the percentiles)
+_HOUR_COLUMNS = ("hour", "checks", "up", "latency_sum", "latency_min", "latency_max", "p50", "p95", "p99")
 
 
 class HourRows:
@@ -192,15 +194,22 @@ class HistoryService:
                 return None  # hours older than memory holds
             for r in older:
                 parts.append(await self._raw_hours(monitor_id, r, raw_floor))
-        columns = {k: np.concatenate([p[k] for p in parts])[:limit + 1] for k in parts[0]}
-        more = len(columns["hour"]) > limit
-        columns = {k: v[:limit] for k, v in columns.items()}
-        if not len(columns["hour"]):
-            return b"", None, False
-        items = hour_items(*(np.ascontiguousarray(columns[k], dtype=np.float64 if k[0] == "p" else np.int64)
-                             for k in ("hour", "checks", "up", "latency_sum", "latency_min", "latency_max",
-                                       "p50", "p95", "p99")))
-        return items, int(columns["hour"][-1]), more
+        # each part encoded as it is (newest first, one after the other), up to ``limit`` buckets
+        items: list[bytes] = []
+        taken, oldest, more = 0, None, False
+        for part in parts:
+            held = len(part["hour"])
+            if not held:
+                continue
+            if taken == limit:
+                more = True
+                break
+            take = min(held, limit - taken)
+            items.append(hour_items(*(part[k][:take] for k in _HOUR_COLUMNS)))
+            taken, oldest, more = taken + take, int(part["hour"][take - 1]), take < held
+            if more:
+                break
+        return b",".join(items), oldest, more
 
     async def _raw_hours(self, monitor_id: int, bounds: tuple[int | None, int | None], raw_floor: int | None
                          ) -> dict[str, Any]:
