@@ -104,6 +104,8 @@ class RecentHours:
         ids = np.asarray(rows["monitor_id"], dtype=np.int64)
         if len(ids):
             self.fit(int(ids.max()))
+            if not self.on:  # (too many monitors for the budget: off from now on)
+                return
         if start <= upto - self.hours * HOUR_US or self.upto is None or start != self.upto \
                 or generation != self.generation:
             self._alloc(self._size)  # (fresh zeros: pages no row lands in are never touched)

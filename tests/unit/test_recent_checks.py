@@ -18,6 +18,7 @@ from core.models import parse_monitor
 from core.models.retention import Retention
 from core.services import DormantEngine, Services, StoreThreads
 from core.services.recent_checks import MIN_DEPTH, ROW_BYTES, RecentChecks
+from core.services.recent_hours import HOUR_BYTES, HOUR_US, RecentHours
 from core.storage.duckdb import READERS, DuckDBStore
 from core.storage.duckdb.history import HOUR_JSON, RAW_JSON
 from ext import ResultBuffer
@@ -141,6 +142,15 @@ def test_the_rings_turn_off_below_a_page_and_start_covers_only_what_was_loaded()
     assert tail.page(5, 1000, None, 10)[1:] == (2000, False)  # the range starts at the cover: exact
     tail.add(np.array([5000]), *one[1:])  # ids up to 5000: 200 * 1024 / 8192 = 25 rows, too few
     assert not tail.on and tail.page(5, 1000, None, 10) is None
+
+    hours = RecentHours(budget=100 * 1024 * HOUR_BYTES)  # a hundred hours for ids below 1024
+    row = {"monitor_id": np.array([5]), "hour": np.array([99 * HOUR_US]), "checks": np.array([3]),
+           "up": np.array([3]), "latency_sum": np.array([300]), "latency_min": np.array([90]),
+           "latency_max": np.array([110]), "p50": np.array([100.0]), "p95": np.array([109.0]), "p99": np.array([109.8])}
+    hours.fill(row, 0, 100 * HOUR_US, 0)
+    assert hours.current(100 * HOUR_US, 0) and list(hours.rolled(5, None, 100 * HOUR_US)[0]["checks"]) == [3]
+    hours.fill({**row, "monitor_id": np.array([5000])}, 100 * HOUR_US, 101 * HOUR_US, 0)  # too many: off
+    assert not hours.on and not hours.current(101 * HOUR_US, 0) and hours.rolled(5, None, 100 * HOUR_US) is None
 
 
 def restarted(data_dir: Path, body: Callable[[Services, DuckDBStore, StoreThreads], Awaitable[None]]) -> None:
