@@ -21,7 +21,7 @@ from core.services.access import Actor, account_of
 from core.services.context import StoreThreads
 from core.services.errors import Forbidden, Invalid
 from core.services.monitors import MonitorService
-from core.services.recent_hours import HOUR_US, aggregate
+from core.storage.rollups import HOUR_COLUMNS, HOUR_US, hour_columns
 from ext._history import hour_items
 
 if TYPE_CHECKING:
@@ -52,8 +52,6 @@ def _upper(end: int | None, before: int | None) -> int | None:
 
 
 BLOCK_HOURS = 6
-# (``RecentHours.rolled``'s columns, in ``hour_items``'s order: int64 but the percentiles)
-_HOUR_COLUMNS = ("hour", "checks", "up", "latency_sum", "latency_min", "latency_max", "p50", "p95", "p99")
 
 
 class HourRows:
@@ -205,7 +203,7 @@ class HistoryService:
                 more = True
                 break
             take = min(held, limit - taken)
-            items.append(hour_items(*(part[k][:take] for k in _HOUR_COLUMNS)))
+            items.append(hour_items(*(part[k][:take] for k in HOUR_COLUMNS)))
             taken, oldest, more = taken + take, int(part["hour"][take - 1]), take < held
             if more:
                 break
@@ -218,13 +216,13 @@ class HistoryService:
         lo, hi = _later(bounds[0], raw_floor), bounds[1]
         lo = -2**62 if lo is None else lo
         if hi is not None and hi < lo:
-            return aggregate(*(np.zeros(0, dtype=np.int64),) * 3)
+            return hour_columns(*(np.zeros(0, dtype=np.int64),) * 3)
         rows = self.recent.rows(monitor_id, lo, hi)
         if rows is None:
             rows = await self._closed_hour(monitor_id, lo, hi)
         if rows is None:
             rows = await self.threads.read(self.store.raw_checks, monitor_id, lo, 2**62 if hi is None else hi)
-        return aggregate(*rows)
+        return hour_columns(*rows)
 
     async def _closed_hour(self, monitor_id: int, lo: int, hi: int | None
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BUDGET", "HOUR_BYTES", "HOUR_US", "MAX_HOURS", "MIN_HOURS", "RecentHours", "aggregate"]
+from core.storage.rollups import HOUR_US
 
-HOUR_US = 3600 * 10**6
+__all__ = ["BUDGET", "HOUR_BYTES", "HOUR_US", "MAX_HOURS", "MIN_HOURS", "RecentHours"]
+
 BUDGET = 128 << 20
 MAX_HOURS = 32 * 24
 MIN_HOURS = 48
 HOUR_BYTES = 56  # checks 4, up 4, latency sum, min, max 8 each, three percentiles 8 each
-_QS = (0.5, 0.95, 0.99)
 
 
 class RecentHours:
@@ -145,32 +145,3 @@ class RecentHours:
                 "up": self._up[m, slots].astype(np.int64), "latency_sum": self._sum[m, slots],
                 "latency_min": self._min[m, slots], "latency_max": self._max[m, slots],
                 "p50": self._q[0, m, slots], "p95": self._q[1, m, slots], "p99": self._q[2, m, slots]}, first
-
-
-def aggregate(ts: np.ndarray, ok: np.ndarray, latency: np.ndarray) -> dict[str, np.ndarray]:
-    """Checks (``ts`` µs, ``ok``, ``latency`` µs, at most 2**32 - 1) as hour buckets, newest
-    first, in the columns of ``RecentHours.rolled``: the sums, extremes and percentiles the
-    store computes (``quantile_cont``: ``lo + (hi - lo) * fraction`` between the two nearest
-    ranks). A few numpy calls whatever the number of hours (this runs per history page)."""
-    if not len(ts):
-        return {k: v.copy() for k, v in _EMPTY.items()}
-    hour = np.asarray(ts, dtype=np.int64) // HOUR_US
-    latency = np.asarray(latency, dtype=np.int64)
-    # one sort: newest hour first, latencies ascending within it
-    order = np.argsort(((hour.max() - hour) << 32) | latency, kind="stable")
-    hour, latency, ok = hour[order], latency[order], np.asarray(ok, dtype=np.int64)[order]
-    starts = np.flatnonzero(np.r_[True, hour[1:] != hour[:-1]])
-    counts = np.diff(np.r_[starts, len(hour)])
-    rank = (counts - 1)[:, None].astype(np.float64) * _Q[None, :]
-    below = np.floor(rank)
-    lo = latency[starts[:, None] + below.astype(np.int64)].astype(np.float64)
-    hi = latency[starts[:, None] + np.ceil(rank).astype(np.int64)].astype(np.float64)
-    q = np.where(below == rank, lo, lo + (hi - lo) * (rank - below))
-    return {"hour": hour[starts] * HOUR_US, "checks": counts, "up": np.add.reduceat(ok, starts),
-            "latency_sum": np.add.reduceat(latency, starts), "latency_min": latency[starts],
-            "latency_max": latency[starts + counts - 1], "p50": q[:, 0], "p95": q[:, 1], "p99": q[:, 2]}
-
-
-_Q = np.array(_QS)
-_EMPTY = {k: np.zeros(0, dtype=np.float64 if k[0] == "p" else np.int64)
-          for k in ("hour", "checks", "up", "latency_sum", "latency_min", "latency_max", "p50", "p95", "p99")}

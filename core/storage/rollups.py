@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["HOUR_US", "QUANTILES", "aggregate_hours", "bin_of", "bin_sql", "hour_aggregate_sql",
-           "merge_percentiles"]
+__all__ = ["HOUR_COLUMNS", "HOUR_US", "QUANTILES", "aggregate_hours", "bin_of", "bin_sql", "hour_aggregate_sql",
+           "hour_columns", "merge_percentiles"]
 
 HOUR_US = 3600 * 10**6
 QUANTILES = (0.5, 0.95, 0.99)
@@ -77,37 +77,57 @@ def merge_percentiles(hists: Iterable[tuple[Sequence[int], Sequence[int]]], lo: 
     return out
 
 
+#: The columns of ``hour_columns`` (``checks_hourly``'s, less monitor and histogram).
+HOUR_COLUMNS = ("hour", "checks", "up", "latency_sum", "latency_min", "latency_max", "p50", "p95", "p99")
+
+
+def hour_columns(ts_us: np.ndarray, ok: np.ndarray, latency_us: np.ndarray) -> dict[str, np.ndarray]:
+    """One monitor's raw checks as the rows of ``hour_aggregate_sql`` (without monitor and
+    histogram), newest hour first, column by column (``HOUR_COLUMNS``; hours in µs, int64 but
+    the float64 percentiles): a few numpy calls whatever the number of hours."""
+    if len(ts_us) == 0:
+        return {k: np.zeros(0, dtype=np.float64 if k[0] == "p" else np.int64) for k in HOUR_COLUMNS}
+    return _hour_groups(ts_us, ok, latency_us)[0]
+
+
+def _hour_groups(ts_us: np.ndarray, ok: np.ndarray, latency_us: np.ndarray
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """``hour_columns`` of at least one check, and the latencies sorted as it grouped them
+    (newest hour first, ascending within an hour) with each hour's start and count in them.
+    Percentiles interpolate like ``quantile_cont``: ``below + (rank - k) * (above - below)``."""
+    hour = np.asarray(ts_us, dtype=np.int64) // HOUR_US * HOUR_US
+    lat = np.asarray(latency_us, dtype=np.int64)
+    order = np.lexsort((lat, -hour))
+    hour, lat, up = hour[order], lat[order], np.asarray(ok, dtype=np.int64)[order]
+    starts = np.flatnonzero(np.r_[True, hour[1:] != hour[:-1]])
+    counts = np.diff(np.r_[starts, len(hour)]).astype(np.int64)
+    last = starts + counts - 1
+    rank = (counts - 1)[:, None] * np.asarray(QUANTILES)[None, :]
+    k = np.floor(rank).astype(np.int64)
+    below = lat[starts[:, None] + k].astype(np.float64)
+    above = lat[np.minimum(starts[:, None] + k + 1, last[:, None])].astype(np.float64)
+    q = below + (rank - k) * (above - below)
+    columns = {"hour": hour[starts], "checks": counts, "up": np.add.reduceat(up, starts),
+               "latency_sum": np.add.reduceat(lat, starts), "latency_min": lat[starts], "latency_max": lat[last],
+               "p50": q[:, 0], "p95": q[:, 1], "p99": q[:, 2]}
+    return columns, lat, starts, counts
+
+
 def aggregate_hours(ts_us: np.ndarray, ok: np.ndarray, latency_us: np.ndarray, *,
                     with_hist: bool) -> list[tuple]:
-    """The rows of ``hour_aggregate_sql`` (without monitor_id) for one monitor's raw checks,
-    computed in numpy: (hour µs, checks, up, latency sum, min, max, p50, p95, p99, hist bins,
-    hist counts), oldest first. Percentiles interpolate like ``quantile_cont``."""
+    """``hour_columns`` as rows, newest first: (hour µs, checks, up, latency sum, min, max,
+    p50, p95, p99, hist bins, hist counts); the histogram only ``with_hist``."""
     if len(ts_us) == 0:
         return []
-    hour = ts_us // HOUR_US * HOUR_US
-    order = np.lexsort((latency_us, hour))
-    hour, lat, up = hour[order], latency_us[order].astype(np.int64), ok[order].astype(np.int64)
-    starts = np.flatnonzero(np.r_[True, hour[1:] != hour[:-1]])
-    counts = np.diff(np.r_[starts, len(hour)])
-    last = starts + counts - 1
-    quantiles = []
-    for q in QUANTILES:
-        rank = q * (counts - 1)
-        k = np.floor(rank).astype(np.int64)
-        below = lat[starts + k].astype(np.float64)
-        above = lat[np.minimum(starts + k + 1, last)].astype(np.float64)
-        quantiles.append(below + (rank - k) * (above - below))
+    columns, lat, starts, counts = _hour_groups(ts_us, ok, latency_us)
     hists: list[tuple[list[int], list[int]] | tuple[None, None]] = [(None, None)] * len(starts)
     if with_hist:
         group = np.repeat(np.arange(len(starts)), counts)
         keys, n = np.unique(group * 65536 + bin_of(lat), return_counts=True)
         cuts = np.searchsorted(keys // 65536, np.arange(1, len(starts)))
         hists = [(b.tolist(), c.tolist()) for b, c in zip(np.split(keys % 65536, cuts), np.split(n, cuts), strict=True)]
-    sums, ups = np.add.reduceat(lat, starts), np.add.reduceat(up, starts)
-    return [(int(hour[s]), int(c), int(u), int(total), int(lat[s]), int(lat[e]), float(p50), float(p95), float(p99),
-             h[0], h[1])
-            for s, e, c, u, total, p50, p95, p99, h in zip(starts, last, counts, ups, sums, *quantiles, hists,
-                                                            strict=True)]
+    return [(*row, *hist) for row, hist in zip(zip(*(columns[k].tolist() for k in HOUR_COLUMNS), strict=True), hists,
+                                                 strict=True)]
 
 
 def hour_aggregate_sql(where: str) -> str:
