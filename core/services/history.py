@@ -153,11 +153,11 @@ class HistoryService:
     async def _hours_from_memory(self, monitor_id: int, lo: int | None, hi: int | None, limit: int
                                  ) -> JsonPage | None:
         """The store's ``history_hours_json`` answer, assembled as the store splits it
-        (``_split``): whole rolled-up hours [a, b) from ``RecentHours``, the rest (the hours
-        not rolled up yet, the part of an hour a range starts or ends in) aggregated from
-        ``RecentChecks``, or read from the store when not there. None when memory cannot make
-        it exact: the rolled-up hours in memory are behind the store's, a stale hour is in the
-        range, or older hours than memory holds are needed."""
+        (``split_hours``): whole rolled-up hours [a, b) from ``RecentHours``, the rest (the
+        hours not rolled up yet, the part of an hour a range starts or ends in) aggregated
+        from ``RecentChecks``, or read from the store when not there. None when memory cannot
+        make it exact: the rolled-up hours in memory are behind the store's, a stale hour is
+        in the range, or older hours than memory holds are needed."""
         _, _, generation, upto = self.store.history_version(monitor_id)
         if not self.hours.current(upto, generation):
             self.refresh_hours()
@@ -166,22 +166,17 @@ class HistoryService:
         now = time.time_ns() // 1000
         lo = _later(lo, self.store.floor_us("hourly", now))
         raw_floor = self.store.floor_us("raw", now)
-        a = None if lo is None else -(-lo // HOUR_US) * HOUR_US
-        b = upto if hi is None else min(upto, (hi + 1) // HOUR_US * HOUR_US)
+        split, ranges = self.store.split_hours(lo, hi)  # (raw ranges newest first)
         parts: list[dict[str, Any]] = []
-        if a is not None and a >= b:
-            ranges: list[tuple[int | None, int | None]] = [(lo, hi)]
-            first = None
-        else:
-            if any((a is None or h >= a) and h < b for h in self.store.stale_hours()):
+        first = a = None
+        if split is not None:
+            a, b, stale = split
+            if stale or b > upto:  # (a stale hour is read raw; the rollup moved on meanwhile)
                 return None
-            ranges = [(b, hi)]
             got = self.hours.rolled(monitor_id, a, b)
             if got is None:
                 return None
             rolled, first = got
-            if lo is not None and lo < a:  # type: ignore[operator]
-                ranges.append((lo, a - 1))  # type: ignore[operator]
         newest, older = ranges[0], ranges[1:]
         part = await self._raw_hours(monitor_id, newest, raw_floor)
         parts.append(part)

@@ -220,7 +220,8 @@ class HistoryStore:
             hours = self._hours(cur, monitor_id, from_us, hi, limit + 1, with_hist=False)
         return hours[:limit], len(hours) > limit
 
-    def _split(self, lo: int | None, hi: int | None) -> tuple[tuple[int | None, int, list[int]] | None, list[tuple]]:
+    def split_hours(self, lo: int | None, hi: int | None
+                    ) -> tuple[tuple[int | None, int, list[int]] | None, list[tuple]]:
         """Split [lo, hi] (µs, inclusive, None = open) into whole rolled-up hours ``[a, b)`` less
         the stale ones, and the raw ranges that complete it. A rolled-up hour that a late row
         has landed in is stale until ``rollup`` recomputes it and is read raw, so reads are
@@ -267,7 +268,7 @@ class HistoryStore:
         now = time.time_ns() // 1000
         lo = _later(lo, self.floor_us("hourly", now))  # type: ignore[attr-defined]
         raw_floor = self.floor_us("raw", now)  # type: ignore[attr-defined]
-        rolled, raw = self._split(lo, hi)
+        rolled, raw = self.split_hours(lo, hi)
         branches, params = [], []
         for start, end in raw:
             start = _later(start, raw_floor)
@@ -311,7 +312,7 @@ class HistoryStore:
             for label, seconds in windows:
                 start = _later(now_us - seconds * 1_000_000, hourly_floor)
                 checks = up = 0
-                rolled, raw = self._split(start, None)
+                rolled, raw = self.split_hours(start, None)
                 for lo, hi in raw:
                     row = cur.execute(
                         "SELECT count(*), count(*) FILTER (WHERE ok) FROM checks WHERE monitor_id = ?"
@@ -396,12 +397,6 @@ class HistoryStore:
     def _reading_numpy(self, sql: str) -> dict:
         with self._reading() as cur:
             return cur.execute(sql).fetchnumpy()
-
-    def stale_hours(self) -> list[int]:
-        """Rolled-up hours (µs) a late row has landed in since they were rolled up: until the
-        rollup recomputes them, ``checks_hourly`` is not their answer."""
-        with self._rollup_lock:
-            return sorted(self._dirty)
 
     def _has_maintenance(self) -> bool:
         """(An older file opened read-only has no ``maintenance_checks`` yet.)"""
