@@ -73,10 +73,6 @@ class RecentChecks:
         return self.depth > 0
 
     def fit(self, top: int) -> None:
-        """Make room for monitor ids up to ``top`` (at start: sizes the rings at once)."""
-        self._fit(top)
-
-    def _fit(self, top: int) -> None:
         """Make room for monitor ids up to ``top`` (new ids: monitors whose every check will
         come through ``add``), shrinking the rings to stay within the budget."""
         if top < self._size or not self.on:
@@ -127,8 +123,8 @@ class RecentChecks:
         """At start, for the monitors the store holds: their rows before ``ts_us`` are not
         here (those from then on are loaded by ``add``)."""
         ids = np.asarray(ids, dtype=np.int64)
-        if self.on and len(ids):
-            self._fit(int(ids.max()))
+        if len(ids):
+            self.fit(int(ids.max()))
         if self.on and len(ids):
             self._cover[ids] = np.maximum(self._cover[ids], ts_us)
 
@@ -146,7 +142,7 @@ class RecentChecks:
         if not self.on or not len(ids):
             return
         ids = np.asarray(ids, dtype=np.int64)
-        self._fit(int(ids.max()))
+        self.fit(int(ids.max()))
         if not self.on:
             return
         ts = np.asarray(ts, dtype=np.int64)
