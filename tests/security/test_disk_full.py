@@ -64,11 +64,11 @@ def test_a_full_disk_keeps_results_and_refuses_writes_clearly(small_disk: Path) 
         key = cli(data_dir, "keys", "create").stdout.splitlines()[-1]
         wait_for(lambda: _status(data_dir)["rowsWritten"] >= 80, 20, "results written")
         stat = os.statvfs(small_disk)
-        with open(filler, "wb") as out, contextlib.suppress(OSError):  # every byte left
+        # Unbuffered: a buffered file would hold the bytes the disk refused and raise again on close.
+        with open(filler, "wb", buffering=0) as out, contextlib.suppress(OSError):  # every byte left
             out.write(bytes(stat.f_bavail * stat.f_frsize))
             while True:
                 out.write(bytes(65536))
-                out.flush()
         wait_for(lambda: _status(data_dir)["rowsSpilled"] >= 80, 30, "results waiting in memory")
 
         def refused() -> bool:
