@@ -234,9 +234,7 @@ class Ingest:
         for t in transitions:
             self.engine.set_status(t.monitor_id, t.new)
             since = iso_seconds(t.ts_us)
-            found = times.get(t.monitor_id)
-            if found is not None:
-                found.status_since = since
+            times.status_changed(t.monitor_id, t.ts_us)
             monitor = monitors.get(t.monitor_id)
             if monitor is None:
                 continue

@@ -79,7 +79,7 @@ class MonitorService:
     # reads ---------------------------------------------------------------------------------
     async def get(self, actor: Actor, monitor_id: int) -> Found:
         """The monitor (with its live status) and its timestamps."""
-        return self.require(account_of(actor), monitor_id), self.catalog.times.get(monitor_id, _NO_TIMES)
+        return self.require(account_of(actor), monitor_id), self.catalog.times.get(monitor_id) or _NO_TIMES
 
     def require(self, account_id: int, monitor_id: int) -> Monitor:
         """The live monitor, or ``NotFound``."""
@@ -103,7 +103,7 @@ class MonitorService:
         start = bisect.bisect_right(ids, after_id)
         chosen = ids[start:start + limit + 1]
         times = self.catalog.times
-        page = [(monitors[i], times.get(i, _NO_TIMES)) for i in chosen[:limit] if i in monitors]
+        page = [(monitors[i], times.get(i) or _NO_TIMES) for i in chosen[:limit] if i in monitors]
         return page, len(ids), len(chosen) > limit
 
     def stats(self) -> dict[str, Any]:
@@ -270,7 +270,7 @@ class MonitorService:
         live = self.catalog.live
         self.catalog.generation += 1
         for monitor, times in created:
-            self.catalog.times[monitor.id] = times
+            self.catalog.times.put(monitor.id, times)
             self.catalog.add(monitor)
             live.publish(monitor.account_id, {"event": "created", "id": monitor.id, "status": monitor.status})
         await self.engine.upsert_many([monitor for monitor, _ in created])
@@ -281,7 +281,7 @@ class MonitorService:
         live = self.catalog.live
         self.catalog.generation += 1
         for monitor, times in stored:
-            self.catalog.times[monitor.id] = times
+            self.catalog.times.put(monitor.id, times)
             live.publish(monitor.account_id, {"event": "status", "id": monitor.id, "status": monitor.status,
                                               "since": times.status_since})
         await self.engine.upsert_many([monitor for monitor, _ in stored])

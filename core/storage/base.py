@@ -11,7 +11,7 @@ is skipped and logged, never a failed start.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.models import (
     Account,
@@ -31,6 +31,9 @@ from core.models import (
 )
 from core.models.agents import AgentReport
 from core.models.retention import Retention
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["Store"]
 
@@ -59,7 +62,7 @@ class Store(Protocol):
     def update_monitors(self, changes: list[tuple[Monitor, bool]]) -> list[Found | None]: ...
     def delete_monitor(self, monitor_id: int) -> bool: ...
     def list_monitors(self, account_id: int | None = None) -> list[Monitor]: ...
-    def monitor_times(self) -> dict[int, MonitorTimes]: ...
+    def monitor_times(self) -> dict[str, np.ndarray]: ...
     # accounts and keys
     def create_account(self, name: str, monthly_limit: int | None = None) -> Account: ...
     def get_account(self, name: str) -> Account | None: ...
