@@ -19,13 +19,16 @@ from core.models import Transition
 __all__ = ["MonitorState", "observe"]
 
 
+_STATUSES = {"pending": "pending", "up": "up", "down": "down"}
+
+
 class MonitorState:
     """The mutable per-monitor counters the machine needs between results."""
 
     __slots__ = ("failures", "status", "successes")
 
     def __init__(self, status: str = "pending") -> None:
-        self.status = status if status in ("pending", "up", "down") else "pending"
+        self.status = _STATUSES.get(status, "pending")  # (the literal: not a decoded copy a monitor)
         self.failures = 0
         self.successes = 0
 

@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from core.checkers import REGISTRY, CheckContext, Checker, Env, http
@@ -105,20 +106,75 @@ def phase_offset(monitor_id: int, interval_ms: int) -> int:
     return (monitor_id * 2654435761) % interval_ms
 
 
-class _Entry:
-    __slots__ = ("checker", "compiled", "due_ms", "interval_ms", "monitor", "origin", "prepared", "state", "timeout")
+_monitor_encoder = msgspec.msgpack.Encoder()
+_monitor_decoder = msgspec.msgpack.Decoder(Monitor)
+_shared_values: dict[float, float] = {}
 
-    def __init__(self, monitor: Monitor, checker: Checker) -> None:
-        self.monitor = monitor
+
+def _shared(value: float) -> float:
+    """One object per distinct interval or timeout (a few hundred at most in practice) instead
+    of one per monitor."""
+    if len(_shared_values) < 10_000:
+        return _shared_values.setdefault(value, value)
+    return value
+
+
+class _Entry:
+    """One monitor of the shard. ``state`` owns its live status. A monitor on the compiled
+    path is held only as the msgpack bytes it came in (``packed``) beside what its results
+    need (``retries``, ``recovery``): its ``Monitor`` and prepared spec are rebuilt when asked
+    for (an upsert replacing it, a hand-over to the general path). Holding both objects for
+    every monitor cost a worker about 1.2 KB a monitor; at a million monitors, a gigabyte."""
+
+    __slots__ = ("_monitor", "_prepared", "account_id", "checker", "compiled", "due_ms", "interval_ms", "origin",
+                 "packed", "paused", "recovery", "retries", "state", "timeout")
+
+    def __init__(self, monitor: Monitor, checker: Checker, packed: bytes | None = None) -> None:
+        self._monitor: Monitor | None = monitor
+        self.packed = packed
         self.checker = checker
-        self.prepared = checker.prepare(monitor if checker.next_due is not None else monitor.spec)
+        self.account_id = monitor.account_id
+        self._prepared: Any = checker.prepare(monitor if checker.next_due is not None else monitor.spec)
         self.state = MonitorState(monitor.status)
-        self.timeout = monitor.effective_timeout
-        self.interval_ms = monitor.interval * 1000
+        self.timeout = _shared(monitor.effective_timeout)
+        self.interval_ms = int(_shared(monitor.interval * 1000))
+        self.paused = monitor.paused
+        self.retries = monitor.retries
+        self.recovery = monitor.recovery_threshold
         self.compiled = False  # registered with the compiled HTTP engine
         self.origin: tuple[str, int, int] | None = None  # its origin there
         #: A timed monitor's armed deadline (monotonic ms), None while it is periodic.
         self.due_ms: int | None = None
+
+    @property
+    def monitor(self) -> Monitor:
+        """The monitor as last upserted, with its live status."""
+        monitor = self._monitor if self._monitor is not None else _monitor_decoder.decode(self.packed)
+        if not monitor.paused:
+            monitor.status = self.state.status
+        return monitor
+
+    @property
+    def prepared(self) -> Any:
+        """The prepared spec; rebuilt for each check of a compiled monitor that runs on the
+        general path (while its origin's address is being looked up), never kept."""
+        if self._prepared is not None:
+            return self._prepared
+        monitor = self.monitor
+        return self.checker.prepare(monitor if self.checker.next_due is not None else monitor.spec)
+
+    def hold(self) -> None:
+        """Keep the monitor and its prepared spec as objects (it left the compiled path)."""
+        if self._monitor is None:
+            self._monitor = _monitor_decoder.decode(self.packed)
+        if self._prepared is None:
+            self._prepared = self.prepared
+
+    def shed(self) -> None:
+        """Drop the objects the compiled path does not need (``packed`` rebuilds them)."""
+        if self.packed is None:
+            self.packed = _monitor_encoder.encode(self._monitor)
+        self._monitor = self._prepared = None
 
 
 class Scheduler:
@@ -193,32 +249,37 @@ class Scheduler:
         #: ``RESOLVE_AT_ONCE`` at a time (100k distinct hosts must not mean 100k lookups at once).
         self._origins: dict[tuple[str, int, int], int] = {}
         self._origin_users: dict[tuple[str, int, int], int] = {}
+        self._origin_keys: dict[tuple[str, int, int], tuple[str, int, int]] = {}
         self._named: set[tuple[str, int, int]] = set()
         self._resolve_queue: collections.deque[tuple[float, tuple[str, int, int]]] = collections.deque()
         self._resolving: dict[tuple[str, int, int], asyncio.Task[None]] = {}
 
     # monitor set -------------------------------------------------------------------------
-    def upsert(self, monitor: Monitor) -> None:
-        """Add or replace a monitor. A replaced monitor keeps its phase and state counters."""
-        entry = _Entry(monitor, REGISTRY[monitor.type])
+    def upsert(self, monitor: Monitor, packed: bytes | None = None) -> None:
+        """Add or replace a monitor (``packed``: its msgpack bytes, when the caller has them).
+        A replaced monitor keeps its phase and state counters."""
+        entry = _Entry(monitor, REGISTRY[monitor.type], packed)
         old = self.entries.get(monitor.id)
-        if old is not None and old.monitor.status == monitor.status:
+        if old is not None and ("paused" if old.paused else old.state.status) == monitor.status:
             entry.state = old.state
         self.entries[monitor.id] = entry
         if old is not None:
-            self._release(old)
+            self._release(monitor.id, old)
         if monitor.paused:
             self.wheel.cancel(monitor.id)
             return
         if entry.checker.next_due is not None:
-            if self._env is not None and (old is None or old.monitor.paused):
+            if self._env is not None and (old is None or old.paused):
                 self._env.watching[monitor.id] = self.clock.wall_us() / 1e6  # (new or resumed: watched from now)
             if self._arm(monitor.id, entry):
                 return
         if self.fast is not None and monitor.type == "http":
-            self._compile(entry)
-        old_interval = old.monitor.interval if old is not None and not old.monitor.paused else None
-        if old_interval == monitor.interval and monitor.id in self.wheel and old is not None and old.due_ms is None:
+            self._compile(monitor, entry)
+        if not entry.compiled:
+            entry.packed = None  # (held as objects: the bytes would be a second copy)
+        old_interval_ms = old.interval_ms if old is not None and not old.paused else None
+        if (old_interval_ms == entry.interval_ms and monitor.id in self.wheel and old is not None
+                and old.due_ms is None):
             return  # same cadence: keep the pending deadline
         self._schedule_periodic(monitor)
 
@@ -252,7 +313,7 @@ class Scheduler:
         once (``ok`` False: over a threshold, ``reason`` says which); ``forReports`` failures
         in a row make the monitor down. Re-arms the watch for its silence."""
         entry = self.entries.get(mid)
-        if self._env is None or entry is None or entry.monitor.type != "agent" or entry.monitor.paused:
+        if self._env is None or entry is None or entry.paused or entry.monitor.type != "agent":
             return
         env = self._env
         if ts > env.reports.get(mid, 0.0):
@@ -272,9 +333,9 @@ class Scheduler:
         entry = self.entries.get(mid)
         if self._env is None or entry is None or entry.monitor.type != "push":
             return
-        if ok or entry.monitor.paused:
+        if ok or entry.paused:
             self._env.pushes[mid] = (ts, ok, msg, ping_ms)
-            if ok and entry.state.status == "down" and not entry.monitor.paused:
+            if ok and entry.state.status == "down" and not entry.paused:
                 self._record_now(mid, entry, ts, True, ping_ms, ErrorCode.OK, None)  # a late job recovers now
             return
         if entry.due_ms is None:  # (a cron heartbeat keeps it: the run it answers is judged as down)
@@ -292,19 +353,18 @@ class Scheduler:
         latency_us = int(ping_ms * 1000) if ping_ms is not None and ping_ms >= 0 else 0
         self.checks += 1
         self.buffer.append(mid, ts_us, ok, latency_us, 0, int(code), -1, -1, -1, -1, error)
-        m = entry.monitor
-        transition = observe(entry.state, mid, ok, ts_us, retries, m.recovery_threshold, error)
+        transition = observe(entry.state, mid, ok, ts_us, retries, entry.recovery, error)
         if transition is not None:
-            m.status = transition.new
             self.transitions.append(transition)
 
-    def _compile(self, entry: _Entry) -> None:
+    def _compile(self, monitor: Monitor, entry: _Entry) -> None:
         spec = http.compiled_spec(entry.prepared)
         if spec is None:
             return
         host, port, request, table, expected, keep_alive, head, follow, max_body = spec
         # One origin (its idle connections) per account: accounts never share a connection.
-        key, literal = (host, port, entry.monitor.account_id), is_ip_literal(host)
+        key, literal = (host, port, monitor.account_id), is_ip_literal(host)
+        key = self._origin_keys.setdefault(key, key)  # (one tuple an origin, not one a monitor)
         origin = self._origins.get(key)
         if origin is None:
             origin = self._origins[key] = self.fast.origin(key)
@@ -315,19 +375,20 @@ class Scheduler:
             self._named.add(key)
             self._resolve_queue.appendleft((0.0, key))  # first lookups go first
         self._origin_users[key] = self._origin_users.get(key, 0) + 1
-        m = entry.monitor
-        self.fast.add(m.id, origin, request, table, expected, entry.timeout, keep_alive, head, follow, max_body,
-                      entry.interval_ms, phase_offset(m.id, entry.interval_ms))
-        self.fast.set_quiet(m.id, entry.state.status == "up" and not entry.state.failures)
+        mid = monitor.id
+        self.fast.add(mid, origin, request, table, expected, entry.timeout, keep_alive, head, follow, max_body,
+                      entry.interval_ms, phase_offset(mid, entry.interval_ms))
+        self.fast.set_quiet(mid, entry.state.status == "up" and not entry.state.failures)
         entry.compiled, entry.origin = True, key
+        entry.shed()
 
-    def _release(self, entry: _Entry) -> None:
+    def _release(self, mid: int, entry: _Entry) -> None:
         """Take a replaced or removed monitor off the compiled path; an origin no monitor uses
         is no longer looked up."""
         if not entry.compiled:
             return
         entry.compiled = False
-        self.fast.remove(entry.monitor.id)
+        self.fast.remove(mid)
         key = entry.origin
         if key is not None:
             users = self._origin_users.get(key, 1) - 1
@@ -335,6 +396,7 @@ class Scheduler:
                 self._origin_users[key] = users
             else:
                 self._origin_users.pop(key, None)
+                self._origin_keys.pop(key, None)
                 self._named.discard(key)
 
     def _resolve_due(self, now: float) -> None:
@@ -376,7 +438,7 @@ class Scheduler:
     def remove(self, monitor_id: int) -> None:
         old = self.entries.pop(monitor_id, None)
         if old is not None:
-            self._release(old)
+            self._release(monitor_id, old)
         self.wheel.cancel(monitor_id)
         job = self.inflight.pop(monitor_id, None)
         if job is not None:
@@ -396,7 +458,7 @@ class Scheduler:
         clock = self.clock
         self._env.now = lambda: clock.wall_us() / 1e6
         for mid, entry in self.entries.items():
-            if entry.checker.next_due is not None and not entry.monitor.paused and not self._arm(mid, entry):
+            if entry.checker.next_due is not None and not entry.paused and not self._arm(mid, entry):
                 self._schedule_periodic(entry.monitor)
         self._last_flush = loop.time()
         self._next_tick_at = loop.time()
@@ -530,7 +592,7 @@ class Scheduler:
         assert self._loop is not None and self._env is not None
         start = entry.checker.start
         if start is not None:  # the checker's callback fast path, when it can take this check
-            ctx = CheckContext(self._env, mid, entry.monitor.account_id)
+            ctx = CheckContext(self._env, mid, entry.account_id)
             ts_us = self.clock.wall_us()
             job = start(entry.prepared, ctx, functools.partial(self._finished, mid, entry, ts_us), entry.timeout)
             if job is not None:
@@ -556,7 +618,7 @@ class Scheduler:
 
     async def _run(self, mid: int, entry: _Entry) -> None:
         assert self._env is not None
-        ctx = CheckContext(self._env, mid, entry.monitor.account_id)
+        ctx = CheckContext(self._env, mid, entry.account_id)
         ts_us = self.clock.wall_us()
         task = self.inflight.get(mid)
         try:
@@ -576,7 +638,7 @@ class Scheduler:
             self._next_queued()
         if self.entries.get(mid) is not entry:
             return  # removed or replaced while running: its result no longer applies
-        if entry.due_ms is not None and not entry.monitor.paused:
+        if entry.due_ms is not None and not entry.paused:
             self._arm(mid, entry)  # (after the check: it moved what the next look depends on)
         if result is None:
             return
@@ -588,10 +650,8 @@ class Scheduler:
         if result.ok and state.status == "up" and not state.failures:
             state.successes += 1  # the common case, without a call: nothing can change
             return
-        m = entry.monitor
-        transition = observe(state, mid, result.ok, ts_us, m.retries, m.recovery_threshold, result.error)
+        transition = observe(state, mid, result.ok, ts_us, entry.retries, entry.recovery, result.error)
         if transition is not None:
-            m.status = transition.new
             self.transitions.append(transition)
 
     def _fast_done(self, count: int, notable: list[tuple[int, bool, int, str | None]]) -> None:
@@ -604,11 +664,9 @@ class Scheduler:
                 entry = self.entries.get(mid)
                 if entry is None:
                     continue
-                m = entry.monitor
                 state = entry.state
-                transition = observe(state, mid, ok, ts_us, m.retries, m.recovery_threshold, error)
+                transition = observe(state, mid, ok, ts_us, entry.retries, entry.recovery, error)
                 if transition is not None:
-                    m.status = transition.new
                     self.transitions.append(transition)
                 if entry.compiled:
                     self.fast.set_quiet(mid, state.status == "up" and not state.failures)
@@ -623,7 +681,8 @@ class Scheduler:
         try:
             entry = self.entries.get(mid)
             if entry is not None and self._loop is not None and mid not in self.inflight:
-                self._release(entry)
+                self._release(mid, entry)
+                entry.hold()
                 self.inflight[mid] = self._loop.create_task(self._run(mid, entry))
         except Exception:
             log.exception("handing a check to the general checker failed")

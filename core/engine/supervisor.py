@@ -174,7 +174,7 @@ class Engine:
         for i in range(0, len(mine), UPSERT_CHUNK):
             if handle.channel is None:
                 return
-            await handle.channel.send(Upsert(monitors=mine[i:i + UPSERT_CHUNK]))
+            await handle.channel.send(Upsert.of(mine[i:i + UPSERT_CHUNK]))
 
     # control -----------------------------------------------------------------------------
     def _owner(self, monitor_id: int) -> _WorkerHandle:
@@ -193,7 +193,7 @@ class Engine:
             handle = self.workers[shard]
             if handle.ready and handle.channel is not None:
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    await handle.channel.send(Upsert(monitors=batch))
+                    await handle.channel.send(Upsert.of(batch))
 
     async def delete(self, monitor_id: int) -> None:
         self.monitors.pop(monitor_id, None)

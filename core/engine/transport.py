@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 import msgspec
@@ -29,6 +30,8 @@ __all__ = [
 PROTOCOL_VERSION = 1
 MAX_FRAME = 256 * 1024 * 1024
 _HEADER = struct.Struct(">I")
+_monitor_encoder = msgspec.msgpack.Encoder()
+_monitor_decoder = msgspec.msgpack.Decoder(Monitor)
 
 
 class Frame(msgspec.Struct, tag_field="t", kw_only=True):
@@ -42,7 +45,19 @@ class Hello(Frame, tag="hello"):
 
 
 class Upsert(Frame, tag="upsert"):
-    monitors: list[Monitor]
+    """Monitors to add or replace, each its own msgpack document: a worker keeps a compiled
+    monitor as the bytes it came in (``decoded`` gives both)."""
+
+    monitors: list[msgspec.Raw]
+
+    @classmethod
+    def of(cls, monitors: Iterable[Monitor]) -> Upsert:
+        return cls(monitors=[msgspec.Raw(_monitor_encoder.encode(m)) for m in monitors])
+
+    def decoded(self) -> Iterator[tuple[Monitor, bytes]]:
+        for raw in self.monitors:
+            packed = bytes(raw)  # (a copy: the frame's buffer is not kept alive by it)
+            yield _monitor_decoder.decode(packed), packed
 
 
 class Delete(Frame, tag="delete"):

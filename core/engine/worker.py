@@ -126,9 +126,9 @@ class Worker:
                 log.info("main process went away; exiting")
                 return
             if isinstance(frame, Upsert):
-                for monitor in frame.monitors:
+                for monitor, packed in frame.decoded():
                     try:
-                        self.scheduler.upsert(monitor)
+                        self.scheduler.upsert(monitor, packed)
                     except Exception:
                         log.exception("cannot schedule monitor %d", monitor.id)
                 # Monitors live long: move them out of the collector's sight so that its

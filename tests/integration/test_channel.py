@@ -72,7 +72,7 @@ def test_the_worker_runs_over_any_channel() -> None:
             assert isinstance(hello, Hello) and hello.shards == 1
             monitor = parse_monitor({"name": "over a queue", "type": "http", "url": peer.url(), "interval": 1})
             monitor.id = 7
-            await main_end.send(Upsert(monitors=[monitor]))
+            await main_end.send(Upsert.of([monitor]))
             rows = 0
             while rows < 2:
                 frame = await asyncio.wait_for(main_end.recv(), 10)

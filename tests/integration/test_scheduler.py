@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 import numpy as np
 import uvloop
 
@@ -215,7 +216,8 @@ def test_retries_and_recovery_threshold_on_the_compiled_path() -> None:
         status, handle = _switch()
         seen = []
         async with Peer(handle) as peer:
-            s.upsert(monitor(1, peer.url(), interval=60, retries=2, recoveryThreshold=3, keepAlive=True))
+            given = monitor(1, peer.url(), interval=60, retries=2, recoveryThreshold=3, keepAlive=True)
+            s.upsert(given)
             s.wheel.cancel(1)  # checks start when this test says, not on the wheel
             s.start(asyncio.get_running_loop())
             for code, _ in _STEPS:
@@ -225,6 +227,8 @@ def test_retries_and_recovery_threshold_on_the_compiled_path() -> None:
                     await asyncio.sleep(0.002)
                 seen.append(s.entries[1].monitor.status)
             assert s.fast.takes(1) and peer.connections == 1  # all of it on the compiled path
+            # (held as the bytes it came in: the monitor given, with its live status)
+            assert msgspec.structs.replace(s.entries[1].monitor, status=given.status) == given
         await s.stop()
         assert seen == [want for _, want in _STEPS]
         assert [(t.old, t.new) for t in sink.transitions] == [("pending", "up"), ("up", "down"), ("down", "up")]
