@@ -264,6 +264,8 @@ class Catalog:
              last_checks: dict[int, tuple[int, int]]) -> None:
         """``times``: the store's ``monitor_times`` columns."""
         self.times.load(times["id"], times["created"], times["updated"], times["since"])
+        if monitors:
+            self.recent.fit(max(m.id for m in monitors))
         for monitor in monitors:
             self.add(monitor)
         self.last_checks.load(last_checks)

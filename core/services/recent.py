@@ -24,6 +24,15 @@ HOURS = 24
 HOUR_US = 3600 * 10**6
 
 
+def _grown(old: np.ndarray, rows: int) -> np.ndarray:
+    """``old`` with zero rows added up to ``rows``. Only the old rows are written: the new
+    ones stay pages the kernel has not handed out until a monitor of theirs is checked
+    (``vstack`` of zeros wrote them all, so the room kept for ids to come was resident)."""
+    grown = np.zeros((rows, *old.shape[1:]), dtype=old.dtype)
+    grown[:len(old)] = old
+    return grown
+
+
 class RecentWindow:
     """Recent checks and hourly counts per monitor (see the module's docstring)."""
 
@@ -40,13 +49,17 @@ class RecentWindow:
         size = len(self._next)
         if top < size:
             return
-        grow = max(top + 1, 2 * size, 1024) - size
-        self._ts = np.vstack([self._ts, np.zeros((grow, BARS), dtype=np.int64)])
-        self._latency = np.vstack([self._latency, np.zeros((grow, BARS), dtype=np.int32)])
-        self._ok = np.vstack([self._ok, np.zeros((grow, BARS), dtype=np.int8)])
-        self._next = np.concatenate([self._next, np.zeros(grow, dtype=np.int64)])
-        self._checks = np.vstack([self._checks, np.zeros((grow, HOURS), dtype=np.int32)])
-        self._up = np.vstack([self._up, np.zeros((grow, HOURS), dtype=np.int32)])
+        new = max(top + 1, 2 * size, 1024)
+        self._ts = _grown(self._ts, new)
+        self._latency = _grown(self._latency, new)
+        self._ok = _grown(self._ok, new)
+        self._next = _grown(self._next, new)
+        self._checks = _grown(self._checks, new)
+        self._up = _grown(self._up, new)
+
+    def fit(self, top: int) -> None:
+        """Make room for monitor ids up to ``top`` at once (at start: no doubling past it)."""
+        self._fit(top)
 
     def _advance(self, hour: int) -> None:
         """Move the window's newest hour to ``hour``, emptying the slots of hours that left."""

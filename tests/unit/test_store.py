@@ -27,6 +27,16 @@ def add(store: DuckDBStore, name: str) -> int:
     return store.create_monitor(parse_monitor({"name": name, "type": "http", "url": "http://h/"})).id
 
 
+def test_monitors_are_listed_by_id_whatever_order_they_were_stored_in(store: DuckDBStore) -> None:
+    first = add(store, "first")
+    for mid in (first + 30, first + 10, first + 20):  # (stored out of id order, as a restore might)
+        store.con.execute("INSERT INTO monitors SELECT * REPLACE (? AS id, 'm' || ? AS name) FROM monitors"
+                          " WHERE id = ?", [mid, mid, first])
+    listed = store.list_monitors()
+    assert [m.id for m in listed] == [first, first + 10, first + 20, first + 30]
+    assert [m.name for m in listed[1:]] == [f"m{first + 10}", f"m{first + 20}", f"m{first + 30}"]
+
+
 def test_migrations_are_idempotent_and_survive_reopen(tmp_path: Path) -> None:
     s = DuckDBStore(tmp_path)
     assert s.schema_version() == LATEST

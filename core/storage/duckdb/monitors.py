@@ -202,7 +202,7 @@ class MonitorStore:
         if account_id is not None:
             sql += " WHERE account_id = ?"
             params.append(account_id)
-        result = self.con.execute(sql + " ORDER BY id", params)
+        result = self.con.execute(sql, params)
         monitors = []
         # (in chunks: every row at once as Python tuples cost 0.4 KB a monitor more at peak,
         # which the process keeps: 400 MB more resident for a million monitors)
@@ -213,6 +213,11 @@ class MonitorStore:
                 except MonitorValidationError as exc:
                     # A row written by an older version (or by hand) must not stop the server.
                     log.error("monitor %s is invalid and is skipped: %s", row[0], exc)
+        # By id. Rows come in insertion order, which is id order (ids are drawn as they are
+        # inserted), so this is a pass over the list; an ORDER BY had DuckDB sort every row
+        # first, which cost 0.2 KB a monitor more resident and 1.4 s at a million.
+        if any(monitors[i].id > monitors[i + 1].id for i in range(len(monitors) - 1)):
+            monitors.sort(key=lambda m: m.id)
         return monitors
 
     def monitor_times(self) -> dict[str, np.ndarray]:
