@@ -89,6 +89,7 @@ async def _run_here(data_dir: Path, op: str, args: dict[str, Any], read_only: bo
     import duckdb
 
     from core import ops
+    from core.engine.table import MonitorTable
     from core.services import DormantEngine, ServiceError, Services, StoreThreads
     from core.storage.duckdb import READERS, DuckDBStore
 
@@ -99,9 +100,9 @@ async def _run_here(data_dir: Path, op: str, args: dict[str, Any], read_only: bo
         except duckdb.IOException as exc:
             raise CommandError(f"cannot open the database (is another process using it?): {exc}") from None
         try:
-            monitors = await threads.write(store.list_monitors)
+            monitors = await threads.write(lambda: MonitorTable(store.each_monitor()))
             services = Services.build(store, threads, DormantEngine(monitors))
-            await services.load(monitors)
+            await services.load()
             try:
                 return await ops.run(services, op, args)
             except (ServiceError, ops.OpError) as exc:

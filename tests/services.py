@@ -34,7 +34,7 @@ def run_services(data_dir: Path, body: Callable[[Services], Awaitable[Any]]) -> 
         store = await threads.write(DuckDBStore, data_dir)
         try:
             services = Services.build(store, threads, DormantEngine([]))
-            await services.load([])
+            await services.load()
             return await body(services)
         finally:
             await threads.write(store.close)

@@ -41,12 +41,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 import numpy as np
 
 from core.checkers import REGISTRY, CheckContext, Checker, Env, http
 from core.clock import Clock, MonotonicClock
 from core.models import CheckResult, ErrorCode, Monitor, Transition, is_ip_literal, is_private_address
+from core.models.packed import pack, unpack
 from core.state import MonitorState, observe
 from ext import HttpEngine, ResultBuffer, TimingWheel
 
@@ -106,8 +106,6 @@ def phase_offset(monitor_id: int, interval_ms: int) -> int:
     return (monitor_id * 2654435761) % interval_ms
 
 
-_monitor_encoder = msgspec.msgpack.Encoder()
-_monitor_decoder = msgspec.msgpack.Decoder(Monitor)
 _shared_values: dict[float, float] = {}
 
 
@@ -121,10 +119,11 @@ def _shared(value: float) -> float:
 
 class _Entry:
     """One monitor of the shard. ``state`` owns its live status. A monitor on the compiled
-    path is held only as the msgpack bytes it came in (``packed``) beside what its results
-    need (``retries``, ``recovery``): its ``Monitor`` and prepared spec are rebuilt when asked
-    for (an upsert replacing it, a hand-over to the general path). Holding both objects for
-    every monitor cost a worker about 1.2 KB a monitor; at a million monitors, a gigabyte."""
+    path is held only as the bytes it came in (``packed``: ``core.models.packed``) beside
+    what its results need (``retries``, ``recovery``): its ``Monitor`` and prepared spec are
+    rebuilt when asked for (an upsert replacing it, a hand-over to the general path). Holding
+    both objects for every monitor cost a worker about 1.2 KB a monitor; at a million
+    monitors, a gigabyte."""
 
     __slots__ = ("_monitor", "_prepared", "account_id", "checker", "compiled", "due_ms", "interval_ms", "origin",
                  "packed", "paused", "recovery", "retries", "state", "timeout")
@@ -149,7 +148,7 @@ class _Entry:
     @property
     def monitor(self) -> Monitor:
         """The monitor as last upserted, with its live status."""
-        monitor = self._monitor if self._monitor is not None else _monitor_decoder.decode(self.packed)
+        monitor = self._monitor if self._monitor is not None else unpack(self.packed)
         if not monitor.paused:
             monitor.status = self.state.status
         return monitor
@@ -166,14 +165,14 @@ class _Entry:
     def hold(self) -> None:
         """Keep the monitor and its prepared spec as objects (it left the compiled path)."""
         if self._monitor is None:
-            self._monitor = _monitor_decoder.decode(self.packed)
+            self._monitor = unpack(self.packed)
         if self._prepared is None:
             self._prepared = self.prepared
 
     def shed(self) -> None:
         """Drop the objects the compiled path does not need (``packed`` rebuilds them)."""
         if self.packed is None:
-            self.packed = _monitor_encoder.encode(self._monitor)
+            self.packed = pack(self._monitor)
         self._monitor = self._prepared = None
 
 
@@ -256,7 +255,7 @@ class Scheduler:
 
     # monitor set -------------------------------------------------------------------------
     def upsert(self, monitor: Monitor, packed: bytes | None = None) -> None:
-        """Add or replace a monitor (``packed``: its msgpack bytes, when the caller has them).
+        """Add or replace a monitor (``packed``: ``pack``'s bytes of it, when the caller has them).
         A replaced monitor keeps its phase and state counters."""
         entry = _Entry(monitor, REGISTRY[monitor.type], packed)
         old = self.entries.get(monitor.id)

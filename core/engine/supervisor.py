@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from core.engine.scheduler import LATENESS_BUCKETS
+from core.engine.table import MonitorTable
 from core.engine.transport import (
     AgentResults,
     Bye,
@@ -75,14 +76,15 @@ class Engine:
         self.max_inflight = max_inflight
         self.log_level = log_level
         self.deny_private = deny_private
-        self.monitors: dict[int, Monitor] = {}
+        #: Every monitor, with its live status (what the services read).
+        self.monitors = MonitorTable()
         self.workers = [_WorkerHandle(i) for i in range(shards)]
         self.stopping = False
 
     # lifecycle ---------------------------------------------------------------------------
-    async def start(self, monitors: list[Monitor]) -> None:
-        for monitor in monitors:
-            self.monitors[monitor.id] = monitor
+    async def start(self, monitors: MonitorTable | list[Monitor]) -> None:
+        """Start the workers on ``monitors`` (a table: taken as it is, not copied)."""
+        self.monitors = monitors if isinstance(monitors, MonitorTable) else MonitorTable(monitors)
         for handle in self.workers:
             await self._spawn(handle)
             handle.task = asyncio.get_running_loop().create_task(self._supervise(handle))
@@ -170,11 +172,14 @@ class Engine:
             handle.channel = None
 
     async def _send_shard(self, handle: _WorkerHandle) -> None:
-        mine = [m for mid, m in self.monitors.items() if mid % self.shards == handle.shard]
+        table = self.monitors
+        mine = [mid for mid in table if mid % self.shards == handle.shard]
         for i in range(0, len(mine), UPSERT_CHUNK):
             if handle.channel is None:
                 return
-            await handle.channel.send(Upsert.of(mine[i:i + UPSERT_CHUNK]))
+            chunk = [mid for mid in mine[i:i + UPSERT_CHUNK] if mid in table]  # (deleted while sending)
+            await handle.channel.send(Upsert(monitors=[table.packed(mid) for mid in chunk],
+                                             statuses=[table.status(mid) for mid in chunk]))
 
     # control -----------------------------------------------------------------------------
     def _owner(self, monitor_id: int) -> _WorkerHandle:
@@ -187,7 +192,7 @@ class Engine:
         """Add or replace monitors: one frame per owning worker, however many."""
         by_owner: dict[int, list[Monitor]] = {}
         for monitor in monitors:
-            self.monitors[monitor.id] = monitor
+            self.monitors.put(monitor)
             by_owner.setdefault(monitor.id % self.shards, []).append(monitor)
         for shard, batch in by_owner.items():
             handle = self.workers[shard]
@@ -226,9 +231,7 @@ class Engine:
                     await handle.channel.send(AgentResults(results=items))
 
     def set_status(self, monitor_id: int, status: str) -> None:
-        monitor = self.monitors.get(monitor_id)
-        if monitor is not None:
-            monitor.status = status
+        self.monitors.set_status(monitor_id, status)
 
     # introspection -----------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import msgspec
 import numpy as np
 
 from core.models import Monitor, Transition
+from core.models.packed import pack, unpack
 from ext import COLUMNS, DTYPES
 
 __all__ = [
@@ -30,8 +31,6 @@ __all__ = [
 PROTOCOL_VERSION = 1
 MAX_FRAME = 256 * 1024 * 1024
 _HEADER = struct.Struct(">I")
-_monitor_encoder = msgspec.msgpack.Encoder()
-_monitor_decoder = msgspec.msgpack.Decoder(Monitor)
 
 
 class Frame(msgspec.Struct, tag_field="t", kw_only=True):
@@ -45,19 +44,22 @@ class Hello(Frame, tag="hello"):
 
 
 class Upsert(Frame, tag="upsert"):
-    """Monitors to add or replace, each its own msgpack document: a worker keeps a compiled
-    monitor as the bytes it came in (``decoded`` gives both)."""
+    """Monitors to add or replace, each as ``core.models.packed.pack`` wrote it, with its
+    live status beside it: a worker keeps a compiled monitor as those bytes."""
 
-    monitors: list[msgspec.Raw]
+    monitors: list[bytes]
+    statuses: list[str]
 
     @classmethod
     def of(cls, monitors: Iterable[Monitor]) -> Upsert:
-        return cls(monitors=[msgspec.Raw(_monitor_encoder.encode(m)) for m in monitors])
+        given = list(monitors)
+        return cls(monitors=[pack(m) for m in given], statuses=[m.status for m in given])
 
     def decoded(self) -> Iterator[tuple[Monitor, bytes]]:
-        for raw in self.monitors:
-            packed = bytes(raw)  # (a copy: the frame's buffer is not kept alive by it)
-            yield _monitor_decoder.decode(packed), packed
+        if len(self.statuses) != len(self.monitors):
+            raise ValueError("an upsert frame needs one status a monitor")
+        for packed, status in zip(self.monitors, self.statuses, strict=True):
+            yield unpack(packed, status), packed
 
 
 class Delete(Frame, tag="delete"):

@@ -235,14 +235,13 @@ class Ingest:
             self.engine.set_status(t.monitor_id, t.new)
             since = iso_seconds(t.ts_us)
             times.status_changed(t.monitor_id, t.ts_us)
-            monitor = monitors.get(t.monitor_id)
-            if monitor is None:
+            if t.monitor_id not in monitors:
                 continue
-            transitions_log.info("monitor %d %s: %s -> %s%s", t.monitor_id, _quoted(monitor.name), t.old, t.new,
-                                 f" ({t.cause})" if t.cause else "",
+            transitions_log.info("monitor %d %s: %s -> %s%s", t.monitor_id, _quoted(monitors.name(t.monitor_id)),
+                                 t.old, t.new, f" ({t.cause})" if t.cause else "",
                                  extra={"monitor_id": t.monitor_id, "old": t.old, "new": t.new, "cause": t.cause})
-            live.publish(monitor.account_id, {"event": "status", "id": t.monitor_id, "status": t.new,
-                                              "since": since})
+            live.publish(monitors.account(t.monitor_id), {"event": "status", "id": t.monitor_id, "status": t.new,
+                                                          "since": since})
 
 
 def _quoted(name: str) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 from core import demo
 from core.alerting.outbox import Dispatcher
 from core.engine.supervisor import Engine
+from core.engine.table import MonitorTable
 from core.main import CONTROL_SOCKET, jobs
 from core.main.control import start_control
 from core.main.http import HttpHost, bind
@@ -104,17 +105,19 @@ class ServeProcess:
         if self.demo:
             demo_target = await demo.start_target()
             await threads.write(demo.ensure_monitors, store, demo_target.base_url)
-        monitors = await threads.write(store.list_monitors)
+        # (read into the table as they come: never a Python object a monitor for all of them)
+        monitors = await threads.write(lambda: MonitorTable(store.each_monitor()))
 
         catalog = Catalog(history_memory=self.history_memory)
         alerts: Dispatcher | None = None
         ingest = Ingest(store, threads, catalog, wake_alerts=lambda: alerts.wake() if alerts is not None else None)
         engine = Engine(self.workers, ingest.put, max_inflight=self.max_inflight, deny_private=self.deny_private)
+        engine.monitors = monitors  # (the services, the gate and ingest read the same table)
         ingest.engine = engine
         services = Services.build(store, threads, engine, catalog=catalog, base_url=link_url,
                                                   deny_private=self.deny_private,
                                                   sealer=Sealer.for_data_dir(self.data_dir))
-        await services.load(monitors)
+        await services.load()
         gate = MaintenanceGate(services.maintenance, engine.monitors)
         gate.load(monitors)
         ingest.gate = gate

@@ -29,7 +29,6 @@ from core.services.system import SystemService
 from core.services.users import Session, UserService
 
 if TYPE_CHECKING:
-    from core.models import Monitor
     from core.storage.base import Store
 
 __all__ = ["AccountService", "Actor", "AgentService", "Catalog", "Conflict", "DormantEngine", "Forbidden",
@@ -105,19 +104,20 @@ class Services:
         tail.add(got["monitor_id"], got["ts_us"], got["ok"], got["latency_us"], got["status_code"], got["error"],
                  got["dns_us"], got["connect_us"], got["tls_us"], got["ttfb_us"])
 
-    async def load(self, monitors: list[Monitor]) -> None:
-        """Fill the catalog (``monitors``: the engine's, as loaded from the store) and the
-        key map."""
+    async def load(self) -> None:
+        """Fill the catalog (for the engine's monitors, as loaded from the store) and the key
+        map."""
         store, threads = self.monitors.store, self.monitors.threads
+        monitors = self.monitors.engine.monitors
         self.catalog.load(monitors, await threads.write(store.monitor_times), await threads.write(store.last_checks))
         now_us = time.time_ns() // 1000
         hours, bars = await threads.read(store.recent_window, now_us - RECENT_HOURS * 3600 * 10**6,
                                          now_us - BARS_LOOKBACK_S * 10**6)
         self.catalog.recent.load_hours(*hours)
         self.catalog.recent.load_bars(*bars)
-        await self._load_recent_checks([m.id for m in monitors], now_us)
-        if monitors:
-            self.catalog.recent_hours.fit(max(m.id for m in monitors))
+        await self._load_recent_checks(monitors.ids(), now_us)
+        if len(monitors):
+            self.catalog.recent_hours.fit(monitors.top())
             await self.history.sync_hours()
         await self.integrations.load()
         await self.accounts.load()

@@ -24,7 +24,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from core.clock import iso_seconds
-from core.models import Integration, Monitor, MonitorTimes
+from core.engine.table import MonitorTable
+from core.models import TOKEN_KINDS, Integration, Monitor, MonitorTimes
 from core.services.errors import Unavailable
 from core.services.live import LiveFeed
 from core.services.recent import RecentWindow
@@ -195,7 +196,7 @@ class EngineLink(Protocol):
     """What services need of the engine (``core.engine.supervisor.Engine``): its monitor set
     with live statuses, and the orders that reach the owning worker."""
 
-    monitors: Mapping[int, Monitor]
+    monitors: MonitorTable
 
     async def upsert(self, monitor: Monitor) -> None: ...
     async def upsert_many(self, monitors: list[Monitor]) -> None: ...
@@ -209,15 +210,15 @@ class DormantEngine:
     """The engine of a stopped data dir (the CLI working on the file): it holds the monitor
     set and checks nothing, so the same services serve the CLI with or without a server."""
 
-    def __init__(self, monitors: list[Monitor]) -> None:
-        self.monitors: dict[int, Monitor] = {m.id: m for m in monitors}
+    def __init__(self, monitors: MonitorTable | list[Monitor]) -> None:
+        self.monitors = monitors if isinstance(monitors, MonitorTable) else MonitorTable(monitors)
 
     async def upsert(self, monitor: Monitor) -> None:
-        self.monitors[monitor.id] = monitor
+        self.monitors.put(monitor)
 
     async def upsert_many(self, monitors: list[Monitor]) -> None:
         for monitor in monitors:
-            self.monitors[monitor.id] = monitor
+            self.monitors.put(monitor)
 
     async def delete(self, monitor_id: int) -> None:
         self.monitors.pop(monitor_id, None)
@@ -260,14 +261,15 @@ class Catalog:
         #: (what per-account summaries are cached against).
         self.generation = 0
 
-    def load(self, monitors: list[Monitor], times: Mapping[str, np.ndarray],
+    def load(self, monitors: MonitorTable, times: Mapping[str, np.ndarray],
              last_checks: dict[int, tuple[int, int]]) -> None:
         """``times``: the store's ``monitor_times`` columns."""
         self.times.load(times["id"], times["created"], times["updated"], times["since"])
-        if monitors:
-            self.recent.fit(max(m.id for m in monitors))
-        for monitor in monitors:
-            self.add(monitor)
+        if len(monitors):
+            self.recent.fit(monitors.top())
+        self.account_ids = monitors.ids_by_account()
+        for monitor_id in monitors.of_kinds(TOKEN_KINDS):
+            self.index_token(monitors[monitor_id])
         self.last_checks.load(last_checks)
 
     def load_integrations(self, integrations: list[Integration]) -> None:

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from croniter import croniter
 
-from core.models import FieldError, Maintenance, Monitor, Transition
+from core.models import FieldError, Maintenance, Transition
 from core.services.access import Actor, account_of
 from core.services.context import Catalog, StoreThreads
 from core.services.errors import Invalid, NotFound
 
 if TYPE_CHECKING:
+    from core.engine.table import MonitorTable
     from core.services.monitors import MonitorService
     from core.storage.base import Store
 
@@ -249,13 +250,13 @@ class MaintenanceGate:
     until the next tick says otherwise; what the engine says of it is not known yet, so it
     leaves a window as ``pending``. Paused monitors are left alone."""
 
-    def __init__(self, service: MaintenanceService, monitors: dict[int, Monitor]) -> None:
+    def __init__(self, service: MaintenanceService, monitors: MonitorTable) -> None:
         self.service = service
         self.monitors = monitors  # the engine's live monitor set
         self.inside: dict[int, str] = {}  # monitor id -> the status the engine last said
 
-    def load(self, monitors: list[Monitor]) -> None:
-        self.inside = {m.id: "pending" for m in monitors if m.status == "maintenance"}
+    def load(self, monitors: MonitorTable) -> None:
+        self.inside = dict.fromkeys(monitors.select(monitors.ids(), status="maintenance"), "pending")
 
     def filter(self, transitions: list[Transition]) -> list[Transition]:
         out = []

@@ -83,10 +83,10 @@ class MonitorService:
 
     def require(self, account_id: int, monitor_id: int) -> Monitor:
         """The live monitor, or ``NotFound``."""
-        monitor = self.engine.monitors.get(monitor_id)
-        if monitor is None or monitor.account_id != account_id:
+        monitors = self.engine.monitors
+        if monitor_id not in monitors or monitors.account(monitor_id) != account_id:
             raise NotFound("Monitor not found")
-        return monitor
+        return monitors[monitor_id]
 
     def page(self, actor: Actor, after_id: int, limit: int, *, status: str | None = None,
              kind: str | None = None, tag: str | None = None, q: str | None = None) -> MonitorPage:
@@ -96,10 +96,7 @@ class MonitorService:
         monitors = self.engine.monitors
         ids = self.catalog.account_ids.get(account_id, [])
         if status is not None or kind is not None or tag is not None or q is not None:
-            needle = q.lower() if q is not None else None
-            ids = [i for i in ids if (m := monitors.get(i)) is not None
-                   and (status is None or m.status == status) and (kind is None or m.type == kind)
-                   and (tag is None or tag in m.tags) and (needle is None or needle in m.name.lower())]
+            ids = monitors.select(ids, status=status, kind=kind, tag=tag, q=q)
         start = bisect.bisect_right(ids, after_id)
         chosen = ids[start:start + limit + 1]
         times = self.catalog.times
@@ -112,12 +109,12 @@ class MonitorService:
 
     def every(self) -> list[Monitor]:
         """Every account's monitors, by id (the CLI's list: the operator sees them all)."""
-        return sorted(self.engine.monitors.values(), key=lambda m: m.id)
+        return list(self.engine.monitors.values())  # (by id: the table iterates so)
 
     def owner_of(self, monitor_id: int) -> int | None:
         """The account of a monitor, for faces that act as the operator (the CLI)."""
-        monitor = self.engine.monitors.get(monitor_id)
-        return None if monitor is None else monitor.account_id
+        monitors = self.engine.monitors
+        return monitors.account(monitor_id) if monitor_id in monitors else None
 
     def account_monitors(self, actor: Actor) -> list[Monitor]:
         """The account's live monitors, by id."""
@@ -141,9 +138,7 @@ class MonitorService:
         cached = self._counts.get(account_id)
         if cached is not None and cached[0] == self.catalog.generation:
             return cached[1]
-        counts: dict[str, int] = {}
-        for monitor in self.account_monitors(account_id):
-            counts[monitor.status] = counts.get(monitor.status, 0) + 1
+        counts = self.engine.monitors.status_counts(self.catalog.account_ids.get(account_id, []))
         self._counts[account_id] = (self.catalog.generation, counts)
         return counts
 
@@ -186,10 +181,10 @@ class MonitorService:
 
     def _push_monitor(self, token: str) -> int:
         monitor_id = self.catalog.tokens.get(token)
-        monitor = self.engine.monitors.get(monitor_id) if monitor_id else None
-        if monitor is None or monitor.type != "push":
+        monitors = self.engine.monitors
+        if not monitor_id or monitor_id not in monitors or monitors.kind(monitor_id) != "push":
             raise NotFound("Unknown push token")
-        return monitor.id
+        return monitor_id
 
     # writes --------------------------------------------------------------------------------
     async def create(self, actor: Actor, data: Any) -> Found:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import core.main.ingest as ingest_module
+from core.engine.table import MonitorTable
 from core.main.ingest import Ingest
 from core.models import Monitor, Transition, parse_monitor
 from core.services import Catalog, StoreThreads
@@ -20,10 +21,10 @@ class LiveStatuses:
     """The part of the engine that ingest drives: the live monitor set and its statuses."""
 
     def __init__(self, monitors: list[Monitor]) -> None:
-        self.monitors = {m.id: m for m in monitors}
+        self.monitors = MonitorTable(monitors)
 
     def set_status(self, monitor_id: int, status: str) -> None:
-        self.monitors[monitor_id].status = status
+        self.monitors.set_status(monitor_id, status)
 
 
 def test_first_ups_are_live_at_once_and_stored_together_by_close(tmp_path: Path,

@@ -106,7 +106,7 @@ def test_the_gate_holds_a_window_and_ends_it_with_what_the_engine_said(tmp_path:
         await s.maintenance.create(1, {"name": "Upgrade", "tags": ["db"], "startsAt": "2026-12-24T02:00:00Z",
                                        "endsAt": "2026-12-24T03:00:00Z"})
         live = s.monitors.engine.monitors
-        live[db.id].status = "up"
+        live.set_status(db.id, "up")
         gate = MaintenanceGate(s.maintenance, live)
         assert gate.tick(at(2026, 12, 24, 1, 59)) == []
         entered = gate.tick(at(2026, 12, 24, 2))
@@ -121,9 +121,9 @@ def test_the_gate_holds_a_window_and_ends_it_with_what_the_engine_said(tmp_path:
         assert [(t.monitor_id, t.old, t.new) for t in left] == [(db.id, "maintenance", "down")]
         assert gate.filter(held) == held  # (outside a window, everything passes)
         # a restart inside a window: the stored status says so; the engine has said nothing yet
-        live[db.id].status = "maintenance"
+        live.set_status(db.id, "maintenance")
         restarted = MaintenanceGate(s.maintenance, live)
-        restarted.load(list(live.values()))
+        restarted.load(live)
         assert restarted.tick(at(2026, 12, 24, 2, 45)) == []
         assert [(t.old, t.new) for t in restarted.tick(at(2026, 12, 24, 3))] == [("maintenance", "pending")]
 

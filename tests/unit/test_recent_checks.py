@@ -161,7 +161,7 @@ def restarted(data_dir: Path, body: Callable[[Services, DuckDBStore, StoreThread
         try:
             monitors = await threads.read(store.list_monitors)
             services = Services.build(store, threads, DormantEngine(monitors))
-            await services.load(monitors)
+            await services.load()
             await body(services, store, threads)
         finally:
             await threads.write(store.close)
