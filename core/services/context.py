@@ -17,6 +17,7 @@ import bisect
 import calendar
 import concurrent.futures
 import errno
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
@@ -307,6 +308,13 @@ class Catalog:
             del ids[at]
 
 
+@functools.lru_cache(maxsize=65_536)
+def _iso_second(seconds: int) -> str:
+    """(Kept: a page shows times that monitors made together share, and formatting is most of
+    building a ``MonitorTimes``.)"""
+    return iso_seconds(seconds * 1_000_000)
+
+
 class MonitorTimesTable:
     """Each monitor's ``createdAt``, ``updatedAt`` and ``statusSince`` as whole seconds since
     the epoch (what the API shows: ISO 8601 to the second), in int64 arrays indexed by monitor
@@ -365,7 +373,7 @@ class MonitorTimesTable:
 
     @classmethod
     def _iso(cls, seconds: int) -> str | None:
-        return None if seconds == cls.NONE else iso_seconds(seconds * 1_000_000)
+        return None if seconds == cls.NONE else _iso_second(seconds)
 
     @classmethod
     def _seconds(cls, text: str | None) -> int:
