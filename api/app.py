@@ -32,7 +32,7 @@ from api.integrations import IntegrationController
 from api.keys import ApiKeyController
 from api.maintenance import MaintenanceController
 from api.metrics import metrics
-from api.monitors import MonitorController
+from api.monitors import MonitorController, WireCache
 from api.openapi import add_request_bodies
 from api.push import push_heartbeat, push_start
 from api.schemas import ERROR_RESPONSES, QUOTA_HEADERS
@@ -165,7 +165,7 @@ def create_app(services: Services, *, body_timeout: float = BODY_TIMEOUT_S,
         exception_handlers=_error_handlers(page_errors),
         request_max_body_size=MAX_BODY,
         state=State({"services": services, "body_timeout": body_timeout, "history_cache": history_cache,
-                     "wire_cache": {}}),
+                     "wire_cache": WireCache()}),
         before_send=[add_quota_headers],
         openapi_config=_configure_openapi(),
         logging_config=None,

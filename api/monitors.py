@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
 import json
 from typing import Any
 
@@ -99,21 +100,48 @@ def _last_check_at(monitor_id: int, ts_us: int) -> str:
     return memo[1]
 
 
+class WireCache:
+    """The static part of monitors' wire form (all but status and times), per monitor, while
+    its definition stays the same: kept with the monitor's revision (``MonitorService.revision``,
+    an object replaced on every change but of its status) and used only while that is still
+    the one. The least recently used leave past ``size`` monitors."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._entries: collections.OrderedDict[int, tuple[object, dict[str, Any]]] = collections.OrderedDict()
+
+    def get(self, monitor_id: int, revision: object) -> dict[str, Any] | None:
+        entry = self._entries.get(monitor_id)
+        if entry is None or entry[0] is not revision:
+            return None
+        self._entries.move_to_end(monitor_id)
+        return entry[1]
+
+    def put(self, monitor_id: int, revision: object, static: dict[str, Any]) -> None:
+        self._entries[monitor_id] = (revision, static)
+        self._entries.move_to_end(monitor_id)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def pop(self, monitor_id: int) -> None:
+        self._entries.pop(monitor_id, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 def monitor_body(monitor: Monitor, times: MonitorTimes, last: tuple[int, int] | None,
-                 cache: dict[int, tuple[Monitor, dict[str, Any]]] | None = None) -> dict[str, Any]:
-    """The wire form of a monitor. With ``cache`` (the server's, for monitors of its live set),
-    the static part is built once per monitor object: the set replaces a monitor's object on
-    every change except its status, which is filled in here every time."""
-    cached = cache.get(monitor.id) if cache is not None else None
-    if cached is not None and cached[0] is monitor:
-        static = cached[1]
-    else:
+                 cache: WireCache | None = None, revision: object = None) -> dict[str, Any]:
+    """The wire form of a monitor. With ``cache`` and the monitor's ``revision``, the static
+    part is built once per definition; the status is filled in here every time."""
+    static = cache.get(monitor.id, revision) if cache is not None and revision is not None else None
+    if static is None:
         static = monitor_to_wire(monitor)
         static.pop("accountId", None)
         static["id"] = monitor.id
         static["timeout"] = monitor.effective_timeout
-        if cache is not None:
-            cache[monitor.id] = (monitor, static)
+        if cache is not None and revision is not None:
+            cache.put(monitor.id, revision, static)
     return {**static, "status": monitor.status,
             "lastCheckAt": _last_check_at(monitor.id, last[0]) if last else None,
             "lastLatencyMs": round(last[1] / 1000, 3) if last else None, "createdAt": times.created_at,
@@ -142,7 +170,7 @@ class MonitorController(Controller):
         page, total, more = monitors.page(request.user, after, limit, status=status, kind=kind,
                                           tag=params.get("tag"), q=params.get("q"))
         cache = request.app.state.wire_cache
-        data = [monitor_body(m, times, monitors.last_check(m.id), cache) for m, times in page]
+        data = [monitor_body(m, times, monitors.last_check(m.id), cache, monitors.revision(m.id)) for m, times in page]
         next_cursor = encode_cursor(page[-1][0].id) if more and page else None
         return {"data": data, "pagination": {"limit": limit, "nextCursor": next_cursor, "total": total}}
 
@@ -179,7 +207,7 @@ class MonitorController(Controller):
                              monitor_id: int) -> dict[str, Any]:
         """Delete a monitor with its history."""
         await monitors.delete(request.user, monitor_id)
-        request.app.state.wire_cache.pop(monitor_id, None)
+        request.app.state.wire_cache.pop(monitor_id)
         return {"data": {"id": monitor_id, "deleted": True}}
 
     @post("/{monitor_id:int}/pause", operation_id="pauseMonitor", status_code=200, responses=ERROR_RESPONSES)

@@ -103,6 +103,13 @@ class MonitorService:
         page = [(monitors[i], times.get(i) or _NO_TIMES) for i in chosen[:limit] if i in monitors]
         return page, len(ids), len(chosen) > limit
 
+    def revision(self, monitor_id: int) -> object | None:
+        """An object that stays the same (``is``) while the monitor's definition does, and is
+        replaced when it changes (not when its status does): what faces key per-monitor caches
+        on. None for a monitor that is not there."""
+        monitors = self.engine.monitors
+        return monitors.packed(monitor_id) if monitor_id in monitors else None
+
     def stats(self) -> dict[str, Any]:
         return {"creates": {"commits": self._creates.commits, "monitors": self._creates.stored},
                 "changes": {"commits": self._changes.commits, "monitors": self._changes.stored}}
