@@ -130,22 +130,41 @@ class WireCache:
         return len(self._entries)
 
 
-def monitor_body(monitor: Monitor, times: MonitorTimes, last: tuple[int, int] | None,
-                 cache: WireCache | None = None, revision: object = None) -> dict[str, Any]:
-    """The wire form of a monitor. With ``cache`` and the monitor's ``revision``, the static
-    part is built once per definition; the status is filled in here every time."""
-    static = cache.get(monitor.id, revision) if cache is not None and revision is not None else None
-    if static is None:
-        static = monitor_to_wire(monitor)
-        static.pop("accountId", None)
-        static["id"] = monitor.id
-        static["timeout"] = monitor.effective_timeout
-        if cache is not None and revision is not None:
-            cache.put(monitor.id, revision, static)
-    return {**static, "status": monitor.status,
-            "lastCheckAt": _last_check_at(monitor.id, last[0]) if last else None,
-            "lastLatencyMs": round(last[1] / 1000, 3) if last else None, "createdAt": times.created_at,
-            "updatedAt": times.updated_at, "statusSince": times.status_since}
+def _static(monitor: Monitor) -> dict[str, Any]:
+    static = monitor_to_wire(monitor)
+    static.pop("accountId", None)
+    static["id"] = monitor.id
+    static["timeout"] = monitor.effective_timeout
+    return static
+
+
+def _body(static: dict[str, Any], monitor_id: int, status: str, last: tuple[int, int] | None,
+          created_at: str | None, updated_at: str | None, since: str | None) -> dict[str, Any]:
+    return {**static, "status": status,
+            "lastCheckAt": _last_check_at(monitor_id, last[0]) if last else None,
+            "lastLatencyMs": round(last[1] / 1000, 3) if last else None, "createdAt": created_at,
+            "updatedAt": updated_at, "statusSince": since}
+
+
+def monitor_body(monitor: Monitor, times: MonitorTimes, last: tuple[int, int] | None) -> dict[str, Any]:
+    """The wire form of a monitor."""
+    return _body(_static(monitor), monitor.id, monitor.status, last, times.created_at, times.updated_at,
+                 times.status_since)
+
+
+def listed_body(monitors: MonitorService, monitor_id: int, cache: WireCache) -> dict[str, Any]:
+    """The wire form of a monitor ``page_ids`` gave: its definition's part (with its creation
+    and change times, which change with it) from ``cache`` while its revision is the same,
+    the live status and newest check read every time. A page of cached monitors builds none."""
+    revision = monitors.revision(monitor_id)
+    cached = cache.get(monitor_id, revision)
+    if cached is None:
+        monitor, times = monitors.peek(monitor_id)
+        cached = {"static": _static(monitor), "createdAt": times.created_at, "updatedAt": times.updated_at}
+        cache.put(monitor_id, revision, cached)
+    status, since = monitors.status_of(monitor_id)
+    return _body(cached["static"], monitor_id, status, monitors.last_check(monitor_id), cached["createdAt"],
+                 cached["updatedAt"], since)
 
 
 class MonitorController(Controller):
@@ -167,11 +186,11 @@ class MonitorController(Controller):
             errors.append({"field": "type", "message": f"must be one of {', '.join(KINDS)}"})
         if errors:
             raise BadRequest("Invalid filter", errors)
-        page, total, more = monitors.page(request.user, after, limit, status=status, kind=kind,
-                                          tag=params.get("tag"), q=params.get("q"))
+        ids, total, more = monitors.page_ids(request.user, after, limit, status=status, kind=kind,
+                                             tag=params.get("tag"), q=params.get("q"))
         cache = request.app.state.wire_cache
-        data = [monitor_body(m, times, monitors.last_check(m.id), cache, monitors.revision(m.id)) for m, times in page]
-        next_cursor = encode_cursor(page[-1][0].id) if more and page else None
+        data = [listed_body(monitors, mid, cache) for mid in ids]
+        next_cursor = encode_cursor(ids[-1]) if more and ids else None
         return {"data": data, "pagination": {"limit": limit, "nextCursor": next_cursor, "total": total}}
 
     @post("/", operation_id="createMonitor", status_code=201, responses=WRITE_RESPONSES)

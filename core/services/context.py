@@ -347,9 +347,15 @@ class MonitorTimesTable:
     def get(self, monitor_id: int, default: MonitorTimes | None = None) -> MonitorTimes | None:
         if not 0 <= monitor_id < len(self._known) or not self._known.item(monitor_id):
             return default
-        created, updated, since = (self._cols.item(row, monitor_id) for row in range(3))
+        created, updated, since = self._cols[:, monitor_id].tolist()
         return MonitorTimes(created_at=self._iso(created), updated_at=self._iso(updated),
                             status_since=self._iso(since))
+
+    def since(self, monitor_id: int) -> str | None:
+        """Only ``statusSince`` (what changes without a write)."""
+        if not 0 <= monitor_id < len(self._known) or not self._known.item(monitor_id):
+            return None
+        return self._iso(self._cols.item(2, monitor_id))
 
     def put(self, monitor_id: int, times: MonitorTimes) -> None:
         """A monitor's times as a write returned them."""

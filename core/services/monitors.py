@@ -92,16 +92,26 @@ class MonitorService:
              kind: str | None = None, tag: str | None = None, q: str | None = None) -> MonitorPage:
         """One keyset page of the account's monitors by id, from memory (no database round
         trip): ``(monitors with their timestamps, total matching, more after this page)``."""
-        account_id = account_of(actor)
+        ids, total, more = self.page_ids(actor, after_id, limit, status=status, kind=kind, tag=tag, q=q)
+        monitors, times = self.engine.monitors, self.catalog.times
+        return [(monitors[i], times.get(i) or _NO_TIMES) for i in ids], total, more
+
+    def page_ids(self, actor: Actor, after_id: int, limit: int, *, status: str | None = None,
+                 kind: str | None = None, tag: str | None = None, q: str | None = None
+                 ) -> tuple[list[int], int, bool]:
+        """``page`` without building the monitors: their ids (of the actor's account: ``peek``
+        and the other per-id reads below may be used on them), total, more."""
         monitors = self.engine.monitors
-        ids = self.catalog.account_ids.get(account_id, [])
+        ids = self.catalog.account_ids.get(account_of(actor), [])
         if status is not None or kind is not None or tag is not None or q is not None:
             ids = monitors.select(ids, status=status, kind=kind, tag=tag, q=q)
         start = bisect.bisect_right(ids, after_id)
         chosen = ids[start:start + limit + 1]
-        times = self.catalog.times
-        page = [(monitors[i], times.get(i) or _NO_TIMES) for i in chosen[:limit] if i in monitors]
-        return page, len(ids), len(chosen) > limit
+        return [i for i in chosen[:limit] if i in monitors], len(ids), len(chosen) > limit
+
+    def peek(self, monitor_id: int) -> Found:
+        """A monitor ``page_ids`` gave (no owner check here), with its timestamps."""
+        return self.engine.monitors[monitor_id], self.catalog.times.get(monitor_id) or _NO_TIMES
 
     def revision(self, monitor_id: int) -> object | None:
         """An object that stays the same (``is``) while the monitor's definition does, and is
@@ -109,6 +119,10 @@ class MonitorService:
         on. None for a monitor that is not there."""
         monitors = self.engine.monitors
         return monitors.packed(monitor_id) if monitor_id in monitors else None
+
+    def status_of(self, monitor_id: int) -> tuple[str, str | None]:
+        """A monitor's live status and since when (ISO 8601, to the second) it has had it."""
+        return self.engine.monitors.status(monitor_id), self.catalog.times.since(monitor_id)
 
     def stats(self) -> dict[str, Any]:
         return {"creates": {"commits": self._creates.commits, "monitors": self._creates.stored},

@@ -3,24 +3,28 @@ it was built from, with the live status filled in every time, and bounded."""
 
 from __future__ import annotations
 
-import msgspec
+from pathlib import Path
 
-from api.monitors import WireCache, monitor_body
-from core.engine.table import MonitorTable
-from core.models import HttpSpec, Monitor, MonitorTimes
-
-TIMES = MonitorTimes(created_at="2026-12-01T10:00:00Z", updated_at="2026-12-01T10:00:00Z", status_since=None)
+from api.monitors import WireCache, listed_body, monitor_body
+from core.services import Services
+from tests.services import run_services
 
 
-def test_a_changed_definition_is_never_answered_from_the_cache() -> None:
-    table = MonitorTable([Monitor(id=1, name="api", spec=HttpSpec(url="http://127.0.0.1:9/"), status="up")])
-    cache = WireCache()
-    first = monitor_body(table[1], TIMES, None, cache, table.packed(1))
-    assert first["name"] == "api" and first["status"] == "up" and len(cache) == 1
-    table.set_status(1, "down")  # (a status change keeps the definition: the cached part is used)
-    assert monitor_body(table[1], TIMES, None, cache, table.packed(1))["status"] == "down"
-    table.put(msgspec.structs.replace(table[1], name="api v2"))
-    assert monitor_body(table[1], TIMES, None, cache, table.packed(1))["name"] == "api v2"
+def test_a_changed_definition_is_never_answered_from_the_cache(tmp_path: Path) -> None:
+    async def body(s: Services) -> None:
+        created, _ = await s.monitors.create(1, {"name": "api", "type": "http", "url": "http://127.0.0.1:9/"})
+        mid = created.id
+        cache = WireCache()
+        first = listed_body(s.monitors, mid, cache)
+        assert first == monitor_body(*await s.monitors.get(1, mid), None) and first["status"] == "pending"
+        assert len(cache) == 1
+        s.monitors.engine.monitors.set_status(mid, "down")  # (the definition stays: its cached part is used)
+        assert listed_body(s.monitors, mid, cache)["status"] == "down"
+        await s.monitors.update(1, mid, {"name": "api v2"})
+        again = listed_body(s.monitors, mid, cache)
+        assert again["name"] == "api v2" and again == monitor_body(*await s.monitors.get(1, mid), None)
+
+    run_services(tmp_path, body)
 
 
 def test_the_least_recently_used_leave_past_its_size() -> None:
