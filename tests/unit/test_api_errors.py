@@ -32,7 +32,7 @@ def test_a_fault_is_a_500_in_the_error_shape_without_its_cause(caplog: pytest.Lo
     services = Services.build(store, threads, DormantEngine([]))
     app = create_app(services)
     app.on_startup.append(services.accounts.load)  # (the key map, as the serve process loads it)
-    services.monitors.page = _fail  # type: ignore[method-assign]  # the monitor list fails, revealingly
+    services.monitors.page_ids = _fail  # type: ignore[method-assign]  # the monitor list fails, revealingly
 
     with caplog.at_level(logging.ERROR, logger="xuptime.api"), TestClient(app, raise_server_exceptions=False) as client:
         response = client.get("/api/v1/monitors", headers={"Authorization": f"Bearer {key}"})
