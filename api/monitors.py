@@ -102,7 +102,7 @@ def _last_check_at(monitor_id: int, ts_us: int) -> str:
 
 class WireCache:
     """The static part of monitors' wire form (all but status and times), per monitor, while
-    its definition stays the same: kept with the monitor's revision (``MonitorService.revision``,
+    its definition stays the same: kept with the monitor's revision (from ``MonitorService.live``:
     an object replaced on every change but of its status) and used only while that is still
     the one. The least recently used leave past ``size`` monitors."""
 
@@ -152,19 +152,20 @@ def monitor_body(monitor: Monitor, times: MonitorTimes, last: tuple[int, int] | 
                  times.status_since)
 
 
-def listed_body(monitors: MonitorService, monitor_id: int, cache: WireCache) -> dict[str, Any]:
-    """The wire form of a monitor ``page_ids`` gave: its definition's part (with its creation
-    and change times, which change with it) from ``cache`` while its revision is the same,
-    the live status and newest check read every time. A page of cached monitors builds none."""
-    revision = monitors.revision(monitor_id)
-    cached = cache.get(monitor_id, revision)
-    if cached is None:
-        monitor, times = monitors.peek(monitor_id)
-        cached = {"static": _static(monitor), "createdAt": times.created_at, "updatedAt": times.updated_at}
-        cache.put(monitor_id, revision, cached)
-    status, since = monitors.status_of(monitor_id)
-    return _body(cached["static"], monitor_id, status, monitors.last_check(monitor_id), cached["createdAt"],
-                 cached["updatedAt"], since)
+def listed_bodies(monitors: MonitorService, ids: list[int], cache: WireCache) -> list[dict[str, Any]]:
+    """The wire forms of monitors ``page_ids`` gave: each one's definition part (with its
+    creation and change times, which change with it) from ``cache`` while its revision is the
+    same; status, statusSince and newest check read for the page at once. A page of cached
+    monitors builds no ``Monitor``."""
+    out = []
+    for monitor_id, (revision, status, since, last) in zip(ids, monitors.live(ids), strict=True):
+        cached = cache.get(monitor_id, revision)
+        if cached is None:
+            monitor, times = monitors.peek(monitor_id)
+            cached = {"static": _static(monitor), "createdAt": times.created_at, "updatedAt": times.updated_at}
+            cache.put(monitor_id, revision, cached)
+        out.append(_body(cached["static"], monitor_id, status, last, cached["createdAt"], cached["updatedAt"], since))
+    return out
 
 
 class MonitorController(Controller):
@@ -189,7 +190,7 @@ class MonitorController(Controller):
         ids, total, more = monitors.page_ids(request.user, after, limit, status=status, kind=kind,
                                              tag=params.get("tag"), q=params.get("q"))
         cache = request.app.state.wire_cache
-        data = [listed_body(monitors, mid, cache) for mid in ids]
+        data = listed_bodies(monitors, ids, cache)
         next_cursor = encode_cursor(ids[-1]) if more and ids else None
         return {"data": data, "pagination": {"limit": limit, "nextCursor": next_cursor, "total": total}}
 

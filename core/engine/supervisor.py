@@ -194,11 +194,13 @@ class Engine:
         for monitor in monitors:
             self.monitors.put(monitor)
             by_owner.setdefault(monitor.id % self.shards, []).append(monitor)
+        table = self.monitors
         for shard, batch in by_owner.items():
             handle = self.workers[shard]
             if handle.ready and handle.channel is not None:
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await handle.channel.send(Upsert.of(batch))
+                with contextlib.suppress(ConnectionError, RuntimeError):  # (the bytes the table packed)
+                    await handle.channel.send(Upsert(monitors=[table.packed(m.id) for m in batch],
+                                                     statuses=[m.status for m in batch]))
 
     async def delete(self, monitor_id: int) -> None:
         self.monitors.pop(monitor_id, None)

@@ -124,6 +124,15 @@ class MonitorTable(Mapping[int, Monitor]):
             raise KeyError(monitor_id)
         return packed
 
+    def revisions_and_statuses(self, ids: list[int]) -> tuple[list[bytes | None], list[str]]:
+        """For held ``ids``: each one's packed bytes (its revision: replaced by every ``put``)
+        and live status, in two gathers (a page's worth at once)."""
+        packed = self._packed
+        statuses = [STATUSES[code] for code in self._status[ids].tolist()] if ids else []
+        for at, mid in enumerate(ids) if self._odd_status else ():
+            statuses[at] = self._odd_status.get(mid, statuses[at])
+        return [packed[mid] for mid in ids], statuses
+
     def status(self, monitor_id: int) -> str:
         odd = self._odd_status.get(monitor_id)
         return odd if odd is not None else STATUSES[self._status.item(monitor_id)]

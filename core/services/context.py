@@ -351,11 +351,9 @@ class MonitorTimesTable:
         return MonitorTimes(created_at=self._iso(created), updated_at=self._iso(updated),
                             status_since=self._iso(since))
 
-    def since(self, monitor_id: int) -> str | None:
-        """Only ``statusSince`` (what changes without a write)."""
-        if not 0 <= monitor_id < len(self._known) or not self._known.item(monitor_id):
-            return None
-        return self._iso(self._cols.item(2, monitor_id))
+    def since_many(self, ids: list[int]) -> list[str | None]:
+        """``statusSince`` of known ``ids`` (in range: ids a page of held monitors gave)."""
+        return [self._iso(seconds) for seconds in self._cols[2, ids].tolist()] if ids else []
 
     def put(self, monitor_id: int, times: MonitorTimes) -> None:
         """A monitor's times as a write returned them."""
@@ -422,6 +420,14 @@ class LastChecks:
         self._fit(int(unique[-1]))
         self._ts[unique] = batch["ts_us"][last]
         self._latency[unique] = batch["latency_us"][last]
+
+    def get_many(self, ids: list[int]) -> list[tuple[int, int] | None]:
+        """``get`` of each of ``ids`` at once (ids of held monitors)."""
+        if not ids:
+            return []
+        inside = [i if 0 <= i < len(self._ts) else 0 for i in ids]  # (0: never a monitor, never checked)
+        return [(ts, lat) if ts else None
+                for ts, lat in zip(self._ts[inside].tolist(), self._latency[inside].tolist(), strict=True)]
 
     def get(self, monitor_id: int) -> tuple[int, int] | None:
         if not 0 <= monitor_id < len(self._ts):

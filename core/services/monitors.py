@@ -113,16 +113,14 @@ class MonitorService:
         """A monitor ``page_ids`` gave (no owner check here), with its timestamps."""
         return self.engine.monitors[monitor_id], self.catalog.times.get(monitor_id) or _NO_TIMES
 
-    def revision(self, monitor_id: int) -> object | None:
-        """An object that stays the same (``is``) while the monitor's definition does, and is
-        replaced when it changes (not when its status does): what faces key per-monitor caches
-        on. None for a monitor that is not there."""
-        monitors = self.engine.monitors
-        return monitors.packed(monitor_id) if monitor_id in monitors else None
-
-    def status_of(self, monitor_id: int) -> tuple[str, str | None]:
-        """A monitor's live status and since when (ISO 8601, to the second) it has had it."""
-        return self.engine.monitors.status(monitor_id), self.catalog.times.since(monitor_id)
+    def live(self, ids: list[int]) -> list[tuple[object, str, str | None, tuple[int, int] | None]]:
+        """For ids ``page_ids`` gave: each monitor's revision (an object that stays the same,
+        ``is``, while its definition does and is replaced when it changes, not when its status
+        does: what faces key per-monitor caches on), live status, since when it has had it (ISO
+        8601, to the second) and newest check (ts µs, latency µs); a few gathers a page."""
+        revisions, statuses = self.engine.monitors.revisions_and_statuses(ids)
+        return list(zip(revisions, statuses, self.catalog.times.since_many(ids),
+                        self.catalog.last_checks.get_many(ids), strict=True))
 
     def stats(self) -> dict[str, Any]:
         return {"creates": {"commits": self._creates.commits, "monitors": self._creates.stored},

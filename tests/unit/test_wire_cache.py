@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.monitors import WireCache, listed_body, monitor_body
+from api.monitors import WireCache, listed_bodies, monitor_body
 from core.services import Services
 from tests.services import run_services
 
@@ -15,13 +15,13 @@ def test_a_changed_definition_is_never_answered_from_the_cache(tmp_path: Path) -
         created, _ = await s.monitors.create(1, {"name": "api", "type": "http", "url": "http://127.0.0.1:9/"})
         mid = created.id
         cache = WireCache()
-        first = listed_body(s.monitors, mid, cache)
+        first = listed_bodies(s.monitors, [mid], cache)[0]
         assert first == monitor_body(*await s.monitors.get(1, mid), None) and first["status"] == "pending"
         assert len(cache) == 1
         s.monitors.engine.monitors.set_status(mid, "down")  # (the definition stays: its cached part is used)
-        assert listed_body(s.monitors, mid, cache)["status"] == "down"
+        assert listed_bodies(s.monitors, [mid], cache)[0]["status"] == "down"
         await s.monitors.update(1, mid, {"name": "api v2"})
-        again = listed_body(s.monitors, mid, cache)
+        again = listed_bodies(s.monitors, [mid], cache)[0]
         assert again["name"] == "api v2" and again == monitor_body(*await s.monitors.get(1, mid), None)
 
     run_services(tmp_path, body)
