@@ -315,6 +315,14 @@ def _iso_second(seconds: int) -> str:
     return iso_seconds(seconds * 1_000_000)
 
 
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds_of(text: str) -> int:
+    """``2026-12-01T17:30:11Z`` -> seconds since the epoch (kept: a batch of creates shares
+    its stamp, and ``strptime`` took 8 µs)."""
+    return calendar.timegm((int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]),
+                            int(text[17:19]), 0, 0, 0))
+
+
 class MonitorTimesTable:
     """Each monitor's ``createdAt``, ``updatedAt`` and ``statusSince`` as whole seconds since
     the epoch (what the API shows: ISO 8601 to the second), in int64 arrays indexed by monitor
@@ -381,9 +389,7 @@ class MonitorTimesTable:
 
     @classmethod
     def _seconds(cls, text: str | None) -> int:
-        if text is None:
-            return cls.NONE
-        return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+        return cls.NONE if text is None else _iso_seconds_of(text)
 
 
 class LastChecks:
