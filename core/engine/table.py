@@ -88,7 +88,7 @@ class MonitorTable(Mapping[int, Monitor]):
             self._odd_status.pop(monitor_id, None)
             self._status[monitor_id] = code
 
-    def pop(self, monitor_id: int, default: Any = None) -> Any:  # type: ignore[override]
+    def pop(self, monitor_id: int, default: Any = None) -> Any:
         """Remove a monitor; the monitor it was, or ``default``."""
         if monitor_id not in self:
             return default

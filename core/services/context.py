@@ -360,8 +360,12 @@ class MonitorTimesTable:
                             status_since=self._iso(since))
 
     def since_many(self, ids: list[int]) -> list[str | None]:
-        """``statusSince`` of known ``ids`` (in range: ids a page of held monitors gave)."""
-        return [self._iso(seconds) for seconds in self._cols[2, ids].tolist()] if ids else []
+        """``statusSince`` of each of ``ids`` (None where unknown), in one gather."""
+        at = np.asarray(ids, dtype=np.int64)
+        inside = (at >= 0) & (at < len(self._known))
+        seconds = np.full(len(at), self.NONE, dtype=np.int64)
+        seconds[inside] = self._cols[2, at[inside]]
+        return [self._iso(value) for value in seconds.tolist()]
 
     def put(self, monitor_id: int, times: MonitorTimes) -> None:
         """A monitor's times as a write returned them."""

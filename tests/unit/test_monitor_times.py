@@ -48,6 +48,8 @@ def test_writes_status_changes_and_removals_show_at_once() -> None:
                                            status_since="2025-12-01T10:30:00Z")
     table.status_changed(7, 1_764_585_000_000_000)  # an unknown monitor stays unknown
     assert table.get(7) is None
+    assert table.since_many([5000, 7, -1, 10**9]) == ["2025-12-01T10:30:00Z", None, None, None]
+    assert table.since_many([]) == []
     table.pop(5000)
     assert table.get(5000) is None and 5000 not in table
     table.pop(10**9)  # (nothing to remove: no error)
