@@ -76,15 +76,15 @@ class Engine:
         self.max_inflight = max_inflight
         self.log_level = log_level
         self.deny_private = deny_private
-        #: Every monitor, with its live status (what the services read).
+        #: Every monitor, with its live status (what the services read; the serve process sets
+        #: the table it loaded before ``start``).
         self.monitors = MonitorTable()
         self.workers = [_WorkerHandle(i) for i in range(shards)]
         self.stopping = False
 
     # lifecycle ---------------------------------------------------------------------------
-    async def start(self, monitors: MonitorTable | list[Monitor]) -> None:
-        """Start the workers on ``monitors`` (a table: taken as it is, not copied)."""
-        self.monitors = monitors if isinstance(monitors, MonitorTable) else MonitorTable(monitors)
+    async def start(self) -> None:
+        """Start the workers; each is sent its shard of ``monitors``."""
         for handle in self.workers:
             await self._spawn(handle)
             handle.task = asyncio.get_running_loop().create_task(self._supervise(handle))
@@ -177,9 +177,8 @@ class Engine:
         for i in range(0, len(mine), UPSERT_CHUNK):
             if handle.channel is None:
                 return
-            chunk = [mid for mid in mine[i:i + UPSERT_CHUNK] if mid in table]  # (deleted while sending)
-            await handle.channel.send(Upsert(monitors=[table.packed(mid) for mid in chunk],
-                                             statuses=[table.status(mid) for mid in chunk]))
+            # (``from_table`` leaves out what was deleted while the shard was being sent)
+            await handle.channel.send(Upsert.from_table(table, mine[i:i + UPSERT_CHUNK]))
 
     # control -----------------------------------------------------------------------------
     def _owner(self, monitor_id: int) -> _WorkerHandle:
@@ -194,13 +193,11 @@ class Engine:
         for monitor in monitors:
             self.monitors.put(monitor)
             by_owner.setdefault(monitor.id % self.shards, []).append(monitor)
-        table = self.monitors
         for shard, batch in by_owner.items():
             handle = self.workers[shard]
             if handle.ready and handle.channel is not None:
                 with contextlib.suppress(ConnectionError, RuntimeError):  # (the bytes the table packed)
-                    await handle.channel.send(Upsert(monitors=[table.packed(m.id) for m in batch],
-                                                     statuses=[m.status for m in batch]))
+                    await handle.channel.send(Upsert.from_table(self.monitors, [m.id for m in batch]))
 
     async def delete(self, monitor_id: int) -> None:
         self.monitors.pop(monitor_id, None)

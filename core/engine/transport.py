@@ -19,8 +19,9 @@ from typing import Any, Protocol
 import msgspec
 import numpy as np
 
+from core.engine.table import MonitorTable
 from core.models import Monitor, Transition
-from core.models.packed import pack, unpack
+from core.models.packed import unpack
 from ext import COLUMNS, DTYPES
 
 __all__ = [
@@ -51,9 +52,10 @@ class Upsert(Frame, tag="upsert"):
     statuses: list[str]
 
     @classmethod
-    def of(cls, monitors: Iterable[Monitor]) -> Upsert:
-        given = list(monitors)
-        return cls(monitors=[pack(m) for m in given], statuses=[m.status for m in given])
+    def from_table(cls, table: MonitorTable, ids: Iterable[int]) -> Upsert:
+        """The held ``ids`` of ``table`` as it packed them, with their live statuses."""
+        held = [mid for mid in ids if mid in table]
+        return cls(monitors=[table.packed(mid) for mid in held], statuses=[table.status(mid) for mid in held])
 
     def decoded(self) -> Iterator[tuple[Monitor, bytes]]:
         if len(self.statuses) != len(self.monitors):

@@ -140,7 +140,7 @@ class ServeProcess:
                       loop.create_task(jobs.flapping(flaps, store, threads, ingest.wake_alerts)),
                       loop.create_task(jobs.save_agents(services.agents)),
                       loop.create_task(jobs.save_usage(services.accounts))]
-        await engine.start(monitors)
+        await engine.start()
         control = await start_control(self.data_dir, services)
         http_task = self.http.start(self.make_app(services), listener)
         # Requests allocate many short-lived objects: collect young garbage less often, and keep

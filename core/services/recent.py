@@ -45,7 +45,8 @@ class RecentWindow:
         self._up = np.zeros((0, HOURS), dtype=np.int32)
         self._hour = 0  # the newest hour (number since the epoch) in the window
 
-    def _fit(self, top: int) -> None:
+    def fit(self, top: int) -> None:
+        """Room for monitor ids up to ``top`` (at start, sized to it; later, doubling)."""
         size = len(self._next)
         if top < size:
             return
@@ -56,10 +57,6 @@ class RecentWindow:
         self._next = _grown(self._next, new)
         self._checks = _grown(self._checks, new)
         self._up = _grown(self._up, new)
-
-    def fit(self, top: int) -> None:
-        """Make room for monitor ids up to ``top`` at once (at start: no doubling past it)."""
-        self._fit(top)
 
     def _advance(self, hour: int) -> None:
         """Move the window's newest hour to ``hour``, emptying the slots of hours that left."""
@@ -84,7 +81,7 @@ class RecentWindow:
         ts = np.asarray(ts, dtype=np.int64)
         ok = np.asarray(ok).astype(np.int8)
         latency = np.minimum(np.asarray(latency, dtype=np.int64), 2**31 - 1).astype(np.int32)
-        self._fit(int(ids.max()))
+        self.fit(int(ids.max()))
         # hourly counts
         hours = ts // HOUR_US
         self._advance(int(hours.max()))
@@ -152,7 +149,7 @@ class RecentWindow:
             return
         ids = np.asarray(ids, dtype=np.int64)
         hours = np.asarray(hours_us, dtype=np.int64) // HOUR_US
-        self._fit(int(ids.max()))
+        self.fit(int(ids.max()))
         self._advance(int(hours.max()))
         keep = hours > self._hour - HOURS
         np.add.at(self._checks, (ids[keep], hours[keep] % HOURS), np.asarray(checks)[keep].astype(np.int32))

@@ -9,6 +9,7 @@ import asyncio
 import msgspec
 import uvloop
 
+from core.engine.table import MonitorTable
 from core.engine.transport import (
     AnyFrame,
     Bye,
@@ -72,7 +73,7 @@ def test_the_worker_runs_over_any_channel() -> None:
             assert isinstance(hello, Hello) and hello.shards == 1
             monitor = parse_monitor({"name": "over a queue", "type": "http", "url": peer.url(), "interval": 1})
             monitor.id = 7
-            await main_end.send(Upsert.of([monitor]))
+            await main_end.send(Upsert.from_table(MonitorTable([monitor]), [monitor.id]))
             rows = 0
             while rows < 2:
                 frame = await asyncio.wait_for(main_end.recv(), 10)

@@ -86,7 +86,8 @@ def test_a_plain_monitor_is_a_fraction_of_its_named_form() -> None:
 def test_upsert_frames_carry_packed_monitors_and_their_live_statuses() -> None:
     monitors = [_full(kind, mid) for mid, kind in enumerate(sorted(KINDS), start=1)]
     monitors[0].status = "up"
-    frame = msgspec.msgpack.Decoder(AnyFrame).decode(msgspec.msgpack.encode(Upsert.of(monitors)))
+    frame = msgspec.msgpack.Decoder(AnyFrame).decode(msgspec.msgpack.encode(
+        Upsert.from_table(MonitorTable(monitors), [m.id for m in monitors])))
     assert isinstance(frame, Upsert)
     assert [monitor for monitor, _ in frame.decoded()] == monitors
     broken = Upsert(monitors=frame.monitors, statuses=frame.statuses[:-1])

@@ -12,7 +12,6 @@ import msgspec
 import numpy as np
 
 from core.models import (
-    STATUSES,
     Monitor,
     MonitorTimes,
     MonitorValidationError,
@@ -37,9 +36,6 @@ _INSERT_MONITORS = f"""
     FROM (SELECT unnest(from_json($rows, '[{_NEW_ROW}]')) AS r)"""
 
 log = logging.getLogger("xuptime.storage")
-
-
-_STATUS_OBJECTS = {status: status for status in STATUSES}
 
 
 class MonitorStore:
@@ -178,7 +174,7 @@ class MonitorStore:
         monitor.spec = spec_obj
         monitor.id = int(mid)
         monitor.account_id = int(account_id)
-        monitor.status = _STATUS_OBJECTS.get(status, status)  # (one object a status, not one a monitor)
+        monitor.status = status
         return monitor
 
     def _monitor_from_row_slow(self, row: tuple) -> Monitor:
