@@ -93,6 +93,22 @@ def test_first_ups_stored_together_never_overwrite_a_newer_status(store: DuckDBS
     assert store.query(f"SELECT count(*) FROM incidents WHERE monitor_id = {b}")[1] == [(1,)]
 
 
+def test_no_read_leaves_a_transaction_open_behind_it(store: DuckDBStore) -> None:
+    """A cursor back in its pool holds no open result: an open one keeps its transaction, which
+    keeps the undo data of every later UPDATE in memory (hundreds of MB at a million monitors
+    in a first round of statuses) and refuses checkpoints. CHECKPOINT is refused while any other
+    transaction is open, so it is the witness."""
+    a = add(store, "a")
+    now = 1_700_000_000_000_000
+    reads = [lambda: store.uptime(a, [("24h", 86_400)], now),  # (single-row answers: fetchone)
+             lambda: store.incident_page(1, None, 10),
+             lambda: store.rollup(now, grace_us=0), lambda: store.upkeep(now, grace_us=0)]
+    for read in reads:
+        read()
+        store.apply_statuses([Transition(a, now, "pending", "up")])
+        store.con.execute("CHECKPOINT")  # raises TransactionException if a read left one open
+
+
 def test_paused_and_deleted_monitors_ignore_transitions(store: DuckDBStore) -> None:
     a, b = add(store, "a"), add(store, "b")
     store.set_paused(a, True)

@@ -10,13 +10,15 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import duckdb
+
 from core.clock import iso_utc
 from core.models import (
     KINDS,
 )
 
 __all__ = ["API_KEY_PREFIX", "DB_FILE", "HOUR_CACHE_MONITORS", "READERS", "SPEC_TYPES", "DuplicateError",
-           "NewerSchemaError", "ReadOnlyQueryError", "iso", "transaction", "ts_of", "utcnow"]
+           "NewerSchemaError", "ReadOnlyQueryError", "finish", "iso", "transaction", "ts_of", "utcnow"]
 
 log = logging.getLogger("xuptime.storage")
 
@@ -37,6 +39,20 @@ if importlib.util.find_spec("pandas") is None and not any(isinstance(f, _AbsentP
 SPEC_TYPES = dict(KINDS)
 
 DB_FILE = "xuptime.duckdb"
+
+
+def finish(cursor: Any) -> None:
+    """End the result ``cursor`` may still hold, before it waits for its next use.
+
+    DuckDB's Python client streams a SELECT's rows: after ``fetchone()`` the result stays open,
+    and with it the statement's auto-commit transaction, until the cursor runs its next
+    statement. While any transaction is open, DuckDB keeps the undo data of every later commit
+    (each UPDATE of monitors' statuses: tens of MB at a million monitors), so a reader cursor
+    idle in its pool after a ``fetchone()`` held the serve process's memory growing by hundreds
+    of MB until some request happened to reuse it, and kept automatic checkpoints from running.
+    """
+    with contextlib.suppress(duckdb.InvalidInputException):  # (no result: nothing to end)
+        cursor.fetchall()
 READERS = 2  # read-only cursors, one per thread of the server's read executor
 HOUR_CACHE_MONITORS = 256  # monitors whose rolled-up hours are kept in memory (LRU)
 

@@ -13,6 +13,7 @@ import numpy as np
 from core.models import Incident, Uptime
 from core.storage.duckdb.common import (
     HOUR_CACHE_MONITORS,
+    finish,
     iso,
 )
 from core.storage.rollups import HOUR_US, aggregate_hours, hour_aggregate_sql, merge_percentiles
@@ -77,6 +78,7 @@ class HistoryStore:
         try:
             yield cursor
         finally:
+            finish(cursor)
             self._readers.put(cursor)
 
     def _probe(self, lo: int | None, hi: int | None, need: int, align_us: int,
@@ -419,6 +421,7 @@ class HistoryStore:
         try:
             return self._rollup(now_us, grace_us, chunk_us)
         finally:
+            finish(self._maint)
             self.busy = None
 
     def _rollup(self, now_us: int, grace_us: int, chunk_us: int) -> int:

@@ -21,7 +21,7 @@ import msgspec
 import pyarrow as pa
 
 from core.models.retention import DEFAULT_RETENTION, Retention, RetentionError
-from core.storage.duckdb.common import transaction
+from core.storage.duckdb.common import finish, transaction
 from core.storage.rollups import HOUR_US, merge_percentiles
 
 __all__ = ["DAY_US", "UpkeepStore"]
@@ -100,6 +100,7 @@ class UpkeepStore:
                 self.busy = f"upkeep: {step}"
                 done[key] = run()
         finally:
+            finish(self._maint)
             self.busy = None
         return done
 
