@@ -17,6 +17,7 @@ import msgspec
 from core.models import Monitor, User, monitor_to_wire
 from core.services import Invalid, NotFound, ServiceError, Services
 from core.services.history import OWNER_ACCOUNT
+from core.services.recent import BARS
 
 __all__ = ["NEEDS_SERVER", "OPS", "READ_ONLY_OPS", "OpError", "monitor_row", "run"]
 
@@ -71,11 +72,13 @@ async def _monitors_resume(services: Services, args: dict[str, Any]) -> dict[str
 async def _monitors_show(services: Services, args: dict[str, Any]) -> dict[str, Any]:
     account, monitor_id = _owner(services, args)
     monitor, times = await services.monitors.get(account, monitor_id)
-    bars, uptime = services.monitors.recent(monitor)
+    _, uptime = services.monitors.recent(monitor)
     last = services.monitors.last_check(monitor_id)
+    # (the heartbeat bar's checks with their times: a page of history, oldest first)
+    rows, _ = await services.history.raw(account, monitor_id, None, None, None, BARS)
     return {**monitor_row(monitor), **msgspec.to_builtins(times), "uptime24h": uptime,
             "lastCheckUs": last[0] if last else None, "lastLatencyMs": last[1] / 1000 if last else None,
-            "recent": [{"tsUs": ts, "ok": ok, "latencyMs": lat / 1000} for ts, ok, lat in bars]}
+            "recent": [{"tsUs": r[0], "ok": bool(r[1]), "latencyMs": r[2] / 1000} for r in reversed(rows)]}
 
 
 async def _monitors_edit(services: Services, args: dict[str, Any]) -> dict[str, Any]:

@@ -161,8 +161,8 @@ class MonitorService:
         self._counts[account_id] = (self.catalog.generation, counts)
         return counts
 
-    def recent(self, monitor: Monitor) -> tuple[list[tuple[int, bool, int]], float | None]:
-        """A monitor's heartbeat bar (its last checks, oldest first: ts µs, ok, latency µs) and
+    def recent(self, monitor: Monitor) -> tuple[list[tuple[bool, int]], float | None]:
+        """A monitor's heartbeat bar (its last checks, oldest first: ok, latency µs) and
         its uptime over the last 24 hours, from memory. ``monitor`` comes from ``get`` or
         ``page`` (so its owner was checked)."""
         checks, up = self.catalog.recent.uptime(monitor.id)

@@ -1,14 +1,18 @@
-"""Each monitor's recent window, in memory: its last ``BARS`` checks (the heartbeat bar) and
-its checks and up-checks per hour for the last ``HOURS`` hours (the 24 h uptime of the
-monitors list). Pages read it without a database round trip: at scale, a per-monitor question
-over raw ``checks`` scans every monitor's rows of the window (they are stored in arrival
-order), which costs far more than a page may.
+"""Each monitor's recent window, in memory: its last ``BARS`` checks (the heartbeat bar: ok
+and latency) and its checks and up-checks per hour for the last ``HOURS`` hours (the 24 h
+uptime of the monitors list). Pages read it without a database round trip: at scale, a
+per-monitor question over raw ``checks`` scans every monitor's rows of the window (they are
+stored in arrival order), which costs far more than a page may.
 
 Arrays are indexed by monitor id (dense: a database sequence) and updated per batch in a few
-numpy calls. Hours are wall-clock hours shared by every monitor, so slot ``hour % HOURS``
-belongs to one hour at a time; ``_hour`` tracks the newest and slots of hours that have left
-the window are zeroed as it moves. Memory: ``BARS * 13 + HOURS * 8`` bytes per monitor id
-(582 bytes; 58 MB for 100k monitors).
+numpy calls. A monitor's bars are a ring in arrival order: ``_next`` counts its checks so far,
+so slot ``i`` is filled once ``i < _next`` (no timestamps kept: nothing shows them; a
+monitor's exact recent checks are a history page). Hours are wall-clock hours shared by every
+monitor, so slot ``hour % HOURS`` belongs to one hour at a time; ``_hour`` tracks the newest
+and slots of hours that have left the window are zeroed as it moves; counts saturate at
+65,535 an hour (a check every 55 ms). Memory: ``BARS * 5 + 8 + HOURS * 4`` bytes per monitor
+id (254 bytes; 254 MB for a million monitors, where 64-bit timestamps and 32-bit counts took
+582).
 """
 
 from __future__ import annotations
@@ -37,12 +41,11 @@ class RecentWindow:
     """Recent checks and hourly counts per monitor (see the module's docstring)."""
 
     def __init__(self) -> None:
-        self._ts = np.zeros((0, BARS), dtype=np.int64)  # 0: empty slot
         self._latency = np.zeros((0, BARS), dtype=np.int32)  # µs, clipped to 2**31-1
         self._ok = np.zeros((0, BARS), dtype=np.int8)
         self._next = np.zeros(0, dtype=np.int64)  # per monitor: checks noted so far (ring position)
-        self._checks = np.zeros((0, HOURS), dtype=np.int32)
-        self._up = np.zeros((0, HOURS), dtype=np.int32)
+        self._checks = np.zeros((0, HOURS), dtype=np.uint16)
+        self._up = np.zeros((0, HOURS), dtype=np.uint16)
         self._hour = 0  # the newest hour (number since the epoch) in the window
 
     def fit(self, top: int) -> None:
@@ -51,7 +54,6 @@ class RecentWindow:
         if top < size:
             return
         new = max(top + 1, 2 * size, 1024)
-        self._ts = _grown(self._ts, new)
         self._latency = _grown(self._latency, new)
         self._ok = _grown(self._ok, new)
         self._next = _grown(self._next, new)
@@ -88,9 +90,7 @@ class RecentWindow:
         keep = hours > self._hour - HOURS
         if held is not None:
             keep &= ~np.asarray(held, dtype=bool)
-        slots = hours[keep] % HOURS
-        np.add.at(self._checks, (ids[keep], slots), 1)
-        np.add.at(self._up, (ids[keep], slots), ok[keep])
+        self._count(ids[keep], hours[keep] % HOURS, np.ones(int(keep.sum()), dtype=np.int64), ok[keep])
         # the ring of recent checks: rows in (monitor, time) order, each placed after the
         # monitor's previous ones (when a monitor has more than BARS rows here, the newest win:
         # numpy assigns repeated indices in order)
@@ -99,22 +99,28 @@ class RecentWindow:
         unique, starts, counts = np.unique(ids, return_index=True, return_counts=True)
         rank = np.arange(len(ids)) - np.repeat(starts, counts)
         slot = (self._next[ids] + rank) % BARS
-        self._ts[ids, slot] = ts
         self._ok[ids, slot] = ok
         self._latency[ids, slot] = latency
         self._next[unique] += counts
 
-    def bars(self, monitor_id: int) -> list[tuple[int, bool, int]]:
-        """The monitor's recent checks, oldest first: ``(ts µs, ok, latency µs)``."""
+    def _count(self, ids: np.ndarray, slots: np.ndarray, checks: np.ndarray, up: np.ndarray) -> None:
+        """Add to the hourly counts, saturating (``np.add.at`` would wrap a uint16)."""
+        if not len(ids):
+            return
+        keys, index = np.unique(ids * HOURS + slots, return_inverse=True)
+        at = (keys // HOURS, keys % HOURS)
+        for column, values in ((self._checks, checks), (self._up, up)):
+            total = np.bincount(index.reshape(-1), weights=values, minlength=len(keys)).astype(np.int64)
+            column[at] = np.minimum(column[at].astype(np.int64) + total, 65_535)
+
+    def bars(self, monitor_id: int) -> list[tuple[bool, int]]:
+        """The monitor's recent checks, oldest first: ``(ok, latency µs)``."""
         if not 0 <= monitor_id < len(self._next):
             return []
         n = int(self._next[monitor_id])
-        ts, ok, lat = self._ts[monitor_id].tolist(), self._ok[monitor_id].tolist(), self._latency[monitor_id].tolist()
-        if n < BARS:
-            return [(ts[i], bool(ok[i]), lat[i]) for i in range(n) if ts[i]]
-        start = n % BARS
-        order = [*range(start, BARS), *range(start)]
-        return [(ts[i], bool(ok[i]), lat[i]) for i in order if ts[i]]
+        ok, lat = self._ok[monitor_id].tolist(), self._latency[monitor_id].tolist()
+        order = range(n) if n < BARS else [*range(n % BARS, BARS), *range(n % BARS)]
+        return [(bool(ok[i]), lat[i]) for i in order]
 
     def checks_per_hour(self) -> float:
         """Checks an hour, every monitor together, over the window."""
@@ -138,7 +144,6 @@ class RecentWindow:
 
     def forget(self, monitor_id: int) -> None:
         if 0 <= monitor_id < len(self._next):
-            self._ts[monitor_id] = 0
             self._next[monitor_id] = 0
             self._checks[monitor_id] = 0
             self._up[monitor_id] = 0
@@ -152,8 +157,8 @@ class RecentWindow:
         self.fit(int(ids.max()))
         self._advance(int(hours.max()))
         keep = hours > self._hour - HOURS
-        np.add.at(self._checks, (ids[keep], hours[keep] % HOURS), np.asarray(checks)[keep].astype(np.int32))
-        np.add.at(self._up, (ids[keep], hours[keep] % HOURS), np.asarray(up)[keep].astype(np.int32))
+        self._count(ids[keep], hours[keep] % HOURS, np.asarray(checks, dtype=np.int64)[keep],
+                    np.asarray(up, dtype=np.int64)[keep])
 
     def load_bars(self, ids: np.ndarray, ts: np.ndarray, ok: np.ndarray, latency: np.ndarray) -> None:
         """Recent checks from the store (at start), without counting them into the hours

@@ -34,7 +34,7 @@ def test_bars_and_hours_match_a_model(batches: list[list[tuple[int, int, bool]]]
     newest_hour = max((ts for _, ts, _, _ in seen), default=0) // HOUR_US
     for monitor in range(1, 7):
         mine = sorted((ts, ok, lat) for m, ts, ok, lat in seen if m == monitor)
-        assert window.bars(monitor) == [(ts, ok, lat) for ts, ok, lat in mine[-BARS:]]
+        assert window.bars(monitor) == [(ok, lat) for _, ok, lat in mine[-BARS:]]
         recent = [ok for ts, ok, _ in mine if ts // HOUR_US > newest_hour - HOURS]
         assert window.uptime(monitor) == (len(recent), sum(recent))
 
@@ -56,3 +56,14 @@ def test_checks_held_for_maintenance_join_the_bars_but_not_the_counts() -> None:
                np.array([1, 2, 3]), held=np.array([False, True, True]))
     assert len(window.bars(4)) == 3 and window.uptime(4) == (1, 1)
     assert window.since(4, START) == (1, 1)
+
+
+def test_hourly_counts_saturate_instead_of_wrapping() -> None:
+    """Counts are 16-bit: a monitor checked more than 65,535 times in an hour reads as
+    65,535, never as a small number after a wrap."""
+    window = RecentWindow()
+    window.load_hours(np.array([3, 3]), np.array([START, START]), np.array([60_000, 10]), np.array([59_000, 10]))
+    assert window.uptime(3) == (60_010, 59_010)
+    n = 6_000
+    window.add(np.full(n, 3), START + np.arange(n), np.ones(n, dtype=np.uint8), np.arange(n))
+    assert window.uptime(3) == (65_535, 65_010) and len(window.bars(3)) == BARS

@@ -149,7 +149,7 @@ async def latency_badge(request: Request[Any, Any, Any], monitor_id: int, pages:
     """The average latency of the monitor's recent good checks."""
     monitor = _public(pages, monitor_id)
     bars, _ = monitors.recent(monitor)
-    good = [lat for _, ok, lat in bars if ok]
+    good = [lat for ok, lat in bars if ok]
     if good:
         ms = sum(good) / len(good) / 1000
         text, color = f"{ms:.0f} ms", "#2e9e44" if ms < 300 else "#dfb317" if ms < 1000 else "#d73a3a"
