@@ -117,8 +117,9 @@ def _shared(value: float) -> float:
     return value
 
 
-class _Entry:
-    """One monitor of the shard. ``state`` owns its live status. A monitor on the compiled
+class _Entry(MonitorState):
+    """One monitor of the shard, and its state machine's counters (it is its own
+    ``MonitorState``: one object a monitor, not two). A monitor on the compiled
     path is held only as the bytes it came in (``packed``: ``core.models.packed``) beside
     what its results need (``retries``, ``recovery``): its ``Monitor`` and prepared spec are
     rebuilt when asked for (an upsert replacing it, a hand-over to the general path). Holding
@@ -126,7 +127,7 @@ class _Entry:
     monitors, a gigabyte."""
 
     __slots__ = ("_monitor", "_prepared", "account_id", "checker", "compiled", "due_ms", "interval_ms", "origin",
-                 "packed", "paused", "recovery", "retries", "state", "timeout")
+                 "packed", "paused", "recovery", "retries", "timeout")
 
     def __init__(self, monitor: Monitor, checker: Checker, packed: bytes | None = None) -> None:
         self._monitor: Monitor | None = monitor
@@ -134,7 +135,7 @@ class _Entry:
         self.checker = checker
         self.account_id = monitor.account_id
         self._prepared: Any = checker.prepare(monitor if checker.next_due is not None else monitor.spec)
-        self.state = MonitorState(monitor.status)
+        MonitorState.__init__(self, monitor.status)
         self.timeout = _shared(monitor.effective_timeout)
         self.interval_ms = int(_shared(monitor.interval * 1000))
         self.paused = monitor.paused
@@ -144,6 +145,15 @@ class _Entry:
         self.origin: tuple[str, int, int] | None = None  # its origin there
         #: A timed monitor's armed deadline (monotonic ms), None while it is periodic.
         self.due_ms: int | None = None
+
+    @property
+    def state(self) -> MonitorState:
+        """Its live status and counters (the entry itself)."""
+        return self
+
+    def carry(self, old: _Entry) -> None:
+        """Take over ``old``'s status and counters (a replaced monitor whose status stands)."""
+        self.status, self.failures, self.successes = old.status, old.failures, old.successes
 
     @property
     def monitor(self) -> Monitor:
@@ -260,7 +270,7 @@ class Scheduler:
         entry = _Entry(monitor, REGISTRY[monitor.type], packed)
         old = self.entries.get(monitor.id)
         if old is not None and ("paused" if old.paused else old.state.status) == monitor.status:
-            entry.state = old.state
+            entry.carry(old)
         self.entries[monitor.id] = entry
         if old is not None:
             self._release(monitor.id, old)
