@@ -10,6 +10,7 @@ from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
 from posix.unistd cimport close
 
 from ext._buffer cimport ResultBuffer
+from ext._idmap cimport IdMap, idmap_free, idmap_get, idmap_init, idmap_pop, idmap_put
 
 
 cdef extern from "<errno.h>":
@@ -254,7 +255,7 @@ cdef class HttpEngine:
         list _requests
         list _tables
         list _expected      # "200-299" and the like: one shared string per distinct list
-        dict _slots         # monitor id -> Mon slot
+        IdMap _slots        # monitor id -> Mon slot
         Origin *_origins
         int32_t _norigins
         int32_t _cap_origins
@@ -298,7 +299,7 @@ cdef class HttpEngine:
         self._requests = []
         self._tables = []
         self._expected = []
-        self._slots = {}
+        idmap_init(&self._slots)
         self._origin_ids = {}
         self._notable = []
         self._rbuf = <char *>malloc(READ_SIZE)
@@ -324,6 +325,7 @@ cdef class HttpEngine:
         free(self._rbuf)
         free(self._events)
         free(self._mons)
+        idmap_free(&self._slots)
         free(self._conns)
         free(self._origins)
         free(self._flight)
@@ -421,14 +423,13 @@ cdef class HttpEngine:
         m.timeout_s = timeout_s
         m.interval_ms = interval_ms if interval_ms > 0 else 1
         m.phase_ms = phase_ms % m.interval_ms
-        self._slots[monitor_id] = slot
+        idmap_put(&self._slots, monitor_id, slot)
 
     def remove(self, int64_t monitor_id) -> None:
         """Forget a monitor; its check in flight (if any) is dropped without a result."""
-        slot = self._slots.pop(monitor_id, None)
-        if slot is None:
+        cdef int32_t s = idmap_pop(&self._slots, monitor_id)
+        if s < 0:
             return
-        cdef int32_t s = slot
         cdef Mon *m = &self._mons[s]
         if m.fd >= 0:
             self._close(m.fd)
@@ -447,16 +448,16 @@ cdef class HttpEngine:
         return total
 
     def set_quiet(self, int64_t monitor_id, bint quiet) -> None:
-        slot = self._slots.get(monitor_id)
-        if slot is not None:
-            self._mons[<int32_t>slot].quiet = quiet
+        cdef int32_t s = idmap_get(&self._slots, monitor_id)
+        if s >= 0:
+            self._mons[s].quiet = quiet
 
     def takes(self, int64_t monitor_id) -> bool:
         """The monitor is registered, still on this path, and its origin has an address."""
-        slot = self._slots.get(monitor_id)
-        if slot is None:
+        cdef int32_t s = idmap_get(&self._slots, monitor_id)
+        if s < 0:
             return False
-        cdef Mon *m = &self._mons[<int32_t>slot]
+        cdef Mon *m = &self._mons[s]
         return bool(m.live and self._origins[m.origin].resolved)
 
     # checks ---------------------------------------------------------------------------
@@ -464,10 +465,9 @@ cdef class HttpEngine:
         """Start a check now: 1 when started (its result comes through the buffer), 2 when
         the previous one is still running or waiting (nothing started), 0 when this path
         cannot take it. (``start_due`` is the scheduler's way in; this one ignores ``limit``.)"""
-        slot = self._slots.get(monitor_id)
-        if slot is None:
+        cdef int32_t s = idmap_get(&self._slots, monitor_id)
+        if s < 0:
             return 0
-        cdef int32_t s = slot
         cdef Mon *m = &self._mons[s]
         if not m.live or not self._origins[m.origin].resolved:
             return 0
@@ -487,11 +487,10 @@ cdef class HttpEngine:
         cdef int64_t late
         cdef Py_ssize_t buckets = self._lateness.shape[0] if self._lateness is not None else 0
         for item in due:
-            slot = self._slots.get(item)
-            if slot is None:
+            s = idmap_get(&self._slots, <int64_t>item)
+            if s < 0:
                 rest.append(item)
                 continue
-            s = slot
             m = &self._mons[s]
             if not m.live or not self._origins[m.origin].resolved:
                 rest.append(item)
@@ -1031,10 +1030,9 @@ cdef class HttpEngine:
         the connection (``end`` 1) or reset it (2), or nothing more came (0). ``fd`` must be a socket this engine may close. The outcome lands where a
         real check's does (a row in the buffer, or ``fallback``); True when the check ended,
         False when it still waits (it is then dropped, without a row)."""
-        slot = self._slots.get(monitor_id)
-        if slot is None or fd < 0:
+        cdef int32_t s = idmap_get(&self._slots, monitor_id)
+        if s < 0 or fd < 0:
             raise ValueError("unknown monitor or bad fd")
-        cdef int32_t s = slot
         cdef Mon *m = &self._mons[s]
         cdef Conn *c
         cdef bytes piece

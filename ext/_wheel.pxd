@@ -1,6 +1,8 @@
 # cython: language_level=3
 from libc.stdint cimport int32_t, int64_t
 
+from ext._idmap cimport IdMap
+
 
 cdef struct Node:
     int64_t ident      # the caller's id (a monitor id)
@@ -9,11 +11,6 @@ cdef struct Node:
     int32_t next       # intrusive doubly linked bucket list (-1 = none)
     int32_t prev
     int32_t slot       # bucket index, or -1 when the node is free
-
-
-cdef struct Slot:
-    int64_t key        # the id
-    int32_t node       # -1 = empty
 
 
 cdef struct Fired:
@@ -35,8 +32,7 @@ cdef class TimingWheel:
         int32_t _capacity
         int32_t _free           # head of the free-node list (linked through .next)
         Py_ssize_t _size
-        Slot *_table            # ident -> node: open addressing, linear probing
-        int64_t _table_mask     # capacity - 1 (capacity is a power of two)
+        IdMap _ids              # ident -> node
         Fired *_fired
         Py_ssize_t _fired_len
         Py_ssize_t _fired_cap
@@ -50,8 +46,4 @@ cdef class TimingWheel:
     cdef int _fire_bucket(self, int32_t bucket) except -1
     cdef int _push_fired(self, int64_t deadline, int64_t ident) except -1
     cdef list _collect(self)
-    cdef int32_t _find(self, int64_t ident) noexcept
-    cdef int _insert_key(self, int64_t ident, int32_t node) except -1
-    cdef void _erase_key(self, int64_t ident) noexcept
-    cdef int _grow_table(self) except -1
     cdef int64_t _top_target(self) noexcept

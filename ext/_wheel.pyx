@@ -5,6 +5,8 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport qsort
 
+from ext._idmap cimport id_hash, idmap_free, idmap_get, idmap_init, idmap_pop, idmap_put
+
 cdef enum:
     _EXPIRED_MARK = -2
 
@@ -24,12 +26,6 @@ cdef inline int64_t _floordiv(int64_t a, int64_t b) noexcept:
     if (a % b != 0) and ((a < 0) != (b < 0)):
         q -= 1
     return q
-
-
-cdef inline uint64_t _hash(int64_t key) noexcept:
-    """Fibonacci hashing with a final mix, so sequential ids spread over the table."""
-    cdef uint64_t h = <uint64_t>key * <uint64_t>0x9E3779B97F4A7C15
-    return h ^ (h >> 32)
 
 
 cdef int _cmp_fired(const void *a, const void *b) noexcept nogil:
@@ -118,12 +114,7 @@ cdef class TimingWheel:
             self._nodes[i].slot = -1
         self._free = 0
         self._size = 0
-        self._table_mask = 1023
-        self._table = <Slot *>PyMem_Malloc(1024 * sizeof(Slot))
-        if not self._table:
-            raise MemoryError()
-        for i in range(1024):
-            self._table[i].node = -1
+        idmap_init(&self._ids)
         self._fired_len = 0
         self._rearm_head = -1
 
@@ -132,7 +123,7 @@ cdef class TimingWheel:
         PyMem_Free(self._level_count)
         PyMem_Free(self._nodes)
         PyMem_Free(self._fired)
-        PyMem_Free(self._table)
+        idmap_free(&self._ids)
 
     @property
     def tick(self) -> int:
@@ -148,13 +139,13 @@ cdef class TimingWheel:
 
     def __contains__(self, ident) -> bool:
         try:
-            return self._find(ident) != -1
+            return idmap_get(&self._ids, ident) != -1
         except (TypeError, OverflowError):
             return False
 
     def deadline(self, int64_t ident):
         """The pending deadline of ``ident``, or None when it is not scheduled."""
-        cdef int32_t n = self._find(ident)
+        cdef int32_t n = idmap_get(&self._ids, ident)
         if n == -1:
             return None
         return self._nodes[n].deadline
@@ -163,10 +154,10 @@ cdef class TimingWheel:
         """Arm ``ident`` at ``deadline``, replacing any pending deadline it has."""
         if period < 0:
             raise ValueError("period must be >= 0")
-        cdef int32_t n = self._find(ident)
+        cdef int32_t n = idmap_get(&self._ids, ident)
         if n == -1:
             n = self._alloc()
-            self._insert_key(ident, n)
+            idmap_put(&self._ids, ident, n)
             self._size += 1
         else:
             self._unlink(n)
@@ -177,10 +168,10 @@ cdef class TimingWheel:
 
     def cancel(self, int64_t ident) -> bool:
         """Disarm ``ident``; returns whether it was scheduled."""
-        cdef int32_t n = self._find(ident)
+        cdef int32_t n = idmap_get(&self._ids, ident)
         if n == -1:
             return False
-        self._erase_key(ident)
+        idmap_pop(&self._ids, ident)
         self._unlink(n)
         self._nodes[n].slot = -1
         self._nodes[n].next = self._free
@@ -191,7 +182,7 @@ cdef class TimingWheel:
     def clear(self) -> None:
         """Cancel everything."""
         cdef int64_t i
-        idents = [self._table[i].key for i in range(self._table_mask + 1) if self._table[i].node != -1]
+        idents = [self._ids.table[i].key for i in range(self._ids.mask + 1) if self._ids.table[i].value != -1]
         for ident in idents:
             self.cancel(ident)
 
@@ -262,67 +253,6 @@ cdef class TimingWheel:
             out[i] = self._fired[i].ident
         self._fired_len = 0
         return out
-
-    # id table ---------------------------------------------------------------------------
-    cdef inline int32_t _find(self, int64_t ident) noexcept:
-        cdef uint64_t i = _hash(ident) & <uint64_t>self._table_mask
-        while self._table[i].node != -1:
-            if self._table[i].key == ident:
-                return self._table[i].node
-            i = (i + 1) & <uint64_t>self._table_mask
-        return -1
-
-    cdef int _insert_key(self, int64_t ident, int32_t node) except -1:
-        if (self._size + 1) * 2 > self._table_mask + 1:
-            self._grow_table()
-        cdef uint64_t i = _hash(ident) & <uint64_t>self._table_mask
-        while self._table[i].node != -1:
-            i = (i + 1) & <uint64_t>self._table_mask
-        self._table[i].key = ident
-        self._table[i].node = node
-        return 0
-
-    cdef void _erase_key(self, int64_t ident) noexcept:
-        cdef uint64_t mask = <uint64_t>self._table_mask
-        cdef uint64_t i = _hash(ident) & mask
-        cdef uint64_t j, home
-        while self._table[i].node != -1 and self._table[i].key != ident:
-            i = (i + 1) & mask
-        if self._table[i].node == -1:
-            return
-        # Backward-shift deletion: pull later entries of the probe run into the hole.
-        j = i
-        while True:
-            j = (j + 1) & mask
-            if self._table[j].node == -1:
-                break
-            home = _hash(self._table[j].key) & mask
-            if ((j - home) & mask) >= ((j - i) & mask):
-                self._table[i] = self._table[j]
-                i = j
-        self._table[i].node = -1
-
-    cdef int _grow_table(self) except -1:
-        cdef int64_t old_cap = self._table_mask + 1
-        cdef int64_t cap = old_cap * 2
-        cdef Slot *old = self._table
-        cdef Slot *table = <Slot *>PyMem_Malloc(cap * sizeof(Slot))
-        cdef int64_t k
-        cdef uint64_t i
-        if not table:
-            raise MemoryError()
-        for k in range(cap):
-            table[k].node = -1
-        for k in range(old_cap):
-            if old[k].node != -1:
-                i = _hash(old[k].key) & <uint64_t>(cap - 1)
-                while table[i].node != -1:
-                    i = (i + 1) & <uint64_t>(cap - 1)
-                table[i] = old[k]
-        self._table = table
-        self._table_mask = cap - 1
-        PyMem_Free(old)
-        return 0
 
     # nodes ------------------------------------------------------------------------------
     cdef int32_t _alloc(self) except -1:
@@ -449,7 +379,7 @@ cdef class TimingWheel:
                 after = self._nodes[following].next
                 if after != -1:
                     XUPTIME_PREFETCH(&self._nodes[after])
-                XUPTIME_PREFETCH(&self._table[_hash(self._nodes[following].ident) & <uint64_t>self._table_mask])
+                XUPTIME_PREFETCH(&self._ids.table[id_hash(self._nodes[following].ident) & <uint64_t>self._ids.mask])
             if counted:
                 self._level_count[b >> self._bits] -= 1
             self._push_fired(self._nodes[n].deadline, self._nodes[n].ident)
@@ -458,7 +388,7 @@ cdef class TimingWheel:
                 self._nodes[n].next = self._rearm_head
                 self._rearm_head = n
             else:
-                self._erase_key(self._nodes[n].ident)
+                idmap_pop(&self._ids, self._nodes[n].ident)
                 self._nodes[n].slot = -1
                 self._nodes[n].next = self._free
                 self._free = n

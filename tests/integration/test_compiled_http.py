@@ -242,6 +242,39 @@ def test_engine_queue_overlap_removal_and_lateness() -> None:
     uvloop.run(main())
 
 
+def test_engine_finds_exactly_its_monitors_among_thousands_added_and_removed() -> None:
+    """The engine's id -> slot map (``ext/_idmap.pxd``, shared with the timing wheel) through
+    growth and deletions, with ids that collide in its table: ``takes`` answers for exactly
+    the monitors registered, and a re-added one is found again."""
+    import random
+
+    from core.checkers.http import compiled_spec, prepare
+    from core.engine.scheduler import raw_sockaddr
+    from ext import ResultBuffer
+
+    engine = HttpEngine(ResultBuffer(16), lambda count, notable: None, lambda mid: None)
+    origin = engine.origin(("127.0.0.1", 9))
+    engine.set_address(origin, socket.AF_INET, raw_sockaddr(socket.AF_INET, ("127.0.0.1", 9)))
+    spec = compiled_spec(prepare(_monitor(1, "http://127.0.0.1:9/", {}).spec))
+    assert spec is not None
+    _, _, request, table, text, keep_alive, head, follow, max_body = spec
+    rnd = random.Random(15)
+    ids = [i * 1024 for i in range(1, 3001)] + [rnd.randrange(1, 2**62) for _ in range(3000)]
+    held: set[int] = set()
+    try:
+        for step in range(3):
+            for mid in ids:
+                engine.add(mid, origin, request, table, text, 2.0, keep_alive, head, follow, max_body, 1000)
+                held.add(mid)
+            for mid in rnd.sample(ids, len(ids) // 2 + step * 500):
+                engine.remove(mid)
+                held.discard(mid)
+            assert [mid for mid in ids if engine.takes(mid)] == [mid for mid in ids if mid in held]
+            assert not engine.takes(5) and not engine.takes(2**63 - 1)
+    finally:
+        engine.close()
+
+
 _HEADER_NAMES = ["Server", "X-Trace", "content-type", "CONNECTION", "Connection", "Cache-Control", "x-long-" + "n" * 40]
 _VALUE = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=24)
 
