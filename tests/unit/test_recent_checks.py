@@ -5,6 +5,7 @@ rings cannot answer exactly is left to the store."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -57,6 +58,10 @@ def test_compiled_items_are_the_items_duckdb_encodes() -> None:
     expected = [msgspec.json.decode(r[0]) for r in con.execute(f"SELECT {HOUR_JSON} FROM hours").fetchall()]
     got = hour_items(ts // 3_600_000_000 * 3_600_000_000, checks, up, sums, low, high, *q)
     assert msgspec.json.decode(b"[" + got + b"]") == expected
+    # uptime is Python's repr of the ratio, byte for byte, whether its text was cached or not
+    uptimes = re.findall(rb'"uptime":([^,]+),', got)
+    assert uptimes == [repr(u / c).encode() for u, c in zip(up.tolist(), checks.tolist(), strict=True)]
+    assert hour_items(ts // 3_600_000_000 * 3_600_000_000, checks, up, sums, low, high, *q) == got
     with pytest.raises(ValueError, match="without checks"):
         hour_items(*(np.zeros(1, dtype=np.int64),) * 6, *(np.zeros(1),) * 3)
 
