@@ -16,7 +16,11 @@ connections, on:
 - ``raw``: the newest 100 raw checks (``limit=100&from=...``);
 - ``again`` (32 connections only): ``hourly`` once more, each ``from`` a second later than in
   its run at 32 connections: new answers, over what that run left in memory (the checks of the
-  first hours, read in blocks of 6 hours: a time picker refreshing its range).
+  first hours, read in blocks of 6 hours: a time picker refreshing its range);
+- ``cached`` (32 connections only): one monitor's ``hourly`` question asked the same way every
+  time: after the first, every answer comes from the answer cache. Not a history claim (the
+  targets are the uncached runs'): it is what the server pays to send an answer of that size,
+  beside what computing one costs.
 
 Every history request asks about another monitor with a ``from`` one second later than the
 last (``bench/moving_monitor.lua``), and no run repeats another's questions: every answer is
@@ -117,20 +121,22 @@ def main() -> None:
                 # later than there: new answers, over the blocks of first hours the run kept)
                 plan = [(name, path, c) for name, path in (("trivial", "/api/v1/account/usage"), ("hourly", hours),
                                                            ("raw", "/api/v1/monitors/MON/history?limit=100&from=FROM"))
-                        for c in (1, 32)] + [("again", hours, 32)]
+                        for c in (1, 32)] + [("again", hours, 32), ("cached", hours, 32)]
                 for name, path, connections in plan:
                     label = f"{name}_c{connections}"
                     log(f"{rows:,} rows: wrk {label}")
                     since = sinces["hourly_c32"] + 1 if name == "again" else next(offsets)
                     sinces[label] = since
+                    asked = {"XUPTIME_SINCE": str(since), "XUPTIME_PATH": path, "XUPTIME_IDS": env_ids}
+                    if name == "cached":  # (one question, every time)
+                        asked.update(XUPTIME_PATH=path.replace("FROM", str(since)), XUPTIME_IDS=str(ids[0]))
                     stats = control_request(data_dir, "stats")
                     # pages answered from memory (``RecentChecks``, ``RecentHours``) and from the store
-                    source = {"raw": "rawPages", "hourly": "hourPages", "again": "hourPages"}.get(name)
+                    source = {"raw": "rawPages", "hourly": "hourPages", "again": "hourPages",
+                              "cached": "hourPages"}.get(name)
                     before, pages = stats["historyCache"], stats[source] if source else None
                     kept = stats["hourRows"]
-                    result = wrk(base, key, seconds, connections, lua,
-                                 {"XUPTIME_SINCE": str(since), "XUPTIME_PATH": path,
-                                  "XUPTIME_IDS": env_ids})
+                    result = wrk(base, key, seconds, connections, lua, asked)
                     stats = control_request(data_dir, "stats")
                     result["hit_rate"] = _hit_rate(before, stats["historyCache"])["hit_rate"]
                     result["pages"] = {k: stats[source][k] - pages[k] for k in ("memory", "store")} if source else None
@@ -147,7 +153,7 @@ def main() -> None:
     print(f"{'rows':>12} {'question':>8} {'c1 p50':>8} {'c1 p99':>8} {'c32 p50':>8} {'c32 p99':>8} {'c32 req/s':>10} "
           f"{'÷ trivial p99':>13} {'÷ trivial req/s':>15}")
     for run in runs:
-        for name in ("trivial", "hourly", "raw", "again"):
+        for name in ("trivial", "hourly", "raw", "again", "cached"):
             c1, c32, trivial = run.get(f"{name}_c1", {"p50": float("nan"), "p99": float("nan")}), run[f"{name}_c32"], \
                 run["trivial_c32"]
             print(f"{run['rows']:12,} {name:>8} {c1['p50']:8.2f} {c1['p99']:8.2f} {c32['p50']:8.2f} "
