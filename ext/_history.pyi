@@ -7,3 +7,6 @@ def raw_items(ts: np.ndarray, ok: np.ndarray, latency: np.ndarray, status: np.nd
 def hour_items(start: np.ndarray, checks: np.ndarray, up: np.ndarray, latency_sum: np.ndarray,
                latency_min: np.ndarray, latency_max: np.ndarray, p50: np.ndarray, p95: np.ndarray,
                p99: np.ndarray) -> bytes: ...
+def rolled_items(checks: np.ndarray, up: np.ndarray, latency_sum: np.ndarray, latency_min: np.ndarray,
+                 latency_max: np.ndarray, q: np.ndarray, row: int, first_hour: int, last_hour: int,
+                 ends: np.ndarray, starts: np.ndarray) -> tuple[bytes, int, int]: ...

@@ -10,7 +10,7 @@ same JSON objects the store's ``RAW_JSON`` and ``HOUR_JSON`` make in DuckDB, num
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free
-from libc.math cimport llround, round
+from libc.math cimport round
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, strlen
@@ -57,25 +57,38 @@ cdef inline Py_ssize_t put(char* out, const char* text) noexcept:
     return <Py_ssize_t>n
 
 
+cdef const char* _PAIRS = (b"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                           b"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                           b"8081828384858687888990919293949596979899")
+
+
 cdef inline Py_ssize_t put_int(char* out, int64_t value) noexcept:
+    """Decimal digits, two a division (``_PAIRS``)."""
     cdef char digits[24]
-    cdef Py_ssize_t n = 0, i = 0
+    cdef Py_ssize_t n = 24, i = 0, k
     cdef bint negative = value < 0
-    cdef unsigned long long v = <unsigned long long>(-value if negative else value)
-    while True:
-        digits[n] = <char>(48 + v % 10)
-        n += 1
-        v //= 10
-        if v == 0:
-            break
+    cdef unsigned long long v = (<unsigned long long>0 - <unsigned long long>value) if negative \
+        else <unsigned long long>value
+    cdef unsigned long long pair
+    while v >= 100:
+        pair = (v % 100) * 2
+        v //= 100
+        n -= 2
+        digits[n] = _PAIRS[pair]
+        digits[n + 1] = _PAIRS[pair + 1]
+    if v >= 10:
+        n -= 2
+        digits[n] = _PAIRS[v * 2]
+        digits[n + 1] = _PAIRS[v * 2 + 1]
+    else:
+        n -= 1
+        digits[n] = <char>(48 + v)
     if negative:
         out[0] = 45  # -
         i = 1
-    while n:
-        n -= 1
-        out[i] = digits[n]
-        i += 1
-    return i
+    k = 24 - n
+    memcpy(out + i, digits + n, k)
+    return i + k
 
 
 cdef inline Py_ssize_t put_thousandths(char* out, int64_t k) noexcept:
@@ -99,10 +112,24 @@ cdef inline Py_ssize_t put_thousandths(char* out, int64_t k) noexcept:
     return i
 
 
+cdef inline double _round(double x) noexcept:
+    """C's ``round`` (halves away from zero), inline: libm's call, twice a latency, was a tenth
+    of encoding an hour. Exact below 2**52, where ``x - trunc(x)`` is; beyond it (and for NaN)
+    libm's."""
+    cdef double a = x if x >= 0 else -x
+    cdef double r
+    if not a < 4503599627370496.0:
+        return round(x)
+    r = <double>(<int64_t>a)
+    if a - r >= 0.5:
+        r += 1.0
+    return r if x >= 0 else -r
+
+
 cdef inline Py_ssize_t put_ms(char* out, double us) noexcept:
     """µs as ms rounded to 3 decimals, the way DuckDB's ``round(us / 1000, 3)`` computes it."""
     cdef double ms = us / 1000.0
-    return put_thousandths(out, llround(round(ms * 1000.0) / 1000.0 * 1000.0))
+    return put_thousandths(out, <int64_t>_round(_round(ms * 1000.0) / 1000.0 * 1000.0))
 
 
 cdef inline Py_ssize_t put_two(char* out, int value) noexcept:
@@ -235,6 +262,89 @@ def raw_items(const int64_t[:] ts, const int8_t[:] ok, const int64_t[:] latency,
             at += put_phase(out + at, ttfb[i])
             at += put(out + at, b"}}")
         return PyBytes_FromStringAndSize(out, at)
+    finally:
+        free(out)
+
+
+cdef int64_t _HOUR_US = 3600000000  # (typed: a bare literal this large is a Python int)
+
+
+def rolled_items(const int32_t[:, ::1] checks, const int32_t[:, ::1] up, const int64_t[:, ::1] latency_sum,
+                 const int64_t[:, ::1] latency_min, const int64_t[:, ::1] latency_max, const double[:, :, ::1] q,
+                 Py_ssize_t row, int64_t first_hour, int64_t last_hour, int64_t[::1] ends, int64_t[::1] starts
+                 ) -> tuple:
+    """One row of ``RecentHours``' arrays (slot ``hour % slots``) as ``hour_items`` writes
+    them: the hours numbered ``last_hour`` down to ``first_hour`` that hold checks, newest
+    first, at most ``len(ends)`` of them, straight from the arrays (no columns gathered first).
+    Returns ``(items, taken, held)``; ``held`` counts every hour of the range that holds
+    checks, taken or not. Item ``i`` ends at byte ``ends[i]`` (before its comma) and its hour
+    starts at ``starts[i]`` µs: the caller may keep fewer items than were written."""
+    cdef Py_ssize_t slots = checks.shape[1], at = 0, taken = 0, held = 0, s, k, span, limit = ends.shape[0]
+    cdef int64_t hour, c
+    if not (0 <= row < checks.shape[0] and up.shape[0] == latency_sum.shape[0] == latency_min.shape[0]
+            == latency_max.shape[0] == q.shape[1] == checks.shape[0] and q.shape[0] == 3
+            and up.shape[1] == latency_sum.shape[1] == latency_min.shape[1] == latency_max.shape[1]
+            == q.shape[2] == slots and slots > 0 and starts.shape[0] == limit and first_hour >= 0):
+        raise ValueError("arrays of different shapes, or a row outside them")
+    if last_hour - first_hour >= slots:
+        raise ValueError("more hours than the arrays hold")
+    span = <Py_ssize_t>(last_hour - first_hour + 1) if last_hour >= first_hour else 0
+    # the row's slots, walked back from the newest hour's (a slot a step: no division an hour)
+    cdef const int32_t* n_row = &checks[row, 0]
+    cdef const int32_t* u_row = &up[row, 0]
+    cdef const int64_t* sum_row = &latency_sum[row, 0]
+    cdef const int64_t* min_row = &latency_min[row, 0]
+    cdef const int64_t* max_row = &latency_max[row, 0]
+    cdef const double* p50_row = &q[0, row, 0]
+    cdef const double* p95_row = &q[1, row, 0]
+    cdef const double* p99_row = &q[2, row, 0]
+    s = <Py_ssize_t>(last_hour % slots) if span else 0
+    for k in range(span):
+        if n_row[s] > 0:
+            held += 1
+        s = s - 1 if s else slots - 1
+    cdef Py_ssize_t n = min(held, limit)
+    cdef char* out = <char*>malloc(n * 400 + 1)
+    if out == NULL:
+        raise MemoryError()
+    try:
+        hour = last_hour
+        s = <Py_ssize_t>(last_hour % slots) if span else 0
+        for k in range(span):
+            if taken == n:
+                break
+            c = n_row[s]
+            if c > 0:
+                if taken:
+                    out[at] = 44
+                    at += 1
+                at += put(out + at, b'{"ts":')
+                at += put_iso(out + at, hour * _HOUR_US)
+                at += put(out + at, b',"checks":')
+                at += put_int(out + at, c)
+                at += put(out + at, b',"up":')
+                at += put_int(out + at, u_row[s])
+                at += put(out + at, b',"uptime":')
+                at += put_ratio(out + at, u_row[s], c)
+                at += put(out + at, b',"latencyMs":{"avg":')
+                at += put_ms(out + at, <double>sum_row[s] / <double>c)
+                at += put(out + at, b',"min":')
+                at += put_ms(out + at, <double>min_row[s])
+                at += put(out + at, b',"max":')
+                at += put_ms(out + at, <double>max_row[s])
+                at += put(out + at, b',"p50":')
+                at += put_ms(out + at, p50_row[s])
+                at += put(out + at, b',"p95":')
+                at += put_ms(out + at, p95_row[s])
+                at += put(out + at, b',"p99":')
+                at += put_ms(out + at, p99_row[s])
+                at += put(out + at, b"}}")
+                ends[taken] = at
+                starts[taken] = hour * _HOUR_US
+                taken += 1
+            hour -= 1
+            s = s - 1 if s else slots - 1
+        return PyBytes_FromStringAndSize(out, at), taken, held
     finally:
         free(out)
 

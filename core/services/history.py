@@ -41,6 +41,44 @@ def _joined(rows: list[tuple[int, str]], more: bool) -> JsonPage:
     return ",".join(r[1] for r in rows).encode(), rows[-1][0] if rows else None, more
 
 
+class _Page:
+    """An hour page put together part by part, newest part first, up to ``limit`` buckets:
+    each part encoded as it comes (``hour_items`` or ``rolled_items``). ``seen`` counts the
+    buckets of the parts so far, taken or not; ``more``: a bucket past the page exists."""
+
+    __slots__ = ("items", "limit", "more", "oldest", "seen", "taken")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.items: list[bytes] = []
+        self.taken = self.seen = 0
+        self.oldest: int | None = None
+        self.more = False
+
+    @property
+    def room(self) -> int:
+        return 0 if self.more else self.limit - self.taken
+
+    def add(self, part: dict[str, Any]) -> None:
+        held = len(part["hour"])
+        take = min(held, self.room)
+        items = hour_items(*(part[k][:take] for k in HOUR_COLUMNS)) if take else b""
+        self.add_encoded(items, take, int(part["hour"][take - 1]) if take else None, held)
+
+    def add_encoded(self, items: bytes, taken: int, oldest: int | None, held: int) -> None:
+        self.seen += held
+        if not held or self.more:
+            return
+        if taken:
+            self.items.append(items)
+            self.taken += taken
+            self.oldest = oldest
+        self.more = taken < held
+
+    def joined(self) -> JsonPage:
+        return b",".join(self.items), self.oldest, self.more
+
+
 def _later(a: int | None, b: int | None) -> int | None:
     """The later of two lower bounds (None: unbounded)."""
     return b if a is None else a if b is None else max(a, b)
@@ -167,42 +205,26 @@ class HistoryService:
         lo = _later(lo, self.store.floor_us("hourly", now))
         raw_floor = self.store.floor_us("raw", now)
         split, ranges = self.store.split_hours(lo, hi)  # (raw ranges newest first)
-        parts: list[dict[str, Any]] = []
-        first = a = None
+        page = _Page(limit)
+        first = a = rolled = None
         if split is not None:
             a, b, stale = split
             if stale or b > upto:  # (a stale hour is read raw; the rollup moved on meanwhile)
                 return None
-            got = self.hours.rolled(monitor_id, a, b)
-            if got is None:
+            rolled = self.hours.items(monitor_id, a, b, limit)  # (before any await: a snapshot)
+            if rolled is None:
                 return None
-            rolled, first = got
+            first = rolled.first
         newest, older = ranges[0], ranges[1:]
-        part = await self._raw_hours(monitor_id, newest, raw_floor)
-        parts.append(part)
-        if first is not None:
-            parts.append(rolled)
-        if sum(len(p["hour"]) for p in parts) <= limit:  # older buckets are part of the answer
+        page.add(await self._raw_hours(monitor_id, newest, raw_floor))
+        if rolled is not None:
+            page.add_encoded(*rolled.head(page.room), rolled.held)
+        if page.seen <= limit:  # older buckets are part of the answer
             if first is not None and (a is None or a < first):
                 return None  # hours older than memory holds
             for r in older:
-                parts.append(await self._raw_hours(monitor_id, r, raw_floor))
-        # each part encoded as it is (newest first, one after the other), up to ``limit`` buckets
-        items: list[bytes] = []
-        taken, oldest, more = 0, None, False
-        for part in parts:
-            held = len(part["hour"])
-            if not held:
-                continue
-            if taken == limit:
-                more = True
-                break
-            take = min(held, limit - taken)
-            items.append(hour_items(*(part[k][:take] for k in HOUR_COLUMNS)))
-            taken, oldest, more = taken + take, int(part["hour"][take - 1]), take < held
-            if more:
-                break
-        return b",".join(items), oldest, more
+                page.add(await self._raw_hours(monitor_id, r, raw_floor))
+        return page.joined()
 
     async def _raw_hours(self, monitor_id: int, bounds: tuple[int | None, int | None], raw_floor: int | None
                          ) -> dict[str, Any]:

@@ -24,13 +24,34 @@ from typing import Any
 import numpy as np
 
 from core.storage.rollups import HOUR_US
+from ext._history import rolled_items
 
-__all__ = ["BUDGET", "HOUR_BYTES", "HOUR_US", "MAX_HOURS", "MIN_HOURS", "RecentHours"]
+__all__ = ["BUDGET", "HOUR_BYTES", "HOUR_US", "MAX_HOURS", "MIN_HOURS", "RecentHours", "RolledItems"]
 
 BUDGET = 128 << 20
 MAX_HOURS = 32 * 24
 MIN_HOURS = 48
 HOUR_BYTES = 56  # checks 4, up 4, latency sum, min, max 8 each, three percentiles 8 each
+
+
+class RolledItems:
+    """Rolled-up hours of one monitor, encoded (``RecentHours.items``): ``taken`` items in
+    ``items``, item ``i`` ending at byte ``ends[i]`` and starting its hour at ``starts[i]`` µs;
+    ``held``: the range's hours with checks, taken or not; ``first``: where the hours held in
+    memory start (older ones are not here)."""
+
+    __slots__ = ("ends", "first", "held", "items", "starts", "taken")
+
+    def __init__(self, items: bytes, taken: int, held: int, ends: np.ndarray, starts: np.ndarray, first: int) -> None:
+        self.items, self.taken, self.held, self.ends, self.starts, self.first = items, taken, held, ends, starts, first
+
+    def head(self, n: int) -> tuple[bytes, int, int | None]:
+        """The first ``n`` items at most: ``(items, taken, oldest hour µs or None)``."""
+        n = min(n, self.taken)
+        if n <= 0:
+            return b"", 0, None
+        items = self.items if n == self.taken else self.items[:int(self.ends[n - 1])]
+        return items, n, int(self.starts[n - 1])
 
 
 class RecentHours:
@@ -126,6 +147,20 @@ class RecentHours:
         for k, name in enumerate(("p50", "p95", "p99")):
             self._q[k, ids, slot] = np.asarray(rows[name])[keep]
         self.upto, self.generation = upto, generation
+
+    def items(self, monitor_id: int, a: int | None, b: int, limit: int) -> RolledItems | None:
+        """``rolled``'s hours encoded as the API's items, at most ``limit`` of them, in one
+        compiled pass over the arrays (a snapshot: the arrays may be refilled later); None if
+        the monitor is not held."""
+        if not self.on or self.upto is None or not 0 <= monitor_id < self._size:
+            return None
+        first = self.upto - self.hours * HOUR_US
+        lo = first if a is None else max(a, first)
+        room = min(limit, self.hours)
+        ends, starts = np.empty(room, dtype=np.int64), np.empty(room, dtype=np.int64)
+        items, taken, held = rolled_items(self._checks, self._up, self._sum, self._min, self._max, self._q,
+                                          monitor_id, lo // HOUR_US, (b - HOUR_US) // HOUR_US, ends, starts)
+        return RolledItems(items, taken, held, ends, starts, first)
 
     def rolled(self, monitor_id: int, a: int | None, b: int) -> tuple[dict[str, np.ndarray], int] | None:
         """The monitor's rolled-up hours within [a, b) (µs, whole hours; ``b <= upto``) that

@@ -51,6 +51,10 @@ def test_compiled_items_are_the_items_duckdb_encodes() -> None:
     sums = rng.integers(0, 10**9, n) * checks + rng.integers(0, 1000, n)
     low, high = rng.integers(0, 10**6, n), rng.integers(0, 10**8, n)
     q = [rng.random(n) * 10**7 for _ in range(3)]
+    # halves at every rounding step (the encoder rounds inline, away from zero, as C's round)
+    checks[:6], sums[:6], up[:6] = [2, 2, 2, 4, 8, 2000], [1, 3, 5, 2_001, 4_004, 1_001], [1, 2, 0, 4, 8, 1999]
+    q[0][:6] = [0.5, 1.5, 2.5, 1234.5, 999.5, 4503599627370495.5]
+    q[1][:6] = [0.4999999999999999, 2**52 + 0.0, 2**53 + 2.0, 1e15 + 0.5, 7.0005, 1e-9]
     hours = pa.table({"hour": pa.array(ts // 3_600_000_000 * 3_600_000_000).cast(pa.timestamp("us")),
                       "checks": checks, "up": up, "lsum": sums, "lmin": low, "lmax": high,
                       "q": pa.array([list(x) for x in zip(*q, strict=True)])})
@@ -249,7 +253,9 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
             oldest, more = await same(mid, month, None, 300)
             assert more
             await same(mid, month, None, 300, before=oldest)  # the next page, by its cursor
-        assert history.hour_pages == {"memory": 14, "store": 0}
+            await same(mid, None, None, 1)  # (the open hour only: the rolled-up hours cut to none)
+            await same(mid, month, None, 2)  # (the open hour and one rolled-up hour of many)
+        assert history.hour_pages == {"memory": 18, "store": 0}
 
         late = ResultBuffer(4)  # a late row in a rolled-up hour of ids[0] two days ago
         late.append(ids[0], now - 2 * 86400 * 10**6 + 1, False, 123_456_789, 500, 7)
@@ -259,7 +265,7 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         await threads.write(store.ingest, late.flush())
         await same(ids[0], month, None, 1000)
         await same(ids[0], now - 86400 * 10**6, None, 10)  # (the stale hour is outside: memory)
-        assert history.hour_pages == {"memory": 15, "store": 1}
+        assert history.hour_pages == {"memory": 19, "store": 1}
         await threads.write(store.rollup, time.time_ns() // 1000)  # recomputes it: a new generation
         await same(ids[0], month, None, 1000)  # (memory behind the store: from the store, and a refill)
         await history._refreshing
@@ -268,7 +274,7 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         await same(ids[1], month, None, 1000)  # (read again too: a late row anywhere drops them all)
         await same(ids[1], month, None, 1000)  # (kept)
         assert history.hour_rows.hits == hits + 1
-        assert history.hour_pages == {"memory": 18, "store": 2}
+        assert history.hour_pages == {"memory": 22, "store": 2}
         upto = store.rollup_upto_us
         await threads.write(store.rollup, now + 2 * hour)  # the newest hours close: memory extends
         await same(ids[1], month, None, 1000)
@@ -276,6 +282,6 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         assert history.hours.upto == store.rollup_upto_us > upto
         await same(ids[1], month, None, 1000)
         await same(ids[0], None, None, 24)
-        assert history.hour_pages == {"memory": 20, "store": 3}
+        assert history.hour_pages == {"memory": 24, "store": 3}
 
     restarted(tmp_path, main)
