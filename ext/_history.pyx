@@ -1,18 +1,19 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """History answers encoded as the API's JSON items (compiled).
 
-``raw_items`` and ``hour_items`` write the items of ``GET /monitors/{id}/history`` (raw checks,
-hour buckets) straight from columns, comma-separated, without a Python object per field: the
-same JSON objects the store's ``RAW_JSON`` and ``HOUR_JSON`` make in DuckDB, number for number
-(latencies in ms rounded to the µs, as ``round(x / 1000, 3)``; timestamps as
-``core.clock.iso_ms``). Phases below 0 and a status code of 0 are ``null``.
+``raw_items`` (raw checks), ``rolled_items`` (rolled-up hours, from ``RecentHours``' arrays)
+and ``raw_hour_items`` (hour buckets aggregated from raw checks) write the items of
+``GET /monitors/{id}/history`` straight from arrays, comma-separated, without a Python object
+per field: the same JSON objects the store's ``RAW_JSON`` and ``HOUR_JSON`` make in DuckDB,
+number for number (latencies in ms rounded to the µs, as ``round(x / 1000, 3)``; timestamps
+as ``core.clock.iso_ms``). Phases below 0 and a status code of 0 are ``null``.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free
-from libc.math cimport round
+from libc.math cimport floor, round
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free, malloc, qsort
 from libc.string cimport memcpy, strlen
 
 cdef extern from "Python.h":
@@ -209,6 +210,33 @@ cdef Py_ssize_t put_iso(char* out, int64_t ts_us) noexcept:
     return i + 6
 
 
+cdef inline Py_ssize_t put_hour(char* out, int64_t start_us, int64_t checks, int64_t up, double avg_us,
+                                double min_us, double max_us, double p50, double p95, double p99) except -1:
+    """One hour bucket as the API's item (``checks`` > 0)."""
+    cdef Py_ssize_t at = put(out, b'{"ts":')
+    at += put_iso(out + at, start_us)
+    at += put(out + at, b',"checks":')
+    at += put_int(out + at, checks)
+    at += put(out + at, b',"up":')
+    at += put_int(out + at, up)
+    at += put(out + at, b',"uptime":')
+    at += put_ratio(out + at, up, checks)
+    at += put(out + at, b',"latencyMs":{"avg":')
+    at += put_ms(out + at, avg_us)
+    at += put(out + at, b',"min":')
+    at += put_ms(out + at, min_us)
+    at += put(out + at, b',"max":')
+    at += put_ms(out + at, max_us)
+    at += put(out + at, b',"p50":')
+    at += put_ms(out + at, p50)
+    at += put(out + at, b',"p95":')
+    at += put_ms(out + at, p95)
+    at += put(out + at, b',"p99":')
+    at += put_ms(out + at, p99)
+    at += put(out + at, b"}}")
+    return at
+
+
 cdef inline Py_ssize_t put_phase(char* out, int64_t us) noexcept:
     if us < 0:
         return put(out, b"null")
@@ -273,8 +301,7 @@ def rolled_items(const int32_t[:, ::1] checks, const int32_t[:, ::1] up, const i
                  const int64_t[:, ::1] latency_min, const int64_t[:, ::1] latency_max, const double[:, :, ::1] q,
                  Py_ssize_t row, int64_t first_hour, int64_t last_hour, int64_t[::1] ends, int64_t[::1] starts
                  ) -> tuple:
-    """One row of ``RecentHours``' arrays (slot ``hour % slots``) as ``hour_items`` writes
-    them: the hours numbered ``last_hour`` down to ``first_hour`` that hold checks, newest
+    """One row of ``RecentHours``' arrays (slot ``hour % slots``) as the API's hour items: the hours numbered ``last_hour`` down to ``first_hour`` that hold checks, newest
     first, at most ``len(ends)`` of them, straight from the arrays (no columns gathered first).
     Returns ``(items, taken, held)``; ``held`` counts every hour of the range that holds
     checks, taken or not. Item ``i`` ends at byte ``ends[i]`` (before its comma) and its hour
@@ -318,27 +345,8 @@ def rolled_items(const int32_t[:, ::1] checks, const int32_t[:, ::1] up, const i
                 if taken:
                     out[at] = 44
                     at += 1
-                at += put(out + at, b'{"ts":')
-                at += put_iso(out + at, hour * _HOUR_US)
-                at += put(out + at, b',"checks":')
-                at += put_int(out + at, c)
-                at += put(out + at, b',"up":')
-                at += put_int(out + at, u_row[s])
-                at += put(out + at, b',"uptime":')
-                at += put_ratio(out + at, u_row[s], c)
-                at += put(out + at, b',"latencyMs":{"avg":')
-                at += put_ms(out + at, <double>sum_row[s] / <double>c)
-                at += put(out + at, b',"min":')
-                at += put_ms(out + at, <double>min_row[s])
-                at += put(out + at, b',"max":')
-                at += put_ms(out + at, <double>max_row[s])
-                at += put(out + at, b',"p50":')
-                at += put_ms(out + at, p50_row[s])
-                at += put(out + at, b',"p95":')
-                at += put_ms(out + at, p95_row[s])
-                at += put(out + at, b',"p99":')
-                at += put_ms(out + at, p99_row[s])
-                at += put(out + at, b"}}")
+                at += put_hour(out + at, hour * _HOUR_US, c, u_row[s], <double>sum_row[s] / <double>c,
+                               <double>min_row[s], <double>max_row[s], p50_row[s], p95_row[s], p99_row[s])
                 ends[taken] = at
                 starts[taken] = hour * _HOUR_US
                 taken += 1
@@ -346,6 +354,88 @@ def rolled_items(const int32_t[:, ::1] checks, const int32_t[:, ::1] up, const i
             s = s - 1 if s else slots - 1
         return PyBytes_FromStringAndSize(out, at), taken, held
     finally:
+        free(out)
+
+
+cdef struct _Check:
+    int64_t hour
+    int64_t latency
+    int64_t ok
+
+
+cdef int _newest_hour_first(const void* a, const void* b) noexcept nogil:
+    """Hour descending, latency ascending within an hour."""
+    cdef const _Check* x = <const _Check*>a
+    cdef const _Check* y = <const _Check*>b
+    if x.hour != y.hour:
+        return -1 if x.hour > y.hour else 1
+    if x.latency != y.latency:
+        return -1 if x.latency < y.latency else 1
+    return 0
+
+
+cdef double[3] _QUANTILES = [0.5, 0.95, 0.99]  # (``core.storage.rollups.QUANTILES``)
+
+
+def raw_hour_items(const int64_t[::1] ts, const int8_t[::1] ok, const int64_t[::1] latency, int64_t[::1] ends,
+                   int64_t[::1] starts) -> tuple:
+    """Checks, in any order, as the API's items of the hour buckets they fall in: the rows
+    ``core.storage.rollups.hour_aggregate_sql`` makes (percentiles interpolated as DuckDB's
+    ``quantile_cont``), newest hour first, at most ``len(ends)`` of them, encoded without a
+    numpy call (the parts of a page aggregated this way hold a few rows as often as not).
+    Returns ``(items, taken, held)``, ``ends``/``starts`` filled as ``rolled_items`` does."""
+    cdef Py_ssize_t n = ts.shape[0], i, j, g, at = 0, taken = 0, held = 0, limit = ends.shape[0], count, k
+    cdef int64_t ups, total
+    cdef double rank, below, above
+    cdef double q[3]
+    if ok.shape[0] != n or latency.shape[0] != n or starts.shape[0] != limit:
+        raise ValueError("columns of different lengths")
+    if n == 0:
+        return b"", 0, 0
+    cdef _Check* rows = <_Check*>malloc(n * sizeof(_Check))
+    cdef char* out = NULL
+    if rows == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            rows[i].hour = ts[i] // _HOUR_US * _HOUR_US if ts[i] >= 0 else -((-ts[i] + _HOUR_US - 1) // _HOUR_US) * _HOUR_US
+            rows[i].latency = latency[i]
+            rows[i].ok = ok[i] != 0
+        qsort(rows, n, sizeof(_Check), _newest_hour_first)
+        held = 1
+        for i in range(1, n):
+            if rows[i].hour != rows[i - 1].hour:
+                held += 1
+        out = <char*>malloc(min(held, limit) * 400 + 1)
+        if out == NULL:
+            raise MemoryError()
+        i = 0
+        while i < n and taken < limit:
+            j = i
+            ups = total = 0
+            while j < n and rows[j].hour == rows[i].hour:
+                ups += rows[j].ok
+                total += rows[j].latency
+                j += 1
+            count = j - i
+            for g in range(3):
+                rank = <double>(count - 1) * _QUANTILES[g]
+                k = <Py_ssize_t>floor(rank)
+                below = <double>rows[i + k].latency
+                above = <double>rows[min(i + k + 1, j - 1)].latency
+                q[g] = below + (rank - <double>k) * (above - below)
+            if taken:
+                out[at] = 44
+                at += 1
+            at += put_hour(out + at, rows[i].hour, count, ups, <double>total / <double>count,
+                           <double>rows[i].latency, <double>rows[j - 1].latency, q[0], q[1], q[2])
+            ends[taken] = at
+            starts[taken] = rows[i].hour
+            taken += 1
+            i = j
+        return PyBytes_FromStringAndSize(out, at), taken, held
+    finally:
+        free(rows)
         free(out)
 
 
@@ -388,47 +478,3 @@ cdef Py_ssize_t put_ratio(char* out, int64_t part, int64_t whole) except -1:
     return slot.len
 
 
-def hour_items(const int64_t[:] start, const int64_t[:] checks, const int64_t[:] up, const int64_t[:] latency_sum,
-               const int64_t[:] latency_min, const int64_t[:] latency_max, const double[:] p50,
-               const double[:] p95, const double[:] p99) -> bytes:
-    """Buckets (start µs, checks, up, latency sum, min, max µs, p50, p95, p99 µs) as the API's
-    items, comma-separated. Every bucket holds at least one check."""
-    cdef Py_ssize_t n = start.shape[0], i, at = 0
-    if not (checks.shape[0] == up.shape[0] == latency_sum.shape[0] == latency_min.shape[0]
-            == latency_max.shape[0] == p50.shape[0] == p95.shape[0] == p99.shape[0] == n):
-        raise ValueError("columns of different lengths")
-    for i in range(n):
-        if checks[i] <= 0:
-            raise ValueError("a bucket without checks")
-    cdef char* out = <char*>malloc(n * 400 + 1)
-    if out == NULL:
-        raise MemoryError()
-    try:
-        for i in range(n):
-            if i:
-                out[at] = 44
-                at += 1
-            at += put(out + at, b'{"ts":')
-            at += put_iso(out + at, start[i])
-            at += put(out + at, b',"checks":')
-            at += put_int(out + at, checks[i])
-            at += put(out + at, b',"up":')
-            at += put_int(out + at, up[i])
-            at += put(out + at, b',"uptime":')
-            at += put_ratio(out + at, up[i], checks[i])
-            at += put(out + at, b',"latencyMs":{"avg":')
-            at += put_ms(out + at, <double>latency_sum[i] / <double>checks[i])
-            at += put(out + at, b',"min":')
-            at += put_ms(out + at, <double>latency_min[i])
-            at += put(out + at, b',"max":')
-            at += put_ms(out + at, <double>latency_max[i])
-            at += put(out + at, b',"p50":')
-            at += put_ms(out + at, p50[i])
-            at += put(out + at, b',"p95":')
-            at += put_ms(out + at, p95[i])
-            at += put(out + at, b',"p99":')
-            at += put_ms(out + at, p99[i])
-            at += put(out + at, b"}}")
-        return PyBytes_FromStringAndSize(out, at)
-    finally:
-        free(out)

@@ -21,8 +21,8 @@ from core.services.access import Actor, account_of
 from core.services.context import StoreThreads
 from core.services.errors import Forbidden, Invalid
 from core.services.monitors import MonitorService
-from core.storage.rollups import HOUR_COLUMNS, HOUR_US, hour_columns
-from ext._history import hour_items
+from core.storage.rollups import HOUR_US
+from ext._history import raw_hour_items
 
 if TYPE_CHECKING:
     from core.storage.base import Store
@@ -43,7 +43,7 @@ def _joined(rows: list[tuple[int, str]], more: bool) -> JsonPage:
 
 class _Page:
     """An hour page put together part by part, newest part first, up to ``limit`` buckets:
-    each part encoded as it comes (``hour_items`` or ``rolled_items``). ``seen`` counts the
+    each part encoded as it comes (``raw_hour_items`` or ``rolled_items``). ``seen`` counts the
     buckets of the parts so far, taken or not; ``more``: a bucket past the page exists."""
 
     __slots__ = ("items", "limit", "more", "oldest", "seen", "taken")
@@ -59,11 +59,14 @@ class _Page:
     def room(self) -> int:
         return 0 if self.more else self.limit - self.taken
 
-    def add(self, part: dict[str, Any]) -> None:
-        held = len(part["hour"])
-        take = min(held, self.room)
-        items = hour_items(*(part[k][:take] for k in HOUR_COLUMNS)) if take else b""
-        self.add_encoded(items, take, int(part["hour"][take - 1]) if take else None, held)
+    def add(self, rows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        """Checks ``(ts, ok, latency)`` in any order, as the hour buckets they fall in."""
+        room = self.room
+        ends, starts = np.empty(room, dtype=np.int64), np.empty(room, dtype=np.int64)
+        ts, ok, latency = (np.ascontiguousarray(c, dtype=t) for c, t in zip(rows, (np.int64, np.int8, np.int64),
+                                                                                 strict=True))
+        items, taken, held = raw_hour_items(ts, ok, latency, ends, starts)
+        self.add_encoded(items, taken, int(starts[taken - 1]) if taken else None, held)
 
     def add_encoded(self, items: bytes, taken: int, oldest: int | None, held: int) -> None:
         self.seen += held
@@ -227,19 +230,19 @@ class HistoryService:
         return page.joined()
 
     async def _raw_hours(self, monitor_id: int, bounds: tuple[int | None, int | None], raw_floor: int | None
-                         ) -> dict[str, Any]:
-        """Hour buckets of the checks within ``bounds`` (clamped to the raw tier), newest first:
-        aggregated from ``RecentChecks`` when it holds them all, else by the store."""
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The checks within ``bounds`` (clamped to the raw tier) as ``(ts, ok, latency)``, in
+        no order: from ``RecentChecks`` when it holds them all, else from the store."""
         lo, hi = _later(bounds[0], raw_floor), bounds[1]
         lo = -2**62 if lo is None else lo
         if hi is not None and hi < lo:
-            return hour_columns(*(np.zeros(0, dtype=np.int64),) * 3)
+            return (np.zeros(0, dtype=np.int64),) * 3
         rows = self.recent.rows(monitor_id, lo, hi)
         if rows is None:
             rows = await self._closed_hour(monitor_id, lo, hi)
         if rows is None:
             rows = await self.threads.read(self.store.raw_checks, monitor_id, lo, 2**62 if hi is None else hi)
-        return hour_columns(*rows)
+        return rows
 
     async def _closed_hour(self, monitor_id: int, lo: int, hi: int | None
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 __all__ = ["HOUR_COLUMNS", "HOUR_US", "QUANTILES", "aggregate_hours", "bin_of", "bin_sql", "hour_aggregate_sql",
-           "hour_columns", "merge_percentiles"]
+           "merge_percentiles"]
 
 HOUR_US = 3600 * 10**6
 QUANTILES = (0.5, 0.95, 0.99)
@@ -77,22 +77,15 @@ def merge_percentiles(hists: Iterable[tuple[Sequence[int], Sequence[int]]], lo: 
     return out
 
 
-#: The columns of ``hour_columns`` (``checks_hourly``'s, less monitor and histogram).
+#: The columns of ``_hour_groups`` (``checks_hourly``'s, less monitor and histogram).
 HOUR_COLUMNS = ("hour", "checks", "up", "latency_sum", "latency_min", "latency_max", "p50", "p95", "p99")
-
-
-def hour_columns(ts_us: np.ndarray, ok: np.ndarray, latency_us: np.ndarray) -> dict[str, np.ndarray]:
-    """One monitor's raw checks as the rows of ``hour_aggregate_sql`` (without monitor and
-    histogram), newest hour first, column by column (``HOUR_COLUMNS``; hours in µs, int64 but
-    the float64 percentiles): a few numpy calls whatever the number of hours."""
-    if len(ts_us) == 0:
-        return {k: np.zeros(0, dtype=np.float64 if k[0] == "p" else np.int64) for k in HOUR_COLUMNS}
-    return _hour_groups(ts_us, ok, latency_us)[0]
 
 
 def _hour_groups(ts_us: np.ndarray, ok: np.ndarray, latency_us: np.ndarray
                  ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-    """``hour_columns`` of at least one check, and the latencies sorted as it grouped them
+    """One monitor's checks (at least one) as the rows of ``hour_aggregate_sql`` (without
+    monitor and histogram), newest hour first, column by column (``HOUR_COLUMNS``; hours in
+    µs, int64 but the float64 percentiles), and the latencies sorted as it grouped them
     (newest hour first, ascending within an hour) with each hour's start and count in them.
     Percentiles interpolate like ``quantile_cont``: ``below + (rank - k) * (above - below)``."""
     hour = np.asarray(ts_us, dtype=np.int64) // HOUR_US * HOUR_US
@@ -115,7 +108,7 @@ def _hour_groups(ts_us: np.ndarray, ok: np.ndarray, latency_us: np.ndarray
 
 def aggregate_hours(ts_us: np.ndarray, ok: np.ndarray, latency_us: np.ndarray, *,
                     with_hist: bool) -> list[tuple]:
-    """``hour_columns`` as rows, newest first: (hour µs, checks, up, latency sum, min, max,
+    """``_hour_groups``' columns as rows, newest first: (hour µs, checks, up, latency sum, min, max,
     p50, p95, p99, hist bins, hist counts); the histogram only ``with_hist``."""
     if len(ts_us) == 0:
         return []

@@ -13,7 +13,8 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pyarrow as pa
-import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.models import parse_monitor
 from core.models.retention import Retention
@@ -22,8 +23,9 @@ from core.services.recent_checks import MIN_DEPTH, ROW_BYTES, RecentChecks
 from core.services.recent_hours import HOUR_BYTES, HOUR_US, RecentHours
 from core.storage.duckdb import READERS, DuckDBStore
 from core.storage.duckdb.history import HOUR_JSON, RAW_JSON
+from core.storage.rollups import hour_aggregate_sql
 from ext import ResultBuffer
-from ext._history import hour_items, raw_items
+from ext._history import raw_hour_items, raw_items, rolled_items
 
 
 def test_compiled_items_are_the_items_duckdb_encodes() -> None:
@@ -46,6 +48,7 @@ def test_compiled_items_are_the_items_duckdb_encodes() -> None:
     expected = [msgspec.json.decode(r[0]) for r in con.execute(f"SELECT {RAW_JSON} FROM raw").fetchall()]
     assert msgspec.json.decode(b"[" + raw_items(ts, ok, latency, status, errors, *phases) + b"]") == expected
 
+    # rolled-up hours, as ``RecentHours`` holds them (one row, a slot an hour), against DuckDB's
     checks = rng.integers(1, 4000, n)
     up = np.where(rng.random(n) < 0.5, checks, rng.integers(0, checks + 1))
     sums = rng.integers(0, 10**9, n) * checks + rng.integers(0, 1000, n)
@@ -55,19 +58,59 @@ def test_compiled_items_are_the_items_duckdb_encodes() -> None:
     checks[:6], sums[:6], up[:6] = [2, 2, 2, 4, 8, 2000], [1, 3, 5, 2_001, 4_004, 1_001], [1, 2, 0, 4, 8, 1999]
     q[0][:6] = [0.5, 1.5, 2.5, 1234.5, 999.5, 4503599627370495.5]
     q[1][:6] = [0.4999999999999999, 2**52 + 0.0, 2**53 + 2.0, 1e15 + 0.5, 7.0005, 1e-9]
-    hours = pa.table({"hour": pa.array(ts // 3_600_000_000 * 3_600_000_000).cast(pa.timestamp("us")),
+    first = 480_000  # (hour numbers: slot = hour % n, so every hour has a slot of its own)
+    hour_us = (first + np.arange(n)) * 3_600_000_000
+    hours = pa.table({"hour": pa.array(hour_us).cast(pa.timestamp("us")),
                       "checks": checks, "up": up, "lsum": sums, "lmin": low, "lmax": high,
                       "q": pa.array([list(x) for x in zip(*q, strict=True)])})
     con.register("hours", hours)
-    expected = [msgspec.json.decode(r[0]) for r in con.execute(f"SELECT {HOUR_JSON} FROM hours").fetchall()]
-    got = hour_items(ts // 3_600_000_000 * 3_600_000_000, checks, up, sums, low, high, *q)
+    expected = [msgspec.json.decode(r[0]) for r in
+                con.execute(f"SELECT {HOUR_JSON} FROM hours ORDER BY hour DESC").fetchall()]
+    order = (first + np.arange(n)) % n
+    row = [np.zeros((2, n), dtype=t) for t in (np.int32, np.int32, np.int64, np.int64, np.int64)]
+    for array, values in zip(row, (checks, up, sums, low, high), strict=True):
+        array[1, order] = values
+    quantiles = np.zeros((3, 2, n))
+    for k in range(3):
+        quantiles[k, 1, order] = q[k]
+    ends, starts = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    got, taken, held = rolled_items(*row, quantiles, 1, first, first + n - 1, ends, starts)
+    assert (taken, held) == (n, n) and starts.tolist() == hour_us[::-1].tolist()
     assert msgspec.json.decode(b"[" + got + b"]") == expected
     # uptime is Python's repr of the ratio, byte for byte, whether its text was cached or not
     uptimes = re.findall(rb'"uptime":([^,]+),', got)
-    assert uptimes == [repr(u / c).encode() for u, c in zip(up.tolist(), checks.tolist(), strict=True)]
-    assert hour_items(ts // 3_600_000_000 * 3_600_000_000, checks, up, sums, low, high, *q) == got
-    with pytest.raises(ValueError, match="without checks"):
-        hour_items(*(np.zeros(1, dtype=np.int64),) * 6, *(np.zeros(1),) * 3)
+    assert uptimes == [repr(u / c).encode() for u, c in zip(up[::-1].tolist(), checks[::-1].tolist(), strict=True)]
+    again, taken, held = rolled_items(*row, quantiles, 1, first, first + n - 1, ends[:7], starts[:7])
+    assert (again, taken, held) == (got[:int(ends[6])], 7, n)  # (a page of 7 is the first 7 items)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5 * 3_600_000_000), st.booleans(),
+                          st.one_of(st.integers(0, 3), st.integers(0, 10**9))), max_size=120),
+       st.integers(0, 8))
+def test_raw_hours_are_the_hours_duckdb_rolls_up(checks: list[tuple[int, bool, int]], limit: int) -> None:
+    """A page's raw part (the open hours, the part of an hour a range starts in) aggregated by
+    ``raw_hour_items``: DuckDB's ``checks_hourly`` rows for the same checks, encoded alike,
+    newest hour first, cut at ``limit`` (latencies of 0-3 µs make halves to round)."""
+    import duckdb
+
+    base = 1_700_000_000_000_000 // 3_600_000_000 * 3_600_000_000
+    ts = np.array([base + t for t, _, _ in checks], dtype=np.int64)
+    ok = np.array([o for _, o, _ in checks], dtype=np.int8)
+    latency = np.array([lat for _, _, lat in checks], dtype=np.int64)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE checks (monitor_id BIGINT, ts TIMESTAMP, ok BOOLEAN, latency_us BIGINT)")
+    con.register("given", pa.table({"ts": pa.array(ts).cast(pa.timestamp("us")), "ok": ok.astype(bool),
+                                    "latency_us": latency}))
+    con.execute("INSERT INTO checks SELECT 1, ts, ok, latency_us FROM given")
+    rolled = hour_aggregate_sql("monitor_id = ?")
+    rows = con.execute(f"SELECT {HOUR_JSON} FROM (SELECT hour, checks, up, lsum, lmin, lmax, [p50, p95, p99] AS q"
+                       f" FROM ({rolled})) ORDER BY hour DESC", [1, 1]).fetchall()
+    expected = [msgspec.json.decode(r[0]) for r in rows]
+    ends, starts = np.empty(limit, dtype=np.int64), np.empty(limit, dtype=np.int64)
+    got, taken, held = raw_hour_items(ts, ok, latency, ends, starts)
+    assert held == len(expected) and taken == min(limit, held)
+    assert msgspec.json.decode(b"[" + got + b"]") == expected[:limit]
 
 
 def test_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
