@@ -93,12 +93,14 @@ def _upper(end: int | None, before: int | None) -> int | None:
 
 
 BLOCK_HOURS = 6
+ALL = -1  # (``HourRows``: the key of a block read for every monitor)
 
 
 class HourRows:
-    """The checks of some blocks of closed hours, by ``(monitor id, block start)``, each kept
-    with the store's ``(late rows, rollup generation)`` counters it was read at (and the
-    block's end) and served only while they stand: a closed hour's checks change only by a
+    """The checks of some blocks of closed hours, by ``(monitor id, block start)``, or of every
+    monitor at once by ``(ALL, block start)`` (sorted by monitor, with each one's first row),
+    each kept with the store's ``(late rows, rollup generation)`` counters it was read at (and
+    the block's end) and served only while they stand: a closed hour's checks change only by a
     late row (which moves the first) or a purge of a deleted monitor (whose history is never
     asked again). Least recently used blocks go beyond ``max_rows`` checks in all."""
 
@@ -118,11 +120,32 @@ class HourRows:
         self.hits += 1
         return entry[1]
 
-    def put(self, key: tuple[int, int], version: tuple[int, int, int], rows: Any) -> None:
+    def get_slice(self, monitor_id: int, block: int, version: tuple[int, int, int]) -> Any:
+        """The monitor's rows of a block read for every monitor, or None when none is kept."""
+        entry = self._entries.get((ALL, block))
+        if entry is None or entry[0] != version:
+            return None
+        self._entries.move_to_end((ALL, block))
+        self.hits += 1
+        (ts, ok, latency), (ids, firsts) = entry[1], entry[2]
+        at = int(np.searchsorted(ids, monitor_id))
+        if at == len(ids) or ids[at] != monitor_id:
+            empty = ts[:0]
+            return empty, ok[:0], latency[:0]
+        lo, hi = int(firsts[at]), int(firsts[at + 1]) if at + 1 < len(firsts) else len(ts)
+        return ts[lo:hi], ok[lo:hi], latency[lo:hi]
+
+    def put_all(self, block: int, version: tuple[int, int, int], rows: tuple[np.ndarray, ...]) -> None:
+        """A block's checks of every monitor, ``(monitor, ts, ok, latency)`` in any order."""
+        order = np.argsort(rows[0], kind="stable")
+        ids, firsts = np.unique(rows[0][order], return_index=True)
+        self.put((ALL, block), version, tuple(column[order] for column in rows[1:]), (ids, firsts))
+
+    def put(self, key: tuple[int, int], version: tuple[int, int, int], rows: Any, index: Any = None) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
             self.rows -= len(old[1][0])
-        self._entries[key] = (version, rows)
+        self._entries[key] = (version, rows, index)
         self.rows += len(rows[0])
         while self.rows > self.max_rows and len(self._entries) > 1:
             self.rows -= len(self._entries.popitem(last=False)[1][1][0])
@@ -257,10 +280,22 @@ class HistoryService:
         if hi is None or end is None or hi >= end:
             return None
         version = (late, generation, end)
-        rows = self.hour_rows.get((monitor_id, block), version)
+        rows = self.hour_rows.get_slice(monitor_id, block, version)
         if rows is None:
-            rows = await self.threads.read(self.store.raw_checks, monitor_id, block, end - 1)
-            self.hour_rows.put((monitor_id, block), version, rows)
+            rows = self.hour_rows.get((monitor_id, block), version)
+        if rows is None:
+            # Ranges asked together start together (a dashboard's "last 30 days" for each of its
+            # monitors): read the block for every monitor at once when it is small enough
+            # (``RecentHours`` counts its checks), one statement instead of one a monitor.
+            total = self.hours.checks_between(block, end)
+            if total is not None and total <= self.hour_rows.max_rows // 4:
+                self.hour_rows.put_all(block, version, await self.threads.read(self.store.raw_checks_all, block,
+                                                                               end - 1))
+                rows = self.hour_rows.get_slice(monitor_id, block, version)
+                self.hour_rows.hits -= 1  # (a read, counted as one)
+            else:
+                rows = await self.threads.read(self.store.raw_checks, monitor_id, block, end - 1)
+                self.hour_rows.put((monitor_id, block), version, rows)
         keep = (rows[0] >= lo) & (rows[0] <= hi)
         return rows[0][keep], rows[1][keep], rows[2][keep]
 

@@ -105,6 +105,14 @@ class RecentHours:
             new[:n] = was
         self._q[:, :n] = old[5]
 
+    def checks_between(self, start: int, end: int) -> int | None:
+        """Every monitor's checks in the rolled-up hours [start, end) (µs, whole hours), or None
+        when those hours are not all held."""
+        if not self.on or self.upto is None or start < self.upto - self.hours * HOUR_US or end > self.upto:
+            return None
+        slots = [h % self.hours for h in range(start // HOUR_US, end // HOUR_US)]
+        return int(self._checks[:, slots].sum(dtype=np.int64)) if slots else 0
+
     def current(self, upto: int | None, generation: int) -> bool:
         return self.on and upto is not None and self.upto == upto and self.generation == generation
 

@@ -299,6 +299,13 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
             await same(mid, None, None, 1)  # (the open hour only: the rolled-up hours cut to none)
             await same(mid, month, None, 2)  # (the open hour and one rolled-up hour of many)
         assert history.hour_pages == {"memory": 18, "store": 0}
+        # blocks too big to read for every monitor at once are read for the one asked
+        history.hour_rows.max_rows, kept = 8, history.hour_rows.max_rows
+        reads = history.hour_rows.reads
+        for mid in ids:
+            await same(mid, month + 7 * hour + 11, None, 1000)
+        assert history.hour_rows.reads == reads + 2
+        history.hour_rows.max_rows = kept
 
         late = ResultBuffer(4)  # a late row in a rolled-up hour of ids[0] two days ago
         late.append(ids[0], now - 2 * 86400 * 10**6 + 1, False, 123_456_789, 500, 7)
@@ -308,16 +315,17 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         await threads.write(store.ingest, late.flush())
         await same(ids[0], month, None, 1000)
         await same(ids[0], now - 86400 * 10**6, None, 10)  # (the stale hour is outside: memory)
-        assert history.hour_pages == {"memory": 19, "store": 1}
+        assert history.hour_pages == {"memory": 21, "store": 1}
         await threads.write(store.rollup, time.time_ns() // 1000)  # recomputes it: a new generation
         await same(ids[0], month, None, 1000)  # (memory behind the store: from the store, and a refill)
         await history._refreshing
-        hits = history.hour_rows.hits
+        hits, reads = history.hour_rows.hits, history.hour_rows.reads
         await same(ids[0], month, None, 1000)  # (the first hour's checks read again: a late row came)
-        await same(ids[1], month, None, 1000)  # (read again too: a late row anywhere drops them all)
-        await same(ids[1], month, None, 1000)  # (kept)
-        assert history.hour_rows.hits == hits + 1
-        assert history.hour_pages == {"memory": 22, "store": 2}
+        # (and read for every monitor at once, the block being small: ids[1]'s are kept)
+        await same(ids[1], month, None, 1000)
+        await same(ids[1], month, None, 1000)
+        assert (history.hour_rows.hits, history.hour_rows.reads) == (hits + 2, reads + 1)
+        assert history.hour_pages == {"memory": 24, "store": 2}
         upto = store.rollup_upto_us
         await threads.write(store.rollup, now + 2 * hour)  # the newest hours close: memory extends
         await same(ids[1], month, None, 1000)
@@ -325,6 +333,22 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         assert history.hours.upto == store.rollup_upto_us > upto
         await same(ids[1], month, None, 1000)
         await same(ids[0], None, None, 24)
-        assert history.hour_pages == {"memory": 24, "store": 3}
+        assert history.hour_pages == {"memory": 26, "store": 3}
 
     restarted(tmp_path, main)
+
+
+def test_a_block_read_for_every_monitor_serves_each_of_them() -> None:
+    """``HourRows.put_all``: each monitor's rows of the block, in the order read; a monitor
+    without any is answered (no rows), not sent to the store; another version is not served."""
+    from core.services.history import HourRows
+
+    rows = HourRows(max_rows=100)
+    monitors, ts = np.array([5, 3, 5, 9, 5]), np.array([10, 20, 30, 40, 50])
+    rows.put_all(0, (1, 1, 1), (monitors, ts, np.array([1, 0, 1, 1, 0], dtype=np.int8), ts * 7))
+    got = rows.get_slice(5, 0, (1, 1, 1))
+    assert [c.tolist() for c in got] == [[10, 30, 50], [1, 1, 0], [70, 210, 350]]
+    assert [c.tolist() for c in rows.get_slice(3, 0, (1, 1, 1))] == [[20], [0], [140]]
+    assert [len(c) for c in rows.get_slice(4, 0, (1, 1, 1))] == [0, 0, 0]
+    assert rows.get_slice(5, 0, (1, 2, 1)) is None and rows.get_slice(5, 6, (1, 1, 1)) is None
+    assert rows.rows == 5

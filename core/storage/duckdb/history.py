@@ -396,6 +396,13 @@ class HistoryStore:
                                             AND ts <= make_timestamp({int(hi)})""")
         return got["t"], got["ok"], got["latency_us"]
 
+    def raw_checks_all(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every monitor's checks within [lo, hi] (µs, inclusive) as ``(monitor, ts, ok,
+        latency)`` columns, in no order (``raw_checks`` for all monitors at once)."""
+        got = self._reading_numpy(f"""SELECT monitor_id, epoch_us(ts) AS t, ok, latency_us FROM checks
+                                      WHERE ts >= make_timestamp({int(lo)}) AND ts <= make_timestamp({int(hi)})""")
+        return got["monitor_id"], got["t"], got["ok"], got["latency_us"]
+
     def _reading_numpy(self, sql: str) -> dict:
         with self._reading() as cur:
             return cur.execute(sql).fetchnumpy()
