@@ -93,7 +93,7 @@ def _upper(end: int | None, before: int | None) -> int | None:
 
 
 BLOCK_HOURS = 6
-ALL = -1  # (``HourRows``: the key of a block read for every monitor)
+ALL, ALL_HOUR = -1, -2  # (``HourRows``: keys of a block, and of an hour, read for every monitor)
 
 
 class HourRows:
@@ -120,12 +120,13 @@ class HourRows:
         self.hits += 1
         return entry[1]
 
-    def get_slice(self, monitor_id: int, block: int, version: tuple[int, int, int]) -> Any:
-        """The monitor's rows of a block read for every monitor, or None when none is kept."""
-        entry = self._entries.get((ALL, block))
+    def get_slice(self, monitor_id: int, key: tuple[int, int], version: tuple[int, int, int]) -> Any:
+        """The monitor's rows of a block read for every monitor (``key``: ``(ALL, start)`` or
+        ``(ALL_HOUR, start)``), or None when none is kept."""
+        entry = self._entries.get(key)
         if entry is None or entry[0] != version:
             return None
-        self._entries.move_to_end((ALL, block))
+        self._entries.move_to_end(key)
         self.hits += 1
         (ts, ok, latency), (ids, firsts) = entry[1], entry[2]
         at = int(np.searchsorted(ids, monitor_id))
@@ -135,11 +136,11 @@ class HourRows:
         lo, hi = int(firsts[at]), int(firsts[at + 1]) if at + 1 < len(firsts) else len(ts)
         return ts[lo:hi], ok[lo:hi], latency[lo:hi]
 
-    def put_all(self, block: int, version: tuple[int, int, int], rows: tuple[np.ndarray, ...]) -> None:
+    def put_all(self, key: tuple[int, int], version: tuple[int, int, int], rows: tuple[np.ndarray, ...]) -> None:
         """A block's checks of every monitor, ``(monitor, ts, ok, latency)`` in any order."""
         order = np.argsort(rows[0], kind="stable")
         ids, firsts = np.unique(rows[0][order], return_index=True)
-        self.put((ALL, block), version, tuple(column[order] for column in rows[1:]), (ids, firsts))
+        self.put(key, version, tuple(column[order] for column in rows[1:]), (ids, firsts))
 
     def put(self, key: tuple[int, int], version: tuple[int, int, int], rows: Any, index: Any = None) -> None:
         old = self._entries.pop(key, None)
@@ -280,22 +281,33 @@ class HistoryService:
         if hi is None or end is None or hi >= end:
             return None
         version = (late, generation, end)
-        rows = self.hour_rows.get_slice(monitor_id, block, version)
+        hour = lo // HOUR_US * HOUR_US
+        kept = self.hour_rows
+        rows = kept.get_slice(monitor_id, (ALL, block), version)
+        if rows is None and hi < hour + HOUR_US:
+            rows = kept.get_slice(monitor_id, (ALL_HOUR, hour), version)
         if rows is None:
-            rows = self.hour_rows.get((monitor_id, block), version)
+            rows = kept.get((monitor_id, block), version)
         if rows is None:
             # Ranges asked together start together (a dashboard's "last 30 days" for each of its
-            # monitors): read the block for every monitor at once when it is small enough
-            # (``RecentHours`` counts its checks), one statement instead of one a monitor.
-            total = self.hours.checks_between(block, end)
-            if total is not None and total <= self.hour_rows.max_rows // 4:
-                self.hour_rows.put_all(block, version, await self.threads.read(self.store.raw_checks_all, block,
-                                                                               end - 1))
-                rows = self.hour_rows.get_slice(monitor_id, block, version)
-                self.hour_rows.hits -= 1  # (a read, counted as one)
+            # monitors): read the block, or else the hour, for every monitor at once when it is
+            # small enough (``RecentHours`` counts its checks): one statement, not one a monitor.
+            def small(start: int, stop: int) -> bool:
+                count = self.hours.checks_between(start, stop)
+                return count is not None and count <= kept.max_rows // 4
+
+            key: tuple[int, int] | None = None
+            if small(block, end):
+                key, start, stop = (ALL, block), block, end
+            elif hi < hour + HOUR_US and small(hour, hour + HOUR_US):
+                key, start, stop = (ALL_HOUR, hour), hour, hour + HOUR_US
+            if key is not None:
+                kept.put_all(key, version, await self.threads.read(self.store.raw_checks_all, start, stop - 1))
+                rows = kept.get_slice(monitor_id, key, version)
+                kept.hits -= 1  # (a read, counted as one)
             else:
                 rows = await self.threads.read(self.store.raw_checks, monitor_id, block, end - 1)
-                self.hour_rows.put((monitor_id, block), version, rows)
+                kept.put((monitor_id, block), version, rows)
         keep = (rows[0] >= lo) & (rows[0] <= hi)
         return rows[0][keep], rows[1][keep], rows[2][keep]
 

@@ -305,6 +305,12 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         for mid in ids:
             await same(mid, month + 7 * hour + 11, None, 1000)
         assert history.hour_rows.reads == reads + 2
+        # a block too big but an hour small enough: the hour is read for every monitor
+        history.hour_rows.max_rows = 200  # (a quarter: 50 rows; a block holds 144, an hour 24)
+        reads = history.hour_rows.reads
+        for mid in ids:
+            await same(mid, month + 13 * hour + 17, None, 1000)
+        assert history.hour_rows.reads == reads + 1
         history.hour_rows.max_rows = kept
 
         late = ResultBuffer(4)  # a late row in a rolled-up hour of ids[0] two days ago
@@ -315,7 +321,7 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         await threads.write(store.ingest, late.flush())
         await same(ids[0], month, None, 1000)
         await same(ids[0], now - 86400 * 10**6, None, 10)  # (the stale hour is outside: memory)
-        assert history.hour_pages == {"memory": 21, "store": 1}
+        assert history.hour_pages == {"memory": 23, "store": 1}
         await threads.write(store.rollup, time.time_ns() // 1000)  # recomputes it: a new generation
         await same(ids[0], month, None, 1000)  # (memory behind the store: from the store, and a refill)
         await history._refreshing
@@ -325,7 +331,7 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         await same(ids[1], month, None, 1000)
         await same(ids[1], month, None, 1000)
         assert (history.hour_rows.hits, history.hour_rows.reads) == (hits + 2, reads + 1)
-        assert history.hour_pages == {"memory": 24, "store": 2}
+        assert history.hour_pages == {"memory": 26, "store": 2}
         upto = store.rollup_upto_us
         await threads.write(store.rollup, now + 2 * hour)  # the newest hours close: memory extends
         await same(ids[1], month, None, 1000)
@@ -333,7 +339,7 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         assert history.hours.upto == store.rollup_upto_us > upto
         await same(ids[1], month, None, 1000)
         await same(ids[0], None, None, 24)
-        assert history.hour_pages == {"memory": 26, "store": 3}
+        assert history.hour_pages == {"memory": 28, "store": 3}
 
     restarted(tmp_path, main)
 
