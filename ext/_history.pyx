@@ -386,7 +386,7 @@ def raw_hour_items(const int64_t[::1] ts, const int8_t[::1] ok, const int64_t[::
     Returns ``(items, taken, held)``, ``ends``/``starts`` filled as ``rolled_items`` does."""
     cdef Py_ssize_t n = ts.shape[0], i, j, g, at = 0, taken = 0, held = 0, limit = ends.shape[0], count, k
     cdef int64_t ups, total
-    cdef double rank, below, above
+    cdef double rank, below, above, frac
     cdef double q[3]
     if ok.shape[0] != n or latency.shape[0] != n or starts.shape[0] != limit:
         raise ValueError("columns of different lengths")
@@ -423,7 +423,8 @@ def raw_hour_items(const int64_t[::1] ts, const int8_t[::1] ok, const int64_t[::
                 k = <Py_ssize_t>floor(rank)
                 below = <double>rows[i + k].latency
                 above = <double>rows[min(i + k + 1, j - 1)].latency
-                q[g] = below + (rank - <double>k) * (above - below)
+                frac = rank - <double>k  # (DuckDB's form, bit for bit: see rollups._hour_groups)
+                q[g] = below * (1.0 - frac) + above * frac
             if taken:
                 out[at] = 44
                 at += 1

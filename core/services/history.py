@@ -114,7 +114,6 @@ class HourRows:
     def get(self, key: tuple[int, int], version: tuple[int, int, int]) -> Any:
         entry = self._entries.get(key)
         if entry is None or entry[0] != version:
-            self.reads += 1
             return None
         self._entries.move_to_end(key)
         self.hits += 1
@@ -167,6 +166,7 @@ class HistoryService:
         self.hour_pages = {"memory": 0, "store": 0}
         self._refreshing: asyncio.Task[None] | None = None
         self.hour_rows = HourRows()
+        self._reads_all: dict[tuple[tuple[int, int], tuple[int, int, int]], asyncio.Future[None]] = {}
 
     def version(self, monitor_id: int) -> tuple[int, int, int, int | None, int]:
         """Changes whenever a history answer of this monitor could: take it before a read, and
@@ -302,14 +302,34 @@ class HistoryService:
             elif hi < hour + HOUR_US and small(hour, hour + HOUR_US):
                 key, start, stop = (ALL_HOUR, hour), hour, hour + HOUR_US
             if key is not None:
-                kept.put_all(key, version, await self.threads.read(self.store.raw_checks_all, start, stop - 1))
+                read, mine = self._read_all(key, version, start, stop)
+                await read
                 rows = kept.get_slice(monitor_id, key, version)
-                kept.hits -= 1  # (a read, counted as one)
+                kept.hits -= mine  # (the read's own answer is not a hit; those who waited for it are)
             else:
+                kept.reads += 1
                 rows = await self.threads.read(self.store.raw_checks, monitor_id, block, end - 1)
                 kept.put((monitor_id, block), version, rows)
         keep = (rows[0] >= lo) & (rows[0] <= hi)
         return rows[0][keep], rows[1][keep], rows[2][keep]
+
+    def _read_all(self, key: tuple[int, int], version: tuple[int, int, int], start: int, stop: int
+                  ) -> tuple[asyncio.Future[None], bool]:
+        """Read every monitor's checks of [start, stop) into ``hour_rows`` under ``key``, once
+        for all who ask at the same time (32 requests missing the same block started 32
+        reads of it, each about a day's scan, and queued behind one another). Returns what to
+        await, and whether this call started the read."""
+        pending = self._reads_all.get((key, version))
+        if pending is not None:
+            return asyncio.shield(pending), False
+
+        async def read() -> None:
+            self.hour_rows.reads += 1
+            self.hour_rows.put_all(key, version, await self.threads.read(self.store.raw_checks_all, start, stop - 1))
+
+        pending = self._reads_all[(key, version)] = asyncio.ensure_future(read())
+        pending.add_done_callback(lambda _: self._reads_all.pop((key, version), None))
+        return asyncio.shield(pending), True
 
     def refresh_hours(self) -> None:
         """Bring the rolled-up hours in memory up to the store's (in the background, once)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pyarrow as pa
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from core.models import parse_monitor
@@ -85,6 +85,8 @@ def test_compiled_items_are_the_items_duckdb_encodes() -> None:
 
 
 @settings(max_examples=60, deadline=None)
+# (found by hypothesis: a p95 whose textbook interpolation rounds to another µs than DuckDB's)
+@example([(0, False, 0), (1, False, 65_535), (2, False, 107_860)], 1)
 @given(st.lists(st.tuples(st.integers(0, 5 * 3_600_000_000), st.booleans(),
                           st.one_of(st.integers(0, 3), st.integers(0, 10**9))), max_size=120),
        st.integers(0, 8))
@@ -312,6 +314,10 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
             await same(mid, month + 13 * hour + 17, None, 1000)
         assert history.hour_rows.reads == reads + 1
         history.hour_rows.max_rows = kept
+        # pages asked at the same time that miss the same block wait for one read of it
+        reads = history.hour_rows.reads
+        await asyncio.gather(*(same(mid, month + 19 * hour + 5, None, 1000) for mid in ids * 2))
+        assert history.hour_rows.reads == reads + 1
 
         late = ResultBuffer(4)  # a late row in a rolled-up hour of ids[0] two days ago
         late.append(ids[0], now - 2 * 86400 * 10**6 + 1, False, 123_456_789, 500, 7)
@@ -321,7 +327,7 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         await threads.write(store.ingest, late.flush())
         await same(ids[0], month, None, 1000)
         await same(ids[0], now - 86400 * 10**6, None, 10)  # (the stale hour is outside: memory)
-        assert history.hour_pages == {"memory": 23, "store": 1}
+        assert history.hour_pages == {"memory": 27, "store": 1}
         await threads.write(store.rollup, time.time_ns() // 1000)  # recomputes it: a new generation
         await same(ids[0], month, None, 1000)  # (memory behind the store: from the store, and a refill)
         await history._refreshing
@@ -331,7 +337,7 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         await same(ids[1], month, None, 1000)
         await same(ids[1], month, None, 1000)
         assert (history.hour_rows.hits, history.hour_rows.reads) == (hits + 2, reads + 1)
-        assert history.hour_pages == {"memory": 26, "store": 2}
+        assert history.hour_pages == {"memory": 30, "store": 2}
         upto = store.rollup_upto_us
         await threads.write(store.rollup, now + 2 * hour)  # the newest hours close: memory extends
         await same(ids[1], month, None, 1000)
@@ -339,7 +345,7 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         assert history.hours.upto == store.rollup_upto_us > upto
         await same(ids[1], month, None, 1000)
         await same(ids[0], None, None, 24)
-        assert history.hour_pages == {"memory": 28, "store": 3}
+        assert history.hour_pages == {"memory": 32, "store": 3}
 
     restarted(tmp_path, main)
 
