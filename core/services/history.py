@@ -294,7 +294,7 @@ class HistoryService:
             # small enough (``RecentHours`` counts its checks): one statement, not one a monitor.
             def small(start: int, stop: int) -> bool:
                 count = self.hours.checks_between(start, stop)
-                return count is not None and count <= kept.max_rows // 2
+                return count is not None and count <= kept.max_rows // 4
 
             key: tuple[int, int] | None = None
             if small(block, end):

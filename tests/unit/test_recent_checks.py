@@ -308,7 +308,7 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
             await same(mid, month + 7 * hour + 11, None, 1000)
         assert history.hour_rows.reads == reads + 2
         # a block too big but an hour small enough: the hour is read for every monitor
-        history.hour_rows.max_rows = 200  # (half: 100 rows; a block holds 144, an hour 24)
+        history.hour_rows.max_rows = 200  # (a quarter: 50 rows; a block holds 144, an hour 24)
         reads = history.hour_rows.reads
         for mid in ids:
             await same(mid, month + 13 * hour + 17, None, 1000)
