@@ -98,7 +98,8 @@ ALL, ALL_HOUR = -1, -2  # (``HourRows``: keys of a block, and of an hour, read f
 
 class HourRows:
     """The checks of some blocks of closed hours, by ``(monitor id, block start)``, or of every
-    monitor at once by ``(ALL, block start)`` (sorted by monitor, with each one's first row),
+    monitor at once by ``(ALL, block start)`` or ``(ALL_HOUR, hour start)`` (sorted by
+    monitor, with each one's first row),
     each kept with the store's ``(late rows, rollup generation)`` counters it was read at (and
     the block's end) and served only while they stand: a closed hour's checks change only by a
     late row (which moves the first) or a purge of a deleted monitor (whose history is never
@@ -305,8 +306,8 @@ class HistoryService:
                 read, mine = self._read_all(key, version, start, stop)
                 await read
                 rows = kept.get_slice(monitor_id, key, version)
-                kept.hits -= mine  # (the read's own answer is not a hit; those who waited for it are)
-            else:
+                kept.hits -= mine and rows is not None  # (the read's own answer is not a hit)
+            if rows is None:  # (too big to read for all, or dropped again before it was used)
                 kept.reads += 1
                 rows = await self.threads.read(self.store.raw_checks, monitor_id, block, end - 1)
                 kept.put((monitor_id, block), version, rows)
