@@ -108,7 +108,8 @@ class HourRows:
     def __init__(self, max_rows: int = 1 << 21) -> None:
         self.max_rows = max_rows
         self.rows = 0
-        self.hits = self.reads = 0
+        #: Rows served from what was kept, statements a page waited for, and reads ahead.
+        self.hits = self.reads = self.ahead = 0
         self._entries: collections.OrderedDict[tuple[int, int], tuple[tuple[int, int, int], Any]] = \
             collections.OrderedDict()
 
@@ -119,6 +120,10 @@ class HourRows:
         self._entries.move_to_end(key)
         self.hits += 1
         return entry[1]
+
+    def has(self, key: tuple[int, int], version: tuple[int, int, int]) -> bool:
+        entry = self._entries.get(key)
+        return entry is not None and entry[0] == version
 
     def get_slice(self, monitor_id: int, key: tuple[int, int], version: tuple[int, int, int]) -> Any:
         """The monitor's rows of a block read for every monitor (``key``: ``(ALL, start)`` or
@@ -307,15 +312,41 @@ class HistoryService:
                 await read
                 rows = kept.get_slice(monitor_id, key, version)
                 kept.hits -= mine and rows is not None  # (the read's own answer is not a hit)
+            if rows is not None:
+                self._read_ahead(lo, version, upto)
             if rows is None:  # (too big to read for all, or dropped again before it was used)
                 kept.reads += 1
                 rows = await self.threads.read(self.store.raw_checks, monitor_id, block, end - 1)
                 kept.put((monitor_id, block), version, rows)
+        elif hi < hour + HOUR_US:
+            self._read_ahead(lo, version, upto)
         keep = (rows[0] >= lo) & (rows[0] <= hi)
         return rows[0][keep], rows[1][keep], rows[2][keep]
 
-    def _read_all(self, key: tuple[int, int], version: tuple[int, int, int], start: int, stop: int
-                  ) -> tuple[asyncio.Future[None], bool]:
+    def _read_ahead(self, lo: int, version: tuple[int, int, int], upto: int) -> None:
+        """A range that starts in the last quarter of an hour will soon start in the next one
+        (a time picker's "last 30 days" moves with the clock): read what ``_closed_hour`` will
+        then want for every monitor (the next hour's block, or the hour) now, in the
+        background, so that no page waits for it."""
+        hour = lo // HOUR_US * HOUR_US
+        nxt = hour + HOUR_US
+        if lo - hour < HOUR_US * 3 // 4 or nxt + HOUR_US > upto:
+            return
+        block = nxt // (BLOCK_HOURS * HOUR_US) * (BLOCK_HOURS * HOUR_US)
+        end = min(block + BLOCK_HOURS * HOUR_US, upto)
+        version = (version[0], version[1], end)
+        kept = self.hour_rows
+        wanted = (((ALL, block), block, end), ((ALL_HOUR, nxt), nxt, nxt + HOUR_US))
+        if any(kept.has(key, version) or (key, version) in self._reads_all for key, _, _ in wanted):
+            return
+        for key, start, stop in wanted:
+            count = self.hours.checks_between(start, stop)
+            if count is not None and count <= kept.max_rows // 4:
+                self._read_all(key, version, start, stop, ahead=True)
+                return
+
+    def _read_all(self, key: tuple[int, int], version: tuple[int, int, int], start: int, stop: int,
+                  ahead: bool = False) -> tuple[asyncio.Future[None], bool]:
         """Read every monitor's checks of [start, stop) into ``hour_rows`` under ``key``, once
         for all who ask at the same time (32 requests missing the same block started 32
         reads of it, each about a day's scan, and queued behind one another). Returns what to
@@ -325,7 +356,10 @@ class HistoryService:
             return asyncio.shield(pending), False
 
         async def read() -> None:
-            self.hour_rows.reads += 1
+            if ahead:
+                self.hour_rows.ahead += 1
+            else:
+                self.hour_rows.reads += 1
             self.hour_rows.put_all(key, version, await self.threads.read(self.store.raw_checks_all, start, stop - 1))
 
         pending = self._reads_all[(key, version)] = asyncio.ensure_future(read())
@@ -350,7 +384,8 @@ class HistoryService:
     def stats(self) -> dict[str, Any]:
         """Raw pages answered from memory and from the store, and what the memory holds."""
         return {"rawPages": dict(self.raw_pages), "hourPages": dict(self.hour_pages),
-                "hourRows": {"hits": self.hour_rows.hits, "reads": self.hour_rows.reads, "rows": self.hour_rows.rows},
+                "hourRows": {"hits": self.hour_rows.hits, "reads": self.hour_rows.reads,
+                             "ahead": self.hour_rows.ahead, "rows": self.hour_rows.rows},
                 "recentChecks": {"depth": self.recent.depth, "bytes": self.recent.nbytes},
                 "recentHours": {"hours": self.hours.hours, "bytes": self.hours.nbytes}}
 

@@ -318,6 +318,19 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         reads = history.hour_rows.reads
         await asyncio.gather(*(same(mid, month + 19 * hour + 5, None, 1000) for mid in ids * 2))
         assert history.hour_rows.reads == reads + 1
+        # a range starting in an hour's last quarter has the next hour read ahead, in the
+        # background (blocks made too big: the hour is what a page would want)
+        history.hour_rows.max_rows = 200
+        late_in_hour = (month + 25 * hour) // hour * hour + 50 * 60 * 10**6
+        reads, ahead = history.hour_rows.reads, history.hour_rows.ahead
+        await same(ids[0], late_in_hour, None, 1000)
+        while history._reads_all:
+            await asyncio.sleep(0.01)
+        assert (history.hour_rows.reads, history.hour_rows.ahead) == (reads + 1, ahead + 1)
+        for mid in ids:  # (the next hour: kept already, for both monitors)
+            await same(mid, late_in_hour + 20 * 60 * 10**6, None, 1000)
+        assert history.hour_rows.reads == reads + 1
+        history.hour_rows.max_rows = kept
 
         late = ResultBuffer(4)  # a late row in a rolled-up hour of ids[0] two days ago
         late.append(ids[0], now - 2 * 86400 * 10**6 + 1, False, 123_456_789, 500, 7)
@@ -327,7 +340,7 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         await threads.write(store.ingest, late.flush())
         await same(ids[0], month, None, 1000)
         await same(ids[0], now - 86400 * 10**6, None, 10)  # (the stale hour is outside: memory)
-        assert history.hour_pages == {"memory": 27, "store": 1}
+        assert history.hour_pages == {"memory": 30, "store": 1}
         await threads.write(store.rollup, time.time_ns() // 1000)  # recomputes it: a new generation
         await same(ids[0], month, None, 1000)  # (memory behind the store: from the store, and a refill)
         await history._refreshing
@@ -337,7 +350,7 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         await same(ids[1], month, None, 1000)
         await same(ids[1], month, None, 1000)
         assert (history.hour_rows.hits, history.hour_rows.reads) == (hits + 2, reads + 1)
-        assert history.hour_pages == {"memory": 30, "store": 2}
+        assert history.hour_pages == {"memory": 33, "store": 2}
         upto = store.rollup_upto_us
         await threads.write(store.rollup, now + 2 * hour)  # the newest hours close: memory extends
         await same(ids[1], month, None, 1000)
@@ -345,7 +358,7 @@ def test_hour_pages_from_memory_are_the_stores_pages(tmp_path: Path) -> None:
         assert history.hours.upto == store.rollup_upto_us > upto
         await same(ids[1], month, None, 1000)
         await same(ids[0], None, None, 24)
-        assert history.hour_pages == {"memory": 32, "store": 3}
+        assert history.hour_pages == {"memory": 35, "store": 3}
 
     restarted(tmp_path, main)
 
