@@ -141,7 +141,7 @@ def main() -> None:
                     result["hit_rate"] = _hit_rate(before, stats["historyCache"])["hit_rate"]
                     result["pages"] = {k: stats[source][k] - pages[k] for k in ("memory", "store")} if source else None
                     # the first hour's checks of a range that starts inside one: kept or read
-                    result["hour_rows"] = {k: stats["hourRows"][k] - kept[k] for k in ("hits", "reads")}
+                    result["hour_rows"] = {k: stats["hourRows"][k] - kept[k] for k in ("hits", "reads", "ahead")}
                     problems = failures(f"{rows} {label}", result)
                     if problems:
                         raise SystemExit("bench.history: " + "; ".join(problems))
@@ -165,7 +165,7 @@ def main() -> None:
         for label in ("hourly_c1", "hourly_c32", "again_c32"):
             kept = run[label]["hour_rows"]
             print(f"{'':12} {label}: the hour a range starts in, checks kept {kept['hits']:,} times, "
-                  f"read {kept['reads']:,} times")
+                  f"read {kept['reads']:,} times (statements a page waited for; {kept['ahead']:,} read ahead)")
         print(f"{'':12} file {run['file_bytes'] / 2**20:.0f} MiB ({run['file_bytes'] / run['rows']:.2f} B/check); "
               f"write {run['write_s']} s, rollup {run['rollup_s']} s, upkeep {run['upkeep_s']} s")
     if len(runs) > 1:
