@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import datetime as dt
 import logging
-import os
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -26,7 +23,7 @@ if TYPE_CHECKING:
     from core.services.maintenance import MaintenanceGate
     from core.storage.base import Store
 
-__all__ = ["OUTBOX_KEEP_DAYS", "background_priority", "flapping", "maintenance", "reminders", "rollups", "save_agents",
+__all__ = ["OUTBOX_KEEP_DAYS", "flapping", "maintenance", "reminders", "rollups", "save_agents",
            "save_usage"]
 
 log = logging.getLogger("xuptime.jobs")
@@ -37,20 +34,6 @@ AGENTS_EVERY_S = 60.0  # (a crash loses at most this of host names and the like:
 MAINTENANCE_EVERY_S = 1.0
 FLAPPING_EVERY_S = 1.0
 OUTBOX_KEEP_DAYS = 30  # finished notifications (and their attempts) are kept this long
-
-
-BACKGROUND_NICE = 10
-
-
-def background_priority() -> None:
-    """(The rollup thread's initializer.) Give this thread a low CPU priority (nice 10):
-    rollups, compaction and retention can wait, checks cannot. With DuckDB on one thread per
-    core, a statement runs on the thread that calls it, so the whole rewrite yields to the
-    engine and the event loop when a core is contended (at capacity, a catch-up rollup at
-    normal priority cut checks per second to a third). Not the lowest (19): at saturation the
-    rollup would then barely run and could fall behind for good (``bench.upkeep``)."""
-    with contextlib.suppress(OSError):  # (not Linux, or not allowed: it runs at normal priority)
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
 
 async def rollups(store: Store, executor: concurrent.futures.Executor) -> None:

@@ -35,6 +35,7 @@ from core.main.http import HttpHost, bind
 from core.main.ingest import Ingest
 from core.models.retention import parse_retention
 from core.services import Catalog, Services, StoreThreads
+from core.services.context import background_priority
 from core.services.flapping import FLAP_CHANGES, FLAP_WINDOW_S, FlapGuard
 from core.services.maintenance import MaintenanceGate
 from core.services.sealing import Sealer
@@ -97,7 +98,7 @@ class ServeProcess:
         link_url = self.public_url or base_url  # what links in notifications start with
         threads = StoreThreads(READERS)
         rollup_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb-rollup",
-                                                              initializer=jobs.background_priority)
+                                                              initializer=background_priority)
         store = await threads.write(DuckDBStore, self.data_dir)
         if self.retention is not None:  # (serve --retention: over what was kept, and kept from now on)
             await threads.write(store.set_retention, parse_retention(self.retention, store.retention))

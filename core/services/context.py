@@ -16,8 +16,11 @@ import asyncio
 import bisect
 import calendar
 import concurrent.futures
+import contextlib
 import errno
 import functools
+import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
@@ -42,12 +45,31 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 
 
+BACKGROUND_NICE = 10
+
+
+def background_priority() -> None:
+    """(A background thread's initializer: the rollup job's, the reads ahead.) Give this
+    thread a low CPU priority (nice 10): rollups, compaction, retention and reads nobody waits
+    for can wait, checks and requests cannot. With DuckDB on one thread per core, a statement
+    runs on the thread that calls it, so the whole statement yields to the engine and the
+    event loop when a core is contended (at capacity, a catch-up rollup at normal priority cut
+    checks per second to a third). Not the lowest (19): at saturation the rollup would then
+    barely run and could fall behind for good (``bench.upkeep``)."""
+    with contextlib.suppress(OSError):  # (not Linux, or not allowed: it runs at normal priority)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+
+
 class StoreThreads:
-    """The writer thread and the reader threads of one store."""
+    """The writer thread, the reader threads of one store, and one reader thread at a low
+    priority for reads nobody waits for (``read_behind``): the store has a reader cursor for
+    each (``READERS`` + 1), so a read behind never keeps a cursor from a read a page waits for."""
 
     def __init__(self, readers: int) -> None:
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb")
         self._readers = concurrent.futures.ThreadPoolExecutor(readers, thread_name_prefix="duckdb-ro")
+        self._behind = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duckdb-behind",
+                                                             initializer=background_priority)
         #: Store calls on the writer thread and on the readers by name: [calls, CPU seconds
         #: of the thread, seconds taken] (``xuptime status --json`` shows them: where the
         #: store's time goes).
@@ -87,9 +109,15 @@ class StoreThreads:
         return await asyncio.get_running_loop().run_in_executor(self._readers, self._timed, self.reads, fn, args,
                                                                 kwargs)
 
+    async def read_behind(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``read`` at a low CPU priority, for what no request waits for (a read ahead)."""
+        return await asyncio.get_running_loop().run_in_executor(self._behind, self._timed, self.reads, fn, args,
+                                                                kwargs)
+
     def shutdown(self) -> None:
         self._writer.shutdown()
         self._readers.shutdown(wait=False)
+        self._behind.shutdown(wait=False)
 
 
 def out_of_space(exc: BaseException) -> bool:

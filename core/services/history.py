@@ -356,11 +356,13 @@ class HistoryService:
             return asyncio.shield(pending), False
 
         async def read() -> None:
-            if ahead:
+            if ahead:  # (nobody waits for it: at a low priority, beside the readers)
                 self.hour_rows.ahead += 1
+                rows = await self.threads.read_behind(self.store.raw_checks_all, start, stop - 1)
             else:
                 self.hour_rows.reads += 1
-            self.hour_rows.put_all(key, version, await self.threads.read(self.store.raw_checks_all, start, stop - 1))
+                rows = await self.threads.read(self.store.raw_checks_all, start, stop - 1)
+            self.hour_rows.put_all(key, version, rows)
 
         pending = self._reads_all[(key, version)] = asyncio.ensure_future(read())
         pending.add_done_callback(lambda _: self._reads_all.pop((key, version), None))

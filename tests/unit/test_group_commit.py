@@ -105,3 +105,24 @@ def test_many_is_one_store_call(size: int) -> None:
 
     asyncio.run(main())
     assert calls == [size]
+
+
+def test_reads_behind_run_at_a_low_priority_and_reads_at_the_normal_one() -> None:
+    """A read nobody waits for (``read_behind``: the history's reads ahead) runs on a thread
+    at nice 10, so it yields the core to requests and checks; an ordinary read does not."""
+    import os
+    import threading
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    async def main() -> tuple[int, int]:
+        threads = StoreThreads(1)
+        try:
+            return await threads.read(nice), await threads.read_behind(nice)
+        finally:
+            threads.shutdown()
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    normal, behind = asyncio.run(main())
+    assert normal == base and behind >= max(base, 10)

@@ -64,7 +64,7 @@ class StoreBase:
         # Cursors for read-only queries from other threads, made here, once: a thread that is
         # not the writer's must never touch the writer's connection (see ``query``).
         self._readers: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
-        for _ in range(READERS):
+        for _ in range(READERS + 1):
             self._readers.put(self.con.cursor())
         self._maint = self.con.cursor()  # the rollup job's, beside the writer
         self._rollup_lock = threading.Lock()
@@ -135,7 +135,7 @@ class StoreBase:
         return LATEST
 
     def close(self) -> None:
-        for _ in range(READERS):
+        for _ in range(READERS + 1):
             self._readers.get().close()
         self._maint.close()
         if not self.read_only:

@@ -53,7 +53,7 @@ def finish(cursor: Any) -> None:
     """
     with contextlib.suppress(duckdb.InvalidInputException):  # (no result: nothing to end)
         cursor.fetchall()
-READERS = 2  # read-only cursors, one per thread of the server's read executor
+READERS = 2  # threads of the server's read executor; the store has a reader cursor more (a read behind)
 HOUR_CACHE_MONITORS = 256  # monitors whose rolled-up hours are kept in memory (LRU)
 
 
