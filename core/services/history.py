@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,8 @@ OWNER_ACCOUNT = 1  # the server's own account ("default", made with the database
 
 #: A page of history as the API's JSON items, comma-separated: ``(items, the oldest item's
 #: time in µs or None, more after it)``.
+log = logging.getLogger("xuptime.history")
+
 JsonPage = tuple[bytes, int | None, bool]
 
 
@@ -309,7 +312,7 @@ class HistoryService:
                 key, start, stop = (ALL_HOUR, hour), hour, hour + HOUR_US
             if key is not None:
                 read, mine = self._read_all(key, version, start, stop)
-                await read
+                await asyncio.shield(read)  # (a page cancelled does not cancel the read for the others)
                 rows = kept.get_slice(monitor_id, key, version)
                 kept.hits -= mine and rows is not None  # (the read's own answer is not a hit)
             if rows is not None:
@@ -350,10 +353,10 @@ class HistoryService:
         """Read every monitor's checks of [start, stop) into ``hour_rows`` under ``key``, once
         for all who ask at the same time (32 requests missing the same block started 32
         reads of it, each about a day's scan, and queued behind one another). Returns what to
-        await, and whether this call started the read."""
+        await (shielded: others may be waiting for it too), and whether this call started it."""
         pending = self._reads_all.get((key, version))
         if pending is not None:
-            return asyncio.shield(pending), False
+            return pending, False
 
         async def read() -> None:
             if ahead:  # (nobody waits for it: at a low priority, beside the readers)
@@ -365,8 +368,14 @@ class HistoryService:
             self.hour_rows.put_all(key, version, rows)
 
         pending = self._reads_all[(key, version)] = asyncio.ensure_future(read())
-        pending.add_done_callback(lambda _: self._reads_all.pop((key, version), None))
-        return asyncio.shield(pending), True
+
+        def done(read: asyncio.Future[None]) -> None:
+            self._reads_all.pop((key, version), None)
+            if ahead and not read.cancelled() and read.exception() is not None:  # (nobody else sees it)
+                log.warning("reading the checks of %s ahead failed: %s", key, read.exception())
+
+        pending.add_done_callback(done)
+        return pending, True
 
     def refresh_hours(self) -> None:
         """Bring the rolled-up hours in memory up to the store's (in the background, once)."""
