@@ -235,12 +235,19 @@ class HistoryService:
         _, _, generation, upto = self.store.history_version(monitor_id)
         if not self.hours.current(upto, generation):
             self.refresh_hours()
-            return None
+            held = self.hours.upto
+            if not (self.hours.on and held is not None and upto is not None and held < upto
+                    and self.hours.generation == generation):
+                return None
+            # (newer hours were rolled up and memory is filling them in: answer as of the hours it
+            # holds, the newer ones aggregated raw like the open hours; as exact, and no page goes
+            # to the store for the second or so the refill takes)
+            upto = held
         assert upto is not None
         now = time.time_ns() // 1000
         lo = _later(lo, self.store.floor_us("hourly", now))
         raw_floor = self.store.floor_us("raw", now)
-        split, ranges = self.store.split_hours(lo, hi)  # (raw ranges newest first)
+        split, ranges = self.store.split_hours(lo, hi, upto)  # (raw ranges newest first)
         page = _Page(limit)
         first = a = rolled = None
         if split is not None:

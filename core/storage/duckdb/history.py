@@ -222,13 +222,15 @@ class HistoryStore:
             hours = self._hours(cur, monitor_id, from_us, hi, limit + 1, with_hist=False)
         return hours[:limit], len(hours) > limit
 
-    def split_hours(self, lo: int | None, hi: int | None
+    def split_hours(self, lo: int | None, hi: int | None, upto: int | None = None
                     ) -> tuple[tuple[int | None, int, list[int]] | None, list[tuple]]:
         """Split [lo, hi] (µs, inclusive, None = open) into whole rolled-up hours ``[a, b)`` less
         the stale ones, and the raw ranges that complete it. A rolled-up hour that a late row
         has landed in is stale until ``rollup`` recomputes it and is read raw, so reads are
-        always exact."""
-        upto = self.rollup_upto_us
+        always exact. ``upto``: split as if the rolled-up hours ended there (an earlier end
+        than the store's: what a reader holding fewer of them can answer; the hours between
+        are raw ranges, exact too)."""
+        upto = self.rollup_upto_us if upto is None else min(upto, self.rollup_upto_us or upto)
         a = None if lo is None else -(-lo // HOUR_US) * HOUR_US
         b = upto if hi is None or upto is None else min(upto, (hi + 1) // HOUR_US * HOUR_US)
         if b is None or (a is not None and a >= b):
