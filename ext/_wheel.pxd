@@ -31,7 +31,6 @@ cdef class TimingWheel:
         Node *_nodes
         int32_t _capacity
         int32_t _free           # head of the free-node list (linked through .next)
-        Py_ssize_t _size
         IdMap _ids              # ident -> node
         Fired *_fired
         Py_ssize_t _fired_len

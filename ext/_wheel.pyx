@@ -113,7 +113,6 @@ cdef class TimingWheel:
             self._nodes[i].next = <int32_t>(i + 1) if i + 1 < self._capacity else -1
             self._nodes[i].slot = -1
         self._free = 0
-        self._size = 0
         idmap_init(&self._ids)
         self._fired_len = 0
         self._rearm_head = -1
@@ -135,7 +134,7 @@ cdef class TimingWheel:
         return self._now
 
     def __len__(self) -> int:
-        return self._size
+        return self._ids.size
 
     def __contains__(self, ident) -> bool:
         try:
@@ -158,7 +157,6 @@ cdef class TimingWheel:
         if n == -1:
             n = self._alloc()
             idmap_put(&self._ids, ident, n)
-            self._size += 1
         else:
             self._unlink(n)
         self._nodes[n].ident = ident
@@ -176,7 +174,6 @@ cdef class TimingWheel:
         self._nodes[n].slot = -1
         self._nodes[n].next = self._free
         self._free = n
-        self._size -= 1
         return True
 
     def clear(self) -> None:
@@ -392,7 +389,6 @@ cdef class TimingWheel:
                 self._nodes[n].slot = -1
                 self._nodes[n].next = self._free
                 self._free = n
-                self._size -= 1
             n = following
         return 0
 

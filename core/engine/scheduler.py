@@ -146,11 +146,6 @@ class _Entry(MonitorState):
         #: A timed monitor's armed deadline (monotonic ms), None while it is periodic.
         self.due_ms: int | None = None
 
-    @property
-    def state(self) -> MonitorState:
-        """Its live status and counters (the entry itself)."""
-        return self
-
     def carry(self, old: _Entry) -> None:
         """Take over ``old``'s status and counters (a replaced monitor whose status stands)."""
         self.status, self.failures, self.successes = old.status, old.failures, old.successes
@@ -160,7 +155,7 @@ class _Entry(MonitorState):
         """The monitor as last upserted, with its live status."""
         monitor = self._monitor if self._monitor is not None else unpack(self.packed)
         if not monitor.paused:
-            monitor.status = self.state.status
+            monitor.status = self.status
         return monitor
 
     @property
@@ -269,7 +264,7 @@ class Scheduler:
         A replaced monitor keeps its phase and state counters."""
         entry = _Entry(monitor, REGISTRY[monitor.type], packed)
         old = self.entries.get(monitor.id)
-        if old is not None and ("paused" if old.paused else old.state.status) == monitor.status:
+        if old is not None and ("paused" if old.paused else old.status) == monitor.status:
             entry.carry(old)
         self.entries[monitor.id] = entry
         if old is not None:
@@ -344,7 +339,7 @@ class Scheduler:
             return
         if ok or entry.paused:
             self._env.pushes[mid] = (ts, ok, msg, ping_ms)
-            if ok and entry.state.status == "down" and not entry.paused:
+            if ok and entry.status == "down" and not entry.paused:
                 self._record_now(mid, entry, ts, True, ping_ms, ErrorCode.OK, None)  # a late job recovers now
             return
         if entry.due_ms is None:  # (a cron heartbeat keeps it: the run it answers is judged as down)
@@ -362,7 +357,7 @@ class Scheduler:
         latency_us = int(ping_ms * 1000) if ping_ms is not None and ping_ms >= 0 else 0
         self.checks += 1
         self.buffer.append(mid, ts_us, ok, latency_us, 0, int(code), -1, -1, -1, -1, error)
-        transition = observe(entry.state, mid, ok, ts_us, retries, entry.recovery, error)
+        transition = observe(entry, mid, ok, ts_us, retries, entry.recovery, error)
         if transition is not None:
             self.transitions.append(transition)
 
@@ -387,7 +382,7 @@ class Scheduler:
         mid = monitor.id
         self.fast.add(mid, origin, request, table, expected, entry.timeout, keep_alive, head, follow, max_body,
                       entry.interval_ms, phase_offset(mid, entry.interval_ms))
-        self.fast.set_quiet(mid, entry.state.status == "up" and not entry.state.failures)
+        self.fast.set_quiet(mid, entry.status == "up" and not entry.failures)
         entry.compiled, entry.origin = True, key
         entry.shed()
 
@@ -655,11 +650,10 @@ class Scheduler:
         self._latency_sum += result.latency_us
         self.buffer.append(mid, ts_us, result.ok, result.latency_us, result.status_code, result.error_code,
                            result.dns_us, result.connect_us, result.tls_us, result.ttfb_us, result.error)
-        state = entry.state
-        if result.ok and state.status == "up" and not state.failures:
-            state.successes += 1  # the common case, without a call: nothing can change
+        if result.ok and entry.status == "up" and not entry.failures:
+            entry.successes += 1  # the common case, without a call: nothing can change
             return
-        transition = observe(state, mid, result.ok, ts_us, entry.retries, entry.recovery, result.error)
+        transition = observe(entry, mid, result.ok, ts_us, entry.retries, entry.recovery, result.error)
         if transition is not None:
             self.transitions.append(transition)
 
@@ -673,12 +667,11 @@ class Scheduler:
                 entry = self.entries.get(mid)
                 if entry is None:
                     continue
-                state = entry.state
-                transition = observe(state, mid, ok, ts_us, entry.retries, entry.recovery, error)
+                transition = observe(entry, mid, ok, ts_us, entry.retries, entry.recovery, error)
                 if transition is not None:
                     self.transitions.append(transition)
                 if entry.compiled:
-                    self.fast.set_quiet(mid, state.status == "up" and not state.failures)
+                    self.fast.set_quiet(mid, entry.status == "up" and not entry.failures)
             if self.queue:
                 self._next_queued()
         except Exception:
