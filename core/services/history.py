@@ -116,26 +116,31 @@ class HourRows:
         self._entries: collections.OrderedDict[tuple[int, int], tuple[tuple[int, int, int], Any]] = \
             collections.OrderedDict()
 
-    def get(self, key: tuple[int, int], version: tuple[int, int, int]) -> Any:
+    def _used(self, key: tuple[int, int], version: tuple[int, int, int], hit: bool = True) -> Any:
+        """The entry kept under ``key`` at ``version`` (now the most recently used), or None."""
         entry = self._entries.get(key)
         if entry is None or entry[0] != version:
             return None
         self._entries.move_to_end(key)
-        self.hits += 1
-        return entry[1]
+        self.hits += hit
+        return entry
+
+    def get(self, key: tuple[int, int], version: tuple[int, int, int]) -> Any:
+        entry = self._used(key, version)
+        return None if entry is None else entry[1]
 
     def has(self, key: tuple[int, int], version: tuple[int, int, int]) -> bool:
         entry = self._entries.get(key)
         return entry is not None and entry[0] == version
 
-    def get_slice(self, monitor_id: int, key: tuple[int, int], version: tuple[int, int, int]) -> Any:
+    def get_slice(self, monitor_id: int, key: tuple[int, int], version: tuple[int, int, int],
+                  hit: bool = True) -> Any:
         """The monitor's rows of a block read for every monitor (``key``: ``(ALL, start)`` or
-        ``(ALL_HOUR, start)``), or None when none is kept."""
-        entry = self._entries.get(key)
-        if entry is None or entry[0] != version:
+        ``(ALL_HOUR, start)``), or None when none is kept; ``hit``: counted as served from
+        what was kept (not for the read that just put it there)."""
+        entry = self._used(key, version, hit)
+        if entry is None:
             return None
-        self._entries.move_to_end(key)
-        self.hits += 1
         (ts, ok, latency), (ids, firsts) = entry[1], entry[2]
         at = int(np.searchsorted(ids, monitor_id))
         if at == len(ids) or ids[at] != monitor_id:
@@ -307,21 +312,12 @@ class HistoryService:
         if rows is None:
             # Ranges asked together start together (a dashboard's "last 30 days" for each of its
             # monitors): read the block, or else the hour, for every monitor at once when it is
-            # small enough (``RecentHours`` counts its checks): one statement, not one a monitor.
-            def small(start: int, stop: int) -> bool:
-                count = self.hours.checks_between(start, stop)
-                return count is not None and count <= kept.max_rows // 4
-
-            key: tuple[int, int] | None = None
-            if small(block, end):
-                key, start, stop = (ALL, block), block, end
-            elif hi < hour + HOUR_US and small(hour, hour + HOUR_US):
-                key, start, stop = (ALL_HOUR, hour), hour, hour + HOUR_US
-            if key is not None:
-                read, mine = self._read_all(key, version, start, stop)
+            # small enough: one statement, not one a monitor.
+            unit = self._unit_for_all(block, end, hour if hi < hour + HOUR_US else None)
+            if unit is not None:
+                read, mine = self._read_all(*unit, version)
                 await asyncio.shield(read)  # (a page cancelled does not cancel the read for the others)
-                rows = kept.get_slice(monitor_id, key, version)
-                kept.hits -= mine and rows is not None  # (the read's own answer is not a hit)
+                rows = kept.get_slice(monitor_id, unit[0], version, hit=not mine)
             if rows is not None:
                 self._read_ahead(lo, version, upto)
             if rows is None:  # (too big to read for all, or dropped again before it was used)
@@ -345,17 +341,27 @@ class HistoryService:
         block = nxt // (BLOCK_HOURS * HOUR_US) * (BLOCK_HOURS * HOUR_US)
         end = min(block + BLOCK_HOURS * HOUR_US, upto)
         version = (version[0], version[1], end)
-        kept = self.hour_rows
-        wanted = (((ALL, block), block, end), ((ALL_HOUR, nxt), nxt, nxt + HOUR_US))
-        if any(kept.has(key, version) or (key, version) in self._reads_all for key, _, _ in wanted):
+        if any(self.hour_rows.has(key, version) or (key, version) in self._reads_all
+               for key in ((ALL, block), (ALL_HOUR, nxt))):
             return
-        for key, start, stop in wanted:
-            count = self.hours.checks_between(start, stop)
-            if count is not None and count <= kept.max_rows // 4:
-                self._read_all(key, version, start, stop, ahead=True)
-                return
+        unit = self._unit_for_all(block, end, nxt)
+        if unit is not None:
+            self._read_all(*unit, version, ahead=True)
 
-    def _read_all(self, key: tuple[int, int], version: tuple[int, int, int], start: int, stop: int,
+    def _unit_for_all(self, block: int, end: int, hour: int | None) -> tuple[tuple[int, int], int, int] | None:
+        """What to read for every monitor at once: the block [block, end) of closed hours, or
+        else the hour (when given), whichever first holds at most a quarter of ``HourRows``'
+        budget of checks (``RecentHours`` counts them): ``(key, start, stop)``, or None."""
+        units = [((ALL, block), block, end)]
+        if hour is not None:
+            units.append(((ALL_HOUR, hour), hour, hour + HOUR_US))
+        for unit in units:
+            count = self.hours.checks_between(unit[1], unit[2])
+            if count is not None and count <= self.hour_rows.max_rows // 4:
+                return unit
+        return None
+
+    def _read_all(self, key: tuple[int, int], start: int, stop: int, version: tuple[int, int, int],
                   ahead: bool = False) -> tuple[asyncio.Future[None], bool]:
         """Read every monitor's checks of [start, stop) into ``hour_rows`` under ``key``, once
         for all who ask at the same time (32 requests missing the same block started 32
