@@ -107,10 +107,19 @@ cdef struct Conn:
     int32_t head_cap
 
 cdef struct Mon:
+    # (ordered so that it packs with few holes: 144 bytes)
     int64_t mid
     int32_t origin
     int32_t fd            # the connection of the check in flight, or -1
     int32_t pos           # index in ``_flight``, or -1
+    int32_t req_len
+    int32_t failures      # while asleep: the state machine's counters and settings
+    int32_t successes
+    int32_t retries
+    int32_t recovery
+    int32_t interval_ms   # (at most a day)
+    int32_t phase_ms      # its offset inside the interval (the scheduler's ``phase_offset``)
+    int32_t connect_us
     uint8_t used          # the slot holds a monitor
     uint8_t live          # checks may take this path (cleared when a response needs the general one)
     uint8_t keep_alive
@@ -119,19 +128,16 @@ cdef struct Mon:
     uint8_t quiet         # ``up`` with no failures: a success needs no state step in Python
     uint8_t retried
     uint8_t queued        # waiting in ``_queue`` for a free in-flight place
-    int64_t interval_ms
-    int64_t phase_ms      # its offset inside the interval (the scheduler's ``phase_offset``)
+    uint8_t asleep        # its state is kept here (the counters above), not by the scheduler
+    uint8_t status        # while asleep: 0 pending, 1 up, 2 down
     int64_t due_ms        # (while queued) when it was due, on the scheduler's clock
     const char *req
-    int32_t req_len
     const unsigned char *expected   # status -> 1 when accepted (1000 bytes)
     int64_t max_body
     int64_t timeout_ns
-    double timeout_s      # as given, for the message
     int64_t ts_us
     int64_t start_ns
     int64_t connect_ns
-    int64_t connect_us
     int64_t sent_ns
     int64_t first_ns
 
@@ -255,6 +261,7 @@ cdef class HttpEngine:
         list _requests
         list _tables
         list _expected      # "200-299" and the like: one shared string per distinct list
+        list _packed        # an asleep monitor's definition (``core.models.packed``), else None
         IdMap _slots        # monitor id -> Mon slot
         Origin *_origins
         int32_t _norigins
@@ -269,6 +276,8 @@ cdef class HttpEngine:
         readonly Py_ssize_t fallbacks
         readonly Py_ssize_t skipped_overlap
         readonly Py_ssize_t queued
+        #: Monitors whose state this engine keeps (``sleep``).
+        readonly Py_ssize_t asleep
         #: Idle keep-alive connections kept at most, over all origins: beyond it the longest
         #: idle one is closed (a keep-alive monitor per host would otherwise hold a socket
         #: per host, and run into the open-file limit).
@@ -299,6 +308,7 @@ cdef class HttpEngine:
         self._requests = []
         self._tables = []
         self._expected = []
+        self._packed = []
         idmap_init(&self._slots)
         self._origin_ids = {}
         self._notable = []
@@ -397,6 +407,7 @@ cdef class HttpEngine:
             slot = self._free_mon
             self._free_mon = <int32_t>self._mons[slot].pos
             self._requests[slot], self._tables[slot], self._expected[slot] = request, expected, expected_text
+            self._packed[slot] = None
         else:
             slot = self._nmons
             if slot == self._cap_mons and not self._grow_mons(slot * 2 if slot else 1024):
@@ -405,6 +416,7 @@ cdef class HttpEngine:
             self._requests.append(request)
             self._tables.append(expected)
             self._expected.append(expected_text)
+            self._packed.append(None)
         m = &self._mons[slot]
         memset(m, 0, sizeof(Mon))
         m.mid = monitor_id
@@ -420,9 +432,8 @@ cdef class HttpEngine:
         m.expected = <const unsigned char *>PyBytes_AS_STRING(expected)
         m.max_body = max_body
         m.timeout_ns = <int64_t>(timeout_s * 1e9)
-        m.timeout_s = timeout_s
-        m.interval_ms = interval_ms if interval_ms > 0 else 1
-        m.phase_ms = phase_ms % m.interval_ms
+        m.interval_ms = <int32_t>(interval_ms if 0 < interval_ms <= 86_400_000 else 1 if interval_ms <= 0 else 86_400_000)
+        m.phase_ms = <int32_t>(phase_ms % m.interval_ms)
         idmap_put(&self._slots, monitor_id, slot)
 
     def remove(self, int64_t monitor_id) -> None:
@@ -437,10 +448,67 @@ cdef class HttpEngine:
         if m.queued:
             m.queued = 0
             self.queued -= 1
+        if m.asleep:
+            m.asleep = 0
+            self.asleep -= 1
         m.used = m.live = 0
         m.pos = self._free_mon  # the free list runs through ``pos``
         self._free_mon = s
-        self._requests[s] = self._tables[s] = self._expected[s] = None
+        self._requests[s] = self._tables[s] = self._expected[s] = self._packed[s] = None
+
+    # monitors whose state is kept here ------------------------------------------------
+    # A monitor on this path needs no Python object between results that could change its
+    # status: the scheduler hands its state machine's counters and its packed definition
+    # over (``sleep``), reads and writes them for such results (``state``/``set_state``), and
+    # takes them back (``wake``) when it needs the monitor as an object.
+    def sleep(self, int64_t monitor_id, bytes packed not None, int status, int failures, int successes,
+              int retries, int recovery) -> None:
+        cdef int32_t s = idmap_get(&self._slots, monitor_id)
+        if s < 0:
+            raise KeyError(monitor_id)
+        cdef Mon *m = &self._mons[s]
+        if not m.asleep:
+            m.asleep = 1
+            self.asleep += 1
+        self._packed[s] = packed
+        m.retries, m.recovery = retries, recovery
+        self._set_state(m, status, failures, successes)
+
+    cdef inline void _set_state(self, Mon *m, int status, int failures, int successes) noexcept:
+        m.status, m.failures, m.successes = <uint8_t>status, failures, successes
+        m.quiet = status == 1 and failures == 0
+
+    def state(self, int64_t monitor_id):
+        """``(status, failures, successes, retries, recovery)`` of an asleep monitor, else None."""
+        cdef int32_t s = idmap_get(&self._slots, monitor_id)
+        if s < 0 or not self._mons[s].asleep:
+            return None
+        cdef Mon *m = &self._mons[s]
+        return m.status, m.failures, m.successes, m.retries, m.recovery
+
+    def set_state(self, int64_t monitor_id, int status, int failures, int successes) -> None:
+        cdef int32_t s = idmap_get(&self._slots, monitor_id)
+        if s >= 0 and self._mons[s].asleep:
+            self._set_state(&self._mons[s], status, failures, successes)
+
+    def packed(self, int64_t monitor_id):
+        """An asleep monitor's packed definition (it stays asleep), else None."""
+        cdef int32_t s = idmap_get(&self._slots, monitor_id)
+        if s < 0 or not self._mons[s].asleep:
+            return None
+        return self._packed[s]
+
+    def wake(self, int64_t monitor_id):
+        """Take an asleep monitor's state back: ``(packed, status, failures, successes,
+        origin)``; None when it is not asleep here. It stays on this path."""
+        cdef int32_t s = idmap_get(&self._slots, monitor_id)
+        if s < 0 or not self._mons[s].asleep:
+            return None
+        cdef Mon *m = &self._mons[s]
+        packed, self._packed[s] = self._packed[s], None
+        m.asleep = 0
+        self.asleep -= 1
+        return packed, m.status, m.failures, m.successes, m.origin
 
     def take_latency(self) -> int:
         """The summed latency (µs) of the checks recorded since the last call."""
@@ -1101,7 +1169,7 @@ cdef class HttpEngine:
                 self._conns[fd].mon = -1
                 self._close(fd)
                 m.fd = -1
-            self._record(s, False, 0, E_TIMEOUT, f"timed out after {m.timeout_s:g} s ({phase})")
+            self._record(s, False, 0, E_TIMEOUT, f"timed out after {m.timeout_ns / 1e9:g} s ({phase})")
             # _record removed slot i (the last one moved into it): look at i again
         self._report()
 

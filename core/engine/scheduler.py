@@ -106,6 +106,10 @@ def phase_offset(monitor_id: int, interval_ms: int) -> int:
     return (monitor_id * 2654435761) % interval_ms
 
 
+#: State machine statuses as the compiled engine keeps them for a monitor asleep there.
+_STATUS_CODES = {"pending": 0, "up": 1, "down": 2}
+_STATUS_NAMES = ("pending", "up", "down")
+
 _shared_values: dict[float, float] = {}
 
 
@@ -118,13 +122,16 @@ def _shared(value: float) -> float:
 
 
 class _Entry(MonitorState):
-    """One monitor of the shard, and its state machine's counters (it is its own
-    ``MonitorState``: one object a monitor, not two). A monitor on the compiled
-    path is held only as the bytes it came in (``packed``: ``core.models.packed``) beside
-    what its results need (``retries``, ``recovery``): its ``Monitor`` and prepared spec are
-    rebuilt when asked for (an upsert replacing it, a hand-over to the general path). Holding
-    both objects for every monitor cost a worker about 1.2 KB a monitor; at a million
-    monitors, a gigabyte."""
+    """One monitor of the shard that the scheduler holds as an object, and its state
+    machine's counters (it is its own ``MonitorState``: one object a monitor, not two).
+
+    A monitor on the compiled path is usually not held at all: it is *asleep* in the engine
+    (``Scheduler._sleep``), which keeps its packed definition and its counters; the results
+    that could change its status are judged on a scratch state (``Scheduler._fast_done``).
+    It is woken into an entry (``Scheduler._entry``) when the scheduler needs the monitor as
+    an object: an upsert replacing it, its removal, a check on the general path (while its
+    origin's address is being looked up, or handed over). Such an entry holds the bytes it
+    came in (``packed``) and rebuilds its ``Monitor`` and prepared spec when asked for."""
 
     __slots__ = ("_monitor", "_prepared", "account_id", "checker", "compiled", "due_ms", "interval_ms", "origin",
                  "packed", "paused", "recovery", "retries", "timeout")
@@ -224,7 +231,9 @@ class Scheduler:
         self.tick_s = tick_s
         self.wheel = TimingWheel(tick=1, start=self.clock.monotonic_ms())
         self.buffer = ResultBuffer(buffer_rows)
+        #: Monitors held as objects: every monitor not asleep in the compiled engine.
         self.entries: dict[int, _Entry] = {}
+        self._scratch = MonitorState()  # (the state machine's step for a monitor asleep)
         self.inflight: dict[int, Any] = {}  # monitor id -> Task or fast-path job (both have cancel())
         self.queue: collections.deque[tuple[int, int]] = collections.deque()
         self.queued: set[int] = set()
@@ -252,6 +261,7 @@ class Scheduler:
         #: ``RESOLVE_EVERY`` seconds after, from a queue of (when, origin), at most
         #: ``RESOLVE_AT_ONCE`` at a time (100k distinct hosts must not mean 100k lookups at once).
         self._origins: dict[tuple[str, int, int], int] = {}
+        self._origin_at: dict[int, tuple[str, int, int]] = {}  # (engine origin index -> key)
         self._origin_users: dict[tuple[str, int, int], int] = {}
         self._origin_keys: dict[tuple[str, int, int], tuple[str, int, int]] = {}
         self._named: set[tuple[str, int, int]] = set()
@@ -263,7 +273,7 @@ class Scheduler:
         """Add or replace a monitor (``packed``: ``pack``'s bytes of it, when the caller has them).
         A replaced monitor keeps its phase and state counters."""
         entry = _Entry(monitor, REGISTRY[monitor.type], packed)
-        old = self.entries.get(monitor.id)
+        old = self._entry(monitor.id)
         if old is not None and ("paused" if old.paused else old.status) == monitor.status:
             entry.carry(old)
         self.entries[monitor.id] = entry
@@ -282,10 +292,54 @@ class Scheduler:
         if not entry.compiled:
             entry.packed = None  # (held as objects: the bytes would be a second copy)
         old_interval_ms = old.interval_ms if old is not None and not old.paused else None
-        if (old_interval_ms == entry.interval_ms and monitor.id in self.wheel and old is not None
-                and old.due_ms is None):
-            return  # same cadence: keep the pending deadline
-        self._schedule_periodic(monitor)
+        if not (old_interval_ms == entry.interval_ms and monitor.id in self.wheel and old is not None
+                and old.due_ms is None):  # (same cadence: keep the pending deadline)
+            self._schedule_periodic(monitor)
+        self._sleep(monitor.id, entry)
+
+    @property
+    def count(self) -> int:
+        """Monitors of the shard, held or asleep."""
+        return len(self.entries) + (self.fast.asleep if self.fast is not None else 0)
+
+    def monitor(self, mid: int) -> Monitor | None:
+        """A monitor of the shard as last upserted, with its live status (None: not here)."""
+        entry = self.entries.get(mid)
+        if entry is not None:
+            return entry.monitor
+        state = self.fast.state(mid) if self.fast is not None else None
+        if state is None:
+            return None
+        return unpack(self.fast.packed(mid), _STATUS_NAMES[state[0]])
+
+    def _entry(self, mid: int) -> _Entry | None:
+        """The monitor's entry; one asleep in the compiled engine is woken into one (held
+        until it can sleep again)."""
+        entry = self.entries.get(mid)
+        if entry is not None or self.fast is None or not self.fast.asleep:
+            return entry
+        woken = self.fast.wake(mid)
+        if woken is None:
+            return None
+        packed, status, failures, successes, origin = woken
+        entry = _Entry(unpack(packed), REGISTRY["http"], packed)
+        entry.status, entry.failures, entry.successes = _STATUS_NAMES[status], failures, successes
+        entry.compiled, entry.origin = True, self._origin_at[origin]
+        entry.shed()
+        self.entries[mid] = entry
+        return entry
+
+    def _sleep(self, mid: int, entry: _Entry) -> None:
+        """Hand a compiled monitor's state to the engine and drop its entry, unless a check of
+        it runs on the general path (its result needs the entry): a worker holds no object
+        for a monitor on the compiled path (about 240 bytes a monitor with its dict slot)."""
+        if not entry.compiled or mid in self.inflight or mid in self.queued:
+            return
+        entry.shed()
+        assert entry.packed is not None
+        self.fast.sleep(mid, entry.packed, _STATUS_CODES.get(entry.status, 0), entry.failures, entry.successes,
+                        entry.retries, entry.recovery)
+        del self.entries[mid]
 
     def _schedule_periodic(self, monitor: Monitor) -> None:
         interval_ms = monitor.interval * 1000
@@ -372,6 +426,7 @@ class Scheduler:
         origin = self._origins.get(key)
         if origin is None:
             origin = self._origins[key] = self.fast.origin(key)
+            self._origin_at[origin] = key
             if literal:  # no lookup needed: usable at once
                 family = socket.AF_INET6 if ":" in host else socket.AF_INET
                 self._set_address(key, family, (host, port, 0, 0)[:4 if family == socket.AF_INET6 else 2])
@@ -440,7 +495,8 @@ class Scheduler:
         self.fast.set_address(self._origins[key], family, raw_sockaddr(family, address))
 
     def remove(self, monitor_id: int) -> None:
-        old = self.entries.pop(monitor_id, None)
+        old = self._entry(monitor_id)
+        self.entries.pop(monitor_id, None)
         if old is not None:
             self._release(monitor_id, old)
         self.wheel.cancel(monitor_id)
@@ -566,7 +622,7 @@ class Scheduler:
             if mid in inflight or mid in queued:
                 self.skipped_overlap += 1
                 continue
-            entry = self.entries.get(mid)
+            entry = self._entry(mid)
             if entry is None:
                 continue
             if entry.due_ms is not None:
@@ -616,7 +672,7 @@ class Scheduler:
         while self.queue and len(self.inflight) < self._general_room():
             mid, due_ms = self.queue.popleft()
             self.queued.discard(mid)
-            entry = self.entries.get(mid)
+            entry = self._entry(mid)
             if entry is not None:
                 self._start(mid, entry, due_ms, self.clock.monotonic_ms())
 
@@ -640,8 +696,11 @@ class Scheduler:
         self.inflight.pop(mid, None)
         if self.queue:
             self._next_queued()
-        if self.entries.get(mid) is not entry:
-            return  # removed or replaced while running: its result no longer applies
+        current = self.entries.get(mid)
+        if current is not entry:  # removed or replaced while running: its result no longer applies
+            if current is not None:
+                self._sleep(mid, current)  # (the replacement waited for this check to end)
+            return
         if entry.due_ms is not None and not entry.paused:
             self._arm(mid, entry)  # (after the check: it moved what the next look depends on)
         if result is None:
@@ -652,10 +711,12 @@ class Scheduler:
                            result.dns_us, result.connect_us, result.tls_us, result.ttfb_us, result.error)
         if result.ok and entry.status == "up" and not entry.failures:
             entry.successes += 1  # the common case, without a call: nothing can change
-            return
-        transition = observe(entry, mid, result.ok, ts_us, entry.retries, entry.recovery, result.error)
-        if transition is not None:
-            self.transitions.append(transition)
+        else:
+            transition = observe(entry, mid, result.ok, ts_us, entry.retries, entry.recovery, result.error)
+            if transition is not None:
+                self.transitions.append(transition)
+        if entry.compiled:
+            self._sleep(mid, entry)
 
     def _fast_done(self, count: int, notable: list[tuple[int, bool, int, str | None]]) -> None:
         """Checks that ended on the compiled path (their rows are in the buffer already);
@@ -663,15 +724,24 @@ class Scheduler:
         the engine's event handling, which must finish its batch."""
         try:
             self.checks += count
+            fast, scratch = self.fast, self._scratch
             for mid, ok, ts_us, error in notable:
                 entry = self.entries.get(mid)
-                if entry is None:
-                    continue
-                transition = observe(entry, mid, ok, ts_us, entry.retries, entry.recovery, error)
+                if entry is None:  # asleep in the engine: one step on its counters there
+                    state = fast.state(mid)
+                    if state is None:
+                        continue
+                    status, scratch.failures, scratch.successes, retries, recovery = state
+                    scratch.status = _STATUS_NAMES[status]
+                    transition = observe(scratch, mid, ok, ts_us, retries, recovery, error)
+                    fast.set_state(mid, _STATUS_CODES[scratch.status], scratch.failures, scratch.successes)
+                else:
+                    transition = observe(entry, mid, ok, ts_us, entry.retries, entry.recovery, error)
+                    if entry.compiled:
+                        fast.set_quiet(mid, entry.status == "up" and not entry.failures)
+                        self._sleep(mid, entry)
                 if transition is not None:
                     self.transitions.append(transition)
-                if entry.compiled:
-                    self.fast.set_quiet(mid, entry.status == "up" and not entry.failures)
             if self.queue:
                 self._next_queued()
         except Exception:
@@ -681,7 +751,7 @@ class Scheduler:
         """The compiled path handed over a check it cannot judge: run it on the general
         checker now (as a task: nothing may start synchronously in here). Never raises."""
         try:
-            entry = self.entries.get(mid)
+            entry = self._entry(mid)
             if entry is not None and self._loop is not None and mid not in self.inflight:
                 self._release(mid, entry)
                 entry.hold()

@@ -88,7 +88,7 @@ class Worker:
 
     def stats(self) -> Stats:
         s = self.scheduler
-        return Stats(shard=self.shard, monitors=len(s.entries), checks=s.checks, inflight=s.busy,
+        return Stats(shard=self.shard, monitors=s.count, checks=s.checks, inflight=s.busy,
                      queued=len(s.queue) + (s.fast.queued if s.fast is not None else 0), skipped_overlap=s.overlaps,
                      dropped=self.dropped_rows + s.buffer.dropped, lateness_ms=s.lateness.tobytes(),
                      rss_bytes=rss_bytes(), limit=s.limit)

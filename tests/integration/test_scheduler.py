@@ -199,7 +199,7 @@ def test_retries_and_recovery_threshold_on_the_general_path() -> None:
                 clock.advance(1000)
                 s.run_due()
                 await settle(s)
-                seen.append(s.entries[1].monitor.status)
+                seen.append(s.monitor(1).status)
         await s.stop()
         assert seen == [want for _, want in _STEPS]
         assert [(t.old, t.new) for t in sink.transitions] == [("pending", "up"), ("up", "down"), ("down", "up")]
@@ -225,12 +225,72 @@ def test_retries_and_recovery_threshold_on_the_compiled_path() -> None:
                 assert s.fast.start(1) == 1
                 while s.fast.inflight:
                     await asyncio.sleep(0.002)
-                seen.append(s.entries[1].monitor.status)
+                seen.append(s.monitor(1).status)
             assert s.fast.takes(1) and peer.connections == 1  # all of it on the compiled path
+            # (asleep in the engine all along: no object held for it, its counters kept there)
+            assert 1 not in s.entries and s.fast.asleep == 1 and s.count == 1
             # (held as the bytes it came in: the monitor given, with its live status)
-            assert msgspec.structs.replace(s.entries[1].monitor, status=given.status) == given
+            assert msgspec.structs.replace(s.monitor(1), status=given.status) == given
         await s.stop()
         assert seen == [want for _, want in _STEPS]
         assert [(t.old, t.new) for t in sink.transitions] == [("pending", "up"), ("up", "down"), ("down", "up")]
+
+    uvloop.run(main())
+
+
+def test_a_monitor_asleep_in_the_engine_keeps_its_state_when_replaced_removed_or_handed_over() -> None:
+    from tests.servers import read_request
+
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)  # (chunked framing is the general checker's: a hand-over)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                     b"5\r\nhello\r\n0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        sink = Sink()
+        s = Scheduler(sink)  # the real clock: the compiled path on
+        assert s.fast is not None
+        status, handle = _switch()
+
+        async def check(mid: int) -> None:
+            assert s.fast.start(mid) == 1
+            while s.fast.inflight or s.inflight:
+                await asyncio.sleep(0.002)
+
+        async with Peer(handle) as peer, Peer(chunked) as odd:
+            given = monitor(1, peer.url(), interval=60, retries=0, recoveryThreshold=3, keepAlive=True)
+            s.upsert(given)
+            s.wheel.cancel(1)
+            s.start(asyncio.get_running_loop())
+            status[0] = 500
+            await check(1)
+            status[0] = 200
+            await check(1)
+            await check(1)  # down, two successes of the three it needs
+            assert s.monitor(1).status == "down" and s.fast.asleep == 1 and not s.entries
+            # The serve process sends the monitor again (edited), with the status it knows:
+            # the counters stand, so the next success is the third.
+            s.upsert(msgspec.structs.replace(given, name="renamed", status="down"))
+            s.wheel.cancel(1)
+            assert s.fast.asleep == 1 and not s.entries and s.monitor(1).name == "renamed"
+            await check(1)
+            assert s.monitor(1).status == "up"
+            s.flush()
+            assert [(t.old, t.new) for t in sink.transitions] == [("pending", "down"), ("down", "up")]
+            s.remove(1)
+            assert s.monitor(1) is None and s.count == 0 and s.fast.asleep == 0 and not s.fast.takes(1)
+
+            # A response only the general checker judges wakes the monitor for good.
+            s.upsert(monitor(2, odd.url(), interval=60))
+            s.wheel.cancel(2)
+            assert s.fast.asleep == 1
+            await check(2)
+            assert 2 in s.entries and s.fast.asleep == 0 and not s.fast.takes(2) and s.count == 1
+            assert s.monitor(2).status == "up"
+        await s.stop()
+        rows = sink.rows()
+        assert rows["monitor_id"].tolist() == [1, 1, 1, 1, 2] and rows["ok"].tolist() == [False, True, True, True, True]
 
     uvloop.run(main())
