@@ -9,6 +9,7 @@ through what they read, only through ``put``, ``set_status`` and ``pop``.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -171,14 +172,15 @@ class MonitorTable(Mapping[int, Monitor]):
         held = np.flatnonzero(self._held)
         return int(held[-1]) if len(held) else -1
 
-    def ids_by_account(self) -> dict[int, list[int]]:
-        """account id -> its monitors' ids, ascending."""
+    def ids_by_account(self) -> dict[int, array[int]]:
+        """account id -> its monitors' ids, ascending (C int64s: a million monitors' ids as
+        Python ints in lists took 40 bytes each, as an ``array`` 8)."""
         held = np.flatnonzero(self._held)
         accounts = self._account[held]
         order = np.argsort(accounts, kind="stable")  # (stable: ids stay ascending within one)
         held, accounts = held[order], accounts[order]
         cuts = np.flatnonzero(np.diff(accounts)) + 1
-        return {int(group_accounts[0]): group.tolist()
+        return {int(group_accounts[0]): array("q", group.astype(np.int64).tobytes())
                 for group, group_accounts in zip(np.split(held, cuts), np.split(accounts, cuts), strict=True)
                 if len(group)}
 

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.services.recent import BARS, HOUR_US, HOURS, RecentWindow
+from core.services.recent import BARS, HOUR_US, HOURS, RecentWindow, decode_latency, encode_latency
 
 START = 1_800_000_000 * 10**6
 
@@ -67,3 +67,16 @@ def test_hourly_counts_saturate_instead_of_wrapping() -> None:
     n = 6_000
     window.add(np.full(n, 3), START + np.arange(n), np.ones(n, dtype=np.uint8), np.arange(n))
     assert window.uptime(3) == (65_535, 65_010) and len(window.bars(3)) == BARS
+
+
+def test_latencies_are_kept_exact_below_3_ms_and_within_0_017_percent_and_a_microsecond_above() -> None:
+    small = np.arange(0, 2_999)
+    assert (decode_latency(encode_latency(small)) == small).all()
+    large = np.r_[np.geomspace(2_999, 2**31 - 1, 50_000).astype(np.int64), 2**31 - 1]
+    back = decode_latency(encode_latency(large))
+    assert (np.abs(back - large) <= large * 0.00017 + 1).all()
+    assert decode_latency(encode_latency(np.array([2**40, -5]))).tolist() == [2**31 - 1, 0]  # (clipped)
+    window = RecentWindow()
+    window.add(np.array([2, 2]), np.array([START, START + 1]), np.array([0, 1]), np.array([61_234_567, 1_500]))
+    (ok1, slow), (ok2, fast) = window.bars(2)
+    assert (ok1, ok2, fast) == (False, True, 1_500) and abs(slow - 61_234_567) <= 61_234_567 * 0.00017
