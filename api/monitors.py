@@ -103,21 +103,21 @@ def _last_check_at(monitor_id: int, ts_us: int) -> str:
 class WireCache:
     """The static part of monitors' wire form (all but status and times), per monitor, while
     its definition stays the same: kept with the monitor's revision (from ``MonitorService.live``:
-    an object replaced on every change but of its status) and used only while that is still
-    the one. The least recently used leave past ``size`` monitors."""
+    a number that changes with every change but of its status) and used only while that is
+    still the one. The least recently used leave past ``size`` monitors."""
 
     def __init__(self, size: int = 20_000) -> None:
         self.size = size
-        self._entries: collections.OrderedDict[int, tuple[object, dict[str, Any]]] = collections.OrderedDict()
+        self._entries: collections.OrderedDict[int, tuple[int, dict[str, Any]]] = collections.OrderedDict()
 
-    def get(self, monitor_id: int, revision: object) -> dict[str, Any] | None:
+    def get(self, monitor_id: int, revision: int) -> dict[str, Any] | None:
         entry = self._entries.get(monitor_id)
-        if entry is None or entry[0] is not revision:
+        if entry is None or entry[0] != revision:
             return None
         self._entries.move_to_end(monitor_id)
         return entry[1]
 
-    def put(self, monitor_id: int, revision: object, static: dict[str, Any]) -> None:
+    def put(self, monitor_id: int, revision: int, static: dict[str, Any]) -> None:
         self._entries[monitor_id] = (revision, static)
         self._entries.move_to_end(monitor_id)
         if len(self._entries) > self.size:

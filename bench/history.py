@@ -26,9 +26,14 @@ Every history request asks about another monitor with a ``from`` one second late
 last (``bench/moving_monitor.lua``), and no run repeats another's questions: every answer is
 computed, none cached (the server's cache hit rate is printed to show it).
 
+With ``--across-rollup``, the largest size then waits for the next hour's turn and runs
+``hourly`` at 32 connections in 10 s runs from 90 s after it until the server's rollup has
+rolled the closed hour up (``rollupUptoUs`` moved) and once more: what a page costs while the
+rollup runs and memory refills the hours it rolled up (at most 25 minutes of waiting).
+
 Targets (issue 15): at 100M rows, uncached p99 at 32 clients <= 3 x the trivial p99,
 uncached req/s >= 0.25 x the trivial req/s, and p99 at 100M rows <= 1.5 x p99 at 1M rows.
-Usage: ``python -m bench.history [--quick] [--rows 1000000,10000000,100000000]``.
+Usage: ``python -m bench.history [--quick] [--rows 1000000,10000000,100000000] [--across-rollup]``.
 Prints a table, then one JSON line.
 """
 
@@ -90,6 +95,37 @@ def build(data_dir: Path, rows: int, monitors: int) -> tuple[list[int], dict[str
     return ids, timings
 
 
+def across_rollup(data_dir: Path, base: str, key: str, lua: Path, env_ids: str, path: str,
+                  offsets: Any) -> list[dict[str, Any]]:
+    """Hour pages in 10 s runs from 90 s after the next hour's turn until one run after the
+    one in which the server rolled the closed hour up."""
+    from core.cli import control_request
+
+    wait = 3600 - time.time() % 3600 + 90
+    if wait > 25 * 60:
+        log(f"the next hour's turn is {wait / 60:.0f} minutes away: not measured across a rollup")
+        return []
+    log(f"waiting {wait:.0f} s for the hour's turn (and 90 s)")
+    time.sleep(wait)
+    parts: list[dict[str, Any]] = []
+    upto = control_request(data_dir, "stats")["rollupUptoUs"]
+    rolled_at = None
+    while len(parts) < 30 and (rolled_at is None or len(parts) <= rolled_at + 1):
+        asked = {"XUPTIME_SINCE": str(next(offsets)), "XUPTIME_PATH": path, "XUPTIME_IDS": env_ids}
+        pages = control_request(data_dir, "stats")["hourPages"]
+        at = time.strftime("%H:%M:%S", time.gmtime())
+        result = wrk(base, key, 10, 32, lua, asked)
+        stats = control_request(data_dir, "stats")
+        rolled = stats["rollupUptoUs"] != upto
+        upto = stats["rollupUptoUs"]
+        if rolled and rolled_at is None:
+            rolled_at = len(parts)
+        parts.append({"at": at, "seconds": 10, "p50": result["p50"], "p99": result["p99"], "rps": result["rps"],
+                      "rolled": rolled, "pages": {k: stats["hourPages"][k] - pages[k] for k in ("memory", "store")}})
+        log(json.dumps(parts[-1]))
+    return parts
+
+
 def main() -> None:
     from core.cli import control_request
 
@@ -97,6 +133,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1M and 10M rows, 4 s runs")
     parser.add_argument("--rows", default="1000000,10000000,100000000")
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--across-rollup", action="store_true",
+                        help="at the largest size, also run hourly pages across the next hourly rollup")
     args = parser.parse_args()
     ensure_tools()
     sizes = [1_000_000, 10_000_000] if args.quick else [int(float(s)) for s in args.rows.split(",")]
@@ -146,6 +184,8 @@ def main() -> None:
                     if problems:
                         raise SystemExit("bench.history: " + "; ".join(problems))
                     run[label] = result
+                if args.across_rollup and rows == sizes[-1]:
+                    run["across_rollup"] = across_rollup(data_dir, base, key, lua, env_ids, hours, offsets)
             runs.append(run)
     print(f"\nbench.history on {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
           f"duckdb {_dist_version('duckdb')}, litestar {_dist_version('litestar')}; {MONITORS} monitors, "
@@ -168,6 +208,11 @@ def main() -> None:
                   f"read {kept['reads']:,} times (statements a page waited for; {kept['ahead']:,} read ahead)")
         print(f"{'':12} file {run['file_bytes'] / 2**20:.0f} MiB ({run['file_bytes'] / run['rows']:.2f} B/check); "
               f"write {run['write_s']} s, rollup {run['rollup_s']} s, upkeep {run['upkeep_s']} s")
+    for run in runs:
+        for part in run.get("across_rollup", []):
+            print(f"{run['rows']:12,} hourly at {part['at']} (32 clients, {part['seconds']} s): p50 {part['p50']:.2f}, "
+                  f"p99 {part['p99']:.2f} ms, {part['rps']:,.0f} req/s, pages from the store "
+                  f"{part['pages']['store']:,}{', the rollup ran' if part['rolled'] else ''}")
     if len(runs) > 1:
         first, last = runs[0], runs[-1]
         for name in ("hourly", "raw"):

@@ -1,7 +1,9 @@
 """The main process's monitors: every one as ``core.models.packed`` bytes by id, and beside
 them, in arrays by id, what faces filter and count on (status, kind, account, paused) and the
 names they search. A decoded ``Monitor`` for each of a million monitors held about 0.9 KB of
-objects in the main process; packed, one takes about 100 bytes.
+objects in the main process; packed, one takes about 100 bytes. The packed bytes and the names
+are kept in two ``_Arena``s (one buffer each, not a Python object a monitor: 33 and 49 bytes
+of object header each, and a list slot, for every monitor).
 
 Reading a monitor builds a new object with the table's live status: nobody changes the table
 through what they read, only through ``put``, ``set_status`` and ``pop``.
@@ -26,14 +28,69 @@ _STATUS_CODES = {status: i for i, status in enumerate(STATUSES)}
 _NO_KIND = 255
 
 
+class _Arena:
+    """Byte strings by id in one buffer. A ``put`` appends (a replaced string's bytes stay
+    behind as garbage); once garbage is more than half the buffer and over a megabyte, the
+    live strings are copied into a new one, so the buffer stays within twice what is live
+    and each byte put is copied at most once more on average."""
+
+    _COMPACT_ABOVE = 1 << 20
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._at = np.zeros(0, dtype=np.int64)
+        self._size = np.full(0, -1, dtype=np.int32)  # -1: none
+        self._garbage = 0
+
+    def fit(self, size: int) -> None:
+        old = len(self._size)
+        if size > old:
+            self._at = np.concatenate([self._at, np.zeros(size - old, dtype=np.int64)])
+            self._size = np.concatenate([self._size, np.full(size - old, -1, dtype=np.int32)])
+
+    def put(self, i: int, data: bytes) -> None:
+        old = self._size.item(i)
+        if old >= 0:
+            self._garbage += old
+        self._at[i] = len(self._buf)
+        self._size[i] = len(data)
+        self._buf += data
+        if self._garbage > self._COMPACT_ABOVE and 2 * self._garbage > len(self._buf):
+            self._compact()
+
+    def pop(self, i: int) -> None:
+        old = self._size.item(i)
+        if old >= 0:
+            self._garbage += old
+            self._size[i] = -1
+
+    def get(self, i: int) -> bytes | None:
+        size = self._size.item(i) if 0 <= i < len(self._size) else -1
+        if size < 0:
+            return None
+        at = self._at.item(i)
+        with memoryview(self._buf) as view:  # (released at once: a bytearray cannot grow while viewed)
+            return view[at:at + size].tobytes()
+
+    def _compact(self) -> None:
+        live = np.flatnonzero(self._size >= 0)
+        at, size = self._at[live], self._size[live].astype(np.int64)
+        with memoryview(self._buf) as view:
+            self._buf = bytearray(b"".join([view[a:a + n] for a, n in zip(at.tolist(), size.tolist(), strict=True)]))
+        self._at[live] = np.cumsum(size) - size
+        self._garbage = 0
+
+
 class MonitorTable(Mapping[int, Monitor]):
     """Every monitor of the main process (see the module docstring). Ids are dense (a
     database sequence): the columns are indexed by id. Iteration is by id, ascending."""
 
     def __init__(self, monitors: Iterable[Monitor] = ()) -> None:
-        self._packed: list[bytes | None] = []
-        self._names: list[str | None] = []
+        self._packed = _Arena()
+        self._names = _Arena()  # (UTF-8)
         self._held = np.zeros(0, dtype=np.bool_)
+        self._revision = np.zeros(0, dtype=np.int64)
+        self._revisions = 0  # (the last revision handed out)
         self._status = np.zeros(0, dtype=np.uint8)
         self._kind = np.zeros(0, dtype=np.uint8)
         self._paused = np.zeros(0, dtype=np.bool_)
@@ -45,13 +102,13 @@ class MonitorTable(Mapping[int, Monitor]):
             self.put(monitor)
 
     def _fit(self, monitor_id: int) -> None:
-        size = len(self._packed)
+        size = len(self._held)
         if monitor_id < size:
             return
         new = max(monitor_id + 1, size + size // 2, 1024)
-        self._packed.extend([None] * (new - size))
-        self._names.extend([None] * (new - size))
-        for name in ("_held", "_status", "_kind", "_paused", "_account"):
+        self._packed.fit(new)
+        self._names.fit(new)
+        for name in ("_held", "_status", "_kind", "_paused", "_account", "_revision"):
             old = getattr(self, name)
             grown = np.zeros(new, dtype=old.dtype)
             grown[:size] = old
@@ -64,11 +121,13 @@ class MonitorTable(Mapping[int, Monitor]):
         if mid < 0:
             raise ValueError(f"monitor id {mid} cannot be held")
         self._fit(mid)
-        if self._packed[mid] is None:
+        if not self._held[mid]:
             self._count += 1
-        self._packed[mid] = pack(monitor)
+        self._packed.put(mid, pack(monitor))
         self._held[mid] = True
-        self._names[mid] = monitor.name
+        self._revisions += 1
+        self._revision[mid] = self._revisions
+        self._names.put(mid, monitor.name.encode())
         kind = monitor.spec.kind if monitor.spec is not None else None
         self._kind[mid] = _KIND_CODES.get(kind, _NO_KIND) if kind is not None else _NO_KIND
         self._paused[mid] = monitor.paused
@@ -94,7 +153,8 @@ class MonitorTable(Mapping[int, Monitor]):
         if monitor_id not in self:
             return default
         monitor = self[monitor_id]
-        self._packed[monitor_id] = self._names[monitor_id] = None
+        self._packed.pop(monitor_id)
+        self._names.pop(monitor_id)
         self._held[monitor_id] = False
         self._tags.pop(monitor_id, None)
         self._odd_status.pop(monitor_id, None)
@@ -103,14 +163,13 @@ class MonitorTable(Mapping[int, Monitor]):
 
     # reads ---------------------------------------------------------------------------------
     def __getitem__(self, monitor_id: int) -> Monitor:
-        packed = self._packed[monitor_id] if 0 <= monitor_id < len(self._packed) else None
+        packed = self._packed.get(monitor_id)
         if packed is None:
             raise KeyError(monitor_id)
         return unpack(packed, self.status(monitor_id))
 
     def __contains__(self, monitor_id: object) -> bool:
-        return (isinstance(monitor_id, int) and 0 <= monitor_id < len(self._packed)
-                and self._packed[monitor_id] is not None)
+        return isinstance(monitor_id, int) and 0 <= monitor_id < len(self._held) and bool(self._held[monitor_id])
 
     def __len__(self) -> int:
         return self._count
@@ -120,29 +179,31 @@ class MonitorTable(Mapping[int, Monitor]):
 
     def packed(self, monitor_id: int) -> bytes:
         """The monitor as ``pack`` wrote it (its status then: ``status`` says the live one)."""
-        packed = self._packed[monitor_id] if 0 <= monitor_id < len(self._packed) else None
+        packed = self._packed.get(monitor_id)
         if packed is None:
             raise KeyError(monitor_id)
         return packed
 
-    def revisions_and_statuses(self, ids: list[int]) -> tuple[list[bytes | None], list[str]]:
-        """For held ``ids``: each one's packed bytes (its revision: replaced by every ``put``)
-        and live status, in two gathers (a page's worth at once)."""
-        packed = self._packed
-        statuses = [STATUSES[code] for code in self._status[ids].tolist()] if ids else []
+    def revisions_and_statuses(self, ids: list[int]) -> tuple[list[int], list[str]]:
+        """For held ``ids``: each one's revision (a number no other ``put`` of any monitor
+        had: it changes with every ``put``, not with a status) and live status, in two gathers
+        (a page's worth at once)."""
+        if not ids:
+            return [], []
+        statuses = [STATUSES[code] for code in self._status[ids].tolist()]
         for at, mid in enumerate(ids) if self._odd_status else ():
             statuses[at] = self._odd_status.get(mid, statuses[at])
-        return [packed[mid] for mid in ids], statuses
+        return self._revision[ids].tolist(), statuses
 
     def status(self, monitor_id: int) -> str:
         odd = self._odd_status.get(monitor_id)
         return odd if odd is not None else STATUSES[self._status.item(monitor_id)]
 
     def name(self, monitor_id: int) -> str:
-        name = self._names[monitor_id]
+        name = self._names.get(monitor_id)
         if name is None:
             raise KeyError(monitor_id)
-        return name
+        return name.decode()
 
     def kind(self, monitor_id: int) -> str | None:
         code = self._kind.item(monitor_id)
@@ -206,8 +267,8 @@ class MonitorTable(Mapping[int, Monitor]):
         if tag is not None:
             out = [i for i in out if tag in self._tags.get(i, ())]
         if q is not None:
-            needle, names = q.lower(), self._names
-            out = [i for i in out if needle in names[i].lower()]  # type: ignore[union-attr]
+            needle, name = q.lower(), self.name
+            out = [i for i in out if needle in name(i).lower()]
         return out
 
     def status_counts(self, ids: list[int]) -> dict[str, int]:

@@ -113,10 +113,10 @@ class MonitorService:
         """A monitor ``page_ids`` gave (no owner check here), with its timestamps."""
         return self.engine.monitors[monitor_id], self.catalog.times.get(monitor_id) or _NO_TIMES
 
-    def live(self, ids: list[int]) -> list[tuple[object, str, str | None, tuple[int, int] | None]]:
-        """For ids ``page_ids`` gave: each monitor's revision (an object that stays the same,
-        ``is``, while its definition does and is replaced when it changes, not when its status
-        does: what faces key per-monitor caches on), live status, since when it has had it (ISO
+    def live(self, ids: list[int]) -> list[tuple[int, str, str | None, tuple[int, int] | None]]:
+        """For ids ``page_ids`` gave: each monitor's revision (a number that stays the same
+        while its definition does and changes when it changes, not when its status does: what
+        faces key per-monitor caches on), live status, since when it has had it (ISO
         8601, to the second) and newest check (ts µs, latency µs); a few gathers a page."""
         revisions, statuses = self.engine.monitors.revisions_and_statuses(ids)
         return list(zip(revisions, statuses, self.catalog.times.since_many(ids),

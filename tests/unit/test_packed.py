@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from core.engine.table import MonitorTable
+from core.engine.table import MonitorTable, _Arena
 from core.engine.transport import AnyFrame, Upsert
 from core.models import (
     KINDS,
@@ -142,3 +144,37 @@ def test_the_table_filters_and_counts_from_its_columns() -> None:
     assert table.status_counts(mine) == {"up": 1, "down": 1, "paused": 1, "quarantined": 1}
     table.set_status(2000, "up")
     assert table.status_counts(mine) == {"up": 2, "down": 1, "paused": 1}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.one_of(st.none(), st.binary(max_size=60))), max_size=300))
+def test_the_tables_byte_arena_keeps_every_live_string_through_replacements_and_compactions(
+        ops: list[tuple[int, bytes | None]]) -> None:
+    """Strings by id in one buffer: whatever was put last for an id comes back, popped ids
+    give None, and the buffer stays within twice the live bytes (over the compaction floor)."""
+    arena = _Arena()
+    arena._COMPACT_ABOVE = 64  # (compact often)
+    arena.fit(41)
+    model: dict[int, bytes] = {}
+    for i, data in ops:
+        if data is None:
+            arena.pop(i)
+            model.pop(i, None)
+        else:
+            arena.put(i, data)
+            model[i] = data
+        assert len(arena._buf) <= max(2 * sum(map(len, model.values())), 64) + 60 + 64
+    assert {i: arena.get(i) for i in range(41) if arena.get(i) is not None} == model
+    assert arena.get(41) is None and arena.get(-1) is None
+
+
+def test_a_replaced_monitor_gets_a_new_revision_and_its_name_is_searched() -> None:
+    table = MonitorTable()
+    table.put(Monitor(id=3, name="Ünïcode shop", spec=SPECS["http"]))
+    (first,), _ = table.revisions_and_statuses([3])
+    table.set_status(3, "up")
+    assert table.revisions_and_statuses([3]) == ([first], ["up"])  # (a status is not a revision)
+    table.put(Monitor(id=3, name="Ünïcode shop 2", spec=SPECS["http"], status="up"))
+    (second,), _ = table.revisions_and_statuses([3])
+    assert second != first and table.name(3) == "Ünïcode shop 2"
+    assert table.select([3], q="ïCODE") == [3] and table.select([3], q="nope") == []
