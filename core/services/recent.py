@@ -10,11 +10,15 @@ so slot ``i`` is filled once ``i < _next`` (no timestamps kept: nothing shows th
 monitor's exact recent checks are a history page); bit ``i`` of ``_ok`` is that slot's
 outcome, and its latency is kept on a 16-bit logarithmic scale (``encode_latency``: exact
 below 3 ms, within 0.017% plus 1 µs above, up to 2**31 µs). Hours are wall-clock hours
-shared by every monitor, so slot ``hour % HOURS`` belongs to one hour at a time; ``_hour`` tracks the newest
-and slots of hours that have left the window are zeroed as it moves; counts saturate at
-65,535 an hour (a check every 55 ms). Memory: ``BARS * 2 + 8 + HOURS * 4`` bytes per monitor
-id (164 bytes; 164 MB for a million monitors, where 64-bit timestamps, 32-bit counts and
-latencies and a byte an outcome took 582).
+shared by every monitor, so slot ``hour % HOURS`` belongs to one hour at a time; ``_hour``
+tracks the newest and slots of hours that have left the window are zeroed as it moves.
+Each monitor has its checks an hour; its failed checks an hour only while it has any in the
+window (a row of a pool, ``_fail_at``: most monitors never fail in a day, and a row is given
+back once its failures have left the window); up = checks - failed. Counts saturate at
+65,535 an hour (a check every 55 ms). Memory: ``BARS * 2 + 12 + HOURS * 2`` bytes per
+monitor id (120 bytes; 120 MB for a million monitors, where 64-bit timestamps, 32-bit counts
+and latencies and a byte an outcome took 582), and ``HOURS * 2 + 8`` for each one that failed
+in the last day.
 """
 
 from __future__ import annotations
@@ -65,7 +69,9 @@ class RecentWindow:
         self._ok = np.zeros(0, dtype=np.uint32)  # bit i: slot i's check was ok
         self._next = np.zeros(0, dtype=np.uint32)  # per monitor: checks noted so far (ring position)
         self._checks = np.zeros((0, HOURS), dtype=np.uint16)
-        self._up = np.zeros((0, HOURS), dtype=np.uint16)
+        self._fail_at = np.zeros(0, dtype=np.int32)  # its row of ``_fails`` + 1 (0: none)
+        self._fails = np.zeros((0, HOURS), dtype=np.uint16)  # (the pool of failure rows)
+        self._fail_of = np.zeros(0, dtype=np.int64)  # a pool row's monitor (-1: free)
         self._hour = 0  # the newest hour (number since the epoch) in the window
 
     def fit(self, top: int) -> None:
@@ -78,7 +84,7 @@ class RecentWindow:
         self._ok = _grown(self._ok, new)
         self._next = _grown(self._next, new)
         self._checks = _grown(self._checks, new)
-        self._up = _grown(self._up, new)
+        self._fail_at = _grown(self._fail_at, new)
 
     def _advance(self, hour: int) -> None:
         """Move the window's newest hour to ``hour``, emptying the slots of hours that left."""
@@ -86,8 +92,11 @@ class RecentWindow:
             return
         for h in range(max(self._hour + 1, hour - HOURS + 1), hour + 1):
             self._checks[:, h % HOURS] = 0
-            self._up[:, h % HOURS] = 0
+            self._fails[:, h % HOURS] = 0
         self._hour = hour
+        clear = np.flatnonzero((self._fail_of >= 0) & ~self._fails.any(axis=1))
+        self._fail_at[self._fail_of[clear]] = 0  # (their failures left the window)
+        self._fail_of[clear] = -1
 
     def note(self, batch: dict[str, Any], held: np.ndarray | None = None) -> None:
         """Take a stored batch's rows (columns ``monitor_id``, ``ts_us``, ``ok``, ``latency_us``);
@@ -134,10 +143,39 @@ class RecentWindow:
         if not len(ids):
             return
         keys, index = np.unique(ids * HOURS + slots, return_inverse=True)
-        at = (keys // HOURS, keys % HOURS)
-        for column, values in ((self._checks, checks), (self._up, up)):
-            total = np.bincount(index.reshape(-1), weights=values, minlength=len(keys)).astype(np.int64)
-            column[at] = np.minimum(column[at].astype(np.int64) + total, 65_535)
+        index = index.reshape(-1)
+        owners, hours = keys // HOURS, keys % HOURS
+        total = np.bincount(index, weights=checks, minlength=len(keys)).astype(np.int64)
+        failed = total - np.bincount(index, weights=up, minlength=len(keys)).astype(np.int64)
+        self._checks[owners, hours] = np.minimum(self._checks[owners, hours].astype(np.int64) + total, 65_535)
+        some = failed > 0
+        if not some.any():
+            return
+        owners, hours, failed = owners[some], hours[some], failed[some]
+        self._give_rows(np.unique(owners))
+        rows = self._fail_at[owners] - 1
+        self._fails[rows, hours] = np.minimum(self._fails[rows, hours].astype(np.int64) + failed, 65_535)
+
+    def _give_rows(self, owners: np.ndarray) -> None:
+        """A failure row for each of ``owners`` (ascending, unique) that has none."""
+        owners = owners[self._fail_at[owners] == 0]
+        if not len(owners):
+            return
+        free = np.flatnonzero(self._fail_of < 0)
+        if len(free) < len(owners):
+            size = len(self._fail_of)
+            new = max(size + len(owners) - len(free), 2 * size, 64)
+            self._fails = _grown(self._fails, new)
+            self._fail_of = np.concatenate([self._fail_of, np.full(new - size, -1, dtype=np.int64)])
+            free = np.flatnonzero(self._fail_of < 0)
+        rows = free[:len(owners)]
+        self._fails[rows] = 0
+        self._fail_of[rows] = owners
+        self._fail_at[owners] = rows + 1
+
+    def _failed(self, monitor_id: int, slots: list[int] | slice) -> int:
+        row = int(self._fail_at[monitor_id]) - 1
+        return int(self._fails[row, slots].sum()) if row >= 0 else 0
 
     def bars(self, monitor_id: int) -> list[tuple[bool, int]]:
         """The monitor's recent checks, oldest first: ``(ok, latency µs)``."""
@@ -156,7 +194,8 @@ class RecentWindow:
         """``(checks, up)`` over the window's hours (the current one so far included)."""
         if not 0 <= monitor_id < len(self._next):
             return 0, 0
-        return int(self._checks[monitor_id].sum()), int(self._up[monitor_id].sum())
+        checks = int(self._checks[monitor_id].sum())
+        return checks, max(0, checks - self._failed(monitor_id, slice(None)))
 
     def since(self, monitor_id: int, hour_us: int) -> tuple[int, int]:
         """``(checks, up)`` of the window's hours from the one starting at ``hour_us`` on."""
@@ -166,13 +205,17 @@ class RecentWindow:
         slots = [h % HOURS for h in range(first, self._hour + 1)]
         if not slots:
             return 0, 0
-        return int(self._checks[monitor_id, slots].sum()), int(self._up[monitor_id, slots].sum())
+        checks = int(self._checks[monitor_id, slots].sum())
+        return checks, max(0, checks - self._failed(monitor_id, slots))
 
     def forget(self, monitor_id: int) -> None:
         if 0 <= monitor_id < len(self._next):
             self._next[monitor_id] = 0
             self._checks[monitor_id] = 0
-            self._up[monitor_id] = 0
+            row = int(self._fail_at[monitor_id]) - 1
+            if row >= 0:
+                self._fail_at[monitor_id] = 0
+                self._fail_of[row] = -1
 
     def load_hours(self, ids: np.ndarray, hours_us: np.ndarray, checks: np.ndarray, up: np.ndarray) -> None:
         """Hourly counts from the store (at start), for hours inside the window."""

@@ -66,7 +66,8 @@ def test_hourly_counts_saturate_instead_of_wrapping() -> None:
     assert window.uptime(3) == (60_010, 59_010)
     n = 6_000
     window.add(np.full(n, 3), START + np.arange(n), np.ones(n, dtype=np.uint8), np.arange(n))
-    assert window.uptime(3) == (65_535, 65_010) and len(window.bars(3)) == BARS
+    # (failed checks are counted, up = checks - failed: 1,000 of the 65,535 counted failed)
+    assert window.uptime(3) == (65_535, 64_535) and len(window.bars(3)) == BARS
 
 
 def test_latencies_are_kept_exact_below_3_ms_and_within_0_017_percent_and_a_microsecond_above() -> None:
@@ -80,3 +81,22 @@ def test_latencies_are_kept_exact_below_3_ms_and_within_0_017_percent_and_a_micr
     window.add(np.array([2, 2]), np.array([START, START + 1]), np.array([0, 1]), np.array([61_234_567, 1_500]))
     (ok1, slow), (ok2, fast) = window.bars(2)
     assert (ok1, ok2, fast) == (False, True, 1_500) and abs(slow - 61_234_567) <= 61_234_567 * 0.00017
+
+
+def test_failure_rows_are_held_only_while_failures_are_in_the_window() -> None:
+    window = RecentWindow()
+    window.add(np.array([5, 5, 6]), np.array([START, START + 1, START]), np.array([0, 1, 1]), np.array([1, 1, 1]))
+    assert window.uptime(5) == (2, 1) and window.uptime(6) == (1, 1)
+    assert int((window._fail_of >= 0).sum()) == 1  # (only the monitor that failed has a row)
+    later = START + (HOURS - 1) * HOUR_US
+    window.add(np.array([7]), np.array([later]), np.array([0]), np.array([1]))
+    assert window.uptime(5) == (2, 1) and int((window._fail_of >= 0).sum()) == 2
+    window.add(np.array([6]), np.array([later + HOUR_US]), np.array([1]), np.array([1]))
+    # monitor 5's hour left the window: its row was given back (and is what 8 gets)
+    assert window.uptime(5) == (0, 0) and int((window._fail_of >= 0).sum()) == 1
+    window.add(np.array([8, 8]), np.array([later + HOUR_US, later + HOUR_US + 1]), np.array([0, 0]), np.array([1, 1]))
+    assert window.uptime(8) == (2, 0) and window.uptime(7) == (1, 0) and len(window._fail_of) == 64
+    window.forget(8)
+    assert window.uptime(8) == (0, 0) and int((window._fail_of >= 0).sum()) == 1
+    window.add(np.array([8]), np.array([later + HOUR_US + 2]), np.array([1]), np.array([1]))
+    assert window.uptime(8) == (1, 1) and window.since(7, later) == (1, 0)
