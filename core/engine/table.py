@@ -73,10 +73,15 @@ class _Arena:
             return view[at:at + size].tobytes()
 
     def _compact(self) -> None:
+        """The live strings into a new buffer, one at a time (at most the old and the new
+        buffer at once: a view a string, all held, cost more than the strings)."""
         live = np.flatnonzero(self._size >= 0)
         at, size = self._at[live], self._size[live].astype(np.int64)
+        packed = bytearray()
         with memoryview(self._buf) as view:
-            self._buf = bytearray(b"".join([view[a:a + n] for a, n in zip(at.tolist(), size.tolist(), strict=True)]))
+            for a, n in zip(at.tolist(), size.tolist(), strict=True):
+                packed += view[a:a + n]
+        self._buf = packed
         self._at[live] = np.cumsum(size) - size
         self._garbage = 0
 
