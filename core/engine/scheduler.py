@@ -263,7 +263,6 @@ class Scheduler:
         self._origins: dict[tuple[str, int, int], int] = {}
         self._origin_at: dict[int, tuple[str, int, int]] = {}  # (engine origin index -> key)
         self._origin_users: dict[tuple[str, int, int], int] = {}
-        self._origin_keys: dict[tuple[str, int, int], tuple[str, int, int]] = {}
         self._named: set[tuple[str, int, int]] = set()
         self._resolve_queue: collections.deque[tuple[float, tuple[str, int, int]]] = collections.deque()
         self._resolving: dict[tuple[str, int, int], asyncio.Task[None]] = {}
@@ -422,7 +421,6 @@ class Scheduler:
         host, port, request, table, expected, keep_alive, head, follow, max_body = spec
         # One origin (its idle connections) per account: accounts never share a connection.
         key, literal = (host, port, monitor.account_id), is_ip_literal(host)
-        key = self._origin_keys.setdefault(key, key)  # (one tuple an origin, not one a monitor)
         origin = self._origins.get(key)
         if origin is None:
             origin = self._origins[key] = self.fast.origin(key)
@@ -430,6 +428,7 @@ class Scheduler:
             if literal:  # no lookup needed: usable at once
                 family = socket.AF_INET6 if ":" in host else socket.AF_INET
                 self._set_address(key, family, (host, port, 0, 0)[:4 if family == socket.AF_INET6 else 2])
+        key = self._origin_at[origin]  # (one tuple an origin, not one a monitor)
         if not literal and key not in self._named:
             self._named.add(key)
             self._resolve_queue.appendleft((0.0, key))  # first lookups go first
@@ -455,7 +454,6 @@ class Scheduler:
                 self._origin_users[key] = users
             else:
                 self._origin_users.pop(key, None)
-                self._origin_keys.pop(key, None)
                 self._named.discard(key)
 
     def _resolve_due(self, now: float) -> None:

@@ -33,10 +33,10 @@ __all__ = ["OWNER_ACCOUNT", "HistoryService"]
 OWNER_ACCOUNT = 1  # the server's own account ("default", made with the database)
 
 
-#: A page of history as the API's JSON items, comma-separated: ``(items, the oldest item's
-#: time in µs or None, more after it)``.
 log = logging.getLogger("xuptime.history")
 
+#: A page of history as the API's JSON items, comma-separated: ``(items, the oldest item's
+#: time in µs or None, more after it)``.
 JsonPage = tuple[bytes, int | None, bool]
 
 
@@ -303,9 +303,10 @@ class HistoryService:
             return None
         version = (late, generation, end)
         hour = lo // HOUR_US * HOUR_US
+        in_hour = hi < hour + HOUR_US  # (the part asked lies in one hour: that hour may be read alone)
         kept = self.hour_rows
         rows = kept.get_slice(monitor_id, (ALL, block), version)
-        if rows is None and hi < hour + HOUR_US:
+        if rows is None and in_hour:
             rows = kept.get_slice(monitor_id, (ALL_HOUR, hour), version)
         if rows is None:
             rows = kept.get((monitor_id, block), version)
@@ -313,7 +314,7 @@ class HistoryService:
             # Ranges asked together start together (a dashboard's "last 30 days" for each of its
             # monitors): read the block, or else the hour, for every monitor at once when it is
             # small enough: one statement, not one a monitor.
-            unit = self._unit_for_all(block, end, hour if hi < hour + HOUR_US else None)
+            unit = self._unit_for_all(block, end, hour if in_hour else None)
             if unit is not None:
                 read, mine = self._read_all(*unit, version)
                 await asyncio.shield(read)  # (a page cancelled does not cancel the read for the others)
@@ -324,7 +325,7 @@ class HistoryService:
                 kept.reads += 1
                 rows = await self.threads.read(self.store.raw_checks, monitor_id, block, end - 1)
                 kept.put((monitor_id, block), version, rows)
-        elif hi < hour + HOUR_US:
+        elif in_hour:
             self._read_ahead(lo, version, upto)
         keep = (rows[0] >= lo) & (rows[0] <= hi)
         return rows[0][keep], rows[1][keep], rows[2][keep]
