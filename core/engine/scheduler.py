@@ -45,8 +45,9 @@ import numpy as np
 
 from core.checkers import REGISTRY, CheckContext, Checker, Env, http
 from core.clock import Clock, MonotonicClock
+from core.engine.entry import STATUS_CODES, STATUS_NAMES, Entry
 from core.models import CheckResult, ErrorCode, Monitor, Transition, is_ip_literal, is_private_address
-from core.models.packed import pack, unpack
+from core.models.packed import unpack
 from core.state import MonitorState, observe
 from ext import HttpEngine, ResultBuffer, TimingWheel
 
@@ -106,88 +107,6 @@ def phase_offset(monitor_id: int, interval_ms: int) -> int:
     return (monitor_id * 2654435761) % interval_ms
 
 
-#: State machine statuses as the compiled engine keeps them for a monitor asleep there.
-_STATUS_CODES = {"pending": 0, "up": 1, "down": 2}
-_STATUS_NAMES = ("pending", "up", "down")
-
-_shared_values: dict[float, float] = {}
-
-
-def _shared(value: float) -> float:
-    """One object per distinct interval or timeout (a few hundred at most in practice) instead
-    of one per monitor."""
-    if len(_shared_values) < 10_000:
-        return _shared_values.setdefault(value, value)
-    return value
-
-
-class _Entry(MonitorState):
-    """One monitor of the shard that the scheduler holds as an object, and its state
-    machine's counters (it is its own ``MonitorState``: one object a monitor, not two).
-
-    A monitor on the compiled path is usually not held at all: it is *asleep* in the engine
-    (``Scheduler._sleep``), which keeps its packed definition and its counters; the results
-    that could change its status are judged on a scratch state (``Scheduler._fast_done``).
-    It is woken into an entry (``Scheduler._entry``) when the scheduler needs the monitor as
-    an object: an upsert replacing it, its removal, a check on the general path (while its
-    origin's address is being looked up, or handed over). Such an entry holds the bytes it
-    came in (``packed``) and rebuilds its ``Monitor`` and prepared spec when asked for."""
-
-    __slots__ = ("_monitor", "_prepared", "account_id", "checker", "compiled", "due_ms", "interval_ms", "origin",
-                 "packed", "paused", "recovery", "retries", "timeout")
-
-    def __init__(self, monitor: Monitor, checker: Checker, packed: bytes | None = None) -> None:
-        self._monitor: Monitor | None = monitor
-        self.packed = packed
-        self.checker = checker
-        self.account_id = monitor.account_id
-        self._prepared: Any = checker.prepare(monitor if checker.next_due is not None else monitor.spec)
-        MonitorState.__init__(self, monitor.status)
-        self.timeout = _shared(monitor.effective_timeout)
-        self.interval_ms = int(_shared(monitor.interval * 1000))
-        self.paused = monitor.paused
-        self.retries = monitor.retries
-        self.recovery = monitor.recovery_threshold
-        self.compiled = False  # registered with the compiled HTTP engine
-        self.origin: tuple[str, int, int] | None = None  # its origin there
-        #: A timed monitor's armed deadline (monotonic ms), None while it is periodic.
-        self.due_ms: int | None = None
-
-    def carry(self, old: _Entry) -> None:
-        """Take over ``old``'s status and counters (a replaced monitor whose status stands)."""
-        self.status, self.failures, self.successes = old.status, old.failures, old.successes
-
-    @property
-    def monitor(self) -> Monitor:
-        """The monitor as last upserted, with its live status."""
-        monitor = self._monitor if self._monitor is not None else unpack(self.packed)
-        if not monitor.paused:
-            monitor.status = self.status
-        return monitor
-
-    @property
-    def prepared(self) -> Any:
-        """The prepared spec; rebuilt for each check of a compiled monitor that runs on the
-        general path (while its origin's address is being looked up), never kept."""
-        if self._prepared is not None:
-            return self._prepared
-        monitor = self.monitor
-        return self.checker.prepare(monitor if self.checker.next_due is not None else monitor.spec)
-
-    def hold(self) -> None:
-        """Keep the monitor and its prepared spec as objects (it left the compiled path)."""
-        if self._monitor is None:
-            self._monitor = unpack(self.packed)
-        if self._prepared is None:
-            self._prepared = self.prepared
-
-    def shed(self) -> None:
-        """Drop the objects the compiled path does not need (``packed`` rebuilds them)."""
-        if self.packed is None:
-            self.packed = pack(self._monitor)
-        self._monitor = self._prepared = None
-
-
 class Scheduler:
     """One worker's checks (see the module docstring for the rules). Owns its monitors'
     wheel entries, in-flight jobs, state machines and result buffer; everything runs on one
@@ -232,7 +151,7 @@ class Scheduler:
         self.wheel = TimingWheel(tick=1, start=self.clock.monotonic_ms())
         self.buffer = ResultBuffer(buffer_rows)
         #: Monitors held as objects: every monitor not asleep in the compiled engine.
-        self.entries: dict[int, _Entry] = {}
+        self.entries: dict[int, Entry] = {}
         self._scratch = MonitorState()  # (the state machine's step for a monitor asleep)
         self.inflight: dict[int, Any] = {}  # monitor id -> Task or fast-path job (both have cancel())
         self.queue: collections.deque[tuple[int, int]] = collections.deque()
@@ -271,7 +190,7 @@ class Scheduler:
     def upsert(self, monitor: Monitor, packed: bytes | None = None) -> None:
         """Add or replace a monitor (``packed``: ``pack``'s bytes of it, when the caller has them).
         A replaced monitor keeps its phase and state counters."""
-        entry = _Entry(monitor, REGISTRY[monitor.type], packed)
+        entry = Entry(monitor, REGISTRY[monitor.type], packed)
         old = self._entry(monitor.id)
         if old is not None and ("paused" if old.paused else old.status) == monitor.status:
             entry.carry(old)
@@ -309,9 +228,9 @@ class Scheduler:
         state = self.fast.state(mid) if self.fast is not None else None
         if state is None:
             return None
-        return unpack(self.fast.packed(mid), _STATUS_NAMES[state[0]])
+        return unpack(self.fast.packed(mid), STATUS_NAMES[state[0]])
 
-    def _entry(self, mid: int) -> _Entry | None:
+    def _entry(self, mid: int) -> Entry | None:
         """The monitor's entry; one asleep in the compiled engine is woken into one (held
         until it can sleep again)."""
         entry = self.entries.get(mid)
@@ -321,14 +240,14 @@ class Scheduler:
         if woken is None:
             return None
         packed, status, failures, successes, origin = woken
-        entry = _Entry(unpack(packed), REGISTRY["http"], packed)
-        entry.status, entry.failures, entry.successes = _STATUS_NAMES[status], failures, successes
+        entry = Entry(unpack(packed), REGISTRY["http"], packed)
+        entry.status, entry.failures, entry.successes = STATUS_NAMES[status], failures, successes
         entry.compiled, entry.origin = True, self._origin_at[origin]
         entry.shed()
         self.entries[mid] = entry
         return entry
 
-    def _sleep(self, mid: int, entry: _Entry) -> None:
+    def _sleep(self, mid: int, entry: Entry) -> None:
         """Hand a compiled monitor's state to the engine and drop its entry, unless a check of
         it runs on the general path (its result needs the entry): a worker holds no object
         for a monitor on the compiled path (about 240 bytes a monitor with its dict slot)."""
@@ -336,7 +255,7 @@ class Scheduler:
             return
         entry.shed()
         assert entry.packed is not None
-        self.fast.sleep(mid, entry.packed, _STATUS_CODES.get(entry.status, 0), entry.failures, entry.successes,
+        self.fast.sleep(mid, entry.packed, STATUS_CODES.get(entry.status, 0), entry.failures, entry.successes,
                         entry.retries, entry.recovery)
         del self.entries[mid]
 
@@ -347,7 +266,7 @@ class Scheduler:
         first = now + (offset - now) % interval_ms
         self.wheel.schedule(monitor.id, first, interval_ms)
 
-    def _arm(self, mid: int, entry: _Entry) -> bool:
+    def _arm(self, mid: int, entry: Entry) -> bool:
         """Arm a timed monitor's next look (one-shot, on the wall clock's time); False when
         it is periodic after all (a push monitor without a schedule). Before ``start`` there
         is no environment yet: ``start`` arms them."""
@@ -402,7 +321,7 @@ class Scheduler:
             self._env.pushes[mid] = (ts, ok, msg, ping_ms)
         self._record_now(mid, entry, ts, False, ping_ms, ErrorCode.PUSH_DOWN, (msg or "the job reported down")[:500])
 
-    def _record_now(self, mid: int, entry: _Entry, ts: float, ok: bool, ping_ms: float | None, code: ErrorCode,
+    def _record_now(self, mid: int, entry: Entry, ts: float, ok: bool, ping_ms: float | None, code: ErrorCode,
                     error: str | None, retries: int = 0) -> None:
         """A result told by the monitored side, recorded at once (not at a check): a heartbeat,
         decisive by default (the job said so: no retries), or an agent's report."""
@@ -414,7 +333,7 @@ class Scheduler:
         if transition is not None:
             self.transitions.append(transition)
 
-    def _compile(self, monitor: Monitor, entry: _Entry) -> None:
+    def _compile(self, monitor: Monitor, entry: Entry) -> None:
         spec = http.compiled_spec(entry.prepared)
         if spec is None:
             return
@@ -440,7 +359,7 @@ class Scheduler:
         entry.compiled, entry.origin = True, key
         entry.shed()
 
-    def _release(self, mid: int, entry: _Entry) -> None:
+    def _release(self, mid: int, entry: Entry) -> None:
         """Take a replaced or removed monitor off the compiled path; an origin no monitor uses
         is no longer looked up."""
         if not entry.compiled:
@@ -644,7 +563,7 @@ class Scheduler:
         """Due checks skipped because the previous one was still running or waiting."""
         return self.skipped_overlap + (self.fast.skipped_overlap if self.fast is not None else 0)
 
-    def _start(self, mid: int, entry: _Entry, due_ms: int, now: int) -> None:
+    def _start(self, mid: int, entry: Entry, due_ms: int, now: int) -> None:
         late = now - due_ms
         self.lateness[late if late < LATENESS_BUCKETS else LATENESS_BUCKETS - 1] += 1
         assert self._loop is not None and self._env is not None
@@ -674,7 +593,7 @@ class Scheduler:
             if entry is not None:
                 self._start(mid, entry, due_ms, self.clock.monotonic_ms())
 
-    async def _run(self, mid: int, entry: _Entry) -> None:
+    async def _run(self, mid: int, entry: Entry) -> None:
         assert self._env is not None
         ctx = CheckContext(self._env, mid, entry.account_id)
         ts_us = self.clock.wall_us()
@@ -688,7 +607,7 @@ class Scheduler:
             raise
         self._finished(mid, entry, ts_us, result)
 
-    def _finished(self, mid: int, entry: _Entry, ts_us: int, result: CheckResult | None) -> None:
+    def _finished(self, mid: int, entry: Entry, ts_us: int, result: CheckResult | None) -> None:
         """A check ended (either path): free its slot, start waiting ones, record the result
         (None: nothing to record yet, as for a push monitor in its first interval)."""
         self.inflight.pop(mid, None)
@@ -730,9 +649,9 @@ class Scheduler:
                     if state is None:
                         continue
                     status, scratch.failures, scratch.successes, retries, recovery = state
-                    scratch.status = _STATUS_NAMES[status]
+                    scratch.status = STATUS_NAMES[status]
                     transition = observe(scratch, mid, ok, ts_us, retries, recovery, error)
-                    fast.set_state(mid, _STATUS_CODES[scratch.status], scratch.failures, scratch.successes)
+                    fast.set_state(mid, STATUS_CODES[scratch.status], scratch.failures, scratch.successes)
                 else:
                     transition = observe(entry, mid, ok, ts_us, entry.retries, entry.recovery, error)
                     if entry.compiled:
