@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Compiled HTTP/1.1 checks over plain TCP: the engine's per-check hot path. See ``HttpEngine``."""
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.errno cimport EAGAIN, EINPROGRESS, EINTR, errno
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
@@ -28,7 +28,18 @@ cdef extern from "<sys/socket.h>":
         int l_linger
     int socket(int domain, int type, int protocol) nogil
     int connect(int fd, const sockaddr *addr, socklen_t len) nogil
-    ssize_t send(int fd, const void *buf, size_t n, int flags) nogil
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+    struct msghdr:
+        void *msg_name
+        socklen_t msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    ssize_t sendmsg(int fd, const msghdr *msg, int flags) nogil
     ssize_t recv(int fd, void *buf, size_t n, int flags) nogil
     int setsockopt(int fd, int level, int name, const void *val, socklen_t len) nogil
     int getsockopt(int fd, int level, int name, void *val, socklen_t *len) nogil
@@ -107,19 +118,25 @@ cdef struct Conn:
     int32_t head_cap
 
 cdef struct Mon:
-    # (ordered so that it packs with few holes: 144 bytes)
+    # (ordered so that it packs with few holes: 96 bytes; what a check in flight needs
+    # beside it is in its ``Flight``)
     int64_t mid
+    int64_t at            # its request's own part, then its packed definition, in ``_arena``
+    int64_t timeout_ns
+    int32_t req_len       # bytes of the request's own part (the request line and Host)
+    int32_t packed_len    # bytes of the packed definition while asleep, else 0
+    int32_t tail          # the rest of its request in ``_tails``, or -1 (all of it is its own)
+    int32_t table         # its status table in ``_tables``
     int32_t origin
     int32_t fd            # the connection of the check in flight, or -1
     int32_t pos           # index in ``_flight``, or -1
-    int32_t req_len
     int32_t failures      # while asleep: the state machine's counters and settings
     int32_t successes
     int32_t retries
     int32_t recovery
     int32_t interval_ms   # (at most a day)
     int32_t phase_ms      # its offset inside the interval (the scheduler's ``phase_offset``)
-    int32_t connect_us
+    int32_t max_body      # (at most 64 MiB)
     uint8_t used          # the slot holds a monitor
     uint8_t live          # checks may take this path (cleared when a response needs the general one)
     uint8_t keep_alive
@@ -130,16 +147,21 @@ cdef struct Mon:
     uint8_t queued        # waiting in ``_queue`` for a free in-flight place
     uint8_t asleep        # its state is kept here (the counters above), not by the scheduler
     uint8_t status        # while asleep: 0 pending, 1 up, 2 down
-    int64_t due_ms        # (while queued) when it was due, on the scheduler's clock
-    const char *req
-    const unsigned char *expected   # status -> 1 when accepted (1000 bytes)
-    int64_t max_body
-    int64_t timeout_ns
+
+cdef struct Flight:
+    # A check in flight: ``_flight[mon.pos]`` (a few hundred at a time, not one a monitor).
+    int32_t slot
+    int32_t connect_us
     int64_t ts_us
     int64_t start_ns
     int64_t connect_ns
     int64_t sent_ns
     int64_t first_ns
+
+cdef struct Waiting:
+    # A due check waiting for a free place in flight, and when it was due (scheduler's ms).
+    int32_t slot
+    int64_t due_ms
 
 cdef struct Origin:
     char addr[28]         # a sockaddr_in or sockaddr_in6
@@ -210,6 +232,85 @@ cdef Py_ssize_t line_end(const char *p, Py_ssize_t i, Py_ssize_t n) noexcept nog
     return -1
 
 
+cdef class _Shared:
+    """Byte strings many monitors use (requests' common rest, status tables) by index, each
+    kept once with the number of its users; an index (and its string) is given back when its
+    last user goes. ``data``/``size`` point into the strings, which ``_items`` keeps alive."""
+
+    cdef:
+        dict _ids       # string -> index
+        list _items     # index -> string, None when free
+        list _notes     # index -> what the caller keeps beside it (a status table's text)
+        list _free
+        int32_t *users
+        const char **data
+        int32_t *size
+        int32_t cap
+
+    def __cinit__(self):
+        self._ids, self._items, self._notes, self._free = {}, [], [], []
+
+    def __dealloc__(self):
+        free(self.users)
+        free(self.data)
+        free(self.size)
+
+    cdef int32_t take(self, bytes item, object note) except -1:
+        """The index of ``item`` (added on first use), counting one user more."""
+        cdef int32_t i
+        found = self._ids.get(item)
+        if found is not None:
+            i = found
+            self.users[i] += 1
+            return i
+        if self._free:
+            i = self._free.pop()
+            self._items[i], self._notes[i] = item, note
+        else:
+            i = len(self._items)
+            if i == self.cap:
+                self._grow()
+            self._items.append(item)
+            self._notes.append(note)
+        self._ids[item] = i
+        self.users[i] = 1
+        self.data[i] = PyBytes_AS_STRING(item)
+        self.size[i] = <int32_t>PyBytes_GET_SIZE(item)
+        return i
+
+    cdef int give(self, int32_t i) except -1:
+        """One user of index ``i`` fewer."""
+        self.users[i] -= 1
+        if self.users[i] == 0:
+            del self._ids[self._items[i]]
+            self._items[i] = self._notes[i] = None
+            self._free.append(i)
+        return 0
+
+    cdef object note(self, int32_t i):
+        return self._notes[i]
+
+    cdef int _grow(self) except -1:
+        cdef int32_t cap = self.cap * 2 if self.cap else 64
+        users = <int32_t *>realloc(self.users, cap * sizeof(int32_t))
+        if users == NULL:
+            raise MemoryError()
+        self.users = users
+        data = <const char **>realloc(self.data, cap * sizeof(const char *))
+        if data == NULL:
+            raise MemoryError()
+        self.data = data
+        size = <int32_t *>realloc(self.size, cap * sizeof(int32_t))
+        if size == NULL:
+            raise MemoryError()
+        self.size = size
+        self.cap = cap
+        return 0
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
 cdef class HttpEngine:
     """HTTP/1.1 checks over plain TCP run in C: one ``epoll`` set for all their sockets,
     registered once with the event loop (``fileno``/``on_ready``), so a check costs its
@@ -256,19 +357,25 @@ cdef class HttpEngine:
         int32_t _nmons
         int32_t _cap_mons
         int32_t _free_mon
-        # Per Mon slot, the Python objects its pointers point into (kept alive here) and its
-        # texts: three lists, not a tuple per monitor (100k monitors: 9 MB less).
-        list _requests
-        list _tables
-        list _expected      # "200-299" and the like: one shared string per distinct list
-        list _packed        # an asleep monitor's definition (``core.models.packed``), else None
+        # A monitor's request is its own part (the request line and Host, in the arena) and a
+        # rest most monitors share (User-Agent, Accept, Connection), kept once in ``_tails``.
+        _Shared _tails
+        _Shared _tables     # status tables, each with its text ("200-299" and the like)
+        # Every monitor's own request part, then its packed definition while asleep, in one
+        # buffer (not a bytes object each: 33 bytes of header, allocator rounding, a list
+        # slot); a replaced part is left as garbage until ``_compact``.
+        char *_arena
+        int64_t _arena_len
+        int64_t _arena_cap
+        int64_t _garbage
         IdMap _slots        # monitor id -> Mon slot
         Origin *_origins
         int32_t _norigins
         int32_t _cap_origins
         dict _origin_ids    # key -> origin index
-        int32_t *_flight    # Mon slots with a check in flight
+        Flight *_flight     # the checks in flight
         int32_t _nflight
+        int32_t _cap_flight
         char *_rbuf
         epoll_event *_events
         list _notable
@@ -291,7 +398,7 @@ cdef class HttpEngine:
         #: Close sockets with an RST (``SO_LINGER`` 0: no TIME_WAIT at any rate), else with an
         #: ordinary FIN, as browsers and wrk do (set before checks start).
         public bint close_with_reset
-        int32_t *_queue     # Mon slots, FIFO in [_qhead, _qtail); stale entries are skipped
+        Waiting *_queue     # FIFO in [_qhead, _qtail); stale entries are skipped
         Py_ssize_t _qhead
         Py_ssize_t _qtail
         Py_ssize_t _qcap
@@ -305,10 +412,9 @@ cdef class HttpEngine:
         self._buffer = buffer
         self._on_done = on_done
         self._fallback = fallback
-        self._requests = []
-        self._tables = []
-        self._expected = []
-        self._packed = []
+        self._tails = _Shared()
+        self._tables = _Shared()
+        self._arena = NULL
         idmap_init(&self._slots)
         self._origin_ids = {}
         self._notable = []
@@ -340,6 +446,7 @@ cdef class HttpEngine:
         free(self._origins)
         free(self._flight)
         free(self._queue)
+        free(self._arena)
 
     def set_clock(self, int64_t origin_ns, lateness) -> None:
         """Share the scheduler's clock (``time.monotonic_ns()`` at its zero) and its lateness
@@ -400,25 +507,37 @@ cdef class HttpEngine:
         ``phase_ms``: where in each interval it is due (lateness is counted from there)."""
         cdef int32_t slot
         cdef Mon *m
+        cdef const char *r = PyBytes_AS_STRING(request)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(request), own = n
+        cdef const char *eol
         if len(expected) != 1000 or not 0 <= origin < self._norigins:
             raise ValueError("bad status table or origin")
+        if n >= 0x7fffffff:
+            raise ValueError("request too long")
         self.remove(monitor_id)
         if self._free_mon >= 0:
             slot = self._free_mon
             self._free_mon = <int32_t>self._mons[slot].pos
-            self._requests[slot], self._tables[slot], self._expected[slot] = request, expected, expected_text
-            self._packed[slot] = None
         else:
             slot = self._nmons
             if slot == self._cap_mons and not self._grow_mons(slot * 2 if slot else 1024):
                 raise MemoryError()
             self._nmons = slot + 1
-            self._requests.append(request)
-            self._tables.append(expected)
-            self._expected.append(expected_text)
-            self._packed.append(None)
         m = &self._mons[slot]
         memset(m, 0, sizeof(Mon))
+        # Its own part: up to the end of the second line (the request line and Host).
+        eol = <const char *>memmem(r, n, b"\r\n", 2)
+        if eol != NULL:
+            eol = <const char *>memmem(eol + 2, n - (eol + 2 - r), b"\r\n", 2)
+            if eol != NULL:
+                own = eol + 2 - r
+        m.tail = -1 if own == n else self._tails.take(request[own:], None)
+        m.table = self._tables.take(expected, expected_text)
+        self._reserve(own)
+        m.at = self._arena_len
+        memcpy(self._arena + m.at, r, own)
+        self._arena_len += own
+        m.req_len = <int32_t>own
         m.mid = monitor_id
         m.origin = origin
         m.fd = -1
@@ -427,10 +546,7 @@ cdef class HttpEngine:
         m.keep_alive = keep_alive
         m.head_only = head_only
         m.follow = follow
-        m.req = PyBytes_AS_STRING(request)
-        m.req_len = <int32_t>PyBytes_GET_SIZE(request)
-        m.expected = <const unsigned char *>PyBytes_AS_STRING(expected)
-        m.max_body = max_body
+        m.max_body = <int32_t>(max_body if 0 <= max_body < 0x7fffffff else 0 if max_body < 0 else 0x7fffffff)
         m.timeout_ns = <int64_t>(timeout_s * 1e9)
         m.interval_ms = <int32_t>(interval_ms if 0 < interval_ms <= 86_400_000 else 1 if interval_ms <= 0 else 86_400_000)
         m.phase_ms = <int32_t>(phase_ms % m.interval_ms)
@@ -454,7 +570,12 @@ cdef class HttpEngine:
         m.used = m.live = 0
         m.pos = self._free_mon  # the free list runs through ``pos``
         self._free_mon = s
-        self._requests[s] = self._tables[s] = self._expected[s] = self._packed[s] = None
+        if m.tail >= 0:
+            self._tails.give(m.tail)
+        self._tables.give(m.table)
+        self._garbage += m.req_len + m.packed_len
+        m.req_len = m.packed_len = 0
+        self._compact_maybe()
 
     # monitors whose state is kept here ------------------------------------------------
     # A monitor on this path needs no Python object between results that could change its
@@ -467,11 +588,26 @@ cdef class HttpEngine:
         if s < 0:
             raise KeyError(monitor_id)
         cdef Mon *m = &self._mons[s]
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(packed)
+        if n >= 0x7fffffff:
+            raise ValueError("packed definition too long")
         if not m.asleep:
             m.asleep = 1
             self.asleep += 1
-        self._packed[s] = packed
+        if m.at + m.req_len + m.packed_len == self._arena_len:  # (the last piece: grows in place)
+            self._arena_len = m.at + m.req_len
+            self._reserve(n)
+        else:  # a new piece: its own request part copied, the old piece left as garbage
+            self._garbage += m.req_len + m.packed_len
+            self._reserve(m.req_len + n)
+            memcpy(self._arena + self._arena_len, self._arena + m.at, m.req_len)
+            m.at = self._arena_len
+            self._arena_len += m.req_len
+        memcpy(self._arena + self._arena_len, PyBytes_AS_STRING(packed), n)
+        self._arena_len += n
+        m.packed_len = <int32_t>n
         m.retries, m.recovery = retries, recovery
+        self._compact_maybe()
         self._set_state(m, status, failures, successes)
 
     cdef inline void _set_state(self, Mon *m, int status, int failures, int successes) noexcept:
@@ -496,7 +632,8 @@ cdef class HttpEngine:
         cdef int32_t s = idmap_get(&self._slots, monitor_id)
         if s < 0 or not self._mons[s].asleep:
             return None
-        return self._packed[s]
+        return PyBytes_FromStringAndSize(self._arena + self._mons[s].at + self._mons[s].req_len,
+                                         self._mons[s].packed_len)
 
     def wake(self, int64_t monitor_id):
         """Take an asleep monitor's state back: ``(packed, status, failures, successes,
@@ -505,10 +642,23 @@ cdef class HttpEngine:
         if s < 0 or not self._mons[s].asleep:
             return None
         cdef Mon *m = &self._mons[s]
-        packed, self._packed[s] = self._packed[s], None
+        packed = PyBytes_FromStringAndSize(self._arena + m.at + m.req_len, m.packed_len)
+        if m.at + m.req_len + m.packed_len == self._arena_len:
+            self._arena_len -= m.packed_len
+        else:
+            self._garbage += m.packed_len
+        m.packed_len = 0
         m.asleep = 0
         self.asleep -= 1
+        self._compact_maybe()
         return packed, m.status, m.failures, m.successes, m.origin
+
+    def memory(self) -> dict:
+        """What the monitors' strings take: ``arena`` bytes live (own request parts and packed
+        definitions), ``garbage`` bytes awaiting compaction, distinct shared request ``tails``
+        and status ``tables`` in use."""
+        return {"arena": self._arena_len - self._garbage, "garbage": self._garbage, "tails": len(self._tails),
+                "tables": len(self._tables)}
 
     def take_latency(self) -> int:
         """The summed latency (µs) of the checks recorded since the last call."""
@@ -570,35 +720,35 @@ cdef class HttpEngine:
             late = (now_ms - m.phase_ms) % m.interval_ms
             if late < 0:
                 late += m.interval_ms
-            m.due_ms = now_ms - late
             if self._nflight < self.limit:
                 if buckets:
                     self._lateness[late if late < buckets else buckets - 1] += 1
                 self._begin(s)
             else:
-                self._enqueue(s)
+                self._enqueue(s, now_ms - late)
         return rest
 
-    cdef int _enqueue(self, int32_t s) except -1:
+    cdef int _enqueue(self, int32_t s, int64_t due_ms) except -1:
         cdef Py_ssize_t i, j = 0
         cdef int32_t t
         if self._qtail == self._qcap:  # compact (dropping stale entries), then grow if need be
             for i in range(self._qhead, self._qtail):
-                t = self._queue[i]
+                t = self._queue[i].slot
                 if self._mons[t].queued == 1:
                     self._mons[t].queued = 2  # kept once, even if listed twice
-                    self._queue[j] = t
+                    self._queue[j] = self._queue[i]
                     j += 1
             for i in range(j):
-                self._mons[self._queue[i]].queued = 1
+                self._mons[self._queue[i].slot].queued = 1
             self._qhead, self._qtail = 0, j
             if j * 2 >= self._qcap:
-                grown = <int32_t *>realloc(self._queue, (self._qcap * 2 if self._qcap else 1024) * sizeof(int32_t))
+                grown = <Waiting *>realloc(self._queue, (self._qcap * 2 if self._qcap else 1024) * sizeof(Waiting))
                 if grown == NULL:
                     raise MemoryError()
                 self._queue = grown
                 self._qcap = self._qcap * 2 if self._qcap else 1024
-        self._queue[self._qtail] = s
+        self._queue[self._qtail].slot = s
+        self._queue[self._qtail].due_ms = due_ms
         self._qtail += 1
         self._mons[s].queued = 1
         self.queued += 1
@@ -613,13 +763,13 @@ cdef class HttpEngine:
             return 0
         now_ms = (mono_ns() - self._origin_ns) // 1000000
         while self._qhead < self._qtail and self._nflight < self.limit:
-            s = self._queue[self._qhead]
+            s = self._queue[self._qhead].slot
+            late = now_ms - self._queue[self._qhead].due_ms
             self._qhead += 1
             if self._mons[s].queued != 1:
                 continue  # removed (or re-added) while waiting
             self._mons[s].queued = 0
             self.queued -= 1
-            late = now_ms - self._mons[s].due_ms
             if late < 0:
                 late = 0
             if buckets:
@@ -629,18 +779,29 @@ cdef class HttpEngine:
             self._qhead = self._qtail = 0
         return 0
 
-    cdef int _begin(self, int32_t s) except -1:
-        cdef Mon *m = &self._mons[s]
-        m.ts_us = wall_us()
-        m.start_ns = mono_ns()
-        m.connect_us = -1
-        m.first_ns = 0
-        m.sent_ns = 0
-        m.retried = 0
-        self._flight[self._nflight] = s
-        m.pos = self._nflight
+    cdef Flight *_fly(self, int32_t s) except NULL:
+        """Put slot ``s`` in flight: its ``Flight``, timed from now."""
+        cdef Flight *f
+        if self._nflight == self._cap_flight:
+            grown = <Flight *>realloc(self._flight, (self._cap_flight * 2 if self._cap_flight else 256) * sizeof(Flight))
+            if grown == NULL:
+                raise MemoryError()
+            self._flight = grown
+            self._cap_flight = self._cap_flight * 2 if self._cap_flight else 256
+        f = &self._flight[self._nflight]
+        f.slot = s
+        f.ts_us = wall_us()
+        f.start_ns = mono_ns()
+        f.connect_us = -1
+        f.connect_ns = f.first_ns = f.sent_ns = 0
+        self._mons[s].pos = self._nflight
         self._nflight += 1
-        self._go(s, m.keep_alive)
+        return f
+
+    cdef int _begin(self, int32_t s) except -1:
+        self._fly(s)
+        self._mons[s].retried = 0
+        self._go(s, self._mons[s].keep_alive)
         return 0
 
     cdef int _go(self, int32_t s, bint reuse) except -1:
@@ -699,7 +860,7 @@ cdef class HttpEngine:
             close(fd)
             raise MemoryError()
         cdef Conn *c = self._conn_begin(fd, s, C_CONNECTING)
-        m.connect_ns = mono_ns()
+        self._flight[m.pos].connect_ns = mono_ns()
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
         ev.data.u64 = (<uint64_t>c.gen << 32) | <uint32_t>fd
         if ((connect(fd, <sockaddr *>o.addr, o.addrlen) != 0 and errno != EINPROGRESS)
@@ -728,18 +889,41 @@ cdef class HttpEngine:
         c.head_len = 0
         return c
 
+    cdef inline int32_t _req_total(self, const Mon *m) noexcept:
+        """The whole request's length: its own part and the shared rest."""
+        return m.req_len + (self._tails.size[m.tail] if m.tail >= 0 else 0)
+
     cdef int _send(self, int32_t fd) except -1:
         cdef Conn *c = &self._conns[fd]
         cdef Mon *m = &self._mons[c.mon]
+        cdef int32_t total = self._req_total(m)
+        cdef iovec iov[2]
+        cdef msghdr msg
         cdef ssize_t n
         if c.sent == 0:
-            m.sent_ns = mono_ns()
+            self._flight[m.pos].sent_ns = mono_ns()
             c.status = 0
             c.in_body = c.close_after = 0
             c.body_left = c.body_seen = 0
             c.head_len = 0
-        while c.sent < m.req_len:
-            n = send(fd, m.req + c.sent, m.req_len - c.sent, MSG_NOSIGNAL)
+        memset(&msg, 0, sizeof(msg))
+        msg.msg_iov = iov
+        while c.sent < total:
+            # (the buffers are looked up again each time: nothing here moves them, but the
+            # arena may have moved since the last call)
+            if c.sent < m.req_len:
+                iov[0].iov_base = self._arena + m.at + c.sent
+                iov[0].iov_len = m.req_len - c.sent
+                msg.msg_iovlen = 1
+                if m.tail >= 0:
+                    iov[1].iov_base = <void *>self._tails.data[m.tail]
+                    iov[1].iov_len = self._tails.size[m.tail]
+                    msg.msg_iovlen = 2
+            else:
+                iov[0].iov_base = <void *>(self._tails.data[m.tail] + (c.sent - m.req_len))
+                iov[0].iov_len = total - c.sent
+                msg.msg_iovlen = 1
+            n = sendmsg(fd, &msg, MSG_NOSIGNAL)
             if n > 0:
                 c.sent += <int32_t>n
             elif n < 0 and errno == EINTR:
@@ -781,7 +965,7 @@ cdef class HttpEngine:
                         continue
                 if ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR):
                     self._readable(fd, ev)
-                elif ev & EPOLLOUT and c.state == C_BUSY and c.mon >= 0 and c.sent < self._mons[c.mon].req_len:
+                elif ev & EPOLLOUT and c.state == C_BUSY and c.mon >= 0 and c.sent < self._req_total(&self._mons[c.mon]):
                     self._send(fd)
             if n < EVENTS:
                 break
@@ -797,7 +981,8 @@ cdef class HttpEngine:
         if err != 0:
             self._io_failure(fd, err)
             return 0
-        m.connect_us = (mono_ns() - m.connect_ns) // 1000
+        cdef Flight *f = &self._flight[m.pos]
+        f.connect_us = (mono_ns() - f.connect_ns) // 1000
         c.state = C_BUSY
         self._send(fd)
         return 0
@@ -829,8 +1014,8 @@ cdef class HttpEngine:
             if n == 0:
                 self._eof(fd)
                 return 0
-            if self._mons[c.mon].first_ns == 0:
-                self._mons[c.mon].first_ns = mono_ns()
+            if self._flight[self._mons[c.mon].pos].first_ns == 0:
+                self._flight[self._mons[c.mon].pos].first_ns = mono_ns()
             r = self._feed(fd, self._rbuf, n)
             if r != 0 or c.state != C_BUSY or (n < READ_SIZE and not drain):
                 return 0  # (``c`` is still valid: nothing here grows the table)
@@ -990,7 +1175,7 @@ cdef class HttpEngine:
         if c.in_body and c.body_left < 0:
             c.close_after = 1
             return self._complete(fd)
-        if m.first_ns == 0 and c.reused and not m.retried:
+        if self._flight[m.pos].first_ns == 0 and c.reused and not m.retried:
             return self._retry(fd)
         if c.in_body:
             return self._fail_conn(fd, E_CLOSED, "connection closed before the body was complete")
@@ -1005,14 +1190,14 @@ cdef class HttpEngine:
         self._close(fd)
         self._mons[s].retried = 1
         self._mons[s].fd = -1
-        self._mons[s].first_ns = 0
+        self._flight[self._mons[s].pos].first_ns = 0
         return self._go(s, False)
 
     cdef int _io_failure(self, int32_t fd, int err) except -1:
         cdef Conn *c = &self._conns[fd]
         cdef int32_t s = c.mon
         cdef Mon *m = &self._mons[s]
-        if c.state == C_BUSY and m.first_ns == 0 and c.reused and not m.retried:
+        if c.state == C_BUSY and self._flight[m.pos].first_ns == 0 and c.reused and not m.retried:
             return self._retry(fd)
         if c.state == C_BUSY and not c.in_body and c.head_len:
             return self._hand_over(fd)  # part of a head: the general checker may refuse it already
@@ -1043,11 +1228,11 @@ cdef class HttpEngine:
         cdef int32_t s = c.mon
         cdef Mon *m = &self._mons[s]
         cdef int status = c.status
-        cdef bint ok = 0 <= status < 1000 and m.expected[status] != 0
+        cdef bint ok = 0 <= status < 1000 and self._tables.data[m.table][status] != 0
         c.mon = -1
         m.fd = -1
         # (a response that came before the whole request was written leaves it out of step)
-        if m.keep_alive and not c.close_after and c.sent == m.req_len:
+        if m.keep_alive and not c.close_after and c.sent == self._req_total(m):
             c.state = C_IDLE
             c.reused = 1
             c.sent = 0
@@ -1063,7 +1248,7 @@ cdef class HttpEngine:
             self._record(s, True, status, 0, None)
         else:
             self._record(s, False, status, E_STATUS,
-                         f"status {status}, expected {self._expected[s]}")
+                         f"status {status}, expected {self._tables.note(m.table)}")
         return 1
 
     cdef int _hand_over(self, int32_t fd) except -1:
@@ -1081,15 +1266,18 @@ cdef class HttpEngine:
 
     cdef int _record(self, int32_t s, bint ok, int status, int code, str error) except -1:
         cdef Mon *m = &self._mons[s]
+        if m.pos < 0:
+            raise RuntimeError("a result for a check not in flight")
+        cdef Flight f = self._flight[m.pos]  # (a copy: taking it out of flight moves another in its place)
         cdef int64_t now = mono_ns()
-        cdef int64_t ttfb = (m.first_ns - m.sent_ns) // 1000 if m.first_ns and m.sent_ns else -1
+        cdef int64_t ttfb = (f.first_ns - f.sent_ns) // 1000 if f.first_ns and f.sent_ns else -1
         self._unflight(s)
-        self._buffer.push(m.mid, m.ts_us, ok, (now - m.start_ns) // 1000, status, code, -1, m.connect_us, -1,
+        self._buffer.push(m.mid, f.ts_us, ok, (now - f.start_ns) // 1000, status, code, -1, f.connect_us, -1,
                           ttfb, error)
-        self._latency_sum += (now - m.start_ns) // 1000
+        self._latency_sum += (now - f.start_ns) // 1000
         self._done += 1
         if not ok or not m.quiet:
-            self._notable.append((m.mid, ok, m.ts_us, error))
+            self._notable.append((m.mid, ok, f.ts_us, error))
         return 0
 
     def feed_test(self, int64_t monitor_id, int fd, list pieces not None, int end) -> bint:
@@ -1103,6 +1291,7 @@ cdef class HttpEngine:
             raise ValueError("unknown monitor or bad fd")
         cdef Mon *m = &self._mons[s]
         cdef Conn *c
+        cdef Flight *f
         cdef bytes piece
         if m.pos >= 0 or m.queued:
             raise ValueError("the monitor has a check running")
@@ -1111,22 +1300,17 @@ cdef class HttpEngine:
         c = &self._conns[fd]
         if c.state != C_FREE:
             raise ValueError("fd is in use here")
-        m.ts_us = wall_us()
-        m.start_ns = m.sent_ns = mono_ns()
-        m.connect_us = -1
-        m.first_ns = 0
+        f = self._fly(s)
+        f.sent_ns = f.start_ns
         m.retried = 1
-        self._flight[self._nflight] = s
-        m.pos = self._nflight
-        self._nflight += 1
         c = self._conn_begin(fd, s, C_BUSY)
-        c.sent = m.req_len  # as if the request were written
+        c.sent = self._req_total(m)  # as if the request were written
         m.fd = fd
         for piece in pieces:
             if m.fd != fd or c.state != C_BUSY:
                 break
-            if m.first_ns == 0:
-                m.first_ns = mono_ns()
+            if self._flight[m.pos].first_ns == 0:
+                self._flight[m.pos].first_ns = mono_ns()
             self._feed(fd, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece))
         if end and m.fd == fd and c.state == C_BUSY:
             if end == 1:
@@ -1153,9 +1337,9 @@ cdef class HttpEngine:
         cdef int32_t i = 0, s, fd
         cdef Mon *m
         while i < self._nflight:
-            s = self._flight[i]
+            s = self._flight[i].slot
             m = &self._mons[s]
-            if now - m.start_ns < m.timeout_ns:
+            if now - self._flight[i].start_ns < m.timeout_ns:
                 i += 1
                 continue
             fd = m.fd
@@ -1186,13 +1370,12 @@ cdef class HttpEngine:
     # bookkeeping ----------------------------------------------------------------------
     cdef void _unflight(self, int32_t s) noexcept:
         cdef Mon *m = &self._mons[s]
-        cdef int32_t pos = m.pos, last
+        cdef int32_t pos = m.pos
         if pos < 0:
             return
         self._nflight -= 1
-        last = self._flight[self._nflight]
-        self._flight[pos] = last
-        self._mons[last].pos = pos
+        self._flight[pos] = self._flight[self._nflight]
+        self._mons[self._flight[pos].slot].pos = pos
         m.pos = -1
 
     cdef void _idle_push(self, int32_t fd) noexcept:
@@ -1280,14 +1463,50 @@ cdef class HttpEngine:
         return True
 
     cdef bint _grow_mons(self, int32_t size) noexcept:
-        """Room for ``size`` monitor slots (and as many checks in flight)."""
+        """Room for ``size`` monitor slots."""
         mons = <Mon *>realloc(self._mons, size * sizeof(Mon))
         if mons == NULL:
             return False
         self._mons = mons
-        flight = <int32_t *>realloc(self._flight, size * sizeof(int32_t))
-        if flight == NULL:
-            return False
-        self._flight = flight
         self._cap_mons = size
         return True
+
+    cdef int _reserve(self, Py_ssize_t n) except -1:
+        """Room for ``n`` more bytes at the arena's end (it may move: no pointer into it
+        is kept across calls, only offsets)."""
+        cdef int64_t cap = self._arena_cap if self._arena_cap else 65536
+        if self._arena_len + n <= self._arena_cap:
+            return 0
+        while cap < self._arena_len + n:
+            cap *= 2
+        grown = <char *>realloc(self._arena, cap)
+        if grown == NULL:
+            raise MemoryError()
+        self._arena = grown
+        self._arena_cap = cap
+        return 0
+
+    cdef int _compact_maybe(self) except -1:
+        """Once garbage is over a megabyte and half the arena, copy the live pieces into a
+        new one: the arena stays within twice what is live, and each byte put is copied at
+        most once more on average."""
+        cdef int64_t live = self._arena_len - self._garbage, at = 0, cap = 65536
+        cdef int32_t s
+        cdef Mon *m
+        cdef char *fresh
+        if self._garbage <= 1 << 20 or 2 * self._garbage <= self._arena_len:
+            return 0
+        while cap < live + live // 4:
+            cap *= 2
+        fresh = <char *>malloc(cap)
+        if fresh == NULL:
+            raise MemoryError()
+        for s in range(self._nmons):
+            m = &self._mons[s]
+            if m.used:
+                memcpy(fresh + at, self._arena + m.at, m.req_len + m.packed_len)
+                m.at = at
+                at += m.req_len + m.packed_len
+        free(self._arena)
+        self._arena, self._arena_len, self._arena_cap, self._garbage = fresh, at, cap, 0
+        return 0

@@ -275,6 +275,81 @@ def test_engine_finds_exactly_its_monitors_among_thousands_added_and_removed() -
         engine.close()
 
 
+def test_engine_sends_every_request_whole_through_compaction_and_partial_writes() -> None:
+    """The engine keeps a request as its own part (request line and Host, in one arena for
+    all monitors) and a rest that monitors share (kept once). The peer must still get each
+    monitor's request byte for byte: after churn that compacts the arena (thousands of
+    monitors added, put to sleep with their packed definitions, woken and removed), and when
+    a request is far larger than the socket buffers (several sends across both parts, the
+    peer reading late). Asleep monitors' packed definitions come back as given; once every
+    monitor is gone, nothing of theirs is kept."""
+    from core.checkers.http import compiled_spec, prepare
+    from core.engine.scheduler import raw_sockaddr
+    from ext import ResultBuffer
+
+    got: dict[bytes, bytes] = {}
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.3)  # (the big request fills the socket buffers meanwhile)
+        request = await read_request(reader)
+        got[request.split(b" ", 2)[1]] = request
+        writer.write(respond(200, b"ok", {"Connection": "close"}))
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        buffer = ResultBuffer(64)
+        engine = HttpEngine(buffer, lambda count, notable: None, lambda mid: None)
+        loop.add_reader(engine.fileno(), engine.on_ready)
+        async with Peer(record) as peer:
+            origin = engine.origin(("127.0.0.1", peer.port))
+            engine.set_address(origin, socket.AF_INET, raw_sockaddr(socket.AF_INET, ("127.0.0.1", peer.port)))
+
+            def spec(path: str, fields: dict[str, Any]) -> tuple[Any, ...]:
+                found = compiled_spec(prepare(_monitor(1, peer.url(path), fields).spec))
+                assert found is not None
+                return found
+
+            body = bytes(range(256)) * (4 * 4096)  # 4 MiB
+            big = (f"POST /big HTTP/1.1\r\nHost: 127.0.0.1:{peer.port}\r\nContent-Length: {len(body)}\r\n"
+                   f"Connection: close\r\n\r\n").encode() + body
+            sent = {1: spec("/one", {}), 2: spec("/two", {}), 3: spec("/three", {"headers": {"X-Own": "three"}}),
+                    4: (*spec("/big", {})[:2], big, *spec("/big", {})[3:])}
+            for mid, (_, _, request, table, text, keep_alive, head, follow, max_body) in sent.items():
+                engine.add(mid, origin, request, table, text, 10.0, keep_alive, head, follow, max_body, 1000)
+                engine.sleep(mid, b"packed-%d" % mid * 50, 1, 0, 0, 0, 1)
+            _, _, filler, table, text, *_ = spec("/filler", {})
+            assert engine.memory()["tails"] == 3  # 1 and 2 share theirs
+            for round_ in range(3):  # churn: over a megabyte of garbage each round
+                for mid in range(100, 20_100):
+                    engine.add(mid, origin, filler + b"x" * round_, table, text, 1.0, False, False, False, 0, 1000)
+                    engine.sleep(mid, b"%d" % mid * 10, 0, 0, 0, 0, 1)
+                for mid in range(100, 20_100, 2):
+                    assert engine.wake(mid) is not None
+                for mid in range(100, 20_100):
+                    engine.remove(mid)
+            assert engine.memory()["garbage"] < 2 * engine.memory()["arena"] + (1 << 20)  # compacted
+            for mid in sent:
+                assert engine.packed(mid) == b"packed-%d" % mid * 50
+                assert engine.start(mid) == 1
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                engine.expire()
+                if len(buffer) >= len(sent):
+                    break
+            batch = buffer.flush()
+            assert sorted(batch["monitor_id"].tolist()) == sorted(sent) and batch["ok"].all()
+            assert got == {request.split(b" ", 2)[1]: request for _, _, request, *_ in sent.values()}
+            for mid in sent:
+                engine.remove(mid)
+            assert engine.memory() | {"garbage": 0} == {"arena": 0, "garbage": 0, "tails": 0, "tables": 0}
+        loop.remove_reader(engine.fileno())
+        engine.close()
+
+    uvloop.run(main())
+
+
 _HEADER_NAMES = ["Server", "X-Trace", "content-type", "CONNECTION", "Connection", "Cache-Control", "x-long-" + "n" * 40]
 _VALUE = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=24)
 
