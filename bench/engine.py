@@ -293,16 +293,19 @@ class Xuptime:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def load(self, urls: list[str], count: int, interval: int, keep_alive: bool, timeout: float = 1.0,
-             verify: bool = True) -> None:
+             verify: bool = True, distinct: bool = False) -> None:
+        """``distinct``: each monitor's URL its own (``?m=<i>`` added), as a user's monitors are;
+        else the ``urls`` in turn."""
         from core.storage.duckdb import DuckDBStore
 
         store = DuckDBStore(self.data_dir)
         url_list = "[" + ", ".join(f"'{u}'" for u in urls) + "]"
+        url = f"{url_list}[(i % {len(urls)}) + 1]" + (" || '?m=' || i" if distinct else "")
         store.con.execute(f"""
             INSERT INTO monitors (account_id, name, type, spec, interval_s, timeout_s, retries, recovery_threshold,
                                   paused, status, tags)
             SELECT 1, 'bench-' || i, 'http',
-                   json_object('type', 'http', 'url', {url_list}[(i % {len(urls)}) + 1],
+                   json_object('type', 'http', 'url', {url},
                                'keepAlive', {str(keep_alive).lower()}, 'verifyTls', {str(verify).lower()}),
                    {interval}, {timeout}, 0, 1, false, 'pending', []
             FROM range({count}) t(i)""")

@@ -2,6 +2,7 @@
 
 For each size, a fresh data dir gets that many HTTP monitors (a new connection per check, 300 s
 interval, bulk-loaded into DuckDB as ``bench.engine`` does) pointing at one local nginx (CPU 0),
+each at a URL of its own (``/?m=<i>``: nothing a monitor holds is shared with another by chance),
 and ``xuptime serve --workers 2`` starts pinned to CPU 1 (main and both workers share it, as
 on the issue's run). Measured:
 
@@ -46,7 +47,7 @@ def run(workdir: Path, nginx: Nginx, monitors: int, window: int) -> dict[str, An
     from core.cli import control_request
 
     x = Xuptime(workdir, f"scale-{monitors}")
-    x.load([nginx.url()], monitors, INTERVAL, keep_alive=False)
+    x.load([nginx.url()], monitors, INTERVAL, keep_alive=False, distinct=True)
     started = time.monotonic()
     x.start(workers=2)
     assert x.proc is not None

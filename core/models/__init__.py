@@ -138,6 +138,7 @@ Threshold = Annotated[int, msgspec.Meta(ge=1, le=100)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_WHITESPACE = re.compile(r"[ \r\n\t]")
 
 
 class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, tag="http",
@@ -164,18 +165,19 @@ class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
 
     def check_fields(self) -> list[FieldError]:
         errors: list[FieldError] = []
+        # (every monitor is checked again when the server starts: its netloc is read once)
         try:
             parts = urlsplit(self.url)
-            _ = parts.hostname
+            host = parts.hostname
         except ValueError:  # e.g. an unclosed "[" of an IPv6 address
             return [FieldError("url", "is not a valid URL")]
         if parts.scheme not in ("http", "https"):
             errors.append(FieldError("url", "must be an http:// or https:// URL"))
-        elif not parts.hostname:
+        elif not host:
             errors.append(FieldError("url", "must include a host"))
-        elif not valid_host(parts.hostname):
+        elif not valid_host(host):
             errors.append(FieldError("url", "the host is not a valid host name or IP address"))
-        elif parts.username is not None or parts.password is not None:
+        elif "@" in parts.netloc:  # (a user name, even an empty one, or a password)
             errors.append(FieldError("url", "must not hold credentials (user:password@); send an "
                                             "Authorization header instead"))
         else:
@@ -183,7 +185,7 @@ class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
                 _ = parts.port
             except ValueError:
                 errors.append(FieldError("url", "port must be in 1..65535"))
-        if any(c in self.url for c in " \r\n\t"):
+        if _WHITESPACE.search(self.url) is not None:
             errors.append(FieldError("url", "must not contain whitespace"))
         if self.method.upper() not in _METHODS:
             errors.append(FieldError("method", f"must be one of {', '.join(_METHODS)}"))
