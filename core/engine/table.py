@@ -128,7 +128,7 @@ class MonitorTable(Mapping[int, Monitor]):
         self._fit(mid)
         if not self._held[mid]:
             self._count += 1
-        self._packed.put(mid, pack(monitor))
+        self._packed.put(mid, pack(monitor, name=False))  # (the name is in ``_names``)
         self._held[mid] = True
         self._revisions += 1
         self._revision[mid] = self._revisions
@@ -171,7 +171,9 @@ class MonitorTable(Mapping[int, Monitor]):
         packed = self._packed.get(monitor_id)
         if packed is None:
             raise KeyError(monitor_id)
-        return unpack(packed, self.status(monitor_id))
+        monitor = unpack(packed, self.status(monitor_id))
+        monitor.name = self.name(monitor_id)
+        return monitor
 
     def __contains__(self, monitor_id: object) -> bool:
         return isinstance(monitor_id, int) and 0 <= monitor_id < len(self._held) and bool(self._held[monitor_id])
@@ -183,7 +185,8 @@ class MonitorTable(Mapping[int, Monitor]):
         return iter(self.ids())
 
     def packed(self, monitor_id: int) -> bytes:
-        """The monitor as ``pack`` wrote it (its status then: ``status`` says the live one)."""
+        """The monitor as ``pack`` wrote it without its name (workers need none; ``name`` has
+        it), and with its status then (``status`` says the live one)."""
         packed = self._packed.get(monitor_id)
         if packed is None:
             raise KeyError(monitor_id)

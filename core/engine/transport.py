@@ -45,8 +45,9 @@ class Hello(Frame, tag="hello"):
 
 
 class Upsert(Frame, tag="upsert"):
-    """Monitors to add or replace, each as ``core.models.packed.pack`` wrote it, with its
-    live status beside it: a worker keeps a compiled monitor as those bytes."""
+    """Monitors to add or replace, each as ``core.models.packed.pack`` wrote it (the main
+    process's without its name: a worker needs none), with its live status beside it: a
+    worker keeps a compiled monitor as those bytes."""
 
     monitors: list[bytes]
     statuses: list[str]

@@ -65,10 +65,10 @@ def _expander(cls: type[msgspec.Struct]) -> Any:
 
 
 @functools.cache
-def _valuer(cls: type[msgspec.Struct]) -> Any:
+def _valuer(cls: type[msgspec.Struct], blank: str | None = None) -> Any:
     """A function that writes a ``cls`` as ``[mask, *values that differ from their defaults]``:
     a nested Struct likewise, a spec (a field of several Struct types) as ``[kind, mask,
-    *values]``. Generated code, as ``_expander``."""
+    *values]``; the str field ``blank`` (if any) written empty. Generated code, as ``_expander``."""
     names, nested, defaults, _ = _layout(cls)
     env: dict[str, Any] = {"valuer": _valuer}
     lines = ["def values(obj):", "    out = [0]", "    mask = 0"]
@@ -80,7 +80,9 @@ def _valuer(cls: type[msgspec.Struct]) -> Any:
         else:
             lines.append("    if True:")
         lines.append(f"        mask |= {1 << i}")
-        if nested[i] is not None:
+        if name == blank:
+            lines.append('        out.append("")')
+        elif nested[i] is not None:
             lines.append(f"        out.append(None if v is None else valuer(n{i})(v))")
         elif cls is Monitor and name == "spec":
             lines.append("        out.append(None if v is None else [v.kind, *valuer(type(v))(v)])")
@@ -91,8 +93,10 @@ def _valuer(cls: type[msgspec.Struct]) -> Any:
     return env["values"]
 
 
-def pack(monitor: Monitor) -> bytes:
-    return _encoder.encode(_valuer(Monitor)(monitor))
+def pack(monitor: Monitor, *, name: bool = True) -> bytes:
+    """``name`` False: the name left out (unpacked as ""), for a holder that keeps names
+    apart or needs none (``MonitorTable``, and the workers it sends monitors to)."""
+    return _encoder.encode(_valuer(Monitor, None if name else "name")(monitor))
 
 
 def unpack(packed: bytes, status: str | None = None) -> Monitor:

@@ -99,13 +99,29 @@ def test_a_monitor_left_at_every_default_comes_back_with_fresh_defaults(kind: st
     assert second.tags == [] and unpack(pack(bare)).tags == []
 
 
+def test_the_table_keeps_each_name_once_and_gives_monitors_back_whole() -> None:
+    """``MonitorTable`` packs monitors without their names (it keeps names in an arena of
+    their own, for search): what it gives back has the name, and what it packed is that much
+    smaller."""
+    from core.models.packed import pack, unpack
+
+    monitor = _full("http", 5)
+    monitor.name = "a rather long monitor name, as people give them"
+    nameless = pack(monitor, name=False)
+    assert unpack(nameless) == msgspec.structs.replace(monitor, name="")
+    assert len(pack(monitor)) - len(nameless) >= len(monitor.name.encode())
+    table = MonitorTable([monitor])
+    assert table[5] == monitor and table.packed(5) == nameless and table.name(5) == monitor.name
+
+
 def test_upsert_frames_carry_packed_monitors_and_their_live_statuses() -> None:
     monitors = [_full(kind, mid) for mid, kind in enumerate(sorted(KINDS), start=1)]
     monitors[0].status = "up"
     frame = msgspec.msgpack.Decoder(AnyFrame).decode(msgspec.msgpack.encode(
         Upsert.from_table(MonitorTable(monitors), [m.id for m in monitors])))
     assert isinstance(frame, Upsert)
-    assert [monitor for monitor, _ in frame.decoded()] == monitors
+    # (without their names, which the main process keeps apart and a worker never needs)
+    assert [monitor for monitor, _ in frame.decoded()] == [msgspec.structs.replace(m, name="") for m in monitors]
     broken = Upsert(monitors=frame.monitors, statuses=frame.statuses[:-1])
     with pytest.raises(ValueError):
         list(broken.decoded())
