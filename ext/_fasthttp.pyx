@@ -238,7 +238,8 @@ cdef class _Shared:
     last user goes. ``data``/``size`` point into the strings, which ``_items`` keeps alive."""
 
     cdef:
-        dict _ids       # string -> index
+        dict _ids       # key -> index
+        list _keys      # index -> key, None when free
         list _items     # index -> string, None when free
         list _notes     # index -> what the caller keeps beside it (a status table's text)
         list _free
@@ -248,31 +249,33 @@ cdef class _Shared:
         int32_t cap
 
     def __cinit__(self):
-        self._ids, self._items, self._notes, self._free = {}, [], [], []
+        self._ids, self._keys, self._items, self._notes, self._free = {}, [], [], [], []
 
     def __dealloc__(self):
         free(self.users)
         free(self.data)
         free(self.size)
 
-    cdef int32_t take(self, bytes item, object note) except -1:
-        """The index of ``item`` (added on first use), counting one user more."""
+    cdef int32_t take(self, object key, bytes item, object note) except -1:
+        """The index of ``key`` (added with ``item`` and ``note`` on first use), counting one
+        user more."""
         cdef int32_t i
-        found = self._ids.get(item)
+        found = self._ids.get(key)
         if found is not None:
             i = found
             self.users[i] += 1
             return i
         if self._free:
             i = self._free.pop()
-            self._items[i], self._notes[i] = item, note
+            self._keys[i], self._items[i], self._notes[i] = key, item, note
         else:
             i = len(self._items)
             if i == self.cap:
                 self._grow()
+            self._keys.append(key)
             self._items.append(item)
             self._notes.append(note)
-        self._ids[item] = i
+        self._ids[key] = i
         self.users[i] = 1
         self.data[i] = PyBytes_AS_STRING(item)
         self.size[i] = <int32_t>PyBytes_GET_SIZE(item)
@@ -282,8 +285,8 @@ cdef class _Shared:
         """One user of index ``i`` fewer."""
         self.users[i] -= 1
         if self.users[i] == 0:
-            del self._ids[self._items[i]]
-            self._items[i] = self._notes[i] = None
+            del self._ids[self._keys[i]]
+            self._keys[i] = self._items[i] = self._notes[i] = None
             self._free.append(i)
         return 0
 
@@ -531,8 +534,13 @@ cdef class HttpEngine:
             eol = <const char *>memmem(eol + 2, n - (eol + 2 - r), b"\r\n", 2)
             if eol != NULL:
                 own = eol + 2 - r
-        m.tail = -1 if own == n else self._tails.take(request[own:], None)
-        m.table = self._tables.take(expected, expected_text)
+        if own < n:
+            rest = request[own:]
+            m.tail = self._tails.take(rest, rest, None)
+        else:
+            m.tail = -1
+        # (by its text: two lists can make one table, and a failure quotes the monitor's own)
+        m.table = self._tables.take(expected_text, expected, expected_text)
         self._reserve(own)
         m.at = self._arena_len
         memcpy(self._arena + m.at, r, own)

@@ -350,6 +350,42 @@ def test_engine_sends_every_request_whole_through_compaction_and_partial_writes(
     uvloop.run(main())
 
 
+def test_a_failed_status_quotes_the_monitors_own_expected_statuses() -> None:
+    """Status tables are kept once for the monitors that share them, and two lists make one
+    table ("200-299" and "200-250, 251-299"): a failure still quotes each monitor's own list,
+    as the general checker does (kept by that list, not by the table)."""
+    from core.checkers.http import compiled_spec, prepare
+    from core.engine.scheduler import raw_sockaddr
+    from ext import ResultBuffer
+
+    async def main() -> dict[int, str]:
+        loop = asyncio.get_running_loop()
+        buffer = ResultBuffer(16)
+        engine = HttpEngine(buffer, lambda count, notable: None, lambda mid: None)
+        loop.add_reader(engine.fileno(), engine.on_ready)
+        async with Peer(http_handler(503)) as peer:
+            origin = engine.origin(("127.0.0.1", peer.port))
+            engine.set_address(origin, socket.AF_INET, raw_sockaddr(socket.AF_INET, ("127.0.0.1", peer.port)))
+            for mid, statuses in ((1, ["200-299"]), (2, ["200-250", "251-299"])):
+                spec = compiled_spec(prepare(_monitor(mid, peer.url(), {"expectedStatus": statuses}).spec))
+                assert spec is not None
+                _, _, request, table, text, keep_alive, head, follow, max_body = spec
+                engine.add(mid, origin, request, table, text, 5.0, keep_alive, head, follow, max_body, 1000)
+                assert engine.start(mid) == 1
+            for _ in range(300):
+                await asyncio.sleep(0.01)
+                engine.expire()
+                if len(buffer) >= 2:
+                    break
+        loop.remove_reader(engine.fileno())
+        engine.close()
+        batch = buffer.flush()
+        errors = dict(zip(batch["error_rows"].tolist(), batch["error_texts"], strict=True))
+        return {mid: errors[i] for i, mid in enumerate(batch["monitor_id"].tolist())}
+
+    assert uvloop.run(main()) == {1: "status 503, expected 200-299", 2: "status 503, expected 200-250,251-299"}
+
+
 _HEADER_NAMES = ["Server", "X-Trace", "content-type", "CONNECTION", "Connection", "Cache-Control", "x-long-" + "n" * 40]
 _VALUE = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=24)
 
