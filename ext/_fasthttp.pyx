@@ -183,6 +183,16 @@ cdef inline int64_t wall_us() noexcept nogil:
     return <int64_t>ts.tv_sec * 1000000 + ts.tv_nsec // 1000
 
 
+cdef inline int64_t doubled(int64_t cap, int64_t first, int64_t need) noexcept nogil:
+    """A buffer's new capacity: ``cap`` (``first`` while it has none) doubled until it holds
+    ``need`` bytes."""
+    if cap == 0:
+        cap = first
+    while cap < need:
+        cap *= 2
+    return cap
+
+
 cdef inline bint name_is(const char *p, Py_ssize_t n, const char *lower, Py_ssize_t m) noexcept nogil:
     """``p[:n]`` equals ``lower`` (lowercase ASCII, length ``m``) ignoring ASCII case."""
     cdef Py_ssize_t i
@@ -1051,9 +1061,7 @@ cdef class HttpEngine:
                 if c.head_len + n > MAX_HEAD + 3:
                     return self._hand_over(fd)
                 if c.head_len + n > c.head_cap:
-                    cap = c.head_cap * 2 if c.head_cap else 1024
-                    while cap < c.head_len + n:
-                        cap *= 2
+                    cap = doubled(c.head_cap, 1024, c.head_len + n)
                     grown = <char *>realloc(c.head, cap)
                     if grown == NULL:
                         raise MemoryError()
@@ -1482,11 +1490,10 @@ cdef class HttpEngine:
     cdef int _reserve(self, Py_ssize_t n) except -1:
         """Room for ``n`` more bytes at the arena's end (it may move: no pointer into it
         is kept across calls, only offsets)."""
-        cdef int64_t cap = self._arena_cap if self._arena_cap else 65536
+        cdef int64_t cap
         if self._arena_len + n <= self._arena_cap:
             return 0
-        while cap < self._arena_len + n:
-            cap *= 2
+        cap = doubled(self._arena_cap, 65536, self._arena_len + n)
         grown = <char *>realloc(self._arena, cap)
         if grown == NULL:
             raise MemoryError()
@@ -1498,14 +1505,13 @@ cdef class HttpEngine:
         """Once garbage is over a megabyte and half the arena, copy the live pieces into a
         new one: the arena stays within twice what is live, and each byte put is copied at
         most once more on average."""
-        cdef int64_t live = self._arena_len - self._garbage, at = 0, cap = 65536
+        cdef int64_t live = self._arena_len - self._garbage, at = 0
+        cdef int64_t cap = doubled(0, 65536, live + live // 4)
         cdef int32_t s
         cdef Mon *m
         cdef char *fresh
         if self._garbage <= 1 << 20 or 2 * self._garbage <= self._arena_len:
             return 0
-        while cap < live + live // 4:
-            cap *= 2
         fresh = <char *>malloc(cap)
         if fresh == NULL:
             raise MemoryError()
