@@ -100,7 +100,7 @@ async def _run_here(data_dir: Path, op: str, args: dict[str, Any], read_only: bo
         except duckdb.IOException as exc:
             raise CommandError(f"cannot open the database (is another process using it?): {exc}") from None
         try:
-            monitors = await threads.write(lambda: MonitorTable(store.each_monitor()))
+            monitors = await threads.write(lambda: MonitorTable.from_batches(store.monitor_batches()))
             services = Services.build(store, threads, DormantEngine(monitors))
             await services.load()
             try:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from core import heap
 from core.engine.scheduler import LATENESS_BUCKETS
 from core.engine.table import MonitorTable
 from core.engine.transport import (
@@ -179,6 +180,8 @@ class Engine:
                 return
             # (``from_table`` leaves out what was deleted while the shard was being sent)
             await handle.channel.send(Upsert.from_table(table, mine[i:i + UPSERT_CHUNK]))
+        del mine
+        heap.trim()  # (the frames' bytes, freed: a million monitors' worth at a start)
 
     # control -----------------------------------------------------------------------------
     def _owner(self, monitor_id: int) -> _WorkerHandle:

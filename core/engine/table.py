@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from core.models import KINDS, STATUSES, Monitor
-from core.models.packed import pack, unpack
+from core.models.packed import Blobs, MonitorBatch, pack, unpack
 
 __all__ = ["MonitorTable"]
 
@@ -55,6 +55,17 @@ class _Arena:
         self._at[i] = len(self._buf)
         self._size[i] = len(data)
         self._buf += data
+        if self._garbage > self._COMPACT_ABOVE and 2 * self._garbage > len(self._buf):
+            self._compact()
+
+    def put_many(self, ids: np.ndarray, blobs: Blobs) -> None:
+        """``put`` of ``blobs[j]`` at ``ids[j]`` for every ``j`` (ids distinct), in one copy."""
+        old = self._size[ids]
+        self._garbage += int(old[old >= 0].sum())
+        base = len(self._buf) - blobs.offsets.item(0)
+        self._at[ids] = blobs.offsets[:-1] + base
+        self._size[ids] = np.diff(blobs.offsets).astype(np.int32)
+        self._buf += blobs.data[blobs.offsets.item(0):blobs.offsets.item(len(blobs))]
         if self._garbage > self._COMPACT_ABOVE and 2 * self._garbage > len(self._buf):
             self._compact()
 
@@ -142,6 +153,43 @@ class MonitorTable(Mapping[int, Monitor]):
         else:
             self._tags.pop(mid, None)
         self.set_status(mid, monitor.status)
+
+    @classmethod
+    def from_batches(cls, batches: Iterable[MonitorBatch]) -> MonitorTable:
+        """A table of stored monitors as the store reads them out in columns
+        (``monitor_batches``): a million in about a second, no ``Monitor`` built."""
+        table = cls()
+        for batch in batches:
+            table.put_batch(batch)
+        return table
+
+    def put_batch(self, batch: MonitorBatch) -> None:
+        """``put`` of every monitor of ``batch`` (ids distinct), column by column."""
+        ids = np.asarray(batch.ids, dtype=np.int64)
+        if not len(ids):
+            return
+        if int(ids.min()) < 0:
+            raise ValueError("monitor ids cannot be negative")
+        self._fit(int(ids.max()))
+        replaced = ids[self._held[ids]]
+        self._count += len(ids) - len(replaced)
+        self._packed.put_many(ids, batch.packed)
+        self._names.put_many(ids, batch.names)
+        self._held[ids] = True
+        self._revision[ids] = np.arange(self._revisions + 1, self._revisions + 1 + len(ids))
+        self._revisions += len(ids)
+        self._kind[ids] = [_KIND_CODES.get(kind, _NO_KIND) for kind in batch.kinds]
+        self._paused[ids] = batch.paused
+        self._account[ids] = batch.accounts
+        for mid in replaced.tolist():
+            self._tags.pop(mid, None)
+            self._odd_status.pop(mid, None)
+        self._tags.update(batch.tags)
+        codes = [_STATUS_CODES.get(status, -1) for status in batch.statuses]
+        for at in (i for i, code in enumerate(codes) if code < 0):
+            self._odd_status[int(ids[at])] = batch.statuses[at]
+            codes[at] = 0
+        self._status[ids] = codes
 
     def set_status(self, monitor_id: int, status: str) -> None:
         if monitor_id not in self:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core import demo
+from core import demo, heap
 from core.alerting.outbox import Dispatcher
 from core.engine.supervisor import Engine
 from core.engine.table import MonitorTable
@@ -106,8 +106,8 @@ class ServeProcess:
         if self.demo:
             demo_target = await demo.start_target()
             await threads.write(demo.ensure_monitors, store, demo_target.base_url)
-        # (read into the table as they come: never a Python object a monitor for all of them)
-        monitors = await threads.write(lambda: MonitorTable(store.each_monitor()))
+        # (read as columns into the table: no Python object a monitor)
+        monitors = await threads.write(lambda: MonitorTable.from_batches(store.monitor_batches()))
 
         catalog = Catalog(history_memory=self.history_memory)
         alerts: Dispatcher | None = None
@@ -123,6 +123,9 @@ class ServeProcess:
         gate.load(monitors)
         ingest.gate = gate
         ingest.flaps = flaps = FlapGuard(self.flap_changes, self.flap_window_s)
+        # DuckDB's cache of the blocks the start read (every monitor), dropped while nothing
+        # else queries (a query beside it would run under its tiny limit)
+        await threads.write(store.evict_cached_blocks)
         # (the listener is bound: connections wait for the app; the dashboard's address is the
         # first thing a new user reads, before any log line)
         self._banner(base_url, len(monitors), demo_target, services.users.needs_setup())
@@ -149,6 +152,7 @@ class ServeProcess:
         gc.set_threshold(50_000, 20, 100)
         gc.freeze()
         gc.enable()
+        heap.trim()  # (what the start built and dropped; the workers' shards: ``Engine``)
         if _slow_collections not in gc.callbacks:
             gc.callbacks.append(_slow_collections)
         try:

@@ -15,13 +15,16 @@ only when it has the default's type too (``1`` is not ``True``).
 from __future__ import annotations
 
 import functools
+import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from core.models import KINDS, Monitor
 
-__all__ = ["pack", "unpack"]
+__all__ = ["LAYOUT", "Blobs", "MonitorBatch", "pack", "unpack"]
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
@@ -105,3 +108,63 @@ def unpack(packed: bytes, status: str | None = None) -> Monitor:
     if status is not None:
         monitor.status = status
     return monitor
+
+
+def _layout_text(cls: type[msgspec.Struct], seen: set[type]) -> str:
+    if cls in seen:
+        return cls.__name__
+    seen.add(cls)
+    names, nested, defaults, factories = _layout(cls)
+    # (the same text in every process: no object's address, no random factory's value)
+    shown = ["required" if d is _REQUIRED else f"fresh {getattr(f, '__qualname__', f)}"
+             if f is not None and f() != f() else repr(d) for d, f in zip(defaults, factories, strict=True)]
+    inner = [_layout_text(n, seen) for n in nested if n is not None]
+    return f"{cls.__name__}{names!r}{shown!r}{inner!r}"
+
+
+#: What ``pack`` writes depends on: every packed Struct's field names, in order, and their
+#: defaults. Bytes stored beside a monitor (``monitors.packed``) are used only under the
+#: layout they were written with; any change of a field or a default changes this text and
+#: the stored bytes are made again from the monitor's columns.
+LAYOUT: str = hashlib.blake2b(
+    "".join(_layout_text(cls, set()) for cls in (Monitor, *KINDS.values())).encode(), digest_size=8).hexdigest()
+
+
+class Blobs:
+    """Byte strings as one buffer and ``len + 1`` offsets (int64): string ``i`` is
+    ``data[offsets[i]:offsets[i + 1]]``. What a column of a million strings takes without
+    an object a string (Arrow's binary arrays have this shape)."""
+
+    __slots__ = ("data", "offsets")
+
+    def __init__(self, data: Any, offsets: np.ndarray) -> None:
+        self.data = memoryview(data).cast("B")
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+
+    @classmethod
+    def of(cls, items: list[bytes]) -> Blobs:
+        offsets = np.zeros(len(items) + 1, dtype=np.int64)
+        np.cumsum([len(item) for item in items], out=offsets[1:])
+        return cls(b"".join(items), offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.data[self.offsets.item(i):self.offsets.item(i + 1)].tobytes()
+
+
+@dataclass(slots=True)
+class MonitorBatch:
+    """Stored monitors as columns, row ``i`` of each one monitor: what the main process's
+    table is filled from without a ``Monitor`` object a monitor. ``packed`` holds ``pack``'s
+    bytes of each without its name (``name=False``); ``tags`` only monitors that have some."""
+
+    ids: np.ndarray  # int64
+    accounts: np.ndarray  # int64
+    paused: np.ndarray  # bool
+    kinds: list[str]
+    statuses: list[str]
+    names: Blobs  # (UTF-8)
+    packed: Blobs
+    tags: dict[int, tuple[str, ...]]

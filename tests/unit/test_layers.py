@@ -19,10 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("core", "ext", "api", "web")
 _PYX_IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+c?import\b|c?import\s+([\w.]+(?:\s*,\s*[\w.]+)*))", re.M)
 
-#: Modules that may be imported by the pure ones (models, state, clock): computation, no I/O.
+#: Modules that may be imported by the pure ones (models, state, clock): computation, no I/O
+#: (numpy: the columns ``core.models.packed.MonitorBatch`` carries monitors in).
 PURE_ALLOWED = ("__future__", "typing", "dataclasses", "enum", "functools", "hashlib", "ipaddress", "re", "secrets",
                 "math", "collections", "datetime", "time", "bisect", "itertools", "abc", "calendar",
-                "urllib.parse", "msgspec", "core.models", "core.state", "core.clock")
+                "urllib.parse", "msgspec", "numpy", "core.models", "core.state", "core.clock")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import json
 import logging
 from collections.abc import Iterator
@@ -10,6 +11,8 @@ from typing import Any
 import duckdb
 import msgspec
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.models import (
     Monitor,
@@ -17,6 +20,7 @@ from core.models import (
     MonitorValidationError,
     parse_monitor,
 )
+from core.models.packed import LAYOUT, Blobs, MonitorBatch, pack
 from core.storage.duckdb.common import (
     SPEC_TYPES,
     iso,
@@ -25,15 +29,47 @@ from core.storage.duckdb.common import (
 
 __all__ = ["MonitorStore"]
 
+#: The columns a monitor's packed bytes (``monitors.packed``) are made from, as stored, in the
+#: order ``source_hash`` hashes them.
+_SOURCE = ("id", "account_id", "type", "spec", "interval_s", "timeout_s", "retries", "recovery_threshold", "paused",
+           "tags", "integrations")
+_SOURCE_TYPES = ("BIGINT", "BIGINT", "VARCHAR", "JSON", "INTEGER", "DOUBLE", "INTEGER", "INTEGER", "BOOLEAN",
+                 "VARCHAR[]", "BIGINT[]")
+
+
+def source_hash(values: tuple[str, ...] = _SOURCE) -> str:
+    """SQL for the hash of a monitor's source columns (``values``: expressions for them, in
+    ``_SOURCE``'s order, each cast to its column's type) and of ``$layout``
+    (``packed.LAYOUT``): ``monitors.packed`` is the row's monitor while ``packed_of`` equals
+    it, whoever changed the row since (an older xuptime, an operator's SQL) and however
+    ``pack``'s layout changed."""
+    typed = [f"({v})::{t}" for v, t in zip(values, _SOURCE_TYPES, strict=True)]
+    return f"hash({', '.join(typed)}, $layout)"
+
+
 _NEW_ROW = ('{"id": "BIGINT", "account_id": "BIGINT", "name": "VARCHAR", "type": "VARCHAR", "spec": "VARCHAR",'
             ' "interval_s": "INTEGER", "timeout_s": "DOUBLE", "retries": "INTEGER", "recovery_threshold": "INTEGER",'
-            ' "paused": "BOOLEAN", "status": "VARCHAR", "tags": "VARCHAR[]", "integrations": "BIGINT[]"}')
+            ' "paused": "BOOLEAN", "status": "VARCHAR", "tags": "VARCHAR[]", "integrations": "BIGINT[]",'
+            ' "packed": "VARCHAR"}')
 _INSERT_MONITORS = f"""
     INSERT INTO monitors (id, account_id, name, type, spec, interval_s, timeout_s, retries, recovery_threshold, paused,
-                          status, tags, integrations, created_at, updated_at)
+                          status, tags, integrations, created_at, updated_at, packed, packed_of)
     SELECT r.id, r.account_id, r.name, r.type, r.spec, r.interval_s, r.timeout_s, r.retries, r.recovery_threshold,
-           r.paused, r.status, r.tags, r.integrations, $now, $now
+           r.paused, r.status, r.tags, r.integrations, $now, $now, from_base64(r.packed),
+           {source_hash(tuple(f"r.{c}" for c in _SOURCE))}
     FROM (SELECT unnest(from_json($rows, '[{_NEW_ROW}]')) AS r)"""
+#: The packed bytes made again at start, stored unless the row changed since it was read.
+_STORE_PACKED = f"""
+    UPDATE monitors SET packed = w.packed, packed_of = w.source FROM _xuptime_packed w
+    WHERE monitors.id = w.id AND {source_hash(tuple(f"monitors.{c}" for c in _SOURCE))} = w.source"""
+
+
+def _blobs(column: pa.Array) -> Blobs:
+    """An Arrow string or binary column without nulls as ``Blobs``, without a copy."""
+    large = pa.types.is_large_binary(column.type) or pa.types.is_large_string(column.type)
+    _, offsets, data = column.buffers()
+    at = np.frombuffer(offsets, dtype=np.int64 if large else np.int32)[column.offset:column.offset + len(column) + 1]
+    return Blobs(data if data is not None else b"", at)
 
 log = logging.getLogger("xuptime.storage")
 
@@ -42,6 +78,9 @@ class MonitorStore:
     """Monitors: create (many in one statement), update, pause, delete, read back."""
 
     con: duckdb.DuckDBPyConnection
+    read_only: bool
+    #: Monitors the last ``monitor_batches`` decoded, checked and packed (not stored bytes).
+    repacked: int = 0
 
     # monitors ---------------------------------------------------------------------------
     def create_monitor(self, monitor: Monitor) -> Monitor:
@@ -59,12 +98,17 @@ class MonitorStore:
             return []
         now = utcnow()
         ids = self._take_monitor_ids(len(monitors))  # (a failed insert leaves a gap: harmless)
-        rows = [{"id": mid, "account_id": m.account_id, "name": m.name, "type": m.type,
-                 "spec": msgspec.json.encode(m.spec).decode(), "interval_s": m.interval, "timeout_s": m.timeout,
-                 "retries": m.retries, "recovery_threshold": m.recovery_threshold, "paused": m.paused,
-                 "status": "paused" if m.paused else "pending", "tags": m.tags, "integrations": m.integrations}
-                for mid, m in zip(ids, monitors, strict=True)]
-        self.con.execute(_INSERT_MONITORS, {"rows": msgspec.json.encode(rows).decode(), "now": now})
+        rows = []
+        for mid, m in zip(ids, monitors, strict=True):
+            status = "paused" if m.paused else "pending"
+            packed = pack(msgspec.structs.replace(m, id=mid, status=status), name=False)
+            rows.append({"id": mid, "account_id": m.account_id, "name": m.name, "type": m.type,
+                         "spec": msgspec.json.encode(m.spec).decode(), "interval_s": m.interval,
+                         "timeout_s": m.timeout, "retries": m.retries, "recovery_threshold": m.recovery_threshold,
+                         "paused": m.paused, "status": status, "tags": m.tags, "integrations": m.integrations,
+                         "packed": binascii.b2a_base64(packed, newline=False).decode()})
+        self.con.execute(_INSERT_MONITORS, {"rows": msgspec.json.encode(rows).decode(), "now": now,
+                                            "layout": LAYOUT})
         stamp = iso(now)
         out = []
         for monitor, row in zip(monitors, rows, strict=True):
@@ -107,15 +151,24 @@ class MonitorStore:
         return found
 
     def _update(self, monitor: Monitor, paused_changed: bool, now: Any) -> tuple[Monitor, MonitorTimes] | None:
-        status = ", paused = ?, status = ?, status_since = ?" if paused_changed else ""
-        extra = [monitor.paused, "paused" if monitor.paused else "pending", now] if paused_changed else []
+        status = ", paused = $paused, status = $status, status_since = $now" if paused_changed else ""
+        params: dict[str, Any] = {
+            "id": monitor.id, "name": monitor.name, "spec": msgspec.json.encode(monitor.spec).decode(),
+            "interval": monitor.interval, "timeout": monitor.timeout, "retries": monitor.retries,
+            "recovery": monitor.recovery_threshold, "tags": monitor.tags, "integrations": monitor.integrations,
+            "now": now, "layout": LAYOUT,
+            # (the bytes as of this change; the status in them is never read: the live one is)
+            "packed": pack(monitor, name=False)}
+        if paused_changed:
+            params |= {"paused": monitor.paused, "status": "paused" if monitor.paused else "pending"}
+        source = source_hash(("id", "account_id", "type", "$spec", "$interval", "$timeout", "$retries", "$recovery",
+                              "$paused" if paused_changed else "paused", "$tags", "$integrations"))
         row = self.con.execute(
-            f"""UPDATE monitors SET name = ?, spec = ?, interval_s = ?, timeout_s = ?, retries = ?,
-                    recovery_threshold = ?, tags = ?, integrations = ?, updated_at = ?{status} WHERE id = ?
+            f"""UPDATE monitors SET name = $name, spec = $spec, interval_s = $interval, timeout_s = $timeout,
+                    retries = $retries, recovery_threshold = $recovery, tags = $tags, integrations = $integrations,
+                    updated_at = $now, packed = $packed, packed_of = {source}{status} WHERE id = $id
                 RETURNING {self._MONITOR_COLUMNS}, created_at, updated_at, status_since""",
-            [monitor.name, msgspec.json.encode(monitor.spec).decode(), monitor.interval, monitor.timeout,
-             monitor.retries, monitor.recovery_threshold, monitor.tags, monitor.integrations, now, *extra,
-             monitor.id],
+            params,
         ).fetchone()
         return None if row is None else self._with_times(row)
 
@@ -215,6 +268,90 @@ class MonitorStore:
                 except MonitorValidationError as exc:
                     # A row written by an older version (or by hand) must not stop the server.
                     log.error("monitor %s is invalid and is skipped: %s", row[0], exc)
+
+    def monitor_batches(self, rows: int = 65_536) -> Iterator[MonitorBatch]:
+        """Every stored monitor, in the order stored, as columns (``MonitorBatch``) of up to
+        ``rows`` monitors: what the main process holds them as, read without a ``Monitor``
+        built. A row's stored packed bytes are used while its source hash matches; any other
+        row is decoded and checked as ``each_monitor`` does (an invalid one is logged and
+        skipped), packed, and (unless the store is read-only) its bytes stored for the next
+        start, unless the row changed in the meantime."""
+        fresh = f"packed IS NOT NULL AND packed_of = {source_hash()}"
+        if not self._has_packed():  # (a read-only open of an older database)
+            fresh = "false"
+        sql = f"""
+            SELECT id, account_id, name, type, paused, status, CASE WHEN len(tags) > 0 THEN tags END AS tags,
+                   CASE WHEN {fresh} THEN packed END AS packed,
+                   CASE WHEN {fresh} THEN NULL ELSE spec END AS spec, interval_s, timeout_s, retries,
+                   recovery_threshold, coalesce(integrations, []) AS integrations,
+                   CASE WHEN {fresh} THEN NULL ELSE {source_hash()} END AS source
+            FROM monitors"""
+        self.repacked = 0
+        cursor = self.con.cursor()  # (the writer's connection stores the bytes made while this reads)
+        try:
+            reader = cursor.execute(sql, {"layout": LAYOUT}).to_arrow_reader(rows)
+            for batch in reader:
+                if batch.num_rows:
+                    yield self._monitor_batch(batch)
+        finally:
+            cursor.close()
+        if self.repacked:
+            log.info("%d monitors were packed again (written before this version, by hand, or under another"
+                     " layout)", self.repacked)
+
+    def _has_packed(self) -> bool:
+        row = self.con.execute("SELECT count(*) FROM information_schema.columns"
+                               " WHERE table_name = 'monitors' AND column_name = 'packed'").fetchone()
+        return bool(row and row[0])
+
+    def _monitor_batch(self, batch: pa.RecordBatch) -> MonitorBatch:
+        column = batch.column
+        ids = column("id").to_numpy()
+        keep = np.ones(len(ids), dtype=np.bool_)
+        packed_column = column("packed")
+        if packed_column.null_count:  # rows to decode, check and pack
+            packed: list[bytes | None] = packed_column.to_pylist()
+            made = []
+            names = ("id", "account_id", "name", "type", "spec", "interval_s", "timeout_s", "retries",
+                     "recovery_threshold", "paused", "status", "tags", "integrations")
+            stale = np.flatnonzero(pc.is_null(packed_column).to_numpy(zero_copy_only=False))
+            for at, row in zip(stale.tolist(), batch.take(pa.array(stale)).select(names).to_pylist(), strict=True):
+                row["tags"] = row["tags"] or []
+                try:
+                    monitor = self._monitor_from_row(tuple(row.values()))
+                except MonitorValidationError as exc:
+                    log.error("monitor %s is invalid and is skipped: %s", row["id"], exc)
+                    keep[at] = False
+                    continue
+                packed[at] = pack(monitor, name=False)
+                made.append(at)
+            self.repacked += len(made)
+            if made and not self.read_only:
+                chosen = np.asarray(made, dtype=np.int64)
+                self.con.register("_xuptime_packed", pa.table({
+                    "id": pa.array(ids[chosen]), "packed": pa.array([packed[at] for at in made], pa.binary()),
+                    "source": column("source").take(pa.array(chosen))}))
+                try:
+                    self.con.execute(_STORE_PACKED, {"layout": LAYOUT})
+                finally:
+                    self.con.unregister("_xuptime_packed")
+            blobs = Blobs.of([p for p, k in zip(packed, keep.tolist(), strict=True) if k])  # type: ignore[misc]
+        else:
+            blobs = _blobs(packed_column)
+        tags_column = column("tags")
+        with_tags = np.flatnonzero(pc.is_valid(tags_column).to_numpy(zero_copy_only=False) & keep)
+        tags = {int(ids[at]): tuple(tags_column[at].as_py()) for at in with_tags.tolist()}
+        names_column = column("name")
+        if not keep.all():
+            chosen = pa.array(np.flatnonzero(keep))
+            names_column = names_column.take(chosen)
+        kinds, statuses = column("type").to_pylist(), column("status").to_pylist()
+        if not keep.all():
+            kinds = [k for k, kept in zip(kinds, keep.tolist(), strict=True) if kept]
+            statuses = [s for s, kept in zip(statuses, keep.tolist(), strict=True) if kept]
+        return MonitorBatch(ids=ids[keep], accounts=column("account_id").to_numpy()[keep],
+                            paused=column("paused").to_numpy(zero_copy_only=False)[keep], kinds=kinds,
+                            statuses=statuses, names=_blobs(names_column), packed=blobs, tags=tags)
 
     def list_monitors(self, account_id: int | None = None) -> list[Monitor]:
         monitors = list(self.each_monitor(account_id))
