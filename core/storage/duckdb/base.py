@@ -137,15 +137,20 @@ class StoreBase:
     def evict_cached_blocks(self) -> None:
         """Drop the table blocks DuckDB keeps cached (unpinned, kept until memory is short: the
         default limit is 80% of RAM), by setting a tiny memory limit (DuckDB evicts down to it)
-        and the default back. For the server's start: reading every monitor leaves about 30 MB
+        and the one before back. For the server's start: reading every monitor leaves about 30 MB
         of blocks per million monitors cached that nothing reads again soon. Writer thread
         only, with no query running on another."""
+        row = self.con.execute("SELECT current_setting('memory_limit')").fetchone()
+        assert row is not None
+        limit = str(row[0])
         try:
             self.con.execute("SET memory_limit = '1MB'")
         except duckdb.Error:  # (more is pinned than that, an index: what could be dropped was)
             pass
         finally:
-            self.con.execute("RESET memory_limit")
+            # (set back by value: ``RESET memory_limit`` shows the default again but leaves the
+            # buffer manager at the tiny limit, DuckDB 1.5.5)
+            self.con.execute(f"SET memory_limit = '{limit}'")
 
     def close(self) -> None:
         for _ in range(READERS + 1):

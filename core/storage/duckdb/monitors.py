@@ -277,11 +277,12 @@ class MonitorStore:
         skipped), packed, and (unless the store is read-only) its bytes stored for the next
         start, unless the row changed in the meantime."""
         fresh = f"packed IS NOT NULL AND packed_of = {source_hash()}"
+        packed = f"CASE WHEN {fresh} THEN packed END"
         if not self._has_packed():  # (a read-only open of an older database)
-            fresh = "false"
+            fresh, packed = "false", "NULL::BLOB"
         sql = f"""
             SELECT id, account_id, name, type, paused, status, CASE WHEN len(tags) > 0 THEN tags END AS tags,
-                   CASE WHEN {fresh} THEN packed END AS packed,
+                   {packed} AS packed,
                    CASE WHEN {fresh} THEN NULL ELSE spec END AS spec, interval_s, timeout_s, retries,
                    recovery_threshold, coalesce(integrations, []) AS integrations,
                    CASE WHEN {fresh} THEN NULL ELSE {source_hash()} END AS source
