@@ -142,6 +142,8 @@ class ServeProcess:
                       loop.create_task(jobs.reminders(store, threads, alerts)),
                       loop.create_task(jobs.maintenance(gate, ingest.put)),
                       loop.create_task(jobs.flapping(flaps, store, threads, ingest.wake_alerts)),
+                      loop.create_task(jobs.trim_heap()),
+                      # (these two last: the shutdown stops them first and saves once more)
                       loop.create_task(jobs.save_agents(services.agents)),
                       loop.create_task(jobs.save_usage(services.accounts))]
         await engine.start()
