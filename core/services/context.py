@@ -355,32 +355,43 @@ def _iso_seconds_of(text: str) -> int:
 
 class MonitorTimesTable:
     """Each monitor's ``createdAt``, ``updatedAt`` and ``statusSince`` as whole seconds since
-    the epoch (what the API shows: ISO 8601 to the second), in int64 arrays indexed by monitor
-    id (ids are dense: a database sequence); ``NONE`` where a time is null. A ``MonitorTimes``
-    is built when asked for (a page builds one per monitor shown). A dict of Structs holding
-    ISO strings cost the main process about 470 bytes a monitor; the arrays cost 25."""
+    the epoch (what the API shows: ISO 8601 to the second), in uint32 arrays indexed by monitor
+    id (ids are dense: a database sequence; seconds fit until 2106); ``NONE`` (0) where a time
+    is null. A ``MonitorTimes`` is built when asked for (a page builds one per monitor shown).
+    A dict of Structs holding ISO strings cost the main process about 470 bytes a monitor;
+    the arrays cost 13."""
 
-    NONE = np.iinfo(np.int64).min
+    NONE = 0
+    #: What ``Store.monitor_times`` marks a null time with.
+    STORED_NONE = np.iinfo(np.int64).min
 
     def __init__(self) -> None:
         self._known = np.zeros(1024, dtype=np.bool_)
-        self._cols = np.full((3, 1024), self.NONE, dtype=np.int64)  # created, updated, since
+        self._cols = np.full((3, 1024), self.NONE, dtype=np.uint32)  # created, updated, since
 
     def _fit(self, top: int) -> None:
         if top >= len(self._known):
             size = max(top + 1, 2 * len(self._known))
             self._known = np.concatenate([self._known, np.zeros(size - len(self._known), dtype=np.bool_)])
-            grown = np.full((3, size), self.NONE, dtype=np.int64)
+            grown = np.full((3, size), self.NONE, dtype=np.uint32)
             grown[:, :self._cols.shape[1]] = self._cols
             self._cols = grown
 
+    @classmethod
+    def _column(cls, seconds: np.ndarray) -> np.ndarray:
+        """Seconds as stored (int64, ``STORED_NONE`` for null) as held: uint32, ``NONE`` for
+        null (a time outside 1970-2106, which no monitor has, is clipped into it)."""
+        seconds = np.asarray(seconds, dtype=np.int64)
+        return np.where(seconds == cls.STORED_NONE, cls.NONE, np.clip(seconds, 1, 2**32 - 1)).astype(np.uint32)
+
     def load(self, ids: np.ndarray, created: np.ndarray, updated: np.ndarray, since: np.ndarray) -> None:
-        """Every monitor's times at once (arrays of equal length; ``NONE`` for null)."""
+        """Every monitor's times at once (arrays of equal length; ``STORED_NONE`` for null)."""
         if not len(ids):
             return
         self._fit(int(ids.max()))
         self._known[ids] = True
-        self._cols[0, ids], self._cols[1, ids], self._cols[2, ids] = created, updated, since
+        self._cols[0, ids], self._cols[1, ids], self._cols[2, ids] = (self._column(created), self._column(updated),
+                                                                       self._column(since))
 
     def get(self, monitor_id: int, default: MonitorTimes | None = None) -> MonitorTimes | None:
         if not 0 <= monitor_id < len(self._known) or not self._known.item(monitor_id):
@@ -393,7 +404,7 @@ class MonitorTimesTable:
         """``statusSince`` of each of ``ids`` (None where unknown), in one gather."""
         at = np.asarray(ids, dtype=np.int64)
         inside = (at >= 0) & (at < len(self._known))
-        seconds = np.full(len(at), self.NONE, dtype=np.int64)
+        seconds = np.full(len(at), self.NONE, dtype=np.uint32)
         seconds[inside] = self._cols[2, at[inside]]
         return [self._iso(value) for value in seconds.tolist()]
 
@@ -407,7 +418,7 @@ class MonitorTimesTable:
     def status_changed(self, monitor_id: int, ts_us: int) -> None:
         """A known monitor has had its status since ``ts_us``."""
         if 0 <= monitor_id < len(self._known) and self._known.item(monitor_id):
-            self._cols[2, monitor_id] = ts_us // 1_000_000
+            self._cols[2, monitor_id] = min(max(ts_us // 1_000_000, 1), 2**32 - 1)
 
     def pop(self, monitor_id: int) -> None:
         if 0 <= monitor_id < len(self._known):
@@ -423,7 +434,7 @@ class MonitorTimesTable:
 
     @classmethod
     def _seconds(cls, text: str | None) -> int:
-        return cls.NONE if text is None else _iso_seconds_of(text)
+        return cls.NONE if text is None else min(max(_iso_seconds_of(text), 1), 2**32 - 1)
 
 
 class LastChecks:
@@ -435,13 +446,13 @@ class LastChecks:
 
     def __init__(self) -> None:
         self._ts = np.zeros(1024, dtype=np.int64)  # 0: none
-        self._latency = np.zeros(1024, dtype=np.int64)
+        self._latency = np.zeros(1024, dtype=np.int32)  # (µs: 35 minutes fit; a check times out before)
 
     def _fit(self, top: int) -> None:
         if top >= len(self._ts):
             size = max(top + 1, 2 * len(self._ts))
             self._ts = np.concatenate([self._ts, np.zeros(size - len(self._ts), dtype=np.int64)])
-            self._latency = np.concatenate([self._latency, np.zeros(size - len(self._latency), dtype=np.int64)])
+            self._latency = np.concatenate([self._latency, np.zeros(size - len(self._latency), dtype=np.int32)])
 
     def load(self, known: dict[int, tuple[int, int]]) -> None:
         if not known:
@@ -449,7 +460,7 @@ class LastChecks:
         ids = np.fromiter(known, dtype=np.int64, count=len(known))
         values = np.array(list(known.values()), dtype=np.int64).reshape(-1, 2)
         self._fit(int(ids.max()))
-        self._ts[ids], self._latency[ids] = values[:, 0], values[:, 1]
+        self._ts[ids], self._latency[ids] = values[:, 0], np.clip(values[:, 1], 0, 2**31 - 1)
 
     def note(self, batch: dict[str, Any]) -> None:
         ids = batch["monitor_id"]
@@ -459,7 +470,7 @@ class LastChecks:
         last = len(ids) - 1 - first_in_rev
         self._fit(int(unique[-1]))
         self._ts[unique] = batch["ts_us"][last]
-        self._latency[unique] = batch["latency_us"][last]
+        self._latency[unique] = np.clip(batch["latency_us"][last], 0, 2**31 - 1)
 
     def get_many(self, ids: list[int]) -> list[tuple[int, int] | None]:
         """``get`` of each of ``ids`` at once (ids of held monitors)."""
