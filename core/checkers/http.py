@@ -85,11 +85,12 @@ class _Target:
     def __init__(self, url: str, method: str, headers: dict[str, str], body: str | None,
                  keep_alive: bool, user_agent: bytes, own_host: bool = True) -> None:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        host = parts.hostname  # (parsed from the netloc at each read: read once)
+        if parts.scheme not in ("http", "https") or not host:
             raise ValueError(f"unsupported URL {url!r}")
         self.url = url
         self.tls = parts.scheme == "https"
-        self.host = parts.hostname
+        self.host = host
         self.port = parts.port or (443 if self.tls else 80)
         self.ip = is_ip_literal(self.host)
         self.sni = self.host  # an IP is verified against IP SANs; ssl then sends no SNI
