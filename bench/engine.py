@@ -340,16 +340,23 @@ class Xuptime:
             time.sleep(0.5)
         raise RuntimeError("monitors did not load in time")
 
-    def window(self, seconds: float) -> dict[str, Any]:
+    def window(self, seconds: float, rss_every: float | None = None) -> dict[str, Any]:
         """Measure ``seconds`` of the running server: the window's bounds (µs), stats at both
         ends, CPU seconds of the main process and of the workers over it, lateness p50/p99 from
-        the workers' histograms, RSS of the main process and of each worker at its end."""
+        the workers' histograms, RSS of the main process and of each worker at its end; with
+        ``rss_every``, also the total RSS (main + workers) sampled that often through the
+        window (``rss_samples``: it moves by tens of MB within seconds at a million monitors)."""
         assert self.proc is not None
         s0 = self.stats()
         workers = [w["pid"] for w in s0["workers"]]
         cpu0 = (cpu_seconds([self.proc.pid]), cpu_seconds(workers))
         t0 = time.time_ns() // 1000
-        time.sleep(seconds)
+        samples: list[int] = []
+        end = time.monotonic() + seconds
+        while rss_every is not None and time.monotonic() + rss_every < end:
+            samples.append(sum(_main_rss(pid) for pid in [self.proc.pid, *workers]))
+            time.sleep(rss_every)
+        time.sleep(max(0.0, end - time.monotonic()))
         t1 = time.time_ns() // 1000
         cpu1 = (cpu_seconds([self.proc.pid]), cpu_seconds(workers))
         s1 = self.stats()
@@ -361,7 +368,8 @@ class Xuptime:
 
         return {"t0": t0, "t1": t1, "s0": s0, "s1": s1, "main_cpu_s": cpu1[0] - cpu0[0],
                 "workers_cpu_s": cpu1[1] - cpu0[1], "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99),
-                "main_rss": _main_rss(self.proc.pid), "workers_rss": [_main_rss(pid) for pid in workers]}
+                "main_rss": _main_rss(self.proc.pid), "workers_rss": [_main_rss(pid) for pid in workers],
+                "rss_samples": samples}
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
