@@ -14,11 +14,14 @@ shared by every monitor, so slot ``hour % HOURS`` belongs to one hour at a time;
 tracks the newest and slots of hours that have left the window are zeroed as it moves.
 Each monitor has its checks an hour; its failed checks an hour only while it has any in the
 window (a row of a pool, ``_fail_at``: most monitors never fail in a day, and a row is given
-back once its failures have left the window); up = checks - failed. Counts saturate at
-65,535 an hour (a check every 55 ms). Memory: ``BARS * 2 + 12 + HOURS * 2`` bytes per
-monitor id (120 bytes; 120 MB for a million monitors, where 64-bit timestamps, 32-bit counts
-and latencies and a byte an outcome took 582), and ``HOURS * 2 + 8`` for each one that failed
-in the last day.
+back once its failures have left the window); up = checks - failed. Checks an hour are
+a byte a monitor (255: a check every 14 s) until a monitor has more in one hour; it then
+counts in a 16-bit row of another pool (``_wide_at``), given back once no hour of the window
+holds more than 255. Counts saturate at 65,535 an hour (a check every 55 ms). Memory:
+``BARS * 2 + 16 + HOURS`` bytes per monitor id (100 bytes; 100 MB for a million monitors,
+where 64-bit timestamps, 32-bit counts and latencies and a byte an outcome took 582), and
+``HOURS * 2 + 8`` for each one that failed in the last day or is checked more often than every
+14 s.
 """
 
 from __future__ import annotations
@@ -68,7 +71,10 @@ class RecentWindow:
         self._latency = np.zeros((0, BARS), dtype=np.uint16)  # ``encode_latency`` codes
         self._ok = np.zeros(0, dtype=np.uint32)  # bit i: slot i's check was ok
         self._next = np.zeros(0, dtype=np.uint32)  # per monitor: checks noted so far (ring position)
-        self._checks = np.zeros((0, HOURS), dtype=np.uint16)
+        self._checks = np.zeros((0, HOURS), dtype=np.uint8)  # (0 while the monitor has a wide row)
+        self._wide_at = np.zeros(0, dtype=np.int32)  # its row of ``_wide`` + 1 (0: none)
+        self._wide = np.zeros((0, HOURS), dtype=np.uint16)  # (the pool of wide rows of checks)
+        self._wide_of = np.zeros(0, dtype=np.int64)  # a wide row's monitor (-1: free)
         self._fail_at = np.zeros(0, dtype=np.int32)  # its row of ``_fails`` + 1 (0: none)
         self._fails = np.zeros((0, HOURS), dtype=np.uint16)  # (the pool of failure rows)
         self._fail_of = np.zeros(0, dtype=np.int64)  # a pool row's monitor (-1: free)
@@ -84,6 +90,7 @@ class RecentWindow:
         self._ok = _grown(self._ok, new)
         self._next = _grown(self._next, new)
         self._checks = _grown(self._checks, new)
+        self._wide_at = _grown(self._wide_at, new)
         self._fail_at = _grown(self._fail_at, new)
 
     def _advance(self, hour: int) -> None:
@@ -92,11 +99,18 @@ class RecentWindow:
             return
         for h in range(max(self._hour + 1, hour - HOURS + 1), hour + 1):
             self._checks[:, h % HOURS] = 0
+            self._wide[:, h % HOURS] = 0
             self._fails[:, h % HOURS] = 0
         self._hour = hour
         clear = np.flatnonzero((self._fail_of >= 0) & ~self._fails.any(axis=1))
         self._fail_at[self._fail_of[clear]] = 0  # (their failures left the window)
         self._fail_of[clear] = -1
+        narrow = np.flatnonzero((self._wide_of >= 0) & (self._wide.max(axis=1, initial=0) <= 255))
+        owners = self._wide_of[narrow]  # (no hour left over 255: back to a byte an hour)
+        self._checks[owners] = self._wide[narrow]
+        self._wide_at[owners] = 0
+        self._wide_of[narrow] = -1
+        self._wide[narrow] = 0  # (a free row counts nothing: ``checks_per_hour`` sums them all)
 
     def note(self, batch: dict[str, Any], held: np.ndarray | None = None) -> None:
         """Take a stored batch's rows (columns ``monitor_id``, ``ts_us``, ``ok``, ``latency_us``);
@@ -147,7 +161,17 @@ class RecentWindow:
         owners, hours = keys // HOURS, keys % HOURS
         total = np.bincount(index, weights=checks, minlength=len(keys)).astype(np.int64)
         failed = total - np.bincount(index, weights=up, minlength=len(keys)).astype(np.int64)
-        self._checks[owners, hours] = np.minimum(self._checks[owners, hours].astype(np.int64) + total, 65_535)
+        narrow = self._wide_at[owners] == 0
+        over = narrow.copy()
+        over[narrow] = self._checks[owners[narrow], hours[narrow]].astype(np.int64) + total[narrow] > 255
+        if over.any():
+            self._widen(np.unique(owners[over]))
+            narrow = self._wide_at[owners] == 0
+        (o, h), t = (owners[narrow], hours[narrow]), total[narrow]
+        self._checks[o, h] = self._checks[o, h] + t  # (none over 255: those went wide above)
+        wide = ~narrow
+        rows, h = self._wide_at[owners[wide]] - 1, hours[wide]
+        self._wide[rows, h] = np.minimum(self._wide[rows, h].astype(np.int64) + total[wide], 65_535)
         some = failed > 0
         if not some.any():
             return
@@ -155,6 +179,25 @@ class RecentWindow:
         self._give_rows(np.unique(owners))
         rows = self._fail_at[owners] - 1
         self._fails[rows, hours] = np.minimum(self._fails[rows, hours].astype(np.int64) + failed, 65_535)
+
+    def _widen(self, owners: np.ndarray) -> None:
+        """A wide row for each of ``owners`` (unique, none wide yet), holding its counts so far."""
+        free = np.flatnonzero(self._wide_of < 0)
+        if len(free) < len(owners):
+            size = len(self._wide_of)
+            new = max(size + len(owners) - len(free), 2 * size, 64)
+            self._wide = _grown(self._wide, new)
+            self._wide_of = np.concatenate([self._wide_of, np.full(new - size, -1, dtype=np.int64)])
+            free = np.flatnonzero(self._wide_of < 0)
+        rows = free[:len(owners)]
+        self._wide[rows] = self._checks[owners]
+        self._checks[owners] = 0
+        self._wide_of[rows] = owners
+        self._wide_at[owners] = rows + 1
+
+    def _counted(self, monitor_id: int, slots: list[int] | slice) -> int:
+        row = int(self._wide_at[monitor_id]) - 1
+        return int(self._wide[row, slots].sum()) if row >= 0 else int(self._checks[monitor_id, slots].sum())
 
     def _give_rows(self, owners: np.ndarray) -> None:
         """A failure row for each of ``owners`` (ascending, unique) that has none."""
@@ -188,13 +231,13 @@ class RecentWindow:
 
     def checks_per_hour(self) -> float:
         """Checks an hour, every monitor together, over the window."""
-        return float(self._checks.sum()) / HOURS
+        return float(self._checks.sum(dtype=np.int64) + self._wide.sum(dtype=np.int64)) / HOURS
 
     def uptime(self, monitor_id: int) -> tuple[int, int]:
         """``(checks, up)`` over the window's hours (the current one so far included)."""
         if not 0 <= monitor_id < len(self._next):
             return 0, 0
-        checks = int(self._checks[monitor_id].sum())
+        checks = self._counted(monitor_id, slice(None))
         return checks, max(0, checks - self._failed(monitor_id, slice(None)))
 
     def since(self, monitor_id: int, hour_us: int) -> tuple[int, int]:
@@ -205,13 +248,18 @@ class RecentWindow:
         slots = [h % HOURS for h in range(first, self._hour + 1)]
         if not slots:
             return 0, 0
-        checks = int(self._checks[monitor_id, slots].sum())
+        checks = self._counted(monitor_id, slots)
         return checks, max(0, checks - self._failed(monitor_id, slots))
 
     def forget(self, monitor_id: int) -> None:
         if 0 <= monitor_id < len(self._next):
             self._next[monitor_id] = 0
             self._checks[monitor_id] = 0
+            wide = int(self._wide_at[monitor_id]) - 1
+            if wide >= 0:
+                self._wide_at[monitor_id] = 0
+                self._wide_of[wide] = -1
+                self._wide[wide] = 0
             row = int(self._fail_at[monitor_id]) - 1
             if row >= 0:
                 self._fail_at[monitor_id] = 0

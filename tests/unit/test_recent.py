@@ -100,3 +100,47 @@ def test_failure_rows_are_held_only_while_failures_are_in_the_window() -> None:
     assert window.uptime(8) == (0, 0) and int((window._fail_of >= 0).sum()) == 1
     window.add(np.array([8]), np.array([later + HOUR_US + 2]), np.array([1]), np.array([1]))
     assert window.uptime(8) == (1, 1) and window.since(7, later) == (1, 0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 3), st.integers(0, 30 * HOUR_US), st.integers(1, 400), st.booleans()),
+                max_size=25))
+def test_monitors_checked_more_than_255_times_an_hour_count_exactly(bursts: list[tuple[int, int, int, bool]]) -> None:
+    """Checks an hour are a byte a monitor until one hour holds more than 255; the counts,
+    up and the checks an hour of all monitors stay exact through the switch and back."""
+    window = RecentWindow()
+    seen: list[tuple[int, int, bool]] = []
+    clock = START
+    for monitor, dt, count, ok in sorted(bursts, key=lambda b: b[1]):
+        at = max(clock, START + dt)
+        ts = at + np.arange(count)
+        clock = at + count
+        window.add(np.full(count, monitor), ts, np.full(count, int(ok)), np.ones(count, dtype=np.int64))
+        seen += [(monitor, int(t), ok) for t in ts]
+    newest_hour = max((ts for _, ts, _ in seen), default=0) // HOUR_US
+    recent = [(m, ok) for m, ts, ok in seen if ts // HOUR_US > newest_hour - HOURS]
+    for monitor in range(1, 4):
+        mine = [ok for m, ok in recent if m == monitor]
+        assert window.uptime(monitor) == (len(mine), sum(mine))
+    assert window.checks_per_hour() == len(recent) / HOURS
+
+
+def test_a_busy_monitor_counts_in_a_wide_row_until_its_busy_hours_leave() -> None:
+    window = RecentWindow()
+    n = 3_600  # (a check a second for an hour)
+    window.add(np.r_[np.full(n, 9), [10]], START + np.arange(n + 1), np.ones(n + 1, dtype=np.uint8),
+               np.ones(n + 1, dtype=np.int64))
+    assert window.uptime(9) == (n, n) and window.uptime(10) == (1, 1)
+    assert window._checks.dtype == np.uint8 and int((window._wide_of >= 0).sum()) == 1
+    assert window.since(9, START) == (n, n) and window.checks_per_hour() == (n + 1) / HOURS
+    next_hour = START + HOUR_US  # (100 more the next hour: kept when the busy hour leaves)
+    window.add(np.full(100, 9), next_hour + np.arange(100), np.ones(100, dtype=np.uint8), np.ones(100, dtype=np.int64))
+    quiet = START + HOURS * HOUR_US  # (a day later: the busy hour left the window)
+    window.add(np.array([9]), np.array([quiet]), np.array([0]), np.array([1]))
+    assert window.uptime(9) == (101, 100) and int((window._wide_of >= 0).sum()) == 0
+    assert window.checks_per_hour() == 101 / HOURS
+    window.add(np.full(300, 11), quiet + 1 + np.arange(300), np.ones(300, dtype=np.uint8), np.ones(300, dtype=np.int64))
+    assert window.uptime(11) == (300, 300) and int((window._wide_of >= 0).sum()) == 1
+    window.forget(11)
+    assert window.uptime(11) == (0, 0) and int((window._wide_of >= 0).sum()) == 0
+    assert window.checks_per_hour() == 101 / HOURS
