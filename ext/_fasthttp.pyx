@@ -653,6 +653,13 @@ cdef class HttpEngine:
         return PyBytes_FromStringAndSize(self._arena + self._mons[s].at + self._mons[s].req_len,
                                          self._mons[s].packed_len)
 
+    def head(self, int64_t monitor_id):
+        """A monitor's own request part (the request line and ``Host``), else None."""
+        cdef int32_t s = idmap_get(&self._slots, monitor_id)
+        if s < 0:
+            return None
+        return PyBytes_FromStringAndSize(self._arena + self._mons[s].at, self._mons[s].req_len)
+
     def wake(self, int64_t monitor_id):
         """Take an asleep monitor's state back: ``(packed, status, failures, successes,
         origin)``; None when it is not asleep here. It stays on this path."""

@@ -58,7 +58,7 @@ from core.models import (
     parse_status_ranges,
 )
 
-__all__ = ["PreparedHttp", "check", "compiled_spec", "prepare", "start"]
+__all__ = ["PreparedHttp", "check", "compiled_spec", "prepare", "start", "url_of_head"]
 
 MAX_HEADER_BYTES = 64 * 1024
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
@@ -118,6 +118,21 @@ class _Target:
         if payload or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(payload)}")
         self.request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + payload
+
+
+def url_of_head(head: bytes | None) -> str | None:
+    """The ``http`` URL a request's own part names (its request line and ``Host``, as
+    ``_Target`` writes them): ``http://`` + Host + the request target; None when ``head`` is
+    not such a part. Equal to the monitor's URL only when that URL can be rebuilt from it
+    (no custom Host, no userinfo, no fragment, the port as written...): callers compare."""
+    if not head:
+        return None
+    line, _, rest = head.partition(b"\r\n")
+    host = rest.split(b"\r\n", 1)[0]
+    words = line.split(b" ")
+    if len(words) != 3 or not host.startswith(b"Host: "):
+        return None
+    return "http://" + host[6:].decode("latin-1") + words[1].decode("latin-1")
 
 
 class PreparedHttp:

@@ -41,11 +41,14 @@ class Entry(MonitorState):
     came in (``packed``) and rebuilds its ``Monitor`` and prepared spec when asked for."""
 
     __slots__ = ("_monitor", "_prepared", "account_id", "checker", "compiled", "due_ms", "interval_ms", "origin",
-                 "packed", "paused", "recovery", "retries", "timeout")
+                 "packed", "paused", "recovery", "retries", "short", "timeout")
 
     def __init__(self, monitor: Monitor, checker: Checker, packed: bytes | None = None) -> None:
         self._monitor: Monitor | None = monitor
         self.packed = packed
+        #: What the compiled engine keeps of it asleep, when not ``packed``: the bytes without
+        #: its URL (``Scheduler._compile``).
+        self.short: bytes | None = None
         self.checker = checker
         self.account_id = monitor.account_id
         self._prepared: Any = checker.prepare(monitor if checker.next_due is not None else monitor.spec)

@@ -41,13 +41,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from core.checkers import REGISTRY, CheckContext, Checker, Env, http
+from core.checkers.http import url_of_head
 from core.clock import Clock, MonotonicClock
 from core.engine.entry import STATUS_CODES, STATUS_NAMES, Entry
-from core.models import CheckResult, ErrorCode, Monitor, Transition, is_ip_literal, is_private_address
-from core.models.packed import unpack
+from core.models import CheckResult, ErrorCode, HttpSpec, Monitor, Transition, is_ip_literal, is_private_address
+from core.models.packed import pack, unpack
 from core.state import MonitorState, observe
 from ext import HttpEngine, ResultBuffer, TimingWheel
 
@@ -228,7 +230,17 @@ class Scheduler:
         state = self.fast.state(mid) if self.fast is not None else None
         if state is None:
             return None
-        return unpack(self.fast.packed(mid), STATUS_NAMES[state[0]])
+        return self._whole(mid, unpack(self.fast.packed(mid), STATUS_NAMES[state[0]]))
+
+    def _whole(self, mid: int, monitor: Monitor) -> Monitor:
+        """An asleep monitor as it came: its URL, if it was left out of the bytes the engine
+        keeps (``_compile``), put back from its request line and ``Host``."""
+        spec = monitor.spec
+        if not isinstance(spec, HttpSpec) or spec.url:
+            return monitor
+        url = url_of_head(self.fast.head(mid))
+        assert url is not None  # (left out only when the head gave it back: ``_compile``)
+        return msgspec.structs.replace(monitor, spec=msgspec.structs.replace(spec, url=url))
 
     def _entry(self, mid: int) -> Entry | None:
         """The monitor's entry; one asleep in the compiled engine is woken into one (held
@@ -240,7 +252,12 @@ class Scheduler:
         if woken is None:
             return None
         packed, status, failures, successes, origin = woken
-        entry = Entry(unpack(packed), REGISTRY["http"], packed)
+        monitor, short = unpack(packed), None
+        if isinstance(monitor.spec, HttpSpec) and not monitor.spec.url:  # (kept without its URL)
+            monitor, short = self._whole(mid, monitor), packed
+            packed = pack(monitor)
+        entry = Entry(monitor, REGISTRY["http"], packed)
+        entry.short = short
         entry.status, entry.failures, entry.successes = STATUS_NAMES[status], failures, successes
         entry.compiled, entry.origin = True, self._origin_at[origin]
         entry.shed()
@@ -255,7 +272,8 @@ class Scheduler:
             return
         entry.shed()
         assert entry.packed is not None
-        self.fast.sleep(mid, entry.packed, STATUS_CODES.get(entry.status, 0), entry.failures, entry.successes,
+        kept = entry.short if entry.short is not None else entry.packed
+        self.fast.sleep(mid, kept, STATUS_CODES.get(entry.status, 0), entry.failures, entry.successes,
                         entry.retries, entry.recovery)
         del self.entries[mid]
 
@@ -357,6 +375,11 @@ class Scheduler:
                       entry.interval_ms, phase_offset(mid, entry.interval_ms))
         self.fast.set_quiet(mid, entry.status == "up" and not entry.failures)
         entry.compiled, entry.origin = True, key
+        # Asleep, it is kept without its URL when its request line and Host give it back
+        # exactly (``_whole``): the URL is most of a plain monitor's packed bytes.
+        spec = monitor.spec
+        if isinstance(spec, HttpSpec) and url_of_head(self.fast.head(mid)) == spec.url:
+            entry.short = pack(monitor, url=False)  # (its name as given: workers get none)
         entry.shed()
 
     def _release(self, mid: int, entry: Entry) -> None:

@@ -68,12 +68,13 @@ def _expander(cls: type[msgspec.Struct]) -> Any:
 
 
 @functools.cache
-def _valuer(cls: type[msgspec.Struct], blank: str | None = None) -> Any:
+def _valuer(cls: type[msgspec.Struct], blank: str | None = None, spec_blank: str | None = None) -> Any:
     """A function that writes a ``cls`` as ``[mask, *values that differ from their defaults]``:
     a nested Struct likewise, a spec (a field of several Struct types) as ``[kind, mask,
-    *values]``; the str field ``blank`` (if any) written empty. Generated code, as ``_expander``."""
+    *values]``; the str field ``blank`` (if any) written empty, and the spec's field
+    ``spec_blank`` (if it has one). Generated code, as ``_expander``."""
     names, nested, defaults, _ = _layout(cls)
-    env: dict[str, Any] = {"valuer": _valuer}
+    env: dict[str, Any] = {"valuer": _valuer, "spec_blank": spec_blank}
     lines = ["def values(obj):", "    out = [0]", "    mask = 0"]
     for i, name in enumerate(names):
         env[f"d{i}"], env[f"t{i}"], env[f"n{i}"] = defaults[i], type(defaults[i]), nested[i]
@@ -88,7 +89,7 @@ def _valuer(cls: type[msgspec.Struct], blank: str | None = None) -> Any:
         elif nested[i] is not None:
             lines.append(f"        out.append(None if v is None else valuer(n{i})(v))")
         elif cls is Monitor and name == "spec":
-            lines.append("        out.append(None if v is None else [v.kind, *valuer(type(v))(v)])")
+            lines.append("        out.append(None if v is None else [v.kind, *valuer(type(v), spec_blank)(v)])")
         else:
             lines.append("        out.append(v)")
     lines += ["    out[0] = mask", "    return out"]
@@ -96,10 +97,12 @@ def _valuer(cls: type[msgspec.Struct], blank: str | None = None) -> Any:
     return env["values"]
 
 
-def pack(monitor: Monitor, *, name: bool = True) -> bytes:
+def pack(monitor: Monitor, *, name: bool = True, url: bool = True) -> bytes:
     """``name`` False: the name left out (unpacked as ""), for a holder that keeps names
-    apart or needs none (``MonitorTable``, and the workers it sends monitors to)."""
-    return _encoder.encode(_valuer(Monitor, None if name else "name")(monitor))
+    apart or needs none (``MonitorTable``, and the workers it sends monitors to); ``url``
+    False: an HTTP spec's URL left out likewise, for a holder that keeps it in another form
+    (a worker's compiled engine, in its request line and ``Host``)."""
+    return _encoder.encode(_valuer(Monitor, None if name else "name", None if url else "url")(monitor))
 
 
 def unpack(packed: bytes, status: str | None = None) -> Monitor:

@@ -294,3 +294,54 @@ def test_a_monitor_asleep_in_the_engine_keeps_its_state_when_replaced_removed_or
         assert rows["monitor_id"].tolist() == [1, 1, 1, 1, 2] and rows["ok"].tolist() == [False, True, True, True, True]
 
     uvloop.run(main())
+
+
+def test_a_monitor_asleep_without_its_url_comes_back_whole() -> None:
+    """A compiled monitor whose URL its request line and Host give back exactly is kept
+    asleep without it (the URL is most of its bytes); any other keeps it. Either way, read,
+    woken by an edit, or handed to the general checker, it comes back as given."""
+    from tests.servers import read_request
+
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)  # (chunked framing is the general checker's: a hand-over)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                     b"5\r\nhello\r\n0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        s = Scheduler(Sink())  # the real clock: the compiled path on
+        assert s.fast is not None
+        async with Peer(chunked) as odd:
+            port = odd.url().split(":")[2].split("/")[0]
+            urls = {1: odd.url() + "status?x=1&y=%20z",  # rebuilt: left out
+                    2: f"http://127.0.0.1:{port}/a#fragment",  # (not sent: kept)
+                    3: "http://127.0.0.1:80/explicit-default-port",  # (Host: without it: kept)
+                    4: f"http://127.0.0.1:{port}",  # (sent as "/": kept)
+                    5: f"http://127.0.0.1:{port}/h"}  # (its own Host header: kept)
+            given = {mid: monitor(mid, url, interval=60, **({"headers": {"Host": "vhost"}} if mid == 5 else {}))
+                     for mid, url in urls.items()}
+            for m in given.values():
+                s.upsert(m)
+                s.wheel.cancel(m.id)
+            assert s.fast.asleep == 5 and not s.entries
+            for mid, m in given.items():
+                assert s.monitor(mid) == m
+                kept = s.fast.packed(mid)
+                assert (urls[mid].encode() in kept) == (mid != 1), mid
+            assert len(s.fast.packed(1)) < len(s.fast.packed(2)) - len(urls[1]) // 2
+            # woken by an edit (its counters carried), then asleep again as the edit
+            s.upsert(msgspec.structs.replace(given[1], name="renamed"))
+            s.wheel.cancel(1)
+            assert s.monitor(1) == msgspec.structs.replace(given[1], name="renamed") and not s.entries
+            assert urls[1].encode() not in s.fast.packed(1)
+            # handed to the general checker: held whole from then on
+            s.start(asyncio.get_running_loop())
+            assert s.fast.start(1) == 1
+            while s.fast.inflight or s.inflight:
+                await asyncio.sleep(0.002)
+            assert 1 in s.entries and s.monitor(1).spec.url == urls[1]
+            assert s.entries[1].prepared.first.url == urls[1]
+        await s.stop()
+
+    uvloop.run(main())
