@@ -49,7 +49,7 @@ from core.checkers.http import url_of_head
 from core.clock import Clock, MonotonicClock
 from core.engine.entry import STATUS_CODES, STATUS_NAMES, Entry
 from core.models import CheckResult, ErrorCode, HttpSpec, Monitor, Transition, is_ip_literal, is_private_address
-from core.models.packed import pack, unpack
+from core.models.packed import pack, unpack, without_url
 from core.state import MonitorState, observe
 from ext import HttpEngine, ResultBuffer, TimingWheel
 
@@ -379,7 +379,8 @@ class Scheduler:
         # exactly (``_whole``): the URL is most of a plain monitor's packed bytes.
         spec = monitor.spec
         if isinstance(spec, HttpSpec) and url_of_head(self.fast.head(mid)) == spec.url:
-            entry.short = pack(monitor, url=False)  # (its name as given: workers get none)
+            short = without_url(entry.packed, spec.url) if entry.packed is not None else None
+            entry.short = short if short is not None else pack(monitor, url=False)
         entry.shed()
 
     def _release(self, mid: int, entry: Entry) -> None:

@@ -23,6 +23,7 @@ from core.models import (
     TcpSpec,
     TlsSpec,
 )
+from core.models.packed import pack, unpack, without_url
 
 #: One spec of each kind with every field away from its default.
 SPECS = {
@@ -208,3 +209,20 @@ def test_a_replaced_monitor_gets_a_new_revision_and_its_name_is_searched() -> No
     (second,), _ = table.revisions_and_statuses([3])
     assert second != first and table.name(3) == "Ünïcode shop 2"
     assert table.select([3], q="ïCODE") == [3] and table.select([3], q="nope") == []
+
+
+@pytest.mark.parametrize("kind", sorted(SPECS))
+def test_the_url_is_left_out_of_packed_bytes_as_packing_without_it_does(kind: str) -> None:
+    for full in (_full(kind), Monitor(id=3, name="", spec=SPECS[kind]), _full(kind, mid=70_000)):
+        for named in (True, False):
+            packed = pack(full, name=named)
+            short = without_url(packed, getattr(full.spec, "url", ""))
+            if kind != "http":
+                assert short is None  # (no URL to leave out)
+                continue
+            assert short == pack(full, name=named, url=False)
+            assert unpack(short).spec.url == "" and without_url(packed, "http://another.example/") is None
+            assert msgspec.structs.replace(unpack(short), spec=full.spec) == unpack(packed)
+    # (a tag spelled like the kind, before the spec in the bytes)
+    tagged = Monitor(id=9, name="", tags=["http"], spec=HttpSpec(url="http://x.example/"))
+    assert without_url(pack(tagged), "http://x.example/") == pack(tagged, url=False)
