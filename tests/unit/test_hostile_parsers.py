@@ -106,3 +106,38 @@ def test_random_bytes_get_one_verdict_and_never_ok(noise: bytes, prefix: bytes, 
     assert _judge(case) == general, (payload, end)
     if b"\r\n\r\n" not in payload:  # no head ended: nothing could have passed
         assert not general[0], (payload, end)
+
+
+# URLs: the checker's quick split must take every URL apart exactly as ``urlsplit`` does
+# (where it differs, a check would go to another host, port or path than the one validated).
+_URL_CHARS = "aAzZ09.-_~!$&'()*+,;=:@%/?#[]\\ \t\x00\x7féЯ"
+
+
+def _urlsplit_view(url: str) -> tuple[object, ...]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc, parts.hostname, parts.port, parts.path, parts.query
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.sampled_from(["http://", "https://", "HTTP://", "http:", "ftp://", "http:///", ""]),
+       st.text(_URL_CHARS, max_size=12), st.sampled_from(["", ":", ":80", ":0", ":65535", ":65536", ":099999", ":8a"]),
+       st.text(_URL_CHARS, max_size=20))
+@example("http://", "Example.COM", ":8080", "/a/b?x=1&y=%20")
+@example("http://", "127.0.0.1", ":80", "")
+@example("http://", "h", ":99999", "/")
+@example("http://", "h", "", "?q#f")
+def test_the_quick_url_split_is_urlsplit(scheme: str, host: str, port: str, rest: str) -> None:
+    from core.checkers.http import _split
+
+    url = scheme + host + port + rest
+    try:
+        expected: tuple[object, ...] | type[Exception] = _urlsplit_view(url)
+    except ValueError:
+        expected = ValueError
+    try:
+        got: tuple[object, ...] | type[Exception] = _split(url)
+    except ValueError:
+        got = ValueError
+    assert got == expected, url
