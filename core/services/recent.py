@@ -64,6 +64,19 @@ def _grown(old: np.ndarray, rows: int) -> np.ndarray:
     return grown
 
 
+def _free_rows(pool: np.ndarray, of: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` free rows of a pool of rows (``of``: each row's monitor, -1 where free),
+    the pool grown (at least doubling) when it has fewer: the pool, ``of``, the rows."""
+    free = np.flatnonzero(of < 0)
+    if len(free) < count:
+        size = len(of)
+        new = max(size + count - len(free), 2 * size, 64)
+        pool = _grown(pool, new)
+        of = np.concatenate([of, np.full(new - size, -1, dtype=np.int64)])
+        free = np.flatnonzero(of < 0)
+    return pool, of, free[:count]
+
+
 class RecentWindow:
     """Recent checks and hourly counts per monitor (see the module's docstring)."""
 
@@ -182,14 +195,7 @@ class RecentWindow:
 
     def _widen(self, owners: np.ndarray) -> None:
         """A wide row for each of ``owners`` (unique, none wide yet), holding its counts so far."""
-        free = np.flatnonzero(self._wide_of < 0)
-        if len(free) < len(owners):
-            size = len(self._wide_of)
-            new = max(size + len(owners) - len(free), 2 * size, 64)
-            self._wide = _grown(self._wide, new)
-            self._wide_of = np.concatenate([self._wide_of, np.full(new - size, -1, dtype=np.int64)])
-            free = np.flatnonzero(self._wide_of < 0)
-        rows = free[:len(owners)]
+        self._wide, self._wide_of, rows = _free_rows(self._wide, self._wide_of, len(owners))
         self._wide[rows] = self._checks[owners]
         self._checks[owners] = 0
         self._wide_of[rows] = owners
@@ -204,14 +210,7 @@ class RecentWindow:
         owners = owners[self._fail_at[owners] == 0]
         if not len(owners):
             return
-        free = np.flatnonzero(self._fail_of < 0)
-        if len(free) < len(owners):
-            size = len(self._fail_of)
-            new = max(size + len(owners) - len(free), 2 * size, 64)
-            self._fails = _grown(self._fails, new)
-            self._fail_of = np.concatenate([self._fail_of, np.full(new - size, -1, dtype=np.int64)])
-            free = np.flatnonzero(self._fail_of < 0)
-        rows = free[:len(owners)]
+        self._fails, self._fail_of, rows = _free_rows(self._fails, self._fail_of, len(owners))
         self._fails[rows] = 0
         self._fail_of[rows] = owners
         self._fail_at[owners] = rows + 1

@@ -12,7 +12,7 @@ import uvloop
 from core.clock import FakeClock
 from core.engine.scheduler import Scheduler, phase_offset
 from core.models import Monitor, Transition, parse_monitor
-from tests.servers import Peer, http_handler
+from tests.servers import Peer, http_handler, read_request
 
 
 def monitor(mid: int, url: str, **extra: Any) -> Monitor:
@@ -238,16 +238,16 @@ def test_retries_and_recovery_threshold_on_the_compiled_path() -> None:
     uvloop.run(main())
 
 
+async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A peer whose answer only the general checker judges (chunked framing): a hand-over."""
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                 b"5\r\nhello\r\n0\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
 def test_a_monitor_asleep_in_the_engine_keeps_its_state_when_replaced_removed_or_handed_over() -> None:
-    from tests.servers import read_request
-
-    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)  # (chunked framing is the general checker's: a hand-over)
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                     b"5\r\nhello\r\n0\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
     async def main() -> None:
         sink = Sink()
         s = Scheduler(sink)  # the real clock: the compiled path on
@@ -300,15 +300,6 @@ def test_a_monitor_asleep_without_its_url_comes_back_whole() -> None:
     """A compiled monitor whose URL its request line and Host give back exactly is kept
     asleep without it (the URL is most of its bytes); any other keeps it. Either way, read,
     woken by an edit, or handed to the general checker, it comes back as given."""
-    from tests.servers import read_request
-
-    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)  # (chunked framing is the general checker's: a hand-over)
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                     b"5\r\nhello\r\n0\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
     async def main() -> None:
         s = Scheduler(Sink())  # the real clock: the compiled path on
         assert s.fast is not None
