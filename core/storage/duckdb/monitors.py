@@ -306,53 +306,52 @@ class MonitorStore:
         return bool(row and row[0])
 
     def _monitor_batch(self, batch: pa.RecordBatch) -> MonitorBatch:
-        column = batch.column
-        ids = column("id").to_numpy()
-        keep = np.ones(len(ids), dtype=np.bool_)
-        packed_column = column("packed")
+        packed_column = batch.column("packed")
         if packed_column.null_count:  # rows to decode, check and pack
-            packed: list[bytes | None] = packed_column.to_pylist()
-            made = []
-            names = ("id", "account_id", "name", "type", "spec", "interval_s", "timeout_s", "retries",
-                     "recovery_threshold", "paused", "status", "tags", "integrations")
-            stale = np.flatnonzero(pc.is_null(packed_column).to_numpy(zero_copy_only=False))
-            for at, row in zip(stale.tolist(), batch.take(pa.array(stale)).select(names).to_pylist(), strict=True):
-                row["tags"] = row["tags"] or []
-                try:
-                    monitor = self._monitor_from_row(tuple(row.values()))
-                except MonitorValidationError as exc:
-                    log.error("monitor %s is invalid and is skipped: %s", row["id"], exc)
-                    keep[at] = False
-                    continue
-                packed[at] = pack(monitor, name=False)
-                made.append(at)
-            self.repacked += len(made)
-            if made and not self.read_only:
-                chosen = np.asarray(made, dtype=np.int64)
-                self.con.register("_xuptime_packed", pa.table({
-                    "id": pa.array(ids[chosen]), "packed": pa.array([packed[at] for at in made], pa.binary()),
-                    "source": column("source").take(pa.array(chosen))}))
-                try:
-                    self.con.execute(_STORE_PACKED, {"layout": LAYOUT})
-                finally:
-                    self.con.unregister("_xuptime_packed")
-            blobs = Blobs.of([p for p, k in zip(packed, keep.tolist(), strict=True) if k])  # type: ignore[misc]
+            batch, blobs = self._packed_again(batch)
         else:
             blobs = _blobs(packed_column)
-        tags_column = column("tags")
-        with_tags = np.flatnonzero(pc.is_valid(tags_column).to_numpy(zero_copy_only=False) & keep)
-        tags = {int(ids[at]): tuple(tags_column[at].as_py()) for at in with_tags.tolist()}
-        names_column = column("name")
-        if not keep.all():
-            chosen = pa.array(np.flatnonzero(keep))
-            names_column = names_column.take(chosen)
-        kinds, statuses = column("type").to_pylist(), column("status").to_pylist()
-        if not keep.all():
-            kinds = [k for k, kept in zip(kinds, keep.tolist(), strict=True) if kept]
-            statuses = [s for s, kept in zip(statuses, keep.tolist(), strict=True) if kept]
-        return MonitorBatch(ids=ids[keep], accounts=column("account_id").to_numpy()[keep],
-                            paused=column("paused").to_numpy(zero_copy_only=False)[keep], kinds=kinds,
-                            statuses=statuses, names=_blobs(names_column), packed=blobs, tags=tags)
+        ids = batch.column("id").to_numpy()
+        tags_column = batch.column("tags")
+        with_tags = np.flatnonzero(pc.is_valid(tags_column).to_numpy(zero_copy_only=False))
+        return MonitorBatch(ids=ids, accounts=batch.column("account_id").to_numpy(),
+                            paused=batch.column("paused").to_numpy(zero_copy_only=False),
+                            kinds=batch.column("type").to_pylist(), statuses=batch.column("status").to_pylist(),
+                            names=_blobs(batch.column("name")), packed=blobs,
+                            tags={int(ids[at]): tuple(tags_column[at].as_py()) for at in with_tags.tolist()})
+
+    def _packed_again(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, Blobs]:
+        """The rows of ``batch`` without stored bytes decoded, checked and packed (their bytes
+        stored, unless read-only): the batch without its invalid rows (each logged), and the
+        packed bytes of every row left."""
+        packed: list[bytes | None] = batch.column("packed").to_pylist()
+        keep = np.ones(len(packed), dtype=np.bool_)
+        made = []
+        names = ("id", "account_id", "name", "type", "spec", "interval_s", "timeout_s", "retries",
+                 "recovery_threshold", "paused", "status", "tags", "integrations")
+        stale = np.flatnonzero(pc.is_null(batch.column("packed")).to_numpy(zero_copy_only=False))
+        for at, row in zip(stale.tolist(), batch.take(pa.array(stale)).select(names).to_pylist(), strict=True):
+            row["tags"] = row["tags"] or []
+            try:
+                monitor = self._monitor_from_row(tuple(row.values()))
+            except MonitorValidationError as exc:
+                log.error("monitor %s is invalid and is skipped: %s", row["id"], exc)
+                keep[at] = False
+                continue
+            packed[at] = pack(monitor, name=False)
+            made.append(at)
+        self.repacked += len(made)
+        if made and not self.read_only:
+            chosen = pa.array(made, pa.int64())
+            self.con.register("_xuptime_packed", pa.table({
+                "id": batch.column("id").take(chosen), "packed": pa.array([packed[at] for at in made], pa.binary()),
+                "source": batch.column("source").take(chosen)}))
+            try:
+                self.con.execute(_STORE_PACKED, {"layout": LAYOUT})
+            finally:
+                self.con.unregister("_xuptime_packed")
+        kept = [p for p, k in zip(packed, keep.tolist(), strict=True) if k]
+        return (batch if keep.all() else batch.filter(pa.array(keep))), Blobs.of(kept)  # type: ignore[arg-type]
 
     def list_monitors(self, account_id: int | None = None) -> list[Monitor]:
         monitors = list(self.each_monitor(account_id))
