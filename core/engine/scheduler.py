@@ -252,12 +252,10 @@ class Scheduler:
         if woken is None:
             return None
         packed, status, failures, successes, origin = woken
-        monitor, short = unpack(packed), None
-        if isinstance(monitor.spec, HttpSpec) and not monitor.spec.url:  # (kept without its URL)
-            monitor, short = self._whole(mid, monitor), packed
-            packed = pack(monitor)
-        entry = Entry(monitor, REGISTRY["http"], packed)
-        entry.short = short
+        kept = unpack(packed)
+        monitor = self._whole(mid, kept)
+        entry = Entry(monitor, REGISTRY["http"], packed if monitor is kept else pack(monitor))
+        entry.short = None if monitor is kept else packed  # (kept without its URL)
         entry.status, entry.failures, entry.successes = STATUS_NAMES[status], failures, successes
         entry.compiled, entry.origin = True, self._origin_at[origin]
         entry.shed()
