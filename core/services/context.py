@@ -377,12 +377,19 @@ class MonitorTimesTable:
             grown[:, :self._cols.shape[1]] = self._cols
             self._cols = grown
 
+    #: The seconds held (1970-2106; a time outside it, which no monitor has, is clipped).
+    _FIRST, _LAST = 1, 2**32 - 1
+
     @classmethod
     def _column(cls, seconds: np.ndarray) -> np.ndarray:
-        """Seconds as stored (int64, ``STORED_NONE`` for null) as held: uint32, ``NONE`` for
-        null (a time outside 1970-2106, which no monitor has, is clipped into it)."""
+        """Seconds as stored (int64, ``STORED_NONE`` for null) as held: uint32, ``NONE`` for null."""
         seconds = np.asarray(seconds, dtype=np.int64)
-        return np.where(seconds == cls.STORED_NONE, cls.NONE, np.clip(seconds, 1, 2**32 - 1)).astype(np.uint32)
+        held = np.clip(seconds, cls._FIRST, cls._LAST)
+        return np.where(seconds == cls.STORED_NONE, cls.NONE, held).astype(np.uint32)
+
+    @classmethod
+    def _held(cls, seconds: int) -> int:
+        return min(max(seconds, cls._FIRST), cls._LAST)
 
     def load(self, ids: np.ndarray, created: np.ndarray, updated: np.ndarray, since: np.ndarray) -> None:
         """Every monitor's times at once (arrays of equal length; ``STORED_NONE`` for null)."""
@@ -418,7 +425,7 @@ class MonitorTimesTable:
     def status_changed(self, monitor_id: int, ts_us: int) -> None:
         """A known monitor has had its status since ``ts_us``."""
         if 0 <= monitor_id < len(self._known) and self._known.item(monitor_id):
-            self._cols[2, monitor_id] = min(max(ts_us // 1_000_000, 1), 2**32 - 1)
+            self._cols[2, monitor_id] = self._held(ts_us // 1_000_000)
 
     def pop(self, monitor_id: int) -> None:
         if 0 <= monitor_id < len(self._known):
@@ -434,7 +441,7 @@ class MonitorTimesTable:
 
     @classmethod
     def _seconds(cls, text: str | None) -> int:
-        return cls.NONE if text is None else min(max(_iso_seconds_of(text), 1), 2**32 - 1)
+        return cls.NONE if text is None else cls._held(_iso_seconds_of(text))
 
 
 class LastChecks:
