@@ -161,6 +161,7 @@ class Ingest:
                     held = self._held(batch)
                     self.rows_written += await self.threads.write(self.store.ingest, batch, held=held)
                     self.catalog.last_checks.note(batch)
+                    self.catalog.probes.note(batch)
                     self.catalog.recent.note(batch, held[0] if held is not None else None)
                     self.catalog.recent_checks.note(batch)
                     self._spill[0] = (None, transitions)  # (written: its transitions may still wait)

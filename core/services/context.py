@@ -33,6 +33,7 @@ from core.engine.table import MonitorTable
 from core.models import TOKEN_KINDS, Integration, Monitor, MonitorTimes
 from core.services.errors import Unavailable
 from core.services.live import LiveFeed
+from core.services.probes import ProbeTable
 from core.services.recent import RecentWindow
 from core.services.recent_checks import RecentChecks
 from core.services.recent_hours import RecentHours
@@ -280,6 +281,8 @@ class Catalog:
         self.tokens: dict[str, int] = {}
         self.integrations: dict[int, Integration] = {}
         self.last_checks = LastChecks()
+        #: Each monitor's newest outcome, HTTP status and phases, and its counts (``/metrics``).
+        self.probes = ProbeTable()
         #: Each monitor's recent checks and hourly counts (heartbeat bars, 24 h uptime).
         self.recent = RecentWindow()
         #: Each monitor's newest checks in full (raw history pages without a statement).
@@ -324,6 +327,7 @@ class Catalog:
 
     def remove(self, monitor_id: int, monitor: Monitor | None) -> None:
         self.last_checks.pop(monitor_id)
+        self.probes.forget(monitor_id)
         self.recent.forget(monitor_id)
         self.recent_checks.forget(monitor_id)
         self.times.pop(monitor_id)
@@ -478,6 +482,12 @@ class LastChecks:
         self._fit(int(unique[-1]))
         self._ts[unique] = batch["ts_us"][last]
         self._latency[unique] = np.clip(batch["latency_us"][last], 0, 2**31 - 1)
+
+    def gather(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ts µs, 0: none; latency µs) of each of ``ids`` (held ids), as arrays."""
+        ids = np.asarray(ids, dtype=np.int64)
+        self._fit(int(ids.max(initial=0)))
+        return self._ts[ids], self._latency[ids].astype(np.int64)
 
     def get_many(self, ids: list[int]) -> list[tuple[int, int] | None]:
         """``get`` of each of ``ids`` at once (ids of held monitors)."""

@@ -180,6 +180,8 @@ class HistoryService:
         self.hour_pages = {"memory": 0, "store": 0}
         self._refreshing: asyncio.Task[None] | None = None
         self.hour_rows = HourRows()
+        self._board: tuple[tuple, tuple[np.ndarray, np.ndarray, np.ndarray] | None] | None = None
+        self._board_lock = asyncio.Lock()
         self._reads_all: dict[tuple[tuple[int, int], tuple[int, int, int]], asyncio.Future[None]] = {}
 
     def version(self, monitor_id: int) -> tuple[int, int, int, int | None, int]:
@@ -413,6 +415,39 @@ class HistoryService:
                              "ahead": self.hour_rows.ahead, "rows": self.hour_rows.rows},
                 "recentChecks": {"depth": self.recent.depth, "bytes": self.recent.nbytes},
                 "recentHours": {"hours": self.hours.hours, "bytes": self.hours.nbytes}}
+
+    async def uptime_ratios(self, actor: Actor, ids: np.ndarray, hours: list[int]) -> np.ndarray:
+        """Uptime of each of the account's monitors ``ids`` over the last ``hours`` hours of
+        each window (the current one so far included), checks in maintenance left out: a
+        ``(len(ids), len(hours))`` array, NaN where a monitor had no check. Hours rolled up
+        come from one scan of the hourly tier for every monitor, kept until the rollup moves
+        or the hour turns; the hours after, from the recent window in memory."""
+        del actor  # (``ids`` are the account's own: ``MonitorService.probe_figures`` gave them)
+        now_hour = time.time_ns() // 1000 // HOUR_US * HOUR_US
+        starts = [now_hour - (h - 1) * HOUR_US for h in hours]
+        upto = self.store.rollup_upto_us
+        key = (upto, tuple(starts))
+        async with self._board_lock:
+            if self._board is None or self._board[0] != key:
+                board = (await self.threads.read(self.store.uptime_counts, starts, upto)
+                         if upto is not None else None)
+                self._board = (key, board)
+            board = self._board[1]
+        ids = np.asarray(ids, dtype=np.int64)
+        checks = np.zeros((len(ids), len(hours)), dtype=np.int64)
+        up = np.zeros_like(checks)
+        if board is not None and len(board[0]):
+            at = np.clip(np.searchsorted(board[0], ids), 0, len(board[0]) - 1)
+            found = board[0][at] == ids
+            checks[found], up[found] = board[1][at[found]], board[2][at[found]]
+        recent = self.monitors.catalog.recent
+        for column, start in enumerate(starts):
+            c, u = recent.since_all(start if upto is None else max(start, upto))
+            inside = ids < len(c)
+            checks[inside, column] += c[ids[inside]]
+            up[inside, column] += u[ids[inside]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(checks > 0, up / np.maximum(checks, 1), np.nan)
 
     async def uptime(self, account_id: Actor, monitor_id: int, windows: list[tuple[str, int]]
                      ) -> dict[str, Uptime]:

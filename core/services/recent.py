@@ -250,6 +250,19 @@ class RecentWindow:
         checks = self._counted(monitor_id, slots)
         return checks, max(0, checks - self._failed(monitor_id, slots))
 
+    def since_all(self, hour_us: int) -> tuple[np.ndarray, np.ndarray]:
+        """``since`` of every monitor id at once: ``(checks, up)``, int64 arrays indexed by id."""
+        first = max(hour_us // HOUR_US, self._hour - HOURS + 1)
+        slots = [h % HOURS for h in range(first, self._hour + 1)]
+        checks = self._checks[:, slots].sum(axis=1, dtype=np.int64)
+        failed = np.zeros(len(checks), dtype=np.int64)
+        if slots:
+            wide = np.flatnonzero(self._wide_of >= 0)
+            checks[self._wide_of[wide]] = self._wide[wide][:, slots].sum(axis=1, dtype=np.int64)
+            fails = np.flatnonzero(self._fail_of >= 0)
+            failed[self._fail_of[fails]] = self._fails[fails][:, slots].sum(axis=1, dtype=np.int64)
+        return checks, np.maximum(0, checks - failed)
+
     def forget(self, monitor_id: int) -> None:
         if 0 <= monitor_id < len(self._next):
             self._next[monitor_id] = 0

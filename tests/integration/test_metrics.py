@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import urllib.parse
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_alerts import Target
 from tests.integration.test_api import assert_error, call, send
@@ -30,7 +32,8 @@ def test_prometheus_scrapes_the_accounts_monitors(tmp_path: Path) -> None:
         key = cli(data_dir, "keys", "create").stdout.splitlines()[-1]
         other = cli(data_dir, "keys", "create", "--account", "other").stdout.splitlines()[-1]
         base = f"{server.url}/api/v1/monitors"
-        web = send(base, "POST", {"name": 'shop "eu"', "type": "http", "url": target.url, "interval": 1}, key)[2]
+        web = send(base, "POST", {"name": 'shop "eu"', "type": "http", "url": target.url, "interval": 1,
+                                   "tags": ["shop", "eu"]}, key)[2]
         dead = send(base, "POST", {"name": "db", "type": "tcp", "host": "127.0.0.1", "port": closed_port(),
                                    "interval": 1}, key)[2]
         send(base, "POST", {"name": "theirs", "type": "tcp", "host": "127.0.0.1", "port": 9}, other)
@@ -40,11 +43,35 @@ def test_prometheus_scrapes_the_accounts_monitors(tmp_path: Path) -> None:
 
         assert_error(*call(f"{server.url}/metrics"), 401)
         assert_error(*call(f"{server.url}/metrics", headers={"Authorization": "Bearer nope"}), 401)
-        with urllib.request.urlopen(urllib.request.Request(f"{server.url}/metrics?api_key={key}"), timeout=10) as r:
-            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-            text = r.read().decode()
-        assert "# TYPE xuptime_monitor_up gauge" in text and "theirs" not in text  # this account's only
-        assert f'xuptime_monitor_up{{monitor_id="{web_id}",name="shop \\"eu\\"",type="http"}} 1.0' in text
+        assert_error(*call(f"{server.url}/metrics?tags=maybe", headers={"X-API-Key": key}), 400)
+        text = scrape(f"{server.url}/metrics?api_key={key}")
+        assert "theirs" not in text  # this account's only
+        assert f'xuptime_monitor_up{{monitor_id="{web_id}",name="shop \\"eu\\"",type="http"}} 1' in text
+        got = samples(text)  # (and the whole text parses)
+        web_labels = {"monitor_id": str(web_id), "name": 'shop "eu"', "type": "http"}
+        dead_labels = {"monitor_id": str(dead_id), "name": "db", "type": "tcp"}
+        web_probe = {**web_labels, "instance": target.url}
+        dead_probe = {**dead_labels, "instance": f"127.0.0.1:{dead['data']['port']}"}
+        assert value(got, "xuptime_monitor_up", web_labels) == 1 and value(got, "xuptime_monitor_up", dead_labels) == 0
+        assert value(got, "probe_success", web_probe) == 1 and value(got, "probe_success", dead_probe) == 0
+        assert value(got, "probe_http_status_code", web_probe) == 200
+        assert 0 < value(got, "probe_duration_seconds", web_probe) < 1
+        phases = {s.labels["phase"] for s in got["probe_http_duration_seconds"] if s.labels["monitor_id"] == str(web_id)}
+        assert {"connect", "processing", "transfer"} <= phases and "tls" not in phases
+        assert value(got, "xuptime_monitor_checks_total", web_labels) >= 1
+        assert value(got, "xuptime_monitor_failures_total", web_labels) == 0
+        assert value(got, "xuptime_monitor_failures_total", dead_labels) >= 1
+        for window in ("24h", "7d", "30d"):
+            assert value(got, "xuptime_monitor_uptime_ratio", {**web_labels, "window": window}) == 1
+            assert value(got, "xuptime_monitor_uptime_ratio", {**dead_labels, "window": window}) == 0
+
+        request = urllib.request.Request(f"{server.url}/metrics?tags=true", headers={
+            "X-API-Key": key, "Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.headers["Content-Encoding"] == "gzip"
+            tagged = samples(gzip.decompress(r.read()).decode())
+        assert value(tagged, "xuptime_monitor_up", {**web_labels, "tags": ",shop,eu,"}) == 1
+        assert value(tagged, "xuptime_monitor_up", {**dead_labels, "tags": ""}) == 0
 
         port = closed_port()
         config = tmp_path / "prometheus.yml"
@@ -53,6 +80,7 @@ global: {{scrape_interval: 1s, scrape_timeout: 1s}}
 scrape_configs:
   - job_name: xuptime
     metrics_path: /metrics
+    honor_labels: true
     authorization: {{type: Bearer, credentials: "{key}"}}
     static_configs: [{{targets: ["{server.url.removeprefix('http://')}"]}}]
 """)
@@ -78,8 +106,39 @@ scrape_configs:
         assert 0 < float(latency[0]["value"][1]) < 1
         fresh = query(f'time() - xuptime_monitor_last_check_timestamp_seconds{{monitor_id="{web_id}"}}')
         assert float(fresh[0]["value"][1]) < 10
+        # blackbox_exporter's names, with the target as ``instance`` (``honor_labels``)
+        success = {s["metric"]["instance"]: s["value"][1] for s in query("probe_success")}
+        assert success == {target.url: "1", dead_probe["instance"]: "0"}
+        wait_for(lambda: query(f'increase(xuptime_monitor_checks_total{{monitor_id="{web_id}"}}[30s]) > 0'), 30,
+                 "the checks counter to grow between scrapes")
+        ratio = query('xuptime_monitor_uptime_ratio{window="7d"}')
+        assert {s["metric"]["name"]: s["value"][1] for s in ratio} == {'shop "eu"': "1", "db": "0"}
     finally:
         if prom is not None:
             prom.terminate()
             prom.wait(20)
         assert server.stop() == 0
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(urllib.request.Request(url), timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert r.headers.get("Content-Encoding") is None  # (not asked for)
+        return r.read().decode()
+
+
+def samples(text: str) -> dict[str, list[Any]]:
+    """Every sample of a scrape by name, parsed by ``prometheus_client``'s parser (which
+    refuses text out of the format)."""
+    out: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append(sample)
+    return out
+
+
+def value(got: dict[str, list[Any]], name: str, labels: dict[str, str]) -> float:
+    """The one sample of ``name`` with exactly these labels."""
+    matching = [s.value for s in got.get(name, []) if s.labels == labels]
+    assert len(matching) == 1, (name, labels, [s.labels for s in got.get(name, [])])
+    return matching[0]

@@ -190,5 +190,9 @@ def test_checks_made_in_maintenance_are_left_out_of_uptime_and_day_bars(tmp_path
         store.rollup(time.time_ns() // 1000)
         days = store.daily_uptime([monitor.id], 2, now)[monitor.id]
         assert [(d[1], d[2]) for d in days] == [(20, 20)]
+        # every monitor's rolled-up hours from several starts at once (``/metrics``' uptime)
+        ids, checks, up = store.uptime_counts([hour - 3 * 3_600_000_000, hour, hour + 3_600_000_000],
+                                              store.rollup_upto_us)
+        assert ids.tolist() == [monitor.id] and checks.tolist() == [[20, 20, 0]] and up.tolist() == [[20, 20, 0]]
     finally:
         store.close()

@@ -37,6 +37,11 @@ def test_bars_and_hours_match_a_model(batches: list[list[tuple[int, int, bool]]]
         assert window.bars(monitor) == [(ok, lat) for _, ok, lat in mine[-BARS:]]
         recent = [ok for ts, ok, _ in mine if ts // HOUR_US > newest_hour - HOURS]
         assert window.uptime(monitor) == (len(recent), sum(recent))
+    for hour in (START, START + HOUR_US, START + 3 * HOUR_US):  # every monitor at once, as one by one
+        checks, up = window.since_all(hour)
+        for monitor in range(1, 7):
+            one = window.since(monitor, hour)
+            assert (int(checks[monitor]), int(up[monitor])) == one if monitor < len(checks) else one == (0, 0)
 
 
 def test_hours_leave_the_window_and_deleted_monitors_are_forgotten() -> None:
@@ -68,6 +73,8 @@ def test_hourly_counts_saturate_instead_of_wrapping() -> None:
     window.add(np.full(n, 3), START + np.arange(n), np.ones(n, dtype=np.uint8), np.arange(n))
     # (failed checks are counted, up = checks - failed: 1,000 of the 65,535 counted failed)
     assert window.uptime(3) == (65_535, 64_535) and len(window.bars(3)) == BARS
+    checks, up = window.since_all(START)  # (its wide row and its failures, all monitors at once)
+    assert (checks[3], up[3]) == (65_535, 64_535) and checks.sum() == 65_535
 
 
 def test_latencies_are_kept_exact_below_3_ms_and_within_0_017_percent_and_a_microsecond_above() -> None:

@@ -409,6 +409,37 @@ class HistoryStore:
         with self._reading() as cur:
             return cur.execute(sql).fetchnumpy()
 
+    def uptime_counts(self, starts_us: list[int], upto_us: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every monitor's rolled-up checks and up checks from each of ``starts_us`` (hours) to
+        ``upto_us`` (exclusive), less those made in maintenance, in one scan of the hourly
+        tier: ``(ids, checks, up)``, the last two shaped ``(len(ids), len(starts_us))``."""
+        if not starts_us:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), dtype=np.int64)
+        floor = self.floor_us("hourly", upto_us)  # type: ignore[attr-defined]
+        starts = [s if floor is None else max(s, floor) for s in starts_us]
+        lo = min(starts, default=upto_us)
+        held = ("UNION ALL SELECT monitor_id, hour, -checks, -up FROM maintenance_checks"
+                " WHERE hour >= make_timestamp(?) AND hour < make_timestamp(?)") if self._has_maintenance() else ""
+        columns = ", ".join(f"coalesce(sum(checks) FILTER (WHERE hour >= make_timestamp({int(s)})), 0) AS c{i}, "
+                            f"coalesce(sum(up) FILTER (WHERE hour >= make_timestamp({int(s)})), 0) AS u{i}"
+                            for i, s in enumerate(starts))
+        params = [lo, upto_us] + ([lo, upto_us] if held else [])
+        with self._reading() as cur:
+            got = cur.execute(
+                f"""SELECT monitor_id, {columns} FROM (
+                        SELECT monitor_id, hour, checks, up FROM checks_hourly
+                        WHERE hour >= make_timestamp(?) AND hour < make_timestamp(?) {held})
+                    GROUP BY monitor_id ORDER BY monitor_id""", params).fetchnumpy()
+        ids = np.asarray(got["monitor_id"], dtype=np.int64)
+
+        def table(prefix: str) -> np.ndarray:
+            out = np.zeros((len(ids), len(starts)), dtype=np.int64)
+            for i in range(len(starts)):
+                out[:, i] = np.maximum(0, np.asarray(got[f"{prefix}{i}"], dtype=np.int64))
+            return out
+
+        return ids, table("c"), table("u")
+
     def _has_maintenance(self) -> bool:
         """(An older file opened read-only has no ``maintenance_checks`` yet.)"""
         return not self.read_only or self.schema_version() >= 7  # type: ignore[attr-defined]
