@@ -26,6 +26,7 @@ from litestar.types import ControllerRouterHandler
 from api.agents import ReportPath, agent_metrics, agent_script
 from api.auth import ApiKeyAuth, add_quota_headers
 from api.errors import exception_handlers
+from api.grafana import grafana_dashboard
 from api.history import AnswerCache, get_retention, monitor_history, monitor_uptime, update_retention
 from api.incidents import list_incidents, list_monitor_incidents
 from api.integrations import IntegrationController
@@ -136,7 +137,7 @@ def _error_handlers(page_errors: Callable[[Request[Any, Any, Any], Exception], R
     def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         path = request.url.path
         wants_html = "text/html" in (request.headers.get("accept") or "")
-        if wants_html and not path.startswith(("/api/", "/metrics", "/healthz")):
+        if wants_html and not path.startswith(("/api/", "/metrics", "/healthz", "/grafana/")):
             return page_errors(request, exc)
         return exception_handlers[Exception](request, exc)
 
@@ -157,6 +158,7 @@ def create_app(services: Services, *, body_timeout: float = BODY_TIMEOUT_S,
                                                              "computed": history_cache.computed}})
     app = Litestar(
         route_handlers=[healthz, docs_redirect, openapi_document, push_heartbeat, push_start, agent_script, metrics,
+                        grafana_dashboard,
                         _configure_api_v1(),
                         create_static_files_router("/api/static", [Path(__file__).parent / "static"],
                                                    include_in_schema=False, cache_control=_CACHE),

@@ -3,8 +3,9 @@
 An API key is required (the same three ways as ``/api/v1``) and picks the account: one scrape
 shows that account's monitors only. Scrapes are not counted against the monthly quota (a
 scrape every 15 s would take 175k requests a month). Served from memory, but for the uptime
-of hours already rolled up (one scan of the hourly tier for every monitor, kept until the next
-rollup or the next hour). Gzipped when the scraper accepts it (Prometheus does).
+of hours already rolled up: one scan of the hourly tier for every monitor at the first scrape,
+scanned again in the background when a rollup lands or the hour turns (the scan before serves
+meanwhile). Gzipped when the scraper accepts it (Prometheus does).
 
 Per monitor (labels ``monitor_id``, ``name``, ``type``, and with ``?tags=true`` ``tags``: the
 monitor's tags joined by commas, with a comma before and after, so ``tags=~".*,prod,.*"``

@@ -182,6 +182,7 @@ class HistoryService:
         self.hour_rows = HourRows()
         self._board: tuple[tuple, tuple[np.ndarray, np.ndarray, np.ndarray] | None] | None = None
         self._board_lock = asyncio.Lock()
+        self._board_task: asyncio.Future[None] | None = None
         self._reads_all: dict[tuple[tuple[int, int], tuple[int, int, int]], asyncio.Future[None]] = {}
 
     def version(self, monitor_id: int) -> tuple[int, int, int, int | None, int]:
@@ -425,14 +426,13 @@ class HistoryService:
         del actor  # (``ids`` are the account's own: ``MonitorService.probe_figures`` gave them)
         now_hour = time.time_ns() // 1000 // HOUR_US * HOUR_US
         starts = [now_hour - (h - 1) * HOUR_US for h in hours]
-        upto = self.store.rollup_upto_us
-        key = (upto, tuple(starts))
+        key = (self.store.rollup_upto_us, tuple(starts))
         async with self._board_lock:
-            if self._board is None or self._board[0] != key:
-                board = (await self.threads.read(self.store.uptime_counts, starts, upto)
-                         if upto is not None else None)
-                self._board = (key, board)
-            board = self._board[1]
+            if self._board is None or len(self._board[0][1]) != len(starts):
+                self._board = (key, await self._scan_board(key))
+            elif self._board[0] != key and (self._board_task is None or self._board_task.done()):
+                self._board_task = asyncio.ensure_future(self._refresh_board(key))
+            (upto, _), board = self._board
         ids = np.asarray(ids, dtype=np.int64)
         checks = np.zeros((len(ids), len(hours)), dtype=np.int64)
         up = np.zeros_like(checks)
@@ -448,6 +448,23 @@ class HistoryService:
             up[inside, column] += u[ids[inside]]
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(checks > 0, up / np.maximum(checks, 1), np.nan)
+
+    async def _scan_board(self, key: tuple[int | None, tuple[int, ...]]
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        upto, starts = key
+        return None if upto is None else await self.threads.read(self.store.uptime_counts, list(starts), upto)
+
+    async def _refresh_board(self, key: tuple[int | None, tuple[int, ...]]) -> None:
+        """Scan again in the background: until it lands, scrapes read the scan before (its
+        rolled hours, then the recent window from where it stopped: an hour turned shows a
+        window an hour longer for the scan's few seconds, never a hole)."""
+        try:
+            board = await self._scan_board(key)
+        except Exception:  # (the next scrape tries again; this one's answer stands)
+            log.exception("scanning the hourly tier for uptime ratios failed")
+            return
+        async with self._board_lock:
+            self._board = (key, board)
 
     async def uptime(self, account_id: Actor, monitor_id: int, windows: list[tuple[str, int]]
                      ) -> dict[str, Uptime]:
