@@ -11,10 +11,10 @@ check since the start (its status stands in for it until then).
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 
+from core.checkers.http import split_url
 from core.models import Monitor
 from core.services.recent import decode_latency, encode_latency
 
@@ -32,15 +32,12 @@ def instance_of(monitor: Monitor) -> str | None:
     spec = monitor.spec
     kind = monitor.type if spec is not None else None
     if kind == "http":
-        parts = urlsplit(spec.url)  # type: ignore[union-attr]
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
         try:
-            port = parts.port
+            scheme, _, host, port, path, _ = split_url(spec.url)  # type: ignore[union-attr]
         except ValueError:
-            port = None
-        return f"{parts.scheme}://{host}{'' if port is None else f':{port}'}{parts.path}"
+            return None
+        host = f"[{host}]" if host and ":" in host else host or ""
+        return f"{scheme}://{host}{'' if port is None else f':{port}'}{path}"
     if kind in ("tcp", "tls"):
         host = spec.host  # type: ignore[union-attr]
         return f"[{host}]:{spec.port}" if ":" in host else f"{host}:{spec.port}"  # type: ignore[union-attr]

@@ -129,7 +129,7 @@ def _urlsplit_view(url: str) -> tuple[object, ...]:
 @example("http://", "h", ":99999", "/")
 @example("http://", "h", "", "?q#f")
 def test_the_quick_url_split_is_urlsplit(scheme: str, host: str, port: str, rest: str) -> None:
-    from core.checkers.http import _split
+    from core.checkers.http import split_url
 
     url = scheme + host + port + rest
     try:
@@ -137,7 +137,7 @@ def test_the_quick_url_split_is_urlsplit(scheme: str, host: str, port: str, rest
     except ValueError:
         expected = ValueError
     try:
-        got: tuple[object, ...] | type[Exception] = _split(url)
+        got: tuple[object, ...] | type[Exception] = split_url(url)
     except ValueError:
         got = ValueError
     assert got == expected, url
