@@ -1,7 +1,10 @@
 """API-key authentication for ``/api/v1`` (and ``/metrics``).
 
 A key is accepted as ``Authorization: Bearer <key>``, ``X-API-Key: <key>`` or
-``?api_key=<key>``. Missing, unknown and revoked keys are all the same 401. Keys are looked up
+``?api_key=<key>``. Missing, unknown and revoked keys are all the same 401. A read-only key
+(``scope: read``) may GET and HEAD (anything else is a 403) and spends its own per-minute
+budget instead of the account's monthly quota: a dashboard refreshing on its own (Grafana's
+Infinity data source) does not eat the month; its quota headers tell of the minute. Keys are looked up
 by SHA-256 in an in-memory map kept by the accounts service, reloaded whenever keys change, so a
 request never waits on the database to authenticate.
 """
@@ -15,7 +18,7 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from api.errors import TooManyRequests
+from api.errors import Forbidden, TooManyRequests
 from core.services import AccountService
 
 if TYPE_CHECKING:
@@ -37,13 +40,21 @@ def key_from(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 class ApiKeyAuth(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         accounts: AccountService = connection.app.state.services.accounts
-        account_id = accounts.authenticate(key_from(connection))
-        if account_id is None:
+        found = accounts.authenticate_key(key_from(connection))
+        if found is None:
             raise NotAuthorizedException()
-        allowed, headers, retry_after = accounts.take(account_id)
+        account_id, key_id, scope = found
+        if scope == "read":
+            if connection.scope.get("method") not in ("GET", "HEAD"):
+                raise Forbidden("This API key can only read (GET and HEAD)")
+            allowed, headers, retry_after = accounts.take_read(key_id)
+            reason = "Read-only key's requests per minute reached"
+        else:
+            allowed, headers, retry_after = accounts.take(account_id)
+            reason = "Monthly request limit reached"
         connection.state.quota_headers = headers  # added to the response by ``add_quota_headers``
         if not allowed:
-            raise TooManyRequests("Monthly request limit reached", headers={"Retry-After": str(retry_after)})
+            raise TooManyRequests(reason, headers={"Retry-After": str(retry_after)})
         return AuthenticationResult(user=account_id, auth=None)
 
 

@@ -56,6 +56,10 @@ class RequestTimeout(ApiError):
     status_code = 408
 
 
+class Forbidden(ApiError):
+    status_code = 403
+
+
 class TooManyRequests(ApiError):
     status_code = 429
 

@@ -53,7 +53,11 @@ def _schemas() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
              "description": "Fields to change; absent fields keep their values. Fields must belong to the "
                             "monitor's type, which cannot change."}
     key = {"type": "object", "required": ["name"], "additionalProperties": False,
-           "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200}}}
+           "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 100},
+                          "scope": {"enum": ["full", "read"], "default": "full",
+                                    "description": "`read`: GET and HEAD only, outside the monthly quota, within "
+                                                   "600 requests a minute of its own (for dashboards such as "
+                                                   "Grafana's); `full`: everything the account may"}}}
     components |= {"MonitorCreate": create, "MonitorPatch": patch, "ApiKeyCreate": key}
     components |= _integration_schemas()
     components |= copy.deepcopy(_PAGE_BODIES)
@@ -260,9 +264,10 @@ _RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
                     "status": "resolved", "cause": "status 503, expected 200-299", "durationSeconds": 49.4}},
     "ApiKey": {"type": "object", "properties": {
         "id": {"type": "integer"}, "name": {"type": "string"}, "prefix": {"type": "string"}, "createdAt": _TS,
-        "lastUsedAt": _NTS, "revokedAt": _NTS, "secret": {"type": "string", "description": "on create only"}},
+        "lastUsedAt": _NTS, "revokedAt": _NTS, "scope": {"enum": ["full", "read"]},
+        "secret": {"type": "string", "description": "on create only"}},
         "example": {"id": 1, "name": "grafana", "prefix": "xup_OfvmFxKL", "createdAt": "2026-12-01T20:04:46Z",
-                    "lastUsedAt": None, "revokedAt": None}},
+                    "lastUsedAt": None, "revokedAt": None, "scope": "read"}},
     "Usage": {"type": "object", "properties": {
         "month": {"type": "string"}, "limit": {"type": "integer"}, "used": {"type": "integer"},
         "remaining": {"type": "integer"}, "reset": {"type": "integer", "description": "Unix seconds"},

@@ -289,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (kcreate, klist, krevoke):
         p.add_argument("--account", default="default", help="account name (default: default)")
     kcreate.add_argument("--name", default="default", help="a label for the key")
+    kcreate.add_argument("--read-only", action="store_true",
+                         help="a key that can only read (GET and HEAD), outside the monthly quota: for dashboards "
+                              "such as Grafana's")
 
     retention = sub.add_parser("retention", parents=[common],
                                help="show or change how long history is kept (raw checks, hourly and daily rollups)")
@@ -461,8 +464,10 @@ def _retention(ns: argparse.Namespace, data_dir: Path) -> int:
 
 def _keys(ns: argparse.Namespace, data_dir: Path) -> int:
     if ns.action == "create":
-        key = _run(data_dir, "keys.create", {"account": ns.account, "name": ns.name})
-        print(f"API key {key['id']} ({key['name']}) for account {ns.account}, prefix {key['prefix']}.")
+        key = _run(data_dir, "keys.create", {"account": ns.account, "name": ns.name,
+                                             "scope": "read" if ns.read_only else "full"})
+        kind = "Read-only API key" if key.get("scope") == "read" else "API key"
+        print(f"{kind} {key['id']} ({key['name']}) for account {ns.account}, prefix {key['prefix']}.")
         print("Store it now: it is shown only this once. Send it as 'Authorization: Bearer <key>'.")
         print(key["secret"])
         return 0
@@ -474,8 +479,8 @@ def _keys(ns: argparse.Namespace, data_dir: Path) -> int:
     if ns.json:
         print(json.dumps(rows))
     else:
-        _print_table(["id", "name", "prefix", "created", "last used", "revoked"],
-                     [[k["id"], k["name"], k["prefix"], k["createdAt"], k["lastUsedAt"], k["revokedAt"]]
+        _print_table(["id", "name", "prefix", "scope", "created", "last used", "revoked"],
+                     [[k["id"], k["name"], k["prefix"], k["scope"], k["createdAt"], k["lastUsedAt"], k["revokedAt"]]
                       for k in rows])
     return 0
 

@@ -108,9 +108,11 @@ async def _accounts_list(services: Services, args: dict[str, Any]) -> list[dict[
 async def _keys_create(services: Services, args: dict[str, Any]) -> dict[str, Any]:
     account = await services.accounts.account_id(args.get("account"))
     try:
-        return msgspec.to_builtins(await services.accounts.create_key(account, args.get("name") or "default"))
-    except Invalid:
-        raise OpError("a key name of 1 to 100 characters is required") from None
+        return msgspec.to_builtins(await services.accounts.create_key(account, args.get("name") or "default",
+                                                                      args.get("scope") or "full"))
+    except Invalid as exc:
+        raise OpError("; ".join(f"{e.field}: {e.message}" for e in exc.errors or [])
+                      or "a key name of 1 to 100 characters is required") from None
 
 
 async def _keys_list(services: Services, args: dict[str, Any]) -> list[dict[str, Any]]:

@@ -22,11 +22,12 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from core.models.accounts import ROLES, Account, ApiKey, NewApiKey, Principal, User, hash_api_key
+from core.models.accounts import KEY_SCOPES, ROLES, Account, ApiKey, NewApiKey, Principal, User, hash_api_key
 from core.models.pages import INCIDENT_STATES, Maintenance, PageIncident, PageSection, PageUpdate, StatusPage
 
 __all__ = [
     "INCIDENT_STATES",
+    "KEY_SCOPES",
     "KINDS",
     "ROLES",
     "STATUSES",

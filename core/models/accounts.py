@@ -28,6 +28,8 @@ class ApiKey(msgspec.Struct, kw_only=True, rename="camel"):
     created_at: str | None
     last_used_at: str | None
     revoked_at: str | None
+    #: ``full``, or ``read``: GET and HEAD only, outside the monthly quota (``KEY_SCOPES``).
+    scope: str = "full"
 
 
 class NewApiKey(ApiKey, kw_only=True, rename="camel"):
@@ -35,6 +37,9 @@ class NewApiKey(ApiKey, kw_only=True, rename="camel"):
 
     secret: str
 
+
+#: What a key may do: everything its account may, or read only (see ``core.services.usage``).
+KEY_SCOPES = ("full", "read")
 
 #: A user's role, weakest first: ``viewer`` reads; ``editor`` also changes monitors, status
 #: pages, incident posts and maintenance; ``admin`` also manages users, API

@@ -12,11 +12,11 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
-from core.models import Account, ApiKey, FieldError, NewApiKey, hash_api_key
+from core.models import KEY_SCOPES, Account, ApiKey, FieldError, NewApiKey, hash_api_key
 from core.services.access import Actor, account_of
 from core.services.context import StoreThreads
 from core.services.errors import Conflict, Invalid, NotFound
-from core.services.usage import Quota, month_bounds
+from core.services.usage import Quota, ReadBudget, month_bounds
 
 if TYPE_CHECKING:
     from core.storage.base import Store
@@ -36,7 +36,9 @@ class AccountService:
         self.store = store
         self.threads = threads
         self.quota = Quota()
-        self._keys: dict[str, tuple[int, int]] = {}  # sha256 of every unrevoked key -> (account, key id)
+        self.reads = ReadBudget()
+        #: sha256 of every unrevoked key -> (account, key id, scope)
+        self._keys: dict[str, tuple[int, int, str]] = {}
         #: Keys used since their last-use time was written (key id -> when), and when each was
         #: last written: a key's ``lastUsedAt`` is written at most once a minute.
         self._used: dict[int, dt.datetime] = {}
@@ -54,21 +56,30 @@ class AccountService:
 
     # authentication and quota --------------------------------------------------------------
     def authenticate(self, secret: str | None) -> int | None:
-        """The account of an unrevoked key; None for a missing, unknown or revoked one. The
-        key's use is noted (written behind, at most once a minute per key)."""
+        """The account of an unrevoked key (of any scope); None for a missing, unknown or
+        revoked one. The key's use is noted (written behind, at most once a minute per key)."""
+        found = self.authenticate_key(secret)
+        return None if found is None else found[0]
+
+    def authenticate_key(self, secret: str | None) -> tuple[int, int, str] | None:
+        """``(account id, key id, scope)`` of an unrevoked key, as ``authenticate``."""
         found = self._keys.get(hash_api_key(secret)) if secret else None
         if found is None:
             return None
-        account_id, key_id = found
+        key_id = found[1]
         now = time.monotonic()
         if now - self._written.get(key_id, -LAST_USED_EVERY_S) >= LAST_USED_EVERY_S:
             self._written[key_id] = now
             self._used[key_id] = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        return account_id
+        return found
 
     def take(self, account_id: int) -> tuple[bool, dict[str, str], int]:
         """Count one request if the month allows it: ``(allowed, quota headers, retry after s)``."""
         return self.quota.take(account_id)
+
+    def take_read(self, key_id: int) -> tuple[bool, dict[str, str], int]:
+        """Count one request of a read-only key against its minute's budget, not the month's."""
+        return self.reads.take(key_id, time.time())
 
     def usage(self, actor: Actor) -> dict[str, Any]:
         """This month's requests against the account's limit."""
@@ -117,13 +128,19 @@ class AccountService:
         """The account's keys: prefix, name, created, last used, revoked (never a secret)."""
         return await self.threads.write(self.store.list_api_keys, account_of(actor, "admin"))
 
-    async def create_key(self, actor: Actor, name: Any = "default") -> NewApiKey:
-        """A new key; the answer is the only time its ``secret`` is shown."""
+    async def create_key(self, actor: Actor, name: Any = "default", scope: Any = "full") -> NewApiKey:
+        """A new key; the answer is the only time its ``secret`` is shown. ``scope``: ``full``,
+        or ``read`` (GET and HEAD only, outside the monthly quota: for dashboards)."""
         account_id = account_of(actor, "admin")
         label = name.strip() if isinstance(name, str) else None
+        errors = []
         if not label or len(label) > 100:
-            raise Invalid("Invalid API key", [FieldError("name", "must be a string of 1 to 100 characters")])
-        key = await self.threads.write(self.store.create_api_key, account_id, label)
+            errors.append(FieldError("name", "must be a string of 1 to 100 characters"))
+        if scope not in KEY_SCOPES:
+            errors.append(FieldError("scope", f"must be one of {', '.join(KEY_SCOPES)}"))
+        if errors:
+            raise Invalid("Invalid API key", errors)
+        key = await self.threads.write(self.store.create_api_key, account_id, label, scope)
         await self.load()
         return key
 

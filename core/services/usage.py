@@ -13,7 +13,11 @@ import datetime as dt
 
 from core.clock import iso_seconds
 
-__all__ = ["Quota", "month_bounds"]
+__all__ = ["READS_PER_MINUTE", "Quota", "ReadBudget", "month_bounds"]
+
+#: Requests a minute a read-only key may make (a dashboard of 20 panels refreshed every 10 s
+#: makes 120): what bounds a read key instead of the monthly quota.
+READS_PER_MINUTE = 600
 
 
 def month_bounds(now: dt.datetime) -> tuple[str, int]:
@@ -63,3 +67,30 @@ class Quota:
     def take_dirty(self) -> tuple[str, dict[int, int]]:
         dirty, self.dirty = self.dirty, set()
         return self.month, {a: self.counts[a] for a in dirty if a in self.counts}
+
+
+class ReadBudget:
+    """Requests of each read-only key in the current UTC minute, against ``per_minute``: what
+    a dashboard's refreshes spend instead of the account's monthly quota. Kept in memory only
+    (a restart starts the minute again: at most one extra minute's worth)."""
+
+    def __init__(self, per_minute: int = READS_PER_MINUTE) -> None:
+        self.per_minute = per_minute
+        self.minute = 0
+        self.counts: dict[int, int] = {}
+
+    def take(self, key_id: int, now: float) -> tuple[bool, dict[str, str], int]:
+        """Count one request of the key if its minute allows it: ``(allowed, headers,
+        retry_after_s)``, the headers those of the quota (``X-API-Reset``: the minute's end)."""
+        minute = int(now // 60)
+        if minute != self.minute:
+            self.minute, self.counts = minute, {}
+        used = self.counts.get(key_id, 0)
+        allowed = used < self.per_minute
+        if allowed:
+            used += 1
+            self.counts[key_id] = used
+        reset = (minute + 1) * 60
+        headers = {"X-API-Limit": str(self.per_minute), "X-API-Remaining": str(max(0, self.per_minute - used)),
+                   "X-API-Reset": str(reset)}
+        return allowed, headers, max(1, reset - int(now))

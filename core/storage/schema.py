@@ -285,4 +285,11 @@ MIGRATIONS.append([
     "ALTER TABLE monitors ADD COLUMN packed_of UBIGINT",
 ])
 
+MIGRATIONS.append([
+    # What a key may do: 'full' (everything its account may), or 'read' (GET and HEAD only,
+    # outside the monthly quota, within a per-minute budget of its own: for dashboards such
+    # as Grafana's, which refresh on their own). NULL (keys made before) reads as 'full'.
+    "ALTER TABLE api_keys ADD COLUMN scope VARCHAR DEFAULT 'full'",
+])
+
 LATEST = len(MIGRATIONS)

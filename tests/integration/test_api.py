@@ -62,6 +62,35 @@ def test_every_way_to_send_a_key(api: dict[str, Any]) -> None:
         assert set(body) == {"data", "pagination"}
 
 
+def test_a_read_only_key_reads_outside_the_monthly_quota_and_changes_nothing(api: dict[str, Any]) -> None:
+    """What Grafana's Infinity data source is given: GET works, spends a minute's budget of its
+    own (the quota headers say so), never the month's; anything else is a 403 that changes
+    nothing."""
+    url, key = api["url"], api["key"]
+    status, _, body = send(f"{url}/api/v1/api-keys", "POST", {"name": "grafana", "scope": "read"}, key)
+    assert status == 201 and body["data"]["scope"] == "read", body
+    reader = body["data"]["secret"]
+    assert_error(*send(f"{url}/api/v1/api-keys", "POST", {"name": "x", "scope": "admin"}, key), 400)
+    listed = call(f"{url}/api/v1/api-keys?limit=100", headers={"X-API-Key": key})[2]["data"]
+    assert {k["name"]: k["scope"] for k in listed}["grafana"] == "read" and "x" not in {k["name"] for k in listed}
+
+    used = call(f"{url}/api/v1/account/usage", headers={"X-API-Key": key})[2]["data"]["used"]
+    for _ in range(5):
+        status, headers, body = call(f"{url}/api/v1/monitors", headers={"Authorization": f"Bearer {reader}"})
+        assert status == 200 and "data" in body
+    assert headers["x-api-limit"] == "600" and headers["x-api-remaining"] == "595"
+    assert 0 < int(headers["x-api-reset"]) - time.time() <= 60  # (the minute's end, not the month's)
+    # (the one request of the full key above counts; the reader's five do not)
+    assert call(f"{url}/api/v1/account/usage", headers={"X-API-Key": key})[2]["data"]["used"] == used + 1
+
+    before = call(f"{url}/api/v1/monitors?limit=100", headers={"X-API-Key": key})[2]["data"]
+    status, headers, body = send(f"{url}/api/v1/monitors", "POST", {"name": "no", "type": "tcp", "host": "127.0.0.1",
+                                                                     "port": 9}, reader)
+    assert_error(status, headers, body, 403)
+    assert body["data"]["reason"] == "This API key can only read (GET and HEAD)"
+    assert call(f"{url}/api/v1/monitors?limit=100", headers={"X-API-Key": key})[2]["data"] == before
+
+
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer xup_not-a-real-key"}, {"X-API-Key": "nope"},
                                      {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer "}])
 def test_missing_or_unknown_key_is_401(api: dict[str, Any], headers: dict[str, str]) -> None:

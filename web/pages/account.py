@@ -33,7 +33,7 @@ async def create_api_key(request: Request[Any, Any, Any], accounts: AccountServi
     does not bring it back from a cache)."""
     form = await request.form()
     try:
-        key = await accounts.create_key(principal(request), form.get("name"))
+        key = await accounts.create_key(principal(request), form.get("name"), form.get("scope") or "full")
     except ServiceError as exc:
         if exc.errors is None:
             raise

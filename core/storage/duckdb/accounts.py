@@ -29,10 +29,11 @@ class AccountStore:
 
     con: duckdb.DuckDBPyConnection
 
-    def api_key_map(self) -> dict[str, tuple[int, int]]:
-        """sha256 -> (account id, key id) of every unrevoked key (the authentication map)."""
-        rows = self.con.execute("SELECT sha256, account_id, id FROM api_keys WHERE revoked_at IS NULL").fetchall()
-        return {h: (int(a), int(k)) for h, a, k in rows}
+    def api_key_map(self) -> dict[str, tuple[int, int, str]]:
+        """sha256 -> (account id, key id, scope) of every unrevoked key (the authentication map)."""
+        rows = self.con.execute("SELECT sha256, account_id, id, coalesce(scope, 'full') FROM api_keys"
+                                " WHERE revoked_at IS NULL").fetchall()
+        return {h: (int(a), int(k), str(s)) for h, a, k, s in rows}
 
     def touch_api_keys(self, used: dict[int, Any]) -> None:
         """Record when keys were last used (key id -> naive UTC datetime), in one statement."""
@@ -85,22 +86,22 @@ class AccountStore:
         rows = self.con.execute("SELECT name FROM accounts ORDER BY id").fetchall()
         return [a for (name,) in rows if (a := self.get_account(name)) is not None]
 
-    def create_api_key(self, account_id: int, name: str) -> NewApiKey:
+    def create_api_key(self, account_id: int, name: str, scope: str = "full") -> NewApiKey:
         """A new key for the account; the returned ``secret`` is never stored or shown again."""
         secret = API_KEY_PREFIX + secrets.token_urlsafe(24)
         row = self.con.execute(
-            "INSERT INTO api_keys (account_id, name, prefix, sha256, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-            [account_id, name, secret[:12], hash_api_key(secret), utcnow()]).fetchone()
+            "INSERT INTO api_keys (account_id, name, prefix, sha256, created_at, scope) VALUES (?, ?, ?, ?, ?, ?)"
+            " RETURNING id", [account_id, name, secret[:12], hash_api_key(secret), utcnow(), scope]).fetchone()
         assert row is not None
         key = next(k for k in self.list_api_keys(account_id) if k.id == int(row[0]))
         return NewApiKey(**msgspec.structs.asdict(key), secret=secret)
 
     def list_api_keys(self, account_id: int) -> list[ApiKey]:
         rows = self.con.execute(
-            """SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys
+            """SELECT id, name, prefix, created_at, last_used_at, revoked_at, coalesce(scope, 'full') FROM api_keys
                WHERE account_id = ? ORDER BY id""", [account_id]).fetchall()
         return [ApiKey(id=int(r[0]), name=r[1], prefix=r[2], created_at=iso(r[3]), last_used_at=iso(r[4]),
-                       revoked_at=iso(r[5])) for r in rows]
+                       revoked_at=iso(r[5]), scope=r[6]) for r in rows]
 
     def revoke_api_key(self, account_id: int, key_id: int) -> bool:
         row = self.con.execute(
