@@ -31,9 +31,13 @@ class AccountStore:
 
     def api_key_map(self) -> dict[str, tuple[int, int, str]]:
         """sha256 -> (account id, key id, scope) of every unrevoked key (the authentication map)."""
-        rows = self.con.execute("SELECT sha256, account_id, id, coalesce(scope, 'full') FROM api_keys"
+        rows = self.con.execute(f"SELECT sha256, account_id, id, {self._scope()} FROM api_keys"
                                 " WHERE revoked_at IS NULL").fetchall()
         return {h: (int(a), int(k), str(s)) for h, a, k, s in rows}
+
+    def _scope(self) -> str:
+        """SQL for a key's scope (an older file opened read-only has no ``scope`` yet: full)."""
+        return "coalesce(scope, 'full')" if not self.read_only or self.schema_version() >= 12 else "'full'"
 
     def touch_api_keys(self, used: dict[int, Any]) -> None:
         """Record when keys were last used (key id -> naive UTC datetime), in one statement."""
@@ -98,8 +102,8 @@ class AccountStore:
 
     def list_api_keys(self, account_id: int) -> list[ApiKey]:
         rows = self.con.execute(
-            """SELECT id, name, prefix, created_at, last_used_at, revoked_at, coalesce(scope, 'full') FROM api_keys
-               WHERE account_id = ? ORDER BY id""", [account_id]).fetchall()
+            f"""SELECT id, name, prefix, created_at, last_used_at, revoked_at, {self._scope()} FROM api_keys
+                WHERE account_id = ? ORDER BY id""", [account_id]).fetchall()
         return [ApiKey(id=int(r[0]), name=r[1], prefix=r[2], created_at=iso(r[3]), last_used_at=iso(r[4]),
                        revoked_at=iso(r[5]), scope=r[6]) for r in rows]
 
