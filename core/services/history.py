@@ -28,6 +28,9 @@ from ext._history import raw_hour_items
 if TYPE_CHECKING:
     from core.storage.base import Store
 
+#: The hours read into memory at a time (``sync_hours``).
+FILL_CHUNK_US = 24 * HOUR_US
+
 __all__ = ["OWNER_ACCOUNT", "HistoryService"]
 
 OWNER_ACCOUNT = 1  # the server's own account ("default", made with the database)
@@ -405,9 +408,15 @@ class HistoryService:
             _, _, generation, upto = self.store.history_version(0)
             if upto is None or not self.hours.on or self.hours.current(upto, generation):
                 return
+            self.hours.fit(self.monitors.engine.monitors.top())  # (the budget first: it may say no)
+            if not self.hours.on:
+                return
             start = self.hours.wanted(upto, generation)
-            rows = await self.threads.read(self.store.hourly_rows, start, upto)
-            self.hours.fill(rows, start, upto, generation)
+            while start < upto:  # (a day at a time: a month of 100k monitors' hours is 72M rows)
+                end = min(upto, start + FILL_CHUNK_US)
+                rows = await self.threads.read(self.store.hourly_rows, start, end)
+                self.hours.fill(rows, start, end, generation)
+                start = end
 
     def stats(self) -> dict[str, Any]:
         """Raw pages answered from memory and from the store, and what the memory holds."""
