@@ -19,12 +19,13 @@ import collections
 import datetime as dt
 import functools
 import re
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Any
 
 import msgspec
 import numpy as np
 from litestar import MediaType, Request, Response, get, patch
+from litestar.response import Stream
 
 from api.errors import BadRequest
 from api.monitors import decode_cursor, encode_cursor, json_body, parse_limit
@@ -32,6 +33,7 @@ from api.schemas import ERROR_RESPONSES, WRITE_RESPONSES
 from core.clock import iso_ms
 from core.models import FieldError
 from core.services import HistoryService, Invalid, MonitorService
+from core.services.exports import FORMATS, MEDIA_TYPES, Encoder
 
 __all__ = ["AnswerCache", "monitor_history", "monitor_uptime"]
 
@@ -153,11 +155,15 @@ def series_query(params: Any, what: str) -> tuple[str, int, int | None, int | No
 @get("/monitors/{monitor_id:int}/history", operation_id="getMonitorHistory", tags=["history"],
      responses=ERROR_RESPONSES)
 async def monitor_history(request: Request[int, Any, Any], monitors: MonitorService, history: HistoryService,
-                          monitor_id: int) -> Response[dict[str, Any]]:
-    """Checks or time buckets of one monitor, newest first."""
+                          monitor_id: int) -> Response[Any]:
+    """Checks or time buckets of one monitor, newest first; with ``format=csv|parquet``, the
+    whole range as a file, oldest first, streamed."""
     interval, limit, start, end, before = series_query(request.query_params, "history")
     monitors.require(request.user, monitor_id)
     account = request.user
+    fmt = request.query_params.get("format")
+    if fmt is not None and fmt != "json":
+        return await _export(history, account, monitor_id, interval, start, end, before, fmt)
     cache: AnswerCache = request.app.state.history_cache
     key = (monitor_id, interval, start, end, before, limit)
     version = history.version(monitor_id)  # before the read: see AnswerCache
@@ -171,6 +177,31 @@ async def monitor_history(request: Request[int, Any, Any], monitors: MonitorServ
         body = await cache.fill(key, version, make)
     # The body is that dict, already encoded (a bytes content is sent as it is).
     return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
+
+
+async def _export(history: HistoryService, account: int, monitor_id: int, interval: str, start: int | None,
+                  end: int | None, before: int | None, fmt: str) -> Response[Any]:
+    """The range as a CSV or Parquet file, streamed (one batch of checks in memory at a time)."""
+    errors = []
+    if fmt not in FORMATS:
+        errors.append({"field": "format", "message": f"must be one of json, {', '.join(FORMATS)}"})
+    if before is not None:
+        errors.append({"field": "cursor", "message": "an export is the whole range: no cursor"})
+    if errors:
+        raise BadRequest("Invalid history query", errors)
+    _, schema, batches = await history.export(account, [monitor_id], BUCKETS.get(interval), start, end)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        encoder = Encoder(fmt)
+        async for batch in batches:
+            chunk = encoder.write(batch)
+            if chunk:
+                yield chunk
+        yield encoder.close(schema)
+
+    name = f"monitor-{monitor_id}-{interval}.{fmt}"
+    return Stream(chunks(), media_type=MEDIA_TYPES[fmt],
+                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 async def _encoded(history: HistoryService, account: int, monitor_id: int, interval: str, start: int | None,

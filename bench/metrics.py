@@ -42,7 +42,9 @@ _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 def hourly_rows(x: Xuptime, monitors: int, days: int) -> None:
-    """``days`` of generated hourly rollups for every monitor, the rollup cursor at this hour."""
+    """``days`` of generated hourly rollups for every monitor, the rollup cursor at this hour,
+    and the upkeep run over them as a running server would have (else the server's first
+    upkeep does a month's merging and rewriting during the measurement)."""
     from core.storage.duckdb import DuckDBStore
 
     store = DuckDBStore(x.data_dir)
@@ -53,6 +55,8 @@ def hourly_rows(x: Xuptime, monitors: int, days: int) -> None:
                60 * 40000, 20000, 90000, 40000.0, 70000.0, 85000.0, []::USMALLINT[], []::UINTEGER[]
         FROM (SELECT id FROM monitors) m, range(1, {days * 24 + 1}) h(i)""")
     store.con.execute("INSERT OR REPLACE INTO rollup_state VALUES ('hourly', make_timestamp(?))", [hour])
+    store.rollup_upto_us = hour
+    store.upkeep(hour)  # (days merged, months of hours rewritten: the state a running server keeps)
     store.close()
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,9 @@ def _run(data_dir: Path, op: str, args: dict[str, Any]) -> Any:
     return asyncio.run(_run_here(data_dir, op, args, read_only))
 
 
-async def _run_here(data_dir: Path, op: str, args: dict[str, Any], read_only: bool) -> Any:
+async def _run_here(data_dir: Path, op: str, args: dict[str, Any], read_only: bool,
+                    work: Callable[[Any], Awaitable[Any]] | None = None) -> Any:
+    """``op`` on the data dir itself (or ``work(services)`` instead: a streamed operation)."""
     import duckdb
 
     from core import ops
@@ -104,7 +107,7 @@ async def _run_here(data_dir: Path, op: str, args: dict[str, Any], read_only: bo
             services = Services.build(store, threads, DormantEngine(monitors))
             await services.load()
             try:
-                return await ops.run(services, op, args)
+                return await (work(services) if work is not None else ops.run(services, op, args))
             except (ServiceError, ops.OpError) as exc:
                 payload = ops.error_payload(exc)
                 raise CommandError(payload["error"], payload.get("errors")) from None
@@ -144,12 +147,22 @@ def _monitor_from_args(ns: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
-def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+def _cell(value: Any) -> str:
+    """A table cell: nothing for null, floats to three decimals (no trailing zeros)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        text = f"{value:,.3f}".rstrip("0").rstrip(".")
+        return "0" if text in ("-0", "") else text
+    return str(value)
+
+
+def _print_table(columns: list[str], rows: list[list[Any]], file: Any = None) -> None:
+    cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False)).rstrip())
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False)).rstrip(), file=file)
     for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip(), file=file)
 
 
 def _when(ts_us: int | None) -> str:
@@ -268,7 +281,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     sql = sub.add_parser("sql", parents=[common], help="run a read-only SQL query")
     sql.add_argument("query", help="one SELECT (read-only; no files, no extensions)")
-    sql.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sql.add_argument("--json", action="store_true", help="print JSON instead of a table (--format json)")
+    sql.add_argument("--format", choices=["table", "csv", "json", "parquet"], default=None,
+                     help="table (the default; at most 10,000 rows, numbers rounded), or every row as csv, json "
+                          "or parquet (default with --out: from its suffix)")
+    sql.add_argument("--out", help="write to this file (whole or not at all) instead of standard output")
+
+    export = sub.add_parser("export", parents=[common],
+                            help="write checks (or buckets) to a Parquet or CSV file, a batch at a time")
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("--monitor", type=int, help="one monitor's id (oldest first)")
+    which.add_argument("--all", action="store_true", help="every monitor of the account (with a monitorId column)")
+    export.add_argument("--account", default="default", help="with --all: the account (default: default)")
+    export.add_argument("--from", dest="start", help="ISO 8601, Unix seconds or ms, or back from now (24h, 7d)")
+    export.add_argument("--to", dest="end", help="as --from (default: now)")
+    export.add_argument("--interval", default="raw", choices=["raw", "1m", "5m", "1h", "1d"],
+                        help="raw checks (default), or buckets of one monitor")
+    export.add_argument("--format", choices=["parquet", "csv"], default=None,
+                        help="default: from --out's suffix, else parquet")
+    export.add_argument("--out", required=True, help="the file to write (whole or not at all); - for standard "
+                                                     "output (csv)")
 
     accounts = sub.add_parser("accounts", parents=[common], help="create or list accounts")
     asub = accounts.add_subparsers(dest="action", required=True)
@@ -361,12 +393,9 @@ def _main(ns: argparse.Namespace, data_dir: Path) -> int:
         if ns.command == "retention":
             return _retention(ns, data_dir)
         if ns.command == "sql":
-            result = _run(data_dir, "sql", {"sql": ns.query})
-            if ns.json:
-                print(json.dumps(result, default=str))
-            else:
-                _print_table(result["columns"], result["rows"])
-            return 0
+            return _sql(ns, data_dir)
+        if ns.command == "export":
+            return _export(ns, data_dir)
         if ns.command == "status":
             try:
                 stats = control_request(data_dir, "stats")
@@ -482,6 +511,60 @@ def _keys(ns: argparse.Namespace, data_dir: Path) -> int:
         _print_table(["id", "name", "prefix", "scope", "created", "last used", "revoked"],
                      [[k["id"], k["name"], k["prefix"], k["scope"], k["createdAt"], k["lastUsedAt"], k["revokedAt"]]
                       for k in rows])
+    return 0
+
+
+def _format_of(out: str | None, given: str | None, default: str) -> str:
+    if given is not None:
+        return given
+    suffix = Path(out).suffix.lower().lstrip(".") if out and out != "-" else ""
+    return {"csv": "csv", "parquet": "parquet", "pq": "parquet", "json": "json"}.get(suffix, default)
+
+
+def _sql(ns: argparse.Namespace, data_dir: Path) -> int:
+    from core.export import ExportError, run_export
+
+    fmt = "json" if ns.json else _format_of(ns.out, ns.format, "table")
+    if fmt == "table" or (fmt == "json" and ns.out is None):
+        result = _run(data_dir, "sql", {"sql": ns.query})
+        if fmt == "json":
+            print(json.dumps(result, default=str))
+        elif ns.out is None:
+            _print_table(result["columns"], result["rows"])
+        else:
+            with open(ns.out, "w") as file:
+                _print_table(result["columns"], result["rows"], file)
+        return 0
+    if fmt == "parquet" and ns.out in (None, "-"):
+        raise CommandError("--format parquet needs --out FILE")
+    try:
+        rows = run_export(data_dir, "sql.stream", {"sql": ns.query}, ns.out or "-", fmt, "query")
+    except ExportError as exc:
+        raise CommandError(str(exc), exc.errors) from None
+    if ns.out not in (None, "-"):
+        print(f"{rows:,} rows written to {ns.out}", file=sys.stderr)
+    return 0
+
+
+def _export(ns: argparse.Namespace, data_dir: Path) -> int:
+    from core.export import ExportError, parse_time, run_export
+
+    fmt = _format_of(ns.out, ns.format, "parquet")
+    if fmt not in ("csv", "parquet"):
+        raise CommandError("--format must be parquet or csv")
+    if fmt == "parquet" and ns.out == "-":
+        raise CommandError("Parquet goes to a file: give --out FILE")
+    try:
+        args = {"interval": ns.interval, "from": parse_time("from", ns.start), "to": parse_time("to", ns.end)}
+        if ns.monitor is not None:
+            args["id"] = ns.monitor
+        else:
+            args["account"] = ns.account
+        rows = run_export(data_dir, "export", args, ns.out, fmt, "export")
+    except ExportError as exc:
+        raise CommandError(str(exc), exc.errors) from None
+    if ns.out != "-":
+        print(f"{rows:,} rows written to {ns.out}", file=sys.stderr)
     return 0
 
 

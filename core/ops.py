@@ -9,17 +9,18 @@ monitor is its flat camelCase form with ``id`` and ``status``). It refuses with 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 
 from core.models import Monitor, User, monitor_to_wire
 from core.services import Invalid, NotFound, ServiceError, Services
 from core.services.history import OWNER_ACCOUNT
 from core.services.recent import BARS
 
-__all__ = ["NEEDS_SERVER", "OPS", "READ_ONLY_OPS", "OpError", "monitor_row", "run"]
+__all__ = ["NEEDS_SERVER", "OPS", "READ_ONLY_OPS", "STREAM_OPS", "OpError", "monitor_row", "run", "stream"]
 
 
 class OpError(ValueError):
@@ -219,7 +220,7 @@ OPS: dict[str, Op] = {
 
 #: Operations that only read: the CLI opens a stopped data dir read-only for them.
 READ_ONLY_OPS = frozenset({"monitors.list", "monitors.show", "monitors.history", "accounts.list", "keys.list",
-                           "users.list", "sql", "retention.show"})
+                           "users.list", "sql", "retention.show", "export", "sql.stream"})
 #: Operations that only a running server can answer.
 NEEDS_SERVER = frozenset({"ping", "stats"})
 
@@ -243,3 +244,57 @@ def error_payload(exc: Exception) -> dict[str, Any]:
         return {"ok": False, "error": exc.reason[:1].lower() + exc.reason[1:],
                 "errors": [{"field": e.field, "message": e.message} for e in exc.errors or []]}
     return {"ok": False, "error": str(exc)}
+
+
+# streamed operations: a header, then Arrow batches (``xuptime export``, ``xuptime sql --out``) --
+Streamed = tuple[dict[str, Any], pa.Schema | None, AsyncIterator[pa.RecordBatch]]
+_INTERVALS = {"raw": None, "1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
+
+
+def _time(args: dict[str, Any], name: str) -> int | None:
+    value = args.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise OpError(f"--{name} must be a time")
+    return value
+
+
+async def _export(services: Services, args: dict[str, Any]) -> Streamed:
+    """A monitor's (``id``) or an account's (``account``, every monitor) checks or buckets
+    (``interval``) within ``from``/``to`` (µs)."""
+    interval = args.get("interval") or "raw"
+    if interval not in _INTERVALS:
+        raise OpError(f"--interval must be one of {', '.join(_INTERVALS)}")
+    start, end = _time(args, "from"), _time(args, "to")
+    if start is not None and end is not None and start > end:
+        raise OpError("--from must not be after --to")
+    if args.get("id") is not None:
+        account, monitor_id = _owner(services, args)
+        ids: list[int] | None = [monitor_id]
+    else:
+        account, ids = await services.accounts.account_id(args.get("account")), None
+    try:
+        total, schema, batches = await services.history.export(account, ids, _INTERVALS[interval], start, end)
+    except Invalid as exc:
+        raise OpError(exc.reason) from None
+    return {"rows": total}, schema, batches
+
+
+async def _sql_stream(services: Services, args: dict[str, Any]) -> Streamed:
+    """A read-only query's whole answer (no row cap), for a file."""
+    return {"rows": None}, None, services.system.sql_batches(args.get("sql"))
+
+
+STREAM_OPS: dict[str, Callable[[Services, dict[str, Any]], Awaitable[Streamed]]] = {
+    "export": _export, "sql.stream": _sql_stream}
+
+
+async def stream(services: Services, op: str, args: dict[str, Any]) -> Streamed:
+    """One streamed operation: ``(header, schema or None, batches)``; ``OpError`` for an
+    unknown one. (A refusal found while reading, such as a query DuckDB rejects, is raised
+    by the first batch.)"""
+    handler = STREAM_OPS.get(op)
+    if handler is None:
+        raise OpError(f"unknown operation {op!r}")
+    return await handler(services, args)

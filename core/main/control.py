@@ -1,16 +1,23 @@
 """The control socket: ``xuptime.sock`` in the data dir (mode 0600), one JSON request per
 line ``{"op", "args"}``, one JSON answer per line ``{"ok", "data"}`` or ``{"ok": false,
 "error", "errors"}``. It is the CLI's door to a running server and answers from the same op
-table (``core.ops``) the CLI runs itself on a stopped data dir."""
+table (``core.ops``) the CLI runs itself on a stopped data dir.
+
+A streamed operation (``core.ops.STREAM_OPS``: exports) answers its line, then an Arrow IPC
+stream of its batches, and closes the connection: an export of any size crosses a batch at a
+time. A stream cut short (no end-of-stream marker) is an export that failed midway."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
 from pathlib import Path
+
+import pyarrow as pa
 
 from core import ops
 from core.main import CONTROL_SOCKET
@@ -31,6 +38,9 @@ async def start_control(data_dir: Path, services: Services) -> asyncio.AbstractS
             while line := await reader.readline():
                 try:
                     request = json.loads(line)
+                    if request.get("op") in ops.STREAM_OPS:
+                        await _stream(services, request.get("op"), request.get("args") or {}, writer)
+                        break
                     data = await ops.run(services, request.get("op"), request.get("args") or {})
                     response = {"ok": True, "data": data}
                 except (ServiceError, ops.OpError) as exc:
@@ -48,3 +58,38 @@ async def start_control(data_dir: Path, services: Services) -> asyncio.AbstractS
     server = await asyncio.start_unix_server(serve, path=str(path), limit=16 * 1024 * 1024)
     os.chmod(path, 0o600)
     return server
+
+
+async def _stream(services: Services, op: str, args: dict, writer: asyncio.StreamWriter) -> None:
+    """A streamed operation: its answer line (an error line if it refuses before its first
+    batch), then its batches as an Arrow IPC stream."""
+    try:
+        header, schema, batches = await ops.stream(services, op, args)
+        first = await anext(batches, None)
+    except (ServiceError, ops.OpError) as exc:
+        writer.write(json.dumps(ops.error_payload(exc), default=str).encode() + b"\n")
+        return
+    writer.write(json.dumps({"ok": True, "data": header}).encode() + b"\n")
+    schema = first.schema if first is not None else schema if schema is not None else pa.schema([])
+    sink = io.BytesIO()
+    ipc = pa.ipc.new_stream(sink, schema)
+
+    async def send() -> None:
+        writer.write(sink.getvalue())
+        sink.seek(0)
+        sink.truncate()
+        await writer.drain()
+
+    try:
+        if first is not None:
+            ipc.write_batch(first)
+            await send()
+        async for batch in batches:
+            ipc.write_batch(batch)
+            await send()
+        ipc.close()  # (the end-of-stream marker: the export is whole)
+        await send()
+    except Exception:
+        log.exception("streaming %s failed; the stream is cut short", op)
+        with contextlib.suppress(Exception):
+            await batches.aclose()  # type: ignore[attr-defined]

@@ -4,13 +4,15 @@ over the data (``xuptime sql``, bounded by the store: SELECT/EXPLAIN only, rows 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import pyarrow as pa
 
 from core.services.context import EngineLink, StoreThreads
 from core.services.errors import Invalid
+from core.services.exports import stream_batches
 
 if TYPE_CHECKING:
     from core.storage.base import Store
@@ -55,6 +57,18 @@ class SystemService:
                            "hoursCompactedUptoUs": self.store.hours_compacted_upto_us,
                            "dailyUptoUs": self.store.daily_upto_us}
         return stats
+
+    async def sql_batches(self, sql: Any) -> AsyncIterator[pa.RecordBatch]:
+        """A read-only query's whole answer as Arrow batches, streamed (``Invalid`` with
+        DuckDB's words if refused: raised by the first batch's read)."""
+        from core.storage.duckdb import ReadOnlyQueryError
+
+        batches = stream_batches(self.threads.read, lambda: self.store.query_batches(str(sql)))
+        try:
+            async for batch in batches:
+                yield batch
+        except (ReadOnlyQueryError, duckdb.Error) as exc:
+            raise Invalid(str(exc)) from None
 
     async def sql(self, sql: Any) -> tuple[list[str], list[tuple]]:
         """A read-only query's columns and rows (``Invalid`` with DuckDB's words if refused)."""
