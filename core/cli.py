@@ -105,7 +105,7 @@ async def _run_here(data_dir: Path, op: str, args: dict[str, Any], read_only: bo
         try:
             monitors = await threads.write(lambda: MonitorTable.from_batches(store.monitor_batches()))
             services = Services.build(store, threads, DormantEngine(monitors))
-            await services.load()
+            await services.load(light=work is not None)
             try:
                 return await (work(services) if work is not None else ops.run(services, op, args))
             except (ServiceError, ops.OpError) as exc:

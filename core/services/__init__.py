@@ -104,12 +104,16 @@ class Services:
         tail.add(got["monitor_id"], got["ts_us"], got["ok"], got["latency_us"], got["status_code"], got["error"],
                  got["dns_us"], got["connect_us"], got["tls_us"], got["ttfb_us"])
 
-    async def load(self) -> None:
+    async def load(self, *, light: bool = False) -> None:
         """Fill the catalog (for the engine's monitors, as loaded from the store) and the key
-        map."""
+        map. ``light``: without the recent checks, bars and hours held for pages (a CLI export
+        on a stopped data dir reads the store alone)."""
         store, threads = self.monitors.store, self.monitors.threads
         monitors = self.monitors.engine.monitors
         self.catalog.load(monitors, await threads.write(store.monitor_times), await threads.write(store.last_checks))
+        if light:
+            await self.accounts.load()
+            return
         now_us = time.time_ns() // 1000
         hours, bars = await threads.read(store.recent_window, now_us - RECENT_HOURS * 3600 * 10**6,
                                          now_us - BARS_LOOKBACK_S * 10**6)
