@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import datetime as dt
 import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
@@ -30,7 +29,7 @@ from litestar.response import Stream
 from api.errors import BadRequest
 from api.monitors import decode_cursor, encode_cursor, json_body, parse_limit
 from api.schemas import ERROR_RESPONSES, WRITE_RESPONSES
-from core.clock import iso_ms
+from core.clock import instant_us, iso_ms
 from core.models import FieldError
 from core.services import HistoryService, Invalid, MonitorService
 from core.services.exports import FORMATS, MEDIA_TYPES, Encoder
@@ -122,15 +121,8 @@ def parse_time(field: str, raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
     try:
-        if re.fullmatch(r"-?\d+(\.\d+)?", raw):
-            number = float(raw)
-            # 10^11 and more is milliseconds (Grafana's ${__from}); seconds reach it in the year 5138.
-            return int(number * 1000) if abs(number) >= 1e11 else int(number * 1_000_000)
-        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return int(value.timestamp() * 1_000_000)
-    except (ValueError, OverflowError):
+        return instant_us(raw)
+    except ValueError:
         raise BadRequest(f"Invalid {field}",
                          [{"field": field, "message": "must be ISO 8601, Unix seconds or Unix milliseconds"}]) from None
 

@@ -195,7 +195,12 @@ _PARAMS: dict[tuple[str, str], list[dict[str, Any]]] = {
         _q("from", {"type": "string"}, f"Oldest time to include. {_TIME}", "2026-11-02T10:00:00Z"),
         _q("to", {"type": "string"}, f"Newest time to include. {_TIME}", "2026-11-02T11:00:00Z"),
         _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Items per page (1-1000)."),
-        _CURSOR],
+        _CURSOR,
+        _q("format", {"enum": ["json", "csv", "parquet"], "default": "json"},
+           "`csv` or `parquet`: the whole `from`..`to` range as a file, oldest first, streamed (no `limit`, no "
+           "`cursor`): checks with their phases flattened (`ts`, `ok`, `latencyMs`, `statusCode`, `error`, `dnsMs`, "
+           "`connectMs`, `tlsMs`, `ttfbMs`, `region`) or buckets (`ts`, `checks`, `up`, `uptime`, `latencyAvgMs`, "
+           "`latencyMinMs`, `latencyMaxMs`, `latencyP50Ms`, `latencyP95Ms`, `latencyP99Ms`).")],
     ("/api/v1/monitors/{monitor_id}/metrics", "get"): [
         _q("interval", {"enum": ["raw", "1m", "5m", "1h", "1d"], "default": "raw"},
            "`raw`: one item per agent report; otherwise buckets of this size with averages and maxima."),
@@ -452,6 +457,13 @@ _OUTSIDE: dict[str, dict[str, Any]] = {
 }
 
 
+#: Responses that are files with ``format=`` (besides their JSON).
+_FILES: dict[tuple[str, str], dict[str, Any]] = {
+    ("/api/v1/monitors/{monitor_id}/history", "get"): {
+        "text/csv": {"schema": {"type": "string"}},
+        "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}}}}
+
+
 def add_documentation(document: dict[str, Any]) -> dict[str, Any]:
     """Query parameters, typed response bodies with examples, and the routes outside
     ``/api/v1`` (``/metrics``, ``/api/push/{token}``, ``/healthz``), added to ``document`` in
@@ -473,7 +485,7 @@ def add_documentation(document: dict[str, Any]) -> dict[str, Any]:
             continue
         for status, response in operation.get("responses", {}).items():
             if status.startswith("2") and "content" in response:
-                response["content"] = {"application/json": {"schema": schema}}
+                response["content"] = {"application/json": {"schema": schema}, **_FILES.get((path, method), {})}
     for path, operations in _OUTSIDE.items():
         paths.setdefault(path, {}).update(operations)
     return document

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import pyarrow as pa
 
+from core.clock import instant_us
 from core.services.exports import Encoder, csv_chunk
 
 __all__ = ["ExportError", "parse_time", "run_export"]
@@ -55,14 +56,8 @@ def parse_time(name: str, value: str | None, now: dt.datetime | None = None) -> 
         moment = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=int(ago.group(1)) * _UNIT_S[ago.group(2)])
         return int(moment.timestamp() * 1_000_000)
     try:
-        if re.fullmatch(r"-?\d+(\.\d+)?", text):
-            number = float(text)
-            return int(number * 1000) if abs(number) >= 1e11 else int(number * 1_000_000)
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.UTC)
-        return int(moment.timestamp() * 1_000_000)
-    except (ValueError, OverflowError):
+        return instant_us(text)
+    except ValueError:
         raise ExportError(f"--{name}: {value!r} is not a time (ISO 8601, Unix seconds or milliseconds, "
                           "or a duration back from now such as 24h or 7d)") from None
 

@@ -33,7 +33,7 @@ from core.engine.table import MonitorTable
 from core.models import TOKEN_KINDS, Integration, Monitor, MonitorTimes
 from core.services.errors import Unavailable
 from core.services.live import LiveFeed
-from core.services.probes import ProbeTable
+from core.services.probes import ProbeTable, newest_rows
 from core.services.recent import RecentWindow
 from core.services.recent_checks import RecentChecks
 from core.services.recent_hours import RecentHours
@@ -477,8 +477,7 @@ class LastChecks:
         ids = batch["monitor_id"]
         if not len(ids):
             return
-        unique, first_in_rev = np.unique(ids[::-1], return_index=True)
-        last = len(ids) - 1 - first_in_rev
+        unique, last = newest_rows(ids)
         self._fit(int(unique[-1]))
         self._ts[unique] = batch["ts_us"][last]
         self._latency[unique] = np.clip(batch["latency_us"][last], 0, 2**31 - 1)

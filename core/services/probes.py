@@ -18,7 +18,7 @@ from core.checkers.http import split_url
 from core.models import Monitor
 from core.services.recent import decode_latency, encode_latency
 
-__all__ = ["NO_PHASE", "PHASES", "ProbeTable", "instance_of"]
+__all__ = ["NO_PHASE", "PHASES", "ProbeTable", "instance_of", "newest_rows"]
 
 #: The batch columns of the phases, in the order kept.
 PHASES = ("dns_us", "connect_us", "tls_us", "ttfb_us")
@@ -44,6 +44,13 @@ def instance_of(monitor: Monitor) -> str | None:
     if kind in ("dns", "ping"):
         return spec.host  # type: ignore[union-attr]
     return None
+
+
+def newest_rows(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of a batch's monitor ids (a monitor's later rows are its later checks): each monitor
+    once, ascending, and the row of its newest check."""
+    unique, first_in_reversed = np.unique(ids[::-1], return_index=True)
+    return unique, len(ids) - 1 - first_in_reversed
 
 
 def _grown(old: np.ndarray, size: int, fill: int) -> np.ndarray:
@@ -78,8 +85,7 @@ class ProbeTable:
         ids = batch["monitor_id"]
         if not len(ids):
             return
-        unique, first_in_rev = np.unique(ids[::-1], return_index=True)
-        last = len(ids) - 1 - first_in_rev
+        unique, last = newest_rows(ids)
         self._fit(int(unique[-1]))
         ok = np.asarray(batch["ok"], dtype=bool)
         self._ok[unique] = ok[last]

@@ -70,9 +70,11 @@ def _api(server: Serve, path: str, key: str, body: dict[str, Any] | None = None)
         return exc.code, json.loads(exc.read())
 
 
-def _new_key(page: Any, server: Serve, name: str) -> str:
+def _new_key(page: Any, server: Serve, name: str, scope: str | None = None) -> str:
     page.goto(server.url + "/account/api-keys")
     page.fill("#key-name", name)
+    if scope is not None:
+        page.select_option("#key-scope", scope)
     page.click("form[action='/account/api-keys'] button[type=submit]")
     secret = page.locator("#new-api-key").inner_text().strip()
     assert secret.startswith("xup_")
@@ -121,6 +123,13 @@ def test_first_run_monitor_live_up_and_down_then_api_key(browser: Any, server: S
         assert page.locator("#new-api-key").count() == 0
         assert secret not in page.content()
         assert secret[:12] in page.content()  # (its prefix is listed)
+        # a read-only key (for Grafana): it reads, it may not write, and the list says so
+        reader = _new_key(page, server, "grafana", scope="read")
+        assert page.locator("tr", has_text="grafana").inner_text().count("only read") == 1
+        assert _api(server, "/api/v1/monitors?limit=25", reader)[0] == 200
+        status, body = _api(server, "/api/v1/monitors", reader, {"name": "x", "type": "tcp", "host": "127.0.0.1",
+                                                                 "port": 9})
+        assert status == 403 and body["data"]["reason"] == "This API key can only read (GET and HEAD)"
         assert page.dialogs == [] and page.outside == []
     finally:
         page.context.close()

@@ -1,6 +1,7 @@
 """Exports as a user makes them: a monitor's history as CSV and Parquet from the API (the same
 checks and buckets as its JSON pages), ``xuptime export`` and ``xuptime sql --format/--out``
-through a running server and on the stopped data dir; bad input refused with nothing written."""
+through a running server and on the stopped data dir; bad input refused with nothing written.
+(And the read-only key a Grafana user makes with the CLI.)"""
 
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ def test_history_exports_and_the_cli(tmp_path: Path) -> None:
     try:
         key = cli(data_dir, "keys", "create").stdout.splitlines()[-1]
         other = cli(data_dir, "keys", "create", "--account", "other").stdout.splitlines()[-1]
+        made = cli(data_dir, "keys", "create", "--read-only", "--name", "grafana").stdout.splitlines()
+        assert made[0].startswith("Read-only API key") and made[-1].startswith("xup_")
+        scopes = {k["name"]: k["scope"] for k in json.loads(cli(data_dir, "keys", "list", "--json").stdout)}
+        assert scopes == {"default": "full", "grafana": "read"}
         base = f"{server.url}/api/v1/monitors"
         web = send(base, "POST", {"name": "web", "type": "http", "url": target.url, "interval": 1}, key)[2]["data"]
         send(base, "POST", {"name": "db", "type": "tcp", "host": "127.0.0.1", "port": 9, "interval": 1}, key)

@@ -21,6 +21,7 @@ _READ_ONLY_TYPES = {"SELECT", "EXPLAIN"}
 QUERY_TIMEOUT_S = 30.0  # an operator's query is stopped after this long
 EXPORT_TIMEOUT_S = 1800.0  # an export (of any size: 100M rows take minutes) after this long
 BATCH_ROWS = 122_880  # rows per exported batch (a DuckDB row group)
+DAY_US = 86_400 * 10**6
 
 #: A check as exported: the API's fields, phases flattened, latencies in ms (µs kept).
 CHECK_COLUMNS = ("ts, ok, round(latency_us / 1000, 3) AS latencyMs, status_code AS statusCode, error,"
@@ -51,13 +52,7 @@ class QueryStore:
         cursor = self._readers.get()
         timer = threading.Timer(self.query_timeout_s, cursor.interrupt)
         try:
-            statements = cursor.extract_statements(sql)
-            if not statements:
-                raise ReadOnlyQueryError("no SQL statement given")
-            for statement in statements:
-                kind = statement.type.name
-                if kind not in _READ_ONLY_TYPES:
-                    raise ReadOnlyQueryError(f"only SELECT queries are allowed here, not {kind}")
+            statements = _read_only_statements(cursor, sql)
             cursor.execute("BEGIN TRANSACTION READ ONLY")
             try:
                 timer.start()
@@ -87,13 +82,7 @@ class QueryStore:
         cursor = self._readers.get()  # type: ignore[attr-defined]
         timer = threading.Timer(EXPORT_TIMEOUT_S, cursor.interrupt)
         try:
-            statements = cursor.extract_statements(sql)
-            if not statements:
-                raise ReadOnlyQueryError("no SQL statement given")
-            for statement in statements:
-                kind = statement.type.name
-                if kind not in _READ_ONLY_TYPES:
-                    raise ReadOnlyQueryError(f"only SELECT queries are allowed here, not {kind}")
+            statements = _read_only_statements(cursor, sql)
             cursor.execute("BEGIN TRANSACTION READ ONLY")
             try:
                 timer.start()
@@ -117,24 +106,53 @@ class QueryStore:
     def export_checks(self, monitor_ids: list[int] | None, from_us: int | None, to_us: int | None,
                       rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """The checks of ``monitor_ids`` (None: every monitor; a ``monitorId`` column unless
-        there is one) within [from, to] (µs, inclusive; None: unbounded) as Arrow batches, ``ts`` a UTC
-        timestamp: one monitor's oldest first; every monitor's as stored (closed days sorted
-        by monitor and time, the open day in arrival order: sorting 100M rows would cost the
-        memory an export must not). On a cursor of its own (an export may take minutes: the
+        there is one) within [from, to] (µs, inclusive; None: unbounded) as Arrow batches, ``ts``
+        a UTC timestamp. One monitor's oldest first, sorted a day at a time (a sort holds what it
+        sorts: a day of one monitor, never its years); many monitors' as stored (closed days
+        sorted by monitor and time, the open day in arrival order: sorting 100M rows would cost
+        the memory an export must not). On a cursor of its own (an export may take minutes: the
         readers stay free); run the generator to its end or close it."""
-        where, params = _check_filter(monitor_ids, from_us, to_us)
         one = monitor_ids is not None and len(monitor_ids) == 1
-        sql = (f"SELECT {'' if one else 'monitor_id AS monitorId, '}{CHECK_COLUMNS}"
-               f" FROM checks WHERE {where}{' ORDER BY ts' if one else ''}")
         cursor = self.con.cursor()  # type: ignore[attr-defined]
         timer = threading.Timer(EXPORT_TIMEOUT_S, cursor.interrupt)
         try:
             timer.start()
-            yield from _batches(cursor.execute(sql, params).fetch_record_batch(rows))
+            if not one:
+                where, params = _check_filter(monitor_ids, from_us, to_us)
+                sql = f"SELECT monitor_id AS monitorId, {CHECK_COLUMNS} FROM checks WHERE {where}"
+                yield from _batches(cursor.execute(sql, params).fetch_record_batch(rows))
+                return
+            where, params = _check_filter(monitor_ids, from_us, to_us)
+            bounds = cursor.execute(f"SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM checks WHERE {where}",
+                                    params).fetchone()
+            if bounds is None or bounds[0] is None:
+                yield from _batches(cursor.execute(f"SELECT {CHECK_COLUMNS} FROM checks WHERE false")
+                                    .fetch_record_batch(rows))
+                return
+            first, last = int(bounds[0]), int(bounds[1])
+            day = first // DAY_US * DAY_US
+            while day <= last:
+                where, params = _check_filter(monitor_ids, max(first, day), min(last, day + DAY_US - 1))
+                reader = cursor.execute(f"SELECT {CHECK_COLUMNS} FROM checks WHERE {where} ORDER BY ts",
+                                        params).fetch_record_batch(rows)
+                yield from _batches(reader, empty=False)
+                day += DAY_US
         finally:
             timer.cancel()
             with contextlib.suppress(duckdb.Error):
                 cursor.close()
+
+
+def _read_only_statements(cursor: duckdb.DuckDBPyConnection, sql: str) -> list[duckdb.Statement]:
+    """The statements of ``sql``, every one a SELECT or EXPLAIN (``ReadOnlyQueryError`` else)."""
+    statements = cursor.extract_statements(sql)
+    if not statements:
+        raise ReadOnlyQueryError("no SQL statement given")
+    for statement in statements:
+        kind = statement.type.name
+        if kind not in _READ_ONLY_TYPES:
+            raise ReadOnlyQueryError(f"only SELECT queries are allowed here, not {kind}")
+    return statements
 
 
 def _check_filter(monitor_ids: list[int] | None, from_us: int | None, to_us: int | None) -> tuple[str, list]:
@@ -146,10 +164,10 @@ def _check_filter(monitor_ids: list[int] | None, from_us: int | None, to_us: int
     return " AND ".join(parts), params
 
 
-def _batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+def _batches(reader: pa.RecordBatchReader, empty: bool = True) -> Iterator[pa.RecordBatch]:
     """The reader's batches, timestamps marked UTC (DuckDB's are naive UTC); one empty batch
-    if it has no rows."""
-    given = False
+    if it has no rows (and ``empty``)."""
+    given = not empty
     try:
         for batch in reader:
             if batch.num_rows:
