@@ -8,6 +8,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import pty
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -137,7 +141,33 @@ def test_history_exports_and_the_cli(tmp_path: Path) -> None:
     finally:
         assert server.stop() == 0
 
-    # the stopped data dir: the same export, read-only
+    # the stopped data dir: the same export, read-only; on a terminal, with a progress bar
     again = tmp_path / "again.parquet"
-    cli(data_dir, "export", "--monitor", str(web["id"]), "--from", "0", "--to", str(until), "--out", str(again))
+    terminal = on_a_terminal(["export", "--monitor", str(web["id"]), "--from", "0", "--to", str(until),
+                              "--out", str(again), "--data-dir", str(data_dir)])
     assert pq.read_table(again).equals(table)
+    assert "export" in terminal and f"{len(rows)}/{len(rows)}" in terminal and "rows written" in terminal
+    piped = cli(data_dir, "export", "--monitor", str(web["id"]), "--to", str(until), "--out", str(again))
+    assert piped.stderr.strip() == f"{len(rows)} rows written to {again}"  # (no bar when not a terminal)
+
+
+def on_a_terminal(args: list[str]) -> str:
+    """What ``xuptime ARGS`` writes to standard error when that is a terminal (a pty)."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "core.cli", *args], stdout=subprocess.DEVNULL,
+                                stderr=slave, env={**os.environ, "COLUMNS": "100", "TERM": "xterm"})
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # (EIO: the other end closed)
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.wait(60) == 0, out
+        return out.decode(errors="replace")
+    finally:
+        os.close(master)
