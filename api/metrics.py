@@ -33,19 +33,21 @@ Per agent (labels ``monitor_id``, ``name``, ``hostname``), its newest report:
 ``_network_receive_bytes_per_second``/``_transmit_``, ``_processes``, ``_uptime_seconds`` and
 ``_last_report_timestamp_seconds``.
 
-The monitors' families are written by hand (``_Exposition``): ``prometheus_client`` builds a
+The monitors' families are written by hand (``families``): ``prometheus_client`` builds a
 sample object per line, which for 100k monitors' two million lines costs seconds
-(``bench.metrics`` measures both).
+(``bench.metrics`` measures both). The answer is streamed a family at a time, made on a
+worker thread: the event loop serves other requests meanwhile.
 """
 
 from __future__ import annotations
 
-import gzip
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
-from litestar import Request, Response, get
+from litestar import Request, get
+from litestar.response import Stream
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -76,27 +78,24 @@ def _escape(value: str) -> str:
     return value
 
 
-class _Exposition:
-    """Lines of the text format, family by family (each family's samples together, as the
-    format requires)."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-
-    def family(self, name: str, kind: str, text: str, samples: Iterator[str] | list[str]) -> None:
-        self.parts.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
-        self.parts.extend(samples)
-
-    def text(self) -> str:
-        return "".join(self.parts)
+def _family(name: str, kind: str, text: str, samples: Iterable[str]) -> str:
+    """One family in the text format: its help and type lines, then its samples (a family's
+    samples together, as the format requires)."""
+    return f"# HELP {name} {text}\n# TYPE {name} {kind}\n" + "".join(samples)
 
 
 def exposition(monitors: list[Monitor], figures: dict[str, np.ndarray], ratios: np.ndarray,
                with_tags: bool = False) -> str:
-    """The monitors' families in the text format. ``figures`` and ``ratios`` are aligned with
-    ``monitors`` (``MonitorService.probe_figures``, ``HistoryService.uptime_ratios`` over
-    ``WINDOWS``)."""
-    out = _Exposition()
+    """The monitors' families in the text format, whole (``families`` one at a time)."""
+    return "".join(families(monitors, figures, ratios, with_tags))
+
+
+def families(monitors: list[Monitor], figures: dict[str, np.ndarray], ratios: np.ndarray,
+             with_tags: bool = False) -> Iterator[str]:
+    """The monitors' families in the text format, one family at a time (a scrape of 100k
+    monitors is 200 MB of text: held a family at a time, not whole). ``figures`` and
+    ``ratios`` are aligned with ``monitors`` (``MonitorService.probe_figures``,
+    ``HistoryService.uptime_ratios`` over ``WINDOWS``)."""
     labels: list[str] = []
     probe: list[str] = []  # (the labels with ``instance`` first, where the monitor has one)
     for m in monitors:
@@ -116,27 +115,27 @@ def exposition(monitors: list[Monitor], figures: dict[str, np.ndarray], ratios: 
     def each(name: str, values: Iterator[tuple[int, str]], which: list[str] = labels) -> Iterator[str]:
         return (f"{name}{{{which[i]}}} {v}\n" for i, v in values)
 
-    out.family("xuptime_monitor_up", "gauge", "1 if the monitor is up, else 0",
+    yield _family("xuptime_monitor_up", "gauge", "1 if the monitor is up, else 0",
                each("xuptime_monitor_up", ((i, "1" if s == "up" else "0") for i, s in enumerate(statuses))))
-    out.family("xuptime_monitor_status", "gauge", "1 for the monitor's current status",
+    yield _family("xuptime_monitor_status", "gauge", "1 for the monitor's current status",
                (f'xuptime_monitor_status{{{label},status="{name}"}} {"1" if s == name else "0"}\n'
                 for label, s in zip(labels, statuses, strict=True) for name in STATUSES))
-    out.family("xuptime_monitor_paused", "gauge", "1 if the monitor is paused",
+    yield _family("xuptime_monitor_paused", "gauge", "1 if the monitor is paused",
                each("xuptime_monitor_paused", ((i, "1" if m.paused else "0") for i, m in enumerate(monitors))))
-    out.family("xuptime_monitor_latency_seconds", "gauge", "latency of the newest check",
+    yield _family("xuptime_monitor_latency_seconds", "gauge", "latency of the newest check",
                each("xuptime_monitor_latency_seconds", ((i, repr(latency[i] / 1e6)) for i in seen)))
-    out.family("xuptime_monitor_last_check_timestamp_seconds", "gauge", "Unix time of the newest check",
+    yield _family("xuptime_monitor_last_check_timestamp_seconds", "gauge", "Unix time of the newest check",
                each("xuptime_monitor_last_check_timestamp_seconds", ((i, repr(ts[i] / 1e6)) for i in seen)))
-    out.family("xuptime_monitor_interval_seconds", "gauge", "how often the monitor is checked",
+    yield _family("xuptime_monitor_interval_seconds", "gauge", "how often the monitor is checked",
                each("xuptime_monitor_interval_seconds", ((i, str(m.interval)) for i, m in enumerate(monitors))))
     rows = ratios.tolist()
-    out.family("xuptime_monitor_uptime_ratio", "gauge",
+    yield _family("xuptime_monitor_uptime_ratio", "gauge",
                "share of checks up over the window (checks in maintenance left out)",
                (f'xuptime_monitor_uptime_ratio{{{labels[i]},window="{window}"}} {row[w]!r}\n'
                 for i, row in enumerate(rows) for w, (window, _) in enumerate(WINDOWS) if row[w] == row[w]))
-    out.family("xuptime_monitor_checks_total", "counter", "checks stored since the server started",
+    yield _family("xuptime_monitor_checks_total", "counter", "checks stored since the server started",
                each("xuptime_monitor_checks_total", enumerate(map(str, figures["checks"].tolist()))))
-    out.family("xuptime_monitor_failures_total", "counter", "failed checks stored since the server started",
+    yield _family("xuptime_monitor_failures_total", "counter", "failed checks stored since the server started",
                each("xuptime_monitor_failures_total", enumerate(map(str, figures["failures"].tolist()))))
 
     def success(i: int) -> str | None:
@@ -144,13 +143,13 @@ def exposition(monitors: list[Monitor], figures: dict[str, np.ndarray], ratios: 
             return "1" if ok[i] else "0"
         return {"up": "1", "down": "0"}.get(statuses[i])
 
-    out.family("probe_success", "gauge", "1 if the newest check succeeded (blackbox_exporter's name)",
+    yield _family("probe_success", "gauge", "1 if the newest check succeeded (blackbox_exporter's name)",
                each("probe_success", ((i, v) for i in range(len(monitors)) if (v := success(i)) is not None), probe))
-    out.family("probe_duration_seconds", "gauge", "how long the newest check took",
+    yield _family("probe_duration_seconds", "gauge", "how long the newest check took",
                each("probe_duration_seconds", ((i, repr(latency[i] / 1e6)) for i in seen), probe))
-    out.family("probe_http_status_code", "gauge", "the HTTP status of the newest check's response",
+    yield _family("probe_http_status_code", "gauge", "the HTTP status of the newest check's response",
                each("probe_http_status_code", ((i, str(code[i])) for i in http if code[i]), probe))
-    out.family("probe_dns_lookup_time_seconds", "gauge", "the newest check's name resolution",
+    yield _family("probe_dns_lookup_time_seconds", "gauge", "the newest check's name resolution",
                each("probe_dns_lookup_time_seconds", ((i, repr(phases[i][0] / 1e6)) for i in seen
                                                       if phases[i][0] >= 0), probe))
 
@@ -164,9 +163,8 @@ def exposition(monitors: list[Monitor], figures: dict[str, np.ndarray], ratios: 
             rest = latency[i] - sum(us for _, us in known if us >= 0)
             yield f'probe_http_duration_seconds{{{probe[i]},phase="transfer"}} {max(0, rest) / 1e6!r}\n'
 
-    out.family("probe_http_duration_seconds", "gauge", "the newest HTTP check's phases",
+    yield _family("probe_http_duration_seconds", "gauge", "the newest HTTP check's phases",
                (line for i in http if ts[i] for line in http_phases(i)))
-    return out.text()
 
 
 class _Agents(Collector):
@@ -234,7 +232,7 @@ class _Results(Collector):
 
 @get("/metrics", include_in_schema=False)
 async def metrics(request: Request[Any, Any, Any], monitors: MonitorService, accounts: AccountService,
-                  system: SystemService, agents: AgentService, history: HistoryService) -> Response[bytes]:
+                  system: SystemService, agents: AgentService, history: HistoryService) -> Stream:
     """The account's monitors for Prometheus (API key required), its agents, and whether
     results are being kept: waiting in memory for a full disk, or dropped."""
     account_id = accounts.authenticate(key_from(request))
@@ -249,9 +247,20 @@ async def metrics(request: Request[Any, Any, Any], monitors: MonitorService, acc
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Agents(agents, account_id))
     registry.register(_Results(system))
-    body = exposition(listed, figures, ratios, tags in ("true", "1")).encode() + generate_latest(registry)
-    headers = {"Vary": "Accept-Encoding"}
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        body = gzip.compress(body, GZIP_LEVEL)
-        headers["Content-Encoding"] = "gzip"
-    return Response(body, media_type=CONTENT_TYPE, headers=headers)
+    tail = generate_latest(registry)
+    zipped = "gzip" in request.headers.get("accept-encoding", "")
+
+    def body() -> Iterator[bytes]:
+        # (Litestar pulls a sync iterator on a worker thread: the text is made off the loop, a
+        # family at a time, and gzipped as it goes)
+        packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if zipped else None
+        for text in families(listed, figures, ratios, tags in ("true", "1")):
+            data = text.encode()
+            if packer is None:
+                yield data
+            elif packed := packer.compress(data):
+                yield packed
+        yield tail if packer is None else packer.compress(tail) + packer.flush()
+
+    headers = {"Vary": "Accept-Encoding", **({"Content-Encoding": "gzip"} if zipped else {})}
+    return Stream(body(), media_type=CONTENT_TYPE, headers=headers)
