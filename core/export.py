@@ -201,7 +201,10 @@ def _from_server(data_dir: Path, op: str, args: dict[str, Any]
 
 def run_export(data_dir: Path, op: str, args: dict[str, Any], out: str, fmt: str, what: str) -> int:
     """Run a streamed operation into ``out``; the rows written."""
-    target = _File(out, fmt)
+    try:
+        target = _File(out, fmt)
+    except OSError as exc:
+        raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from None
     try:
         with _Progress(what, out != "-") as progress:
             got = _from_server(data_dir, op, args)

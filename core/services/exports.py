@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-__all__ = ["FORMATS", "MEDIA_TYPES", "Encoder", "csv_chunk", "encode", "stream_batches"]
+__all__ = ["FORMATS", "MEDIA_TYPES", "Encoder", "csv_chunk", "stream_batches"]
 
 FORMATS = ("csv", "parquet")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
@@ -104,16 +104,6 @@ class Encoder:
         if self._writer is not None:
             self._writer.close()
         return self._drain()
-
-
-def encode(batches: Iterable[pa.RecordBatch], fmt: str, schema: pa.Schema | None = None) -> Iterator[bytes]:
-    """The file's bytes, chunk by chunk, as ``batches`` are read."""
-    encoder = Encoder(fmt)
-    for batch in batches:
-        chunk = encoder.write(batch)
-        if chunk:
-            yield chunk
-    yield encoder.close(schema)
 
 
 async def stream_batches(run: Callable[..., Any], make: Callable[[], Iterator[pa.RecordBatch]]

@@ -214,7 +214,7 @@ class HistoryService:
                      end: int | None) -> tuple[int, pa.Schema, AsyncIterator[pa.RecordBatch]]:
         """Checks (``bucket_s`` None) or buckets of the account's monitors ``monitor_ids``
         (None: all of them; buckets need one) within [start, end] as Arrow batches, oldest
-        first for one monitor, never older than the raw tier: ``(rows, schema, batches)``,
+        first for one monitor, never older than their tier: ``(rows, schema, batches)``,
         ``rows`` counted first (a progress bar's total; checks written meanwhile may add a few).
         Buckets are read a page at a time and held (a month of minutes is 43,200 rows);
         checks stream from the store with one batch in memory."""
@@ -224,8 +224,7 @@ class HistoryService:
         else:
             for monitor_id in monitor_ids:
                 self.monitors.require(account_id, monitor_id)
-        start = _later(start, self.store.floor_us("raw", time.time_ns() // 1000))
-        if bucket_s is not None:
+        if bucket_s is not None:  # (buckets reach as far back as their tiers: ``history_buckets`` knows)
             if len(monitor_ids) != 1:
                 raise Invalid("Buckets are exported for one monitor at a time",
                               [FieldError("interval", "use raw to export many monitors")])
@@ -238,6 +237,7 @@ class HistoryService:
                     break
                 before = page[-1][0]
             return len(rows), BUCKET_SCHEMA, _bucket_batches(rows[::-1])
+        start = _later(start, self.store.floor_us("raw", time.time_ns() // 1000))
         schema = check_schema(len(monitor_ids) != 1)
         if not monitor_ids:
             return 0, schema, _no_batches()

@@ -138,6 +138,8 @@ def test_history_exports_and_the_cli(tmp_path: Path) -> None:
         bad = cli(data_dir, "export", "--monitor", "999", "--out", str(tmp_path / "no.parquet"), check=False)
         assert bad.returncode != 0 and "no monitor 999" in bad.stderr and not (tmp_path / "no.parquet").exists()
         assert not list(tmp_path.glob(".no.*"))  # (no temporary file left behind either)
+        nowhere = cli(data_dir, "export", "--all", "--out", str(tmp_path / "missing" / "x.csv"), check=False)
+        assert nowhere.returncode != 0 and "cannot write" in nowhere.stderr and "Traceback" not in nowhere.stderr
     finally:
         assert server.stop() == 0
 
