@@ -51,6 +51,7 @@ from litestar.response import Stream
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from api.auth import key_from
 from api.errors import ApiError, BadRequest
@@ -76,6 +77,12 @@ def _escape(value: str) -> str:
     if "\\" in value or '"' in value or "\n" in value:
         value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return value
+
+
+#: Sample values written as ``prometheus_client`` writes them (``floatToGoString``: ``1.0``,
+#: ``200.0``, ``1.8e+09``), so a scrape reads the same as before the text was written here.
+ONE, ZERO = "1.0", "0.0"
+_go = floatToGoString
 
 
 def _family(name: str, kind: str, text: str, samples: Iterable[str]) -> str:
@@ -116,41 +123,41 @@ def families(monitors: list[Monitor], figures: dict[str, np.ndarray], ratios: np
         return (f"{name}{{{which[i]}}} {v}\n" for i, v in values)
 
     yield _family("xuptime_monitor_up", "gauge", "1 if the monitor is up, else 0",
-               each("xuptime_monitor_up", ((i, "1" if s == "up" else "0") for i, s in enumerate(statuses))))
+               each("xuptime_monitor_up", ((i, ONE if s == "up" else ZERO) for i, s in enumerate(statuses))))
     yield _family("xuptime_monitor_status", "gauge", "1 for the monitor's current status",
-               (f'xuptime_monitor_status{{{label},status="{name}"}} {"1" if s == name else "0"}\n'
+               (f'xuptime_monitor_status{{{label},status="{name}"}} {ONE if s == name else ZERO}\n'
                 for label, s in zip(labels, statuses, strict=True) for name in STATUSES))
     yield _family("xuptime_monitor_paused", "gauge", "1 if the monitor is paused",
-               each("xuptime_monitor_paused", ((i, "1" if m.paused else "0") for i, m in enumerate(monitors))))
+               each("xuptime_monitor_paused", ((i, ONE if m.paused else ZERO) for i, m in enumerate(monitors))))
     yield _family("xuptime_monitor_latency_seconds", "gauge", "latency of the newest check",
-               each("xuptime_monitor_latency_seconds", ((i, repr(latency[i] / 1e6)) for i in seen)))
+               each("xuptime_monitor_latency_seconds", ((i, _go(latency[i] / 1e6)) for i in seen)))
     yield _family("xuptime_monitor_last_check_timestamp_seconds", "gauge", "Unix time of the newest check",
-               each("xuptime_monitor_last_check_timestamp_seconds", ((i, repr(ts[i] / 1e6)) for i in seen)))
+               each("xuptime_monitor_last_check_timestamp_seconds", ((i, _go(ts[i] / 1e6)) for i in seen)))
     yield _family("xuptime_monitor_interval_seconds", "gauge", "how often the monitor is checked",
-               each("xuptime_monitor_interval_seconds", ((i, str(m.interval)) for i, m in enumerate(monitors))))
+               each("xuptime_monitor_interval_seconds", ((i, _go(m.interval)) for i, m in enumerate(monitors))))
     rows = ratios.tolist()
     yield _family("xuptime_monitor_uptime_ratio", "gauge",
                "share of checks up over the window (checks in maintenance left out)",
-               (f'xuptime_monitor_uptime_ratio{{{labels[i]},window="{window}"}} {row[w]!r}\n'
+               (f'xuptime_monitor_uptime_ratio{{{labels[i]},window="{window}"}} {_go(row[w])}\n'
                 for i, row in enumerate(rows) for w, (window, _) in enumerate(WINDOWS) if row[w] == row[w]))
     yield _family("xuptime_monitor_checks_total", "counter", "checks stored since the server started",
-               each("xuptime_monitor_checks_total", enumerate(map(str, figures["checks"].tolist()))))
+               each("xuptime_monitor_checks_total", enumerate(map(_go, figures["checks"].tolist()))))
     yield _family("xuptime_monitor_failures_total", "counter", "failed checks stored since the server started",
-               each("xuptime_monitor_failures_total", enumerate(map(str, figures["failures"].tolist()))))
+               each("xuptime_monitor_failures_total", enumerate(map(_go, figures["failures"].tolist()))))
 
     def success(i: int) -> str | None:
         if ok[i] >= 0:
-            return "1" if ok[i] else "0"
-        return {"up": "1", "down": "0"}.get(statuses[i])
+            return ONE if ok[i] else ZERO
+        return {"up": ONE, "down": ZERO}.get(statuses[i])
 
     yield _family("probe_success", "gauge", "1 if the newest check succeeded (blackbox_exporter's name)",
                each("probe_success", ((i, v) for i in range(len(monitors)) if (v := success(i)) is not None), probe))
     yield _family("probe_duration_seconds", "gauge", "how long the newest check took",
-               each("probe_duration_seconds", ((i, repr(latency[i] / 1e6)) for i in seen), probe))
+               each("probe_duration_seconds", ((i, _go(latency[i] / 1e6)) for i in seen), probe))
     yield _family("probe_http_status_code", "gauge", "the HTTP status of the newest check's response",
-               each("probe_http_status_code", ((i, str(code[i])) for i in http if code[i]), probe))
+               each("probe_http_status_code", ((i, _go(code[i])) for i in http if code[i]), probe))
     yield _family("probe_dns_lookup_time_seconds", "gauge", "the newest check's name resolution",
-               each("probe_dns_lookup_time_seconds", ((i, repr(phases[i][0] / 1e6)) for i in seen
+               each("probe_dns_lookup_time_seconds", ((i, _go(phases[i][0] / 1e6)) for i in seen
                                                       if phases[i][0] >= 0), probe))
 
     def http_phases(i: int) -> Iterator[str]:
@@ -158,10 +165,10 @@ def families(monitors: list[Monitor], figures: dict[str, np.ndarray], ratios: np
         known = [("resolve", dns), ("connect", connect), ("tls", tls), ("processing", ttfb)]
         for name, us in known:
             if us >= 0:
-                yield f'probe_http_duration_seconds{{{probe[i]},phase="{name}"}} {us / 1e6!r}\n'
+                yield f'probe_http_duration_seconds{{{probe[i]},phase="{name}"}} {_go(us / 1e6)}\n'
         if ttfb >= 0:
             rest = latency[i] - sum(us for _, us in known if us >= 0)
-            yield f'probe_http_duration_seconds{{{probe[i]},phase="transfer"}} {max(0, rest) / 1e6!r}\n'
+            yield f'probe_http_duration_seconds{{{probe[i]},phase="transfer"}} {_go(max(0, rest) / 1e6)}\n'
 
     yield _family("probe_http_duration_seconds", "gauge", "the newest HTTP check's phases",
                (line for i in http if ts[i] for line in http_phases(i)))

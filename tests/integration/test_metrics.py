@@ -53,7 +53,7 @@ def test_prometheus_scrapes_the_accounts_monitors(tmp_path: Path) -> None:
         assert_error(*call(f"{server.url}/metrics?tags=maybe", headers={"X-API-Key": key}), 400)
         text = scrape(f"{server.url}/metrics?api_key={key}")
         assert "theirs" not in text  # this account's only
-        assert f'xuptime_monitor_up{{monitor_id="{web_id}",name="shop \\"eu\\"",type="http"}} 1' in text
+        assert f'xuptime_monitor_up{{monitor_id="{web_id}",name="shop \\"eu\\"",type="http"}} 1.0\n' in text
         got = samples(text)  # (and the whole text parses)
         web_labels = {"monitor_id": str(web_id), "name": 'shop "eu"', "type": "http"}
         dead_labels = {"monitor_id": str(dead_id), "name": "db", "type": "tcp"}
