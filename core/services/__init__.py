@@ -106,11 +106,12 @@ class Services:
 
     async def load(self, *, light: bool = False) -> None:
         """Fill the catalog (for the engine's monitors, as loaded from the store) and the key
-        map. ``light``: without the recent checks, bars and hours held for pages (a CLI export
-        on a stopped data dir reads the store alone)."""
+        map. ``light``: without the newest checks, bars and hours held for pages (a CLI export on
+        a stopped data dir reads the store alone)."""
         store, threads = self.monitors.store, self.monitors.threads
         monitors = self.monitors.engine.monitors
-        self.catalog.load(monitors, await threads.write(store.monitor_times), await threads.write(store.last_checks))
+        last = {} if light else await threads.write(store.last_checks)
+        self.catalog.load(monitors, await threads.write(store.monitor_times), last)
         if light:
             await self.accounts.load()
             return
