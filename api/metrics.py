@@ -91,18 +91,19 @@ def _family(name: str, kind: str, text: str, samples: Iterable[str]) -> str:
     return f"# HELP {name} {text}\n# TYPE {name} {kind}\n" + "".join(samples)
 
 
-def exposition(monitors: list[Monitor], figures: dict[str, np.ndarray], ratios: np.ndarray,
+def exposition(monitors: Iterable[Monitor], figures: dict[str, np.ndarray], ratios: np.ndarray,
                with_tags: bool = False) -> str:
     """The monitors' families in the text format, whole (``families`` one at a time)."""
     return "".join(families(monitors, figures, ratios, with_tags))
 
 
-def families(monitors: list[Monitor], figures: dict[str, np.ndarray], ratios: np.ndarray,
+def families(monitors: Iterable[Monitor], figures: dict[str, np.ndarray], ratios: np.ndarray,
              with_tags: bool = False) -> Iterator[str]:
     """The monitors' families in the text format, one family at a time (a scrape of 100k
     monitors is 200 MB of text: held a family at a time, not whole). ``figures`` and
     ``ratios`` are aligned with ``monitors`` (``MonitorService.probe_figures``,
     ``HistoryService.uptime_ratios`` over ``WINDOWS``)."""
+    monitors = list(monitors)  # (decoded here: on the thread that writes the text)
     labels: list[str] = []
     probe: list[str] = []  # (the labels with ``instance`` first, where the monitor has one)
     for m in monitors:
@@ -249,8 +250,7 @@ async def metrics(request: Request[Any, Any, Any], monitors: MonitorService, acc
     if tags not in ("true", "false", "1", "0"):
         raise BadRequest("Invalid query parameter", [{"field": "tags", "message": "must be true or false"}])
     listed, figures = monitors.probe_figures(account_id)
-    ids = np.fromiter((m.id for m in listed), dtype=np.int64, count=len(listed))
-    ratios = await history.uptime_ratios(account_id, ids, [hours for _, hours in WINDOWS])
+    ratios = await history.uptime_ratios(account_id, figures["ids"], [hours for _, hours in WINDOWS])
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Agents(agents, account_id))
     registry.register(_Results(system))

@@ -31,6 +31,7 @@ from core.models import (
     parse_monitor,
     private_target,
 )
+from core.models.packed import unpack
 from core.services.access import Actor, account_of
 from core.services.context import Catalog, EngineLink, GroupCommit, StoreThreads
 from core.services.errors import Conflict, Invalid, NotFound
@@ -142,15 +143,20 @@ class MonitorService:
         monitors = self.engine.monitors
         return [monitors[i] for i in self.catalog.account_ids.get(account_id, []) if i in monitors]
 
-    def probe_figures(self, actor: Actor) -> tuple[list[Monitor], dict[str, np.ndarray]]:
-        """The account's live monitors (by id) and, in arrays aligned with them, their newest
-        check (``ts`` µs, 0 before the first; ``latency`` µs) and ``ProbeTable.gather``'s
-        figures: what ``/metrics`` shows, read from memory."""
-        monitors = self.account_monitors(actor)
-        ids = np.fromiter((m.id for m in monitors), dtype=np.int64, count=len(monitors))
+    def probe_figures(self, actor: Actor) -> tuple[Iterator[Monitor], dict[str, np.ndarray]]:
+        """The account's live monitors (by id), decoded as the iterator is read, and, in
+        arrays aligned with them, ``ids``, their newest check (``ts`` µs, 0 before the first;
+        ``latency`` µs) and ``ProbeTable.gather``'s figures: what ``/metrics`` shows, read
+        from memory. Only the monitors' bytes are copied here: the iterator may be read on
+        another thread (decoding 100k monitors took 0.74 s of the event loop)."""
+        table = self.engine.monitors
+        held = [i for i in self.catalog.account_ids.get(account_of(actor), []) if i in table]
+        rows = [(table.packed(i), table.status(i), table.name(i)) for i in held]
+        ids = np.asarray(held, dtype=np.int64)
         figures = self.catalog.probes.gather(ids)
         figures["ts"], figures["latency"] = self.catalog.last_checks.gather(ids)
-        return monitors, figures
+        figures["ids"] = ids
+        return (_decoded(packed, status, name) for packed, status, name in rows), figures
 
     def version(self) -> int:
         """A number that changes whenever a monitor's status may have changed or a monitor
@@ -362,3 +368,9 @@ class MonitorService:
                 if self.catalog.tokens.get(token) == 0:
                     del self.catalog.tokens[token]
             raise
+
+
+def _decoded(packed: bytes, status: str, name: str) -> Monitor:
+    monitor = unpack(packed, status)
+    monitor.name = name
+    return monitor
