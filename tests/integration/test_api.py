@@ -459,7 +459,9 @@ def test_history_and_uptime(api: dict[str, Any], target_url: str) -> None:
     assert status == 200 and all(r["ts"] < second["ts"] for r in page2["data"])
 
     status, _, body = call(f"{base}/{mid}/history?interval=1m&from=0", headers={"X-API-Key": key})
-    assert status == 200 and body["data"][0]["checks"] >= 2 and body["data"][0]["uptime"] == 1.0
+    # (the newest minute may hold one check: the minute can turn between two of them)
+    assert status == 200 and sum(b["checks"] for b in body["data"]) >= 2
+    assert {b["uptime"] for b in body["data"]} == {1.0}
     # Answers are cached, but the same query sees every check stored since (within 10 s).
     def counted() -> int:
         answer = call(f"{base}/{mid}/history?interval=1h&from=0", headers={"X-API-Key": key})[2]
