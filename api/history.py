@@ -181,7 +181,7 @@ async def _export(history: HistoryService, account: int, monitor_id: int, interv
         errors.append({"field": "cursor", "message": "an export is the whole range: no cursor"})
     if errors:
         raise BadRequest("Invalid history query", errors)
-    _, schema, batches = await history.export(account, [monitor_id], BUCKETS.get(interval), start, end)
+    _, batches = await history.export(account, [monitor_id], BUCKETS.get(interval), start, end)
 
     async def chunks() -> AsyncIterator[bytes]:
         encoder = Encoder(fmt)  # (on a thread: a batch's CSV takes tens of ms the loop must not wait)
@@ -189,7 +189,7 @@ async def _export(history: HistoryService, account: int, monitor_id: int, interv
             chunk = await asyncio.to_thread(encoder.write, batch)
             if chunk:
                 yield chunk
-        yield await asyncio.to_thread(encoder.close, schema)
+        yield await asyncio.to_thread(encoder.close)
 
     name = f"monitor-{monitor_id}-{interval}.{fmt}"
     return Stream(chunks(), media_type=MEDIA_TYPES[fmt],

@@ -59,7 +59,7 @@ from core.models import STATUSES, Monitor
 from core.services import AccountService, AgentService, HistoryService, MonitorService, SystemService
 from core.services.probes import instance_of
 
-__all__ = ["exposition", "metrics"]
+__all__ = ["families", "metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: ``xuptime_monitor_uptime_ratio``'s windows: label and hours.
@@ -89,12 +89,6 @@ def _family(name: str, kind: str, text: str, samples: Iterable[str]) -> str:
     """One family in the text format: its help and type lines, then its samples (a family's
     samples together, as the format requires)."""
     return f"# HELP {name} {text}\n# TYPE {name} {kind}\n" + "".join(samples)
-
-
-def exposition(monitors: Iterable[Monitor], figures: dict[str, np.ndarray], ratios: np.ndarray,
-               with_tags: bool = False) -> str:
-    """The monitors' families in the text format, whole (``families`` one at a time)."""
-    return "".join(families(monitors, figures, ratios, with_tags))
 
 
 def families(monitors: Iterable[Monitor], figures: dict[str, np.ndarray], ratios: np.ndarray,

@@ -34,21 +34,18 @@ from typing import Any
 
 from bench.engine import ROOT, _dist_version, _main_rss, free_port, log
 
-COLUMNS = "monitor_id AS monitorId, " + (
-    "ts, ok, round(latency_us / 1000, 3) AS latencyMs, status_code AS statusCode, error,"
-    " round(dns_us / 1000, 3) AS dnsMs, round(connect_us / 1000, 3) AS connectMs,"
-    " round(tls_us / 1000, 3) AS tlsMs, round(ttfb_us / 1000, 3) AS ttfbMs, region")
-
 
 def copy_to(db: Path, out: Path, fmt: str) -> float:
     """Seconds DuckDB's ``COPY`` takes to write every check to ``out``."""
     import duckdb
 
+    from core.storage.duckdb.query import CHECK_COLUMNS
+
     con = duckdb.connect(str(db), read_only=True)
     try:
         options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER"
         t0 = time.perf_counter()
-        con.execute(f"COPY (SELECT {COLUMNS} FROM checks) TO '{out}' ({options})")
+        con.execute(f"COPY (SELECT monitor_id AS monitorId, {CHECK_COLUMNS} FROM checks) TO '{out}' ({options})")
         return time.perf_counter() - t0
     finally:
         con.close()

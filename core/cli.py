@@ -36,8 +36,9 @@ def default_data_dir() -> str:
     return os.environ.get("XUPTIME_DATA_DIR") or "./xuptime-data"
 
 
-def control_request(data_dir: Path, op: str, args: dict[str, Any] | None = None, timeout: float = 60.0) -> Any:
-    """One request to the running server; ServerNotRunning when nobody answers."""
+def control_socket(data_dir: Path, op: str, args: dict[str, Any] | None, timeout: float) -> socket.socket:
+    """A connection to the running server with the request sent; ServerNotRunning when
+    nobody answers."""
     from core.main import CONTROL_SOCKET
 
     path = data_dir / CONTROL_SOCKET
@@ -50,8 +51,13 @@ def control_request(data_dir: Path, op: str, args: dict[str, Any] | None = None,
     except (ConnectionRefusedError, FileNotFoundError):
         sock.close()
         raise ServerNotRunning from None
-    with sock:
-        sock.sendall(json.dumps({"op": op, "args": args or {}}).encode() + b"\n")
+    sock.sendall(json.dumps({"op": op, "args": args or {}}).encode() + b"\n")
+    return sock
+
+
+def control_request(data_dir: Path, op: str, args: dict[str, Any] | None = None, timeout: float = 60.0) -> Any:
+    """One request to the running server; ServerNotRunning when nobody answers."""
+    with control_socket(data_dir, op, args, timeout) as sock:
         data = b""
         while not data.endswith(b"\n"):
             chunk = sock.recv(1 << 20)

@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import os
 import re
-import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -98,15 +97,13 @@ class _File:
                 self._first = False
         self.rows += batch.num_rows
 
-    def finish(self, schema: pa.Schema | None) -> None:
+    def finish(self) -> None:
         if self._pool is not None:
             while self._pending:
                 self._file.write(self._pending.popleft().result())
             self._pool.shutdown()
-            if self._first and schema is not None:  # (no rows: the header alone)
-                self._file.write(csv_chunk(pa.RecordBatch.from_pylist([], schema=schema), True))
         elif self._encoder is not None:
-            self._file.write(self._encoder.close(schema))
+            self._file.write(self._encoder.close())
         else:
             self._file.write(b"[]\n" if self._first else b"]\n")
         self._file.flush()
@@ -163,22 +160,15 @@ class _Progress:
 
 
 def _from_server(data_dir: Path, op: str, args: dict[str, Any]
-                 ) -> tuple[dict[str, Any], Iterator[pa.RecordBatch], pa.Schema] | None:
-    """The operation's header, batches and schema through the control socket; None when no
-    server answers. The socket stays open until the batches are read."""
-    from core.main import CONTROL_SOCKET
+                 ) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]] | None:
+    """The operation's header and batches through the control socket; None when no server
+    answers. The socket stays open until the batches are read."""
+    from core.cli import ServerNotRunning, control_socket
 
-    path = data_dir / CONTROL_SOCKET
-    if not path.exists():
-        return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(600)
     try:
-        sock.connect(str(path))
-    except (ConnectionRefusedError, FileNotFoundError):
-        sock.close()
+        sock = control_socket(data_dir, op, args, timeout=600)
+    except ServerNotRunning:
         return None
-    sock.sendall(json.dumps({"op": op, "args": args}).encode() + b"\n")
     stream = sock.makefile("rb")
     answer = json.loads(stream.readline() or b'{"ok": false, "error": "the server closed the connection"}')
     if not answer.get("ok"):
@@ -196,7 +186,7 @@ def _from_server(data_dir: Path, op: str, args: dict[str, Any]
             stream.close()
             sock.close()
 
-    return answer["data"], batches(), reader.schema
+    return answer["data"], batches()
 
 
 def run_export(data_dir: Path, op: str, args: dict[str, Any], out: str, fmt: str, what: str) -> int:
@@ -209,12 +199,12 @@ def run_export(data_dir: Path, op: str, args: dict[str, Any], out: str, fmt: str
         with _Progress(what, out != "-") as progress:
             got = _from_server(data_dir, op, args)
             if got is not None:
-                header, batches, schema = got
+                header, batches = got
                 progress.start(header.get("rows"))
                 for batch in batches:
                     target.write(batch)
                     progress.advance(batch.num_rows)
-                target.finish(schema)
+                target.finish()
             else:
                 asyncio.run(_here(data_dir, op, args, target, progress))
         return target.rows
@@ -232,12 +222,11 @@ async def _here(data_dir: Path, op: str, args: dict[str, Any], target: _File, pr
         raise ExportError(f"no database in {data_dir} yet (start `xuptime serve` or add a monitor first)")
 
     async def work(services: Any) -> None:
-        header, schema, batches = await ops.stream(services, op, args)
+        header, batches = await ops.stream(services, op, args)
         progress.start(header.get("rows"))
         async for batch in batches:
             target.write(batch)
             progress.advance(batch.num_rows)
-            schema = batch.schema
-        target.finish(schema)
+        target.finish()
 
     await _run_here(data_dir, op, args, True, work)

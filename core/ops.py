@@ -247,7 +247,7 @@ def error_payload(exc: Exception) -> dict[str, Any]:
 
 
 # streamed operations: a header, then Arrow batches (``xuptime export``, ``xuptime sql --out``) --
-Streamed = tuple[dict[str, Any], pa.Schema | None, AsyncIterator[pa.RecordBatch]]
+Streamed = tuple[dict[str, Any], AsyncIterator[pa.RecordBatch]]
 _INTERVALS = {"raw": None, "1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
 
 
@@ -275,15 +275,15 @@ async def _export(services: Services, args: dict[str, Any]) -> Streamed:
     else:
         account, ids = await services.accounts.account_id(args.get("account")), None
     try:
-        total, schema, batches = await services.history.export(account, ids, _INTERVALS[interval], start, end)
+        total, batches = await services.history.export(account, ids, _INTERVALS[interval], start, end)
     except Invalid as exc:
         raise OpError(exc.reason) from None
-    return {"rows": total}, schema, batches
+    return {"rows": total}, batches
 
 
 async def _sql_stream(services: Services, args: dict[str, Any]) -> Streamed:
     """A read-only query's whole answer (no row cap), for a file."""
-    return {"rows": None}, None, services.system.sql_batches(args.get("sql"))
+    return {"rows": None}, services.system.sql_batches(args.get("sql"))
 
 
 STREAM_OPS: dict[str, Callable[[Services, dict[str, Any]], Awaitable[Streamed]]] = {
@@ -291,7 +291,8 @@ STREAM_OPS: dict[str, Callable[[Services, dict[str, Any]], Awaitable[Streamed]]]
 
 
 async def stream(services: Services, op: str, args: dict[str, Any]) -> Streamed:
-    """One streamed operation: ``(header, schema or None, batches)``; ``OpError`` for an
+    """One streamed operation: ``(header, batches)``, at least one batch (its columns, if no
+    rows); ``OpError`` for an
     unknown one. (A refusal found while reading, such as a query DuckDB rejects, is raised
     by the first batch.)"""
     handler = STREAM_OPS.get(op)

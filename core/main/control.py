@@ -64,15 +64,14 @@ async def _stream(services: Services, op: str, args: dict, writer: asyncio.Strea
     """A streamed operation: its answer line (an error line if it refuses before its first
     batch), then its batches as an Arrow IPC stream."""
     try:
-        header, schema, batches = await ops.stream(services, op, args)
+        header, batches = await ops.stream(services, op, args)
         first = await anext(batches, None)
     except (ServiceError, ops.OpError) as exc:
         writer.write(json.dumps(ops.error_payload(exc), default=str).encode() + b"\n")
         return
     writer.write(json.dumps({"ok": True, "data": header}).encode() + b"\n")
-    schema = first.schema if first is not None else schema if schema is not None else pa.schema([])
     sink = io.BytesIO()
-    ipc = pa.ipc.new_stream(sink, schema)
+    ipc = pa.ipc.new_stream(sink, first.schema if first is not None else pa.schema([]))
 
     async def send() -> None:
         writer.write(sink.getvalue())

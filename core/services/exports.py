@@ -61,13 +61,14 @@ def csv_chunk(batch: pa.RecordBatch, header: bool) -> bytes:
 
 class Encoder:
     """One file's bytes, written a batch at a time: ``write`` gives the bytes the batch made,
-    ``close`` the rest (Parquet's footer). Every batch must have the first one's schema."""
+    ``close`` the rest (Parquet's footer). Every batch must have the first one's schema;
+    the streams exported give at least one, empty if there are no rows (a CSV's header, a
+    Parquet file of no rows)."""
 
     def __init__(self, fmt: str) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown export format {fmt!r}")
         self.fmt = fmt
-        self.rows = 0
         self._sink = io.BytesIO()
         self._writer: Any = None
         self._header = True
@@ -82,7 +83,6 @@ class Encoder:
         return pq.ParquetWriter(self._sink, schema, compression="zstd", use_dictionary=_dictionary_columns(schema))
 
     def write(self, batch: pa.RecordBatch) -> bytes:
-        self.rows += batch.num_rows
         if self.fmt == "csv":
             chunk, self._header = csv_chunk(batch, self._header), False
             return chunk
@@ -91,16 +91,8 @@ class Encoder:
         self._writer.write_batch(batch)
         return self._drain()
 
-    def close(self, schema: pa.Schema | None = None) -> bytes:
-        """The file's end. With no batch written, an empty file of ``schema``'s columns (a
-        CSV's header line)."""
-        if self.fmt == "csv":
-            if self._header and schema is not None:
-                self._header = False
-                return csv_chunk(pa.RecordBatch.from_pylist([], schema=schema), True)
-            return b""
-        if self._writer is None and schema is not None:
-            self._writer = self._parquet(schema)
+    def close(self) -> bytes:
+        """The file's end (Parquet's footer; nothing more for CSV)."""
         if self._writer is not None:
             self._writer.close()
         return self._drain()

@@ -211,11 +211,11 @@ class HistoryService:
         return await self.threads.read(self.store.history_buckets, monitor_id, bucket_s, start, end, before, limit)
 
     async def export(self, actor: Actor, monitor_ids: list[int] | None, bucket_s: int | None, start: int | None,
-                     end: int | None) -> tuple[int, pa.Schema, AsyncIterator[pa.RecordBatch]]:
+                     end: int | None) -> tuple[int, AsyncIterator[pa.RecordBatch]]:
         """Checks (``bucket_s`` None) or buckets of the account's monitors ``monitor_ids``
         (None: all of them; buckets need one) within [start, end] as Arrow batches, oldest
-        first for one monitor, never older than their tier: ``(rows, schema, batches)``,
-        ``rows`` counted first (a progress bar's total; checks written meanwhile may add a few).
+        first for one monitor, never older than their tier: ``(rows, batches)``, ``rows``
+        counted first (a progress bar's total; checks written meanwhile may add a few).
         Buckets are read a page at a time and held (a month of minutes is 43,200 rows);
         checks stream from the store with one batch in memory."""
         account_id = account_of(actor)
@@ -236,14 +236,10 @@ class HistoryService:
                 if not more or not page:
                     break
                 before = page[-1][0]
-            return len(rows), BUCKET_SCHEMA, _bucket_batches(rows[::-1])
+            return len(rows), _bucket_batches(rows[::-1])
         start = _later(start, self.store.floor_us("raw", time.time_ns() // 1000))
-        schema = check_schema(len(monitor_ids) != 1)
-        if not monitor_ids:
-            return 0, schema, _no_batches()
         total = await self.threads.read(self.store.export_count, monitor_ids, start, end)
-        return total, schema, stream_batches(self.threads.read,
-                                             lambda: self.store.export_checks(monitor_ids, start, end))
+        return total, stream_batches(self.threads.read, lambda: self.store.export_checks(monitor_ids, start, end))
 
     async def raw_json(self, account_id: Actor, monitor_id: int, start: int | None, end: int | None,
                        before: int | None, limit: int) -> JsonPage:
@@ -561,17 +557,10 @@ BUCKET_SCHEMA = pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("checks", pa.i
                            ("latencyP95Ms", pa.float64()), ("latencyP99Ms", pa.float64())])
 
 
-def check_schema(with_monitor: bool) -> pa.Schema:
-    """The columns of exported checks (``export_checks``'), for an export of none."""
-    fields = [("ts", pa.timestamp("us", tz="UTC")), ("ok", pa.bool_()), ("latencyMs", pa.float64()),
-              ("statusCode", pa.int16()), ("error", pa.string()), ("dnsMs", pa.float64()),
-              ("connectMs", pa.float64()), ("tlsMs", pa.float64()), ("ttfbMs", pa.float64()), ("region", pa.string())]
-    return pa.schema(([("monitorId", pa.int64())] if with_monitor else []) + fields)
-
-
 async def _bucket_batches(rows: list[tuple]) -> AsyncIterator[pa.RecordBatch]:
-    """Buckets (``history_buckets`` rows, oldest first) as one Arrow batch."""
+    """Buckets (``history_buckets`` rows, oldest first) as one Arrow batch (empty: none)."""
     if not rows:
+        yield pa.RecordBatch.from_pylist([], schema=BUCKET_SCHEMA)
         return
     q = np.array([r[6] for r in rows], dtype=np.float64).reshape(-1, 3)
 
@@ -584,8 +573,3 @@ async def _bucket_batches(rows: list[tuple]) -> AsyncIterator[pa.RecordBatch]:
         pa.array([r[0] for r in rows], pa.timestamp("us", tz="UTC")), pa.array(checks), pa.array(up),
         pa.array(up / np.maximum(checks, 1)), ms([r[3] for r in rows]), ms([r[4] for r in rows]),
         ms([r[5] for r in rows]), ms(q[:, 0]), ms(q[:, 1]), ms(q[:, 2])], schema=BUCKET_SCHEMA)
-
-
-async def _no_batches() -> AsyncIterator[pa.RecordBatch]:
-    return
-    yield  # (an async generator that gives nothing)

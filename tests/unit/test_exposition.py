@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.metrics import exposition
+from api.metrics import families
 from core.models import parse_monitor
 from core.services.probes import PHASES, ProbeTable, instance_of
 
@@ -49,7 +49,7 @@ def test_the_text_parses_and_says_what_memory_holds() -> None:
     figures["latency"] = np.array([20_000, 3_000, 0, 0])
     ratios = np.array([[1.0, 0.5, np.nan], [0.0, 0.0, 0.0], [np.nan] * 3, [np.nan] * 3])
     got: dict[str, list[Any]] = {}
-    for family in text_string_to_metric_families(exposition(monitors, figures, ratios, with_tags=True)):
+    for family in text_string_to_metric_families("".join(families(monitors, figures, ratios, with_tags=True))):
         for s in family.samples:
             got.setdefault(s.name, []).append(s)
 

@@ -111,7 +111,8 @@ class QueryStore:
         sorts: a day of one monitor, never its years); many monitors' as stored (closed days
         sorted by monitor and time, the open day in arrival order: sorting 100M rows would cost
         the memory an export must not). On a cursor of its own (an export may take minutes: the
-        readers stay free); run the generator to its end or close it."""
+        readers stay free); run the generator to its end or close it. At least one batch, empty
+        if there are no rows (its columns: a CSV's header)."""
         one = monitor_ids is not None and len(monitor_ids) == 1
         cursor = self.con.cursor()  # type: ignore[attr-defined]
         timer = threading.Timer(EXPORT_TIMEOUT_S, cursor.interrupt)
