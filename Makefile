@@ -12,6 +12,8 @@ install: $(STAMP)
 # Re-runs only when packaging or Cython sources change; `pip install -e` rebuilds ext/.
 $(STAMP): $(SOURCES)
 	@command -v cc >/dev/null 2>&1 || { echo "xuptime: a C compiler is needed (apt-get install gcc python3-dev)"; exit 1; }
+	@test -f /usr/include/openssl/ssl.h || { echo "installing Debian's libssl-dev (the compiled engine's TLS)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

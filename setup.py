@@ -31,6 +31,22 @@ def _require_compiler() -> None:
         raise SystemExit(1)
 
 
+def _require_openssl() -> None:
+    """The compiled HTTP engine speaks TLS through the system's OpenSSL 3 (the one Python's
+    ``ssl`` uses on Debian): its headers come with ``libssl-dev``."""
+    include = sysconfig.get_config_var("INCLUDEDIR") or "/usr/include"
+    places = [os.environ.get("XUPTIME_OPENSSL_INCLUDE", ""), include, "/usr/include", "/usr/local/include"]
+    if not any(p and os.path.exists(os.path.join(p, "openssl", "ssl.h")) for p in places):
+        sys.stderr.write(
+            "\nxuptime: OpenSSL's headers were not found (looked for openssl/ssl.h in "
+            f"{', '.join(p for p in places if p)}).\n"
+            "The compiled HTTP engine (ext/_fasthttp) links against the system's libssl for HTTPS.\n"
+            "On Debian: apt-get install libssl-dev\n"
+            "(XUPTIME_OPENSSL_INCLUDE=DIR names another include directory.)\n\n"
+        )
+        raise SystemExit(1)
+
+
 def _extensions() -> list[Extension]:
     from Cython.Build import cythonize
 
@@ -49,7 +65,10 @@ def _extensions() -> list[Extension]:
     modules = [
         Extension("ext._wheel", ["ext/_wheel.pyx"], extra_compile_args=args, extra_link_args=link),
         Extension("ext._buffer", ["ext/_buffer.pyx"], extra_compile_args=args, extra_link_args=link),
-        Extension("ext._fasthttp", ["ext/_fasthttp.pyx"], extra_compile_args=args, extra_link_args=link),
+        Extension("ext._shared", ["ext/_shared.pyx"], extra_compile_args=args, extra_link_args=link),
+        Extension("ext._fasthttp", ["ext/_fasthttp.pyx"], extra_compile_args=args, extra_link_args=link,
+                  libraries=["ssl", "crypto"],
+                  include_dirs=[d for d in [os.environ.get("XUPTIME_OPENSSL_INCLUDE")] if d]),
         Extension("ext._history", ["ext/_history.pyx"], extra_compile_args=args, extra_link_args=link),
     ]
     return cythonize(
@@ -61,5 +80,6 @@ def _extensions() -> list[Extension]:
 
 if any(cmd in sys.argv for cmd in ("build_ext", "build", "bdist_wheel", "develop", "install", "editable_wheel")):
     _require_compiler()
+    _require_openssl()
 
 setup(ext_modules=_extensions())

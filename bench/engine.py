@@ -1,8 +1,9 @@
 """The checking engine against its ceiling and its peers, in one run, on one target.
 
 Topology (2 cores): nginx with one worker pinned to CPU 0 is the target: one HTTP port that
-every contender uses, HTTPS on a second (TLS session resumption off). Every contender runs in
-its own processes pinned to CPU 1, and gets the same warm-up before its measured window:
+every contender uses, HTTPS on a second (TLS session resumption off: no cache, no tickets) and
+a third (resumption on: tickets). Every contender runs in its own processes pinned to CPU 1,
+and gets the same warm-up before its measured window:
 
 - ``wrk`` keep-alive and ``Connection: close`` (HTTP and HTTPS): the physical ceiling.
 - a naive aiohttp checker (keep-alive and new connection per check): what a Python user writes.
@@ -14,7 +15,9 @@ its own processes pinned to CPU 1, and gets the same warm-up before its measured
   are counted from DuckDB rows in the measurement window after a graceful stop, never from
   in-memory counters. More monitors than the engine can check per second saturate it, so the
   count is its capacity. New connections are measured closed with xuptime's RST and with an
-  ordinary FIN (``XUPTIME_CLOSE=fin``), as wrk closes. A separate steady run at 20k monitors/s
+  ordinary FIN (``XUPTIME_CLOSE=fin``), as wrk closes. HTTPS: a new connection per check with
+  a full handshake each time (``tlsResume`` off, the port without resumption, as wrk), the same
+  with resumption (the port with tickets), and keep-alive. A separate steady run at 20k monitors/s
   measures lateness, and a run with 100k monitors at 60 s measures memory once every monitor
   has been checked twice (steady state).
 
@@ -117,6 +120,7 @@ class Nginx:
         self.dir.mkdir()
         self.http_ports = [free_port() for _ in range(4)]
         self.https_port = free_port()
+        self.resume_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -130,7 +134,7 @@ class Nginx:
         d = self.dir
         self.proc = subprocess.Popen(["nginx", "-p", str(d), "-c", str(d / "nginx.conf"), "-g", "daemon off;"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for port in [*self.http_ports, self.https_port]:
+        for port in [*self.http_ports, self.https_port, self.resume_port]:
             wait_port(port)
 
     def set_status(self, status: int) -> None:
@@ -171,6 +175,14 @@ http {{
         ssl_session_tickets off;
         location / {{ return {status} "{body}\\n"; }}
     }}
+    server {{
+        listen 127.0.0.1:{self.resume_port} ssl backlog=4096;
+        ssl_certificate {d}/server.pem;
+        ssl_certificate_key {d}/server.pem;
+        ssl_session_tickets on;
+        ssl_session_timeout 1h;
+        location / {{ return {status} "{body}\\n"; }}
+    }}
 }}
 """
         (d / "nginx.conf").write_text(conf)
@@ -181,6 +193,11 @@ http {{
     @property
     def https_url(self) -> str:
         return f"https://127.0.0.1:{self.https_port}/"
+
+    @property
+    def resume_url(self) -> str:
+        """HTTPS with session resumption (tickets)."""
+        return f"https://127.0.0.1:{self.resume_port}/"
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -293,7 +310,7 @@ class Xuptime:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def load(self, urls: list[str], count: int, interval: int, keep_alive: bool, timeout: float = 1.0,
-             verify: bool = True, distinct: bool = False) -> None:
+             verify: bool = True, distinct: bool = False, fields: dict[str, Any] | None = None) -> None:
         """``distinct``: each monitor's URL its own (``?m=<i>`` added), as a user's monitors are;
         else the ``urls`` in turn."""
         from core.storage.duckdb import DuckDBStore
@@ -301,12 +318,14 @@ class Xuptime:
         store = DuckDBStore(self.data_dir)
         url_list = "[" + ", ".join(f"'{u}'" for u in urls) + "]"
         url = f"{url_list}[(i % {len(urls)}) + 1]" + (" || '?m=' || i" if distinct else "")
+        more = "".join(f", '{k}', {json.dumps(v) if not isinstance(v, str) else repr(v)}"
+                       for k, v in (fields or {}).items())
         store.con.execute(f"""
             INSERT INTO monitors (account_id, name, type, spec, interval_s, timeout_s, retries, recovery_threshold,
                                   paused, status, tags)
             SELECT 1, 'bench-' || i, 'http',
                    json_object('type', 'http', 'url', {url},
-                               'keepAlive', {str(keep_alive).lower()}, 'verifyTls', {str(verify).lower()}),
+                               'keepAlive', {str(keep_alive).lower()}, 'verifyTls', {str(verify).lower()}{more}),
                    {interval}, {timeout}, 0, 1, false, 'pending', []
             FROM range({count}) t(i)""")
         store.close()
@@ -416,10 +435,11 @@ def _main_rss(pid: int) -> int:
 
 
 def run_engine(workdir: Path, name: str, urls: list[str], monitors: int, seconds: int, keep_alive: bool,
-               warmup: float = WARMUP, interval: int = 1, env: dict[str, str] | None = None) -> dict[str, Any]:
+               warmup: float = WARMUP, interval: int = 1, env: dict[str, str] | None = None,
+               fields: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load, start, warm up, measure a window, stop gracefully, count rows in DuckDB."""
     x = Xuptime(workdir, name)
-    x.load(urls, monitors, interval, keep_alive)
+    x.load(urls, monitors, interval, keep_alive, fields=fields)
     x.start(env=env)
     try:
         x.wait_loaded(monitors)
@@ -436,7 +456,9 @@ def run_engine(workdir: Path, name: str, urls: list[str], monitors: int, seconds
             "workers_rss_mb": s1["rssBytes"] / 2**20, "main_rss_mb": win["main_rss"] / 2**20, "monitors": monitors,
             "main_cpu_share": win["main_cpu_s"] / ((t1 - t0) / 1e6),
             "workers_cpu_share": win["workers_cpu_s"] / ((t1 - t0) / 1e6),
-            "inflight_limit": sum(w.get("inflightLimit", 0) for w in s1["workers"])}
+            "inflight_limit": sum(w.get("inflightLimit", 0) for w in s1["workers"]),
+            "tls_handshakes": s1.get("tlsHandshakes", 0) - s0.get("tlsHandshakes", 0),
+            "tls_resumed": s1.get("tlsResumed", 0) - s0.get("tlsResumed", 0)}
 
 
 def memory_run(workdir: Path, nginx: Nginx, monitors: int, rounds: int = 2) -> dict[str, Any]:
@@ -480,7 +502,8 @@ def main() -> None:
     ensure_tools()
     seconds = 4 if args.quick else 10
     sizes = {"keepalive": 150_000 if args.quick else 200_000, "newconn": 50_000 if args.quick else 60_000,
-             "tls": 3_000 if args.quick else 5_000, "steady": 20_000, "memory": 100_000}
+             "tls": 3_000 if args.quick else 5_000, "tls_keepalive": 60_000 if args.quick else 100_000,
+             "steady": 20_000, "memory": 100_000}
     out: dict[str, Any] = {"bench": "engine", "quick": args.quick, "seconds": seconds}
     shares: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="xuptime-bench-") as tmp, target(Path(tmp)) as nginx:
@@ -490,6 +513,7 @@ def main() -> None:
         out["wrk_keepalive_rps"], shares["wrk_keepalive"] = wrk(nginx.url(), seconds)
         out["wrk_close_rps"], shares["wrk_close"] = wrk(nginx.url(), seconds, close=True)
         out["wrk_https_close_rps"], shares["wrk_https_close"] = wrk(nginx.https_url, seconds, close=True)
+        out["wrk_https_keepalive_rps"], shares["wrk_https_keepalive"] = wrk(nginx.https_url, seconds)
         log("naive aiohttp checker")
         out["aiohttp_naive_keepalive_cps"], shares["aiohttp_keepalive"] = aiohttp_naive(nginx.url(), seconds, True)
         out["aiohttp_naive_cps"], shares["aiohttp_newconn"] = aiohttp_naive(nginx.url(), seconds, False)
@@ -505,13 +529,20 @@ def main() -> None:
         log(f"xuptime HTTPS new connection per check, {sizes['tls']} monitors at 1 s")
         ca = str(nginx.dir / "ca.pem")
         tls = run_engine(workdir, "tls", [nginx.https_url], sizes["tls"], seconds, keep_alive=False,
-                         env={"SSL_CERT_FILE": ca})
+                         env={"SSL_CERT_FILE": ca}, fields={"tlsResume": False})
+        log(f"xuptime HTTPS new connection per check with resumption, {sizes['tls']} monitors at 1 s")
+        resumed = run_engine(workdir, "tls_resume", [nginx.resume_url], sizes["tls"], seconds, keep_alive=False,
+                             env={"SSL_CERT_FILE": ca})
+        log(f"xuptime HTTPS keep-alive, {sizes['tls_keepalive']} monitors at 1 s")
+        tls_ka = run_engine(workdir, "tls_ka", [nginx.https_url], sizes["tls_keepalive"], seconds, keep_alive=True,
+                            env={"SSL_CERT_FILE": ca})
         log(f"xuptime steady load, {sizes['steady']} monitors at 1 s (keep-alive)")
         steady = run_engine(workdir, "steady", urls, sizes["steady"], seconds, keep_alive=True)
         log(f"xuptime memory, {sizes['memory']} monitors at 60 s, after two rounds")
         memory = memory_run(workdir, nginx, sizes["memory"])
     for name, run in (("xuptime_keepalive", ka), ("xuptime_newconn", nc), ("xuptime_newconn_fin", fin),
-                      ("xuptime_https", tls), ("xuptime_steady", steady)):
+                      ("xuptime_https", tls), ("xuptime_https_resumed", resumed), ("xuptime_https_keepalive", tls_ka),
+                      ("xuptime_steady", steady)):
         shares[name] = run["ok_share"]
 
     out.update({
@@ -519,6 +550,9 @@ def main() -> None:
         "engine_newconn_cps": round(nc["cps"]),
         "engine_newconn_fin_cps": round(fin["cps"]),
         "engine_https_newconn_cps": round(tls["cps"]),
+        "engine_https_resumed_cps": round(resumed["cps"]),
+        "engine_https_keepalive_cps": round(tls_ka["cps"]),
+        "https_resumed_share": round(resumed["tls_resumed"] / max(1, resumed["tls_handshakes"]), 4),
         "steady_cps": round(steady["cps"]),
         "lateness_p50_ms": steady["lateness_p50_ms"],
         "lateness_p99_ms": steady["lateness_p99_ms"],
@@ -528,13 +562,17 @@ def main() -> None:
         "newconn_vs_wrk_close": round(nc["cps"] / out["wrk_close_rps"], 3),
         "newconn_fin_vs_wrk_close": round(fin["cps"] / out["wrk_close_rps"], 3),
         "https_newconn_vs_wrk": round(tls["cps"] / out["wrk_https_close_rps"], 3),
+        "https_resumed_vs_full": round(resumed["cps"] / tls["cps"], 2),
+        "https_keepalive_vs_wrk": round(tls_ka["cps"] / out["wrk_https_keepalive_rps"], 3),
         "newconn_vs_aiohttp_naive": round(nc["cps"] / out["aiohttp_naive_cps"], 2),
         "newconn_vs_blackbox": round(nc["cps"] / out["blackbox_cps"], 2),
         "ok_shares": {k: round(v, 5) for k, v in shares.items()},
-        "runs": {"keepalive": ka, "newconn": nc, "newconn_fin": fin, "https": tls, "steady": steady,
+        "runs": {"keepalive": ka, "newconn": nc, "newconn_fin": fin, "https": tls, "https_resumed": resumed,
+                 "https_keepalive": tls_ka, "steady": steady,
                  "memory": memory},
     })
-    for key in ("wrk_keepalive_rps", "wrk_close_rps", "wrk_https_close_rps", "aiohttp_naive_keepalive_cps",
+    for key in ("wrk_keepalive_rps", "wrk_close_rps", "wrk_https_close_rps", "wrk_https_keepalive_rps",
+                "aiohttp_naive_keepalive_cps",
                 "aiohttp_naive_cps", "blackbox_cps"):
         out[key] = round(out[key])
     out["versions"] = {
@@ -584,8 +622,13 @@ def print_table(o: dict[str, Any]) -> None:
          f"{o['newconn_vs_blackbox']:.1f} x blackbox"),
         ("xuptime new connection (FIN)", f"{o['engine_newconn_fin_cps']:,} checks/s",
          f"{o['newconn_fin_vs_wrk_close']:.2f} x wrk close (which closes with a FIN too)"),
+        ("wrk HTTPS keep-alive", f"{o['wrk_https_keepalive_rps']:,} req/s", ""),
         ("xuptime HTTPS new connection", f"{o['engine_https_newconn_cps']:,} checks/s",
-         f"{o['https_newconn_vs_wrk']:.2f} x wrk HTTPS close"),
+         f"{o['https_newconn_vs_wrk']:.2f} x wrk HTTPS close (full handshakes)"),
+        ("xuptime HTTPS resumed", f"{o['engine_https_resumed_cps']:,} checks/s",
+         f"{o['https_resumed_vs_full']:.2f} x full handshakes; {o['https_resumed_share']:.1%} resumed"),
+        ("xuptime HTTPS keep-alive", f"{o['engine_https_keepalive_cps']:,} checks/s",
+         f"{o['https_keepalive_vs_wrk']:.2f} x wrk HTTPS keep-alive ({r['https_keepalive']['monitors']:,} monitors)"),
         ("xuptime steady 20k monitors/s", f"{o['steady_cps']:,} checks/s",
          f"lateness p50 {o['lateness_p50_ms']:.0f} ms, p99 {o['lateness_p99_ms']:.0f} ms"),
         ("xuptime 100k monitors at 60 s", f"{o['engine_rss_mb']:.0f} MB RSS (workers)",

@@ -1,15 +1,20 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Compiled HTTP/1.1 checks over plain TCP: the engine's per-check hot path. See ``HttpEngine``."""
+"""Compiled HTTP/1.1 checks over TCP and TLS: the engine's per-check hot path. See ``HttpEngine``."""
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.errno cimport EAGAIN, EINPROGRESS, EINTR, errno
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, intptr_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy, memset, strerror
+from libc.string cimport memcpy, memmove, memset, strerror
 from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
 from posix.unistd cimport close
+from libc.time cimport time
 
+from _ssl import err_codes_to_names as _SSL_REASONS
+
+from ext cimport _openssl as ossl
 from ext._buffer cimport ResultBuffer
+from ext._shared cimport Shared
 from ext._idmap cimport IdMap, idmap_free, idmap_get, idmap_init, idmap_pop, idmap_put
 
 
@@ -64,8 +69,10 @@ cdef extern from "<sys/epoll.h>":
 # Error codes of ``core.models.ErrorCode`` (a test checks they agree).
 DEF E_TIMEOUT = 1
 DEF E_REFUSED = 3
+DEF E_TLS = 5
 DEF E_RESET = 4
 DEF E_STATUS = 7
+DEF E_KEYWORD = 8
 DEF E_CONNECT = 10
 DEF E_UNREACHABLE = 11
 DEF E_CLOSED = 12
@@ -74,9 +81,19 @@ DEF C_FREE = 0
 DEF C_CONNECTING = 1
 DEF C_BUSY = 2
 DEF C_IDLE = 3
+DEF C_HANDSHAKE = 4  # connected, TLS handshake under way
+
+# The chunked body decoder's states (``Conn.chunk``).
+DEF K_SIZE = 0      # hex digits of a chunk's size
+DEF K_SIZE_LF = 1   # the LF after them
+DEF K_DATA = 2      # the chunk's bytes
+DEF K_DATA_CR = 3   # the CRLF after them
+DEF K_DATA_LF = 4
+DEF K_END_CR = 5    # after the last (empty) chunk: the CRLF that ends the body (no trailers)
+DEF K_END_LF = 6
 
 #: The same codes by name, for the test that compares them with ``ErrorCode``.
-CODES = {"TIMEOUT": E_TIMEOUT, "REFUSED": E_REFUSED, "RESET": E_RESET, "STATUS": E_STATUS, "CONNECT": E_CONNECT,
+CODES = {"TIMEOUT": E_TIMEOUT, "REFUSED": E_REFUSED, "TLS": E_TLS, "RESET": E_RESET, "STATUS": E_STATUS, "KEYWORD": E_KEYWORD, "CONNECT": E_CONNECT,
          "UNREACHABLE": E_UNREACHABLE, "CLOSED": E_CLOSED}
 
 
@@ -94,6 +111,7 @@ def classify_errno(int err) -> tuple:
     return E_CONNECT, "connect: " + strerror(err).decode()
 
 DEF MAX_HEAD = 65536
+DEF MAX_KEYWORD = 1024  # bytes (``HttpSpec.keyword``: at most 1024 characters, UTF-8 may be longer: refused)
 DEF READ_SIZE = 65536
 DEF EVENTS = 512
 
@@ -111,11 +129,18 @@ cdef struct Conn:
     int32_t lru_next
     int32_t sent          # request bytes written
     int32_t status
-    int64_t body_left     # -1: the body ends at EOF
-    int64_t body_seen
+    int64_t body_left     # -1: the body ends at EOF; chunked: what is left of this chunk
+    int64_t body_seen     # body bytes (decoded) so far
     char *head            # headers that arrived in pieces (malloc'd), or NULL
+    ossl.SSL *ssl         # TLS on this socket, else NULL
+    char *carry           # keyword search: the last bytes searched (malloc'd, the keyword's size)
     int32_t head_len
     int32_t head_cap
+    int32_t carry_len
+    uint8_t chunked       # the body is framed by chunks: ``chunk`` is the decoder's state
+    uint8_t chunk
+    uint8_t digits        # hex digits of the chunk size read so far
+    uint8_t found         # the keyword was found in the body
 
 cdef struct Mon:
     # (ordered so that it packs with few holes: 96 bytes; what a check in flight needs
@@ -137,6 +162,7 @@ cdef struct Mon:
     int32_t interval_ms   # (at most a day)
     int32_t phase_ms      # its offset inside the interval (the scheduler's ``phase_offset``)
     int32_t max_body      # (at most 64 MiB)
+    int32_t keyword       # the body must hold it: its index in ``_keywords``, or -1
     uint8_t used          # the slot holds a monitor
     uint8_t live          # checks may take this path (cleared when a response needs the general one)
     uint8_t keep_alive
@@ -147,11 +173,15 @@ cdef struct Mon:
     uint8_t queued        # waiting in ``_queue`` for a free in-flight place
     uint8_t asleep        # its state is kept here (the counters above), not by the scheduler
     uint8_t status        # while asleep: 0 pending, 1 up, 2 down
+    uint8_t resume        # TLS: resume its origin's session when it has one (``tlsResume``)
 
 cdef struct Flight:
     # A check in flight: ``_flight[mon.pos]`` (a few hundred at a time, not one a monitor).
     int32_t slot
     int32_t connect_us
+    int32_t tls_us
+    int32_t dns_us        # its origin's lookup, when this is the first check since it
+    int64_t tls_ns
     int64_t ts_us
     int64_t start_ns
     int64_t connect_ns
@@ -168,7 +198,13 @@ cdef struct Origin:
     socklen_t addrlen
     int family
     uint8_t resolved
+    uint8_t tls           # connections speak TLS (``set_tls``)
+    uint8_t verify        # ... verifying the peer's chain and name
+    uint8_t ip            # ``name`` is an IP address: no SNI, verified against IP SANs
     int32_t idle_head
+    int32_t dns_us        # the last lookup's time until a check reports it, else -1
+    char *name            # TLS: the name sent as SNI and verified (malloc'd), else NULL
+    ossl.SSL_SESSION *session  # TLS: the newest session the server gave, for resumption
 
 
 cdef inline int64_t mono_ns() noexcept nogil:
@@ -242,101 +278,26 @@ cdef Py_ssize_t line_end(const char *p, Py_ssize_t i, Py_ssize_t n) noexcept nog
     return -1
 
 
-cdef class _Shared:
-    """Byte strings many monitors use (requests' common rest, status tables) by index, each
-    kept once with the number of its users; an index (and its string) is given back when its
-    last user goes. ``data``/``size`` point into the strings, which ``_items`` keeps alive."""
-
-    cdef:
-        dict _ids       # key -> index
-        list _keys      # index -> key, None when free
-        list _items     # index -> string, None when free
-        list _notes     # index -> what the caller keeps beside it (a status table's text)
-        list _free
-        int32_t *users
-        const char **data
-        int32_t *size
-        int32_t cap
-
-    def __cinit__(self):
-        self._ids, self._keys, self._items, self._notes, self._free = {}, [], [], [], []
-
-    def __dealloc__(self):
-        free(self.users)
-        free(self.data)
-        free(self.size)
-
-    cdef int32_t take(self, object key, bytes item, object note) except -1:
-        """The index of ``key`` (added with ``item`` and ``note`` on first use), counting one
-        user more."""
-        cdef int32_t i
-        found = self._ids.get(key)
-        if found is not None:
-            i = found
-            self.users[i] += 1
-            return i
-        if self._free:
-            i = self._free.pop()
-            self._keys[i], self._items[i], self._notes[i] = key, item, note
-        else:
-            i = len(self._items)
-            if i == self.cap:
-                self._grow()
-            self._keys.append(key)
-            self._items.append(item)
-            self._notes.append(note)
-        self._ids[key] = i
-        self.users[i] = 1
-        self.data[i] = PyBytes_AS_STRING(item)
-        self.size[i] = <int32_t>PyBytes_GET_SIZE(item)
-        return i
-
-    cdef int give(self, int32_t i) except -1:
-        """One user of index ``i`` fewer."""
-        self.users[i] -= 1
-        if self.users[i] == 0:
-            del self._ids[self._keys[i]]
-            self._keys[i] = self._items[i] = self._notes[i] = None
-            self._free.append(i)
-        return 0
-
-    cdef object note(self, int32_t i):
-        return self._notes[i]
-
-    cdef int _grow(self) except -1:
-        cdef int32_t cap = self.cap * 2 if self.cap else 64
-        users = <int32_t *>realloc(self.users, cap * sizeof(int32_t))
-        if users == NULL:
-            raise MemoryError()
-        self.users = users
-        data = <const char **>realloc(self.data, cap * sizeof(const char *))
-        if data == NULL:
-            raise MemoryError()
-        self.data = data
-        size = <int32_t *>realloc(self.size, cap * sizeof(int32_t))
-        if size == NULL:
-            raise MemoryError()
-        self.size = size
-        self.cap = cap
-        return 0
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-
 cdef class HttpEngine:
-    """HTTP/1.1 checks over plain TCP run in C: one ``epoll`` set for all their sockets,
+    """HTTP/1.1 checks over TCP and TLS run in C: one ``epoll`` set for all their sockets,
     registered once with the event loop (``fileno``/``on_ready``), so a check costs its
-    system calls (``send``, ``recv``; ``socket``, ``connect``, ``close`` for a new connection)
-    and a little C, with no Python call, object or timer per check.
+    system calls (``send``, ``recv``; ``socket``, ``connect``, ``close`` for a new connection),
+    its OpenSSL calls over HTTPS, and a little C, with no Python call, object or timer per check.
 
     Scope: monitors the caller ``add``s (GET/HEAD/... with a prebuilt request, a status
-    table, no keyword or JSON test, plain TCP to an address the caller resolved). Responses
-    that are framed by ``Content-Length``, by EOF, or carry no body (HEAD, 204, 304) are judged
-    here. Anything else (a 1xx, chunked transfer coding, a redirect to follow, headers over
-    64 KiB, a malformed response) makes the monitor leave this path for good: its check is
-    handed to ``fallback(monitor_id)`` to be run again by the general checker, which knows
-    every case and its exact error; later checks of it return 0 from ``start``.
+    table, maybe a keyword, no JSON test, to an address the caller resolved; over TLS when
+    their origin is ``set_tls``). Responses framed by ``Content-Length``, by EOF or by chunks,
+    or that carry no body (HEAD, 204, 304), are judged here. Anything else (a 1xx, another
+    transfer coding, chunk extensions or trailers, a redirect to follow, headers over 64 KiB,
+    a malformed response, a TLS error Python has no name for) makes the monitor leave this
+    path for good: its check is handed to ``fallback(monitor_id)`` to be run again by the
+    general checker, which knows every case and its exact error; later checks of it return 0
+    from ``start``.
+
+    TLS: OpenSSL on the same non-blocking sockets, contexts made as Python's
+    (``configure_tls``), SNI and the name verified as Python's ``ssl`` does; failures worded
+    as the general checker words Python's exceptions. Sessions the server gives are kept per
+    origin and resumed by monitors that allow it, while their certificate is still valid.
 
     Scheduling: ``start_due`` takes the wheel's due ids, starts up to ``limit`` checks in
     flight and queues the rest (FIFO, each monitor at most once; one due while it still runs
@@ -349,7 +310,8 @@ cdef class HttpEngine:
     (``SO_LINGER`` 0) unless ``close_with_reset`` is off.
 
     Results: each check appends one row to ``buffer`` (``ts`` = its wall-clock start,
-    latency, status, error, connect and first-byte times; DNS and TLS are not measured).
+    latency, status, error, connect, TLS and first-byte times; DNS when the caller's lookup
+    of its origin came just before it: ``set_address``).
     Rows that may change a monitor's status (a failure, or any result of a monitor not
     marked ``quiet``) are also collected as ``(monitor_id, ok, ts_us, error)`` and passed,
     with the number of finished checks, to ``on_done(count, notable)`` once per batch of
@@ -372,8 +334,10 @@ cdef class HttpEngine:
         int32_t _free_mon
         # A monitor's request is its own part (the request line and Host, in the arena) and a
         # rest most monitors share (User-Agent, Accept, Connection), kept once in ``_tails``.
-        _Shared _tails
-        _Shared _tables     # status tables, each with its text ("200-299" and the like)
+        Shared _tails
+        Shared _tables     # status tables, each with its text ("200-299" and the like)
+        Shared _keywords   # keywords the bodies must hold (UTF-8)
+        char *_window       # a keyword's search across two reads: the carry, then the new start
         # Every monitor's own request part, then its packed definition while asleep, in one
         # buffer (not a bytes object each: 33 bytes of header, allocator rounding, a list
         # slot); a replaced part is left as garbage until ``_compact``.
@@ -390,10 +354,16 @@ cdef class HttpEngine:
         int32_t _nflight
         int32_t _cap_flight
         char *_rbuf
+        char *_wbuf         # a TLS request made whole (one record, not one a piece)
+        Py_ssize_t _wcap
+        ossl.SSL_CTX *_tls[2]  # TLS contexts: [0] without verification, [1] verifying
         epoll_event *_events
         list _notable
         Py_ssize_t _done
         readonly Py_ssize_t fallbacks
+        #: TLS handshakes completed, and how many of them resumed a session.
+        readonly Py_ssize_t handshakes
+        readonly Py_ssize_t resumed
         readonly Py_ssize_t skipped_overlap
         readonly Py_ssize_t queued
         #: Monitors whose state this engine keeps (``sleep``).
@@ -425,20 +395,24 @@ cdef class HttpEngine:
         self._buffer = buffer
         self._on_done = on_done
         self._fallback = fallback
-        self._tails = _Shared()
-        self._tables = _Shared()
+        self._tails = Shared()
+        self._tables = Shared()
+        self._keywords = Shared()
         self._arena = NULL
         idmap_init(&self._slots)
         self._origin_ids = {}
         self._notable = []
         self._rbuf = <char *>malloc(READ_SIZE)
+        self._window = <char *>malloc(2 * MAX_KEYWORD)
         self._events = <epoll_event *>malloc(EVENTS * sizeof(epoll_event))
         self._mons = NULL
         self._conns = NULL
         self._origins = NULL
         self._flight = NULL
         self._queue = NULL
-        if self._rbuf == NULL or self._events == NULL:
+        self._wbuf = NULL
+        self._tls[0] = self._tls[1] = NULL
+        if self._rbuf == NULL or self._events == NULL or self._window == NULL:
             raise MemoryError()
         self._free_mon = -1
         self.limit = 256
@@ -448,18 +422,28 @@ cdef class HttpEngine:
         self._origin_ns = mono_ns()
 
     def __dealloc__(self):
+        cdef int32_t i
         self._close_all()
         if self._epfd >= 0:
             close(self._epfd)
         free(self._rbuf)
+        free(self._window)
         free(self._events)
         free(self._mons)
         idmap_free(&self._slots)
         free(self._conns)
-        free(self._origins)
         free(self._flight)
         free(self._queue)
         free(self._arena)
+        free(self._wbuf)
+        for i in range(self._norigins):
+            free(self._origins[i].name)
+            if self._origins[i].session != NULL:
+                ossl.SSL_SESSION_free(self._origins[i].session)
+        free(self._origins)
+        for i in range(2):
+            if self._tls[i] != NULL:
+                ossl.SSL_CTX_free(self._tls[i])
 
     def set_clock(self, int64_t origin_ns, lateness) -> None:
         """Share the scheduler's clock (``time.monotonic_ns()`` at its zero) and its lateness
@@ -494,12 +478,14 @@ cdef class HttpEngine:
             self._cap_origins = i * 2 if i else 64
         memset(&self._origins[i], 0, sizeof(Origin))
         self._origins[i].idle_head = -1
+        self._origins[i].dns_us = -1
         self._norigins = i + 1
         self._origin_ids[key] = i
         return i
 
-    def set_address(self, int origin, int family, bytes sockaddr not None) -> None:
-        """Connect new sockets of ``origin`` to ``sockaddr`` (the raw ``struct sockaddr``)."""
+    def set_address(self, int origin, int family, bytes sockaddr not None, int64_t dns_us=-1) -> None:
+        """Connect new sockets of ``origin`` to ``sockaddr`` (the raw ``struct sockaddr``);
+        ``dns_us``: the lookup that found it took so long (the origin's next check reports it)."""
         cdef Origin *o
         if not 0 <= origin < self._norigins or not 0 < len(sockaddr) <= 28:
             raise ValueError("bad origin or address")
@@ -508,16 +494,105 @@ cdef class HttpEngine:
         o.addrlen = <socklen_t>len(sockaddr)
         o.family = family
         o.resolved = 1
+        o.dns_us = <int32_t>(dns_us if -1 <= dns_us < 0x7fffffff else 0x7fffffff)
 
     def clear_address(self, int origin) -> None:
         if 0 <= origin < self._norigins:
             self._origins[origin].resolved = 0
 
+    def configure_tls(self, bytes ciphers not None, uint64_t options, int minimum, int maximum,
+                      unsigned long verify_flags, bint common_name, cafile=None) -> None:
+        """Make the TLS contexts (one verifying, one not) as a Python ``ssl.SSLContext`` is
+        made: its cipher string, ``options``, ``minimum_version``/``maximum_version`` (-2/-1:
+        OpenSSL's own bounds), ``verify_flags``, ``hostname_checks_common_name``; the system's
+        trust store (``SSL_CERT_FILE``/``SSL_CERT_DIR`` honoured, as Python's
+        ``load_default_certs`` does), plus ``cafile`` if given. Both libraries are the same
+        OpenSSL in this process, so a handshake ends here as it ends there."""
+        cdef int i
+        cdef ossl.SSL_CTX *ctx
+        for i in range(2):
+            ctx = ossl.SSL_CTX_new(ossl.TLS_client_method())
+            if ctx == NULL:
+                raise MemoryError()
+            if self._tls[i] != NULL:
+                ossl.SSL_CTX_free(self._tls[i])
+            self._tls[i] = ctx
+            ossl.SSL_CTX_clear_options(ctx, <uint64_t>-1)
+            ossl.SSL_CTX_set_options(ctx, options)
+            if ossl.SSL_CTX_set_cipher_list(ctx, ciphers) != 1:
+                ossl.ERR_clear_error()
+                raise ValueError(f"OpenSSL refused the cipher string {ciphers!r}")
+            ossl.SSL_CTX_set_min_proto_version(ctx, minimum if minimum > 0 else 0)
+            ossl.SSL_CTX_set_max_proto_version(ctx, maximum if maximum > 0 else 0)
+            # (moving: a request is written again from wherever it is made whole; released:
+            # an idle keep-alive connection holds no 34 KiB of buffers)
+            ossl.SSL_CTX_set_mode(ctx, ossl.SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | ossl.SSL_MODE_RELEASE_BUFFERS)
+            ossl.SSL_CTX_set_session_cache_mode(ctx, ossl.SSL_SESS_CACHE_CLIENT | ossl.SSL_SESS_CACHE_NO_INTERNAL_STORE)
+            ossl.SSL_CTX_sess_set_new_cb(ctx, _on_new_session)
+            ossl.SSL_CTX_set_app_data(ctx, <void *>self)
+            if i == 1:
+                ossl.SSL_CTX_set_verify(ctx, ossl.SSL_VERIFY_PEER, NULL)
+                ossl.X509_VERIFY_PARAM_set_flags(ossl.SSL_CTX_get0_param(ctx), verify_flags)
+                ossl.X509_VERIFY_PARAM_set_hostflags(
+                    ossl.SSL_CTX_get0_param(ctx), ossl.X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS
+                    | (0 if common_name else ossl.X509_CHECK_FLAG_NEVER_CHECK_SUBJECT))
+                ossl.SSL_CTX_set_default_verify_paths(ctx)
+                if cafile is not None:
+                    path = str(cafile).encode()
+                    if ossl.SSL_CTX_load_verify_locations(ctx, path, NULL) != 1:
+                        ossl.ERR_clear_error()
+                        raise ValueError(f"cannot load certificates from {cafile}")
+            else:
+                ossl.SSL_CTX_set_verify(ctx, ossl.SSL_VERIFY_NONE, NULL)
+            ossl.ERR_clear_error()
+
+    def set_tls(self, int origin, str name not None, bint verify, bint ip) -> None:
+        """Connections of ``origin`` speak TLS to ``name`` (sent as SNI unless ``ip``; the
+        certificate verified against it when ``verify``). ``configure_tls`` comes first."""
+        cdef Origin *o
+        cdef bytes raw = name.encode("ascii")
+        if not 0 <= origin < self._norigins or self._tls[0] == NULL or b"\0" in raw:
+            raise ValueError("bad origin, or TLS not configured")
+        o = &self._origins[origin]
+        free(o.name)
+        o.name = <char *>malloc(len(raw) + 1)
+        if o.name == NULL:
+            raise MemoryError()
+        memcpy(o.name, PyBytes_AS_STRING(raw), len(raw) + 1)
+        o.tls, o.verify, o.ip = 1, verify, ip
+        self.forget_session(origin)
+
+    def forget_session(self, int origin) -> None:
+        """Drop the TLS session kept for ``origin`` (its last monitor went)."""
+        if 0 <= origin < self._norigins and self._origins[origin].session != NULL:
+            ossl.SSL_SESSION_free(self._origins[origin].session)
+            self._origins[origin].session = NULL
+
+    def has_session(self, int origin) -> bool:
+        return 0 <= origin < self._norigins and self._origins[origin].session != NULL
+
+    cdef int _keep_session(self, intptr_t origin, ossl.SSL_SESSION *session) noexcept:
+        """A server gave a session (a TLS 1.3 ticket after the handshake, or 1.2's at its
+        end): the origin keeps the newest; 1 when taken (OpenSSL then leaves it to us)."""
+        cdef Origin *o
+        if not 0 <= origin < self._norigins:
+            return 0
+        o = &self._origins[origin]
+        if not o.tls:
+            return 0
+        if o.session != NULL:
+            ossl.SSL_SESSION_free(o.session)
+        o.session = session
+        return 1
+
     def add(self, int64_t monitor_id, int origin, bytes request not None, bytes expected not None,
             str expected_text not None, double timeout_s, bint keep_alive, bint head_only, bint follow,
-            int64_t max_body, int64_t interval_ms=1000, int64_t phase_ms=0) -> None:
+            int64_t max_body, int64_t interval_ms=1000, int64_t phase_ms=0, bint resume=True,
+            bytes keyword=None) -> None:
         """Register (or replace) a monitor; a replaced one's check in flight is dropped.
-        ``phase_ms``: where in each interval it is due (lateness is counted from there)."""
+        ``phase_ms``: where in each interval it is due (lateness is counted from there);
+        ``resume``: on a TLS origin, resume its kept session (else a full handshake each time);
+        ``keyword``: the first ``max_body`` bytes of the body must hold it."""
         cdef int32_t slot
         cdef Mon *m
         cdef const char *r = PyBytes_AS_STRING(request)
@@ -527,6 +602,8 @@ cdef class HttpEngine:
             raise ValueError("bad status table or origin")
         if n >= 0x7fffffff:
             raise ValueError("request too long")
+        if keyword is not None and not 0 < len(keyword) <= MAX_KEYWORD:
+            raise ValueError("a keyword is 1 to 1024 bytes")
         self.remove(monitor_id)
         if self._free_mon >= 0:
             slot = self._free_mon
@@ -551,6 +628,7 @@ cdef class HttpEngine:
             m.tail = -1
         # (by its text: two lists can make one table, and a failure quotes the monitor's own)
         m.table = self._tables.take(expected_text, expected, expected_text)
+        m.keyword = self._keywords.take(keyword, keyword, None) if keyword is not None else -1
         self._reserve(own)
         m.at = self._arena_len
         memcpy(self._arena + m.at, r, own)
@@ -564,6 +642,7 @@ cdef class HttpEngine:
         m.keep_alive = keep_alive
         m.head_only = head_only
         m.follow = follow
+        m.resume = resume
         m.max_body = <int32_t>(max_body if 0 <= max_body < 0x7fffffff else 0 if max_body < 0 else 0x7fffffff)
         m.timeout_ns = <int64_t>(timeout_s * 1e9)
         m.interval_ms = <int32_t>(interval_ms if 0 < interval_ms <= 86_400_000 else 1 if interval_ms <= 0 else 86_400_000)
@@ -591,6 +670,8 @@ cdef class HttpEngine:
         if m.tail >= 0:
             self._tails.give(m.tail)
         self._tables.give(m.table)
+        if m.keyword >= 0:
+            self._keywords.give(m.keyword)
         self._garbage += m.req_len + m.packed_len
         m.req_len = m.packed_len = 0
         self._compact_maybe()
@@ -817,8 +898,10 @@ cdef class HttpEngine:
         f.slot = s
         f.ts_us = wall_us()
         f.start_ns = mono_ns()
-        f.connect_us = -1
-        f.connect_ns = f.first_ns = f.sent_ns = 0
+        f.connect_us = f.tls_us = -1
+        f.connect_ns = f.first_ns = f.sent_ns = f.tls_ns = 0
+        f.dns_us = self._origins[self._mons[s].origin].dns_us
+        self._origins[self._mons[s].origin].dns_us = -1
         self._mons[s].pos = self._nflight
         self._nflight += 1
         return f
@@ -862,7 +945,10 @@ cdef class HttpEngine:
         taken for the next request's answer (a server's unsolicited 500 recorded against
         whichever monitor reused the connection)."""
         cdef char byte
-        cdef ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT)
+        cdef ssize_t n
+        if self._conns[fd].ssl != NULL and ossl.SSL_has_pending(self._conns[fd].ssl):
+            return True  # decrypted (or read) already, and not asked for
+        n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT)
         return not (n < 0 and errno == EAGAIN)
 
     cdef int32_t _open(self, int32_t s) except -2:
@@ -912,6 +998,10 @@ cdef class HttpEngine:
         c.status = 0
         c.body_left = c.body_seen = 0
         c.head_len = 0
+        c.ssl = NULL
+        c.carry = NULL
+        c.carry_len = 0
+        c.chunked = c.found = 0
         return c
 
     cdef inline int32_t _req_total(self, const Mon *m) noexcept:
@@ -931,6 +1021,10 @@ cdef class HttpEngine:
             c.in_body = c.close_after = 0
             c.body_left = c.body_seen = 0
             c.head_len = 0
+            c.carry_len = 0
+            c.chunked = c.found = 0
+        if c.ssl != NULL:
+            return self._tls_send(fd)
         memset(&msg, 0, sizeof(msg))
         msg.msg_iov = iov
         while c.sent < total:
@@ -960,6 +1054,34 @@ cdef class HttpEngine:
                 return 0
         return 0
 
+    cdef int _tls_send(self, int32_t fd) except -1:
+        """Write the whole request as one TLS record (own part and shared rest made whole
+        first); after a short write OpenSSL needs the same bytes again, from anywhere."""
+        cdef Conn *c = &self._conns[fd]
+        cdef Mon *m = &self._mons[c.mon]
+        cdef int32_t total = self._req_total(m)
+        cdef const char *buf = self._arena + m.at
+        cdef int n, e
+        if m.tail >= 0:
+            if total > self._wcap:
+                grown = <char *>realloc(self._wbuf, total)
+                if grown == NULL:
+                    raise MemoryError()
+                self._wbuf, self._wcap = grown, total
+            memcpy(self._wbuf, self._arena + m.at, m.req_len)
+            memcpy(self._wbuf + m.req_len, self._tails.data[m.tail], self._tails.size[m.tail])
+            buf = self._wbuf
+        ossl.ERR_clear_error()
+        n = ossl.SSL_write(c.ssl, buf, total)
+        if n > 0:
+            c.sent = total  # (no partial writes: all of it or nothing)
+            return 0
+        e = ossl.SSL_get_error(c.ssl, n)
+        if e == ossl.SSL_ERROR_WANT_WRITE or e == ossl.SSL_ERROR_WANT_READ:
+            ossl.ERR_clear_error()
+            return 0
+        return self._tls_failure(fd, e)
+
     def on_ready(self) -> None:
         """Handle every ready socket (the event loop calls this when ``fileno`` is readable)."""
         cdef int n, i
@@ -978,6 +1100,9 @@ cdef class HttpEngine:
                 c = &self._conns[fd]
                 if c.gen != <uint32_t>(data >> 32) or c.state == C_FREE:
                     continue  # a socket closed earlier in this batch
+                if c.state == C_HANDSHAKE:
+                    self._handshake(fd)
+                    continue  # (a response cannot come before its request: nothing to read yet)
                 if c.state == C_CONNECTING:
                     if not ev & (EPOLLOUT | EPOLLERR | EPOLLHUP):
                         continue
@@ -986,11 +1111,23 @@ cdef class HttpEngine:
                     # Bytes (or a close) that came with the connect completion raise no
                     # other edge: read them now (``c`` may have moved: look it up again).
                     c = &self._conns[fd]
-                    if c.gen != gen or c.state != C_BUSY or not ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR):
+                    if c.gen != gen or c.state != C_BUSY or c.ssl != NULL \
+                            or not ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR):
+                        continue
+                if ev & EPOLLOUT and c.ssl != NULL and c.state == C_BUSY and c.mon >= 0 \
+                        and c.sent < self._req_total(&self._mons[c.mon]):
+                    gen = c.gen
+                    self._send(fd)  # (TLS: a record not yet written must go before any read)
+                    c = &self._conns[fd]
+                    if c.gen != gen or c.state == C_FREE:
                         continue
                 if ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR):
-                    self._readable(fd, ev)
-                elif ev & EPOLLOUT and c.state == C_BUSY and c.mon >= 0 and c.sent < self._req_total(&self._mons[c.mon]):
+                    if c.ssl != NULL:
+                        self._tls_readable(fd)
+                    else:
+                        self._readable(fd, ev)
+                elif ev & EPOLLOUT and c.ssl == NULL and c.state == C_BUSY and c.mon >= 0 \
+                        and c.sent < self._req_total(&self._mons[c.mon]):
                     self._send(fd)
             if n < EVENTS:
                 break
@@ -1008,9 +1145,99 @@ cdef class HttpEngine:
             return 0
         cdef Flight *f = &self._flight[m.pos]
         f.connect_us = (mono_ns() - f.connect_ns) // 1000
+        if self._origins[c.origin].tls:
+            return self._tls_begin(fd)
         c.state = C_BUSY
         self._send(fd)
         return 0
+
+    # TLS ------------------------------------------------------------------------------
+    cdef int _tls_begin(self, int32_t fd) except -1:
+        """Connected: start the handshake (SNI, the name to verify, a session to resume)."""
+        cdef Conn *c = &self._conns[fd]
+        cdef Mon *m = &self._mons[c.mon]
+        cdef Origin *o = &self._origins[c.origin]
+        cdef ossl.SSL *ssl = ossl.SSL_new(self._tls[1 if o.verify else 0])
+        if ssl == NULL:
+            ossl.ERR_clear_error()
+            raise MemoryError()
+        c.ssl = ssl
+        ossl.SSL_set_fd(ssl, fd)
+        ossl.SSL_set_app_data(ssl, <void *>(<intptr_t>c.origin + 1))
+        if not o.ip:
+            ossl.SSL_set_tlsext_host_name(ssl, o.name)
+        if o.verify:
+            if o.ip:
+                ossl.X509_VERIFY_PARAM_set1_ip_asc(ossl.SSL_get0_param(ssl), o.name)
+            else:
+                ossl.X509_VERIFY_PARAM_set1_host(ossl.SSL_get0_param(ssl), o.name, 0)
+        if m.resume and o.session != NULL:
+            if session_usable(o.session):
+                ossl.SSL_set_session(ssl, o.session)
+            else:
+                ossl.SSL_SESSION_free(o.session)
+                o.session = NULL
+        ossl.ERR_clear_error()
+        c.state = C_HANDSHAKE
+        self._flight[m.pos].tls_ns = mono_ns()
+        return self._handshake(fd)
+
+    cdef int _handshake(self, int32_t fd) except -1:
+        cdef Conn *c = &self._conns[fd]
+        cdef Flight *f
+        cdef int r, e
+        ossl.ERR_clear_error()
+        r = ossl.SSL_connect(c.ssl)
+        if r == 1:
+            f = &self._flight[self._mons[c.mon].pos]
+            f.tls_us = (mono_ns() - f.tls_ns) // 1000
+            self.handshakes += 1
+            if ossl.SSL_session_reused(c.ssl):
+                self.resumed += 1
+            c.state = C_BUSY
+            self._send(fd)
+            return 0
+        e = ossl.SSL_get_error(c.ssl, r)
+        if e == ossl.SSL_ERROR_WANT_READ or e == ossl.SSL_ERROR_WANT_WRITE:
+            return 0  # the socket's next edge brings it back
+        return self._tls_failure(fd, e)
+
+    cdef int _tls_failure(self, int32_t fd, int e) except -1:
+        """A TLS call failed (``SSL_get_error``'s ``e``): judged as the general checker judges
+        the exception Python's ``ssl`` raises for it (``core.checkers.base.classify_os_error``
+        on uvloop's ``start_tls``): the peer's close or reset is ``reset``, a socket error
+        its errno, a failed verification ``TLS: `` and OpenSSL's reason (Python's wording for a
+        name that does not match), any other TLS error ``TLS: `` and Python's name for its
+        reason. One with no such name goes to the general checker to be worded."""
+        cdef Conn *c = &self._conns[fd]
+        cdef int err = errno
+        cdef unsigned long code = ossl.ERR_peek_last_error()
+        cdef long verify
+        ossl.ERR_clear_error()
+        if e == ossl.SSL_ERROR_SYSCALL and code == 0:
+            if c.in_body or c.head_len:
+                return self._io_failure(fd, err) if err else self._eof(fd)
+            return self._io_failure(fd, err)  # (0: EOF in the handshake, which is a reset there)
+        if e == ossl.SSL_ERROR_ZERO_RETURN:
+            return self._eof(fd)
+        if code != 0 and ossl.ERR_GET_LIB(code) == ossl.ERR_LIB_SSL \
+                and ossl.ERR_GET_REASON(code) == ossl.SSL_R_UNEXPECTED_EOF_WHILE_READING:
+            return self._eof(fd) if c.state != C_HANDSHAKE else self._io_failure(fd, 0)
+        if code != 0 and ossl.ERR_GET_LIB(code) == ossl.ERR_LIB_SSL \
+                and ossl.ERR_GET_REASON(code) == ossl.SSL_R_CERTIFICATE_VERIFY_FAILED:
+            verify = ossl.SSL_get_verify_result(c.ssl)
+            name = self._origins[c.origin].name.decode("ascii")
+            if verify == ossl.X509_V_ERR_HOSTNAME_MISMATCH:
+                text = f"Hostname mismatch, certificate is not valid for '{name}'."
+            elif verify == ossl.X509_V_ERR_IP_ADDRESS_MISMATCH:
+                text = f"IP address mismatch, certificate is not valid for '{name}'."
+            else:
+                text = ossl.X509_verify_cert_error_string(verify).decode("utf-8", "replace")
+            return self._fail_conn(fd, E_TLS, "TLS: " + text)
+        reason = _SSL_REASONS.get((ossl.ERR_GET_LIB(code), ossl.ERR_GET_REASON(code))) if code != 0 else None
+        if reason is None or c.state != C_HANDSHAKE:
+            return self._hand_over(fd)
+        return self._fail_conn(fd, E_TLS, "TLS: " + reason)
 
     cdef int _readable(self, int32_t fd, uint32_t ev) except -1:
         """Read what the socket has. Its events are edge-triggered, so this reads until the
@@ -1044,6 +1271,32 @@ cdef class HttpEngine:
             r = self._feed(fd, self._rbuf, n)
             if r != 0 or c.state != C_BUSY or (n < READ_SIZE and not drain):
                 return 0  # (``c`` is still valid: nothing here grows the table)
+
+    cdef int _tls_readable(self, int32_t fd) except -1:
+        """``_readable`` through TLS: records are decrypted one at a time, so it reads until
+        OpenSSL wants more from the socket (or the check ended)."""
+        cdef Conn *c = &self._conns[fd]
+        cdef int n, e
+        while True:
+            ossl.ERR_clear_error()
+            n = ossl.SSL_read(c.ssl, self._rbuf, READ_SIZE)
+            if n <= 0:
+                e = ossl.SSL_get_error(c.ssl, n)
+                if e == ossl.SSL_ERROR_WANT_READ or e == ossl.SSL_ERROR_WANT_WRITE:
+                    ossl.ERR_clear_error()
+                    return 0
+                if c.state == C_IDLE:
+                    ossl.ERR_clear_error()
+                    self._close(fd)
+                    return 0
+                return self._tls_failure(fd, e)
+            if c.state == C_IDLE:
+                self._close(fd)  # bytes nobody asked for
+                return 0
+            if self._flight[self._mons[c.mon].pos].first_ns == 0:
+                self._flight[self._mons[c.mon].pos].first_ns = mono_ns()
+            if self._feed(fd, self._rbuf, n) != 0 or c.state != C_BUSY:
+                return 0
 
     cdef int _feed(self, int32_t fd, const char *data, Py_ssize_t n) except -1:
         """Consume response bytes; 1 when the check ended (recorded or handed over)."""
@@ -1086,21 +1339,122 @@ cdef class HttpEngine:
                 data = c.head + used  # still valid: freed only at the next response or close
                 n = c.head_len - used
         # body
+        if c.chunked:
+            return self._chunks(fd, data, n)
         if c.body_left < 0:  # ends at EOF
-            c.body_seen += n
-            if c.body_seen > m.max_body:
-                c.close_after = 1
-                return self._complete(fd)
-            return 0
+            return self._body(fd, data, n)
         take = n if n < c.body_left else c.body_left
         c.body_left -= take
-        c.body_seen += take
         if n > take:
             c.close_after = 1  # bytes beyond the response: the connection is out of step
-        if c.body_left == 0 or c.body_seen > m.max_body:
-            if c.body_left:
-                c.close_after = 1
+        if self._body(fd, data, take):
+            return 1
+        if c.body_left == 0:
             return self._complete(fd)
+        return 0
+
+    cdef int _body(self, int32_t fd, const char *data, Py_ssize_t n) except -1:
+        """Body bytes (after framing): searched for the keyword within the first ``max_body``,
+        counted; past ``max_body`` the response ends there (1), as the general checker
+        stops reading (the connection is not reused)."""
+        cdef Conn *c = &self._conns[fd]
+        cdef Mon *m = &self._mons[c.mon]
+        cdef int64_t room = m.max_body - c.body_seen
+        if m.keyword >= 0 and not c.found and room > 0 and n > 0:
+            self._search(c, m.keyword, data, n if n < room else room)
+        c.body_seen += n
+        if c.body_seen > m.max_body:
+            c.close_after = 1
+            return self._complete(fd)
+        return 0
+
+    cdef int _search(self, Conn *c, int32_t k, const char *data, Py_ssize_t n) except -1:
+        """Look for keyword ``k`` in the body read so far, of which ``data`` is the newest
+        part: in ``data``, and across its start (the last bytes before it, kept in
+        ``c.carry``, joined to its first ones)."""
+        cdef const char *word = self._keywords.data[k]
+        cdef Py_ssize_t size = self._keywords.size[k], head, keep
+        if c.carry_len:
+            head = n if n < size - 1 else size - 1
+            memcpy(self._window, c.carry, c.carry_len)
+            memcpy(self._window + c.carry_len, data, head)
+            if memmem(self._window, c.carry_len + head, word, size) != NULL:
+                c.found = 1
+                return 0
+        if memmem(data, n, word, size) != NULL:
+            c.found = 1
+            return 0
+        if size == 1:
+            return 0
+        if c.carry == NULL:
+            c.carry = <char *>malloc(size)
+            if c.carry == NULL:
+                raise MemoryError()
+        if n >= size - 1:
+            memcpy(c.carry, data + n - (size - 1), size - 1)
+            c.carry_len = <int32_t>(size - 1)
+        else:  # (the carry's tail, then all of data)
+            keep = size - 1 - n if c.carry_len > size - 1 - n else c.carry_len
+            memmove(c.carry, c.carry + c.carry_len - keep, keep)
+            memcpy(c.carry + keep, data, n)
+            c.carry_len = <int32_t>(keep + n)
+        return 0
+
+    cdef int _chunks(self, int32_t fd, const char *data, Py_ssize_t n) except -1:
+        """Decode a chunked body (RFC 9112 section 7.1): sizes of hex digits ended by CRLF,
+        each chunk's bytes followed by CRLF, an empty chunk and CRLF at the end. A size with
+        an extension or whitespace, a trailer field, or anything malformed goes to the general
+        checker (which knows every case and its error); 1 when the check ended."""
+        cdef Conn *c = &self._conns[fd]
+        cdef Py_ssize_t i = 0, take
+        cdef unsigned char ch
+        cdef int v
+        while i < n:
+            ch = <unsigned char>data[i]
+            if c.chunk == K_DATA:
+                take = n - i if n - i < c.body_left else c.body_left
+                c.body_left -= take
+                if c.body_left == 0:
+                    c.chunk = K_DATA_CR
+                if self._body(fd, data + i, take):
+                    return 1
+                i += take
+                continue
+            i += 1
+            if c.chunk == K_SIZE:
+                if b'0' <= ch <= b'9':
+                    v = ch - 48
+                elif b'a' <= (ch | 0x20) <= b'f':
+                    v = (ch | 0x20) - 87
+                elif ch == b'\r' and c.digits:
+                    c.chunk = K_SIZE_LF
+                    continue
+                else:
+                    return self._hand_over(fd)
+                if c.digits == 15:
+                    return self._hand_over(fd)
+                c.digits += 1
+                c.body_left = c.body_left * 16 + v
+            elif c.chunk == K_SIZE_LF:
+                if ch != b'\n':
+                    return self._hand_over(fd)
+                c.digits = 0
+                c.chunk = K_DATA if c.body_left else K_END_CR
+            elif c.chunk == K_DATA_CR or c.chunk == K_END_CR:
+                if ch != b'\r':
+                    return self._hand_over(fd)
+                c.chunk += 1
+            elif c.chunk == K_DATA_LF:
+                if ch != b'\n':
+                    return self._hand_over(fd)
+                c.chunk = K_SIZE
+                c.body_left = 0
+            else:  # K_END_LF
+                if ch != b'\n':
+                    return self._hand_over(fd)
+                if i < n:
+                    c.close_after = 1  # bytes beyond the response
+                return self._complete(fd)
         return 0
 
     cdef int _parse_head(self, int32_t fd, const char *p, Py_ssize_t n) except -2:
@@ -1111,14 +1465,15 @@ cdef class HttpEngine:
         checker: ``HTTP/1.0`` or ``HTTP/1.1``, a three-digit status from 200, every line ended
         by CRLF with no other control byte (a bare CR or LF, a NUL), header names of token
         bytes followed at once by the colon (no space before it, no obs-fold), at most one
-        ``Content-Length`` of digits, no ``Transfer-Encoding``. Anything else is handed over:
-        the general checker reports it as ``bad_response``, or knows the case (1xx, chunked)."""
+        ``Content-Length`` of digits, or one ``Transfer-Encoding: chunked`` without it (HTTP/1.1
+        only). Anything else is handed over: the general checker reports it as
+        ``bad_response``, or knows the case (1xx, other codings)."""
         cdef Conn *c = &self._conns[fd]
         cdef Mon *m = &self._mons[c.mon]
         cdef Py_ssize_t i, k, line, colon, vs, ve, eol
         cdef int status, minor
         cdef int64_t length = -1, v
-        cdef bint keep = False, close_ = False, location = False
+        cdef bint keep = False, close_ = False, location = False, chunked = False
         if n < 16 or p[0] != b'H' or p[1] != b'T' or p[2] != b'T' or p[3] != b'P' or p[4] != b'/' \
                 or p[5] != b'1' or p[6] != b'.' or not (p[7] == b'0' or p[7] == b'1') or p[8] != b' ':
             return -1
@@ -1166,7 +1521,9 @@ cdef class HttpEngine:
                     v = v * 10 + (p[k] - 48)
                 length = v
             elif name_is(p + line, colon - line, b"transfer-encoding", 17):
-                return -1
+                if chunked or not name_is(p + vs, ve - vs, b"chunked", 7):
+                    return -1  # (a second one, or codings: the general checker)
+                chunked = True
             elif name_is(p + line, colon - line, b"connection", 10):
                 if has_token(p + vs, ve - vs, b"close", 5):
                     close_ = True
@@ -1176,6 +1533,8 @@ cdef class HttpEngine:
                 location = True
         if i + 2 != n:
             return -1  # (the caller cut the block at its first CRLF CRLF)
+        if chunked and (length >= 0 or minor == 0):
+            return -1  # (both framings at once is an error; chunks in HTTP/1.0 are odd)
         if m.follow and location and (status == 301 or status == 302 or status == 303 or status == 307
                                       or status == 308):
             return -1
@@ -1184,6 +1543,11 @@ cdef class HttpEngine:
         c.body_seen = 0
         c.close_after = close_ or (minor == 0 and not keep)
         if m.head_only or status == 204 or status == 304:
+            c.body_left = 0
+        elif chunked:
+            c.chunked = 1
+            c.chunk = K_SIZE
+            c.digits = 0
             c.body_left = 0
         elif length >= 0:
             c.body_left = length
@@ -1252,6 +1616,7 @@ cdef class HttpEngine:
         cdef Mon *m = &self._mons[s]
         cdef int status = c.status
         cdef bint ok = 0 <= status < 1000 and self._tables.data[m.table][status] != 0
+        cdef bint found = c.found
         c.mon = -1
         m.fd = -1
         # (a response that came before the whole request was written leaves it out of step)
@@ -1267,11 +1632,13 @@ cdef class HttpEngine:
             self._idle_push(fd)
         else:
             self._close(fd)
-        if ok:
-            self._record(s, True, status, 0, None)
-        else:
+        if not ok:
             self._record(s, False, status, E_STATUS,
                          f"status {status}, expected {self._tables.note(m.table)}")
+        elif m.keyword >= 0 and not found:
+            self._record(s, False, status, E_KEYWORD, "keyword not found in the response body")
+        else:
+            self._record(s, True, status, 0, None)
         return 1
 
     cdef int _hand_over(self, int32_t fd) except -1:
@@ -1295,8 +1662,8 @@ cdef class HttpEngine:
         cdef int64_t now = mono_ns()
         cdef int64_t ttfb = (f.first_ns - f.sent_ns) // 1000 if f.first_ns and f.sent_ns else -1
         self._unflight(s)
-        self._buffer.push(m.mid, f.ts_us, ok, (now - f.start_ns) // 1000, status, code, -1, f.connect_us, -1,
-                          ttfb, error)
+        self._buffer.push(m.mid, f.ts_us, ok, (now - f.start_ns) // 1000, status, code, f.dns_us, f.connect_us,
+                          f.tls_us, ttfb, error)
         self._latency_sum += (now - f.start_ns) // 1000
         self._done += 1
         if not ok or not m.quiet:
@@ -1371,7 +1738,8 @@ cdef class HttpEngine:
                 # those bytes already (it checks as it goes); let it say, as for any head.
                 self._hand_over(fd)
                 continue
-            phase = "connect" if fd >= 0 and self._conns[fd].state == C_CONNECTING else "waiting for the response"
+            phase = ("connect" if fd >= 0 and self._conns[fd].state == C_CONNECTING else
+                     "tls" if fd >= 0 and self._conns[fd].state == C_HANDSHAKE else "waiting for the response")
             if fd >= 0:
                 self._conns[fd].mon = -1
                 self._close(fd)
@@ -1454,6 +1822,14 @@ cdef class HttpEngine:
             free(c.head)
             c.head = NULL
         c.head_len = c.head_cap = 0
+        free(c.carry)
+        c.carry = NULL
+        if c.ssl != NULL:
+            # No close_notify (the socket goes with an RST, as on the general path), but
+            # counted as shut down: else OpenSSL marks the session unresumable at the free.
+            ossl.SSL_set_shutdown(c.ssl, ossl.SSL_SENT_SHUTDOWN | ossl.SSL_RECEIVED_SHUTDOWN)
+            ossl.SSL_free(c.ssl)
+            c.ssl = NULL
         close(fd)
 
     cdef void _close_all(self) noexcept:
@@ -1531,3 +1907,28 @@ cdef class HttpEngine:
         free(self._arena)
         self._arena, self._arena_len, self._arena_cap, self._garbage = fresh, at, cap, 0
         return 0
+
+
+cdef int _on_new_session(ossl.SSL *ssl, ossl.SSL_SESSION *session) noexcept nogil:
+    """OpenSSL's word that the server gave a session (called inside ``SSL_connect`` or
+    ``SSL_read``, which run with the GIL held): kept by the connection's origin."""
+    cdef void *engine = ossl.SSL_CTX_get_app_data(ossl.SSL_get_SSL_CTX(ssl))
+    cdef intptr_t origin = <intptr_t>ossl.SSL_get_app_data(ssl) - 1
+    if engine == NULL:
+        return 0
+    with gil:
+        return (<HttpEngine>engine)._keep_session(origin, session)
+
+
+cdef bint session_usable(ossl.SSL_SESSION *session) noexcept:
+    """A kept session may be offered: resumable, within its lifetime, and its certificate
+    still valid now (a resumed handshake verifies nothing: an expiry since the full one must
+    show as a full handshake's failure)."""
+    cdef ossl.X509 *peer
+    if not ossl.SSL_SESSION_is_resumable(session):
+        return False
+    if ossl.SSL_SESSION_get_time(session) + ossl.SSL_SESSION_get_timeout(session) <= time(NULL):
+        return False
+    peer = ossl.SSL_SESSION_get0_peer(session)
+    return peer == NULL or ossl.X509_cmp_current_time(ossl.X509_get0_notAfter(peer)) > 0
+

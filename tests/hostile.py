@@ -40,21 +40,33 @@ class Case:
     status: int  # its final status, when valid
     head_only: bool = False  # the request was HEAD
     why: str = ""  # the mutation, for failure messages
+    keyword: str | None = None  # the monitor's keyword test
+    body: bytes = b""  # the body as sent (before chunking), for the keyword's verdict
+    max_body: int | None = None  # the monitor's maxBodyBytes (None: the default)
 
     @property
     def payload(self) -> bytes:
         return b"".join(self.pieces)
 
     def expected_ok(self) -> bool:
-        return self.valid and 200 <= self.status <= 299
+        found = self.keyword is None or (not self.head_only and self.keyword.encode() in self.body)
+        return self.valid and 200 <= self.status <= 299 and found
 
 
-def monitor(head_only: bool = False, url: str = "http://127.0.0.1:9/") -> Monitor:
+def monitor(head_only: bool = False, url: str = "http://127.0.0.1:9/", keyword: str | None = None,
+            max_body: int | None = None) -> Monitor:
     """The monitor every case is judged for: default statuses (200-299), no redirects."""
+    fields: dict[str, Any] = {"keyword": keyword} if keyword is not None else {}
+    if max_body is not None:
+        fields["maxBodyBytes"] = max_body
     m = parse_monitor({"name": "hostile", "type": "http", "url": url, "method": "HEAD" if head_only else "GET",
-                       "followRedirects": False, "keepAlive": True, "interval": 1})
+                       "followRedirects": False, "keepAlive": True, "interval": 1, **fields})
     m.id = 1
     return m
+
+
+def case_monitor(case: Case) -> Monitor:
+    return monitor(case.head_only, keyword=case.keyword, max_body=case.max_body)
 
 
 class _Transport:
@@ -78,7 +90,7 @@ class _Transport:
 
 def judge_general(case: Case) -> Outcome:
     """The general checker's verdict on ``case`` (in memory)."""
-    prepared = http.prepare(monitor(case.head_only).spec)  # type: ignore[arg-type]
+    prepared = http.prepare(case_monitor(case).spec)  # type: ignore[arg-type]
     ctx = CheckContext(Env.__new__(Env), 1)
     done: list[bool] = []
     proto = http._Response()
@@ -115,10 +127,11 @@ class CompiledJudge:
         self.hand_overs = 0
 
     def __call__(self, case: Case) -> Outcome:
-        spec = http.compiled_spec(http.prepare(monitor(case.head_only).spec))  # type: ignore[arg-type]
+        spec = http.compiled_spec(http.prepare(case_monitor(case).spec))  # type: ignore[arg-type]
         assert spec is not None
-        _, _, request, table, text, keep_alive, head, follow, max_body = spec
-        self.engine.add(1, self.origin, request, table, text, 2.0, keep_alive, head, follow, max_body, 1000)
+        _, _, request, table, text, keep_alive, head, follow, max_body = spec[:9]
+        self.engine.add(1, self.origin, request, table, text, 2.0, keep_alive, head, follow, max_body, 1000,
+                        keyword=spec.keyword)
         self.handed.clear()
         fd = socket.socket().detach()
         ended = self.engine.feed_test(1, fd, list(case.pieces), {"none": 0, "fin": 1, "rst": 2}[case.end])
@@ -181,6 +194,11 @@ def responses(draw: st.DrawFn) -> Case:
     if mutation in ("conflicting_cl", "duplicate_cl", "negative_cl", "space_in_cl", "bare_lf_before_cl"):
         framing = "cl" if not no_body else framing
     body = draw(st.binary(max_size=600)) if framing != "none" else b""
+    keyword = draw(st.none() | st.text(alphabet="abcxyz\xe9", min_size=1, max_size=6))
+    if keyword is not None and body and draw(st.booleans()):
+        at = draw(st.integers(0, len(body)))
+        body = body[:at] + keyword.encode() + body[at:]
+    sent = body
     headers = [(name.encode(), value.encode()) for name, value in
                draw(st.lists(st.tuples(st.sampled_from(_NAMES), _VALUES), max_size=4))]
     if draw(st.booleans()):
@@ -290,4 +308,4 @@ def responses(draw: st.DrawFn) -> Case:
             last = at
     if not valid and status_text.startswith(b"0"):
         status = 0
-    return Case(pieces, end, valid, status, head_only, mutation)
+    return Case(pieces, end, valid, status, head_only, mutation, keyword, sent)

@@ -62,6 +62,7 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("followRedirects", "Follow redirects", "bool"),
         Field("maxRedirects", "At most redirects", "int", attrs={"min": "0", "max": "30"}),
         Field("verifyTls", "Verify TLS certificates", "bool"),
+        Field("tlsResume", "Resume TLS sessions between checks", "bool"),
         Field("keepAlive", "Keep the connection alive between checks", "bool"),
     ),
     "tcp": (

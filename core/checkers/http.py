@@ -35,13 +35,15 @@ which is judged as framed; the connection is never reused after them. The compil
 
 from __future__ import annotations
 
+import _ssl
 import asyncio
 import functools
 import re
 import socket
+import ssl
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 import httptools
@@ -58,7 +60,7 @@ from core.models import (
     parse_status_ranges,
 )
 
-__all__ = ["PreparedHttp", "check", "compiled_spec", "prepare", "start", "url_of_head"]
+__all__ = ["CompiledSpec", "PreparedHttp", "check", "compiled_spec", "prepare", "start", "tls_settings", "url_of_head"]
 
 MAX_HEADER_BYTES = 64 * 1024
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
@@ -202,17 +204,45 @@ def prepare(spec: HttpSpec) -> PreparedHttp:
     return PreparedHttp(spec)
 
 
-def compiled_spec(prepared: PreparedHttp) -> tuple[str, int, bytes, bytes, str, bool, bool, bool, int] | None:
-    """What the compiled engine (``ext._fasthttp.HttpEngine.add``) needs for this monitor:
-    host, port, request bytes, status table, expected statuses as text, keep-alive, HEAD,
-    follow redirects, body cap. None when only this module can check it: TLS, or a keyword or
-    JSON test (both read the body)."""
+class CompiledSpec(NamedTuple):
+    """What the compiled engine (``ext._fasthttp.HttpEngine``) needs of a monitor."""
+
+    host: str
+    port: int
+    request: bytes
+    table: bytes
+    expected: str  # the expected statuses as text, for a failure's message
+    keep_alive: bool
+    head: bool
+    follow: bool
+    max_body: int
+    tls: int  # 0: plain TCP; 1: TLS without verification; 2: TLS, verified
+    resume: bool
+    keyword: bytes | None
+
+
+def compiled_spec(prepared: PreparedHttp) -> CompiledSpec | None:
+    """What the compiled engine needs for this monitor; None when only this module can check
+    it: a JSON test, TLS to a name that is not ASCII (IDNA is Python's to encode), a keyword
+    of more than 1024 bytes (1024 characters, some of several bytes)."""
     first = prepared.first
-    if first.tls or prepared.keep_body:
+    if (prepared.json_path is not None or (first.tls and not first.host.isascii())
+            or (prepared.keyword is not None and len(prepared.keyword) > 1024)):
         return None
-    return (first.host.strip("[]"), first.port, first.request, prepared.expected,
-            _expected_text(tuple(prepared.spec.expected_status)), prepared.keep_alive, first.method == "HEAD",
-            prepared.follow, prepared.max_body)
+    return CompiledSpec(first.host.strip("[]"), first.port, first.request, prepared.expected,
+                        _expected_text(tuple(prepared.spec.expected_status)), prepared.keep_alive,
+                        first.method == "HEAD", prepared.follow, prepared.max_body,
+                        (2 if prepared.verify else 1) if first.tls else 0, prepared.spec.tls_resume,
+                        prepared.keyword)
+
+
+def tls_settings(ctx: ssl.SSLContext) -> tuple[bytes, int, int, int, int, bool]:
+    """What ``HttpEngine.configure_tls`` needs to make its contexts as ``ctx`` was made (this
+    checker's, ``ssl.create_default_context()``): the cipher string Python sets on every new
+    context (``_ssl._DEFAULT_CIPHERS``: it has no getter), options, protocol bounds, verify
+    flags, whether a name may match the subject's common name."""
+    return (_ssl._DEFAULT_CIPHERS.encode(), int(ctx.options), int(ctx.minimum_version), int(ctx.maximum_version),
+            int(ctx.verify_flags), ctx.hostname_checks_common_name)
 
 
 @functools.lru_cache(maxsize=1024)

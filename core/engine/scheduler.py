@@ -20,11 +20,13 @@ in-flight checks, the state machine, and the result buffer.
   ``flush_s`` (250 ms) while a status change waits, every ``quiet_flush_s`` (1 s) while none
   does (each flush is a statement in the serve process, whose fixed cost is most of a small
   batch's), or as soon as ``flush_rows`` rows are waiting.
-- Plain-HTTP monitors without a body test run on the compiled path (``ext._fasthttp``) once
-  their origin has an address: no Python per check; their results reach the state machine
+- HTTP and HTTPS monitors without a JSON test run on the compiled path (``ext._fasthttp``;
+  TLS through the same OpenSSL, set up as the general checker's context) once their origin
+  has an address: no Python per check; their results reach the state machine
   only when they could change a status (a failure, or a monitor not quietly ``up``). Host
-  names are resolved here, off the hot path, when first seen and every ``RESOLVE_EVERY``
-  seconds; until then, and for every other monitor, checks run on the general checkers.
+  names are resolved here (the system resolver, as the general checker), off the hot path,
+  when first seen, then every interval of the origin's most frequent monitor (at most
+  ``RESOLVE_EVERY`` seconds), the next check reporting the lookup's time as its DNS phase; until then, and for every other monitor, checks run on the general checkers.
   A response the compiled path does not handle moves its monitor to the general path.
 """
 
@@ -33,9 +35,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import heapq
 import logging
 import os
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable
@@ -56,6 +60,9 @@ from ext import HttpEngine, ResultBuffer, TimingWheel
 __all__ = ["Scheduler", "phase_offset", "run_with_deadline"]
 
 log = logging.getLogger("xuptime.scheduler")
+#: A compiled-path origin: host, port, account (accounts never share a connection), and 0 for
+#: plain TCP, 1 TLS without verification, 2 TLS verified (``http.CompiledSpec.tls``).
+OriginKey = tuple[str, int, int, int]
 LATENESS_BUCKETS = 10_001  # 0..10_000 ms; the last bucket holds everything later
 LAG_HIGH = 0.025  # s of event-loop lag above which the in-flight limit shrinks
 LAG_LOW = 0.008  # s of lag below which it may grow
@@ -177,16 +184,21 @@ class Scheduler:
             self.fast.max_idle = max(64, max_inflight // 4)
             # XUPTIME_CLOSE=fin: close with a FIN as wrk does (bench.engine measures both ways).
             self.fast.close_with_reset = os.environ.get("XUPTIME_CLOSE", "rst") != "fin"
-        #: Compiled-path origins: (host, port, account) -> engine origin index, and how many monitors use
+            # HTTPS as the general checker's context makes it (the same OpenSSL in-process).
+            self.fast.configure_tls(*http.tls_settings(ssl.create_default_context()))
+        #: Compiled-path origins: (host, port, account, TLS) -> engine origin index, and how many monitors use
         #: each. Origins given by a host name are looked up when first used and every
         #: ``RESOLVE_EVERY`` seconds after, from a queue of (when, origin), at most
         #: ``RESOLVE_AT_ONCE`` at a time (100k distinct hosts must not mean 100k lookups at once).
-        self._origins: dict[tuple[str, int, int], int] = {}
-        self._origin_at: dict[int, tuple[str, int, int]] = {}  # (engine origin index -> key)
-        self._origin_users: dict[tuple[str, int, int], int] = {}
-        self._named: set[tuple[str, int, int]] = set()
-        self._resolve_queue: collections.deque[tuple[float, tuple[str, int, int]]] = collections.deque()
-        self._resolving: dict[tuple[str, int, int], asyncio.Task[None]] = {}
+        self._origins: dict[OriginKey, int] = {}
+        self._origin_at: dict[int, OriginKey] = {}  # (engine origin index -> key)
+        self._origin_users: dict[OriginKey, int] = {}
+        self._named: set[OriginKey] = set()
+        self._resolve_queue: list[tuple[float, OriginKey]] = []  # a heap
+        #: Seconds between lookups of an origin: its most frequent monitor's interval, at
+        #: most ``RESOLVE_EVERY`` (a name that stops resolving shows at that monitor's next check).
+        self._resolve_every: dict[OriginKey, float] = {}
+        self._resolving: dict[OriginKey, asyncio.Task[None]] = {}
 
     # monitor set -------------------------------------------------------------------------
     def upsert(self, monitor: Monitor, packed: bytes | None = None) -> None:
@@ -353,24 +365,31 @@ class Scheduler:
         spec = http.compiled_spec(entry.prepared)
         if spec is None:
             return
-        host, port, request, table, expected, keep_alive, head, follow, max_body = spec
-        # One origin (its idle connections) per account: accounts never share a connection.
-        key, literal = (host, port, monitor.account_id), is_ip_literal(host)
+        host, port = spec.host, spec.port
+        # One origin (its idle connections, its TLS session) per account: accounts never
+        # share a connection.
+        key, literal = (host, port, monitor.account_id, spec.tls), is_ip_literal(host)
         origin = self._origins.get(key)
         if origin is None:
             origin = self._origins[key] = self.fast.origin(key)
             self._origin_at[origin] = key
+            if spec.tls:
+                self.fast.set_tls(origin, host, spec.tls == 2, literal)
             if literal:  # no lookup needed: usable at once
                 family = socket.AF_INET6 if ":" in host else socket.AF_INET
                 self._set_address(key, family, (host, port, 0, 0)[:4 if family == socket.AF_INET6 else 2])
         key = self._origin_at[origin]  # (one tuple an origin, not one a monitor)
-        if not literal and key not in self._named:
-            self._named.add(key)
-            self._resolve_queue.appendleft((0.0, key))  # first lookups go first
+        if not literal:
+            every = min(RESOLVE_EVERY, entry.interval_ms / 1000, self._resolve_every.get(key, RESOLVE_EVERY))
+            self._resolve_every[key] = every
+            if key not in self._named:
+                self._named.add(key)
+                heapq.heappush(self._resolve_queue, (0.0, key))  # first lookups go first
         self._origin_users[key] = self._origin_users.get(key, 0) + 1
         mid = monitor.id
-        self.fast.add(mid, origin, request, table, expected, entry.timeout, keep_alive, head, follow, max_body,
-                      entry.interval_ms, phase_offset(mid, entry.interval_ms))
+        self.fast.add(mid, origin, spec.request, spec.table, spec.expected, entry.timeout, spec.keep_alive, spec.head,
+                      spec.follow, spec.max_body, entry.interval_ms, phase_offset(mid, entry.interval_ms), spec.resume,
+                      spec.keyword)
         self.fast.set_quiet(mid, entry.status == "up" and not entry.failures)
         entry.compiled, entry.origin = True, key
         # Asleep, it is kept without its URL when its request line and Host give it back
@@ -396,42 +415,52 @@ class Scheduler:
             else:
                 self._origin_users.pop(key, None)
                 self._named.discard(key)
+                self._resolve_every.pop(key, None)
+                self.fast.forget_session(self._origins[key])
 
     def _resolve_due(self, now: float) -> None:
         """Start the lookups that are due, a bounded number at a time."""
         queue = self._resolve_queue
         while queue and queue[0][0] <= now and len(self._resolving) < RESOLVE_AT_ONCE:
-            _, key = queue.popleft()
+            _, key = heapq.heappop(queue)
             if key in self._named and key not in self._resolving:
                 assert self._loop is not None
                 task = self._loop.create_task(self._resolve(key))
                 self._resolving[key] = task
                 task.add_done_callback(functools.partial(self._resolved, key))
 
-    def _resolved(self, key: tuple[str, int, int], _: asyncio.Task[None]) -> None:
+    def _resolved(self, key: OriginKey, _: asyncio.Task[None]) -> None:
         self._resolving.pop(key, None)
         if key in self._named and self._loop is not None:
-            self._resolve_queue.append((self._loop.time() + RESOLVE_EVERY, key))
+            every = self._resolve_every.get(key, RESOLVE_EVERY)
+            heapq.heappush(self._resolve_queue, (self._loop.time() + every, key))
 
-    async def _resolve(self, key: tuple[str, int, int]) -> None:
-        """Give the engine the origin's address; a failed lookup, or an address this server
+    async def _lookup(self, host: str, port: int) -> list[tuple[Any, ...]]:
+        """The system resolver's answer, as the general checker asks it (the same first address)."""
+        assert self._loop is not None
+        return await self._loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+
+    async def _resolve(self, key: OriginKey) -> None:
+        """Give the engine the origin's address and how long the lookup took (the next check
+        of the origin reports it as its DNS phase); a failed lookup, or an address this server
         may not connect to, leaves its checks to the general checker, which reports why."""
         assert self._loop is not None and self._env is not None
-        host, port, _ = key
+        host, port = key[0], key[1]
+        started = time.perf_counter_ns()
         try:
-            infos = await self._loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+            infos = await self._lookup(host, port)
         except (OSError, UnicodeError):
             self.fast.clear_address(self._origins[key])
             return
         family, _, _, _, address = infos[0]
-        self._set_address(key, family, address)
+        self._set_address(key, family, address, (time.perf_counter_ns() - started) // 1000)
 
-    def _set_address(self, key: tuple[str, int, int], family: int, address: tuple[Any, ...]) -> None:
+    def _set_address(self, key: OriginKey, family: int, address: tuple[Any, ...], dns_us: int = -1) -> None:
         deny = self._env.deny_private if self._env is not None else os.environ.get("XUPTIME_DENY_PRIVATE") == "1"
         if deny and is_private_address(address[0]):
             self.fast.clear_address(self._origins[key])  # the general checker says why
             return
-        self.fast.set_address(self._origins[key], family, raw_sockaddr(family, address))
+        self.fast.set_address(self._origins[key], family, raw_sockaddr(family, address), dns_us)
 
     def remove(self, monitor_id: int) -> None:
         old = self._entry(monitor_id)

@@ -89,6 +89,10 @@ class Stats(Frame, tag="stats"):
     lateness_ms: bytes
     rss_bytes: int
     limit: int = 0  # the adaptive in-flight limit
+    #: TLS handshakes the compiled path completed since the worker started, and how many of
+    #: them resumed a session.
+    tls_handshakes: int = 0
+    tls_resumed: int = 0
 
 
 class Push(Frame, tag="push"):

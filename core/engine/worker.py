@@ -91,7 +91,9 @@ class Worker:
         return Stats(shard=self.shard, monitors=s.count, checks=s.checks, inflight=s.busy,
                      queued=len(s.queue) + (s.fast.queued if s.fast is not None else 0), skipped_overlap=s.overlaps,
                      dropped=self.dropped_rows + s.buffer.dropped, lateness_ms=s.lateness.tobytes(),
-                     rss_bytes=rss_bytes(), limit=s.limit)
+                     rss_bytes=rss_bytes(), limit=s.limit,
+                     tls_handshakes=s.fast.handshakes if s.fast is not None else 0,
+                     tls_resumed=s.fast.resumed if s.fast is not None else 0)
 
     async def _stats_loop(self) -> None:
         while True:

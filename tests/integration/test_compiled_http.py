@@ -64,6 +64,9 @@ def _raw(payload: bytes, *, close: bool = False, pieces: int = 0) -> Any:
 
 
 CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+#: A keyword split across chunks, sizes in both cases, and a zero-padded size.
+CHUNKS = (b"HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n3\r\nthe\r\n4\r\n nee\r\n00A\r\ndle in hay\r\n"
+          b"0\r\n\r\n")
 
 #: name -> (handler, monitor fields, path, compiled: carried on the compiled path to the end)
 CASES: dict[str, tuple[Any, dict[str, Any], str, bool]] = {
@@ -73,7 +76,25 @@ CASES: dict[str, tuple[Any, dict[str, Any], str, bool]] = {
     "reset": (_reset, {}, "/", True),
     "garbage": (_raw(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"), {"keepAlive": True}, "/", False),
     "redirect": (redirect_handler, {"keepAlive": True}, "/start", False),
-    "chunked": (_raw(CHUNKED), {"keepAlive": True}, "/", False),
+    "chunked": (_raw(CHUNKED), {"keepAlive": True}, "/", True),
+    "chunks_keyword": (_raw(CHUNKS, pieces=7), {"keepAlive": True, "keyword": "needle"}, "/", True),
+    "chunks_no_keyword": (_raw(CHUNKS), {"keepAlive": True, "keyword": "needles"}, "/", True),
+    "chunk_extension": (_raw(CHUNKED.replace(b"5\r\n", b"5;x=1\r\n")), {"keepAlive": True}, "/", False),
+    "chunk_trailer": (_raw(CHUNKED.replace(b"0\r\n\r\n", b"0\r\nX-T: 1\r\n\r\n")), {"keepAlive": True}, "/",
+                      False),
+    "bad_chunk": (_raw(CHUNKED.replace(b"5\r\nhello", b"5\r\nhello!")), {"keepAlive": True}, "/", False),
+    "keyword": (http_handler(body=b"all is well"), {"keepAlive": True, "keyword": "is well"}, "/", True),
+    "no_keyword": (http_handler(body=b"all is well"), {"keyword": "is ill"}, "/", True),
+    "keyword_trickle": (_raw(respond(200, b"a" * 300 + b"needle" + b"b" * 300), pieces=40),
+                        {"keepAlive": True, "keyword": "needle"}, "/", True),
+    "keyword_past_cap": (http_handler(body=b"x" * 2000 + b"needle"), {"keyword": "needle", "maxBodyBytes": 2003},
+                         "/", True),
+    "keyword_at_cap": (http_handler(body=b"x" * 2000 + b"needle"), {"keyword": "needle", "maxBodyBytes": 2006},
+                       "/", True),
+    "keyword_eof": (_raw(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nneedle at the end", close=True),
+                    {"keyword": "the end"}, "/", True),
+    "keyword_head": (http_handler(), {"method": "HEAD", "keyword": "hello"}, "/", True),
+    "keyword_status": (http_handler(500, body=b"needle"), {"keyword": "needle"}, "/", True),
     "closes": (_raw(respond(200, b"bye", {"Connection": "close"}), close=True), {"keepAlive": True}, "/", True),
     "eof_body": (_raw(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", close=True), {}, "/", True),
     "silent_close": (_raw(respond(200, b"ok"), close=True), {"keepAlive": True}, "/", True),
@@ -131,7 +152,8 @@ async def _run(compiled: bool, seconds: float) -> tuple[dict[str, list[tuple]], 
 def test_the_compiled_path_gives_the_general_checkers_results() -> None:
     async def main() -> None:
         fast, fast_conns, s, fast_changes = await _run(True, 3.6)
-        assert s.fast is not None and s.fast.fallbacks == sum(1 for c in CASES.values() if not c[3])
+        assert s.fast is not None
+        assert s.fast.fallbacks == sum(1 for c in CASES.values() if not c[3])
         # Those meant for it stayed on the compiled path (and "localhost" was looked up).
         assert [name for mid, name in enumerate(CASES, start=1) if s.fast.takes(mid)] == [
             name for name, case in CASES.items() if case[3]]
@@ -149,8 +171,14 @@ def test_the_compiled_path_gives_the_general_checkers_results() -> None:
         assert fast["refused"][0] == (False, 0, ErrorCode.REFUSED, "connection refused")
         assert fast["garbage"][0][2] == ErrorCode.BAD_RESPONSE
         assert fast["not_accepted"][0] == (False, 204, ErrorCode.STATUS, "status 204, expected 200")
+        missing = "keyword not found in the response body"
+        for name in ("chunks_no_keyword", "no_keyword", "keyword_past_cap", "keyword_head"):
+            assert set(fast[name]) == {(False, 200, ErrorCode.KEYWORD, missing)}, name
+        assert set(fast["keyword_status"]) == {(False, 500, ErrorCode.STATUS, "status 500, expected 200-299")}
+        assert fast["bad_chunk"][0][2] == ErrorCode.BAD_RESPONSE
         for name in ("redirect", "chunked", "closes", "eof_body", "silent_close", "head", "trickle",
-                     "new_connection", "big_body", "http10", "host_name"):
+                     "new_connection", "big_body", "http10", "host_name", "chunks_keyword", "keyword",
+                     "keyword_trickle", "keyword_at_cap", "keyword_eof", "chunk_extension", "chunk_trailer"):
             assert set(fast[name]) == {(True, 200, 0, None)}, name
         # Keep-alive is kept where the server allows it, and only there.
         assert fast_conns["ok"] == general_conns["ok"] == 1
@@ -215,7 +243,7 @@ def test_engine_queue_overlap_removal_and_lateness() -> None:
                 for mid in mids:
                     spec = compiled_spec(prepare(_monitor(mid, f"http://127.0.0.1:{port}/", {}).spec))
                     assert spec is not None
-                    _, _, request, table, text, keep_alive, head, follow, max_body = spec
+                    _, _, request, table, text, keep_alive, head, follow, max_body = spec[:9]
                     engine.add(mid, origin, request, table, text, 5.0, keep_alive, head, follow, max_body, 1000)
             engine.limit = 2
             now_ms = (time.monotonic_ns() - origin_ns) // 1_000_000
@@ -257,7 +285,7 @@ def test_engine_finds_exactly_its_monitors_among_thousands_added_and_removed() -
     engine.set_address(origin, socket.AF_INET, raw_sockaddr(socket.AF_INET, ("127.0.0.1", 9)))
     spec = compiled_spec(prepare(_monitor(1, "http://127.0.0.1:9/", {}).spec))
     assert spec is not None
-    _, _, request, table, text, keep_alive, head, follow, max_body = spec
+    _, _, request, table, text, keep_alive, head, follow, max_body = spec[:9]
     rnd = random.Random(15)
     ids = [i * 1024 for i in range(1, 3001)] + [rnd.randrange(1, 2**62) for _ in range(3000)]
     held: set[int] = set()
@@ -316,7 +344,7 @@ def test_engine_sends_every_request_whole_through_compaction_and_partial_writes(
                    f"Connection: close\r\n\r\n").encode() + body
             sent = {1: spec("/one", {}), 2: spec("/two", {}), 3: spec("/three", {"headers": {"X-Own": "three"}}),
                     4: (*spec("/big", {})[:2], big, *spec("/big", {})[3:])}
-            for mid, (_, _, request, table, text, keep_alive, head, follow, max_body) in sent.items():
+            for mid, (_, _, request, table, text, keep_alive, head, follow, max_body, *_) in sent.items():
                 engine.add(mid, origin, request, table, text, 10.0, keep_alive, head, follow, max_body, 1000)
                 engine.sleep(mid, b"packed-%d" % mid * 50, 1, 0, 0, 0, 1)
             _, _, filler, table, text, *_ = spec("/filler", {})
@@ -369,7 +397,7 @@ def test_a_failed_status_quotes_the_monitors_own_expected_statuses() -> None:
             for mid, statuses in ((1, ["200-299"]), (2, ["200-250", "251-299"])):
                 spec = compiled_spec(prepare(_monitor(mid, peer.url(), {"expectedStatus": statuses}).spec))
                 assert spec is not None
-                _, _, request, table, text, keep_alive, head, follow, max_body = spec
+                _, _, request, table, text, keep_alive, head, follow, max_body = spec[:9]
                 engine.add(mid, origin, request, table, text, 5.0, keep_alive, head, follow, max_body, 1000)
                 assert engine.start(mid) == 1
             for _ in range(300):
@@ -438,7 +466,7 @@ def test_the_compiled_parser_agrees_with_the_general_checker(status: int, header
             engine.set_address(origin, socket.AF_INET, raw_sockaddr(socket.AF_INET, ("127.0.0.1", peer.port)))
             spec = compiled_spec(prepare(monitor.spec))
             assert spec is not None
-            _, _, request, table, text, keep_alive, head_only, follow, max_body = spec
+            _, _, request, table, text, keep_alive, head_only, follow, max_body = spec[:9]
             engine.add(1, origin, request, table, text, 2.0, keep_alive, head_only, follow, max_body, 1000)
             compiled = []
             for _ in range(2):  # twice: the second may reuse the connection
@@ -500,6 +528,50 @@ def test_host_names_are_looked_up_a_bounded_number_at_a_time_and_only_while_used
     uvloop.run(main())
 
 
+def test_a_host_names_lookup_is_timed_and_its_failure_shows_at_the_next_check() -> None:
+    """The compiled path looks an origin's name up every interval of its most frequent
+    monitor: the check after a lookup reports its time as the DNS phase, and once the name
+    stops resolving the next check says so (the general checker, handed the check, words it).
+    The resolver answers for ``flaky.invalid`` while the test lets it (the general checker's
+    own lookup of that name fails for real)."""
+    import time
+
+    async def main() -> None:
+        rows: list[tuple[int, bool, int, int]] = []
+
+        def sink(batch: dict[str, Any], _: list[Transition]) -> None:
+            rows.extend(zip(batch["ts_us"].tolist(), batch["ok"].tolist(), batch["error_code"].tolist(),
+                            batch["dns_us"].tolist(), strict=True))
+
+        resolving = True
+        async with Peer(http_handler()) as peer:
+            s = Scheduler(sink)
+
+            async def lookup(host: str, port: int) -> list[tuple[Any, ...]]:
+                assert host == "flaky.invalid"
+                await asyncio.sleep(0.005)
+                if not resolving:
+                    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", peer.port))]
+
+            s._lookup = lookup  # type: ignore[method-assign]
+            s.upsert(_monitor(1, peer.url(host="flaky.invalid"), {"keepAlive": True}))
+            s.start(asyncio.get_running_loop())
+            await asyncio.sleep(3.2)
+            resolving, flipped_us = False, time.time_ns() // 1000
+            await asyncio.sleep(3.2)
+            await s.stop()
+        up = [row for row in rows if row[0] < flipped_us]
+        assert sum(1 for _, ok, _, dns in up if ok and dns >= 5000) >= 2, up
+        assert all(ok for _, ok, _, _ in up[1:]), up
+        # The name fails from the flip on: a check more than an interval (and its lookup) later
+        # is a DNS failure, every one.
+        late = [row for row in rows if row[0] > flipped_us + 1_100_000]
+        assert len(late) >= 2 and all((ok, code) == (False, ErrorCode.DNS) for _, ok, code, _ in late), rows
+
+    uvloop.run(main())
+
+
 def test_idle_connections_are_capped_over_all_origins() -> None:
     """Past ``max_idle`` the longest idle keep-alive connection is closed, whatever its origin."""
     import time
@@ -529,7 +601,7 @@ def test_idle_connections_are_capped_over_all_origins() -> None:
                 engine.set_address(origin, socket.AF_INET, raw_sockaddr(socket.AF_INET, ("127.0.0.1", peer.port)))
                 spec = compiled_spec(prepare(_monitor(mid, peer.url(), {"keepAlive": True}).spec))
                 assert spec is not None
-                _, _, request, table, text, keep_alive, head_only, follow, max_body = spec
+                _, _, request, table, text, keep_alive, head_only, follow, max_body = spec[:9]
                 engine.add(mid, origin, request, table, text, 2.0, keep_alive, head_only, follow, max_body, 1000)
             await check(1)
             await check(1)  # reused

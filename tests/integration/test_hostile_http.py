@@ -66,7 +66,7 @@ async def _compiled(engine: Any, buffer: Any, handed: list[int], peer: Peer, m: 
     engine.set_address(origin, socket.AF_INET, raw_sockaddr(socket.AF_INET, ("127.0.0.1", peer.port)))
     spec = http.compiled_spec(http.prepare(m.spec))  # type: ignore[arg-type]
     assert spec is not None
-    _, _, request, table, text, keep_alive, head, follow, max_body = spec
+    _, _, request, table, text, keep_alive, head, follow, max_body = spec[:9]
     engine.add(m.id, origin, request, table, text, TIMEOUT_S, keep_alive, head, follow, max_body, 1000)
     handed.clear()
     assert engine.start(m.id) == 1
@@ -209,7 +209,7 @@ def test_unsolicited_bytes_on_an_idle_connection_never_reach_the_next_check_comp
                 m = monitor(False, peer.url())
                 spec = http.compiled_spec(http.prepare(m.spec))  # type: ignore[arg-type]
                 assert spec is not None
-                _, _, request, table, text, keep_alive, head, follow, max_body = spec
+                _, _, request, table, text, keep_alive, head, follow, max_body = spec[:9]
                 engine.add(mid, origin, request, table, text, 2.0, keep_alive, head, follow, max_body, 1000)
             assert engine.start(1) == 1
             while engine.inflight:

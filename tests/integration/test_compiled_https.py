@@ -1,0 +1,278 @@
+"""HTTPS on the compiled path (``ext._fasthttp`` through OpenSSL) against the general checker.
+
+As in ``test_compiled_http``: one scheduler on the real clock runs a monitor per server below
+for a few seconds, then the same with the compiled path off; each monitor must get the same
+outcomes both ways (ok, status, error code and text), the compiled path must have carried
+those meant for it, and the TLS phase must be measured. The servers: good certificates (by
+name, by IP SAN, kept alive or a connection a check, with and without session resumption),
+self-signed, expired, issued for another name or by a CA nobody trusts, a server that speaks
+only TLS 1.0, ones that stall or reset mid-handshake, and a plain HTTP port.
+
+The trust store is the system's, extended the way users extend it: ``SSL_CERT_FILE`` names
+the test CA's bundle, read by both paths' contexts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import ssl
+import struct
+import warnings
+from typing import Any
+
+import pytest
+import trustme
+import uvloop
+
+from core.engine.scheduler import Scheduler
+from core.models import ErrorCode, Monitor, parse_monitor
+from tests.servers import Peer, QuietHandler, ThreadedHttp, http_handler, redirect_handler, self_signed_context
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def _server(cert: trustme.LeafCert) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    return ctx
+
+
+class _Ok(QuietHandler):
+    def do_GET(self) -> None:
+        self.reply(200, b"hello")
+
+
+class _Tls10Only:
+    """A server that speaks only TLS 1.0, handshaking in blocking OpenSSL calls (asyncio's
+    server side drops the connection without the alert OpenSSL writes here); ``Peer``'s
+    interface."""
+
+    def __init__(self, cert: trustme.LeafCert) -> None:
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.ctx.minimum_version = self.ctx.maximum_version = ssl.TLSVersion.TLSv1
+        self.ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        cert.configure_cert(self.ctx)
+        self.connections = 0
+        self.server: ThreadedHttp | None = None
+
+    async def __aenter__(self) -> _Tls10Only:
+        self.server = ThreadedHttp(_Ok)
+        self.server.server.socket = self.ctx.wrap_socket(self.server.server.socket, server_side=True)
+        self.port = self.server.server.server_address[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        await asyncio.to_thread(self.server.close)
+
+    def url(self, path: str = "/", scheme: str = "http", host: str = "127.0.0.1") -> str:
+        return f"{scheme}://{host}:{self.port}{path}"
+
+
+def _noting_resumption(handler: Any, reused: list[bool]) -> Any:
+    """``handler``, noting for each connection whether its TLS session was resumed."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reused.append(writer.get_extra_info("ssl_object").session_reused)
+        await handler(reader, writer)
+
+    return handle
+
+
+async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Takes the connection, answers nothing (a ClientHello waits for ever)."""
+    await asyncio.sleep(30)
+
+
+async def _half_hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Reads the ClientHello, starts a ServerHello record, then stalls mid-handshake."""
+    await reader.read(1)
+    writer.write(b"\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03" + b"\x11" * 16)
+    await writer.drain()
+    await asyncio.sleep(30)
+
+
+async def _reset_in_hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read(1)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def _close_in_hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read(1)
+    writer.close()
+
+
+async def _plain_banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A plain HTTP server that answers the ClientHello's bytes with a 400."""
+    await reader.read(1)
+    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    ca, stranger = trustme.CA(), trustme.CA()
+    bundle = tmp_path_factory.mktemp("trust") / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    return {
+        "bundle": bundle,
+        "ca": ca,
+        "good": ca.issue_cert("localhost", "127.0.0.1"),
+        "expired": ca.issue_cert("localhost", "127.0.0.1", not_before=NOW - dt.timedelta(days=30),
+                                 not_after=NOW - dt.timedelta(days=1)),
+        "other_name": ca.issue_cert("example.org"),
+        "stranger": stranger.issue_cert("localhost", "127.0.0.1"),
+    }
+
+
+def _cases(pki: dict[str, Any]) -> dict[str, tuple[Any, ssl.SSLContext | None, dict[str, Any], str, bool]]:
+    """name -> (handler, server TLS context, monitor fields, URL host, carried on the compiled path)."""
+    good = _server(pki["good"])
+    return {
+        "keep_alive": (http_handler(), good, {"keepAlive": True}, "127.0.0.1", True),
+        "new_connection": (_noting_resumption(http_handler(), pki["resumed"]), good, {}, "127.0.0.1", True),
+        "no_resume": (_noting_resumption(http_handler(), pki["not_resumed"]), good, {"tlsResume": False},
+                      "127.0.0.1", True),
+        "by_name": (http_handler(), good, {}, "localhost", True),
+        "status": (http_handler(503), good, {"keepAlive": True}, "127.0.0.1", True),
+        "head": (http_handler(), good, {"method": "HEAD"}, "127.0.0.1", True),
+        "self_signed": (http_handler(), self_signed_context(), {}, "localhost", True),
+        "self_signed_unverified": (http_handler(), self_signed_context(), {"verifyTls": False}, "localhost", True),
+        "expired": (http_handler(), _server(pki["expired"]), {}, "localhost", True),
+        "other_name": (http_handler(), _server(pki["other_name"]), {}, "localhost", True),
+        "other_ip": (http_handler(), _server(pki["other_name"]), {}, "127.0.0.1", True),
+        "stranger": (http_handler(), _server(pki["stranger"]), {}, "127.0.0.1", True),
+        "tls10_only": (_Tls10Only(pki["good"]), None, {}, "127.0.0.1", True),
+        "silent": (_silent, None, {"timeout": 0.3}, "127.0.0.1", True),
+        "half_hello": (_half_hello, None, {"timeout": 0.3}, "127.0.0.1", True),
+        "reset_in_hello": (_reset_in_hello, None, {}, "127.0.0.1", True),
+        "close_in_hello": (_close_in_hello, None, {}, "127.0.0.1", True),
+        "plain_port": (_plain_banner, None, {}, "127.0.0.1", True),
+        "redirect": (redirect_handler, good, {"keepAlive": True}, "127.0.0.1", False),
+    }
+
+
+def _monitor(mid: int, url: str, fields: dict[str, Any]) -> Monitor:
+    m = parse_monitor({"name": f"m{mid}", "type": "http", "url": url, "interval": 1, **fields})
+    m.id = mid
+    return m
+
+
+async def _run(cases: dict[str, Any], compiled: bool, seconds: float) -> tuple[dict[str, list[tuple]],
+                                                                             dict[str, list[int]], Scheduler]:
+    rows: dict[int, list[tuple]] = {}
+    tls_us: dict[int, list[int]] = {}
+
+    def sink(batch: dict[str, Any], _: list[Any]) -> None:
+        errors = dict(zip(batch["error_rows"].tolist(), batch["error_texts"], strict=True))
+        for i, mid in enumerate(batch["monitor_id"].tolist()):
+            rows.setdefault(mid, []).append((bool(batch["ok"][i]), int(batch["status_code"][i]),
+                                             int(batch["error_code"][i]), errors.get(i)))
+            tls_us.setdefault(mid, []).append(int(batch["tls_us"][i]))
+
+    s = Scheduler(sink, compiled_http=compiled)
+    peers = {name: handler if isinstance(handler, _Tls10Only) else Peer(handler, ctx)
+             for name, (handler, ctx, _, _, _) in cases.items()}
+    for peer in peers.values():
+        await peer.__aenter__()
+    try:
+        path = {"redirect": "/start"}
+        for mid, (name, (_, _, fields, host, _)) in enumerate(cases.items(), start=1):
+            s.upsert(_monitor(mid, peers[name].url(path.get(name, "/"), scheme="https", host=host), fields))
+        s.start(asyncio.get_running_loop())
+        await asyncio.sleep(seconds)
+        await s.stop()
+    finally:
+        for peer in peers.values():
+            await peer.__aexit__()
+    names = list(cases)
+    return ({name: rows.get(mid, []) for mid, name in enumerate(names, start=1)},
+            {name: tls_us.get(mid, []) for mid, name in enumerate(names, start=1)}, s)
+
+
+def test_https_on_the_compiled_path_gives_the_general_checkers_results(pki: dict[str, Any],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki["bundle"]))
+    pki["resumed"], pki["not_resumed"] = [], []
+    cases = _cases(pki)
+
+    async def main() -> None:
+        fast, fast_tls, s = await _run(cases, True, 3.6)
+        n = len(pki["resumed"])  # connections the compiled run made to "new_connection"
+        assert s.fast is not None
+        assert [name for mid, name in enumerate(cases, start=1) if s.fast.takes(mid)] == [
+            name for name, case in cases.items() if case[4]]
+        assert s.fast.fallbacks == sum(1 for case in cases.values() if not case[4])
+        general, general_tls, g = await _run(cases, False, 3.6)
+        assert g.fast is None
+        for name in cases:
+            got, want = fast[name], general[name]
+            assert len(got) >= 3 and len(want) >= 3, (name, got, want)
+            assert set(got) == set(want), (name, got, want)
+        ok = (True, 200, 0, None)
+        for name in ("keep_alive", "new_connection", "no_resume", "by_name", "head", "self_signed_unverified",
+                     "redirect"):
+            assert set(fast[name]) == {ok}, name
+        assert set(fast["status"]) == {(False, 503, ErrorCode.STATUS, "status 503, expected 200-299")}
+        tls = ErrorCode.TLS
+        assert set(fast["self_signed"]) == {(False, 0, tls, "TLS: self-signed certificate")}
+        assert set(fast["expired"]) == {(False, 0, tls, "TLS: certificate has expired")}
+        assert set(fast["other_name"]) == {
+            (False, 0, tls, "TLS: Hostname mismatch, certificate is not valid for 'localhost'.")}
+        assert set(fast["other_ip"]) == {
+            (False, 0, tls, "TLS: IP address mismatch, certificate is not valid for '127.0.0.1'.")}
+        assert set(fast["stranger"]) == {(False, 0, tls, "TLS: unable to get local issuer certificate")}
+        assert set(fast["tls10_only"]) == {(False, 0, tls, "TLS: TLSV1_ALERT_PROTOCOL_VERSION")}
+        for name in ("silent", "half_hello"):
+            assert set(fast[name]) == {(False, 0, ErrorCode.TIMEOUT, "timed out after 0.3 s (tls)")}, name
+        for name in ("reset_in_hello", "close_in_hello"):
+            assert set(fast[name]) == {(False, 0, ErrorCode.RESET, "connection reset by peer")}, name
+        assert set(fast["plain_port"]) == {(False, 0, tls, "TLS: WRONG_VERSION_NUMBER")}
+        # The handshake is timed: every check on a new connection, the first of a kept one.
+        for name in ("new_connection", "no_resume", "by_name"):
+            assert all(t >= 0 for t in fast_tls[name]) and all(t >= 0 for t in general_tls[name]), name
+        assert fast_tls["keep_alive"][0] >= 0 and -1 in fast_tls["keep_alive"][1:]
+        # Sessions are resumed where asked (every connection after the first), never where not
+        # (as the servers saw it), and the general checker never resumes.
+        resumed, not_resumed = pki["resumed"], pki["not_resumed"]
+        assert n >= 3 and resumed[:n] == [False] + [True] * (n - 1), resumed
+        assert len(resumed) >= n + 3 and not any(resumed[n:]), resumed
+        assert len(not_resumed) >= 6 and not any(not_resumed)
+        assert s.fast.handshakes > s.fast.resumed >= len(fast["new_connection"]) - 1
+
+    uvloop.run(main())
+
+
+def test_a_session_is_not_resumed_past_its_certificates_expiry(pki: dict[str, Any],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed handshake verifies nothing, so a session whose certificate has expired since
+    its full handshake is not offered again: the next full handshake reports the expiry, as
+    the general checker's would. (The certificate expires a few seconds into the run; the
+    server would go on accepting the session.)"""
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki["bundle"]))
+    short = pki["ca"].issue_cert("127.0.0.1", not_after=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3))
+
+    async def main() -> None:
+        rows: list[tuple[int, bool, int]] = []
+
+        def sink(batch: dict[str, Any], _: list[Any]) -> None:
+            rows.extend(zip(batch["ts_us"].tolist(), batch["ok"].tolist(), batch["error_code"].tolist(), strict=True))
+
+        async with Peer(http_handler(), _server(short)) as peer:
+            s = Scheduler(sink, compiled_http=True)
+            s.upsert(_monitor(1, peer.url(scheme="https"), {}))
+            s.start(asyncio.get_running_loop())
+            await asyncio.sleep(6)
+            await s.stop()
+            assert s.fast.resumed >= 1
+        rows.sort()
+        assert rows[0][1:] == (True, 0), rows
+        assert [(ok, code) for _, ok, code in rows[-2:]] == [(False, ErrorCode.TLS)] * 2, rows
+
+    uvloop.run(main())
