@@ -26,7 +26,8 @@ in-flight checks, the state machine, and the result buffer.
   only when they could change a status (a failure, or a monitor not quietly ``up``). Host
   names are resolved here (the system resolver, as the general checker), off the hot path,
   when first seen, then every interval of the origin's most frequent monitor (at most
-  ``RESOLVE_EVERY`` seconds), the next check reporting the lookup's time as its DNS phase; until then, and for every other monitor, checks run on the general checkers.
+  ``RESOLVE_EVERY`` seconds), the next check reporting the lookup's time as its DNS phase;
+  until then, and for every other monitor, checks run on the general checkers.
   A response the compiled path does not handle moves its monitor to the general path.
 """
 
