@@ -502,7 +502,8 @@ def main() -> None:
     ensure_tools()
     seconds = 4 if args.quick else 10
     sizes = {"keepalive": 150_000 if args.quick else 200_000, "newconn": 50_000 if args.quick else 60_000,
-             "tls": 3_000 if args.quick else 5_000, "tls_keepalive": 60_000 if args.quick else 100_000,
+             "tls": 3_000 if args.quick else 5_000, "tls_resume": 10_000 if args.quick else 20_000,
+             "tls_keepalive": 60_000 if args.quick else 100_000,
              "steady": 20_000, "memory": 100_000}
     out: dict[str, Any] = {"bench": "engine", "quick": args.quick, "seconds": seconds}
     shares: dict[str, float] = {}
@@ -521,6 +522,8 @@ def main() -> None:
         out["blackbox_cps"], shares["blackbox"] = blackbox(nginx, workdir, seconds)
         log(f"xuptime keep-alive, {sizes['keepalive']} monitors at 1 s")
         ka = run_engine(workdir, "ka", urls, sizes["keepalive"], seconds, keep_alive=True)
+        log(f"xuptime keep-alive with a keyword test, {sizes['keepalive']} monitors at 1 s")
+        kw = run_engine(workdir, "kw", urls, sizes["keepalive"], seconds, keep_alive=True, fields={"keyword": "ok"})
         log(f"xuptime new connection per check (RST close), {sizes['newconn']} monitors at 1 s")
         nc = run_engine(workdir, "nc", urls, sizes["newconn"], seconds, keep_alive=False)
         log(f"xuptime new connection per check (FIN close), {sizes['newconn']} monitors at 1 s")
@@ -530,8 +533,8 @@ def main() -> None:
         ca = str(nginx.dir / "ca.pem")
         tls = run_engine(workdir, "tls", [nginx.https_url], sizes["tls"], seconds, keep_alive=False,
                          env={"SSL_CERT_FILE": ca}, fields={"tlsResume": False})
-        log(f"xuptime HTTPS new connection per check with resumption, {sizes['tls']} monitors at 1 s")
-        resumed = run_engine(workdir, "tls_resume", [nginx.resume_url], sizes["tls"], seconds, keep_alive=False,
+        log(f"xuptime HTTPS new connection per check with resumption, {sizes['tls_resume']} monitors at 1 s")
+        resumed = run_engine(workdir, "tls_resume", [nginx.resume_url], sizes["tls_resume"], seconds, keep_alive=False,
                              env={"SSL_CERT_FILE": ca})
         log(f"xuptime HTTPS keep-alive, {sizes['tls_keepalive']} monitors at 1 s")
         tls_ka = run_engine(workdir, "tls_ka", [nginx.https_url], sizes["tls_keepalive"], seconds, keep_alive=True,
@@ -540,13 +543,16 @@ def main() -> None:
         steady = run_engine(workdir, "steady", urls, sizes["steady"], seconds, keep_alive=True)
         log(f"xuptime memory, {sizes['memory']} monitors at 60 s, after two rounds")
         memory = memory_run(workdir, nginx, sizes["memory"])
-    for name, run in (("xuptime_keepalive", ka), ("xuptime_newconn", nc), ("xuptime_newconn_fin", fin),
+    for name, run in (("xuptime_keepalive", ka), ("xuptime_keyword", kw), ("xuptime_newconn", nc),
+                      ("xuptime_newconn_fin", fin),
                       ("xuptime_https", tls), ("xuptime_https_resumed", resumed), ("xuptime_https_keepalive", tls_ka),
                       ("xuptime_steady", steady)):
         shares[name] = run["ok_share"]
 
     out.update({
         "engine_keepalive_cps": round(ka["cps"]),
+        "engine_keyword_cps": round(kw["cps"]),
+        "keyword_vs_plain": round(kw["cps"] / ka["cps"], 3),
         "engine_newconn_cps": round(nc["cps"]),
         "engine_newconn_fin_cps": round(fin["cps"]),
         "engine_https_newconn_cps": round(tls["cps"]),
@@ -567,7 +573,8 @@ def main() -> None:
         "newconn_vs_aiohttp_naive": round(nc["cps"] / out["aiohttp_naive_cps"], 2),
         "newconn_vs_blackbox": round(nc["cps"] / out["blackbox_cps"], 2),
         "ok_shares": {k: round(v, 5) for k, v in shares.items()},
-        "runs": {"keepalive": ka, "newconn": nc, "newconn_fin": fin, "https": tls, "https_resumed": resumed,
+        "runs": {"keepalive": ka, "keyword": kw, "newconn": nc, "newconn_fin": fin, "https": tls,
+                 "https_resumed": resumed,
                  "https_keepalive": tls_ka, "steady": steady,
                  "memory": memory},
     })
@@ -617,6 +624,8 @@ def print_table(o: dict[str, Any]) -> None:
         ("blackbox_exporter (new conn)", f"{o['blackbox_cps']:,} probes/s", ""),
         ("xuptime keep-alive", f"{o['engine_keepalive_cps']:,} checks/s",
          f"{o['keepalive_vs_wrk']:.2f} x wrk keep-alive ({r['keepalive']['monitors']:,} monitors)"),
+        ("xuptime keep-alive + keyword", f"{o['engine_keyword_cps']:,} checks/s",
+         f"{o['keyword_vs_plain']:.2f} x the same without a keyword"),
         ("xuptime new connection (RST)", f"{o['engine_newconn_cps']:,} checks/s",
          f"{o['newconn_vs_wrk_close']:.2f} x wrk close, {o['newconn_vs_aiohttp_naive']:.1f} x aiohttp, "
          f"{o['newconn_vs_blackbox']:.1f} x blackbox"),

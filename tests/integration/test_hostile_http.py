@@ -67,7 +67,8 @@ async def _compiled(engine: Any, buffer: Any, handed: list[int], peer: Peer, m: 
     spec = http.compiled_spec(http.prepare(m.spec))  # type: ignore[arg-type]
     assert spec is not None
     _, _, request, table, text, keep_alive, head, follow, max_body = spec[:9]
-    engine.add(m.id, origin, request, table, text, TIMEOUT_S, keep_alive, head, follow, max_body, 1000)
+    engine.add(m.id, origin, request, table, text, TIMEOUT_S, keep_alive, head, follow, max_body, 1000,
+               keyword=spec.keyword)
     handed.clear()
     assert engine.start(m.id) == 1
     while engine.inflight:
@@ -115,7 +116,7 @@ def test_hostile_responses_over_sockets(case: Case) -> None:
 
     async def body(engine: Any, buffer: Any, handed: list[int], env: Env) -> None:
         async with Peer(_send_script(case)) as peer:
-            m = monitor(case.head_only, peer.url())
+            m = monitor(case.head_only, peer.url(), keyword=case.keyword)
             m.spec.keep_alive = False  # type: ignore[union-attr]
             compiled = await _compiled(engine, buffer, handed, peer, m)
             general = await _general(env, m)

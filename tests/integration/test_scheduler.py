@@ -239,10 +239,10 @@ def test_retries_and_recovery_threshold_on_the_compiled_path() -> None:
 
 
 async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A peer whose answer only the general checker judges (chunked framing): a hand-over."""
+    """A peer whose answer only the general checker judges (a chunk extension): a hand-over."""
     await read_request(reader)
     writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                 b"5\r\nhello\r\n0\r\n\r\n")
+                 b"5;name=value\r\nhello\r\n0\r\n\r\n")
     await writer.drain()
     writer.close()
 

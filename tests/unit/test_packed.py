@@ -30,7 +30,7 @@ SPECS = {
     "http": HttpSpec(url="https://example.com:8443/a?b=c", method="POST", headers={"X-A": "1", "Host": "h"},
                      body='{"x": 1}', expected_status=["200", "301-302"], keyword="welcome",
                      follow_redirects=False, max_redirects=3, verify_tls=False, keep_alive=True,
-                     max_body_bytes=4096, json_path="$.status", expected_value="ok"),
+                     max_body_bytes=4096, json_path="$.status", expected_value="ok", tls_resume=False),
     "tcp": TcpSpec(host="db.internal", port=5432, send="PING\r\n", expect="+PONG"),
     "tls": TlsSpec(host="example.com", port=8443, min_days_valid=30),
     "dns": DnsSpec(host="example.com", record_type="MX", expected_value="mail.example.com", resolver="9.9.9.9"),

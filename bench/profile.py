@@ -1,0 +1,112 @@
+"""Where a saturated keep-alive run spends its CPU: the worker and the main process sampled by
+py-spy (native frames included) during ``bench.engine``'s keep-alive setup, on the same nginx.
+
+It gives no throughput figure (sampling slows the processes); it says where the time goes:
+for each process, the share of samples whose innermost frame is each function (self time),
+and the share under a few named stages (inclusive). Usage: ``python -m bench.profile
+[--monitors N] [--seconds S]``. Prints two tables, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.engine import WARMUP, Xuptime, ensure_tools, log, target
+
+#: Inclusive stages: a sample counts for a stage when any frame of its stack names it.
+STAGES = {
+    "worker": {
+        "epoll_wait (idle)": "epoll_wait",
+        "compiled engine (on_ready)": "on_ready",
+        "recv/send system calls": "__libc_recv",
+        "wheel and due checks (run_due)": "run_due",
+        "state machine for notable results": "_fast_done",
+        "result frames to the main process (flush)": "flush",
+    },
+    "main": {
+        "epoll_wait (idle)": "epoll_wait",
+        "ingest (results into DuckDB)": "ingest (core/storage",
+        "DuckDB itself": "duckdb",
+        "frames from the workers (_pump)": "_pump",
+    },
+}
+
+
+def folded(pid: int, seconds: float, out: Path) -> Counter[str]:
+    """py-spy's folded stacks of ``pid`` over ``seconds`` (native frames, idle included)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    subprocess.run([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
+                    "--native", "--idle", "--format", "raw", "--output", str(out), "--nonblocking"],
+                   check=True, capture_output=True)
+    stacks: Counter[str] = Counter()
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            stacks[stack] += int(count)
+    return stacks
+
+
+def summary(stacks: Counter[str], stages: dict[str, str], top: int = 15) -> dict[str, Any]:
+    total = sum(stacks.values()) or 1
+    leaves: Counter[str] = Counter()
+    for stack, count in stacks.items():
+        leaf = stack.rsplit(";", 1)[-1]
+        leaves[leaf.split(" (")[0]] += count
+    inclusive = {name: sum(c for s, c in stacks.items() if needle in s) / total for name, needle in stages.items()}
+    return {"samples": total, "self": [(name, count / total) for name, count in leaves.most_common(top)],
+            "stages": inclusive}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--monitors", type=int, default=200_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    ensure_tools()
+    out: dict[str, Any] = {"bench": "profile", "monitors": args.monitors, "seconds": args.seconds}
+    with tempfile.TemporaryDirectory(prefix="xuptime-profile-") as tmp, target(Path(tmp)) as nginx:
+        x = Xuptime(Path(tmp), "profiled")
+        x.load([nginx.url()], args.monitors, 1, True)
+        x.start()
+        try:
+            x.wait_loaded(args.monitors)
+            time.sleep(WARMUP)
+            assert x.proc is not None
+            pids = {"main": x.proc.pid, "worker": x.stats()["workers"][0]["pid"]}
+            log(f"sampling {pids} for {args.seconds:g} s")
+            results: dict[str, Counter[str]] = {}
+
+            def sample(name: str) -> None:
+                results[name] = folded(pids[name], args.seconds, Path(tmp) / f"{name}.txt")
+
+            threads = [threading.Thread(target=sample, args=(name,)) for name in pids]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            x.stop()
+    for name in ("worker", "main"):
+        s = summary(results[name], STAGES[name])
+        out[name] = s
+        print(f"\n{name} ({s['samples']:,} samples)")
+        for stage, share in s["stages"].items():
+            print(f"  {share:6.1%}  {stage}")
+        print("  self time, innermost frames:")
+        for leaf, share in s["self"]:
+            print(f"  {share:6.1%}  {leaf}")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
