@@ -73,6 +73,7 @@ DEF E_TLS = 5
 DEF E_RESET = 4
 DEF E_STATUS = 7
 DEF E_KEYWORD = 8
+DEF E_JSON = 18
 DEF E_CONNECT = 10
 DEF E_UNREACHABLE = 11
 DEF E_CLOSED = 12
@@ -93,7 +94,8 @@ DEF K_END_CR = 5    # after the last (empty) chunk: the CRLF that ends the body 
 DEF K_END_LF = 6
 
 #: The same codes by name, for the test that compares them with ``ErrorCode``.
-CODES = {"TIMEOUT": E_TIMEOUT, "REFUSED": E_REFUSED, "TLS": E_TLS, "RESET": E_RESET, "STATUS": E_STATUS, "KEYWORD": E_KEYWORD, "CONNECT": E_CONNECT,
+CODES = {"TIMEOUT": E_TIMEOUT, "REFUSED": E_REFUSED, "TLS": E_TLS, "RESET": E_RESET, "STATUS": E_STATUS,
+         "KEYWORD": E_KEYWORD, "JSON": E_JSON, "CONNECT": E_CONNECT,
          "UNREACHABLE": E_UNREACHABLE, "CLOSED": E_CLOSED}
 
 
@@ -134,6 +136,9 @@ cdef struct Conn:
     char *head            # headers that arrived in pieces (malloc'd), or NULL
     ossl.SSL *ssl         # TLS on this socket, else NULL
     char *carry           # keyword search: the last bytes searched (malloc'd, the keyword's size)
+    char *body            # JSON test: the body's first ``max_body`` bytes (malloc'd), or NULL
+    int32_t body_len
+    int32_t body_cap
     int32_t head_len
     int32_t head_cap
     int32_t carry_len
@@ -162,7 +167,7 @@ cdef struct Mon:
     int32_t interval_ms   # (at most a day)
     int32_t phase_ms      # its offset inside the interval (the scheduler's ``phase_offset``)
     int32_t max_body      # (at most 64 MiB)
-    int32_t keyword       # the body must hold it: its index in ``_keywords``, or -1
+    int32_t test          # its body tests (keyword, JSON) in ``_tests``, or -1
     uint8_t used          # the slot holds a monitor
     uint8_t live          # checks may take this path (cleared when a response needs the general one)
     uint8_t keep_alive
@@ -174,6 +179,7 @@ cdef struct Mon:
     uint8_t asleep        # its state is kept here (the counters above), not by the scheduler
     uint8_t status        # while asleep: 0 pending, 1 up, 2 down
     uint8_t resume        # TLS: resume its origin's session when it has one (``tlsResume``)
+    uint8_t json          # its body is gathered for a JSON test
 
 cdef struct Flight:
     # A check in flight: ``_flight[mon.pos]`` (a few hundred at a time, not one a monitor).
@@ -285,7 +291,7 @@ cdef class HttpEngine:
     its OpenSSL calls over HTTPS, and a little C, with no Python call, object or timer per check.
 
     Scope: monitors the caller ``add``s (GET/HEAD/... with a prebuilt request, a status
-    table, maybe a keyword, no JSON test, to an address the caller resolved; over TLS when
+    table, maybe a keyword and a JSON test, to an address the caller resolved; over TLS when
     their origin is ``set_tls``). Responses framed by ``Content-Length``, by EOF or by chunks,
     or that carry no body (HEAD, 204, 304), are judged here. Anything else (a 1xx, another
     transfer coding, chunk extensions or trailers, a redirect to follow, headers over 64 KiB,
@@ -336,7 +342,7 @@ cdef class HttpEngine:
         # rest most monitors share (User-Agent, Accept, Connection), kept once in ``_tails``.
         Shared _tails
         Shared _tables     # status tables, each with its text ("200-299" and the like)
-        Shared _keywords   # keywords the bodies must hold (UTF-8)
+        Shared _tests      # body tests: keywords (UTF-8, b"" for none) and JSON tests (notes)
         char *_window       # a keyword's search across two reads: the carry, then the new start
         # Every monitor's own request part, then its packed definition while asleep, in one
         # buffer (not a bytes object each: 33 bytes of header, allocator rounding, a list
@@ -361,6 +367,9 @@ cdef class HttpEngine:
         list _notable
         Py_ssize_t _done
         readonly Py_ssize_t fallbacks
+        #: ``(test, body, truncated) -> None or why it fails`` for monitors with a JSON test
+        #: (``core.checkers.http.json_problem``: the general checker's own judge).
+        public object json_judge
         #: TLS handshakes completed, and how many of them resumed a session.
         readonly Py_ssize_t handshakes
         readonly Py_ssize_t resumed
@@ -397,7 +406,7 @@ cdef class HttpEngine:
         self._fallback = fallback
         self._tails = Shared()
         self._tables = Shared()
-        self._keywords = Shared()
+        self._tests = Shared()
         self._arena = NULL
         idmap_init(&self._slots)
         self._origin_ids = {}
@@ -588,11 +597,12 @@ cdef class HttpEngine:
     def add(self, int64_t monitor_id, int origin, bytes request not None, bytes expected not None,
             str expected_text not None, double timeout_s, bint keep_alive, bint head_only, bint follow,
             int64_t max_body, int64_t interval_ms=1000, int64_t phase_ms=0, bint resume=True,
-            bytes keyword=None) -> None:
+            bytes keyword=None, json=None) -> None:
         """Register (or replace) a monitor; a replaced one's check in flight is dropped.
         ``phase_ms``: where in each interval it is due (lateness is counted from there);
         ``resume``: on a TLS origin, resume its kept session (else a full handshake each time);
-        ``keyword``: the first ``max_body`` bytes of the body must hold it."""
+        ``keyword``: the first ``max_body`` bytes of the body must hold it; ``json``: a JSON
+        test the body (its first ``max_body`` bytes) is given to, with ``json_judge``."""
         cdef int32_t slot
         cdef Mon *m
         cdef const char *r = PyBytes_AS_STRING(request)
@@ -628,7 +638,8 @@ cdef class HttpEngine:
             m.tail = -1
         # (by its text: two lists can make one table, and a failure quotes the monitor's own)
         m.table = self._tables.take(expected_text, expected, expected_text)
-        m.keyword = self._keywords.take(keyword, keyword, None) if keyword is not None else -1
+        m.test = self._tests.take((keyword, json), keyword or b"", json) if keyword or json is not None else -1
+        m.json = json is not None
         self._reserve(own)
         m.at = self._arena_len
         memcpy(self._arena + m.at, r, own)
@@ -670,8 +681,8 @@ cdef class HttpEngine:
         if m.tail >= 0:
             self._tails.give(m.tail)
         self._tables.give(m.table)
-        if m.keyword >= 0:
-            self._keywords.give(m.keyword)
+        if m.test >= 0:
+            self._tests.give(m.test)
         self._garbage += m.req_len + m.packed_len
         m.req_len = m.packed_len = 0
         self._compact_maybe()
@@ -999,8 +1010,8 @@ cdef class HttpEngine:
         c.body_left = c.body_seen = 0
         c.head_len = 0
         c.ssl = NULL
-        c.carry = NULL
-        c.carry_len = 0
+        c.carry = c.body = NULL
+        c.carry_len = c.body_len = c.body_cap = 0
         c.chunked = c.found = 0
         return c
 
@@ -1021,7 +1032,7 @@ cdef class HttpEngine:
             c.in_body = c.close_after = 0
             c.body_left = c.body_seen = 0
             c.head_len = 0
-            c.carry_len = 0
+            c.carry_len = c.body_len = 0
             c.chunked = c.found = 0
         if c.ssl != NULL:
             return self._tls_send(fd)
@@ -1360,8 +1371,11 @@ cdef class HttpEngine:
         cdef Conn *c = &self._conns[fd]
         cdef Mon *m = &self._mons[c.mon]
         cdef int64_t room = m.max_body - c.body_seen
-        if m.keyword >= 0 and not c.found and room > 0 and n > 0:
-            self._search(c, m.keyword, data, n if n < room else room)
+        if room > 0 and n > 0 and m.test >= 0:
+            if self._tests.size[m.test] and not c.found:
+                self._search(c, m.test, data, n if n < room else room)
+            if m.json:
+                self._gather(c, data, n if n < room else room)
         c.body_seen += n
         if c.body_seen > m.max_body:
             c.close_after = 1
@@ -1372,8 +1386,8 @@ cdef class HttpEngine:
         """Look for keyword ``k`` in the body read so far, of which ``data`` is the newest
         part: in ``data``, and across its start (the last bytes before it, kept in
         ``c.carry``, joined to its first ones)."""
-        cdef const char *word = self._keywords.data[k]
-        cdef Py_ssize_t size = self._keywords.size[k], head, keep
+        cdef const char *word = self._tests.data[k]
+        cdef Py_ssize_t size = self._tests.size[k], head, keep
         if c.carry_len:
             head = n if n < size - 1 else size - 1
             memcpy(self._window, c.carry, c.carry_len)
@@ -1398,6 +1412,19 @@ cdef class HttpEngine:
             memmove(c.carry, c.carry + c.carry_len - keep, keep)
             memcpy(c.carry + keep, data, n)
             c.carry_len = <int32_t>(keep + n)
+        return 0
+
+    cdef int _gather(self, Conn *c, const char *data, Py_ssize_t n) except -1:
+        """Keep body bytes for the JSON test (the caller keeps them within ``max_body``)."""
+        cdef int64_t cap
+        if c.body_len + n > c.body_cap:
+            cap = doubled(c.body_cap, 4096, c.body_len + n)
+            grown = <char *>realloc(c.body, cap)
+            if grown == NULL:
+                raise MemoryError()
+            c.body, c.body_cap = grown, <int32_t>cap
+        memcpy(c.body + c.body_len, data, n)
+        c.body_len += <int32_t>n
         return 0
 
     cdef int _chunks(self, int32_t fd, const char *data, Py_ssize_t n) except -1:
@@ -1617,6 +1644,17 @@ cdef class HttpEngine:
         cdef int status = c.status
         cdef bint ok = 0 <= status < 1000 and self._tables.data[m.table][status] != 0
         cdef bint found = c.found
+        problem = None
+        if ok and m.json:  # (judged before the connection is parked or closed: the body is in it)
+            try:
+                problem = self.json_judge(self._tests.note(m.test), PyBytes_FromStringAndSize(c.body, c.body_len),
+                                          c.body_seen > m.max_body)
+            except Exception:
+                return self._hand_over(fd)  # (the general checker says what it makes of it)
+            if c.body_cap > 65536:  # (an idle connection holds no big body)
+                free(c.body)
+                c.body = NULL
+                c.body_cap = 0
         c.mon = -1
         m.fd = -1
         # (a response that came before the whole request was written leaves it out of step)
@@ -1635,8 +1673,10 @@ cdef class HttpEngine:
         if not ok:
             self._record(s, False, status, E_STATUS,
                          f"status {status}, expected {self._tables.note(m.table)}")
-        elif m.keyword >= 0 and not found:
+        elif m.test >= 0 and self._tests.size[m.test] and not found:
             self._record(s, False, status, E_KEYWORD, "keyword not found in the response body")
+        elif problem is not None:
+            self._record(s, False, status, E_JSON, problem)
         else:
             self._record(s, True, status, 0, None)
         return 1
@@ -1823,7 +1863,9 @@ cdef class HttpEngine:
             c.head = NULL
         c.head_len = c.head_cap = 0
         free(c.carry)
-        c.carry = NULL
+        free(c.body)
+        c.carry = c.body = NULL
+        c.body_len = c.body_cap = 0
         if c.ssl != NULL:
             # No close_notify (the socket goes with an RST, as on the general path), but
             # counted as shut down: else OpenSSL marks the session unresumable at the free.

@@ -123,6 +123,7 @@ class CompiledJudge:
         self.buffer = ResultBuffer(8)
         self.handed: list[int] = []
         self.engine = HttpEngine(self.buffer, lambda count, notable: None, self.handed.append)
+        self.engine.json_judge = http.json_problem
         self.origin = self.engine.origin(("127.0.0.1", 9, 0))
         self.hand_overs = 0
 
@@ -131,7 +132,7 @@ class CompiledJudge:
         assert spec is not None
         _, _, request, table, text, keep_alive, head, follow, max_body = spec[:9]
         self.engine.add(1, self.origin, request, table, text, 2.0, keep_alive, head, follow, max_body, 1000,
-                        keyword=spec.keyword)
+                        keyword=spec.keyword, json=spec.json)
         self.handed.clear()
         fd = socket.socket().detach()
         ended = self.engine.feed_test(1, fd, list(case.pieces), {"none": 0, "fin": 1, "rst": 2}[case.end])

@@ -60,7 +60,8 @@ from core.models import (
     parse_status_ranges,
 )
 
-__all__ = ["CompiledSpec", "PreparedHttp", "check", "compiled_spec", "prepare", "start", "tls_settings", "url_of_head"]
+__all__ = ["CompiledSpec", "JsonTest", "PreparedHttp", "check", "compiled_spec", "json_problem", "prepare", "start",
+           "tls_settings", "url_of_head"]
 
 MAX_HEADER_BYTES = 64 * 1024
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
@@ -162,7 +163,7 @@ def url_of_head(head: bytes | None) -> str | None:
 class PreparedHttp:
     """An ``HttpSpec`` turned into what the hot path needs, built once per monitor change."""
 
-    __slots__ = ("expected", "first", "follow", "headers", "json_path", "keep_alive", "keep_body", "keyword",
+    __slots__ = ("expected", "first", "follow", "headers", "json_test", "keep_alive", "keep_body", "keyword",
                  "max_body", "max_redirects", "spec", "user_agent", "verify")
 
     def __init__(self, spec: HttpSpec, user_agent: bytes = b"xuptime/0.1") -> None:
@@ -173,8 +174,9 @@ class PreparedHttp:
         self.first = _Target(spec.url, spec.method.upper(), self.headers, spec.body, spec.keep_alive, user_agent)
         self.expected = _status_table(tuple(spec.expected_status))
         self.keyword = spec.keyword.encode() if spec.keyword else None
-        self.json_path = parse_json_path(spec.json_path) if spec.json_path is not None else None
-        self.keep_body = self.keyword is not None or self.json_path is not None
+        self.json_test = (JsonTest(spec.json_path, tuple(parse_json_path(spec.json_path)), spec.expected_value,
+                                   spec.max_body_bytes) if spec.json_path is not None else None)
+        self.keep_body = self.keyword is not None or self.json_test is not None
         self.follow = spec.follow_redirects
         self.max_redirects = spec.max_redirects
         self.max_body = spec.max_body_bytes
@@ -219,21 +221,22 @@ class CompiledSpec(NamedTuple):
     tls: int  # 0: plain TCP; 1: TLS without verification; 2: TLS, verified
     resume: bool
     keyword: bytes | None
+    json: JsonTest | None
 
 
 def compiled_spec(prepared: PreparedHttp) -> CompiledSpec | None:
     """What the compiled engine needs for this monitor; None when only this module can check
-    it: a JSON test, TLS to a name that is not ASCII (IDNA is Python's to encode), a keyword
-    of more than 1024 bytes (1024 characters, some of several bytes)."""
+    it: TLS to a name that is not ASCII (IDNA is Python's to encode), a keyword of more than
+    1024 bytes (1024 characters, some of several bytes)."""
     first = prepared.first
-    if (prepared.json_path is not None or (first.tls and not first.host.isascii())
+    if ((first.tls and not first.host.isascii())
             or (prepared.keyword is not None and len(prepared.keyword) > 1024)):
         return None
     return CompiledSpec(first.host.strip("[]"), first.port, first.request, prepared.expected,
                         _expected_text(tuple(prepared.spec.expected_status)), prepared.keep_alive,
                         first.method == "HEAD", prepared.follow, prepared.max_body,
                         (2 if prepared.verify else 1) if first.tls else 0, prepared.spec.tls_resume,
-                        prepared.keyword)
+                        prepared.keyword, prepared.json_test)
 
 
 def tls_settings(ctx: ssl.SSLContext) -> tuple[bytes, int, int, int, int, bool]:
@@ -544,8 +547,8 @@ def _evaluate(prepared: PreparedHttp, ctx: CheckContext, proto: _Response, targe
         return fail(ctx, ErrorCode.STATUS, f"status {status}, expected {expected}", status)
     if prepared.keyword is not None and prepared.keyword not in (proto.body or b""):
         return fail(ctx, ErrorCode.KEYWORD, "keyword not found in the response body", status)
-    if prepared.json_path is not None:
-        problem = _json_problem(prepared, proto)
+    if prepared.json_test is not None:
+        problem = json_problem(prepared.json_test, proto.body or b"", proto.truncated)
         if problem is not None:
             return fail(ctx, ErrorCode.JSON, problem, status)
     return ctx.result(True, status)
@@ -566,22 +569,32 @@ def _json_text(value: Any) -> str:
     return value if isinstance(value, str) else msgspec.json.encode(value).decode()
 
 
-def _json_problem(prepared: PreparedHttp, proto: _Response) -> str | None:
-    """Why the body fails the ``jsonPath``/``expectedValue`` test, or None if it passes."""
-    if proto.truncated:
-        return f"JSON: the body is larger than maxBodyBytes ({prepared.max_body})"
+class JsonTest(NamedTuple):
+    """A monitor's ``jsonPath``/``expectedValue`` test, as both paths judge a body by it."""
+
+    path: str  # as written, for messages
+    steps: tuple[str | int, ...]
+    expected: str | None
+    max_body: int
+
+
+def json_problem(test: JsonTest, body: bytes, truncated: bool) -> str | None:
+    """Why ``body`` (the first ``maxBodyBytes``; ``truncated``: there was more) fails the
+    test, or None if it passes. The compiled path calls it with the body it gathered."""
+    if truncated:
+        return f"JSON: the body is larger than maxBodyBytes ({test.max_body})"
     try:
-        value: Any = msgspec.json.decode(proto.body or b"")
+        value: Any = msgspec.json.decode(body)
     except msgspec.DecodeError:
         return "JSON: the body is not JSON"
-    path = prepared.spec.json_path
-    for step in prepared.json_path or ():
+    path = test.path
+    for step in test.steps:
         in_list = isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value)
         in_object = isinstance(step, str) and isinstance(value, dict) and step in value
         if not (in_list or in_object):
             return f"JSON: {path} not found"
         value = value[step]
-    expected = prepared.spec.expected_value
+    expected = test.expected
     if expected is None:
         return f"JSON: {path} is null" if value is None else None
     actual = _json_text(value)

@@ -20,7 +20,7 @@ in-flight checks, the state machine, and the result buffer.
   ``flush_s`` (250 ms) while a status change waits, every ``quiet_flush_s`` (1 s) while none
   does (each flush is a statement in the serve process, whose fixed cost is most of a small
   batch's), or as soon as ``flush_rows`` rows are waiting.
-- HTTP and HTTPS monitors without a JSON test run on the compiled path (``ext._fasthttp``;
+- HTTP and HTTPS monitors run on the compiled path (``ext._fasthttp``;
   TLS through the same OpenSSL, set up as the general checker's context) once their origin
   has an address: no Python per check; their results reach the state machine
   only when they could change a status (a failure, or a monitor not quietly ``up``). Host
@@ -187,6 +187,7 @@ class Scheduler:
             self.fast.close_with_reset = os.environ.get("XUPTIME_CLOSE", "rst") != "fin"
             # HTTPS as the general checker's context makes it (the same OpenSSL in-process).
             self.fast.configure_tls(*http.tls_settings(ssl.create_default_context()))
+            self.fast.json_judge = http.json_problem  # (the general checker's own judge)
         #: Compiled-path origins: (host, port, account, TLS) -> engine origin index, and how many monitors use
         #: each. Origins given by a host name are looked up when first used and every
         #: ``RESOLVE_EVERY`` seconds after, from a queue of (when, origin), at most
@@ -390,7 +391,7 @@ class Scheduler:
         mid = monitor.id
         self.fast.add(mid, origin, spec.request, spec.table, spec.expected, entry.timeout, spec.keep_alive, spec.head,
                       spec.follow, spec.max_body, entry.interval_ms, phase_offset(mid, entry.interval_ms), spec.resume,
-                      spec.keyword)
+                      spec.keyword, spec.json)
         self.fast.set_quiet(mid, entry.status == "up" and not entry.failures)
         entry.compiled, entry.origin = True, key
         # Asleep, it is kept without its URL when its request line and Host give it back

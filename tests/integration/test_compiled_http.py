@@ -63,6 +63,7 @@ def _raw(payload: bytes, *, close: bool = False, pieces: int = 0) -> Any:
     return handle
 
 
+JSON = b'{"status": "ok", "items": [1, 2, {"deep": null}]}'
 CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 #: A keyword split across chunks, sizes in both cases, and a zero-padded size.
 CHUNKS = (b"HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n3\r\nthe\r\n4\r\n nee\r\n00A\r\ndle in hay\r\n"
@@ -95,6 +96,14 @@ CASES: dict[str, tuple[Any, dict[str, Any], str, bool]] = {
                     {"keyword": "the end"}, "/", True),
     "keyword_head": (http_handler(), {"method": "HEAD", "keyword": "hello"}, "/", True),
     "keyword_status": (http_handler(500, body=b"needle"), {"keyword": "needle"}, "/", True),
+    "json": (http_handler(body=JSON), {"keepAlive": True, "jsonPath": "$.status", "expectedValue": "ok"}, "/", True),
+    "json_other": (http_handler(body=JSON), {"jsonPath": "$.status", "expectedValue": "fine"}, "/", True),
+    "json_missing": (http_handler(body=JSON), {"jsonPath": "$.items[5]"}, "/", True),
+    "json_not_json": (http_handler(body=b"<html>ok</html>"), {"jsonPath": "$.status"}, "/", True),
+    "json_too_big": (http_handler(body=JSON), {"jsonPath": "$.status", "maxBodyBytes": 10}, "/", True),
+    "json_chunked": (_raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"a\": [\r\n"
+                          b"5\r\n1, 2]\r\n1\r\n}\r\n0\r\n\r\n", pieces=3),
+                     {"keepAlive": True, "jsonPath": "$.a[1]", "expectedValue": "2", "keyword": "1, 2"}, "/", True),
     "closes": (_raw(respond(200, b"bye", {"Connection": "close"}), close=True), {"keepAlive": True}, "/", True),
     "eof_body": (_raw(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", close=True), {}, "/", True),
     "silent_close": (_raw(respond(200, b"ok"), close=True), {"keepAlive": True}, "/", True),
@@ -176,9 +185,15 @@ def test_the_compiled_path_gives_the_general_checkers_results() -> None:
             assert set(fast[name]) == {(False, 200, ErrorCode.KEYWORD, missing)}, name
         assert set(fast["keyword_status"]) == {(False, 500, ErrorCode.STATUS, "status 500, expected 200-299")}
         assert fast["bad_chunk"][0][2] == ErrorCode.BAD_RESPONSE
+        json_failures = {"json_other": "JSON: $.status is 'ok', expected 'fine'",
+                         "json_missing": "JSON: $.items[5] not found", "json_not_json": "JSON: the body is not JSON",
+                         "json_too_big": "JSON: the body is larger than maxBodyBytes (10)"}
+        for name, text in json_failures.items():
+            assert set(fast[name]) == {(False, 200, ErrorCode.JSON, text)}, name
         for name in ("redirect", "chunked", "closes", "eof_body", "silent_close", "head", "trickle",
                      "new_connection", "big_body", "http10", "host_name", "chunks_keyword", "keyword",
-                     "keyword_trickle", "keyword_at_cap", "keyword_eof", "chunk_extension", "chunk_trailer"):
+                     "keyword_trickle", "keyword_at_cap", "keyword_eof", "chunk_extension", "chunk_trailer", "json",
+                     "json_chunked"):
             assert set(fast[name]) == {(True, 200, 0, None)}, name
         # Keep-alive is kept where the server allows it, and only there.
         assert fast_conns["ok"] == general_conns["ok"] == 1
