@@ -42,9 +42,17 @@ STAGES = {
 }
 
 
+def py_spy() -> str:
+    """py-spy (a bench tool, not a dependency of the product): installed from PyPI when missing."""
+    beside = Path(sys.executable).parent / "py-spy"
+    if not beside.exists() and shutil.which("py-spy") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy>=0.3.14"], check=True)
+    return str(beside) if beside.exists() else str(shutil.which("py-spy"))
+
+
 def folded(pid: int, seconds: float, out: Path) -> Counter[str]:
     """py-spy's folded stacks of ``pid`` over ``seconds`` (native frames, idle included)."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    spy = py_spy()
     subprocess.run([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
                     "--native", "--idle", "--format", "raw", "--output", str(out), "--nonblocking"],
                    check=True, capture_output=True)
@@ -73,6 +81,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     ensure_tools()
+    py_spy()
     out: dict[str, Any] = {"bench": "profile", "monitors": args.monitors, "seconds": args.seconds}
     with tempfile.TemporaryDirectory(prefix="xuptime-profile-") as tmp, target(Path(tmp)) as nginx:
         x = Xuptime(Path(tmp), "profiled")
