@@ -1,7 +1,8 @@
 """Where a saturated keep-alive run spends its CPU: the worker and the main process sampled by
 py-spy (native frames included) during ``bench.engine``'s keep-alive setup, on the same nginx.
 
-It gives no throughput figure (sampling slows the processes); it says where the time goes:
+It gives no throughput figure (sampling stops the processes for each sample: native frames
+need it); it says where the time goes:
 for each process, the share of samples whose innermost frame is each function (self time),
 and the share under a few named stages (inclusive). Usage: ``python -m bench.profile
 [--monitors N] [--seconds S]``. Prints two tables, then one JSON line.
@@ -54,7 +55,7 @@ def folded(pid: int, seconds: float, out: Path) -> Counter[str]:
     """py-spy's folded stacks of ``pid`` over ``seconds`` (native frames, idle included)."""
     spy = py_spy()
     subprocess.run([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
-                    "--native", "--idle", "--format", "raw", "--output", str(out), "--nonblocking"],
+                    "--native", "--idle", "--format", "raw", "--output", str(out)],
                    check=True, capture_output=True)
     stacks: Counter[str] = Counter()
     for line in out.read_text().splitlines():
