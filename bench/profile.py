@@ -2,9 +2,9 @@
 py-spy (native frames included) during ``bench.engine``'s keep-alive setup, on the same nginx.
 
 It gives no throughput figure (sampling stops the processes for each sample: native frames
-need it); it says where the time goes:
-for each process, the share of samples whose innermost frame is each function (self time),
-and the share under a few named stages (inclusive). Usage: ``python -m bench.profile
+need it); it says where the time goes: for each process, of the samples of its busy threads,
+the share whose innermost frame is each function (self time), and the share under a few
+named stages (inclusive); beside it, ``bench.engine`` gives each process's share of a core. Usage: ``python -m bench.profile
 [--monitors N] [--seconds S]``. Prints two tables, then one JSON line.
 """
 
@@ -27,15 +27,15 @@ from bench.engine import WARMUP, Xuptime, ensure_tools, log, target
 #: Inclusive stages: a sample counts for a stage when any frame of its stack names it.
 STAGES = {
     "worker": {
-        "epoll_wait (idle)": "epoll_wait",
+        "the loop waiting for events (idle)": "uv__io_poll",
         "compiled engine (on_ready)": "on_ready",
-        "recv/send system calls": "__libc_recv",
+        "sendmsg (requests)": "sendmsg",
+        "recv (responses, and the peek before reusing a connection)": ";recv",
         "wheel and due checks (run_due)": "run_due",
         "state machine for notable results": "_fast_done",
         "result frames to the main process (flush)": "flush",
     },
     "main": {
-        "epoll_wait (idle)": "epoll_wait",
         "ingest (results into DuckDB)": "ingest (core/storage",
         "DuckDB itself": "duckdb",
         "frames from the workers (_pump)": "_pump",
@@ -52,10 +52,10 @@ def py_spy() -> str:
 
 
 def folded(pid: int, seconds: float, out: Path) -> Counter[str]:
-    """py-spy's folded stacks of ``pid`` over ``seconds`` (native frames, idle included)."""
+    """py-spy's folded stacks of ``pid``'s busy threads over ``seconds`` (native frames)."""
     spy = py_spy()
     subprocess.run([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
-                    "--native", "--idle", "--format", "raw", "--output", str(out)],
+                    "--native", "--format", "raw", "--output", str(out)],
                    check=True, capture_output=True)
     stacks: Counter[str] = Counter()
     for line in out.read_text().splitlines():
