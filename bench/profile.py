@@ -4,8 +4,9 @@ py-spy (native frames included) during ``bench.engine``'s keep-alive setup, on t
 It gives no throughput figure (sampling stops the processes for each sample: native frames
 need it); it says where the time goes: for each process, of the samples of its busy threads,
 the share whose innermost frame is each function (self time), and the share under a few
-named stages (inclusive); beside it, ``bench.engine`` gives each process's share of a core. Usage: ``python -m bench.profile
-[--monitors N] [--seconds S]``. Prints two tables, then one JSON line.
+named stages (inclusive); beside it, ``bench.engine`` gives each process's share of a core.
+Usage: ``python -m bench.profile [--monitors N] [--seconds S]``. Prints two tables, then one
+JSON line.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from bench.engine import WARMUP, Xuptime, ensure_tools, log, target
 #: Inclusive stages: a sample counts for a stage when any frame of its stack names it.
 STAGES = {
     "worker": {
-        "the loop waiting for events (idle)": "uv__io_poll",
         "compiled engine (on_ready)": "on_ready",
         "sendmsg (requests)": "sendmsg",
         "recv (responses, and the peek before reusing a connection)": ";recv",
@@ -72,6 +72,10 @@ def summary(stacks: Counter[str], stages: dict[str, str], top: int = 15) -> dict
         leaf = stack.rsplit(";", 1)[-1]
         leaves[leaf.split(" (")[0]] += count
     inclusive = {name: sum(c for s, c in stacks.items() if needle in s) / total for name, needle in stages.items()}
+    # Waiting in the loop's own epoll (not the engine's, under on_ready): idle.
+    inclusive["waiting for events (idle)"] = sum(
+        c for s, c in stacks.items()
+        if s.rsplit(";", 1)[-1].startswith(("epoll_wait", "epoll_pwait")) and "on_ready" not in s) / total
     return {"samples": total, "self": [(name, count / total) for name, count in leaves.most_common(top)],
             "stages": inclusive}
 
