@@ -1,5 +1,6 @@
-"""Where a saturated keep-alive run spends its CPU: the worker and the main process sampled by
-py-spy (native frames included) during ``bench.engine``'s keep-alive setup, on the same nginx.
+"""Where a saturated keep-alive run (or, with ``--https``, the HTTPS run with a full handshake
+a check) spends its CPU: the worker and the main process sampled by py-spy (native frames
+included) during ``bench.engine``'s setup of that run, on the same nginx.
 
 It gives no throughput figure (sampling stops the processes for each sample: native frames
 need it); it says where the time goes: for each process, of the samples of its busy threads,
@@ -82,18 +83,25 @@ def summary(stacks: Counter[str], stages: dict[str, str], top: int = 15) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--monitors", type=int, default=200_000)
+    parser.add_argument("--monitors", type=int, default=None, help="default: 200k (plain), 5k (https)")
+    parser.add_argument("--https", action="store_true",
+                        help="bench.engine's HTTPS run instead: a full handshake a check (verified)")
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     ensure_tools()
     py_spy()
-    out: dict[str, Any] = {"bench": "profile", "monitors": args.monitors, "seconds": args.seconds}
+    monitors = args.monitors or (5_000 if args.https else 200_000)
+    out: dict[str, Any] = {"bench": "profile", "https": args.https, "monitors": monitors, "seconds": args.seconds}
     with tempfile.TemporaryDirectory(prefix="xuptime-profile-") as tmp, target(Path(tmp)) as nginx:
         x = Xuptime(Path(tmp), "profiled")
-        x.load([nginx.url()], args.monitors, 1, True)
-        x.start()
+        if args.https:
+            x.load([nginx.https_url], monitors, 1, False, fields={"tlsResume": False})
+            x.start(env={"SSL_CERT_FILE": str(nginx.dir / "ca.pem")})
+        else:
+            x.load([nginx.url()], monitors, 1, True)
+            x.start()
         try:
-            x.wait_loaded(args.monitors)
+            x.wait_loaded(monitors)
             time.sleep(WARMUP)
             assert x.proc is not None
             pids = {"main": x.proc.pid, "worker": x.stats()["workers"][0]["pid"]}
