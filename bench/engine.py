@@ -318,14 +318,13 @@ class Xuptime:
         store = DuckDBStore(self.data_dir)
         url_list = "[" + ", ".join(f"'{u}'" for u in urls) + "]"
         url = f"{url_list}[(i % {len(urls)}) + 1]" + (" || '?m=' || i" if distinct else "")
-        more = "".join(f", '{k}', {json.dumps(v) if not isinstance(v, str) else repr(v)}"
-                       for k, v in (fields or {}).items())
+        given = {"keepAlive": keep_alive, "verifyTls": verify, **(fields or {})}
+        more = "".join(f", '{k}', {json.dumps(v) if not isinstance(v, str) else repr(v)}" for k, v in given.items())
         store.con.execute(f"""
             INSERT INTO monitors (account_id, name, type, spec, interval_s, timeout_s, retries, recovery_threshold,
                                   paused, status, tags)
             SELECT 1, 'bench-' || i, 'http',
-                   json_object('type', 'http', 'url', {url},
-                               'keepAlive', {str(keep_alive).lower()}, 'verifyTls', {str(verify).lower()}{more}),
+                   json_object('type', 'http', 'url', {url}{more}),
                    {interval}, {timeout}, 0, 1, false, 'pending', []
             FROM range({count}) t(i)""")
         store.close()
@@ -533,6 +532,9 @@ def main() -> None:
         ca = str(nginx.dir / "ca.pem")
         tls = run_engine(workdir, "tls", [nginx.https_url], sizes["tls"], seconds, keep_alive=False,
                          env={"SSL_CERT_FILE": ca}, fields={"tlsResume": False})
+        log(f"xuptime HTTPS new connection per check, unverified (as wrk), {sizes['tls']} monitors at 1 s")
+        unverified = run_engine(workdir, "tls_noverify", [nginx.https_url], sizes["tls"], seconds, keep_alive=False,
+                                fields={"tlsResume": False, "verifyTls": False})
         log(f"xuptime HTTPS new connection per check with resumption, {sizes['tls_resume']} monitors at 1 s")
         resumed = run_engine(workdir, "tls_resume", [nginx.resume_url], sizes["tls_resume"], seconds, keep_alive=False,
                              env={"SSL_CERT_FILE": ca})
@@ -545,7 +547,8 @@ def main() -> None:
         memory = memory_run(workdir, nginx, sizes["memory"])
     for name, run in (("xuptime_keepalive", ka), ("xuptime_keyword", kw), ("xuptime_newconn", nc),
                       ("xuptime_newconn_fin", fin),
-                      ("xuptime_https", tls), ("xuptime_https_resumed", resumed), ("xuptime_https_keepalive", tls_ka),
+                      ("xuptime_https", tls), ("xuptime_https_unverified", unverified),
+                      ("xuptime_https_resumed", resumed), ("xuptime_https_keepalive", tls_ka),
                       ("xuptime_steady", steady)):
         shares[name] = run["ok_share"]
 
@@ -556,6 +559,7 @@ def main() -> None:
         "engine_newconn_cps": round(nc["cps"]),
         "engine_newconn_fin_cps": round(fin["cps"]),
         "engine_https_newconn_cps": round(tls["cps"]),
+        "engine_https_unverified_cps": round(unverified["cps"]),
         "engine_https_resumed_cps": round(resumed["cps"]),
         "engine_https_keepalive_cps": round(tls_ka["cps"]),
         "https_resumed_share": round(resumed["tls_resumed"] / max(1, resumed["tls_handshakes"]), 4),
@@ -568,13 +572,14 @@ def main() -> None:
         "newconn_vs_wrk_close": round(nc["cps"] / out["wrk_close_rps"], 3),
         "newconn_fin_vs_wrk_close": round(fin["cps"] / out["wrk_close_rps"], 3),
         "https_newconn_vs_wrk": round(tls["cps"] / out["wrk_https_close_rps"], 3),
+        "https_unverified_vs_wrk": round(unverified["cps"] / out["wrk_https_close_rps"], 3),
         "https_resumed_vs_full": round(resumed["cps"] / tls["cps"], 2),
         "https_keepalive_vs_wrk": round(tls_ka["cps"] / out["wrk_https_keepalive_rps"], 3),
         "newconn_vs_aiohttp_naive": round(nc["cps"] / out["aiohttp_naive_cps"], 2),
         "newconn_vs_blackbox": round(nc["cps"] / out["blackbox_cps"], 2),
         "ok_shares": {k: round(v, 5) for k, v in shares.items()},
         "runs": {"keepalive": ka, "keyword": kw, "newconn": nc, "newconn_fin": fin, "https": tls,
-                 "https_resumed": resumed,
+                 "https_unverified": unverified, "https_resumed": resumed,
                  "https_keepalive": tls_ka, "steady": steady,
                  "memory": memory},
     })
@@ -634,6 +639,8 @@ def print_table(o: dict[str, Any]) -> None:
         ("wrk HTTPS keep-alive", f"{o['wrk_https_keepalive_rps']:,} req/s", ""),
         ("xuptime HTTPS new connection", f"{o['engine_https_newconn_cps']:,} checks/s",
          f"{o['https_newconn_vs_wrk']:.2f} x wrk HTTPS close (full handshakes)"),
+        ("xuptime HTTPS unverified", f"{o['engine_https_unverified_cps']:,} checks/s",
+         f"{o['https_unverified_vs_wrk']:.2f} x wrk HTTPS close (full handshakes, no verification, as wrk)"),
         ("xuptime HTTPS resumed", f"{o['engine_https_resumed_cps']:,} checks/s",
          f"{o['https_resumed_vs_full']:.2f} x full handshakes; {o['https_resumed_share']:.1%} resumed"),
         ("xuptime HTTPS keep-alive", f"{o['engine_https_keepalive_cps']:,} checks/s",
