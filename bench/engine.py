@@ -16,8 +16,10 @@ and gets the same warm-up before its measured window:
   in-memory counters. More monitors than the engine can check per second saturate it, so the
   count is its capacity. New connections are measured closed with xuptime's RST and with an
   ordinary FIN (``XUPTIME_CLOSE=fin``), as wrk closes. HTTPS: a new connection per check with
-  a full handshake each time (``tlsResume`` off, the port without resumption, as wrk), the same
-  with resumption (the port with tickets), and keep-alive. A separate steady run at 20k monitors/s
+  a full handshake each time on the port without resumption (as wrk): with the default
+  ``tlsResume`` (the chain verified once, then recognised), with it off (every chain
+  verified), and unverified (as wrk); then resumed (the port with tickets); then kept alive.
+  A separate steady run at 20k monitors/s
   measures lateness, and a run with 100k monitors at 60 s measures memory once every monitor
   has been checked twice (steady state).
 
@@ -528,10 +530,13 @@ def main() -> None:
         log(f"xuptime new connection per check (FIN close), {sizes['newconn']} monitors at 1 s")
         fin = run_engine(workdir, "fin", urls, sizes["newconn"], seconds, keep_alive=False,
                          env={"XUPTIME_CLOSE": "fin"})
-        log(f"xuptime HTTPS new connection per check, {sizes['tls']} monitors at 1 s")
+        log(f"xuptime HTTPS new connection per check (no resumption), {sizes['tls']} monitors at 1 s")
         ca = str(nginx.dir / "ca.pem")
         tls = run_engine(workdir, "tls", [nginx.https_url], sizes["tls"], seconds, keep_alive=False,
-                         env={"SSL_CERT_FILE": ca}, fields={"tlsResume": False})
+                         env={"SSL_CERT_FILE": ca})
+        log(f"xuptime HTTPS new connection per check, verifying every chain, {sizes['tls']} monitors at 1 s")
+        every = run_engine(workdir, "tls_every", [nginx.https_url], sizes["tls"], seconds, keep_alive=False,
+                           env={"SSL_CERT_FILE": ca}, fields={"tlsResume": False})
         log(f"xuptime HTTPS new connection per check, unverified (as wrk), {sizes['tls']} monitors at 1 s")
         unverified = run_engine(workdir, "tls_noverify", [nginx.https_url], sizes["tls"], seconds, keep_alive=False,
                                 fields={"tlsResume": False, "verifyTls": False})
@@ -547,7 +552,7 @@ def main() -> None:
         memory = memory_run(workdir, nginx, sizes["memory"])
     for name, run in (("xuptime_keepalive", ka), ("xuptime_keyword", kw), ("xuptime_newconn", nc),
                       ("xuptime_newconn_fin", fin),
-                      ("xuptime_https", tls), ("xuptime_https_unverified", unverified),
+                      ("xuptime_https", tls), ("xuptime_https_every", every), ("xuptime_https_unverified", unverified),
                       ("xuptime_https_resumed", resumed), ("xuptime_https_keepalive", tls_ka),
                       ("xuptime_steady", steady)):
         shares[name] = run["ok_share"]
@@ -559,6 +564,7 @@ def main() -> None:
         "engine_newconn_cps": round(nc["cps"]),
         "engine_newconn_fin_cps": round(fin["cps"]),
         "engine_https_newconn_cps": round(tls["cps"]),
+        "engine_https_every_cps": round(every["cps"]),
         "engine_https_unverified_cps": round(unverified["cps"]),
         "engine_https_resumed_cps": round(resumed["cps"]),
         "engine_https_keepalive_cps": round(tls_ka["cps"]),
@@ -572,6 +578,7 @@ def main() -> None:
         "newconn_vs_wrk_close": round(nc["cps"] / out["wrk_close_rps"], 3),
         "newconn_fin_vs_wrk_close": round(fin["cps"] / out["wrk_close_rps"], 3),
         "https_newconn_vs_wrk": round(tls["cps"] / out["wrk_https_close_rps"], 3),
+        "https_every_vs_wrk": round(every["cps"] / out["wrk_https_close_rps"], 3),
         "https_unverified_vs_wrk": round(unverified["cps"] / out["wrk_https_close_rps"], 3),
         "https_resumed_vs_full": round(resumed["cps"] / tls["cps"], 2),
         "https_keepalive_vs_wrk": round(tls_ka["cps"] / out["wrk_https_keepalive_rps"], 3),
@@ -579,7 +586,7 @@ def main() -> None:
         "newconn_vs_blackbox": round(nc["cps"] / out["blackbox_cps"], 2),
         "ok_shares": {k: round(v, 5) for k, v in shares.items()},
         "runs": {"keepalive": ka, "keyword": kw, "newconn": nc, "newconn_fin": fin, "https": tls,
-                 "https_unverified": unverified, "https_resumed": resumed,
+                 "https_every": every, "https_unverified": unverified, "https_resumed": resumed,
                  "https_keepalive": tls_ka, "steady": steady,
                  "memory": memory},
     })
@@ -638,7 +645,10 @@ def print_table(o: dict[str, Any]) -> None:
          f"{o['newconn_fin_vs_wrk_close']:.2f} x wrk close (which closes with a FIN too)"),
         ("wrk HTTPS keep-alive", f"{o['wrk_https_keepalive_rps']:,} req/s", ""),
         ("xuptime HTTPS new connection", f"{o['engine_https_newconn_cps']:,} checks/s",
-         f"{o['https_newconn_vs_wrk']:.2f} x wrk HTTPS close (full handshakes)"),
+         f"{o['https_newconn_vs_wrk']:.2f} x wrk HTTPS close (full handshakes, the chain verified once); "
+         f"{r['https']['tls_resumed']:,} resumed"),
+        ("xuptime HTTPS verifying each", f"{o['engine_https_every_cps']:,} checks/s",
+         f"{o['https_every_vs_wrk']:.2f} x wrk HTTPS close (tlsResume false: every chain verified)"),
         ("xuptime HTTPS unverified", f"{o['engine_https_unverified_cps']:,} checks/s",
          f"{o['https_unverified_vs_wrk']:.2f} x wrk HTTPS close (full handshakes, no verification, as wrk)"),
         ("xuptime HTTPS resumed", f"{o['engine_https_resumed_cps']:,} checks/s",

@@ -5,7 +5,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.errno cimport EAGAIN, EINPROGRESS, EINTR, errno
 from libc.stdint cimport int32_t, int64_t, intptr_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy, memmove, memset, strerror
+from libc.string cimport memcmp, memcpy, memmove, memset, strerror
 from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
 from posix.unistd cimport close
 from libc.time cimport time
@@ -211,6 +211,8 @@ cdef struct Origin:
     int32_t dns_us        # the last lookup's time until a check reports it, else -1
     char *name            # TLS: the name sent as SNI and verified (malloc'd), else NULL
     ossl.SSL_SESSION *session  # TLS: the newest session the server gave, for resumption
+    int64_t verified_until     # TLS: the chain last verified (its digest below) holds until then
+    unsigned char verified[32]
 
 
 cdef inline int64_t mono_ns() noexcept nogil:
@@ -370,9 +372,11 @@ cdef class HttpEngine:
         #: ``(test, body, truncated) -> None or why it fails`` for monitors with a JSON test
         #: (``core.checkers.http.json_problem``: the general checker's own judge).
         public object json_judge
-        #: TLS handshakes completed, and how many of them resumed a session.
+        #: TLS handshakes completed, how many of them resumed a session, and how many full
+        #: ones found the chain their origin verified last (``_verify``).
         readonly Py_ssize_t handshakes
         readonly Py_ssize_t resumed
+        readonly Py_ssize_t verify_skipped
         readonly Py_ssize_t skipped_overlap
         readonly Py_ssize_t queued
         #: Monitors whose state this engine keeps (``sleep``).
@@ -541,6 +545,7 @@ cdef class HttpEngine:
             ossl.SSL_CTX_set_app_data(ctx, <void *>self)
             if i == 1:
                 ossl.SSL_CTX_set_verify(ctx, ossl.SSL_VERIFY_PEER, NULL)
+                ossl.SSL_CTX_set_cert_verify_callback(ctx, _verify_chain, NULL)
                 ossl.X509_VERIFY_PARAM_set_flags(ossl.SSL_CTX_get0_param(ctx), verify_flags)
                 ossl.X509_VERIFY_PARAM_set_hostflags(
                     ossl.SSL_CTX_get0_param(ctx), ossl.X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS
@@ -572,13 +577,55 @@ cdef class HttpEngine:
         self.forget_session(origin)
 
     def forget_session(self, int origin) -> None:
-        """Drop the TLS session kept for ``origin`` (its last monitor went)."""
-        if 0 <= origin < self._norigins and self._origins[origin].session != NULL:
+        """Drop the TLS session kept for ``origin``, and the chain it verified last (its last
+        monitor went, or it names another host)."""
+        if not 0 <= origin < self._norigins:
+            return
+        self._origins[origin].verified_until = 0
+        if self._origins[origin].session != NULL:
             ossl.SSL_SESSION_free(self._origins[origin].session)
             self._origins[origin].session = NULL
 
     def has_session(self, int origin) -> bool:
         return 0 <= origin < self._norigins and self._origins[origin].session != NULL
+
+    cdef int _verify(self, ossl.X509_STORE_CTX *store, intptr_t tag) noexcept:
+        """Verify a server's chain (``X509_verify_cert``: chain, dates, name), unless it is
+        the very chain this origin verified last, every certificate as sent (their digests),
+        for a monitor that takes shortcuts (``tlsResume``), before the first expiry in that
+        chain: what a resumed session would skip too. The trust store and the name do not
+        change while the engine runs; whatever else differs is verified in full."""
+        cdef intptr_t origin = (tag >> 1) - 1
+        cdef unsigned char digest[32]
+        cdef bint known
+        cdef int r
+        cdef Origin *o
+        if not 0 <= origin < self._norigins:
+            return ossl.X509_verify_cert(store)
+        known = chain_digest(store, digest)
+        o = &self._origins[origin]
+        if (tag & 1 and known and o.verified_until > time(NULL) and memcmp(digest, o.verified, 32) == 0
+                and self._sent_current(store)):
+            self.verify_skipped += 1
+            return 1
+        r = ossl.X509_verify_cert(store)
+        o.verified_until = chain_until(store) if r == 1 and known else 0
+        if o.verified_until:
+            memcpy(o.verified, digest, 32)
+        return r
+
+    cdef bint _sent_current(self, ossl.X509_STORE_CTX *store) noexcept:
+        """Every certificate the server sent is within its dates now (not yet valid is
+        caught here; expiry by ``verified_until`` too)."""
+        cdef ossl.stack_st_X509 *sent = ossl.X509_STORE_CTX_get0_untrusted(store)
+        cdef ossl.X509 *x
+        cdef int i
+        for i in range(ossl.sk_X509_num(sent)):
+            x = ossl.sk_X509_value(sent, i)
+            if ossl.X509_cmp_current_time(ossl.X509_get0_notBefore(x)) >= 0 \
+                    or ossl.X509_cmp_current_time(ossl.X509_get0_notAfter(x)) <= 0:
+                return False
+        return True
 
     cdef int _keep_session(self, intptr_t origin, ossl.SSL_SESSION *session) noexcept:
         """A server gave a session (a TLS 1.3 ticket after the handshake, or 1.2's at its
@@ -1174,7 +1221,8 @@ cdef class HttpEngine:
             raise MemoryError()
         c.ssl = ssl
         ossl.SSL_set_fd(ssl, fd)
-        ossl.SSL_set_app_data(ssl, <void *>(<intptr_t>c.origin + 1))
+        # (the origin, and whether the monitor takes shortcuts: ``_verify``)
+        ossl.SSL_set_app_data(ssl, <void *>((<intptr_t>c.origin + 1) * 2 + (1 if m.resume else 0)))
         if not o.ip:
             ossl.SSL_set_tlsext_host_name(ssl, o.name)
         if o.verify:
@@ -1955,11 +2003,53 @@ cdef int _on_new_session(ossl.SSL *ssl, ossl.SSL_SESSION *session) noexcept nogi
     """OpenSSL's word that the server gave a session (called inside ``SSL_connect`` or
     ``SSL_read``, which run with the GIL held): kept by the connection's origin."""
     cdef void *engine = ossl.SSL_CTX_get_app_data(ossl.SSL_get_SSL_CTX(ssl))
-    cdef intptr_t origin = <intptr_t>ossl.SSL_get_app_data(ssl) - 1
+    cdef intptr_t origin = (<intptr_t>ossl.SSL_get_app_data(ssl) >> 1) - 1
     if engine == NULL:
         return 0
     with gil:
         return (<HttpEngine>engine)._keep_session(origin, session)
+
+
+cdef int _verify_chain(ossl.X509_STORE_CTX *store, void *arg) noexcept nogil:
+    """OpenSSL's chain verification, through ``HttpEngine._verify`` (inside ``SSL_connect``,
+    which runs with the GIL held)."""
+    cdef ossl.SSL *ssl = <ossl.SSL *>ossl.X509_STORE_CTX_get_ex_data(store, ossl.SSL_get_ex_data_X509_STORE_CTX_idx())
+    cdef void *engine
+    if ssl == NULL:
+        return ossl.X509_verify_cert(store)
+    engine = ossl.SSL_CTX_get_app_data(ossl.SSL_get_SSL_CTX(ssl))
+    with gil:
+        return (<HttpEngine>engine)._verify(store, <intptr_t>ossl.SSL_get_app_data(ssl))
+
+
+cdef bint chain_digest(ossl.X509_STORE_CTX *store, unsigned char *out) noexcept:
+    """SHA-256 over the SHA-256 of each certificate the server sent, in order; False when it
+    sent none or more than 16."""
+    cdef ossl.stack_st_X509 *sent = ossl.X509_STORE_CTX_get0_untrusted(store)
+    cdef unsigned char each[16 * 32]
+    cdef unsigned int size
+    cdef int i, n = ossl.sk_X509_num(sent) if sent != NULL else 0
+    if not 0 < n <= 16:
+        return False
+    for i in range(n):
+        if ossl.X509_digest(ossl.sk_X509_value(sent, i), ossl.EVP_sha256(), each + 32 * i, &size) != 1:
+            return False
+    return ossl.EVP_Digest(each, 32 * n, out, &size, ossl.EVP_sha256(), NULL) == 1
+
+
+cdef int64_t chain_until(ossl.X509_STORE_CTX *store) noexcept:
+    """When the first certificate of the verified chain (the trust anchor included) expires,
+    as Unix time; 0 when it cannot be told."""
+    cdef ossl.stack_st_X509 *chain = ossl.X509_STORE_CTX_get0_chain(store)
+    cdef int i, days, secs, n = ossl.sk_X509_num(chain) if chain != NULL else 0
+    cdef int64_t now = time(NULL), until = 0, at
+    for i in range(n):
+        if ossl.ASN1_TIME_diff(&days, &secs, NULL, ossl.X509_get0_notAfter(ossl.sk_X509_value(chain, i))) != 1:
+            return 0
+        at = now + <int64_t>days * 86400 + secs
+        if until == 0 or at < until:
+            until = at
+    return until
 
 
 cdef bint session_usable(ossl.SSL_SESSION *session) noexcept:

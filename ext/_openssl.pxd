@@ -19,8 +19,17 @@ cdef extern from "<openssl/x509.h>" nogil:
         pass
     ctypedef struct ASN1_TIME:
         pass
+    struct stack_st_X509:
+        pass
+    ctypedef struct EVP_MD:
+        pass
     const ASN1_TIME *X509_get0_notAfter(const X509 *x)
+    const ASN1_TIME *X509_get0_notBefore(const X509 *x)
     int X509_cmp_current_time(const ASN1_TIME *t)
+    int ASN1_TIME_diff(int *pday, int *psec, const ASN1_TIME *start, const ASN1_TIME *end)
+    int X509_digest(const X509 *data, const EVP_MD *type, unsigned char *md, unsigned int *len)
+    int sk_X509_num(const stack_st_X509 *sk)
+    X509 *sk_X509_value(const stack_st_X509 *sk, int i)
     const char *X509_verify_cert_error_string(long n)
     long X509_V_OK, X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
     unsigned long X509_V_FLAG_TRUSTED_FIRST
@@ -34,6 +43,12 @@ cdef extern from "<openssl/x509_vfy.h>" nogil:
     void X509_VERIFY_PARAM_set_hostflags(X509_VERIFY_PARAM *param, unsigned int flags)
     int X509_VERIFY_PARAM_set1_host(X509_VERIFY_PARAM *param, const char *name, size_t namelen)
     int X509_VERIFY_PARAM_set1_ip_asc(X509_VERIFY_PARAM *param, const char *ipasc)
+    ctypedef struct X509_STORE_CTX:
+        pass
+    int X509_verify_cert(X509_STORE_CTX *ctx)
+    void *X509_STORE_CTX_get_ex_data(const X509_STORE_CTX *ctx, int idx)
+    stack_st_X509 *X509_STORE_CTX_get0_untrusted(const X509_STORE_CTX *ctx)
+    stack_st_X509 *X509_STORE_CTX_get0_chain(const X509_STORE_CTX *ctx)
 
 
 cdef extern from "<openssl/x509v3.h>" nogil:
@@ -64,6 +79,8 @@ cdef extern from "<openssl/ssl.h>" nogil:
     long SSL_CTX_set_mode(SSL_CTX *ctx, long mode)
     long SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode)
     void SSL_CTX_sess_set_new_cb(SSL_CTX *ctx, int (*new_session_cb)(SSL *, SSL_SESSION *))
+    void SSL_CTX_set_cert_verify_callback(SSL_CTX *ctx, int (*cb)(X509_STORE_CTX *, void *), void *arg)
+    int SSL_get_ex_data_X509_STORE_CTX_idx()
     X509_VERIFY_PARAM *SSL_CTX_get0_param(SSL_CTX *ctx)
     int SSL_CTX_set_app_data(SSL_CTX *ctx, void *arg)
     void *SSL_CTX_get_app_data(const SSL_CTX *ctx)
@@ -101,6 +118,12 @@ cdef extern from "<openssl/ssl.h>" nogil:
     long SSL_SESS_CACHE_CLIENT, SSL_SESS_CACHE_NO_INTERNAL_STORE
     int ERR_LIB_SSL
     int SSL_R_CERTIFICATE_VERIFY_FAILED, SSL_R_UNEXPECTED_EOF_WHILE_READING
+
+
+cdef extern from "<openssl/evp.h>" nogil:
+    const EVP_MD *EVP_sha256()
+    int EVP_Digest(const void *data, size_t count, unsigned char *md, unsigned int *size, const EVP_MD *type,
+                   void *impl)
 
 
 cdef extern from "<openssl/crypto.h>" nogil:

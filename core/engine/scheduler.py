@@ -189,8 +189,8 @@ class Scheduler:
             self.fast.configure_tls(*http.tls_settings(ssl.create_default_context()))
             self.fast.json_judge = http.json_problem  # (the general checker's own judge)
         #: Compiled-path origins: (host, port, account, TLS) -> engine origin index, and how many monitors use
-        #: each. Origins given by a host name are looked up when first used and every
-        #: ``RESOLVE_EVERY`` seconds after, from a queue of (when, origin), at most
+        #: each. Origins given by a host name are looked up when first used and then every
+        #: ``_resolve_every`` seconds, from a heap of (when, origin), at most
         #: ``RESOLVE_AT_ONCE`` at a time (100k distinct hosts must not mean 100k lookups at once).
         self._origins: dict[OriginKey, int] = {}
         self._origin_at: dict[int, OriginKey] = {}  # (engine origin index -> key)

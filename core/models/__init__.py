@@ -164,9 +164,10 @@ class HttpSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
     json_path: Annotated[str, msgspec.Meta(min_length=1, max_length=512)] | None = None
     expected_value: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
     #: HTTPS: resume the origin's TLS session on the next connection (an abbreviated
-    #: handshake, as browsers make) where the compiled engine runs the check; false: a full
-    #: handshake, certificate verification included, every time. (Last: packed monitors
-    #: written before it read as the default.)
+    #: handshake, as browsers make), or take a chain identical to the one the origin verified
+    #: last as verified, while its certificates are valid, where the compiled engine runs the
+    #: check; false: a full handshake, certificate verification included, every time. (Last:
+    #: packed monitors written before it read as the default.)
     tls_resume: bool = True
 
     def check_fields(self) -> list[FieldError]:

@@ -245,18 +245,27 @@ def test_https_on_the_compiled_path_gives_the_general_checkers_results(pki: dict
         assert len(resumed) >= n + 3 and not any(resumed[n:]), resumed
         assert len(not_resumed) >= 6 and not any(not_resumed)
         assert s.fast.handshakes > s.fast.resumed >= len(fast["new_connection"]) - 1
+        # No chain was taken as verified: the servers gave sessions, and "no_resume" (whose
+        # chain is the same every time) takes no shortcut.
+        assert s.fast.verify_skipped == 0
 
     uvloop.run(main())
 
 
-def test_a_session_is_not_resumed_past_its_certificates_expiry(pki: dict[str, Any],
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """A resumed handshake verifies nothing, so a session whose certificate has expired since
-    its full handshake is not offered again: the next full handshake reports the expiry, as
-    the general checker's would. (The certificate expires a few seconds into the run; the
-    server would go on accepting the session.)"""
+@pytest.mark.parametrize("tickets", [True, False], ids=["resumed", "same-chain"])
+def test_no_shortcut_outlives_the_certificate(pki: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                               tickets: bool) -> None:
+    """A resumed handshake verifies nothing, and a full one that meets the chain its origin
+    verified last skips verifying it again; neither outlives the certificate: once it has
+    expired, the next check makes a full handshake and reports the expiry, as the general
+    checker's would. (The certificate expires a few seconds into the run; the server, with
+    tickets or without, would go on accepting the session or the handshake.)"""
     monkeypatch.setenv("SSL_CERT_FILE", str(pki["bundle"]))
     short = pki["ca"].issue_cert("127.0.0.1", not_after=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3))
+    server = _server(short)
+    if not tickets:
+        server.options |= ssl.OP_NO_TICKET
+        server.num_tickets = 0
 
     async def main() -> None:
         rows: list[tuple[int, bool, int]] = []
@@ -264,15 +273,41 @@ def test_a_session_is_not_resumed_past_its_certificates_expiry(pki: dict[str, An
         def sink(batch: dict[str, Any], _: list[Any]) -> None:
             rows.extend(zip(batch["ts_us"].tolist(), batch["ok"].tolist(), batch["error_code"].tolist(), strict=True))
 
-        async with Peer(http_handler(), _server(short)) as peer:
+        async with Peer(http_handler(), server) as peer:
             s = Scheduler(sink, compiled_http=True)
             s.upsert(_monitor(1, peer.url(scheme="https"), {}))
             s.start(asyncio.get_running_loop())
             await asyncio.sleep(6)
             await s.stop()
-            assert s.fast.resumed >= 1
+            if tickets:
+                assert s.fast.resumed >= 1 and s.fast.verify_skipped == 0
+            else:
+                assert s.fast.resumed == 0 and s.fast.verify_skipped >= 1
         rows.sort()
         assert rows[0][1:] == (True, 0), rows
         assert [(ok, code) for _, ok, code in rows[-2:]] == [(False, ErrorCode.TLS)] * 2, rows
+
+    uvloop.run(main())
+
+
+def test_a_monitor_without_resumption_verifies_every_handshake(pki: dict[str, Any],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tlsResume: false``: no session offered and no chain taken as verified, on a server
+    whose chain never changes (and that gives no sessions)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki["bundle"]))
+    server = _server(pki["good"])
+    server.options |= ssl.OP_NO_TICKET
+    server.num_tickets = 0
+
+    async def main() -> None:
+        oks: list[bool] = []
+        async with Peer(http_handler(), server) as peer:
+            s = Scheduler(lambda batch, _: oks.extend(batch["ok"].tolist()), compiled_http=True)
+            s.upsert(_monitor(1, peer.url(scheme="https"), {"tlsResume": False}))
+            s.start(asyncio.get_running_loop())
+            await asyncio.sleep(3.3)
+            await s.stop()
+            assert len(oks) >= 3 and all(oks) and s.fast.handshakes >= 3
+            assert s.fast.resumed == 0 and s.fast.verify_skipped == 0
 
     uvloop.run(main())
