@@ -43,6 +43,7 @@ class Case:
     keyword: str | None = None  # the monitor's keyword test
     body: bytes = b""  # the body as sent (before chunking), for the keyword's verdict
     max_body: int | None = None  # the monitor's maxBodyBytes (None: the default)
+    json_path: str | None = None  # the monitor's JSON test (the fuzz target's only: no oracle for it)
 
     @property
     def payload(self) -> bytes:
@@ -54,11 +55,13 @@ class Case:
 
 
 def monitor(head_only: bool = False, url: str = "http://127.0.0.1:9/", keyword: str | None = None,
-            max_body: int | None = None) -> Monitor:
+            max_body: int | None = None, json_path: str | None = None) -> Monitor:
     """The monitor every case is judged for: default statuses (200-299), no redirects."""
     fields: dict[str, Any] = {"keyword": keyword} if keyword is not None else {}
     if max_body is not None:
         fields["maxBodyBytes"] = max_body
+    if json_path is not None:
+        fields["jsonPath"] = json_path
     m = parse_monitor({"name": "hostile", "type": "http", "url": url, "method": "HEAD" if head_only else "GET",
                        "followRedirects": False, "keepAlive": True, "interval": 1, **fields})
     m.id = 1
@@ -66,7 +69,7 @@ def monitor(head_only: bool = False, url: str = "http://127.0.0.1:9/", keyword: 
 
 
 def case_monitor(case: Case) -> Monitor:
-    return monitor(case.head_only, keyword=case.keyword, max_body=case.max_body)
+    return monitor(case.head_only, keyword=case.keyword, max_body=case.max_body, json_path=case.json_path)
 
 
 class _Transport:
