@@ -9,6 +9,7 @@ have carried the checks it is meant to, and handed over the ones it is not.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 from typing import Any
@@ -137,9 +138,9 @@ async def _run(compiled: bool, seconds: float) -> tuple[dict[str, list[tuple]], 
 
     s = Scheduler(sink, compiled_http=compiled)
     peers = {name: Peer(handler) for name, (handler, _, _, _) in CASES.items()}
-    for peer in peers.values():
-        await peer.__aenter__()
-    try:
+    async with contextlib.AsyncExitStack() as serving:
+        for peer in peers.values():
+            await serving.enter_async_context(peer)
         names = list(CASES)
         for mid, name in enumerate(names, start=1):
             path = CASES[name][2]
@@ -150,9 +151,6 @@ async def _run(compiled: bool, seconds: float) -> tuple[dict[str, list[tuple]], 
         s.start(asyncio.get_running_loop())
         await asyncio.sleep(seconds)
         await s.stop()
-    finally:
-        for peer in peers.values():
-            await peer.__aexit__()
     by_name = {name: rows.get(mid, []) for mid, name in enumerate(names, start=1)}
     connections = {name: peer.connections for name, peer in peers.items()}
     return by_name, connections, s, transitions

@@ -15,6 +15,7 @@ the test CA's bundle, read by both paths' contexts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import socket
 import ssl
@@ -179,18 +180,15 @@ async def _run(cases: dict[str, Any], compiled: bool, seconds: float) -> tuple[d
     s = Scheduler(sink, compiled_http=compiled)
     peers = {name: handler if isinstance(handler, _Tls10Only) else Peer(handler, ctx)
              for name, (handler, ctx, _, _, _) in cases.items()}
-    for peer in peers.values():
-        await peer.__aenter__()
-    try:
+    async with contextlib.AsyncExitStack() as serving:
+        for peer in peers.values():
+            await serving.enter_async_context(peer)
         path = {"redirect": "/start"}
         for mid, (name, (_, _, fields, host, _)) in enumerate(cases.items(), start=1):
             s.upsert(_monitor(mid, peers[name].url(path.get(name, "/"), scheme="https", host=host), fields))
         s.start(asyncio.get_running_loop())
         await asyncio.sleep(seconds)
         await s.stop()
-    finally:
-        for peer in peers.values():
-            await peer.__aexit__()
     names = list(cases)
     return ({name: rows.get(mid, []) for mid, name in enumerate(names, start=1)},
             {name: tls_us.get(mid, []) for mid, name in enumerate(names, start=1)}, s)
