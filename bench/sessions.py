@@ -36,7 +36,7 @@ async def measure(url_port: int, ca: Path, origins: int) -> dict[str, Any]:
 
     buffer = ResultBuffer(origins + 16)
     done: list[int] = []
-    engine = HttpEngine(buffer, lambda count, notable: done.append(count), lambda mid: None)
+    engine = HttpEngine(buffer, lambda count, notable: done.append(count), lambda mid, for_good: None)
     engine.configure_tls(*http.tls_settings(ssl.create_default_context()), cafile=str(ca))
     loop = asyncio.get_running_loop()
     loop.add_reader(engine.fileno(), engine.on_ready)

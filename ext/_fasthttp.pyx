@@ -71,8 +71,10 @@ DEF E_TIMEOUT = 1
 DEF E_REFUSED = 3
 DEF E_TLS = 5
 DEF E_RESET = 4
+DEF E_BAD_RESPONSE = 6
 DEF E_STATUS = 7
 DEF E_KEYWORD = 8
+DEF E_REDIRECTS = 9
 DEF E_JSON = 18
 DEF E_CONNECT = 10
 DEF E_UNREACHABLE = 11
@@ -95,7 +97,8 @@ DEF K_END_LF = 6
 
 #: The same codes by name, for the test that compares them with ``ErrorCode``.
 CODES = {"TIMEOUT": E_TIMEOUT, "REFUSED": E_REFUSED, "TLS": E_TLS, "RESET": E_RESET, "STATUS": E_STATUS,
-         "KEYWORD": E_KEYWORD, "JSON": E_JSON, "CONNECT": E_CONNECT,
+         "KEYWORD": E_KEYWORD, "JSON": E_JSON, "CONNECT": E_CONNECT, "BAD_RESPONSE": E_BAD_RESPONSE,
+         "REDIRECTS": E_REDIRECTS,
          "UNREACHABLE": E_UNREACHABLE, "CLOSED": E_CLOSED}
 
 
@@ -116,6 +119,7 @@ DEF MAX_HEAD = 65536
 DEF MAX_KEYWORD = 1024  # bytes (``HttpSpec.keyword``: at most 1024 characters, UTF-8 may be longer: refused)
 DEF READ_SIZE = 65536
 DEF EVENTS = 512
+DEF MAX_ROUTES = 16  # redirects a monitor keeps the next hop of (a server naming a new place each time: no more)
 
 cdef struct Conn:
     uint32_t gen          # bumped per socket on this fd: events of a closed socket are ignored
@@ -146,6 +150,9 @@ cdef struct Conn:
     uint8_t chunk
     uint8_t digits        # hex digits of the chunk size read so far
     uint8_t found         # the keyword was found in the body
+    uint8_t redirect      # the response is a redirect to follow: ``location`` holds where
+    char *location        # (malloc'd, ``location_len`` bytes) or NULL
+    int32_t location_len
 
 cdef struct Mon:
     # (ordered so that it packs with few holes: 96 bytes; what a check in flight needs
@@ -180,6 +187,7 @@ cdef struct Mon:
     uint8_t status        # while asleep: 0 pending, 1 up, 2 down
     uint8_t resume        # TLS: resume its origin's session when it has one (``tlsResume``)
     uint8_t json          # its body is gathered for a JSON test
+    uint8_t max_redirects # (``follow``)
 
 cdef struct Flight:
     # A check in flight: ``_flight[mon.pos]`` (a few hundred at a time, not one a monitor).
@@ -187,6 +195,9 @@ cdef struct Flight:
     int32_t connect_us
     int32_t tls_us
     int32_t dns_us        # its origin's lookup, when this is the first check since it
+    int32_t origin        # where the current hop goes: the monitor's origin, or a redirect's
+    int32_t hop           # the current hop's request in ``_hops`` (a user of it), or -1: the monitor's own
+    int32_t hops          # redirects followed so far
     int64_t tls_ns
     int64_t ts_us
     int64_t start_ns
@@ -296,11 +307,18 @@ cdef class HttpEngine:
     table, maybe a keyword and a JSON test, to an address the caller resolved; over TLS when
     their origin is ``set_tls``). Responses framed by ``Content-Length``, by EOF or by chunks,
     or that carry no body (HEAD, 204, 304), are judged here. Anything else (a 1xx, another
-    transfer coding, chunk extensions or trailers, a redirect to follow, headers over 64 KiB,
-    a malformed response, a TLS error Python has no name for) makes the monitor leave this
-    path for good: its check is handed to ``fallback(monitor_id)`` to be run again by the
-    general checker, which knows every case and its exact error; later checks of it return 0
-    from ``start``.
+    transfer coding, chunk extensions or trailers, headers over 64 KiB, a malformed response,
+    a TLS error Python has no name for) makes the monitor leave this path for good: its check
+    is handed to ``fallback(monitor_id, True)`` to be run again by the general checker, which
+    knows every case and its exact error; later checks of it return 0 from ``start``.
+
+    Redirects (``follow``) are followed here as the general checker follows them: the
+    redirect's body read as framed, then the next hop on a new connection, with the request
+    ``route(monitor_id, target, status, location)`` builds (the general checker's own code:
+    ``(target, origin, request)``, a failure's text, or None when only the general checker
+    can follow it). Each monitor keeps the next hop of up to 16 places it was sent from, so
+    ``route`` runs once per place, not once per check. A hop to an origin with no address
+    yet hands that one check over (``fallback(monitor_id, False)``); the monitor stays here.
 
     TLS: OpenSSL on the same non-blocking sockets, contexts made as Python's
     (``configure_tls``), SNI and the name verified as Python's ``ssl`` does; failures worded
@@ -345,6 +363,10 @@ cdef class HttpEngine:
         Shared _tails
         Shared _tables     # status tables, each with its text ("200-299" and the like)
         Shared _tests      # body tests: keywords (UTF-8, b"" for none) and JSON tests (notes)
+        # Redirect hops: requests by (origin, request), noted with (route's target, origin);
+        # used by the routes that lead to them and by checks on them.
+        Shared _hops
+        dict _routes        # monitor id -> {(hop or -1, status, location): hop}
         char *_window       # a keyword's search across two reads: the carry, then the new start
         # Every monitor's own request part, then its packed definition while asleep, in one
         # buffer (not a bytes object each: 33 bytes of header, allocator rounding, a list
@@ -369,6 +391,12 @@ cdef class HttpEngine:
         list _notable
         Py_ssize_t _done
         readonly Py_ssize_t fallbacks
+        #: Checks handed over once (a redirect to an origin with no address yet).
+        readonly Py_ssize_t detours
+        #: ``(monitor_id, target, status, location) -> (target, origin, request) | str | None``:
+        #: the next hop of a redirect (see the class). It runs inside event handling: it may
+        #: make origins, never add, remove or start monitors.
+        public object route
         #: ``(test, body, truncated) -> None or why it fails`` for monitors with a JSON test
         #: (``core.checkers.http.json_problem``: the general checker's own judge).
         public object json_judge
@@ -411,6 +439,8 @@ cdef class HttpEngine:
         self._tails = Shared()
         self._tables = Shared()
         self._tests = Shared()
+        self._hops = Shared()
+        self._routes = {}
         self._arena = NULL
         idmap_init(&self._slots)
         self._origin_ids = {}
@@ -644,12 +674,13 @@ cdef class HttpEngine:
     def add(self, int64_t monitor_id, int origin, bytes request not None, bytes expected not None,
             str expected_text not None, double timeout_s, bint keep_alive, bint head_only, bint follow,
             int64_t max_body, int64_t interval_ms=1000, int64_t phase_ms=0, bint resume=True,
-            bytes keyword=None, json=None) -> None:
+            bytes keyword=None, json=None, int max_redirects=10) -> None:
         """Register (or replace) a monitor; a replaced one's check in flight is dropped.
         ``phase_ms``: where in each interval it is due (lateness is counted from there);
         ``resume``: on a TLS origin, resume its kept session (else a full handshake each time);
         ``keyword``: the first ``max_body`` bytes of the body must hold it; ``json``: a JSON
-        test the body (its first ``max_body`` bytes) is given to, with ``json_judge``."""
+        test the body (its first ``max_body`` bytes) is given to, with ``json_judge``;
+        ``max_redirects``: redirects followed at most (``follow``), 0 to 255."""
         cdef int32_t slot
         cdef Mon *m
         cdef const char *r = PyBytes_AS_STRING(request)
@@ -700,6 +731,7 @@ cdef class HttpEngine:
         m.keep_alive = keep_alive
         m.head_only = head_only
         m.follow = follow
+        m.max_redirects = <uint8_t>(max_redirects if 0 <= max_redirects <= 255 else 0 if max_redirects < 0 else 255)
         m.resume = resume
         m.max_body = <int32_t>(max_body if 0 <= max_body < 0x7fffffff else 0 if max_body < 0 else 0x7fffffff)
         m.timeout_ns = <int64_t>(timeout_s * 1e9)
@@ -730,6 +762,10 @@ cdef class HttpEngine:
         self._tables.give(m.table)
         if m.test >= 0:
             self._tests.give(m.test)
+        routes = self._routes.pop(monitor_id, None)
+        if routes is not None:
+            for hop in routes.values():
+                self._hops.give(hop)
         self._garbage += m.req_len + m.packed_len
         m.req_len = m.packed_len = 0
         self._compact_maybe()
@@ -820,9 +856,11 @@ cdef class HttpEngine:
     def memory(self) -> dict:
         """What the monitors' strings take: ``arena`` bytes live (own request parts and packed
         definitions), ``garbage`` bytes awaiting compaction, distinct shared request ``tails``
-        and status ``tables`` in use."""
+        and status ``tables`` in use, redirect ``hops`` kept (their requests) and the ``routes``
+        leading to them."""
         return {"arena": self._arena_len - self._garbage, "garbage": self._garbage, "tails": len(self._tails),
-                "tables": len(self._tables)}
+                "tables": len(self._tables), "hops": len(self._hops),
+                "routes": sum(len(routes) for routes in self._routes.values())}
 
     def take_latency(self) -> int:
         """The summed latency (µs) of the checks recorded since the last call."""
@@ -958,8 +996,11 @@ cdef class HttpEngine:
         f.start_ns = mono_ns()
         f.connect_us = f.tls_us = -1
         f.connect_ns = f.first_ns = f.sent_ns = f.tls_ns = 0
-        f.dns_us = self._origins[self._mons[s].origin].dns_us
-        self._origins[self._mons[s].origin].dns_us = -1
+        f.origin = self._mons[s].origin
+        f.hop = -1
+        f.hops = 0
+        f.dns_us = self._origins[f.origin].dns_us
+        self._origins[f.origin].dns_us = -1
         self._mons[s].pos = self._nflight
         self._nflight += 1
         return f
@@ -971,9 +1012,9 @@ cdef class HttpEngine:
         return 0
 
     cdef int _go(self, int32_t s, bint reuse) except -1:
-        """Put check ``s`` on a connection: an idle one of its origin, else a new one."""
+        """Put check ``s`` on a connection: an idle one of its hop's origin, else a new one."""
         cdef Mon *m = &self._mons[s]
-        cdef Origin *o = &self._origins[m.origin]
+        cdef Origin *o = &self._origins[self._flight[m.pos].origin]
         cdef int32_t fd = -1
         cdef Conn *c
         while reuse:
@@ -1013,7 +1054,7 @@ cdef class HttpEngine:
         """A new non-blocking socket for check ``s``, connecting; -1 when that failed at once
         (the failure is recorded)."""
         cdef Mon *m = &self._mons[s]
-        cdef Origin *o = &self._origins[m.origin]
+        cdef Origin *o = &self._origins[self._flight[m.pos].origin]
         cdef linger lg
         cdef epoll_event ev
         cdef int fd, err
@@ -1050,7 +1091,7 @@ cdef class HttpEngine:
         c.state = state
         c.reused = c.in_body = c.close_after = 0
         c.mon = s
-        c.origin = self._mons[s].origin
+        c.origin = self._flight[self._mons[s].pos].origin
         c.idle_prev = c.idle_next = -1
         c.sent = 0
         c.status = 0
@@ -1059,17 +1100,21 @@ cdef class HttpEngine:
         c.ssl = NULL
         c.carry = c.body = NULL
         c.carry_len = c.body_len = c.body_cap = 0
-        c.chunked = c.found = 0
+        c.chunked = c.found = c.redirect = 0
+        c.location = NULL
+        c.location_len = 0
         return c
 
     cdef inline int32_t _req_total(self, const Mon *m) noexcept:
-        """The whole request's length: its own part and the shared rest."""
+        """The whole request's length: its own part and the shared rest, or a redirect hop's."""
+        if m.pos >= 0 and self._flight[m.pos].hop >= 0:
+            return self._hops.size[self._flight[m.pos].hop]
         return m.req_len + (self._tails.size[m.tail] if m.tail >= 0 else 0)
 
     cdef int _send(self, int32_t fd) except -1:
         cdef Conn *c = &self._conns[fd]
         cdef Mon *m = &self._mons[c.mon]
-        cdef int32_t total = self._req_total(m)
+        cdef int32_t total = self._req_total(m), hop
         cdef iovec iov[2]
         cdef msghdr msg
         cdef ssize_t n
@@ -1080,15 +1125,21 @@ cdef class HttpEngine:
             c.body_left = c.body_seen = 0
             c.head_len = 0
             c.carry_len = c.body_len = 0
-            c.chunked = c.found = 0
+            c.chunked = c.found = c.redirect = 0
+            c.location_len = 0
         if c.ssl != NULL:
             return self._tls_send(fd)
         memset(&msg, 0, sizeof(msg))
         msg.msg_iov = iov
+        hop = self._flight[m.pos].hop
         while c.sent < total:
             # (the buffers are looked up again each time: nothing here moves them, but the
             # arena may have moved since the last call)
-            if c.sent < m.req_len:
+            if hop >= 0:
+                iov[0].iov_base = <void *>(self._hops.data[hop] + c.sent)
+                iov[0].iov_len = total - c.sent
+                msg.msg_iovlen = 1
+            elif c.sent < m.req_len:
                 iov[0].iov_base = self._arena + m.at + c.sent
                 iov[0].iov_len = m.req_len - c.sent
                 msg.msg_iovlen = 1
@@ -1119,8 +1170,11 @@ cdef class HttpEngine:
         cdef Mon *m = &self._mons[c.mon]
         cdef int32_t total = self._req_total(m)
         cdef const char *buf = self._arena + m.at
+        cdef int32_t hop = self._flight[m.pos].hop
         cdef int n, e
-        if m.tail >= 0:
+        if hop >= 0:
+            buf = self._hops.data[hop]
+        elif m.tail >= 0:
             if total > self._wcap:
                 grown = <char *>realloc(self._wbuf, total)
                 if grown == NULL:
@@ -1419,7 +1473,7 @@ cdef class HttpEngine:
         cdef Conn *c = &self._conns[fd]
         cdef Mon *m = &self._mons[c.mon]
         cdef int64_t room = m.max_body - c.body_seen
-        if room > 0 and n > 0 and m.test >= 0:
+        if room > 0 and n > 0 and m.test >= 0 and not c.redirect:  # (a redirect's body is not tested)
             if self._tests.size[m.test] and not c.found:
                 self._search(c, m.test, data, n if n < room else room)
             if m.json:
@@ -1545,10 +1599,12 @@ cdef class HttpEngine:
         ``bad_response``, or knows the case (1xx, other codings)."""
         cdef Conn *c = &self._conns[fd]
         cdef Mon *m = &self._mons[c.mon]
-        cdef Py_ssize_t i, k, line, colon, vs, ve, eol
+        cdef Py_ssize_t i, k, line, colon, vs, ve, eol, loc_start = 0, loc_end = 0
         cdef int status, minor
         cdef int64_t length = -1, v
-        cdef bint keep = False, close_ = False, location = False, chunked = False
+        cdef int32_t hop = self._flight[m.pos].hop
+        cdef bint keep = False, close_ = False, location = False, chunked = False, head_only
+        cdef char *grown
         if n < 16 or p[0] != b'H' or p[1] != b'T' or p[2] != b'T' or p[3] != b'P' or p[4] != b'/' \
                 or p[5] != b'1' or p[6] != b'.' or not (p[7] == b'0' or p[7] == b'1') or p[8] != b' ':
             return -1
@@ -1604,20 +1660,28 @@ cdef class HttpEngine:
                     close_ = True
                 if has_token(p + vs, ve - vs, b"keep-alive", 10):
                     keep = True
-            elif name_is(p + line, colon - line, b"location", 8):
-                location = True
+            elif name_is(p + line, colon - line, b"location", 8) and not location:
+                location = True  # (the first one, as the general checker takes it)
+                loc_start, loc_end = vs, ve
         if i + 2 != n:
             return -1  # (the caller cut the block at its first CRLF CRLF)
         if chunked and (length >= 0 or minor == 0):
             return -1  # (both framings at once is an error; chunks in HTTP/1.0 are odd)
-        if m.follow and location and (status == 301 or status == 302 or status == 303 or status == 307
-                                      or status == 308):
-            return -1
+        if m.follow and loc_end > loc_start and (status == 301 or status == 302 or status == 303
+                                                 or status == 307 or status == 308):
+            grown = <char *>realloc(c.location, loc_end - loc_start)
+            if grown == NULL:
+                raise MemoryError()
+            c.location = grown
+            memcpy(c.location, p + loc_start, loc_end - loc_start)
+            c.location_len = <int32_t>(loc_end - loc_start)
+            c.redirect = 1
         c.status = status
         c.in_body = 1
         c.body_seen = 0
         c.close_after = close_ or (minor == 0 and not keep)
-        if m.head_only or status == 204 or status == 304:
+        head_only = m.head_only if hop < 0 else memcmp(self._hops.data[hop], b"HEAD ", 5) == 0
+        if head_only or status == 204 or status == 304:
             c.body_left = 0
         elif chunked:
             c.chunked = 1
@@ -1692,6 +1756,8 @@ cdef class HttpEngine:
         cdef int status = c.status
         cdef bint ok = 0 <= status < 1000 and self._tables.data[m.table][status] != 0
         cdef bint found = c.found
+        if c.redirect:
+            return self._redirect(fd)
         problem = None
         if ok and m.json:  # (judged before the connection is parked or closed: the body is in it)
             try:
@@ -1703,21 +1769,7 @@ cdef class HttpEngine:
                 free(c.body)
                 c.body = NULL
                 c.body_cap = 0
-        c.mon = -1
-        m.fd = -1
-        # (a response that came before the whole request was written leaves it out of step)
-        if m.keep_alive and not c.close_after and c.sent == self._req_total(m):
-            c.state = C_IDLE
-            c.reused = 1
-            c.sent = 0
-            c.in_body = 0
-            if c.head != NULL:
-                free(c.head)
-                c.head = NULL
-            c.head_len = c.head_cap = 0
-            self._idle_push(fd)
-        else:
-            self._close(fd)
+        self._let_go(fd)
         if not ok:
             self._record(s, False, status, E_STATUS,
                          f"status {status}, expected {self._tables.note(m.table)}")
@@ -1729,17 +1781,109 @@ cdef class HttpEngine:
             self._record(s, True, status, 0, None)
         return 1
 
-    cdef int _hand_over(self, int32_t fd) except -1:
-        """The response needs the general checker: drop this attempt and hand the check over."""
-        cdef int32_t s = self._conns[fd].mon
+    cdef int _let_go(self, int32_t fd) except -1:
+        """The response on ``fd`` ended: park the connection for the monitor's next check
+        when it carried the monitor's own request (a redirect's hop asks for a close, as the
+        general checker's does), kept alive, whole, and the response allows; else close it."""
+        cdef Conn *c = &self._conns[fd]
+        cdef Mon *m = &self._mons[c.mon]
+        # (a response that came before the whole request was written leaves it out of step)
+        cdef bint park = (m.keep_alive and not c.close_after and c.sent == self._req_total(m)
+                          and self._flight[m.pos].hop < 0)
+        c.mon = -1
+        m.fd = -1
+        if park:
+            c.state = C_IDLE
+            c.reused = 1
+            c.sent = 0
+            c.in_body = 0
+            if c.head != NULL:
+                free(c.head)
+                c.head = NULL
+            c.head_len = c.head_cap = 0
+            self._idle_push(fd)
+        else:
+            self._close(fd)
+        return 0
+
+    cdef int _redirect(self, int32_t fd) except -1:
+        """A redirect to follow ended (its body read as framed, as the general checker reads
+        it): fail past ``max_redirects``, else go on with the next hop on a new connection,
+        timed as the check's last hop. 1."""
+        cdef Conn *c = &self._conns[fd]
+        cdef int32_t s = c.mon, h
         cdef Mon *m = &self._mons[s]
+        cdef int status = c.status
+        cdef Flight *f
+        cdef Origin *o
+        location = PyBytes_FromStringAndSize(c.location, c.location_len)
+        self._let_go(fd)
+        f = &self._flight[m.pos]
+        if f.hops >= m.max_redirects:
+            self._record(s, False, status, E_REDIRECTS, f"more than {m.max_redirects} redirects")
+            return 1
+        key = (f.hop, status, location)
+        routes = self._routes.get(m.mid)
+        found = routes.get(key) if routes is not None else None
+        if found is not None:
+            h = found
+            self._hops.users[h] += 1  # (the check's)
+        else:
+            if self.route is None:
+                return self._hand_over_check(s, True)
+            step = self.route(m.mid, self._hops.note(f.hop)[0] if f.hop >= 0 else None, status, location)
+            if step is None:
+                return self._hand_over_check(s, True)
+            if isinstance(step, str):
+                self._record(s, False, status, E_BAD_RESPONSE, step)
+                return 1
+            target, origin, request = step
+            if not 0 <= origin < self._norigins or not isinstance(request, bytes):
+                raise ValueError("route gave a bad origin or request")
+            h = self._hops.take((origin, request), request, (target, origin))  # (the check's)
+            if routes is None:
+                routes = self._routes[m.mid] = {}
+            if len(routes) < MAX_ROUTES:
+                routes[key] = h
+                self._hops.users[h] += 1  # (the route's)
+        f = &self._flight[m.pos]  # (route may have grown the origins, nothing else)
+        if f.hop >= 0:
+            self._hops.give(f.hop)
+        f.hop = h
+        f.hops += 1
+        f.origin = <int32_t>self._hops.note(h)[1]
+        o = &self._origins[f.origin]
+        if not o.resolved:
+            return self._hand_over_check(s, False)
+        # Phases are the last hop's.
+        f.connect_us = f.tls_us = -1
+        f.connect_ns = f.first_ns = f.sent_ns = f.tls_ns = 0
+        f.dns_us = o.dns_us
+        o.dns_us = -1
+        m.retried = 1  # (a new connection: nothing to retry)
+        self._go(s, False)
+        return 1
+
+    cdef int _hand_over(self, int32_t fd) except -1:
+        """The response needs the general checker: drop this attempt and hand the monitor over
+        for good."""
+        cdef int32_t s = self._conns[fd].mon
         self._conns[fd].mon = -1
         self._close(fd)
-        m.fd = -1
-        m.live = 0
+        self._mons[s].fd = -1
+        return self._hand_over_check(s, True)
+
+    cdef int _hand_over_check(self, int32_t s, bint for_good) except -1:
+        """Drop check ``s`` (no connection of it is open) and give it to ``fallback``; the
+        monitor leaves this path when ``for_good``. 1."""
+        cdef Mon *m = &self._mons[s]
+        if for_good:
+            m.live = 0
+            self.fallbacks += 1
+        else:
+            self.detours += 1
         self._unflight(s)
-        self.fallbacks += 1
-        self._fallback(m.mid)
+        self._fallback(m.mid, for_good)
         return 1
 
     cdef int _record(self, int32_t s, bint ok, int status, int code, str error) except -1:
@@ -1847,15 +1991,18 @@ cdef class HttpEngine:
         return 0
 
     # bookkeeping ----------------------------------------------------------------------
-    cdef void _unflight(self, int32_t s) noexcept:
+    cdef int _unflight(self, int32_t s) except -1:
         cdef Mon *m = &self._mons[s]
         cdef int32_t pos = m.pos
         if pos < 0:
-            return
+            return 0
+        if self._flight[pos].hop >= 0:
+            self._hops.give(self._flight[pos].hop)
         self._nflight -= 1
         self._flight[pos] = self._flight[self._nflight]
         self._mons[self._flight[pos].slot].pos = pos
         m.pos = -1
+        return 0
 
     cdef void _idle_push(self, int32_t fd) noexcept:
         cdef Conn *c = &self._conns[fd]
@@ -1912,7 +2059,9 @@ cdef class HttpEngine:
         c.head_len = c.head_cap = 0
         free(c.carry)
         free(c.body)
-        c.carry = c.body = NULL
+        free(c.location)
+        c.carry = c.body = c.location = NULL
+        c.location_len = 0
         c.body_len = c.body_cap = 0
         if c.ssl != NULL:
             # No close_notify (the socket goes with an RST, as on the general path), but
@@ -1926,6 +2075,9 @@ cdef class HttpEngine:
         cdef int32_t fd
         for fd in range(self._nconns):
             self._close(fd)
+        for fd in range(self._nflight):
+            if self._flight[fd].hop >= 0:
+                self._hops.give(self._flight[fd].hop)
         for fd in range(self._nmons):
             self._mons[fd].fd = -1
             self._mons[fd].pos = -1 if self._mons[fd].used else self._mons[fd].pos

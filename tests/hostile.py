@@ -56,14 +56,15 @@ class Case:
 
 def monitor(head_only: bool = False, url: str = "http://127.0.0.1:9/", keyword: str | None = None,
             max_body: int | None = None, json_path: str | None = None) -> Monitor:
-    """The monitor every case is judged for: default statuses (200-299), no redirects."""
+    """The monitor every case is judged for: default statuses (200-299); redirects followed, at
+    most 0 of them (a redirect then fails without a next request: both parsers read it to its end)."""
     fields: dict[str, Any] = {"keyword": keyword} if keyword is not None else {}
     if max_body is not None:
         fields["maxBodyBytes"] = max_body
     if json_path is not None:
         fields["jsonPath"] = json_path
     m = parse_monitor({"name": "hostile", "type": "http", "url": url, "method": "HEAD" if head_only else "GET",
-                       "followRedirects": False, "keepAlive": True, "interval": 1, **fields})
+                       "followRedirects": True, "maxRedirects": 0, "keepAlive": True, "interval": 1, **fields})
     m.id = 1
     return m
 
@@ -125,7 +126,8 @@ class CompiledJudge:
         assert HttpEngine is not None, "ext._fasthttp is not built"
         self.buffer = ResultBuffer(8)
         self.handed: list[int] = []
-        self.engine = HttpEngine(self.buffer, lambda count, notable: None, self.handed.append)
+        self.engine = HttpEngine(self.buffer, lambda count, notable: None,
+                                 lambda mid, for_good: self.handed.append(mid))
         self.engine.json_judge = http.json_problem
         self.origin = self.engine.origin(("127.0.0.1", 9, 0))
         self.hand_overs = 0
@@ -135,7 +137,7 @@ class CompiledJudge:
         assert spec is not None
         _, _, request, table, text, keep_alive, head, follow, max_body = spec[:9]
         self.engine.add(1, self.origin, request, table, text, 2.0, keep_alive, head, follow, max_body, 1000,
-                        keyword=spec.keyword, json=spec.json)
+                        keyword=spec.keyword, json=spec.json, max_redirects=spec.max_redirects)
         self.handed.clear()
         fd = socket.socket().detach()
         ended = self.engine.feed_test(1, fd, list(case.pieces), {"none": 0, "fin": 1, "rst": 2}[case.end])
@@ -154,10 +156,10 @@ class CompiledJudge:
 
 # -- the cases ------------------------------------------------------------------------------
 
-_NAMES = ["Server", "X-Trace", "content-type", "Cache-Control", "ETag", "x-" + "n" * 30]
+_NAMES = ["Server", "X-Trace", "content-type", "Cache-Control", "ETag", "x-" + "n" * 30, "Location", "location"]
 _VALUES = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=20).map(str.strip)
 _REASONS = st.sampled_from(["OK", "", "Whatever it is", "N\xe9e"])
-_STATUSES = st.sampled_from([200, 201, 204, 299, 301, 304, 404, 418, 500, 503, 999])
+_STATUSES = st.sampled_from([200, 201, 204, 299, 301, 302, 304, 308, 404, 418, 500, 503, 999])
 
 MUTATIONS = [
     "none", "none", "none", "conflicting_cl", "duplicate_cl", "negative_cl", "space_in_cl", "cl_and_te",

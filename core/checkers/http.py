@@ -222,6 +222,7 @@ class CompiledSpec(NamedTuple):
     resume: bool
     keyword: bytes | None
     json: JsonTest | None
+    max_redirects: int
 
 
 def compiled_spec(prepared: PreparedHttp) -> CompiledSpec | None:
@@ -236,7 +237,7 @@ def compiled_spec(prepared: PreparedHttp) -> CompiledSpec | None:
                         _expected_text(tuple(prepared.spec.expected_status)), prepared.keep_alive,
                         first.method == "HEAD", prepared.follow, prepared.max_body,
                         (2 if prepared.verify else 1) if first.tls else 0, prepared.spec.tls_resume,
-                        prepared.keyword, prepared.json_test)
+                        prepared.keyword, prepared.json_test, prepared.max_redirects)
 
 
 def tls_settings(ctx: ssl.SSLContext) -> tuple[bytes, int, int, int, int, bool]:

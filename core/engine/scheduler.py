@@ -27,8 +27,10 @@ in-flight checks, the state machine, and the result buffer.
   names are resolved here (the system resolver, as the general checker), off the hot path,
   when first seen, then every interval of the origin's most frequent monitor (at most
   ``RESOLVE_EVERY`` seconds), the next check reporting the lookup's time as its DNS phase;
-  until then, and for every other monitor, checks run on the general checkers.
-  A response the compiled path does not handle moves its monitor to the general path.
+  until then, and for every other monitor, checks run on the general checkers. Redirects
+  are followed there, each hop's origin made and looked up as a monitor's own
+  (``_fast_route``). A response the compiled path does not handle moves its monitor to the
+  general path.
 """
 
 from __future__ import annotations
@@ -188,6 +190,7 @@ class Scheduler:
             # HTTPS as the general checker's context makes it (the same OpenSSL in-process).
             self.fast.configure_tls(*http.tls_settings(ssl.create_default_context()))
             self.fast.json_judge = http.json_problem  # (the general checker's own judge)
+            self.fast.route = self._fast_route
         #: Compiled-path origins: (host, port, account, TLS) -> engine origin index, and how many monitors use
         #: each. Origins given by a host name are looked up when first used and then every
         #: ``_resolve_every`` seconds, from a heap of (when, origin), at most
@@ -201,6 +204,8 @@ class Scheduler:
         #: most ``RESOLVE_EVERY`` (a name that stops resolving shows at that monitor's next check).
         self._resolve_every: dict[OriginKey, float] = {}
         self._resolving: dict[OriginKey, asyncio.Task[None]] = {}
+        #: Origins a compiled monitor's redirects led to (each counted once among its users).
+        self._hop_origins: dict[int, set[OriginKey]] = {}
 
     # monitor set -------------------------------------------------------------------------
     def upsert(self, monitor: Monitor, packed: bytes | None = None) -> None:
@@ -367,31 +372,11 @@ class Scheduler:
         spec = http.compiled_spec(entry.prepared)
         if spec is None:
             return
-        host, port = spec.host, spec.port
-        # One origin (its idle connections, its TLS session) per account: accounts never
-        # share a connection.
-        key, literal = (host, port, monitor.account_id, spec.tls), is_ip_literal(host)
-        origin = self._origins.get(key)
-        if origin is None:
-            origin = self._origins[key] = self.fast.origin(key)
-            self._origin_at[origin] = key
-            if spec.tls:
-                self.fast.set_tls(origin, host, spec.tls == 2, literal)
-            if literal:  # no lookup needed: usable at once
-                family = socket.AF_INET6 if ":" in host else socket.AF_INET
-                self._set_address(key, family, (host, port, 0, 0)[:4 if family == socket.AF_INET6 else 2])
-        key = self._origin_at[origin]  # (one tuple an origin, not one a monitor)
-        if not literal:
-            every = min(RESOLVE_EVERY, entry.interval_ms / 1000, self._resolve_every.get(key, RESOLVE_EVERY))
-            self._resolve_every[key] = every
-            if key not in self._named:
-                self._named.add(key)
-                heapq.heappush(self._resolve_queue, (0.0, key))  # first lookups go first
-        self._origin_users[key] = self._origin_users.get(key, 0) + 1
+        key = self._use_origin(spec.host, spec.port, monitor.account_id, spec.tls, entry.interval_ms)
         mid = monitor.id
-        self.fast.add(mid, origin, spec.request, spec.table, spec.expected, entry.timeout, spec.keep_alive, spec.head,
-                      spec.follow, spec.max_body, entry.interval_ms, phase_offset(mid, entry.interval_ms), spec.resume,
-                      spec.keyword, spec.json)
+        self.fast.add(mid, self._origins[key], spec.request, spec.table, spec.expected, entry.timeout, spec.keep_alive,
+                      spec.head, spec.follow, spec.max_body, entry.interval_ms, phase_offset(mid, entry.interval_ms),
+                      spec.resume, spec.keyword, spec.json, spec.max_redirects)
         self.fast.set_quiet(mid, entry.status == "up" and not entry.failures)
         entry.compiled, entry.origin = True, key
         # Asleep, it is kept without its URL when its request line and Host give it back
@@ -402,23 +387,88 @@ class Scheduler:
             entry.short = short if short is not None else pack(monitor, url=False)
         entry.shed()
 
+    def _use_origin(self, host: str, port: int, account: int, tls: int, interval_ms: int) -> OriginKey:
+        """The compiled-path origin of ``host``/``port`` for ``account`` (``tls`` as
+        ``CompiledSpec.tls``), made on first use, with one user more; a host name is looked
+        up at least every ``interval_ms``. One origin (its idle connections, its TLS session)
+        per account: accounts never share a connection."""
+        key, literal = (host, port, account, tls), is_ip_literal(host)
+        origin = self._origins.get(key)
+        if origin is None:
+            origin = self._origins[key] = self.fast.origin(key)
+            self._origin_at[origin] = key
+            if tls:
+                self.fast.set_tls(origin, host, tls == 2, literal)
+            if literal:  # no lookup needed: usable at once
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                self._set_address(key, family, (host, port, 0, 0)[:4 if family == socket.AF_INET6 else 2])
+        key = self._origin_at[origin]  # (one tuple an origin, not one a monitor)
+        if not literal:
+            every = min(RESOLVE_EVERY, interval_ms / 1000, self._resolve_every.get(key, RESOLVE_EVERY))
+            self._resolve_every[key] = every
+            if key not in self._named:
+                self._named.add(key)
+                heapq.heappush(self._resolve_queue, (0.0, key))  # first lookups go first
+        self._origin_users[key] = self._origin_users.get(key, 0) + 1
+        return key
+
+    def _drop_origin(self, key: OriginKey) -> None:
+        """One user of ``key`` fewer; an origin no monitor uses is no longer looked up."""
+        users = self._origin_users.get(key, 1) - 1
+        if users > 0:
+            self._origin_users[key] = users
+        else:
+            self._origin_users.pop(key, None)
+            self._named.discard(key)
+            self._resolve_every.pop(key, None)
+            self.fast.forget_session(self._origins[key])
+
     def _release(self, mid: int, entry: Entry) -> None:
-        """Take a replaced or removed monitor off the compiled path; an origin no monitor uses
-        is no longer looked up."""
+        """Take a replaced or removed monitor off the compiled path, with the origins it and
+        its redirects used."""
         if not entry.compiled:
             return
         entry.compiled = False
         self.fast.remove(mid)
-        key = entry.origin
-        if key is not None:
-            users = self._origin_users.get(key, 1) - 1
-            if users > 0:
-                self._origin_users[key] = users
-            else:
-                self._origin_users.pop(key, None)
-                self._named.discard(key)
-                self._resolve_every.pop(key, None)
-                self.fast.forget_session(self._origins[key])
+        if entry.origin is not None:
+            self._drop_origin(entry.origin)
+        for key in self._hop_origins.pop(mid, ()):
+            self._drop_origin(key)
+
+    def _fast_route(self, mid: int, current: Any, status: int, location: bytes) -> tuple[Any, int, bytes] | str | None:
+        """The next hop of a compiled monitor's redirect (``HttpEngine.route``), as the
+        general checker makes it (``PreparedHttp.redirect`` from ``current``, None: the
+        monitor's URL): ``(target, engine origin, request)``, its origin made and looked up
+        like the monitor's own; the failure's text for a location the general checker cannot
+        follow; None when only the general checker can go there (TLS to a name that is not
+        ASCII). Runs once per place a monitor is sent from (the engine keeps the answer),
+        inside the engine's event handling: it makes origins, nothing else. Never raises."""
+        try:
+            entry = self.entries.get(mid)
+            if entry is not None:
+                prepared, account, interval_ms = entry.prepared, entry.account_id, entry.interval_ms
+            else:  # asleep: its definition, not woken (waking would change the engine mid-event)
+                packed = self.fast.packed(mid)
+                if packed is None:
+                    return None
+                monitor = self._whole(mid, unpack(packed))
+                prepared, account, interval_ms = http.prepare(monitor.spec), monitor.account_id, monitor.interval * 1000
+            try:
+                target = prepared.redirect(current if current is not None else prepared.first, location, status)
+            except ValueError:
+                return "redirect to an unsupported location"
+            if target.tls and not target.host.isascii():
+                return None
+            tls = (2 if prepared.verify else 1) if target.tls else 0
+            key = (target.host.strip("[]"), target.port, account, tls)
+            used = self._hop_origins.setdefault(mid, set())
+            if key not in used:
+                key = self._use_origin(*key, interval_ms)
+                used.add(key)
+            return target, self._origins[key], target.request
+        except Exception:
+            log.exception("following a redirect on the compiled path failed")
+            return None
 
     def _resolve_due(self, now: float) -> None:
         """Start the lookups that are due, a bounded number at a time."""
@@ -717,13 +767,16 @@ class Scheduler:
         except Exception:
             log.exception("recording compiled-path results failed")
 
-    def _fast_fallback(self, mid: int) -> None:
-        """The compiled path handed over a check it cannot judge: run it on the general
-        checker now (as a task: nothing may start synchronously in here). Never raises."""
+    def _fast_fallback(self, mid: int, for_good: bool = True) -> None:
+        """The compiled path handed over a check it cannot judge (``for_good``: nor any later
+        one of the monitor), or cannot take yet (a redirect to an origin not looked up yet):
+        run it on the general checker now (as a task: nothing may start synchronously in
+        here). Never raises."""
         try:
             entry = self._entry(mid)
             if entry is not None and self._loop is not None and mid not in self.inflight:
-                self._release(mid, entry)
+                if for_good:
+                    self._release(mid, entry)
                 entry.hold()
                 self.inflight[mid] = self._loop.create_task(self._run(mid, entry))
         except Exception:

@@ -9,9 +9,12 @@ have carried the checks it is meant to, and handed over the ones it is not.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import itertools
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -64,6 +67,39 @@ def _raw(payload: bytes, *, close: bool = False, pieces: int = 0) -> Any:
     return handle
 
 
+def _answering(answer: Callable[[bytes, int], bytes]) -> Any:
+    """Answer each request with ``answer(request, this server's port)``, keeping the connection
+    unless the request asks to close it."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        port = writer.get_extra_info("sockname")[1]
+        while True:
+            request = await read_request(reader)
+            writer.write(answer(request, port))
+            await writer.drain()
+            if b"connection: close" in request.lower():
+                return
+
+    return handle
+
+
+def _to(location: str, status: int = 302, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
+    return respond(status, body, {"Location": location, **(headers or {})}, "Moved")
+
+
+def _routes(table: dict[bytes, bytes], otherwise: bytes = respond(404, b"no")) -> Any:
+    """Answer by the request line's start (``b"GET /a "``)."""
+    return _answering(lambda request, _: next((v for k, v in table.items() if request.startswith(k)), otherwise))
+
+
+def _unique() -> Any:
+    """``/`` sends to a new place each time (``/n1``, ``/n2``...), each of which is a 200."""
+    count = itertools.count(1)
+    return _answering(lambda request, _: _to(f"/n{next(count)}") if request.startswith(b"GET / ")
+                      else respond(200, b"landed"))
+
+
+LANDED = respond(200, b"landed")
 JSON = b'{"status": "ok", "items": [1, 2, {"deep": null}]}'
 CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 #: A keyword split across chunks, sizes in both cases, and a zero-padded size.
@@ -77,7 +113,38 @@ CASES: dict[str, tuple[Any, dict[str, Any], str, bool]] = {
     "hang": (_hang, {"keepAlive": True, "timeout": 0.3}, "/", True),
     "reset": (_reset, {}, "/", True),
     "garbage": (_raw(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"), {"keepAlive": True}, "/", False),
-    "redirect": (redirect_handler, {"keepAlive": True}, "/start", False),
+    "redirect": (redirect_handler, {"keepAlive": True}, "/start", True),
+    # to another origin, by name: looked up (that check handed over), then followed here
+    "redirect_named": (_answering(lambda r, port: _to(f"http://localhost:{port}/final") if r.startswith(b"GET /start ")
+                                  else LANDED), {"keepAlive": True}, "/start", True),
+    "redirect_absolute": (_answering(lambda r, port: _to(f"http://127.0.0.1:{port}/b?x=1", 301)
+                                     if r.startswith(b"GET /a ") else LANDED), {}, "/a", True),
+    "redirect_chain": (_routes({b"GET /a ": _to("/b", 307), b"GET /b ": _to("c", 308), b"GET /c ": LANDED}),
+                       {"keepAlive": True, "maxRedirects": 2}, "/a", True),
+    "redirect_loop": (_routes({b"GET /": _to("/again")}), {"maxRedirects": 3}, "/", True),
+    "redirect_zero": (redirect_handler, {"maxRedirects": 0}, "/start", True),
+    "redirect_post": (_routes({b"POST /start ": _to("/final", 303), b"GET /final ": LANDED}, respond(405, b"")),
+                      {"method": "POST", "body": "x"}, "/start", True),
+    "redirect_post_307": (_routes({b"POST /start ": _to("/final", 307), b"POST /final ": LANDED}),
+                          {"method": "POST", "body": "x"}, "/start", True),
+    "redirect_head": (_routes({b"HEAD /start ": _to("/final", 301, b"x" * 99)[:-99],  # (no body to a HEAD)
+                               b"HEAD /final ": respond(200, b"hello")[:-5]}),
+                      {"method": "HEAD"}, "/start", True),
+    "redirect_keyword": (_routes({b"GET /start ": _to("/final", body=b"no word here"),
+                                  b"GET /final ": respond(200, b"the needle")}), {"keyword": "needle"}, "/start", True),
+    # (the keyword is looked for in the last response only)
+    "redirect_keyword_first": (_routes({b"GET /start ": _to("/final", body=b"the needle"),
+                                        b"GET /final ": respond(200, b"nothing")}), {"keyword": "needle"}, "/start",
+                               True),
+    "redirect_chunked": (_routes({b"GET /start ": b"HTTP/1.1 302 Found\r\nLocation: /final\r\nTransfer-Encoding: "
+                                                 b"chunked\r\n\r\n4\r\nmove\r\n0\r\n\r\n",
+                                  b"GET /final ": CHUNKED}), {"keepAlive": True}, "/start", True),
+    "redirect_to_failure": (_routes({b"GET /start ": _to("/final"), b"GET /final ": respond(500, b"")}), {},
+                            "/start", True),
+    "redirect_unsupported": (_routes({b"GET /": _to("ftp://example.com/x")}), {}, "/", True),
+    "redirect_not_followed": (redirect_handler, {"followRedirects": False}, "/start", True),
+    "redirect_empty": (_routes({b"GET /": respond(302, b"", {"Location": ""})}), {}, "/", True),
+    "redirect_unique": (_unique(), {"keepAlive": True}, "/", True),
     "chunked": (_raw(CHUNKED), {"keepAlive": True}, "/", True),
     "chunks_keyword": (_raw(CHUNKS, pieces=7), {"keepAlive": True, "keyword": "needle"}, "/", True),
     "chunks_no_keyword": (_raw(CHUNKS), {"keepAlive": True, "keyword": "needles"}, "/", True),
@@ -125,9 +192,12 @@ def _monitor(mid: int, url: str, fields: dict[str, Any]) -> Monitor:
 
 
 async def _run(compiled: bool, seconds: float) -> tuple[dict[str, list[tuple]], dict[str, int], Scheduler,
-                                                         list[Transition]]:
+                                                         list[Transition], dict[str, int]]:
+    """Outcomes by case, connections each server took, the scheduler, the status changes, and
+    how many times each case's redirects were routed (built in Python) on the compiled path."""
     rows: dict[int, list[tuple]] = {}
     transitions: list[Transition] = []
+    routed: collections.Counter[int] = collections.Counter()
 
     def sink(batch: dict[str, Any], changes: list[Transition]) -> None:
         transitions.extend(changes)
@@ -137,6 +207,14 @@ async def _run(compiled: bool, seconds: float) -> tuple[dict[str, list[tuple]], 
                                              int(batch["error_code"][i]), errors.get(i)))
 
     s = Scheduler(sink, compiled_http=compiled)
+    if s.fast is not None:
+        route = s.fast.route
+
+        def counted(mid: int, *args: Any) -> Any:
+            routed[mid] += 1
+            return route(mid, *args)
+
+        s.fast.route = counted
     peers = {name: Peer(handler) for name, (handler, _, _, _) in CASES.items()}
     async with contextlib.AsyncExitStack() as serving:
         for peer in peers.values():
@@ -153,18 +231,18 @@ async def _run(compiled: bool, seconds: float) -> tuple[dict[str, list[tuple]], 
         await s.stop()
     by_name = {name: rows.get(mid, []) for mid, name in enumerate(names, start=1)}
     connections = {name: peer.connections for name, peer in peers.items()}
-    return by_name, connections, s, transitions
+    return by_name, connections, s, transitions, {name: routed[mid] for mid, name in enumerate(names, start=1)}
 
 
 def test_the_compiled_path_gives_the_general_checkers_results() -> None:
     async def main() -> None:
-        fast, fast_conns, s, fast_changes = await _run(True, 3.6)
+        fast, fast_conns, s, fast_changes, routed = await _run(True, 3.6)
         assert s.fast is not None
         assert s.fast.fallbacks == sum(1 for c in CASES.values() if not c[3])
         # Those meant for it stayed on the compiled path (and "localhost" was looked up).
         assert [name for mid, name in enumerate(CASES, start=1) if s.fast.takes(mid)] == [
             name for name, case in CASES.items() if case[3]]
-        general, general_conns, g, _ = await _run(False, 3.6)
+        general, general_conns, g, _, _ = await _run(False, 3.6)
         assert g.fast is None
         for name in [*CASES, "refused"]:
             got, want = fast[name], general[name]
@@ -191,8 +269,29 @@ def test_the_compiled_path_gives_the_general_checkers_results() -> None:
         for name in ("redirect", "chunked", "closes", "eof_body", "silent_close", "head", "trickle",
                      "new_connection", "big_body", "http10", "host_name", "chunks_keyword", "keyword",
                      "keyword_trickle", "keyword_at_cap", "keyword_eof", "chunk_extension", "chunk_trailer", "json",
-                     "json_chunked"):
+                     "json_chunked", "redirect_named", "redirect_absolute", "redirect_chain", "redirect_post",
+                     "redirect_post_307", "redirect_head", "redirect_keyword", "redirect_chunked", "redirect_unique"):
             assert set(fast[name]) == {(True, 200, 0, None)}, name
+        # Redirects: failures worded as the general checker words them, and each place a
+        # monitor is sent from routed once (a server naming a new place each time: every time).
+        moved, redirects = (302, ErrorCode.REDIRECTS)
+        assert set(fast["redirect_loop"]) == {(False, moved, redirects, "more than 3 redirects")}
+        assert set(fast["redirect_zero"]) == {(False, moved, redirects, "more than 0 redirects")}
+        assert set(fast["redirect_to_failure"]) == {(False, 500, ErrorCode.STATUS, "status 500, expected 200-299")}
+        assert set(fast["redirect_unsupported"]) == {
+            (False, moved, ErrorCode.BAD_RESPONSE, "redirect to an unsupported location")}
+        for name in ("redirect_not_followed", "redirect_empty"):
+            assert set(fast[name]) == {(False, moved, ErrorCode.STATUS, "status 302, expected 200-299")}, name
+        assert set(fast["redirect_keyword_first"]) == {(False, 200, ErrorCode.KEYWORD, missing)}
+        hops = {"redirect_chain": 2, "redirect_loop": 2, "redirect_zero": 0, "redirect_not_followed": 0,
+                "redirect_empty": 0}
+        for name in CASES:
+            if name.startswith("redirect") and name not in ("redirect_unique", "redirect_unsupported"):
+                assert routed[name] == hops.get(name, 1), (name, routed[name])
+        assert routed["redirect_unique"] == len(fast["redirect_unique"])
+        assert routed["redirect_unsupported"] == len(fast["redirect_unsupported"])  # (not kept)
+        # A redirect to a name not looked up yet hands its first check over, once.
+        assert s.fast.detours == 1
         # Keep-alive is kept where the server allows it, and only there.
         assert fast_conns["ok"] == general_conns["ok"] == 1
         # A connection per check (a check still in flight when the run stops has connected
@@ -244,7 +343,7 @@ def test_engine_queue_overlap_removal_and_lateness() -> None:
         loop = asyncio.get_running_loop()
         buffer = ResultBuffer(64)
         finished: list[int] = []
-        engine = HttpEngine(buffer, lambda count, notable: finished.append(count), lambda mid: None)
+        engine = HttpEngine(buffer, lambda count, notable: finished.append(count), lambda mid, for_good: None)
         lateness = np.zeros(100, dtype=np.int64)
         origin_ns = time.monotonic_ns() - 5_000_000_000  # the scheduler's clock started 5 s ago
         engine.set_clock(origin_ns, lateness)
@@ -293,7 +392,7 @@ def test_engine_finds_exactly_its_monitors_among_thousands_added_and_removed() -
     from core.engine.scheduler import raw_sockaddr
     from ext import ResultBuffer
 
-    engine = HttpEngine(ResultBuffer(16), lambda count, notable: None, lambda mid: None)
+    engine = HttpEngine(ResultBuffer(16), lambda count, notable: None, lambda mid, for_good: None)
     origin = engine.origin(("127.0.0.1", 9))
     engine.set_address(origin, socket.AF_INET, raw_sockaddr(socket.AF_INET, ("127.0.0.1", 9)))
     spec = compiled_spec(prepare(_monitor(1, "http://127.0.0.1:9/", {}).spec))
@@ -341,7 +440,7 @@ def test_engine_sends_every_request_whole_through_compaction_and_partial_writes(
     async def main() -> None:
         loop = asyncio.get_running_loop()
         buffer = ResultBuffer(64)
-        engine = HttpEngine(buffer, lambda count, notable: None, lambda mid: None)
+        engine = HttpEngine(buffer, lambda count, notable: None, lambda mid, for_good: None)
         loop.add_reader(engine.fileno(), engine.on_ready)
         async with Peer(record) as peer:
             origin = engine.origin(("127.0.0.1", peer.port))
@@ -384,7 +483,8 @@ def test_engine_sends_every_request_whole_through_compaction_and_partial_writes(
             assert got == {request.split(b" ", 2)[1]: request for _, _, request, *_ in sent.values()}
             for mid in sent:
                 engine.remove(mid)
-            assert engine.memory() | {"garbage": 0} == {"arena": 0, "garbage": 0, "tails": 0, "tables": 0}
+            assert engine.memory() | {"garbage": 0} == {"arena": 0, "garbage": 0, "tails": 0, "tables": 0, "hops": 0,
+                                                         "routes": 0}
         loop.remove_reader(engine.fileno())
         engine.close()
 
@@ -402,7 +502,7 @@ def test_a_failed_status_quotes_the_monitors_own_expected_statuses() -> None:
     async def main() -> dict[int, str]:
         loop = asyncio.get_running_loop()
         buffer = ResultBuffer(16)
-        engine = HttpEngine(buffer, lambda count, notable: None, lambda mid: None)
+        engine = HttpEngine(buffer, lambda count, notable: None, lambda mid, for_good: None)
         loop.add_reader(engine.fileno(), engine.on_ready)
         async with Peer(http_handler(503)) as peer:
             origin = engine.origin(("127.0.0.1", peer.port))
@@ -471,7 +571,7 @@ def test_the_compiled_parser_agrees_with_the_general_checker(status: int, header
         loop = asyncio.get_running_loop()
         buffer = ResultBuffer(8)
         handed: list[int] = []
-        engine = HttpEngine(buffer, lambda count, notable: None, handed.append)
+        engine = HttpEngine(buffer, lambda count, notable: None, lambda mid, for_good: handed.append(mid))
         loop.add_reader(engine.fileno(), engine.on_ready)
         async with Peer(serve) as peer:
             monitor = _monitor(1, peer.url(), {"keepAlive": True, "method": method})
@@ -598,7 +698,7 @@ def test_idle_connections_are_capped_over_all_origins() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         buffer = ResultBuffer(64)
-        engine = HttpEngine(buffer, lambda count, notable: None, lambda mid: None)
+        engine = HttpEngine(buffer, lambda count, notable: None, lambda mid, for_good: None)
         engine.set_clock(time.monotonic_ns(), np.zeros(10, dtype=np.int64))
         engine.max_idle = 1
         loop.add_reader(engine.fileno(), engine.on_ready)
@@ -627,5 +727,74 @@ def test_idle_connections_are_capped_over_all_origins() -> None:
         loop.remove_reader(engine.fileno())
         engine.close()
         assert buffer.flush()["ok"].all()
+
+    uvloop.run(main())
+
+
+def test_redirect_hops_are_routed_once_a_place_kept_within_bounds_and_given_back() -> None:
+    """The engine asks ``route`` once per place a monitor is sent from, and keeps the answers
+    for at most 16 places (a server naming a new place at each check is routed every time, and
+    kept no more); a hop to an origin without an address hands that one check over, no route
+    hands the monitor over for good; what the hops hold is given back when monitors go."""
+    import time
+
+    import numpy as np
+
+    from core.checkers.http import compiled_spec, prepare
+    from core.engine.scheduler import raw_sockaddr
+    from ext import ResultBuffer
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        buffer = ResultBuffer(256)
+        handed: list[tuple[int, bool]] = []
+        engine = HttpEngine(buffer, lambda count, notable: None, lambda mid, for_good: handed.append((mid, for_good)))
+        engine.set_clock(time.monotonic_ns(), np.zeros(10, dtype=np.int64))
+        loop.add_reader(engine.fileno(), engine.on_ready)
+        nowhere = engine.origin("no address yet")
+        calls: collections.Counter[int] = collections.Counter()
+        prepared: dict[int, tuple[Any, int]] = {}
+
+        def route(mid: int, current: Any, status: int, location: bytes) -> Any:
+            calls[mid] += 1
+            if mid == 4:
+                return None
+            spec, origin = prepared[mid]
+            target = spec.redirect(current if current is not None else spec.first, location, status)
+            return target, nowhere if mid == 3 else origin, target.request
+
+        engine.route = route
+
+        async def check(mid: int) -> None:
+            assert engine.start(mid) == 1
+            while engine.inflight:
+                await asyncio.sleep(0.002)
+
+        async with Peer(_unique()) as unique, Peer(redirect_handler) as stable:
+            for mid, peer, path in ((1, unique, "/"), (2, stable, "/start"), (3, stable, "/start"),
+                                    (4, stable, "/start")):
+                origin = engine.origin(("127.0.0.1", peer.port))
+                engine.set_address(origin, socket.AF_INET, raw_sockaddr(socket.AF_INET, ("127.0.0.1", peer.port)))
+                prepared[mid] = (prepare(_monitor(mid, peer.url(path), {}).spec), origin)
+                spec = compiled_spec(prepared[mid][0])
+                assert spec is not None
+                engine.add(mid, origin, spec.request, spec.table, spec.expected, 2.0, spec.keep_alive, spec.head,
+                           spec.follow, spec.max_body, 1000, max_redirects=spec.max_redirects)
+            for _ in range(40):
+                await check(1)
+                await check(2)
+            assert calls == {1: 40, 2: 1}
+            assert engine.memory()["routes"] == 16 + 1 and engine.memory()["hops"] == 16 + 1
+            await check(3)
+            assert (handed, engine.detours, engine.takes(3)) == ([(3, False)], 1, True)
+            await check(4)
+            assert (handed[1:], engine.fallbacks, engine.takes(4)) == ([(4, True)], 1, False)
+            for mid in (1, 2, 3, 4):
+                engine.remove(mid)
+            assert (engine.memory()["routes"], engine.memory()["hops"]) == (0, 0)
+        loop.remove_reader(engine.fileno())
+        engine.close()
+        batch = buffer.flush()
+        assert len(batch["ok"]) == 80 and batch["ok"].all()
 
     uvloop.run(main())

@@ -6,7 +6,9 @@ outcomes both ways (ok, status, error code and text), the compiled path must hav
 those meant for it, and the TLS phase must be measured. The servers: good certificates (by
 name, by IP SAN, kept alive or a connection a check, with and without session resumption),
 self-signed, expired, issued for another name or by a CA nobody trusts, a server that speaks
-only TLS 1.0, ones that stall or reset mid-handshake, and a plain HTTP port.
+only TLS 1.0, ones that stall or reset mid-handshake, a plain HTTP port, and redirects: within
+a server, to the same server by another name (verified against the name it is sent to), and
+from plain HTTP to HTTPS.
 
 The trust store is the system's, extended the way users extend it: ``SSL_CERT_FILE`` names
 the test CA's bundle, read by both paths' contexts.
@@ -21,6 +23,7 @@ import socket
 import ssl
 import struct
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,7 +32,17 @@ import uvloop
 
 from core.engine.scheduler import Scheduler
 from core.models import ErrorCode, Monitor, parse_monitor
-from tests.servers import Peer, QuietHandler, ThreadedHttp, http_handler, redirect_handler, self_signed_context
+from tests.servers import (
+    Handler,
+    Peer,
+    QuietHandler,
+    ThreadedHttp,
+    http_handler,
+    read_request,
+    redirect_handler,
+    respond,
+    self_signed_context,
+)
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -38,6 +51,22 @@ def _server(cert: trustme.LeafCert) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(ctx)
     return ctx
+
+
+def _redirect_to(url: Callable[[int], str]) -> Handler:
+    """``GET /start`` is a 302 to ``url(this server's port)``; anything else a 200 (keep-alive)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        port = writer.get_extra_info("sockname")[1]
+        while True:
+            request = await read_request(reader)
+            moved = request.startswith(b"GET /start ")
+            writer.write(respond(302, b"", {"Location": url(port)}, "Found") if moved else respond(200, b"landed"))
+            await writer.drain()
+            if b"connection: close" in request.lower():
+                return
+
+    return handle
 
 
 class _Ok(QuietHandler):
@@ -129,6 +158,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                                  not_after=NOW - dt.timedelta(days=1)),
         "other_name": ca.issue_cert("example.org"),
         "stranger": stranger.issue_cert("localhost", "127.0.0.1"),
+        "name_only": ca.issue_cert("localhost"),
     }
 
 
@@ -155,7 +185,13 @@ def _cases(pki: dict[str, Any]) -> dict[str, tuple[Any, ssl.SSLContext | None, d
         "reset_in_hello": (_reset_in_hello, None, {}, "127.0.0.1", True),
         "close_in_hello": (_close_in_hello, None, {}, "127.0.0.1", True),
         "plain_port": (_plain_banner, None, {}, "127.0.0.1", True),
-        "redirect": (redirect_handler, good, {"keepAlive": True}, "127.0.0.1", False),
+        "redirect": (redirect_handler, good, {"keepAlive": True}, "127.0.0.1", True),
+        # to the same server by name: another origin, looked up (that check handed over) and verified by its name
+        "redirect_by_name": (_redirect_to(lambda port: f"https://localhost:{port}/final"), good, {}, "127.0.0.1",
+                             True),
+        # from a name its certificate holds to an address it does not
+        "redirect_by_ip": (_redirect_to(lambda port: f"https://127.0.0.1:{port}/final"), _server(pki["name_only"]),
+                           {}, "localhost", True),
     }
 
 
@@ -180,16 +216,19 @@ async def _run(cases: dict[str, Any], compiled: bool, seconds: float) -> tuple[d
     s = Scheduler(sink, compiled_http=compiled)
     peers = {name: handler if isinstance(handler, _Tls10Only) else Peer(handler, ctx)
              for name, (handler, ctx, _, _, _) in cases.items()}
+    # A plain HTTP server that sends to the HTTPS one kept alive ("from_http").
+    plain = Peer(_redirect_to(lambda _: peers["keep_alive"].url("/final", scheme="https")))
     async with contextlib.AsyncExitStack() as serving:
-        for peer in peers.values():
+        for peer in (*peers.values(), plain):
             await serving.enter_async_context(peer)
-        path = {"redirect": "/start"}
         for mid, (name, (_, _, fields, host, _)) in enumerate(cases.items(), start=1):
-            s.upsert(_monitor(mid, peers[name].url(path.get(name, "/"), scheme="https", host=host), fields))
+            path = "/start" if name.startswith("redirect") else "/"
+            s.upsert(_monitor(mid, peers[name].url(path, scheme="https", host=host), fields))
+        s.upsert(_monitor(len(cases) + 1, plain.url("/start"), {}))
         s.start(asyncio.get_running_loop())
         await asyncio.sleep(seconds)
         await s.stop()
-    names = list(cases)
+    names = [*cases, "from_http"]
     return ({name: rows.get(mid, []) for mid, name in enumerate(names, start=1)},
             {name: tls_us.get(mid, []) for mid, name in enumerate(names, start=1)}, s)
 
@@ -206,17 +245,21 @@ def test_https_on_the_compiled_path_gives_the_general_checkers_results(pki: dict
         assert s.fast is not None
         assert [name for mid, name in enumerate(cases, start=1) if s.fast.takes(mid)] == [
             name for name, case in cases.items() if case[4]]
+        assert s.fast.takes(len(cases) + 1)  # ("from_http")
         assert s.fast.fallbacks == sum(1 for case in cases.values() if not case[4])
+        assert s.fast.detours == 1  # ("redirect_by_name": its first check, while "localhost" was looked up)
         general, general_tls, g = await _run(cases, False, 3.6)
         assert g.fast is None
-        for name in cases:
+        for name in [*cases, "from_http"]:
             got, want = fast[name], general[name]
             assert len(got) >= 3 and len(want) >= 3, (name, got, want)
             assert set(got) == set(want), (name, got, want)
         ok = (True, 200, 0, None)
         for name in ("keep_alive", "new_connection", "no_resume", "by_name", "head", "self_signed_unverified",
-                     "redirect"):
+                     "redirect", "redirect_by_name", "from_http"):
             assert set(fast[name]) == {ok}, name
+        assert set(fast["redirect_by_ip"]) == {
+            (False, 0, ErrorCode.TLS, "TLS: IP address mismatch, certificate is not valid for '127.0.0.1'.")}
         assert set(fast["status"]) == {(False, 503, ErrorCode.STATUS, "status 503, expected 200-299")}
         tls = ErrorCode.TLS
         assert set(fast["self_signed"]) == {(False, 0, tls, "TLS: self-signed certificate")}

@@ -96,7 +96,7 @@ def _with_engine(body: Callable[[Any, Any, list[int], Env], Any]) -> None:
         loop = asyncio.get_running_loop()
         buffer = ResultBuffer(8)
         handed: list[int] = []
-        engine = HttpEngine(buffer, lambda count, notable: None, handed.append)
+        engine = HttpEngine(buffer, lambda count, notable: None, lambda mid, for_good: handed.append(mid))
         loop.add_reader(engine.fileno(), engine.on_ready)
         env = Env(loop)
         try:
