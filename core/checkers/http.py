@@ -613,6 +613,8 @@ async def check(prepared: PreparedHttp, ctx: CheckContext) -> CheckResult:
 async def _check_from(prepared: PreparedHttp, ctx: CheckContext, target: _Target, hops: int) -> CheckResult:
     try:
         while True:
+            if hops:  # (the phases are the last hop's: none of an earlier hop's is left)
+                ctx.dns_us = ctx.connect_us = ctx.tls_us = ctx.ttfb_us = -1
             proto = await _exchange(target, ctx, prepared, prepared.keep_alive and hops == 0)
             outcome = _evaluate(prepared, ctx, proto, target, hops)
             if isinstance(outcome, CheckResult):

@@ -201,8 +201,8 @@ def _monitor(mid: int, url: str, fields: dict[str, Any]) -> Monitor:
     return m
 
 
-async def _run(cases: dict[str, Any], compiled: bool, seconds: float) -> tuple[dict[str, list[tuple]],
-                                                                             dict[str, list[int]], Scheduler]:
+async def _run(cases: dict[str, Any], compiled: bool, seconds: float, good_cert: trustme.LeafCert
+               ) -> tuple[dict[str, list[tuple]], dict[str, list[int]], Scheduler]:
     rows: dict[int, list[tuple]] = {}
     tls_us: dict[int, list[int]] = {}
 
@@ -216,19 +216,22 @@ async def _run(cases: dict[str, Any], compiled: bool, seconds: float) -> tuple[d
     s = Scheduler(sink, compiled_http=compiled)
     peers = {name: handler if isinstance(handler, _Tls10Only) else Peer(handler, ctx)
              for name, (handler, ctx, _, _, _) in cases.items()}
-    # A plain HTTP server that sends to the HTTPS one kept alive ("from_http").
+    # A plain HTTP server that sends to the HTTPS one kept alive ("from_http"), and an HTTPS
+    # one that sends to the plain one ("to_http").
     plain = Peer(_redirect_to(lambda _: peers["keep_alive"].url("/final", scheme="https")))
+    back = Peer(_redirect_to(lambda _: plain.url("/final")), _server(good_cert))
     async with contextlib.AsyncExitStack() as serving:
-        for peer in (*peers.values(), plain):
+        for peer in (*peers.values(), plain, back):
             await serving.enter_async_context(peer)
         for mid, (name, (_, _, fields, host, _)) in enumerate(cases.items(), start=1):
             path = "/start" if name.startswith("redirect") else "/"
             s.upsert(_monitor(mid, peers[name].url(path, scheme="https", host=host), fields))
         s.upsert(_monitor(len(cases) + 1, plain.url("/start"), {}))
+        s.upsert(_monitor(len(cases) + 2, back.url("/start", scheme="https"), {}))
         s.start(asyncio.get_running_loop())
         await asyncio.sleep(seconds)
         await s.stop()
-    names = [*cases, "from_http"]
+    names = [*cases, "from_http", "to_http"]
     return ({name: rows.get(mid, []) for mid, name in enumerate(names, start=1)},
             {name: tls_us.get(mid, []) for mid, name in enumerate(names, start=1)}, s)
 
@@ -240,23 +243,23 @@ def test_https_on_the_compiled_path_gives_the_general_checkers_results(pki: dict
     cases = _cases(pki)
 
     async def main() -> None:
-        fast, fast_tls, s = await _run(cases, True, 3.6)
+        fast, fast_tls, s = await _run(cases, True, 3.6, pki["good"])
         n = len(pki["resumed"])  # connections the compiled run made to "new_connection"
         assert s.fast is not None
         assert [name for mid, name in enumerate(cases, start=1) if s.fast.takes(mid)] == [
             name for name, case in cases.items() if case[4]]
-        assert s.fast.takes(len(cases) + 1)  # ("from_http")
+        assert s.fast.takes(len(cases) + 1) and s.fast.takes(len(cases) + 2)  # ("from_http", "to_http")
         assert s.fast.fallbacks == sum(1 for case in cases.values() if not case[4])
         assert s.fast.detours == 1  # ("redirect_by_name": its first check, while "localhost" was looked up)
-        general, general_tls, g = await _run(cases, False, 3.6)
+        general, general_tls, g = await _run(cases, False, 3.6, pki["good"])
         assert g.fast is None
-        for name in [*cases, "from_http"]:
+        for name in [*cases, "from_http", "to_http"]:
             got, want = fast[name], general[name]
             assert len(got) >= 3 and len(want) >= 3, (name, got, want)
             assert set(got) == set(want), (name, got, want)
         ok = (True, 200, 0, None)
         for name in ("keep_alive", "new_connection", "no_resume", "by_name", "head", "self_signed_unverified",
-                     "redirect", "redirect_by_name", "from_http"):
+                     "redirect", "redirect_by_name", "from_http", "to_http"):
             assert set(fast[name]) == {ok}, name
         assert set(fast["redirect_by_ip"]) == {
             (False, 0, ErrorCode.TLS, "TLS: IP address mismatch, certificate is not valid for '127.0.0.1'.")}
@@ -279,6 +282,9 @@ def test_https_on_the_compiled_path_gives_the_general_checkers_results(pki: dict
         for name in ("new_connection", "no_resume", "by_name"):
             assert all(t >= 0 for t in fast_tls[name]) and all(t >= 0 for t in general_tls[name]), name
         assert fast_tls["keep_alive"][0] >= 0 and -1 in fast_tls["keep_alive"][1:]
+        # A redirected check's phases are its last hop's, both ways: a handshake there or none.
+        for tls_us in (fast_tls, general_tls):
+            assert all(t >= 0 for t in tls_us["from_http"]) and set(tls_us["to_http"]) == {-1}, tls_us
         # Sessions are resumed where asked (every connection after the first), never where not
         # (as the servers saw it), and the general checker never resumes.
         resumed, not_resumed = pki["resumed"], pki["not_resumed"]
