@@ -222,6 +222,8 @@ cdef struct Origin:
     int32_t dns_us        # the last lookup's time until a check reports it, else -1
     char *name            # TLS: the name sent as SNI and verified (malloc'd), else NULL
     ossl.SSL_SESSION *session  # TLS: the newest session the server gave, for resumption
+    int32_t session_prev  # origins holding a session, most recently given or offered first
+    int32_t session_next
     int64_t verified_until     # TLS: the chain last verified (its digest below) holds until then
     unsigned char verified[32]
 
@@ -405,6 +407,13 @@ cdef class HttpEngine:
         readonly Py_ssize_t handshakes
         readonly Py_ssize_t resumed
         readonly Py_ssize_t verify_skipped
+        #: TLS sessions kept (one an origin at most), and how many are kept at most: past it
+        #: the one given or offered longest ago is dropped (about 7.7 KB each, its server's
+        #: chain included).
+        readonly Py_ssize_t sessions
+        public Py_ssize_t max_sessions
+        int32_t _session_head
+        int32_t _session_tail
         readonly Py_ssize_t skipped_overlap
         readonly Py_ssize_t queued
         #: Monitors whose state this engine keeps (``sleep``).
@@ -462,6 +471,8 @@ cdef class HttpEngine:
         self.max_idle = 4096
         self.close_with_reset = True
         self._lru_head = self._lru_tail = -1
+        self._session_head = self._session_tail = -1
+        self.max_sessions = 100_000
         self._origin_ns = mono_ns()
 
     def __dealloc__(self):
@@ -522,6 +533,7 @@ cdef class HttpEngine:
         memset(&self._origins[i], 0, sizeof(Origin))
         self._origins[i].idle_head = -1
         self._origins[i].dns_us = -1
+        self._origins[i].session_prev = self._origins[i].session_next = -1
         self._norigins = i + 1
         self._origin_ids[key] = i
         return i
@@ -612,9 +624,42 @@ cdef class HttpEngine:
         if not 0 <= origin < self._norigins:
             return
         self._origins[origin].verified_until = 0
-        if self._origins[origin].session != NULL:
-            ossl.SSL_SESSION_free(self._origins[origin].session)
-            self._origins[origin].session = NULL
+        self._drop_session(origin)
+
+    cdef void _drop_session(self, int32_t origin) noexcept:
+        cdef Origin *o = &self._origins[origin]
+        if o.session == NULL:
+            return
+        ossl.SSL_SESSION_free(o.session)
+        o.session = NULL
+        self._session_unlink(origin)
+        self.sessions -= 1
+
+    cdef void _session_unlink(self, int32_t origin) noexcept:
+        cdef Origin *o = &self._origins[origin]
+        if o.session_prev >= 0:
+            self._origins[o.session_prev].session_next = o.session_next
+        else:
+            self._session_head = o.session_next
+        if o.session_next >= 0:
+            self._origins[o.session_next].session_prev = o.session_prev
+        else:
+            self._session_tail = o.session_prev
+        o.session_prev = o.session_next = -1
+
+    cdef void _session_first(self, int32_t origin) noexcept:
+        """Put ``origin`` (holding a session, linked or not) at the head of the list."""
+        cdef Origin *o = &self._origins[origin]
+        if self._session_head == origin:
+            return
+        if o.session_prev >= 0 or o.session_next >= 0 or self._session_tail == origin:
+            self._session_unlink(origin)
+        o.session_next = self._session_head
+        if self._session_head >= 0:
+            self._origins[self._session_head].session_prev = origin
+        else:
+            self._session_tail = origin
+        self._session_head = origin
 
     def has_session(self, int origin) -> bool:
         return 0 <= origin < self._norigins and self._origins[origin].session != NULL
@@ -664,11 +709,16 @@ cdef class HttpEngine:
         if not 0 <= origin < self._norigins:
             return 0
         o = &self._origins[origin]
-        if not o.tls:
+        if not o.tls or self.max_sessions <= 0:
             return 0
         if o.session != NULL:
             ossl.SSL_SESSION_free(o.session)
+        else:
+            self.sessions += 1
         o.session = session
+        self._session_first(<int32_t>origin)
+        while self.sessions > self.max_sessions and self._session_tail >= 0:
+            self._drop_session(self._session_tail)
         return 1
 
     def add(self, int64_t monitor_id, int origin, bytes request not None, bytes expected not None,
@@ -1287,9 +1337,9 @@ cdef class HttpEngine:
         if m.resume and o.session != NULL:
             if session_usable(o.session):
                 ossl.SSL_set_session(ssl, o.session)
+                self._session_first(c.origin)
             else:
-                ossl.SSL_SESSION_free(o.session)
-                o.session = NULL
+                self._drop_session(c.origin)
         ossl.ERR_clear_error()
         c.state = C_HANDSHAKE
         self._flight[m.pos].tls_ns = mono_ns()

@@ -190,6 +190,7 @@ class Scheduler:
             # HTTPS as the general checker's context makes it (the same OpenSSL in-process).
             self.fast.configure_tls(*http.tls_settings(ssl.create_default_context()))
             self.fast.json_judge = http.json_problem  # (the general checker's own judge)
+            self.fast.max_sessions = _env_count("XUPTIME_TLS_SESSIONS", self.fast.max_sessions)
             self.fast.route = self._fast_route
         #: Compiled-path origins: (host, port, account, TLS) -> engine origin index, and how many monitors use
         #: each. Origins given by a host name are looked up when first used and then every
@@ -792,6 +793,17 @@ class Scheduler:
         if batch is None:
             batch = _empty_batch()
         self.on_flush(batch, transitions)
+
+
+def _env_count(name: str, default: int) -> int:
+    """A count from the environment (a whole number from 0), else ``default``."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if not raw.strip().isdigit():
+        log.warning("%s=%r is not a whole number: %d is used", name, raw, default)
+        return default
+    return int(raw)
 
 
 def _empty_batch() -> dict[str, Any]:

@@ -358,3 +358,61 @@ def test_a_monitor_without_resumption_verifies_every_handshake(pki: dict[str, An
             assert s.fast.resumed == 0 and s.fast.verify_skipped == 0
 
     uvloop.run(main())
+
+
+def test_kept_sessions_are_capped_the_longest_unused_dropped_first(pki: dict[str, Any]) -> None:
+    """Past ``max_sessions`` the session given or offered longest ago is dropped, whatever its
+    origin: its next check makes a full handshake, the others still resume."""
+    import time
+
+    import numpy as np
+
+    from core.checkers.http import compiled_spec, prepare, tls_settings
+    from core.engine.scheduler import raw_sockaddr
+    from ext import HttpEngine, ResultBuffer
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        buffer = ResultBuffer(64)
+        engine = HttpEngine(buffer, lambda count, notable: None, lambda mid, for_good: None)
+        engine.set_clock(time.monotonic_ns(), np.zeros(10, dtype=np.int64))
+        engine.configure_tls(*tls_settings(ssl.create_default_context()), cafile=str(pki["bundle"]))
+        engine.max_sessions = 3
+        loop.add_reader(engine.fileno(), engine.on_ready)
+
+        async def check(mid: int) -> bool:
+            """Whether the check resumed a session."""
+            resumed = engine.resumed
+            assert engine.start(mid) == 1
+            while engine.inflight:
+                await asyncio.sleep(0.002)
+            return engine.resumed > resumed
+
+        async with Peer(http_handler(), _server(pki["good"])) as peer:
+            origins = {}
+            for mid in range(1, 6):  # five origins of one server (as five accounts would have)
+                origins[mid] = origin = engine.origin(("127.0.0.1", peer.port, mid))
+                engine.set_address(origin, socket.AF_INET, raw_sockaddr(socket.AF_INET, ("127.0.0.1", peer.port)))
+                engine.set_tls(origin, "127.0.0.1", True, True)
+                spec = compiled_spec(prepare(_monitor(mid, peer.url(scheme="https"), {}).spec))
+                assert spec is not None
+                engine.add(mid, origin, spec.request, spec.table, spec.expected, 2.0, False, False, True, spec.max_body)
+            for mid in range(1, 6):
+                assert not await check(mid)
+            await asyncio.sleep(0.05)  # (TLS 1.3 tickets come after the handshake)
+            assert engine.sessions == 3
+            assert [engine.has_session(origins[mid]) for mid in range(1, 6)] == [False, False, True, True, True]
+            assert await check(3)  # offered: now the most recent
+            assert not await check(1)  # a full handshake; its session drops 4's, the longest unused
+            await asyncio.sleep(0.05)
+            assert [engine.has_session(origins[mid]) for mid in range(1, 6)] == [True, False, True, False, True]
+            assert await check(5) and not await check(4)  # (4's session drops 3's)
+            await asyncio.sleep(0.05)
+            engine.forget_session(origins[1])
+            assert engine.sessions == 2
+            assert [engine.has_session(origins[mid]) for mid in range(1, 6)] == [False, False, False, True, True]
+        loop.remove_reader(engine.fileno())
+        engine.close()
+        assert buffer.flush()["ok"].all()
+
+    uvloop.run(main())
