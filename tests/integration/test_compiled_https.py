@@ -416,3 +416,10 @@ def test_kept_sessions_are_capped_the_longest_unused_dropped_first(pki: dict[str
         assert buffer.flush()["ok"].all()
 
     uvloop.run(main())
+
+
+def test_the_session_cap_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XUPTIME_TLS_SESSIONS", "250")
+    assert Scheduler(lambda batch, _: None, compiled_http=True).fast.max_sessions == 250
+    monkeypatch.setenv("XUPTIME_TLS_SESSIONS", "lots")  # (not a count: the default, with a warning)
+    assert Scheduler(lambda batch, _: None, compiled_http=True).fast.max_sessions == 100_000
