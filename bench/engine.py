@@ -19,6 +19,8 @@ and gets the same warm-up before its measured window:
   a full handshake each time on the port without resumption (as wrk): with the default
   ``tlsResume`` (the chain verified once, then recognised), with it off (every chain
   verified), and unverified (as wrk); then resumed (the port with tickets); then kept alive.
+  Redirects: monitors of ``/moved``, a 302 to ``/`` (kept alive to the first, a new
+  connection to the second, as the general checker follows them), beside new connections.
   A separate steady run at 20k monitors/s
   measures lateness, and a run with 100k monitors at 60 s measures memory once every monitor
   has been checked twice (steady state).
@@ -167,6 +169,8 @@ http {{
     server {{
         {listens}
         location /flap {{ if ($flap) {{ return 500 "flap\\n"; }} return 200 "ok\\n"; }}
+        # /moved sends to / (a redirect to follow: two requests a check)
+        location /moved {{ absolute_redirect off; return 302 /; }}
         location / {{ return {status} "{body}\\n"; }}
     }}
     server {{
@@ -459,7 +463,8 @@ def run_engine(workdir: Path, name: str, urls: list[str], monitors: int, seconds
             "workers_cpu_share": win["workers_cpu_s"] / ((t1 - t0) / 1e6),
             "inflight_limit": sum(w.get("inflightLimit", 0) for w in s1["workers"]),
             "tls_handshakes": s1.get("tlsHandshakes", 0) - s0.get("tlsHandshakes", 0),
-            "tls_resumed": s1.get("tlsResumed", 0) - s0.get("tlsResumed", 0)}
+            "tls_resumed": s1.get("tlsResumed", 0) - s0.get("tlsResumed", 0),
+            "handed_over": s1.get("handedOver", 0)}
 
 
 def memory_run(workdir: Path, nginx: Nginx, monitors: int, rounds: int = 2) -> dict[str, Any]:
@@ -504,7 +509,7 @@ def main() -> None:
     seconds = 4 if args.quick else 10
     sizes = {"keepalive": 150_000 if args.quick else 200_000, "newconn": 50_000 if args.quick else 60_000,
              "tls": 3_000 if args.quick else 5_000, "tls_resume": 10_000 if args.quick else 20_000,
-             "tls_keepalive": 60_000 if args.quick else 100_000,
+             "tls_keepalive": 60_000 if args.quick else 100_000, "redirect": 30_000 if args.quick else 40_000,
              "steady": 20_000, "memory": 100_000}
     out: dict[str, Any] = {"bench": "engine", "quick": args.quick, "seconds": seconds}
     shares: dict[str, float] = {}
@@ -530,6 +535,8 @@ def main() -> None:
         log(f"xuptime new connection per check (FIN close), {sizes['newconn']} monitors at 1 s")
         fin = run_engine(workdir, "fin", urls, sizes["newconn"], seconds, keep_alive=False,
                          env={"XUPTIME_CLOSE": "fin"})
+        log(f"xuptime redirect followed (keep-alive, then a new connection), {sizes['redirect']} monitors at 1 s")
+        moved = run_engine(workdir, "redirect", [nginx.url() + "moved"], sizes["redirect"], seconds, keep_alive=True)
         log(f"xuptime HTTPS new connection per check (no resumption), {sizes['tls']} monitors at 1 s")
         ca = str(nginx.dir / "ca.pem")
         tls = run_engine(workdir, "tls", [nginx.https_url], sizes["tls"], seconds, keep_alive=False,
@@ -551,7 +558,7 @@ def main() -> None:
         log(f"xuptime memory, {sizes['memory']} monitors at 60 s, after two rounds")
         memory = memory_run(workdir, nginx, sizes["memory"])
     for name, run in (("xuptime_keepalive", ka), ("xuptime_keyword", kw), ("xuptime_newconn", nc),
-                      ("xuptime_newconn_fin", fin),
+                      ("xuptime_newconn_fin", fin), ("xuptime_redirect", moved),
                       ("xuptime_https", tls), ("xuptime_https_every", every), ("xuptime_https_unverified", unverified),
                       ("xuptime_https_resumed", resumed), ("xuptime_https_keepalive", tls_ka),
                       ("xuptime_steady", steady)):
@@ -563,6 +570,8 @@ def main() -> None:
         "keyword_vs_plain": round(kw["cps"] / ka["cps"], 3),
         "engine_newconn_cps": round(nc["cps"]),
         "engine_newconn_fin_cps": round(fin["cps"]),
+        "engine_redirect_cps": round(moved["cps"]),
+        "redirect_vs_newconn": round(moved["cps"] / nc["cps"], 3),
         "engine_https_newconn_cps": round(tls["cps"]),
         "engine_https_every_cps": round(every["cps"]),
         "engine_https_unverified_cps": round(unverified["cps"]),
@@ -585,7 +594,7 @@ def main() -> None:
         "newconn_vs_aiohttp_naive": round(nc["cps"] / out["aiohttp_naive_cps"], 2),
         "newconn_vs_blackbox": round(nc["cps"] / out["blackbox_cps"], 2),
         "ok_shares": {k: round(v, 5) for k, v in shares.items()},
-        "runs": {"keepalive": ka, "keyword": kw, "newconn": nc, "newconn_fin": fin, "https": tls,
+        "runs": {"keepalive": ka, "keyword": kw, "newconn": nc, "newconn_fin": fin, "redirect": moved, "https": tls,
                  "https_every": every, "https_unverified": unverified, "https_resumed": resumed,
                  "https_keepalive": tls_ka, "steady": steady,
                  "memory": memory},
@@ -643,6 +652,9 @@ def print_table(o: dict[str, Any]) -> None:
          f"{o['newconn_vs_blackbox']:.1f} x blackbox"),
         ("xuptime new connection (FIN)", f"{o['engine_newconn_fin_cps']:,} checks/s",
          f"{o['newconn_fin_vs_wrk_close']:.2f} x wrk close (which closes with a FIN too)"),
+        ("xuptime redirect followed", f"{o['engine_redirect_cps']:,} checks/s",
+         f"{o['redirect_vs_newconn']:.2f} x new connection (RST); two requests a check, the second on a new "
+         f"connection; {r['redirect']['handed_over']:,} monitors handed over"),
         ("wrk HTTPS keep-alive", f"{o['wrk_https_keepalive_rps']:,} req/s", ""),
         ("xuptime HTTPS new connection", f"{o['engine_https_newconn_cps']:,} checks/s",
          f"{o['https_newconn_vs_wrk']:.2f} x wrk HTTPS close (full handshakes, the chain verified once); "

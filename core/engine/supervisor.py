@@ -240,7 +240,8 @@ class Engine:
         """Totals over all workers and their previous incarnations."""
         lateness = np.zeros(LATENESS_BUCKETS, dtype=np.int64)
         out: dict[str, Any] = {"workers": [], "checks": 0, "inflight": 0, "queued": 0, "skippedOverlap": 0,
-                               "dropped": 0, "rssBytes": 0, "tlsHandshakes": 0, "tlsResumed": 0}
+                               "dropped": 0, "rssBytes": 0, "tlsHandshakes": 0, "tlsResumed": 0,
+                               "handedOver": 0, "detours": 0}
         for h in self.workers:
             lateness += h.base_lateness
             out["checks"] += h.base_checks
@@ -259,6 +260,8 @@ class Engine:
             out["rssBytes"] += s.rss_bytes
             out["tlsHandshakes"] += s.tls_handshakes
             out["tlsResumed"] += s.tls_resumed
+            out["handedOver"] += s.handed_over
+            out["detours"] += s.detours
         total = int(lateness.sum())
         cumulative = np.cumsum(lateness)
         for q, key in ((0.5, "latenessP50Ms"), (0.99, "latenessP99Ms")):

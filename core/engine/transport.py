@@ -93,6 +93,10 @@ class Stats(Frame, tag="stats"):
     #: them resumed a session.
     tls_handshakes: int = 0
     tls_resumed: int = 0
+    #: Monitors the compiled path handed to the general checkers for good, and checks it
+    #: handed over once (a redirect to a name not looked up yet).
+    handed_over: int = 0
+    detours: int = 0
 
 
 class Push(Frame, tag="push"):

@@ -93,7 +93,9 @@ class Worker:
                      dropped=self.dropped_rows + s.buffer.dropped, lateness_ms=s.lateness.tobytes(),
                      rss_bytes=rss_bytes(), limit=s.limit,
                      tls_handshakes=s.fast.handshakes if s.fast is not None else 0,
-                     tls_resumed=s.fast.resumed if s.fast is not None else 0)
+                     tls_resumed=s.fast.resumed if s.fast is not None else 0,
+                     handed_over=s.fast.fallbacks if s.fast is not None else 0,
+                     detours=s.fast.detours if s.fast is not None else 0)
 
     async def _stats_loop(self) -> None:
         while True:
