@@ -20,6 +20,8 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response, get
+from litestar.di import NamedDependency as Named
+from litestar.params import FromPath
 
 import core.agent
 from api.history import series_query
@@ -400,7 +402,8 @@ def _bucket(r: tuple) -> dict[str, Any]:
 
 @get("/monitors/{monitor_id:int}/metrics", operation_id="getMonitorMetrics", tags=["history"],
      responses=ERROR_RESPONSES)
-async def agent_metrics(request: Request[int, Any, Any], agents: AgentService, monitor_id: int) -> Response[bytes]:
+async def agent_metrics(request: Request[int, Any, Any], agents: Named[AgentService],
+                        monitor_id: FromPath[int]) -> Response[bytes]:
     """An agent monitor's reports (``interval=raw``, the default) or buckets (``1m``, ``5m``,
     ``1h``, ``1d``: averages and maxima, each disk's fullest), newest first."""
     interval, limit, start, end, before = series_query(request.query_params, "metrics")

@@ -23,6 +23,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, DataTransformerConfig, VariableRefresh
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from litestar import Response, get
+from litestar.params import FromPath
 
 from api.errors import NotFound
 
@@ -137,7 +138,7 @@ def dashboard_json(name: str) -> str:
 
 
 @get("/grafana/dashboards/{name:str}", include_in_schema=False, sync_to_thread=False)
-def grafana_dashboard(name: str) -> Response[str]:
+def grafana_dashboard(name: FromPath[str]) -> Response[str]:
     """One dashboard's JSON (``name``: ``overview.json``, ``monitor.json`` or ``host.json``)."""
     stem = name.removesuffix(".json")
     if not name.endswith(".json") or stem not in DASHBOARDS:

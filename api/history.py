@@ -24,6 +24,8 @@ from typing import Any
 import msgspec
 import numpy as np
 from litestar import MediaType, Request, Response, get, patch
+from litestar.di import NamedDependency as Named
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from api.errors import BadRequest
@@ -146,8 +148,9 @@ def series_query(params: Any, what: str) -> tuple[str, int, int | None, int | No
 
 @get("/monitors/{monitor_id:int}/history", operation_id="getMonitorHistory", tags=["history"],
      responses=ERROR_RESPONSES)
-async def monitor_history(request: Request[int, Any, Any], monitors: MonitorService, history: HistoryService,
-                          monitor_id: int) -> Response[Any]:
+async def monitor_history(request: Request[int, Any, Any], monitors: Named[MonitorService],
+                          history: Named[HistoryService],
+                          monitor_id: FromPath[int]) -> Response[Any]:
     """Checks or time buckets of one monitor, newest first; with ``format=csv|parquet``, the
     whole range as a file, oldest first, streamed."""
     interval, limit, start, end, before = series_query(request.query_params, "history")
@@ -224,8 +227,8 @@ async def _history(history: HistoryService, account: int, monitor_id: int, inter
 
 
 @get("/monitors/{monitor_id:int}/uptime", operation_id="getMonitorUptime", tags=["history"], responses=ERROR_RESPONSES)
-async def monitor_uptime(request: Request[int, Any, Any], history: HistoryService,
-                         monitor_id: int) -> dict[str, Any]:
+async def monitor_uptime(request: Request[int, Any, Any], history: Named[HistoryService],
+                         monitor_id: FromPath[int]) -> dict[str, Any]:
     """Uptime ratio, check count and downtime per window (default 24h,7d,30d)."""
     raw = request.query_params.get("windows") or "24h,7d,30d"
     windows = []
@@ -241,14 +244,14 @@ async def monitor_uptime(request: Request[int, Any, Any], history: HistoryServic
 
 
 @get("/settings/retention", operation_id="getRetention", tags=["history"], responses=ERROR_RESPONSES)
-async def get_retention(request: Request[int, Any, Any], history: HistoryService) -> dict[str, Any]:
+async def get_retention(request: Request[int, Any, Any], history: Named[HistoryService]) -> dict[str, Any]:
     """How long the server keeps each tier of history: ``raw`` checks (and agents' reports),
     ``hourly`` and ``daily`` rollups, each a duration (``90d``, ``2y``) or ``forever``."""
     return {"data": history.retention(request.user).text()}
 
 
 @patch("/settings/retention", operation_id="updateRetention", tags=["history"], responses=WRITE_RESPONSES)
-async def update_retention(request: Request[int, Any, Any], history: HistoryService) -> dict[str, Any]:
+async def update_retention(request: Request[int, Any, Any], history: Named[HistoryService]) -> dict[str, Any]:
     """Change some tiers (``{"raw": "30d"}``; the others stay), for the whole server: only an
     admin of its own account may. Rows past the new retention go within a minute; a tier
     is never kept shorter than a finer one (raw <= hourly <= daily)."""

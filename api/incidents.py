@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get
+from litestar.di import NamedDependency as Named
+from litestar.params import FromPath
 
 from api.monitors import decode_cursor, encode_cursor, parse_limit
 from api.schemas import ERROR_RESPONSES
@@ -24,15 +26,16 @@ async def _page(request: Request[int, Any, Any], history: HistoryService, monito
 
 
 @get("/incidents", operation_id="listIncidents", tags=["incidents"], responses=ERROR_RESPONSES)
-async def list_incidents(request: Request[int, Any, Any], history: HistoryService) -> dict[str, Any]:
+async def list_incidents(request: Request[int, Any, Any], history: Named[HistoryService]) -> dict[str, Any]:
     """The account's incidents, newest first."""
     return await _page(request, history, None)
 
 
 @get("/monitors/{monitor_id:int}/incidents", operation_id="listMonitorIncidents", tags=["incidents"],
      responses=ERROR_RESPONSES)
-async def list_monitor_incidents(request: Request[int, Any, Any], history: HistoryService, monitors: MonitorService,
-                                 monitor_id: int) -> dict[str, Any]:
+async def list_monitor_incidents(request: Request[int, Any, Any], history: Named[HistoryService],
+                                 monitors: Named[MonitorService],
+                                 monitor_id: FromPath[int]) -> dict[str, Any]:
     """One monitor's incidents, newest first."""
     monitors.require(request.user, monitor_id)  # (another account's: 404 before any query error)
     return await _page(request, history, monitor_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
+from litestar.di import NamedDependency as Named
+from litestar.params import FromPath
 
 from api.errors import BadRequest, NotFound
 from api.monitors import id_page, json_body
@@ -21,13 +23,13 @@ class ApiKeyController(Controller):
     tags = ["api-keys"]
 
     @get("/", operation_id="listApiKeys", responses=ERROR_RESPONSES)
-    async def list_keys(self, request: Request[int, Any, Any], accounts: AccountService) -> dict[str, Any]:
+    async def list_keys(self, request: Request[int, Any, Any], accounts: Named[AccountService]) -> dict[str, Any]:
         """The account's keys, oldest first, 25 at a time by default: prefix, name, created,
         last used (written at most once a minute), revoked."""
         return id_page(request, await accounts.keys(request.user))
 
     @post("/", operation_id="createApiKey", status_code=201, responses=ERROR_RESPONSES)
-    async def create_key(self, request: Request[int, Any, Any], accounts: AccountService) -> dict[str, Any]:
+    async def create_key(self, request: Request[int, Any, Any], accounts: Named[AccountService]) -> dict[str, Any]:
         """Create a key (``scope``: ``full``, the default, or ``read``: GET and HEAD only,
         outside the monthly quota, for dashboards); the response is the only time its secret
         is shown."""
@@ -46,7 +48,7 @@ class ApiKeyController(Controller):
         return {"data": await accounts.create_key(request.user, name, scope)}
 
     @delete("/{key_id:int}", operation_id="revokeApiKey", status_code=200, responses=ERROR_RESPONSES)
-    async def revoke_key(self, request: Request[int, Any, Any], accounts: AccountService, key_id: int
+    async def revoke_key(self, request: Request[int, Any, Any], accounts: Named[AccountService], key_id: FromPath[int]
                          ) -> dict[str, Any]:
         """Revoke a key; it stops working at once."""
         try:

@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 from litestar import Request, get
+from litestar.di import NamedDependency as Named
 from litestar.response import Stream
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -233,8 +234,8 @@ class _Results(Collector):
 
 
 @get("/metrics", include_in_schema=False)
-async def metrics(request: Request[Any, Any, Any], monitors: MonitorService, accounts: AccountService,
-                  system: SystemService, agents: AgentService, history: HistoryService) -> Stream:
+async def metrics(request: Request[Any, Any, Any], monitors: Named[MonitorService], accounts: Named[AccountService],
+                  system: Named[SystemService], agents: Named[AgentService], history: Named[HistoryService]) -> Stream:
     """The account's monitors for Prometheus (API key required), its agents, and whether
     results are being kept: waiting in memory for a full disk, or dropped."""
     account_id = accounts.authenticate(key_from(request))

@@ -16,6 +16,8 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency as Named
+from litestar.params import FromPath
 
 from api.errors import ApiError, BadRequest, RequestTimeout
 from api.schemas import ERROR_RESPONSES, WRITE_RESPONSES
@@ -173,7 +175,7 @@ class MonitorController(Controller):
     tags = ["monitors"]
 
     @get("/", operation_id="listMonitors", responses=ERROR_RESPONSES)
-    async def list_monitors(self, request: Request[int, Any, Any], monitors: MonitorService) -> dict[str, Any]:
+    async def list_monitors(self, request: Request[int, Any, Any], monitors: Named[MonitorService]) -> dict[str, Any]:
         """List the account's monitors, 25 at a time by default."""
         params = request.query_params
         limit = parse_limit(params.get("limit"))
@@ -195,12 +197,12 @@ class MonitorController(Controller):
         return {"data": data, "pagination": {"limit": limit, "nextCursor": next_cursor, "total": total}}
 
     @post("/", operation_id="createMonitor", status_code=201, responses=WRITE_RESPONSES)
-    async def create_monitor(self, request: Request[int, Any, Any], monitors: MonitorService) -> dict[str, Any]:
+    async def create_monitor(self, request: Request[int, Any, Any], monitors: Named[MonitorService]) -> dict[str, Any]:
         """Create a monitor; its first check runs within one interval."""
         return _answer(monitors, await monitors.create(request.user, await json_body(request)))
 
     @post("/bulk", operation_id="createMonitors", status_code=201, responses=WRITE_RESPONSES)
-    async def create_monitors(self, request: Request[int, Any, Any], monitors: MonitorService) -> dict[str, Any]:
+    async def create_monitors(self, request: Request[int, Any, Any], monitors: Named[MonitorService]) -> dict[str, Any]:
         """Create up to 1,000 monitors at once, all or none (for imports)."""
         body = await json_body(request)
         items = body.get("monitors") if isinstance(body, dict) else None
@@ -210,35 +212,35 @@ class MonitorController(Controller):
         return {"data": [monitor_body(m, times, monitors.last_check(m.id)) for m, times in created]}
 
     @get("/{monitor_id:int}", operation_id="getMonitor", responses=ERROR_RESPONSES)
-    async def get_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
-                          monitor_id: int) -> dict[str, Any]:
+    async def get_monitor(self, request: Request[int, Any, Any], monitors: Named[MonitorService],
+                          monitor_id: FromPath[int]) -> dict[str, Any]:
         """One monitor."""
         return _answer(monitors, await monitors.get(request.user, monitor_id))
 
     @patch("/{monitor_id:int}", operation_id="updateMonitor", responses=WRITE_RESPONSES)
-    async def update_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
-                             monitor_id: int) -> dict[str, Any]:
+    async def update_monitor(self, request: Request[int, Any, Any], monitors: Named[MonitorService],
+                             monitor_id: FromPath[int]) -> dict[str, Any]:
         """Change some fields of a monitor; the type cannot change."""
         await monitors.get(request.user, monitor_id)  # (another account's: 404 before any body error)
         return _answer(monitors, await monitors.update(request.user, monitor_id, await json_body(request)))
 
     @delete("/{monitor_id:int}", operation_id="deleteMonitor", status_code=200, responses=ERROR_RESPONSES)
-    async def delete_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
-                             monitor_id: int) -> dict[str, Any]:
+    async def delete_monitor(self, request: Request[int, Any, Any], monitors: Named[MonitorService],
+                             monitor_id: FromPath[int]) -> dict[str, Any]:
         """Delete a monitor with its history."""
         await monitors.delete(request.user, monitor_id)
         request.app.state.wire_cache.pop(monitor_id)
         return {"data": {"id": monitor_id, "deleted": True}}
 
     @post("/{monitor_id:int}/pause", operation_id="pauseMonitor", status_code=200, responses=ERROR_RESPONSES)
-    async def pause_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
-                            monitor_id: int) -> dict[str, Any]:
+    async def pause_monitor(self, request: Request[int, Any, Any], monitors: Named[MonitorService],
+                            monitor_id: FromPath[int]) -> dict[str, Any]:
         """Stop checking a monitor (no results, no alerts) until resumed."""
         return _answer(monitors, await monitors.set_paused(request.user, monitor_id, True))
 
     @post("/{monitor_id:int}/resume", operation_id="resumeMonitor", status_code=200, responses=ERROR_RESPONSES)
-    async def resume_monitor(self, request: Request[int, Any, Any], monitors: MonitorService,
-                             monitor_id: int) -> dict[str, Any]:
+    async def resume_monitor(self, request: Request[int, Any, Any], monitors: Named[MonitorService],
+                             monitor_id: FromPath[int]) -> dict[str, Any]:
         """Check a paused monitor again; it starts as pending."""
         return _answer(monitors, await monitors.set_paused(request.user, monitor_id, False))
 

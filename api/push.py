@@ -15,6 +15,8 @@ import math
 from typing import Any
 
 from litestar import Request, route
+from litestar.di import NamedDependency as Named
+from litestar.params import FromPath
 
 from api.errors import BadRequest
 from core.services import MonitorService
@@ -24,7 +26,8 @@ __all__ = ["push_heartbeat", "push_start"]
 
 @route("/api/push/{token:str}", http_method=["GET", "POST"], include_in_schema=False,
        status_code=200)
-async def push_heartbeat(request: Request[Any, Any, Any], monitors: MonitorService, token: str) -> dict[str, Any]:
+async def push_heartbeat(request: Request[Any, Any, Any], monitors: Named[MonitorService],
+                         token: FromPath[str]) -> dict[str, Any]:
     """Tell a push monitor that its job ran (or failed)."""
     params = request.query_params
     errors = []
@@ -49,7 +52,7 @@ async def push_heartbeat(request: Request[Any, Any, Any], monitors: MonitorServi
 
 
 @route("/api/push/{token:str}/start", http_method=["GET", "POST"], include_in_schema=False, status_code=200)
-async def push_start(monitors: MonitorService, token: str) -> dict[str, Any]:
+async def push_start(monitors: Named[MonitorService], token: FromPath[str]) -> dict[str, Any]:
     """Tell a push monitor that its job started (its next ping measures the run)."""
     monitors.push_start(token)
     return {"ok": True}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency as Named
+from litestar.params import FromPath
 
 from core.models import ROLES
 from core.services import AccountService, HistoryService, MonitorService, ServiceError, UserService
@@ -23,12 +25,12 @@ async def _keys_page(request: Request[Any, Any, Any], accounts: AccountService, 
 
 
 @get("/account/api-keys", include_in_schema=False)
-async def api_keys(request: Request[Any, Any, Any], accounts: AccountService) -> Response[str]:
+async def api_keys(request: Request[Any, Any, Any], accounts: Named[AccountService]) -> Response[str]:
     return await _keys_page(request, accounts)
 
 
 @post("/account/api-keys", include_in_schema=False)
-async def create_api_key(request: Request[Any, Any, Any], accounts: AccountService) -> Response[str]:
+async def create_api_key(request: Request[Any, Any, Any], accounts: Named[AccountService]) -> Response[str]:
     """Make a key and show its secret, this once (the page is ``no-store``: the back button
     does not bring it back from a cache)."""
     form = await request.form()
@@ -42,7 +44,8 @@ async def create_api_key(request: Request[Any, Any, Any], accounts: AccountServi
 
 
 @post("/account/api-keys/{key_id:int}/revoke", include_in_schema=False)
-async def revoke_api_key(request: Request[Any, Any, Any], key_id: int, accounts: AccountService) -> Response[str]:
+async def revoke_api_key(request: Request[Any, Any, Any], key_id: FromPath[int],
+                         accounts: Named[AccountService]) -> Response[str]:
     await accounts.revoke_key(principal(request), key_id)
     return await _keys_page(request, accounts, notice="The key is revoked: requests with it are refused from now on.")
 
@@ -54,12 +57,12 @@ async def _users_page(request: Request[Any, Any, Any], users: UserService, *, st
 
 
 @get("/account/users", include_in_schema=False)
-async def user_list(request: Request[Any, Any, Any], users: UserService) -> Response[str]:
+async def user_list(request: Request[Any, Any, Any], users: Named[UserService]) -> Response[str]:
     return await _users_page(request, users)
 
 
 @post("/account/users", include_in_schema=False)
-async def invite_user(request: Request[Any, Any, Any], users: UserService) -> Response[str]:
+async def invite_user(request: Request[Any, Any, Any], users: Named[UserService]) -> Response[str]:
     """Add a user with a first password (given to them by the admin; they may change it)."""
     form = await request.form()
     values = {"email": form.get("email", ""), "role": form.get("role", "viewer")}
@@ -74,7 +77,7 @@ async def invite_user(request: Request[Any, Any, Any], users: UserService) -> Re
 
 
 @post("/account/users/{user_id:int}/role", include_in_schema=False)
-async def set_role(request: Request[Any, Any, Any], user_id: int, users: UserService) -> Response[str]:
+async def set_role(request: Request[Any, Any, Any], user_id: FromPath[int], users: Named[UserService]) -> Response[str]:
     form = await request.form()
     try:
         user = await users.set_role(principal(request), user_id, form.get("role"))
@@ -86,7 +89,8 @@ async def set_role(request: Request[Any, Any, Any], user_id: int, users: UserSer
 
 
 @post("/account/users/{user_id:int}/remove", include_in_schema=False)
-async def remove_user(request: Request[Any, Any, Any], user_id: int, users: UserService) -> Response[str]:
+async def remove_user(request: Request[Any, Any, Any], user_id: FromPath[int],
+                      users: Named[UserService]) -> Response[str]:
     try:
         await users.remove(principal(request), user_id)
     except ServiceError as exc:
@@ -97,7 +101,8 @@ async def remove_user(request: Request[Any, Any, Any], user_id: int, users: User
 
 
 @get("/incidents", include_in_schema=False)
-async def incident_list(request: Request[Any, Any, Any], history: HistoryService, monitors: MonitorService,
+async def incident_list(request: Request[Any, Any, Any], history: Named[HistoryService],
+                        monitors: Named[MonitorService],
                         before: int | None = None) -> Response[str]:
     who = principal(request)
     incidents, total, more = await history.incidents(who, before, 50)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency as Named
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect
@@ -24,7 +25,7 @@ Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 @get("/", include_in_schema=False)
-async def root(request: Request[Any, Any, Any], users: UserService) -> Redirect:
+async def root(request: Request[Any, Any, Any], users: Named[UserService]) -> Redirect:
     if users.needs_setup():
         return Redirect("/setup", status_code=303)
     if users.session(request.cookies.get(SESSION_COOKIE)) is None:
@@ -43,14 +44,14 @@ def _form_page(request: Request[Any, Any, Any], template: str, status: int = 200
 
 
 @get("/setup", include_in_schema=False)
-async def setup_form(request: Request[Any, Any, Any], users: UserService) -> Response[Any]:
+async def setup_form(request: Request[Any, Any, Any], users: Named[UserService]) -> Response[Any]:
     if not users.needs_setup():
         return Redirect("/login", status_code=303)
     return _form_page(request, "setup.html", title="Set up xuptime", values={}, errors={})
 
 
 @post("/setup", include_in_schema=False)
-async def setup(request: Request[Any, Any, Any], users: UserService,
+async def setup(request: Request[Any, Any, Any], users: Named[UserService],
                 data: dict[str, str] = Form) -> Response[Any]:
     if not users.needs_setup():
         return Redirect("/login", status_code=303)
@@ -69,14 +70,16 @@ async def setup(request: Request[Any, Any, Any], users: UserService,
 
 
 @get("/login", include_in_schema=False)
-async def login_form(request: Request[Any, Any, Any], users: UserService, next: str | None = None) -> Response[Any]:
+async def login_form(request: Request[Any, Any, Any], users: Named[UserService],
+                     next: str | None = None) -> Response[Any]:
     if users.needs_setup():
         return Redirect("/setup", status_code=303)
     return _form_page(request, "login.html", values={}, errors={}, next=safe_next(next))
 
 
 @post("/login", include_in_schema=False)
-async def login(request: Request[Any, Any, Any], users: UserService, data: dict[str, str] = Form) -> Response[Any]:
+async def login(request: Request[Any, Any, Any], users: Named[UserService],
+                data: dict[str, str] = Form) -> Response[Any]:
     target = safe_next(data.get("next"))
     values = {"email": data.get("email", "")}
     if not login_csrf_ok(request, data.get("_csrf")):
@@ -101,7 +104,7 @@ async def login(request: Request[Any, Any, Any], users: UserService, data: dict[
 
 
 @post("/logout", include_in_schema=False)
-async def logout(request: Request[Any, Any, Any], users: UserService) -> Response[Any]:
+async def logout(request: Request[Any, Any, Any], users: Named[UserService]) -> Response[Any]:
     """Sign out (the guard checked the CSRF token: a cross-site form cannot sign anyone out)."""
     await users.logout(request.cookies.get(SESSION_COOKIE))
     response = Redirect("/login", status_code=303)

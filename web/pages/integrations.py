@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency as Named
+from litestar.params import FromPath
 from litestar.response import Redirect
 
 from core.alerting import EVENTS, PROVIDERS
@@ -26,7 +28,7 @@ def _wire(integration: Integration) -> dict[str, Any]:
 
 
 @get("/integrations", include_in_schema=False)
-async def integration_list(request: Request[Any, Any, Any], channels: IntegrationService) -> Response[str]:
+async def integration_list(request: Request[Any, Any, Any], channels: Named[IntegrationService]) -> Response[str]:
     mine, total, _ = channels.page(principal(request), 0, 1000)
     return page(request, "integrations.html", title="Notification channels", channels=mine, total=total,
                 types=list(PROVIDERS), help=CHANNEL_HELP)
@@ -48,7 +50,7 @@ async def new_integration(request: Request[Any, Any, Any], type: str = "slack") 
 
 
 @post("/integrations/new", include_in_schema=False)
-async def create_integration(request: Request[Any, Any, Any], channels: IntegrationService) -> Response[Any]:
+async def create_integration(request: Request[Any, Any, Any], channels: Named[IntegrationService]) -> Response[Any]:
     form = await request.form()
     kind = form.get("type") if form.get("type") in PROVIDERS else "slack"
     provider = PROVIDERS[kind]
@@ -75,21 +77,21 @@ async def _channel_page(request: Request[Any, Any, Any], channels: IntegrationSe
 
 
 @get("/integrations/{channel_id:int}", include_in_schema=False)
-async def integration_page(request: Request[Any, Any, Any], channel_id: int,
-                           channels: IntegrationService) -> Response[str]:
+async def integration_page(request: Request[Any, Any, Any], channel_id: FromPath[int],
+                           channels: Named[IntegrationService]) -> Response[str]:
     return await _channel_page(request, channels, channel_id)
 
 
 @post("/integrations/{channel_id:int}/test", include_in_schema=False)
-async def test_integration(request: Request[Any, Any, Any], channel_id: int,
-                           channels: IntegrationService) -> Response[str]:
+async def test_integration(request: Request[Any, Any, Any], channel_id: FromPath[int],
+                           channels: Named[IntegrationService]) -> Response[str]:
     result = await channels.test(principal(request), channel_id)
     return await _channel_page(request, channels, channel_id, test=result)
 
 
 @post("/integrations/{channel_id:int}/preview", include_in_schema=False)
-async def preview_integration(request: Request[Any, Any, Any], channel_id: int,
-                              channels: IntegrationService) -> Response[str]:
+async def preview_integration(request: Request[Any, Any, Any], channel_id: FromPath[int],
+                              channels: Named[IntegrationService]) -> Response[str]:
     form = await request.form()
     event = form.get("event") if form.get("event") in EVENTS else "down"
     event, text, payload = await channels.preview(principal(request), channel_id, {"event": event})
@@ -99,15 +101,15 @@ async def preview_integration(request: Request[Any, Any, Any], channel_id: int,
 
 
 @get("/integrations/{channel_id:int}/edit", include_in_schema=False)
-async def edit_integration(request: Request[Any, Any, Any], channel_id: int,
-                           channels: IntegrationService) -> Response[str]:
+async def edit_integration(request: Request[Any, Any, Any], channel_id: FromPath[int],
+                           channels: Named[IntegrationService]) -> Response[str]:
     channel = channels.get(principal(request), channel_id)
     return _form(request, channel.type, channel_values(_wire(channel)), {}, channel=channel)
 
 
 @post("/integrations/{channel_id:int}/edit", include_in_schema=False)
-async def update_integration(request: Request[Any, Any, Any], channel_id: int,
-                             channels: IntegrationService) -> Response[Any]:
+async def update_integration(request: Request[Any, Any, Any], channel_id: FromPath[int],
+                             channels: Named[IntegrationService]) -> Response[Any]:
     who = principal(request)
     channel = channels.get(who, channel_id)
     provider = PROVIDERS[channel.type]
@@ -125,8 +127,8 @@ async def update_integration(request: Request[Any, Any, Any], channel_id: int,
 
 
 @post("/integrations/{channel_id:int}/delete", include_in_schema=False)
-async def delete_integration(request: Request[Any, Any, Any], channel_id: int,
-                             channels: IntegrationService) -> Redirect:
+async def delete_integration(request: Request[Any, Any, Any], channel_id: FromPath[int],
+                             channels: Named[IntegrationService]) -> Redirect:
     await channels.delete(principal(request), channel_id)
     return Redirect("/integrations", status_code=303)
 

@@ -7,6 +7,8 @@ import datetime as dt
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency as Named
+from litestar.params import FromPath
 from litestar.response import Redirect
 
 from core.services import MaintenanceService, MonitorService, ServiceError
@@ -63,14 +65,14 @@ async def _page(request: Request[Any, Any, Any], maintenance: MaintenanceService
 
 
 @get("/maintenance", include_in_schema=False)
-async def maintenance_list(request: Request[Any, Any, Any], maintenance: MaintenanceService,
-                           monitors: MonitorService) -> Response[str]:
+async def maintenance_list(request: Request[Any, Any, Any], maintenance: Named[MaintenanceService],
+                           monitors: Named[MonitorService]) -> Response[str]:
     return await _page(request, maintenance, monitors)
 
 
 @post("/maintenance", include_in_schema=False)
-async def create_maintenance(request: Request[Any, Any, Any], maintenance: MaintenanceService,
-                             monitors: MonitorService) -> Response[Any]:
+async def create_maintenance(request: Request[Any, Any, Any], maintenance: Named[MaintenanceService],
+                             monitors: Named[MonitorService]) -> Response[Any]:
     form = await request.form()
     try:
         await maintenance.create(principal(request), _form_data(form))
@@ -86,8 +88,8 @@ async def create_maintenance(request: Request[Any, Any, Any], maintenance: Maint
 
 
 @post("/maintenance/{window_id:int}/delete", include_in_schema=False)
-async def delete_maintenance(request: Request[Any, Any, Any], window_id: int,
-                             maintenance: MaintenanceService) -> Redirect:
+async def delete_maintenance(request: Request[Any, Any, Any], window_id: FromPath[int],
+                             maintenance: Named[MaintenanceService]) -> Redirect:
     await maintenance.delete(principal(request), window_id)
     return Redirect("/maintenance", status_code=303)
 

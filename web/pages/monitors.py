@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency as Named
+from litestar.params import FromPath
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 from markupsafe import Markup
 
@@ -71,7 +73,7 @@ class TableCache:
 
 
 @get("/monitors", include_in_schema=False)
-async def monitor_list(request: Request[Any, Any, Any], monitors: MonitorService, tables: TableCache,
+async def monitor_list(request: Request[Any, Any, Any], monitors: Named[MonitorService], tables: Named[TableCache],
                        status: str | None = None,
                        type: str | None = None, tag: str | None = None, q: str | None = None,
                        after: int = 0) -> Response[str]:
@@ -116,7 +118,7 @@ def _form(request: Request[Any, Any, Any], channels: IntegrationService, *, kind
 
 
 @get("/monitors/new", include_in_schema=False)
-async def new_monitor(request: Request[Any, Any, Any], channels: IntegrationService,
+async def new_monitor(request: Request[Any, Any, Any], channels: Named[IntegrationService],
                       type: str = "http") -> Response[str]:
     kind = type if type in KINDS else "http"
     principal(request)
@@ -125,8 +127,8 @@ async def new_monitor(request: Request[Any, Any, Any], channels: IntegrationServ
 
 
 @post("/monitors/new", include_in_schema=False)
-async def create_monitor(request: Request[Any, Any, Any], monitors: MonitorService,
-                         channels: IntegrationService) -> Response[Any]:
+async def create_monitor(request: Request[Any, Any, Any], monitors: Named[MonitorService],
+                         channels: Named[IntegrationService]) -> Response[Any]:
     form = await request.form()
     kind = form.get("type") if form.get("type") in KINDS else "http"
     data, problems = form_to_monitor(form, kind, editing=False)
@@ -142,8 +144,8 @@ async def create_monitor(request: Request[Any, Any, Any], monitors: MonitorServi
 
 
 @get("/monitors/{monitor_id:int}", include_in_schema=False)
-async def monitor_page(request: Request[Any, Any, Any], monitor_id: int, monitors: MonitorService,
-                       history: HistoryService, agents: AgentService) -> Response[str]:
+async def monitor_page(request: Request[Any, Any, Any], monitor_id: FromPath[int], monitors: Named[MonitorService],
+                       history: Named[HistoryService], agents: Named[AgentService]) -> Response[str]:
     who = principal(request)
     monitor, times = await monitors.get(who, monitor_id)
     uptime, (incidents, _, _), (checks, _) = await asyncio.gather(
@@ -209,7 +211,7 @@ AGENT_RANGES = {"1h": (3600, "raw"), "24h": (86400, "5m"), "7d": (7 * 86400, "1h
 
 
 @get("/monitors/{monitor_id:int}/agent-chart", include_in_schema=False)
-async def agent_chart(request: Request[Any, Any, Any], monitor_id: int, agents: AgentService,
+async def agent_chart(request: Request[Any, Any, Any], monitor_id: FromPath[int], agents: Named[AgentService],
                       range: str = "24h") -> dict[str, Any]:
     """An agent's series for one range, oldest first: CPU, memory and swap in percent, load,
     network in bytes a second, and each disk's percent (raw reports for 1 h, else averages,
@@ -238,7 +240,7 @@ async def agent_chart(request: Request[Any, Any, Any], monitor_id: int, agents: 
 
 
 @get("/monitors/{monitor_id:int}/chart", include_in_schema=False)
-async def monitor_chart(request: Request[Any, Any, Any], monitor_id: int, history: HistoryService,
+async def monitor_chart(request: Request[Any, Any, Any], monitor_id: FromPath[int], history: Named[HistoryService],
                         range: str = "24h") -> dict[str, Any]:
     """Chart data for one range: raw checks with their phases (1 h), else buckets with
     average and percentile latency and uptime. Times in seconds, latencies in ms."""
@@ -266,16 +268,16 @@ async def monitor_chart(request: Request[Any, Any, Any], monitor_id: int, histor
 
 
 @get("/monitors/{monitor_id:int}/edit", include_in_schema=False)
-async def edit_monitor(request: Request[Any, Any, Any], monitor_id: int, monitors: MonitorService,
-                       channels: IntegrationService) -> Response[str]:
+async def edit_monitor(request: Request[Any, Any, Any], monitor_id: FromPath[int], monitors: Named[MonitorService],
+                       channels: Named[IntegrationService]) -> Response[str]:
     monitor, _ = await monitors.get(principal(request), monitor_id)
     return _form(request, channels, kind=monitor.type, values=monitor_values(monitor_to_wire(monitor)), errors={},
                  monitor=monitor)
 
 
 @post("/monitors/{monitor_id:int}/edit", include_in_schema=False)
-async def update_monitor(request: Request[Any, Any, Any], monitor_id: int, monitors: MonitorService,
-                         channels: IntegrationService) -> Response[Any]:
+async def update_monitor(request: Request[Any, Any, Any], monitor_id: FromPath[int], monitors: Named[MonitorService],
+                         channels: Named[IntegrationService]) -> Response[Any]:
     who = principal(request)
     monitor, _ = await monitors.get(who, monitor_id)
     form = await request.form()
@@ -292,25 +294,28 @@ async def update_monitor(request: Request[Any, Any, Any], monitor_id: int, monit
 
 
 @post("/monitors/{monitor_id:int}/pause", include_in_schema=False)
-async def pause_monitor(request: Request[Any, Any, Any], monitor_id: int, monitors: MonitorService) -> Redirect:
+async def pause_monitor(request: Request[Any, Any, Any], monitor_id: FromPath[int],
+                        monitors: Named[MonitorService]) -> Redirect:
     await monitors.set_paused(principal(request), monitor_id, True)
     return Redirect(f"/monitors/{monitor_id}", status_code=303)
 
 
 @post("/monitors/{monitor_id:int}/resume", include_in_schema=False)
-async def resume_monitor(request: Request[Any, Any, Any], monitor_id: int, monitors: MonitorService) -> Redirect:
+async def resume_monitor(request: Request[Any, Any, Any], monitor_id: FromPath[int],
+                         monitors: Named[MonitorService]) -> Redirect:
     await monitors.set_paused(principal(request), monitor_id, False)
     return Redirect(f"/monitors/{monitor_id}", status_code=303)
 
 
 @post("/monitors/{monitor_id:int}/delete", include_in_schema=False)
-async def delete_monitor(request: Request[Any, Any, Any], monitor_id: int, monitors: MonitorService) -> Redirect:
+async def delete_monitor(request: Request[Any, Any, Any], monitor_id: FromPath[int],
+                         monitors: Named[MonitorService]) -> Redirect:
     await monitors.delete(principal(request), monitor_id)
     return Redirect("/monitors", status_code=303)
 
 
 @get("/live", include_in_schema=False)
-async def live(request: Request[Any, Any, Any], monitors: MonitorService) -> ServerSentEvent:
+async def live(request: Request[Any, Any, Any], monitors: Named[MonitorService]) -> ServerSentEvent:
     """The page's one stream of its account's status changes (``status``, ``created``,
     ``deleted``, ``resync`` events, JSON data), with a comment every 15 s to keep it open.
     It starts after the page's mark (``?after=``, rendered into the page) or, reconnecting,

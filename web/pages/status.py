@@ -14,7 +14,9 @@ from xml.sax.saxutils import escape
 
 import msgspec
 from litestar import Request, Response, get
+from litestar.di import NamedDependency as Named
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
 from core.services import HistoryService, MonitorService, StatusPageService
 from web.render import CSP, fragment, public_page
@@ -64,8 +66,8 @@ def _cached(request: Request[Any, Any, Any], body: bytes, media_type: str, max_a
 
 
 @get("/status/{name:str}", include_in_schema=False)
-async def status_page(request: Request[Any, Any, Any], name: str, pages: StatusPageService,
-                      rendered: Rendered) -> Response[bytes]:
+async def status_page(request: Request[Any, Any, Any], name: FromPath[str], pages: Named[StatusPageService],
+                      rendered: Named[Rendered]) -> Response[bytes]:
     """The page in HTML, or with ``.json`` after the slug as data."""
     as_json = name.endswith(".json")
     page = pages.by_slug(name.removesuffix(".json"))
@@ -81,7 +83,8 @@ async def status_page(request: Request[Any, Any, Any], name: str, pages: StatusP
 
 
 @get("/status/{slug:str}/feed.atom", include_in_schema=False)
-async def status_feed(request: Request[Any, Any, Any], slug: str, pages: StatusPageService) -> Response[bytes]:
+async def status_feed(request: Request[Any, Any, Any], slug: FromPath[str],
+                      pages: Named[StatusPageService]) -> Response[bytes]:
     """The page's posted incidents and their updates, newest first, as an Atom feed."""
     page = pages.by_slug(slug)
     if page is None:
@@ -115,7 +118,8 @@ def _public(pages: StatusPageService, monitor_id: int) -> Any:
 
 
 @get("/badge/{monitor_id:int}/status.svg", include_in_schema=False)
-async def status_badge(request: Request[Any, Any, Any], monitor_id: int, pages: StatusPageService) -> Response[bytes]:
+async def status_badge(request: Request[Any, Any, Any], monitor_id: FromPath[int],
+                       pages: Named[StatusPageService]) -> Response[bytes]:
     monitor = _public(pages, monitor_id)
     return _cached(request, _badge(monitor.name, monitor.status, _COLORS.get(monitor.status, "#9f9f9f")),
                    "image/svg+xml", BADGE_MAX_AGE)
@@ -133,8 +137,8 @@ def _uptime_color(ratio: float | None) -> str:
 
 
 @get("/badge/{monitor_id:int}/uptime.svg", include_in_schema=False)
-async def uptime_badge(request: Request[Any, Any, Any], monitor_id: int, pages: StatusPageService,
-                       history: HistoryService, window: str = "30d") -> Response[bytes]:
+async def uptime_badge(request: Request[Any, Any, Any], monitor_id: FromPath[int], pages: Named[StatusPageService],
+                       history: Named[HistoryService], window: str = "30d") -> Response[bytes]:
     monitor = _public(pages, monitor_id)
     if window not in WINDOWS:
         raise NotFoundException(f"window must be one of {', '.join(WINDOWS)}")
@@ -144,8 +148,8 @@ async def uptime_badge(request: Request[Any, Any, Any], monitor_id: int, pages: 
 
 
 @get("/badge/{monitor_id:int}/latency.svg", include_in_schema=False)
-async def latency_badge(request: Request[Any, Any, Any], monitor_id: int, pages: StatusPageService,
-                        monitors: MonitorService) -> Response[bytes]:
+async def latency_badge(request: Request[Any, Any, Any], monitor_id: FromPath[int], pages: Named[StatusPageService],
+                        monitors: Named[MonitorService]) -> Response[bytes]:
     """The average latency of the monitor's recent good checks."""
     monitor = _public(pages, monitor_id)
     bars, _ = monitors.recent(monitor)
@@ -159,7 +163,7 @@ async def latency_badge(request: Request[Any, Any, Any], monitor_id: int, pages:
 
 
 @get("/badge/{monitor_id:int}/shields.json", include_in_schema=False)
-async def shields_endpoint(request: Request[Any, Any, Any], monitor_id: int, pages: StatusPageService
+async def shields_endpoint(request: Request[Any, Any, Any], monitor_id: FromPath[int], pages: Named[StatusPageService]
                            ) -> Response[bytes]:
     """The Shields.io endpoint schema (``https://img.shields.io/endpoint?url=...``): the
     monitor's status."""

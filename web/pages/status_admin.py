@@ -7,6 +7,8 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import FormMultiDict
+from litestar.di import NamedDependency as Named
+from litestar.params import FromPath
 from litestar.response import Redirect
 
 from core.models import INCIDENT_STATES, StatusPage
@@ -58,19 +60,19 @@ async def _editor(request: Request[Any, Any, Any], pages: StatusPageService, mon
 
 
 @get("/status-pages", include_in_schema=False)
-async def status_page_list(request: Request[Any, Any, Any], pages: StatusPageService) -> Response[str]:
+async def status_page_list(request: Request[Any, Any, Any], pages: Named[StatusPageService]) -> Response[str]:
     return page(request, "status_pages.html", title="Status pages", pages=pages.list(principal(request)))
 
 
 @get("/status-pages/new", include_in_schema=False)
-async def new_status_page(request: Request[Any, Any, Any], pages: StatusPageService,
-                          monitors: MonitorService) -> Response[str]:
+async def new_status_page(request: Request[Any, Any, Any], pages: Named[StatusPageService],
+                          monitors: Named[MonitorService]) -> Response[str]:
     return await _editor(request, pages, monitors, status_page=None, values=_values(None), errors={})
 
 
 @post("/status-pages/new", include_in_schema=False)
-async def create_status_page(request: Request[Any, Any, Any], pages: StatusPageService,
-                             monitors: MonitorService) -> Response[Any]:
+async def create_status_page(request: Request[Any, Any, Any], pages: Named[StatusPageService],
+                             monitors: Named[MonitorService]) -> Response[Any]:
     data = form_to_page(await request.form())
     try:
         created = await pages.create(principal(request), data)
@@ -81,15 +83,15 @@ async def create_status_page(request: Request[Any, Any, Any], pages: StatusPageS
 
 
 @get("/status-pages/{page_id:int}", include_in_schema=False)
-async def edit_status_page(request: Request[Any, Any, Any], page_id: int, pages: StatusPageService,
-                           monitors: MonitorService) -> Response[str]:
+async def edit_status_page(request: Request[Any, Any, Any], page_id: FromPath[int], pages: Named[StatusPageService],
+                           monitors: Named[MonitorService]) -> Response[str]:
     current = pages.get(principal(request), page_id)
     return await _editor(request, pages, monitors, status_page=current, values=_values(current), errors={})
 
 
 @post("/status-pages/{page_id:int}", include_in_schema=False)
-async def update_status_page(request: Request[Any, Any, Any], page_id: int, pages: StatusPageService,
-                             monitors: MonitorService) -> Response[Any]:
+async def update_status_page(request: Request[Any, Any, Any], page_id: FromPath[int], pages: Named[StatusPageService],
+                             monitors: Named[MonitorService]) -> Response[Any]:
     who = principal(request)
     current = pages.get(who, page_id)
     data = form_to_page(await request.form())
@@ -102,13 +104,14 @@ async def update_status_page(request: Request[Any, Any, Any], page_id: int, page
 
 
 @post("/status-pages/{page_id:int}/delete", include_in_schema=False)
-async def delete_status_page(request: Request[Any, Any, Any], page_id: int, pages: StatusPageService) -> Redirect:
+async def delete_status_page(request: Request[Any, Any, Any], page_id: FromPath[int],
+                             pages: Named[StatusPageService]) -> Redirect:
     await pages.delete(principal(request), page_id)
     return Redirect("/status-pages", status_code=303)
 
 
 @post("/status-pages/preview", include_in_schema=False)
-async def preview_status_page(request: Request[Any, Any, Any], pages: StatusPageService) -> Response[str]:
+async def preview_status_page(request: Request[Any, Any, Any], pages: Named[StatusPageService]) -> Response[str]:
     """The public page as the editor's form would make it (htmx swaps it in as they type)."""
     form = await request.form()
     page_id = form.get("id")
@@ -122,8 +125,8 @@ async def preview_status_page(request: Request[Any, Any, Any], pages: StatusPage
 
 
 @post("/status-pages/{page_id:int}/incidents", include_in_schema=False)
-async def post_incident(request: Request[Any, Any, Any], page_id: int, pages: StatusPageService,
-                        monitors: MonitorService) -> Response[Any]:
+async def post_incident(request: Request[Any, Any, Any], page_id: FromPath[int], pages: Named[StatusPageService],
+                        monitors: Named[MonitorService]) -> Response[Any]:
     who = principal(request)
     current = pages.get(who, page_id)
     form = await request.form()
@@ -137,8 +140,9 @@ async def post_incident(request: Request[Any, Any, Any], page_id: int, pages: St
 
 
 @post("/status-pages/{page_id:int}/incidents/{incident_id:int}/updates", include_in_schema=False)
-async def post_update(request: Request[Any, Any, Any], page_id: int, incident_id: int, pages: StatusPageService,
-                      monitors: MonitorService) -> Response[Any]:
+async def post_update(request: Request[Any, Any, Any], page_id: FromPath[int], incident_id: FromPath[int],
+                      pages: Named[StatusPageService],
+                      monitors: Named[MonitorService]) -> Response[Any]:
     who = principal(request)
     current = pages.get(who, page_id)
     form = await request.form()
