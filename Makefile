@@ -70,6 +70,7 @@ FUZZ_BUILD := build/fuzz
 fuzz: install
 	@command -v clang >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q clang; }
 	@$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install -q 'atheris>=2.3'
+	@$(PY) -c 'import Cython' 2>/dev/null || $(PY) -m pip install -q 'Cython>=3.1'  # (the install built in isolation)
 	XUPTIME_FUZZ=1 CC=clang LDSHARED='clang -shared' $(PY) setup.py -q build_ext --build-lib $(FUZZ_BUILD) --build-temp $(FUZZ_BUILD)/tmp
 	cp ext/*.py $(FUZZ_BUILD)/ext/
 	mkdir -p $(FUZZ_BUILD)/corpus && cp tests/fuzz/corpus/* tests/fuzz/regressions/* $(FUZZ_BUILD)/corpus/ 2>/dev/null || true
