@@ -73,6 +73,7 @@ ADAPT_EVERY = 0.1  # s
 CAP_GAIN = 2.0  # in-flight cap = gain x rate x lowest mean latency (see Scheduler._latency_cap)
 RESOLVE_EVERY = 60.0  # s between lookups of a compiled-path origin's host name
 RESOLVE_AT_ONCE = 64  # lookups in flight at most
+HOP_ORIGINS = 16  # origins a compiled monitor's redirects may lead to; beyond, the general checker follows them
 
 
 async def run_with_deadline(checker: Checker, prepared: Any, ctx: CheckContext, timeout: float,
@@ -442,7 +443,9 @@ class Scheduler:
         monitor's URL): ``(target, engine origin, request)``, its origin made and looked up
         like the monitor's own; the failure's text for a location the general checker cannot
         follow; None when only the general checker can go there (TLS to a name that is not
-        ASCII). Runs once per place a monitor is sent from (the engine keeps the answer),
+        ASCII), or when the monitor's redirects led to ``HOP_ORIGINS`` origins already (a
+        server sending to a new host each time would otherwise make origins without end).
+        Runs once per place a monitor is sent from (the engine keeps the answer),
         inside the engine's event handling: it makes origins, nothing else. Never raises."""
         try:
             entry = self.entries.get(mid)
@@ -464,6 +467,8 @@ class Scheduler:
             key = (target.host.strip("[]"), target.port, account, tls)
             used = self._hop_origins.setdefault(mid, set())
             if key not in used:
+                if len(used) >= HOP_ORIGINS:
+                    return None
                 key = self._use_origin(*key, interval_ms)
                 used.add(key)
             return target, self._origins[key], target.request

@@ -798,3 +798,17 @@ def test_redirect_hops_are_routed_once_a_place_kept_within_bounds_and_given_back
         assert len(batch["ok"]) == 80 and batch["ok"].all()
 
     uvloop.run(main())
+
+
+def test_a_monitors_redirects_make_a_bounded_number_of_origins() -> None:
+    """A server sending to a new host at each check would make an origin (and a lookup) each
+    time: past 16 origins for one monitor, its redirects are left to the general checker; the
+    origins go with the monitor."""
+    s = Scheduler(lambda batch, _: None, compiled_http=True)
+    s.upsert(_monitor(1, "http://127.0.0.1:9/start", {}))
+    hops = [s._fast_route(1, None, 302, f"http://host{n}.example:8080/".encode()) for n in range(20)]
+    assert all(isinstance(hop, tuple) for hop in hops[:16]) and hops[16:] == [None] * 4
+    assert s._fast_route(1, None, 302, b"http://host3.example:8080/") is not None  # (one it knows)
+    assert len(s._named) == 16
+    s.remove(1)
+    assert not s._named and not s._origin_users
