@@ -120,6 +120,7 @@ DEF MAX_KEYWORD = 1024  # bytes (``HttpSpec.keyword``: at most 1024 characters, 
 DEF READ_SIZE = 65536
 DEF EVENTS = 512
 DEF MAX_ROUTES = 16  # redirects a monitor keeps the next hop of (a server naming a new place each time: no more)
+DEF MAX_KEPT_LOCATION = 1024  # bytes: a longer location is routed at each check, never kept
 
 cdef struct Conn:
     uint32_t gen          # bumped per socket on this fd: events of a closed socket are ignored
@@ -318,8 +319,9 @@ cdef class HttpEngine:
     redirect's body read as framed, then the next hop on a new connection, with the request
     ``route(monitor_id, target, status, location)`` builds (the general checker's own code:
     ``(target, origin, request)``, a failure's text, or None when only the general checker
-    can follow it). Each monitor keeps the next hop of up to 16 places it was sent from, so
-    ``route`` runs once per place, not once per check. A hop to an origin with no address
+    can follow it). Each monitor keeps the next hop of up to 16 places it was sent from
+    (locations up to 1 KiB: a monitor holds a few KiB of hops at most), so ``route`` runs
+    once per place, not once per check. A hop to an origin with no address
     yet hands that one check over (``fallback(monitor_id, False)``); the monitor stays here.
 
     TLS: OpenSSL on the same non-blocking sockets, contexts made as Python's
@@ -1893,7 +1895,7 @@ cdef class HttpEngine:
             h = self._hops.take((origin, request), request, (target, origin))  # (the check's)
             if routes is None:
                 routes = self._routes[m.mid] = {}
-            if len(routes) < MAX_ROUTES:
+            if len(routes) < MAX_ROUTES and len(location) <= MAX_KEPT_LOCATION:
                 routes[key] = h
                 self._hops.users[h] += 1  # (the route's)
         f = &self._flight[m.pos]  # (route may have grown the origins, nothing else)

@@ -812,3 +812,49 @@ def test_a_monitors_redirects_make_a_bounded_number_of_origins() -> None:
     assert len(s._named) == 16
     s.remove(1)
     assert not s._named and not s._origin_users
+
+
+def test_a_long_location_is_followed_but_not_kept() -> None:
+    """A location over 1 KiB is routed at each check (what a monitor keeps stays small)."""
+    import time
+
+    import numpy as np
+
+    from core.checkers.http import compiled_spec, prepare
+    from core.engine.scheduler import raw_sockaddr
+    from ext import ResultBuffer
+
+    long = "/final?" + "x" * 2000
+    handler = _routes({b"GET /start ": _to(long), b"GET /final?": LANDED})
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        buffer = ResultBuffer(16)
+        engine = HttpEngine(buffer, lambda count, notable: None, lambda mid, for_good: None)
+        engine.set_clock(time.monotonic_ns(), np.zeros(10, dtype=np.int64))
+        loop.add_reader(engine.fileno(), engine.on_ready)
+        calls: list[bytes] = []
+        async with Peer(handler) as peer:
+            origin = engine.origin(("127.0.0.1", peer.port))
+            engine.set_address(origin, socket.AF_INET, raw_sockaddr(socket.AF_INET, ("127.0.0.1", peer.port)))
+            prepared = prepare(_monitor(1, peer.url("/start"), {}).spec)
+            spec = compiled_spec(prepared)
+            assert spec is not None
+            engine.add(1, origin, spec.request, spec.table, spec.expected, 2.0, False, False, True, spec.max_body)
+
+            def route(mid: int, current: Any, status: int, location: bytes) -> Any:
+                calls.append(location)
+                target = prepared.redirect(prepared.first, location, status)
+                return target, origin, target.request
+
+            engine.route = route
+            for _ in range(3):
+                assert engine.start(1) == 1
+                while engine.inflight:
+                    await asyncio.sleep(0.002)
+            assert calls == [long.encode()] * 3 and engine.memory()["routes"] == 0
+        loop.remove_reader(engine.fileno())
+        engine.close()
+        assert buffer.flush()["ok"].tolist() == [True] * 3
+
+    uvloop.run(main())
