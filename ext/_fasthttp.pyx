@@ -649,13 +649,11 @@ cdef class HttpEngine:
             self._session_tail = o.session_prev
         o.session_prev = o.session_next = -1
 
-    cdef void _session_first(self, int32_t origin) noexcept:
-        """Put ``origin`` (holding a session, linked or not) at the head of the list."""
+    cdef void _session_push(self, int32_t origin) noexcept:
+        """Put ``origin`` (not in the list) at its head. An origin is in the list exactly
+        while it holds a session."""
         cdef Origin *o = &self._origins[origin]
-        if self._session_head == origin:
-            return
-        if o.session_prev >= 0 or o.session_next >= 0 or self._session_tail == origin:
-            self._session_unlink(origin)
+        o.session_prev = -1
         o.session_next = self._session_head
         if self._session_head >= 0:
             self._origins[self._session_head].session_prev = origin
@@ -715,10 +713,11 @@ cdef class HttpEngine:
             return 0
         if o.session != NULL:
             ossl.SSL_SESSION_free(o.session)
+            self._session_unlink(<int32_t>origin)
         else:
             self.sessions += 1
         o.session = session
-        self._session_first(<int32_t>origin)
+        self._session_push(<int32_t>origin)
         while self.sessions > self.max_sessions and self._session_tail >= 0:
             self._drop_session(self._session_tail)
         return 1
@@ -1339,7 +1338,8 @@ cdef class HttpEngine:
         if m.resume and o.session != NULL:
             if session_usable(o.session):
                 ossl.SSL_set_session(ssl, o.session)
-                self._session_first(c.origin)
+                self._session_unlink(c.origin)  # (offered: now the most recent)
+                self._session_push(c.origin)
             else:
                 self._drop_session(c.origin)
         ossl.ERR_clear_error()
